@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create .venv, install, index a demo collection and run example queries
+#   make test   - create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SHARED ?= ../shared
+DEMO_DATA ?= $(SHARED)/data/esc50-fold1/audio
+
+.PHONY: demo test install browser default-model benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first and pinned: this machine has a CPU build of 2.13.0 on disk (a plain `torch`
+# requirement would pull a multi-GB CUDA build). aisfx with --no-deps: its wheel pins ancient
+# numpy/librosa; soundseek only needs its network definition and checkpoint.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps aisfx==0.1.2
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@if [ -d "$(DEMO_DATA)" ]; then \
+	  $(BIN)/soundseek demo --data "$(DEMO_DATA)" --index demo-index; \
+	else \
+	  $(BIN)/soundseek demo --index demo-index; \
+	fi
+
+browser:
+	bash .ci/install-browser.sh
+
+test: install
+	-bash .ci/install-browser.sh
+	$(BIN)/python -m pytest -q -ra
+
+default-model: install
+	$(BIN)/python -m soundseek.train.recipes.default
+
+benchmarks: install
+	$(BIN)/python benchmarks/index_throughput.py
+
+clean:
+	rm -rf demo-index .pytest_cache build *.egg-info

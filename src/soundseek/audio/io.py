@@ -1,0 +1,143 @@
+"""Decode any audio file a user has into mono float32 at the rate an expert needs.
+
+Decoding is libsndfile (via soundfile: WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF ...) and resampling
+is soxr.  Files are read in blocks and resampled as a stream, so a long recording never needs a
+float64 copy of itself in memory.  Every failure is an :class:`AudioError` with a message that
+says what is wrong with the file; callers skip the file and list it in their summary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64"}
+)
+
+#: Longest file decoded by default (seconds).  Longer files are refused with a clear message
+#: instead of silently eating memory; raise it with ``max_duration_s``.
+DEFAULT_MAX_DURATION_S = 3 * 3600.0
+#: Peak below this (dBFS) counts as digital silence: nothing to search for.
+SILENCE_PEAK_DBFS = -80.0
+_BLOCK_FRAMES = 1 << 18
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message says why and what to do."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration_s: float
+    sample_rate: int
+    channels: int
+    format: str
+    frames: int
+
+
+def is_audio_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read the header only; raises AudioError for anything libsndfile refuses."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse text
+        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(path, "audio header has no sample rate or channels")
+    frames = int(info.frames)
+    return AudioInfo(
+        duration_s=frames / info.samplerate if frames > 0 else 0.0,
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        format=str(info.format),
+        frames=frames,
+    )
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sr: int,
+    *,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    reject_silence: bool = True,
+) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sr`` Hz.
+
+    Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, silent (when
+    ``reject_silence``) and over-long files.
+    """
+    import soxr
+
+    info = probe(path)
+    if info.frames <= 0:
+        raise AudioError(path, "contains no audio samples")
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise AudioError(
+            path,
+            f"too long ({info.duration_s / 60:.1f} min > limit {max_duration_s / 60:.1f} min); "
+            "raise the limit (--max-duration) or split the file",
+        )
+    need_resample = info.sample_rate != sr
+    stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if need_resample else None
+    parts: list[np.ndarray] = []
+    read = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                read += len(block)
+                mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+                parts.append(stream.resample_chunk(mono, last=False) if stream else mono.copy())
+        if stream:
+            parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(path, f"decoding failed after {read / info.sample_rate:.2f} s ({_short(e)})") from None
+    if read == 0:
+        raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
+    wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
+    if reject_silence:
+        peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
+        if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
+            raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample a mono waveform that is already in memory (soxr, high quality)."""
+    import soxr
+
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)
+    if sr_in == sr_out:
+        return wave
+    return soxr.resample(wave, sr_in, sr_out).astype(np.float32, copy=False)
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]

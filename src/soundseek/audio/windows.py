@@ -1,0 +1,44 @@
+"""Cut long recordings into (possibly overlapping) time windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    start_s: float
+    end_s: float
+
+
+def time_windows(duration_s: float, window_s: float, hop_s: float) -> list[Window]:
+    """Windows of ``window_s`` every ``hop_s`` covering ``[0, duration_s]``.
+
+    A recording no longer than one window is a single window.  The last window is aligned to
+    the end of the file, so the tail is always covered by a full-length window.
+    """
+    if window_s <= 0 or hop_s <= 0:
+        raise ValueError("window and hop must be positive")
+    if duration_s <= window_s:
+        return [Window(0.0, float(duration_s))]
+    starts = list(np.arange(0.0, duration_s - window_s + 1e-9, hop_s))
+    if starts[-1] + window_s < duration_s - 1e-6:
+        starts.append(duration_s - window_s)
+    return [Window(float(s), float(min(s + window_s, duration_s))) for s in starts]
+
+
+def frame_window_masks(frame_times: np.ndarray, frame_len_s: float, windows: list[Window]) -> np.ndarray:
+    """Boolean (n_windows, n_frames): frame belongs to a window if its centre lies inside it.
+
+    Every window gets at least its nearest frame, so short windows are never empty.
+    """
+    centres = np.asarray(frame_times, dtype=np.float64) + frame_len_s / 2
+    masks = np.zeros((len(windows), len(centres)), dtype=bool)
+    for i, w in enumerate(windows):
+        m = (centres >= w.start_s) & (centres < w.end_s + 1e-9)
+        if not m.any() and len(centres):
+            m[int(np.argmin(np.abs(centres - (w.start_s + w.end_s) / 2)))] = True
+        masks[i] = m
+    return masks

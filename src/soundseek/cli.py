@@ -1,0 +1,196 @@
+"""`soundseek` command line: index a folder, search it, serve it, train and evaluate models.
+
+Sub-commands that belong to one package live next to it (``<package>/cli.py: register(app)``)
+and are wired here, so this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="soundseek",
+    help="Language-based audio retrieval: index your sounds, find them by description or by example.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DEFAULT_INDEX = os.environ.get("SOUNDSEEK_INDEX", ".soundseek")
+IndexOpt = typer.Option(DEFAULT_INDEX, "--index", "-i", help="index folder (env SOUNDSEEK_INDEX)")
+
+
+def _fail(msg: str, code: int = 1):
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+@app.command("index")
+def index_cmd(
+    paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
+    index: Path = IndexOpt,
+    expert: str = typer.Option("aisfx", help="audio expert (new index only)"),
+    model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none'"),
+    window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
+    hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
+    max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds"),
+    no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
+    from .search import Index
+
+    try:
+        idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
+                                   window_s=window, hop_s=hop)
+    except (ValueError, RuntimeError) as e:
+        _fail(str(e))
+    if max_duration:
+        idx.config.max_duration_s = max_duration
+    report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
+    if as_json:
+        out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))
+        return
+    rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
+    console.print(
+        f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
+        f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
+        f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
+        f"-> {idx.path} ({len(idx)} files)"
+    )
+    if report.failed:
+        t = Table(title="skipped files", show_lines=False)
+        t.add_column("file", overflow="fold")
+        t.add_column("why", overflow="fold")
+        for p, why in report.failed:
+            t.add_row(p, why)
+        console.print(t)
+    if not idx.has_text_model and idx.config.model:
+        console.print(f"[yellow]note:[/] text search unavailable: {idx._model_error}")
+
+
+@app.command("search")
+def search_cmd(
+    query: Optional[str] = typer.Argument(None, help='what you are looking for, e.g. "a dog barking"'),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="query by example: an audio file"),
+    k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="number of results"),
+    index: Path = IndexOpt,
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+):
+    """Search the index by text, or by an example recording (--audio)."""
+    from .audio import AudioError
+    from .search import Index, NoTextModelError
+
+    if (query is None) == (audio is None):
+        _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
+    try:
+        idx = Index.open(index)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    try:
+        hits = idx.search(query, k=k) if query is not None else idx.search_audio(audio, k=k)
+    except NoTextModelError as e:
+        _fail(str(e))
+    except (AudioError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if as_json:
+        out.print_json(json.dumps({"query": query if query is not None else str(audio),
+                                   "mode": "text" if query is not None else "audio",
+                                   "hits": [h.to_dict() for h in hits]}))
+        return
+    if not hits:
+        console.print("no results (is the index empty?)")
+        return
+    t = Table(title=f"results for {query!r}" if query is not None else f"sounds like {audio}")
+    t.add_column("#", justify="right")
+    t.add_column("score", justify="right")
+    t.add_column("file", overflow="fold")
+    t.add_column("duration", justify="right")
+    t.add_column("best window", justify="right")
+    for r, h in enumerate(hits, 1):
+        win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
+        t.add_row(str(r), f"{h.score:.3f}", h.path, f"{h.duration:.1f} s", win)
+    out.print(t)
+
+
+@app.command("info")
+def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+    """What is in an index, and which files were skipped last time and why."""
+    from .search import Index
+
+    try:
+        idx = Index.open(index)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    stats = idx.stats()
+    failures = idx.failures()
+    if as_json:
+        out.print_json(json.dumps({**stats, "skipped": [{"path": p, "error": e} for p, e in failures]}))
+        return
+    for key, value in stats.items():
+        out.print(f"[bold]{key:>13}[/]: {value:.2f}" if isinstance(value, float) else f"[bold]{key:>13}[/]: {value}")
+    for p, e in failures:
+        out.print(f"  [red]skipped[/] {p}: {e}")
+
+
+@app.command("demo")
+def demo_cmd(
+    data: Optional[Path] = typer.Option(None, help="folder of audio to index (default: a generated demo set)"),
+    index: Path = typer.Option(Path("demo-index"), "--index", "-i"),
+    queries: list[str] = typer.Option(["a dog barking", "rain falling", "a bell ringing", "footsteps"],
+                                      "--query", "-q", help="text queries to run"),
+):
+    """Index a demo collection and run example queries (what `make demo` does)."""
+    from .demo import run_demo
+
+    run_demo(data, index, queries, out)
+
+
+_SUBCOMMANDS = [  # modules exposing register(app)
+    "soundseek.server.cli",  # serve
+    "soundseek.train.cli",  # train
+    "soundseek.eval.cli",  # evaluate
+    "soundseek.train.experiment",  # experiment
+    "soundseek.experts.cli",  # models list|download|verify
+    "soundseek.data.cli",  # data download|info
+]
+
+
+def _register_subcommands() -> None:
+    import importlib
+
+    for name in _SUBCOMMANDS:
+        try:  # LEAD-TEMP: tolerate modules still being written
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; what was finished is saved, run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`soundseek evaluate`: wired into the main CLI with :func:`register`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to ``app``."""
+
+    @app.command("evaluate")
+    def evaluate(
+        model: str = typer.Option("default", "--model", "-m", help="'default', a model directory, or native:A+T"),
+        protocol: list[str] = typer.Option(
+            [], "--protocol", "-p", help="sfx | esc50 | clotho | audiocaps (repeatable; default: all)"
+        ),
+        data_root: Optional[Path] = typer.Option(
+            None, "--data-root", help="folder with sfx-corpus/, esc50-fold1/, clotho-mini/, audiocaps-mini/"
+        ),
+        esc50: Optional[Path] = typer.Option(None, "--esc50", help="ESC-50 folder (meta.csv + audio/)"),
+        clotho: Optional[Path] = typer.Option(None, "--clotho", help="Clotho folder with the evaluation split"),
+        audiocaps: Optional[Path] = typer.Option(None, "--audiocaps", help="AudioCaps folder with the test split"),
+        sfx_root: Optional[Path] = typer.Option(None, "--sfx-root", help="sfx-corpus audio folder"),
+        sfx_csv: Optional[Path] = typer.Option(None, "--sfx-csv", help="captions CSV (default: the recipe's)"),
+        template: list[str] = typer.Option(
+            [], "--template", "-t", help="class prompt template with {} (repeatable; default: 4 templates)"
+        ),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default runs/eval/<time>)"),
+        config: Optional[Path] = typer.Option(None, "--config", help="EvalConfig JSON (options override it)"),
+        random_runs: int = typer.Option(20, "--random-runs", help="random rankings averaged for the baseline"),
+        seed: int = typer.Option(0, "--seed"),
+        feature_cache: Optional[Path] = typer.Option(None, "--feature-cache", help="feature store root"),
+    ) -> None:
+        """Evaluate a text-audio model: t2a/a2t retrieval tables, ESC-50 zero-shot, random baselines."""
+        from ..models import ModelNotInstalledError
+        from .runner import EvalConfig, run_evaluation
+
+        base = json.loads(config.read_text()) if config else {}
+        overrides = {
+            "model": model if (model != "default" or "model" not in base) else None,
+            "protocols": list(protocol) or None,
+            "templates": list(template) or None,
+            "output_dir": str(out) if out else None,
+            "data_root": str(data_root) if data_root else None,
+            "esc50_dir": str(esc50) if esc50 else None,
+            "clotho_dir": str(clotho) if clotho else None,
+            "audiocaps_dir": str(audiocaps) if audiocaps else None,
+            "sfx_root": str(sfx_root) if sfx_root else None,
+            "sfx_csv": str(sfx_csv) if sfx_csv else None,
+            "n_random_runs": random_runs if (random_runs != 20 or "n_random_runs" not in base) else None,
+            "seed": seed if (seed != 0 or "seed" not in base) else None,
+            "feature_cache": str(feature_cache) if feature_cache else None,
+        }
+        try:
+            cfg = EvalConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})
+            run = run_evaluation(cfg, log=lambda m: typer.echo(m, err=True))
+        except (ValueError, ModelNotInstalledError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(run.to_markdown())
+        if not run.results:
+            typer.echo("error: no protocol could run (see the skipped reasons above)", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"results written to {run.output_dir}", err=True)

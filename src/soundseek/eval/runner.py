@@ -1,0 +1,241 @@
+"""`soundseek evaluate`: run the protocols on one model, write results JSON + Markdown + config.
+
+Protocols (each skipped with a reason when its data is not found):
+
+* ``sfx``       -- the sfx-corpus test split (captions CSV of the default model's recipe), t2a/a2t.
+* ``esc50``     -- ESC-50 folder: zero-shot classification + class-query retrieval.
+* ``clotho``    -- a Clotho evaluation folder (``clotho_captions_evaluation.csv`` + ``evaluation/``).
+* ``audiocaps`` -- an AudioCaps test folder (``test.csv`` + ``test/``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data.types import AudioCaptions
+from . import protocols as P
+
+ALL_PROTOCOLS = ("sfx", "esc50", "clotho", "audiocaps")
+# sub-folders looked up under ``data_root`` (the layout of the project's shared data folder)
+DEFAULT_DIRS = {
+    "sfx": "sfx-corpus",
+    "esc50": "esc50-fold1",
+    "clotho": "clotho-mini",
+    "audiocaps": "audiocaps-mini",
+}
+
+
+@dataclass
+class EvalConfig:
+    """What `soundseek evaluate` runs; saved as ``config.json`` next to the results."""
+
+    model: str = "default"
+    protocols: list[str] = field(default_factory=lambda: list(ALL_PROTOCOLS))
+    templates: list[str] = field(default_factory=lambda: list(P.DEFAULT_TEMPLATES))
+    output_dir: str | None = None  # None: runs/eval/<UTC timestamp>
+    data_root: str | None = None  # None: $SOUNDSEEK_DATA; holds the DEFAULT_DIRS sub-folders
+    sfx_csv: str | None = None  # None: the recipe's captions.csv shipped in the package
+    sfx_root: str | None = None
+    sfx_split: str = "test"
+    esc50_dir: str | None = None
+    clotho_dir: str | None = None
+    audiocaps_dir: str | None = None
+    n_random_runs: int = 20
+    seed: int = 0
+    batch_size: int = 64
+    feature_cache: str | None = None  # feature store root; None: the store's default
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.protocols if p not in ALL_PROTOCOLS]
+        if unknown:
+            raise ValueError(f"unknown protocol(s) {unknown}; choose from {list(ALL_PROTOCOLS)}")
+        if self.n_random_runs < 1:
+            raise ValueError("n_random_runs must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalConfig":
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"unknown evaluate config keys {bad}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dataset_dir(self, protocol: str) -> Path | None:
+        explicit = {"sfx": self.sfx_root, "esc50": self.esc50_dir, "clotho": self.clotho_dir,
+                    "audiocaps": self.audiocaps_dir}[protocol]  # fmt: skip
+        if explicit:
+            return Path(explicit).expanduser()
+        root = self.data_root or os.environ.get("SOUNDSEEK_DATA")
+        if root:
+            return Path(root).expanduser() / DEFAULT_DIRS[protocol]
+        return None
+
+
+class DataNotFound(FileNotFoundError):
+    """A protocol's data is not there: the protocol is skipped with this message."""
+
+
+# --------------------------------------------------------------------------------------
+# data for each protocol (through the soundseek.data loaders)
+
+
+def _need_dir(cfg: EvalConfig, protocol: str, flag: str) -> Path:
+    d = cfg.dataset_dir(protocol)
+    if d is None:
+        raise DataNotFound(f"no data folder for {protocol!r}: pass {flag} PATH or --data-root (or set SOUNDSEEK_DATA)")
+    if not d.is_dir():
+        raise DataNotFound(f"{protocol}: folder {d} does not exist; pass {flag} PATH")
+    return d
+
+
+def _data_module(name: str):
+    """A ``soundseek.data`` loader module; missing -> the protocol is skipped with the reason."""
+    try:
+        return importlib.import_module(f"soundseek.data.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"soundseek.data.{name}":
+            raise
+        raise DataNotFound(f"the loader soundseek.data.{name} is not installed") from None
+
+
+def sfx_items(cfg: EvalConfig) -> list[AudioCaptions]:
+    root = _need_dir(cfg, "sfx", "--sfx-root")
+    sfx_corpus = _data_module("sfx_corpus")
+    kwargs: dict[str, Any] = {"audio_root": root}
+    if cfg.sfx_csv:
+        kwargs["csv_path"] = Path(cfg.sfx_csv).expanduser()
+    items = sfx_corpus.load_sfx_corpus(**kwargs)
+    items = [it for it in items if it.split == cfg.sfx_split]
+    if not items:
+        raise DataNotFound(f"sfx-corpus captions have no {cfg.sfx_split!r} split")
+    return items
+
+
+def clotho_items(cfg: EvalConfig) -> list[AudioCaptions]:
+    root = _need_dir(cfg, "clotho", "--clotho")
+    clotho = _data_module("clotho")
+    return clotho.load_clotho(root, split="evaluation")
+
+
+def audiocaps_items(cfg: EvalConfig) -> list[AudioCaptions]:
+    root = _need_dir(cfg, "audiocaps", "--audiocaps")
+    audiocaps = _data_module("audiocaps")
+    return audiocaps.load_audiocaps(root, split="test")
+
+
+CAPTION_LOADERS: dict[str, tuple[str, Callable[[EvalConfig], list[AudioCaptions]]]] = {
+    "sfx": ("sfx-corpus test", sfx_items),
+    "clotho": ("Clotho evaluation", clotho_items),
+    "audiocaps": ("AudioCaps test", audiocaps_items),
+}
+
+
+# --------------------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class EvalRun:
+    config: EvalConfig
+    results: dict[str, Any]  # protocol -> CaptionRetrievalResult | ClassEvalResult
+    skipped: dict[str, str]  # protocol -> reason
+    timings_s: dict[str, float]
+    output_dir: Path | None = None
+    started: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.config.model,
+            "started_utc": self.started,
+            "machine": machine_description(),
+            "results": {k: v.to_dict() for k, v in self.results.items()},
+            "skipped": self.skipped,
+            "timings_s": self.timings_s,
+        }
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Evaluation of `{self.config.model}`",
+            "",
+            f"{self.started} UTC, {machine_description()}. Recalls, accuracies and mAP in percent; "
+            "ranks 1-based; ties broken by lower index. `random`: the same metrics for random rankings "
+            f"(mean of {self.config.n_random_runs} seeded runs, seed {self.config.seed}).",
+            "",
+        ]
+        for name, res in self.results.items():
+            lines += [res.to_markdown(), f"_{self.timings_s.get(name, 0.0):.1f} s_", ""]
+        for name, why in self.skipped.items():
+            lines.append(f"- skipped `{name}`: {why}")
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def machine_description() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores"
+
+
+def default_output_dir() -> Path:
+    return Path("runs") / "eval" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def make_embedder(cfg: EvalConfig, model: Any = None) -> P.ModelEmbedder:
+    if model is None:
+        from ..models import load_model
+
+        model = load_model(cfg.model)
+    store = None
+    if cfg.feature_cache:
+        from ..features import FeatureStore
+
+        store = FeatureStore(cfg.feature_cache)
+    return P.ModelEmbedder(model, store=store, batch_size=cfg.batch_size, progress=cfg.progress)
+
+
+def run_evaluation(
+    cfg: EvalConfig,
+    embedder: P.ModelEmbedder | None = None,
+    write: bool = True,
+    log: Callable[[str], None] = print,
+) -> EvalRun:
+    """Run ``cfg.protocols``; with ``write`` save config.json, results.json, results.md."""
+    embedder = embedder or make_embedder(cfg)
+    run = EvalRun(cfg, {}, {}, {}, started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))
+    for proto in cfg.protocols:
+        t0 = time.perf_counter()
+        try:
+            if proto == "esc50":
+                root = _need_dir(cfg, "esc50", "--esc50")
+                items, classes = P.load_esc50(root)
+                res = P.evaluate_classes(
+                    embedder, items, classes, f"ESC-50 ({root.name})", cfg.templates, cfg.n_random_runs, cfg.seed
+                )
+            else:
+                title, loader = CAPTION_LOADERS[proto]
+                items = loader(cfg)
+                res = P.evaluate_caption_retrieval(embedder, items, title, cfg.n_random_runs, cfg.seed)
+        except DataNotFound as e:
+            run.skipped[proto] = str(e)
+            log(f"skipped {proto}: {e}")
+            continue
+        run.results[proto] = res
+        run.timings_s[proto] = round(time.perf_counter() - t0, 2)
+        log(f"{proto}: done in {run.timings_s[proto]:.1f} s")
+    if write:
+        out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        (out / "results.json").write_text(json.dumps(run.to_dict(), indent=2) + "\n")
+        (out / "results.md").write_text(run.to_markdown())
+        run.output_dir = out
+    return run

@@ -1,0 +1,201 @@
+"""On-disk feature store: features computed once per (file content, expert, expert version).
+
+Layout under ``root``::
+
+    manifest.sqlite            rows (content hash, expert key) -> shard file, frame count, timing
+    shards/<expert>/<id>.safetensors   one shard per written batch: "<hash>" -> (T, D) float32
+
+Crash safety (``kill -9`` at any moment): a shard is written to a temporary file, fsynced and
+renamed into place *before* its manifest rows are committed in one SQLite transaction (WAL).  A
+kill before the commit leaves an unreferenced shard (removed by :meth:`FeatureStore.gc`) and
+loses only that batch; a committed row always points at a complete shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..experts.base import AudioFeatures
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS features (
+    hash TEXT NOT NULL, expert TEXT NOT NULL, shard TEXT NOT NULL,
+    n_frames INTEGER NOT NULL, dim INTEGER NOT NULL,
+    hop_s REAL NOT NULL, window_s REAL NOT NULL, offset_s REAL NOT NULL,
+    duration_s REAL NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (hash, expert)
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL
+);
+"""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SOUNDSEEK_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "soundseek"
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Content hash (BLAKE2b-128 of the bytes): renamed or copied files are recognised."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+@dataclass
+class StoredFeatures:
+    features: AudioFeatures
+    duration_s: float
+
+
+class FeatureStore:
+    """Append-only store of expert features keyed by content hash and expert key."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir() / "features"
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "shards").mkdir(exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.root / "manifest.sqlite", check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+        self._open_shards: OrderedDict[str, object] = OrderedDict()
+
+    # -- content hashes, cached by (path, size, mtime) so unchanged files are not re-read ------
+    def hash_of(self, path: str | os.PathLike) -> str:
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        with self._lock:
+            row = self._db.execute("SELECT size, mtime_ns, hash FROM file_hashes WHERE path=?", (p,)).fetchone()
+        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+            return row[2]
+        h = file_hash(p)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, hash) VALUES (?,?,?,?)",
+                (p, st.st_size, st.st_mtime_ns, h),
+            )
+            self._db.commit()
+        return h
+
+    # -- features -----------------------------------------------------------------------------
+    def has(self, content_hash: str, expert_key: str) -> bool:
+        with self._lock:
+            return self._db.execute(
+                "SELECT 1 FROM features WHERE hash=? AND expert=?", (content_hash, expert_key)
+            ).fetchone() is not None
+
+    def missing(self, hashes: list[str], expert_key: str) -> set[str]:
+        with self._lock:
+            have = {
+                r[0]
+                for r in self._db.execute("SELECT hash FROM features WHERE expert=?", (expert_key,))
+            }
+        return {h for h in hashes if h not in have}
+
+    def get(self, content_hash: str, expert_key: str) -> StoredFeatures | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT shard, hop_s, window_s, offset_s, duration_s FROM features WHERE hash=? AND expert=?",
+                (content_hash, expert_key),
+            ).fetchone()
+            if row is None:
+                return None
+            shard, hop_s, window_s, offset_s, duration_s = row
+            frames = self._shard(shard).get_tensor(content_hash)
+        frames = np.asarray(frames, dtype=np.float32)
+        return StoredFeatures(AudioFeatures(frames, frames.mean(0), hop_s, window_s, offset_s), duration_s)
+
+    def put_many(self, expert_key: str, items: list[tuple[str, AudioFeatures, float]]) -> None:
+        """Store ``(content_hash, features, duration_s)`` items as one shard, atomically."""
+        from safetensors.numpy import save_file
+
+        items = [it for it in {h: (h, f, d) for h, f, d in items}.values()]  # one entry per hash
+        if not items:
+            return
+        rel = Path("shards") / _safe(expert_key) / f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.safetensors"
+        final = self.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_suffix(".tmp")
+        save_file({h: np.ascontiguousarray(f.frames, dtype=np.float32) for h, f, _ in items}, str(tmp),
+                  metadata={"expert": expert_key})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        now = time.time()
+        with self._lock:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (h, expert_key, str(rel), int(f.frames.shape[0]), int(f.frames.shape[1]),
+                         float(f.hop_s), float(f.window_s), float(f.offset_s), float(d), now)
+                        for h, f, d in items
+                    ],
+                )
+
+    def count(self, expert_key: str | None = None) -> int:
+        with self._lock:
+            if expert_key is None:
+                return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM features WHERE expert=?", (expert_key,)).fetchone()[0]
+
+    def gc(self) -> int:
+        """Delete shard files no manifest row points at (left by a killed run). Returns count."""
+        with self._lock:
+            used = {r[0] for r in self._db.execute("SELECT DISTINCT shard FROM features")}
+        removed = 0
+        for p in (self.root / "shards").rglob("*"):
+            if not p.is_file():
+                continue
+            rel = str(p.relative_to(self.root))
+            if p.suffix == ".tmp" or (p.suffix == ".safetensors" and rel not in used):
+                p.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._open_shards.clear()
+            self._db.close()
+
+    def _shard(self, rel: str):
+        from safetensors import safe_open
+
+        handle = self._open_shards.get(rel)
+        if handle is None:
+            handle = safe_open(str(self.root / rel), framework="numpy")
+            self._open_shards[rel] = handle
+            if len(self._open_shards) > 64:
+                self._open_shards.popitem(last=False)
+        else:
+            self._open_shards.move_to_end(rel)
+        return handle
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

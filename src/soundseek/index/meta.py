@@ -1,0 +1,161 @@
+"""Metadata store of an index (SQLite, WAL): indexed files, their time windows, the last failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE, hash TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    duration_s REAL NOT NULL, added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS windows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    start_s REAL NOT NULL, end_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS windows_item ON windows(item_id);
+CREATE TABLE IF NOT EXISTS failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed file."""
+
+    id: int
+    path: str
+    hash: str
+    size: int
+    mtime_ns: int
+    duration: float
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+class MetaStore:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+
+    # -- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        with self._lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value)))
+
+    # -- items -----------------------------------------------------------------------------
+    def item(self, item_id: int) -> Item:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT id, path, hash, size, mtime_ns, duration_s FROM items WHERE id=?", (int(item_id),)
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no item with id {item_id} in this index")
+        return Item(*row)
+
+    def items_by_path(self) -> dict[str, Item]:
+        with self._lock:
+            rows = self.db.execute("SELECT id, path, hash, size, mtime_ns, duration_s FROM items").fetchall()
+        return {r[1]: Item(*r) for r in rows}
+
+    def items(self, ids) -> dict[int, Item]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT id, path, hash, size, mtime_ns, duration_s FROM items WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        return {r[0]: Item(*r) for r in rows}
+
+    def add_item(self, path: str, hash_: str, size: int, mtime_ns: int, duration: float,
+                 windows: list[tuple[float, float]]) -> tuple[int, list[int]]:
+        """Insert a file and its windows (not yet committed: call :meth:`commit`)."""
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT INTO items(path, hash, size, mtime_ns, duration_s, added) VALUES (?,?,?,?,?,?)",
+                (path, hash_, size, mtime_ns, duration, time.time()),
+            )
+            item_id = int(cur.lastrowid)
+            win_ids = []
+            for s, e in windows:
+                c = self.db.execute("INSERT INTO windows(item_id, start_s, end_s) VALUES (?,?,?)", (item_id, s, e))
+                win_ids.append(int(c.lastrowid))
+            self.db.execute("DELETE FROM failures WHERE path=?", (path,))
+        return item_id, win_ids
+
+    def remove_items(self, item_ids) -> list[int]:
+        """Delete items; returns the ids of their windows (to drop from the vector indexes)."""
+        item_ids = [int(i) for i in item_ids]
+        if not item_ids:
+            return []
+        q = ",".join("?" * len(item_ids))
+        with self._lock:
+            win = [r[0] for r in self.db.execute(f"SELECT id FROM windows WHERE item_id IN ({q})", item_ids)]
+            self.db.execute(f"DELETE FROM windows WHERE item_id IN ({q})", item_ids)
+            self.db.execute(f"DELETE FROM items WHERE id IN ({q})", item_ids)
+        return win
+
+    def windows(self, window_ids) -> dict[int, tuple[int, float, float]]:
+        """window id -> (item id, start, end)."""
+        ids = [int(i) for i in window_ids]
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT id, item_id, start_s, end_s FROM windows WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def all_windows(self) -> list[tuple[int, int, float, float]]:
+        with self._lock:
+            return self.db.execute("SELECT id, item_id, start_s, end_s FROM windows ORDER BY id").fetchall()
+
+    def items_by_hash(self, hash_: str) -> list[int]:
+        with self._lock:
+            return [r[0] for r in self.db.execute("SELECT id FROM items WHERE hash=?", (hash_,))]
+
+    def record_failures(self, failures: list[tuple[str, str]]) -> None:
+        now = time.time()
+        with self._lock:
+            self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?)", [(p, e, now) for p, e in failures])
+
+    def failures(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return self.db.execute("SELECT path, error FROM failures ORDER BY path").fetchall()
+
+    def counts(self) -> dict:
+        with self._lock:
+            n_items, dur = self.db.execute("SELECT COUNT(*), COALESCE(SUM(duration_s), 0) FROM items").fetchone()
+            n_win = self.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+            n_fail = self.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+        return {"items": n_items, "windows": n_win, "audio_hours": dur / 3600, "failures": n_fail}
+
+    def commit(self) -> None:
+        with self._lock:
+            self.db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

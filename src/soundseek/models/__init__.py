@@ -1,0 +1,109 @@
+"""Retrieval models over frozen expert features, and :func:`load_model`.
+
+Every model is an ``nn.Module`` with ``similarity(text_batch, audio_batch) -> S[N_text, N_audio]``.
+Single-vector models (what an index can serve) also have ``encode_audio(frames, mask)``,
+``encode_text(sentence)``, ``config.audio_expert``/``config.text_expert`` and
+``save_pretrained``/``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dual_encoder import DualEncoder, DualEncoderConfig, NativeSpace
+from .heads import AudioBatch, MLPHead, TextBatch, masked_pool
+
+__all__ = [
+    "AudioBatch",
+    "TextBatch",
+    "DualEncoder",
+    "DualEncoderConfig",
+    "NativeSpace",
+    "MLPHead",
+    "masked_pool",
+    "load_model",
+    "pad_frames",
+    "register_model_type",
+    "ModelNotInstalledError",
+    "default_model_dir",
+]
+
+# model_type (in a saved config.json) -> "module:Class" with a ``from_pretrained(dir)``.
+MODEL_TYPES: dict[str, str] = {"dual_encoder": "soundseek.models.dual_encoder:DualEncoder"}
+
+
+class ModelNotInstalledError(FileNotFoundError):
+    """The requested model is not on disk (e.g. no default model shipped in this install)."""
+
+
+def register_model_type(model_type: str, target: str) -> None:
+    """Let :func:`load_model` rebuild saved models of ``model_type`` via ``module:Class``."""
+    MODEL_TYPES[model_type] = target
+
+
+def default_model_dir() -> Path:
+    """Where the shipped default model lives inside the installed package."""
+    return Path(str(resources.files("soundseek") / "assets" / "models" / "default"))
+
+
+def load_model(spec: str | Path = "default") -> torch.nn.Module:
+    """Load a retrieval model from a spec, in eval mode.
+
+    ``"default"``: the heads shipped with the package; a directory written by ``save_pretrained``;
+    or ``"native:<audio_expert>+<text_expert>"`` for experts that already share a space (CLAP).
+    """
+    spec_s = str(spec)
+    if spec_s == "default":
+        d = default_model_dir()
+        if not (d / "config.json").is_file():
+            raise ModelNotInstalledError(
+                f"no default text-audio model is installed (nothing at {d}); train it with "
+                "`python -m soundseek.train.recipes.default` or pass a model directory"
+            )
+        return _load_dir(d)
+    if spec_s.startswith("native:"):
+        body = spec_s[len("native:") :]
+        audio, sep, text = body.partition("+")
+        if not sep or not audio or not text:
+            raise ValueError(f"bad native model spec {spec_s!r}; expected 'native:<audio_expert>+<text_expert>'")
+        return NativeSpace(audio.strip(), text.strip()).eval()
+    path = Path(spec_s).expanduser()
+    if path.is_dir():
+        return _load_dir(path)
+    raise ModelNotInstalledError(
+        f"unknown model {spec_s!r}: not 'default', not 'native:<audio>+<text>', and no such directory"
+    )
+
+
+def _load_dir(d: Path) -> torch.nn.Module:
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        raise ModelNotInstalledError(f"{d} is not a saved model: config.json is missing")
+    model_type = json.loads(cfg_path.read_text()).get("model_type", "dual_encoder")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"{d} holds an unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
+    module, _, cls = MODEL_TYPES[model_type].partition(":")
+    model = getattr(importlib.import_module(module), cls).from_pretrained(d)
+    return model.eval()
+
+
+def pad_frames(frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length (T_i, D) frame arrays into zero-padded (B, T, D) + (B, T) bool mask."""
+    if not frames:
+        raise ValueError("pad_frames needs at least one clip")
+    t_max = max(max(len(f), 1) for f in frames)
+    dim = frames[0].shape[-1]
+    out = torch.zeros(len(frames), t_max, dim, dtype=torch.float32)
+    mask = torch.zeros(len(frames), t_max, dtype=torch.bool)
+    for i, f in enumerate(frames):
+        if len(f) == 0:
+            raise ValueError(f"clip {i} has no frames")
+        out[i, : len(f)] = torch.as_tensor(np.asarray(f, dtype=np.float32))
+        mask[i, : len(f)] = True
+    return out, mask

@@ -1,0 +1,194 @@
+"""The default text-audio model: two small MLP heads over frozen experts (Mei et al., 2022).
+
+Audio: an expert's frames are pooled over time (masked mean + max), projected by an MLP and
+L2-normalised.  Text: the text expert's sentence vector goes through its own MLP and is
+L2-normalised.  Scores are cosine similarities, so one vector per clip/caption can be served
+by a plain inner-product index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .heads import AudioBatch, MLPHead, TextBatch, l2_normalize, masked_pool, pooled_dim
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class DualEncoderConfig:
+    """Everything needed to rebuild a :class:`DualEncoder` (saved as ``config.json``)."""
+
+    audio_expert: str = "aisfx"
+    text_expert: str = "minilm"
+    audio_dim: int = 512
+    text_dim: int = 384
+    embed_dim: int = 256
+    hidden: int = 512
+    pooling: str = "meanmax"  # "mean" | "max" | "meanmax"
+    dropout: float = 0.1
+    input_norm: bool = True  # LayerNorm (no affine) on the inputs: experts differ wildly in scale
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DualEncoderConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known - {"model_type"})
+        if unknown:
+            raise ValueError(f"unknown DualEncoder config keys {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class DualEncoder(nn.Module):
+    """Two MLP heads into one shared, L2-normalised space."""
+
+    model_type = "dual_encoder"
+
+    def __init__(self, config: DualEncoderConfig | None = None, **overrides):
+        super().__init__()
+        if config is None:
+            config = DualEncoderConfig(**overrides)
+        elif overrides:
+            config = DualEncoderConfig(**{**asdict(config), **overrides})
+        masked_pool(torch.zeros(1, 1, 1), None, config.pooling)  # validate pooling early
+        self.config = config
+        a_in = pooled_dim(config.audio_dim, config.pooling)
+        self.audio_norm = nn.LayerNorm(a_in, elementwise_affine=False) if config.input_norm else nn.Identity()
+        self.text_norm = (
+            nn.LayerNorm(config.text_dim, elementwise_affine=False) if config.input_norm else nn.Identity()
+        )
+        self.audio_head = MLPHead(a_in, config.hidden, config.embed_dim, config.dropout)
+        self.text_head = MLPHead(config.text_dim, config.hidden, config.embed_dim, config.dropout)
+        self.training_metrics: dict = {}
+
+    @classmethod
+    def from_config_dict(cls, params: dict) -> "DualEncoder":
+        """Build from a plain dict (a training YAML's ``model.params``), rejecting unknown keys."""
+        return cls(DualEncoderConfig.from_dict(params))
+
+    # -- the single-vector contract ------------------------------------------------------
+    @property
+    def audio_experts(self) -> list[str]:
+        return [self.config.audio_expert]
+
+    @property
+    def text_experts(self) -> list[str]:
+        return [self.config.text_expert]
+
+    def encode_audio(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(B, T, D) frames + (B, T) bool mask -> (B, E) unit vectors."""
+        if frames.shape[-1] != self.config.audio_dim:
+            raise ValueError(
+                f"audio frames have dim {frames.shape[-1]}, this model expects {self.config.audio_dim} "
+                f"({self.config.audio_expert} features)"
+            )
+        pooled = masked_pool(frames, mask, self.config.pooling)
+        return l2_normalize(self.audio_head(self.audio_norm(pooled)))
+
+    def encode_text(self, sentence: Tensor) -> Tensor:
+        """(N, Dt) sentence vectors -> (N, E) unit vectors."""
+        if sentence.shape[-1] != self.config.text_dim:
+            raise ValueError(
+                f"sentence vectors have dim {sentence.shape[-1]}, this model expects {self.config.text_dim} "
+                f"({self.config.text_expert} features)"
+            )
+        return l2_normalize(self.text_head(self.text_norm(sentence)))
+
+    def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
+        """Cosine similarities S[N_text, N_audio]."""
+        t = self.encode_text(text_batch.get(self.config.text_expert))
+        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
+        return t @ a.T
+
+    # -- persistence ---------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, metrics: dict | None = None) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (+ ``metrics.json``) into ``directory``."""
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(out / WEIGHTS_FILE), metadata={"model_type": self.model_type})
+        cfg = {"model_type": self.model_type, **asdict(self.config)}
+        (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+        metrics = metrics if metrics is not None else self.training_metrics
+        if metrics:
+            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "DualEncoder":
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (d / name).is_file():
+                raise FileNotFoundError(f"{d} is not a saved DualEncoder: {name} is missing")
+        cfg = json.loads((d / CONFIG_FILE).read_text())
+        if cfg.get("model_type", cls.model_type) != cls.model_type:
+            raise ValueError(f"{d} holds a {cfg['model_type']!r} model, not a {cls.model_type!r}")
+        model = cls(DualEncoderConfig.from_dict(cfg))
+        model.load_state_dict(load_file(str(d / WEIGHTS_FILE)))
+        if (d / METRICS_FILE).is_file():
+            model.training_metrics = json.loads((d / METRICS_FILE).read_text())
+        model.eval()
+        return model
+
+
+@dataclass
+class NativeSpaceConfig:
+    audio_expert: str
+    text_expert: str
+
+
+class NativeSpace(nn.Module):
+    """Experts that already share a space (CLAP): no trained head, just pooling and L2.
+
+    ``encode_audio`` = masked mean of the frames, L2-normalised; ``encode_text`` = L2 of the
+    sentence vector.
+    """
+
+    model_type = "native"
+
+    def __init__(self, audio_expert: str, text_expert: str):
+        super().__init__()
+        self.config = NativeSpaceConfig(audio_expert, text_expert)
+
+    @property
+    def audio_experts(self) -> list[str]:
+        return [self.config.audio_expert]
+
+    @property
+    def text_experts(self) -> list[str]:
+        return [self.config.text_expert]
+
+    def encode_audio(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
+        return l2_normalize(masked_pool(frames, mask, "mean"))
+
+    def encode_text(self, sentence: Tensor) -> Tensor:
+        return l2_normalize(sentence)
+
+    def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
+        t = self.encode_text(text_batch.get(self.config.text_expert))
+        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
+        if t.shape[-1] != a.shape[-1]:
+            raise ValueError(
+                f"{self.config.audio_expert} ({a.shape[-1]}-d) and {self.config.text_expert} "
+                f"({t.shape[-1]}-d) do not share a space; train a DualEncoder instead"
+            )
+        return t @ a.T
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

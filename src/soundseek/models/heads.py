@@ -1,0 +1,122 @@
+"""Building blocks shared by the retrieval heads: batches, masked pooling, MLP projections.
+
+Every model in :mod:`soundseek.models` consumes the same two batch types, so the trainer,
+the losses and the metrics never need to know which model they are driving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+POOLINGS = ("mean", "max", "meanmax")
+
+
+@dataclass
+class AudioBatch:
+    """Frame features of B clips for one or more audio experts.
+
+    ``frames[expert]``: (B, T, D) float, zero-padded to the longest clip.
+    ``mask[expert]``: (B, T) bool, True where a frame is real (never all False for a row).
+    """
+
+    frames: dict[str, Tensor]
+    mask: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return next(iter(self.frames.values())).shape[0]
+
+    def to(self, device: torch.device | str) -> "AudioBatch":
+        return AudioBatch(
+            {k: v.to(device) for k, v in self.frames.items()},
+            {k: v.to(device) for k, v in self.mask.items()},
+        )
+
+    def get(self, expert: str) -> tuple[Tensor, Tensor]:
+        """(frames, mask) of one expert, with an error naming what the batch does hold."""
+        if expert not in self.frames:
+            raise KeyError(f"audio batch has no features of expert {expert!r}; it has {sorted(self.frames)}")
+        return self.frames[expert], self.mask[expert]
+
+
+@dataclass
+class TextBatch:
+    """Text features of N captions for one or more text experts.
+
+    ``sentence[expert]``: (N, D) sentence vectors.  ``tokens``/``token_mask`` are optional
+    (N, L, D) / (N, L) token features for models that attend over words.
+    """
+
+    sentence: dict[str, Tensor]
+    tokens: dict[str, Tensor] = field(default_factory=dict)
+    token_mask: dict[str, Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return next(iter(self.sentence.values())).shape[0]
+
+    def to(self, device: torch.device | str) -> "TextBatch":
+        return TextBatch(
+            {k: v.to(device) for k, v in self.sentence.items()},
+            {k: v.to(device) for k, v in self.tokens.items()},
+            {k: v.to(device) for k, v in self.token_mask.items()},
+        )
+
+    def get(self, expert: str) -> Tensor:
+        if expert not in self.sentence:
+            raise KeyError(f"text batch has no features of expert {expert!r}; it has {sorted(self.sentence)}")
+        return self.sentence[expert]
+
+
+def masked_pool(frames: Tensor, mask: Tensor | None, pooling: str = "meanmax") -> Tensor:
+    """Pool (B, T, D) frames over time, ignoring padded frames entirely.
+
+    ``meanmax`` concatenates the masked mean and the masked max (B, 2D): the mean describes the
+    whole clip, the max keeps short events (a single door slam) from being averaged away.
+    Padding never changes the result: padded rows are excluded from both statistics.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+    if frames.dim() != 3:
+        raise ValueError(f"frames must be (B, T, D), got shape {tuple(frames.shape)}")
+    if mask is None:
+        mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
+    if mask.shape != frames.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match frames {tuple(frames.shape[:2])}")
+    mask = mask.bool()
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("every clip needs at least one real frame (a mask row is all False)")
+    m = mask.unsqueeze(-1)
+    parts = []
+    if pooling in ("mean", "meanmax"):
+        count = m.sum(dim=1).clamp_min(1).to(frames.dtype)
+        parts.append(frames.masked_fill(~m, 0.0).sum(dim=1) / count)
+    if pooling in ("max", "meanmax"):
+        parts.append(frames.masked_fill(~m, float("-inf")).amax(dim=1))
+    return torch.cat(parts, dim=-1)
+
+
+def pooled_dim(dim: int, pooling: str) -> int:
+    return 2 * dim if pooling == "meanmax" else dim
+
+
+class MLPHead(nn.Module):
+    """Linear-ReLU-(Dropout)-Linear projection into the shared space (Mei et al.)."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, out_dim),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def l2_normalize(x: Tensor) -> Tensor:
+    return F.normalize(x, p=2, dim=-1, eps=1e-8)

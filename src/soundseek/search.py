@@ -1,0 +1,506 @@
+"""The user API: index a folder of audio, search it with text or with a recording.
+
+    >>> import soundseek
+    >>> idx = soundseek.Index.create("sounds.idx")          # or Index.open("sounds.idx")
+    >>> report = idx.add("~/sfx")                           # recursive, incremental
+    >>> for hit in idx.search("a dog barks", k=5):
+    ...     print(hit.score, hit.path, hit.start, hit.end)
+    >>> idx.search_audio("query.wav", k=5)                  # query by example
+
+Layout of an index directory::
+
+    index.json        IndexConfig (expert, model, windows)
+    meta.sqlite       files, their time windows, last failures
+    features/         FeatureStore: expert frames per file content (reused by re-indexing)
+    audio.faiss       window vectors in the audio expert's own space (query by example)
+    text.faiss        window vectors in the text–audio space of the model (text queries)
+
+Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
+and that window is reported as the matching time span.  The vector files are derived data: if a
+run is killed after committing metadata but before saving them, :meth:`Index.open` rebuilds them
+from the feature store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .audio import AudioError, frame_window_masks, is_audio_path, load_audio, time_windows
+from .experts import get_audio_expert, get_text_expert
+from .experts.base import AudioFeatures
+from .features import FeatureStore, extract_features, pooled_vector
+from .index import Item, MetaStore, VectorIndex
+
+FORMAT_VERSION = 1
+
+
+class NoTextModelError(RuntimeError):
+    """Text search asked of an index without a text–audio model."""
+
+
+@dataclass
+class IndexConfig:
+    audio_expert: str = "aisfx"
+    model: str | None = "default"  # text–audio model spec (soundseek.models.load_model); None = audio only
+    window_s: float = 10.0
+    hop_s: float = 5.0
+    vector_index: str = "flat"  # "flat" (exact) or "hnsw"
+    max_duration_s: float = 3 * 3600.0
+    format_version: int = FORMAT_VERSION
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "IndexConfig":
+        data = json.loads(path.read_text())
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result.  ``start``/``end``: the best-matching window in seconds, or None when
+    the file fits in one window."""
+
+    id: int
+    path: str
+    score: float
+    duration: float
+    start: float | None = None
+    end: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    features_computed: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failed"] = [{"path": p, "error": e} for p, e in self.failed]
+        return d
+
+
+class Index:
+    """A searchable collection of audio files (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, config: IndexConfig):
+        self.path = Path(path)
+        self.config = config
+        self.meta = MetaStore(self.path / "meta.sqlite")
+        self.store = FeatureStore(self.path / "features")
+        self._lock = threading.RLock()
+        self._expert = None
+        self._model = None
+        self._model_error: Exception | None = None
+        self._text_expert = None
+        self.audio_vectors: VectorIndex | None = None
+        self.text_vectors: VectorIndex | None = None
+        self._load_vectors()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, audio_expert: str = "aisfx", model: str | None = "default",
+               window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "flat",
+               exist_ok: bool = False) -> "Index":
+        path = Path(path).expanduser()
+        if (path / "index.json").exists():
+            if not exist_ok:
+                raise FileExistsError(f"{path} already holds an index; open it with Index.open({str(path)!r})")
+            return cls.open(path)
+        if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
+            raise ValueError("need 0 < hop_s <= window_s")
+        path.mkdir(parents=True, exist_ok=True)
+        config = IndexConfig(audio_expert=audio_expert, model=model, window_s=window_s, hop_s=hop_s,
+                             vector_index=vector_index)
+        config.save(path / "index.json")
+        return cls(path, config)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Index":
+        path = Path(path).expanduser()
+        if not (path / "index.json").is_file():
+            raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
+        config = IndexConfig.load(path / "index.json")
+        if config.format_version > FORMAT_VERSION:
+            raise RuntimeError(f"{path} was written by a newer soundseek (format {config.format_version}); upgrade")
+        return cls(path, config)
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike, **kwargs) -> "Index":
+        path = Path(path).expanduser()
+        return cls.open(path) if (path / "index.json").is_file() else cls.create(path, **kwargs)
+
+    # -- lazily loaded experts and model -------------------------------------------------------
+    @property
+    def expert(self):
+        if self._expert is None:
+            self._expert = get_audio_expert(self.config.audio_expert)
+        return self._expert
+
+    @property
+    def model(self):
+        """The text–audio model, or None (audio-only index, or the model is not installed)."""
+        if self._model is None and self._model_error is None and self.config.model:
+            from .models import load_model
+
+            try:
+                model = load_model(self.config.model)
+            except (FileNotFoundError, ValueError) as e:
+                self._model_error = e
+                return None
+            expert = getattr(model.config, "audio_expert", None)
+            if expert and expert != self.config.audio_expert:
+                self._model_error = ValueError(
+                    f"model {self.config.model!r} expects audio expert {expert!r}, "
+                    f"this index uses {self.config.audio_expert!r}"
+                )
+                return None
+            self._model = model
+        return self._model
+
+    @property
+    def has_text_model(self) -> bool:
+        return self.model is not None
+
+    @property
+    def text_expert(self):
+        if self._text_expert is None:
+            self._text_expert = get_text_expert(self.model.config.text_expert)
+        return self._text_expert
+
+    # -- vectors -------------------------------------------------------------------------------
+    def _vector_paths(self) -> tuple[Path, Path]:
+        return self.path / "audio.faiss", self.path / "text.faiss"
+
+    def _load_vectors(self) -> None:
+        audio_p, text_p = self._vector_paths()
+        n_windows = self.meta.counts()["windows"]
+        ok = audio_p.is_file()
+        if ok:
+            self.audio_vectors = VectorIndex.load(audio_p, self.config.vector_index)
+            ok = len(self.audio_vectors) == n_windows
+        if ok and text_p.is_file():
+            self.text_vectors = VectorIndex.load(text_p, self.config.vector_index)
+            ok = len(self.text_vectors) == n_windows
+        if not ok and n_windows:
+            self.rebuild_vectors()  # a run was killed between metadata commit and vector save
+
+    def _ensure_vectors(self, audio_dim: int, text_dim: int | None) -> None:
+        if self.audio_vectors is None:
+            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index)
+        if text_dim is not None and self.text_vectors is None:
+            self.text_vectors = VectorIndex(text_dim, self.config.vector_index)
+
+    def rebuild_vectors(self, progress: bool = False) -> None:
+        """Recompute every window vector from the feature store (after a crash or a model change)."""
+        with self._lock:
+            self.audio_vectors = self.text_vectors = None
+            by_item: dict[int, list[tuple[int, float, float]]] = {}
+            for wid, item_id, s, e in self.meta.all_windows():
+                by_item.setdefault(item_id, []).append((wid, s, e))
+            items = self.meta.items(list(by_item))
+            missing = []
+            batch: list[tuple[AudioFeatures, list[tuple[int, float, float]]]] = []
+            for item_id, wins in by_item.items():
+                stored = self.store.get(items[item_id].hash, self.expert.key)
+                if stored is None:
+                    missing.append(item_id)
+                    continue
+                batch.append((stored.features, wins))
+                if len(batch) >= 256:
+                    self._add_window_vectors(batch)
+                    batch = []
+            if batch:
+                self._add_window_vectors(batch)
+            if missing:  # features lost: forget those files so the next `add` re-indexes them
+                self.meta.remove_items(missing)
+                self.meta.commit()
+            self._save_vectors()
+
+    def _window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
+        masks = frame_window_masks(feats.frame_times(), feats.window_s, windows)
+        audio = np.stack([pooled_vector(feats.frames[m]) for m in masks])
+        return audio, [feats.frames[m] for m in masks]
+
+    def _add_window_vectors(self, batch) -> None:
+        """batch: [(features, [(window_id, start, end), ...])] -> vectors into both indexes."""
+        import torch
+
+        from .audio import Window
+        from .models import pad_frames
+
+        ids, audio_vecs, segs = [], [], []
+        for feats, wins in batch:
+            a, s = self._window_vectors(feats, [Window(st, en) for _, st, en in wins])
+            ids.extend(w for w, _, _ in wins)
+            audio_vecs.append(a)
+            segs.extend(s)
+        ids = np.asarray(ids, dtype=np.int64)
+        audio_vecs = np.concatenate(audio_vecs)
+        text_vecs = None
+        model = self.model
+        if model is not None:
+            chunks = []
+            for i in range(0, len(segs), 512):
+                frames, mask = pad_frames(segs[i : i + 512])
+                with torch.inference_mode():
+                    chunks.append(model.encode_audio(frames, mask).float().numpy())
+            text_vecs = np.concatenate(chunks)
+        self._ensure_vectors(audio_vecs.shape[1], None if text_vecs is None else text_vecs.shape[1])
+        self.audio_vectors.add(ids, audio_vecs)
+        if text_vecs is not None:
+            self.text_vectors.add(ids, text_vecs)
+
+    def _save_vectors(self) -> None:
+        audio_p, text_p = self._vector_paths()
+        if self.audio_vectors is not None:
+            self.audio_vectors.save(audio_p)
+        if self.text_vectors is not None:
+            self.text_vectors.save(text_p)
+
+    # -- adding files --------------------------------------------------------------------------
+    def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
+            recursive: bool = True, prune: bool = True, checkpoint_files: int = 512) -> AddReport:
+        """Index files and folders.  Unchanged files are skipped, changed ones re-indexed, and
+        (with ``prune``) files that vanished from a scanned folder are dropped.  One bad file
+        never stops the run: it is listed in ``report.failed``."""
+        import time
+
+        t0 = time.perf_counter()
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        report = AddReport()
+        files, scanned_dirs = _collect(paths, recursive, report)
+        with self._lock:
+            known = self.meta.items_by_path()
+            todo, stale = [], []
+            for p in files:
+                st = os.stat(p)
+                item = known.get(p)
+                if item and item.size == st.st_size and item.mtime_ns == st.st_mtime_ns:
+                    report.unchanged += 1
+                    continue
+                if item:
+                    stale.append(item.id)
+                todo.append(p)
+            if prune:
+                present = set(files)
+                for p, item in known.items():
+                    if p not in present and any(_inside(p, d) for d in scanned_dirs) and not os.path.exists(p):
+                        stale.append(item.id)
+                        report.removed += 1
+            self._remove(stale)
+
+            pending = {"n": 0}
+
+            def on_batch(done):
+                batch = []
+                for p, h, feats, dur in done:
+                    st = os.stat(p)
+                    wins = time_windows(dur, self.config.window_s, self.config.hop_s)
+                    _, wids = self.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
+                                                 [(w.start_s, w.end_s) for w in wins])
+                    batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
+                    report.added += 1
+                    report.audio_seconds += dur
+                self._add_window_vectors(batch)
+                pending["n"] += len(done)
+                if pending["n"] >= checkpoint_files:
+                    self._checkpoint()
+                    pending["n"] = 0
+
+            feat_report = extract_features(todo, self.expert, self.store, progress=progress, keep=False,
+                                           on_batch=on_batch, max_duration_s=self.config.max_duration_s)
+            report.failed.extend(feat_report.failed)
+            report.features_computed = feat_report.computed
+            self.meta.record_failures(report.failed)
+            self._checkpoint()
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def _checkpoint(self) -> None:
+        """Vectors first, then metadata: a kill in between is detected and repaired on open."""
+        self._save_vectors()
+        self.meta.commit()
+
+    def _remove(self, item_ids: list[int]) -> None:
+        if not item_ids:
+            return
+        win = self.meta.remove_items(item_ids)
+        for v in (self.audio_vectors, self.text_vectors):
+            if v is not None:
+                v.remove(win)
+        self._checkpoint()
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
+        """Drop files from the index (their cached features stay in the store)."""
+        with self._lock:
+            known = self.meta.items_by_path()
+            ids = [known[os.path.abspath(p)].id for p in paths if os.path.abspath(p) in known]
+            self._remove(ids)
+        return len(ids)
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(self, text: str, k: int = 10) -> list[Hit]:
+        """Files that best match a description, best first."""
+        text = (text or "").strip()
+        if not text:
+            raise ValueError("empty query: describe the sound you are looking for")
+        model = self.model
+        if model is None:
+            why = f" ({self._model_error})" if self._model_error else ""
+            raise NoTextModelError(
+                "no text–audio model is installed for this index, so text search is unavailable"
+                f"{why}. Audio search (search --audio FILE) still works."
+            )
+        import torch
+
+        with self._lock:
+            if self.audio_vectors is not None and (
+                self.text_vectors is None or len(self.text_vectors) != len(self.audio_vectors)
+            ):
+                self.rebuild_vectors()  # the model was installed or changed after indexing
+        sent = self.text_expert.encode([text]).sentence
+        with torch.inference_mode():
+            q = model.encode_text(torch.from_numpy(sent)).float().numpy()
+        with self._lock:
+            return self._search_vectors(self.text_vectors, q[0], k)
+
+    def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
+                     exclude_self: bool = True) -> list[Hit]:
+        """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
+
+        With ``exclude_self`` the query file itself (same content) is left out of the results.
+        """
+        from .audio import resample
+
+        exclude: set[int] = set()
+        if isinstance(query, np.ndarray):
+            if not sample_rate:
+                raise ValueError("a waveform query needs its sample_rate")
+            wave = resample(query, sample_rate, self.expert.sample_rate)
+            if len(wave) == 0 or not np.any(wave):
+                raise AudioError("<query>", "silent or empty query audio")
+            feats = self.expert.embed_one(wave)
+        else:
+            from .features.store import file_hash
+
+            h = file_hash(query)
+            stored = self.store.get(h, self.expert.key)
+            feats = stored.features if stored else self.expert.embed_one(load_audio(query, self.expert.sample_rate))
+            if exclude_self:
+                exclude = set(self.meta.items_by_hash(h))
+        with self._lock:
+            return self._search_vectors(self.audio_vectors, pooled_vector(feats.frames), k, exclude)
+
+    def similar(self, item_id: int, k: int = 10) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file."""
+        item = self.meta.item(item_id)
+        stored = self.store.get(item.hash, self.expert.key)
+        if stored is None:
+            raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
+        exclude = set(self.meta.items_by_hash(item.hash))
+        with self._lock:
+            return self._search_vectors(self.audio_vectors, pooled_vector(stored.features.frames), k, exclude)
+
+    def _search_vectors(self, vectors: VectorIndex | None, q: np.ndarray, k: int,
+                        exclude: set[int] = frozenset()) -> list[Hit]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if vectors is None or len(vectors) == 0:
+            return []
+        n = len(vectors)
+        fetch = min(n, max(4 * k, 64))
+        while True:
+            scores, ids = vectors.search(q[None, :], fetch)
+            best: dict[int, tuple[float, int]] = {}
+            wins = self.meta.windows(ids[0])
+            for s, wid in zip(scores[0], ids[0]):
+                if wid not in wins:
+                    continue
+                item_id = wins[wid][0]
+                if item_id in exclude or item_id in best:
+                    continue  # results arrive best first: the first window seen is the item's best
+                best[item_id] = (float(s), int(wid))
+            if len(best) >= k or fetch >= n:
+                break
+            fetch = min(n, fetch * 4)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+        items = self.meta.items([i for i, _ in ranked])
+        hits = []
+        for item_id, (score, wid) in ranked:
+            item = items[item_id]
+            _, start, end = wins[wid]
+            single = item.duration <= self.config.window_s + 1e-6
+            hits.append(Hit(item_id, item.path, score, item.duration,
+                            None if single else round(start, 3), None if single else round(end, 3)))
+        return hits
+
+    # -- inspection ----------------------------------------------------------------------------
+    def item(self, item_id: int) -> Item:
+        return self.meta.item(item_id)
+
+    def __len__(self) -> int:
+        return self.meta.counts()["items"]
+
+    def failures(self) -> list[tuple[str, str]]:
+        return self.meta.failures()
+
+    def stats(self) -> dict:
+        c = self.meta.counts()
+        return {
+            "path": str(self.path),
+            **c,
+            "audio_expert": self.expert.key if self._expert else self.config.audio_expert,
+            "model": self.config.model,
+            "text_search": self.has_text_model,
+            "window_s": self.config.window_s,
+            "hop_s": self.config.hop_s,
+            "vector_index": self.config.vector_index,
+        }
+
+    def close(self) -> None:
+        self.meta.close()
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _collect(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
+    files, dirs = [], []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            dirs.append(str(p.resolve()))
+            it = p.rglob("*") if recursive else p.glob("*")
+            files.extend(str(f.resolve()) for f in it if f.is_file() and is_audio_path(f))
+        elif p.is_file():
+            files.append(str(p.resolve()))
+        else:
+            report.failed.append((str(p), "no such file or folder"))
+    return sorted(dict.fromkeys(files)), dirs
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

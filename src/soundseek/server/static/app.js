@@ -1,0 +1,206 @@
+// soundseek web page: plain JS, no dependencies, works offline.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const form = $("#search-form");
+const input = $("#q");
+const kSelect = $("#k");
+const searchBtn = $("#search-btn");
+const drop = $("#drop");
+const fileInput = $("#file");
+const pickBtn = $("#pick-btn");
+const message = $("#message");
+const resultsTitle = $("#results-title");
+const resultsList = $("#results");
+const template = $("#hit-template");
+
+let hasTextModel = true;
+let requestSeq = 0; // only the latest request may render
+
+function showMessage(text, kind = "info") {
+  message.textContent = text;
+  message.className = `message ${kind}`;
+  message.hidden = !text;
+}
+
+function fmtSeconds(s) {
+  if (s == null) return "";
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  const r = Math.round(s - m * 60);
+  return `${m}:${String(r).padStart(2, "0")} min`;
+}
+
+async function fetchJSON(url, options) {
+  const resp = await fetch(url, options);
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* not JSON */ }
+  if (!resp.ok) {
+    const err = new Error((body && body.detail) || `request failed (HTTP ${resp.status})`);
+    err.code = body && body.error;
+    err.status = resp.status;
+    throw err;
+  }
+  return body;
+}
+
+function renderResults(data, title) {
+  resultsList.replaceChildren();
+  resultsTitle.textContent = title;
+  resultsTitle.hidden = false;
+  if (!data.results.length) {
+    showMessage("No sounds matched. Try other words, or search with an audio file.", "warn");
+    return;
+  }
+  showMessage("");
+  data.results.forEach((hit, i) => resultsList.appendChild(renderHit(hit, i + 1)));
+}
+
+function renderHit(hit, rank) {
+  const li = template.content.firstElementChild.cloneNode(true);
+  li.dataset.id = hit.id;
+  li.querySelector(".rank").textContent = `${rank}.`;
+  const name = li.querySelector(".name");
+  name.textContent = hit.name;
+  if (hit.path) name.title = hit.path;
+  li.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
+  li.querySelector(".duration").textContent = hit.duration != null ? fmtSeconds(hit.duration) : "";
+
+  const img = li.querySelector(".wave-img");
+  img.src = hit.waveform_url;
+  img.alt = `Waveform of ${hit.name}`;
+
+  const audio = li.querySelector(".player");
+  audio.setAttribute("aria-label", `Play ${hit.name}`);
+  audio.src = hit.audio_url;
+
+  // A long file: show and start at the best-matching window.
+  const dur = hit.duration || 0;
+  const hasWindow = hit.start != null && hit.end != null && dur > 0 && (hit.end - hit.start) < dur - 0.05;
+  if (hasWindow) {
+    li.querySelector(".match").textContent = `best match ${fmtSeconds(hit.start)} – ${fmtSeconds(hit.end)}`;
+    const win = li.querySelector(".window");
+    win.style.left = `${(100 * hit.start) / dur}%`;
+    win.style.width = `${(100 * (hit.end - hit.start)) / dur}%`;
+    win.hidden = false;
+    let positioned = false;
+    audio.addEventListener("loadedmetadata", () => {
+      if (!positioned) { positioned = true; audio.currentTime = hit.start; }
+    });
+    li.dataset.start = hit.start;
+  }
+
+  // Click on the waveform: play from there.
+  li.querySelector(".wave").addEventListener("click", (ev) => {
+    if (!dur) return;
+    const rect = ev.currentTarget.getBoundingClientRect();
+    audio.currentTime = Math.max(0, Math.min(dur, (dur * (ev.clientX - rect.left)) / rect.width));
+    audio.play().catch(() => {});
+  });
+
+  const similar = li.querySelector(".similar");
+  similar.setAttribute("aria-label", `More sounds like ${hit.name}`);
+  similar.addEventListener("click", () => moreLikeThis(hit));
+  return li;
+}
+
+async function run(title, pending, request) {
+  const seq = ++requestSeq;
+  showMessage(pending);
+  document.body.setAttribute("aria-busy", "true");
+  try {
+    const data = await request();
+    if (seq !== requestSeq) return;
+    renderResults(data, title(data));
+  } catch (err) {
+    if (seq !== requestSeq) return;
+    resultsList.replaceChildren();
+    resultsTitle.hidden = true;
+    showMessage(err.message, err.status >= 500 ? "error" : "warn");
+  } finally {
+    if (seq === requestSeq) document.body.removeAttribute("aria-busy");
+  }
+}
+
+function textSearch(q, pushUrl = true) {
+  q = q.trim();
+  if (!q) { showMessage("Type what you want to hear, e.g. “rain on a window”.", "warn"); input.focus(); return; }
+  if (!hasTextModel) { showNoTextModel(); return; }
+  if (pushUrl) {
+    const url = new URL(location.href);
+    url.searchParams.set("q", q);
+    history.pushState({ q }, "", url);
+  }
+  const k = kSelect.value;
+  run((d) => `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`, "Searching…",
+      () => fetchJSON(`/api/search?q=${encodeURIComponent(q)}&k=${k}`));
+}
+
+function moreLikeThis(hit) {
+  const k = kSelect.value;
+  run(() => `More like ${hit.name}`, `Finding sounds like ${hit.name}…`,
+      () => fetchJSON(`${hit.similar_url}?k=${k}`)).then(() => resultsTitle.focus());
+}
+
+function audioSearch(file) {
+  if (!file) return;
+  const body = new FormData();
+  body.append("file", file, file.name);
+  const k = kSelect.value;
+  run(() => `Sounds like ${file.name}`, `Listening to ${file.name}…`,
+      () => fetchJSON(`/api/search/audio?k=${k}`, { method: "POST", body }));
+}
+
+function showNoTextModel() {
+  showMessage("This index has no text model, so text search is unavailable. " +
+              "You can still search with a sound: drop an audio file below or choose one.", "warn");
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+form.addEventListener("submit", (ev) => { ev.preventDefault(); textSearch(input.value); });
+pickBtn.addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", () => { audioSearch(fileInput.files[0]); fileInput.value = ""; });
+["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (ev) => {
+  ev.preventDefault(); drop.classList.add("over");
+}));
+["dragleave", "drop"].forEach((t) => drop.addEventListener(t, () => drop.classList.remove("over")));
+drop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  const file = ev.dataTransfer && ev.dataTransfer.files[0];
+  if (file) audioSearch(file);
+});
+// Dropping a file anywhere else must not navigate away from the page.
+window.addEventListener("dragover", (ev) => ev.preventDefault());
+window.addEventListener("drop", (ev) => ev.preventDefault());
+window.addEventListener("popstate", () => {
+  const q = new URL(location.href).searchParams.get("q");
+  if (q) { input.value = q; textSearch(q, false); }
+});
+resultsTitle.tabIndex = -1;
+
+async function init() {
+  try {
+    const h = await fetchJSON("/api/health");
+    hasTextModel = h.has_text_model;
+    $("#stats").textContent = `${h.items} sound${h.items === 1 ? "" : "s"} indexed` +
+      (hasTextModel ? "" : " · audio search only");
+  } catch (err) {
+    $("#stats").textContent = "";
+    showMessage(`Cannot reach the server: ${err.message}`, "error");
+    return;
+  }
+  if (!hasTextModel) {
+    input.disabled = true;
+    searchBtn.disabled = true;
+    input.placeholder = "Text search unavailable: no text model";
+    $("#q-hint").textContent = "Search with a sound:";
+    showNoTextModel();
+    pickBtn.focus();
+    return;
+  }
+  const q = new URL(location.href).searchParams.get("q");
+  if (q) { input.value = q; textSearch(q, false); }
+  input.focus();
+}
+
+init();

@@ -1,0 +1,152 @@
+"""Typed training configuration, loaded from and saved to YAML.
+
+One YAML file describes a whole run (data, model, loss, optimiser, augmentation), and the same
+file is saved next to every checkpoint so a run can be reproduced from its output folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    """Where the captions and audio come from."""
+
+    captions_csv: str = ""  # file,caption_1..N[,split,label,start_s,end_s]; relative paths: to this YAML
+    audio_root: str | None = None  # folder the CSV's `file` column is relative to (default: the CSV's folder)
+    train_split: str = "train"
+    val_split: str = "val"
+    val_fraction: float = 0.1  # used only when the CSV has no rows in `val_split`
+    label_as_caption: bool = False  # add the short class label (e.g. "dog barking") as one more caption
+    label_template: str = "{label}"  # how the label is phrased when used as a caption
+    captions_per_clip: str = "sample"  # "sample": one random caption per clip per batch; "all": every caption
+    label_positives: bool = False  # clips sharing a class label are not negatives of each other
+    max_frames: int | None = 64  # random crop of longer clips in training (whole clip at validation)
+
+
+@dataclass
+class ModelSpec:
+    """Which model to train: ``type`` names a class in soundseek.models.MODEL_TYPES, ``params`` its config."""
+
+    type: str = "dual_encoder"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    """Contrastive loss from :mod:`soundseek.losses` (captions of the same clip are never negatives)."""
+
+    name: str = "ntxent"  # "max_margin" | "ntxent"
+    margin: float = 0.2  # max_margin
+    temperature: float = 0.07  # ntxent
+    learnable_temperature: bool = False  # ntxent: train log(tau) with the model
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" | "step" | "constant" (all after linear warm-up)
+    warmup_epochs: float = 1.0
+    step_epochs: int = 10  # step decay: every this many epochs...
+    step_gamma: float = 0.5  # ...multiply the lr by this
+    grad_clip: float | None = 2.0
+
+
+@dataclass
+class AugmentConfig:
+    """Feature-level SpecAugment-like masking, applied to training batches only."""
+
+    time_mask_prob: float = 0.0  # probability that a clip gets one masked time span
+    time_mask_max: float = 0.2  # ...of at most this fraction of its frames (at least one frame stays)
+    feature_mask_prob: float = 0.0  # probability that a clip gets one zeroed band of feature dims
+    feature_mask_max: float = 0.1  # ...of at most this fraction of the dims
+    text_noise: float = 0.0  # std of Gaussian noise added to sentence vectors (relative to their RMS)
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 30
+    batch_size: int = 128
+    seed: int = 0
+    patience: int | None = 8  # early stopping: epochs without a better validation score
+    num_threads: int = 1
+    out_dir: str = "runs/default"
+    name: str = ""
+
+    # -- YAML -------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return _build(cls, d or {}, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} does not exist")
+        cfg = cls.from_dict(yaml.safe_load(path.read_text()) or {})
+        # relative data paths are relative to the YAML file, so recipes work from any folder
+        for attr in ("captions_csv", "audio_root"):
+            value = getattr(cfg.data, attr)
+            if value and not Path(value).expanduser().is_absolute():
+                setattr(cfg.data, attr, str((path.parent / value).resolve()))
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+def _build(cls, d: dict, where: str):
+    """Dataclass from a dict, recursively, rejecting unknown keys with the list of known ones."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{where} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, tp, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value, tp, where: str):
+    """Light type check: YAML gives ints where floats are meant; anything else wrong is an error."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(tp)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    check = origin or tp
+    if check in (int, str, bool, dict, list) and not isinstance(value, check):
+        raise TypeError(f"{where} must be {check.__name__}, got {value!r}")
+    if check is int and isinstance(value, bool):
+        raise TypeError(f"{where} must be int, got {value!r}")
+    return value

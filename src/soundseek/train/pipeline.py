@@ -1,0 +1,89 @@
+"""From a training YAML to a saved checkpoint: load captions, cache features, train, save."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import TrainConfig
+from .data import FeatureSet, build_feature_set
+from .trainer import TrainResult, build_model, required_experts, save_run, train_model
+
+
+@dataclass
+class PreparedData:
+    train: FeatureSet
+    val: FeatureSet
+    failed: list[tuple[str, str]]
+    counts: dict
+
+
+def load_items(cfg: TrainConfig) -> list:
+    """The CSV's rows as ``AudioCaptions`` (``soundseek.data.captions_csv.load_caption_csv``)."""
+    from ..data.captions_csv import load_caption_csv
+
+    if not cfg.data.captions_csv:
+        raise ValueError("data.captions_csv is empty: name the captions CSV to train on")
+    csv = Path(cfg.data.captions_csv).expanduser()
+    if not csv.is_file():
+        raise FileNotFoundError(f"captions CSV {csv} does not exist")
+    return load_caption_csv(csv, audio_root=cfg.data.audio_root)
+
+
+def split_items(items: list, cfg: TrainConfig) -> tuple[list, list]:
+    """(train, val) rows.  Without rows in ``val_split``, a deterministic ``val_fraction`` of the
+    training files (by a hash of the file name, so segments of one file stay together) is held out."""
+    train = [it for it in items if it.split == cfg.data.train_split]
+    val = [it for it in items if it.split == cfg.data.val_split]
+    if not train:
+        splits = sorted({it.split for it in items})
+        raise ValueError(f"no rows in split {cfg.data.train_split!r}; the CSV has splits {splits}")
+    if not val:
+        def held_out(it) -> bool:
+            h = hashlib.sha1(Path(it.audio_path).name.encode()).digest()
+            return int.from_bytes(h[:4], "big") / 2**32 < cfg.data.val_fraction
+
+        val = [it for it in train if held_out(it)]
+        train = [it for it in train if not held_out(it)]
+        if not val or not train:
+            raise ValueError("too few rows to hold out a validation set; add a 'val' split to the CSV")
+    return train, val
+
+
+def prepare_data(cfg: TrainConfig, model=None, store=None, progress: bool = True) -> PreparedData:
+    """Cached features of the train and val splits for the experts ``model`` consumes."""
+    model = model if model is not None else build_model(cfg)
+    audio, text = required_experts(model)
+    with_tokens = bool(getattr(model, "needs_tokens", False))
+    train_items, val_items = split_items(load_items(cfg), cfg)
+    kw = dict(with_tokens=with_tokens, store=store, progress=progress)
+    train, f1 = build_feature_set(
+        train_items, audio, text, label_as_caption=cfg.data.label_as_caption,
+        label_template=cfg.data.label_template, **kw,
+    )  # fmt: skip
+    val, f2 = build_feature_set(val_items, audio, text, **kw)  # validation: real captions only
+    counts = {
+        "train_clips": train.n_clips,
+        "train_captions": train.n_captions,
+        "val_clips": val.n_clips,
+        "val_captions": val.n_captions,
+        "failed_files": len(f1) + len(f2),
+    }
+    return PreparedData(train, val, f1 + f2, counts)
+
+
+def run_training(
+    cfg: TrainConfig,
+    out_dir: str | Path | None = None,
+    store=None,
+    progress: bool = True,
+    data: PreparedData | None = None,
+) -> TrainResult:
+    """Train as ``cfg`` says and save everything under ``out_dir`` (default ``cfg.out_dir``)."""
+    model = build_model(cfg)
+    data = data or prepare_data(cfg, model, store=store, progress=progress)
+    result = train_model(cfg, data.train, data.val, model=model, progress=progress)
+    result.extra = {"data": data.counts, "failed": [f"{p}: {e}" for p, e in data.failed]}
+    save_run(result, cfg, out_dir or cfg.out_dir)
+    return result

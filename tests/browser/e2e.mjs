@@ -1,0 +1,186 @@
+// End-to-end check of the soundseek page in headless Debian chromium (playwright-core).
+//
+//   node e2e.mjs --url http://127.0.0.1:PORT --query "dog barking" --upload clip.flac \
+//                --screenshot out.png [--expect-no-text-model]
+//
+// Prints one JSON line with what it saw; exits 1 on the first failed check.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+function args() {
+  const out = { query: "dog barking", executable: "/usr/bin/chromium" };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, "");
+    if (key === "expect-no-text-model") { out.noText = true; continue; }
+    out[key] = argv[++i];
+  }
+  if (!out.url) throw new Error("--url is required");
+  return out;
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const opts = args();
+const profile = mkdtempSync(join(tmpdir(), "soundseek-chromium-"));
+const report = { steps: [] };
+const consoleErrors = [];
+let context;
+try {
+  // a fresh profile (--user-data-dir) every run: playwright passes it for a persistent context
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: opts.executable,
+    headless: true,
+    viewport: { width: 1000, height: 900 },
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+    ],
+  });
+  const page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(30000);
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  // Offline guarantee: the page must not ask for anything outside the server.
+  const origin = new URL(opts.url).origin;
+  const foreign = [];
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith("data:")) foreign.push(u);
+  });
+
+  await page.goto(opts.url);
+  await page.waitForFunction(() => /indexed/.test(document.querySelector("#stats").textContent));
+  report.stats = await page.textContent("#stats");
+
+  if (opts.noText) {
+    check(await page.isDisabled("#q"), "text box disabled without a text model");
+    const msg = await page.textContent("#message");
+    check(/no text model/i.test(msg), `no-text-model message shown (got "${msg}")`);
+    report.steps.push("no-text-model message");
+  } else {
+    // 1. text query with the keyboard: focus is in the box, Enter searches
+    const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+    check(focused === "q", `search box focused on load (got ${focused})`);
+    await page.selectOption("#k", "20");
+    await page.focus("#q");
+    await page.keyboard.type(opts.query);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#results .hit");
+    const names = await page.$$eval("#results .hit .name", (els) => els.map((e) => e.textContent));
+    check(names.length > 0, "text search shows results");
+    check(new URL(page.url()).searchParams.get("q") === opts.query, "query is in the URL");
+    report.text = { query: opts.query, count: names.length, top: names.slice(0, 5) };
+    report.steps.push("text search");
+
+    // 2. play the first result: metadata loads through range requests and time advances
+    const audio = page.locator("#results .hit .player").first();
+    await audio.evaluate((a) => a.play());
+    await page.waitForFunction(
+      () => { const a = document.querySelector("#results .hit .player"); return a.readyState >= 2 && a.currentTime > 0.2; },
+      null, { timeout: 15000 },
+    );
+    report.play = await audio.evaluate((a) => ({ readyState: a.readyState, currentTime: a.currentTime, duration: a.duration, paused: a.paused }));
+    await audio.evaluate((a) => a.pause());
+    check(report.play.duration > 0, "audio duration known");
+    report.steps.push("playback");
+
+    // 2b. a long file's player starts at its best-matching window
+    const windowed = page.locator("#results .hit[data-start]").first();
+    if (await windowed.count()) {
+      const start = Number(await windowed.getAttribute("data-start"));
+      await windowed.locator(".player").evaluate((a) => a.readyState >= 1 || new Promise((r) => a.addEventListener("loadedmetadata", r, { once: true })));
+      await page.waitForTimeout(100);
+      const t = await windowed.locator(".player").evaluate((a) => a.currentTime);
+      check(Math.abs(t - start) < 0.5, `long-file player starts at the match (${t} vs ${start})`);
+      check(await windowed.locator(".window").isVisible(), "match window drawn on the waveform");
+      report.window = { name: await windowed.locator(".name").textContent(), start, currentTime: t,
+                        label: await windowed.locator(".match").textContent() };
+      report.steps.push("window");
+    }
+
+    // 3. waveform images loaded
+    await page.waitForFunction(() => [...document.querySelectorAll("#results .wave-img")].slice(0, 3).every((i) => i.complete && i.naturalWidth > 0));
+    report.steps.push("waveforms");
+  }
+
+  // 4. query by example through the file picker (when there are results, also "more like this")
+  if (opts.upload) {
+    await page.setInputFiles("#file", opts.upload);
+    await page.waitForFunction(() => /^Sounds like /.test(document.querySelector("#results-title").textContent) && document.querySelectorAll("#results .hit").length > 0);
+    report.upload = {
+      title: await page.textContent("#results-title"),
+      top: await page.$$eval("#results .hit .name", (els) => els.slice(0, 5).map((e) => e.textContent)),
+    };
+    report.steps.push("upload");
+  }
+
+  // 5. drag and drop: drop the first result's own audio file on the drop zone
+  const dropped = await page.evaluate(async () => {
+    const hit = document.querySelector("#results .hit");
+    const name = hit.querySelector(".name").textContent;
+    const blob = await (await fetch(hit.querySelector(".player").src.split("#")[0])).blob();
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], name, { type: blob.type }));
+    document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    return name;
+  });
+  await page.waitForFunction((n) => document.querySelector("#results-title").textContent === `Sounds like ${n}`
+    && document.querySelectorAll("#results .hit").length > 0
+    && document.querySelector("#results .hit .name").textContent === n, dropped);
+  report.drop = { file: dropped };
+  report.steps.push("drag and drop");
+
+  const first = page.locator("#results .hit").first();
+  if (await first.count()) {
+    const srcName = await first.locator(".name").textContent();
+    await first.locator(".similar").click();
+    await page.waitForFunction((n) => document.querySelector("#results-title").textContent === `More like ${n}`, srcName);
+    await page.waitForSelector("#results .hit");
+    const simNames = await page.$$eval("#results .hit .name", (els) => els.map((e) => e.textContent));
+    check(simNames.length > 0, "more-like-this shows results");
+    check(!simNames.includes(srcName), "more-like-this excludes the source item");
+    report.similar = { source: srcName, top: simNames.slice(0, 5) };
+    report.steps.push("more like this");
+  }
+
+  if (opts.screenshot) {
+    // a screenshot of the first result set the user sees after a text query, if any
+    if (!opts.noText) {
+      await page.fill("#q", opts.query);
+      await page.press("#q", "Enter");
+      await page.waitForFunction((q) => document.querySelector("#results-title").textContent.includes(q), opts.query);
+      // scroll through once so the lazily loaded waveforms are all fetched
+      await page.evaluate(async () => {
+        for (let y = 0; y < document.body.scrollHeight; y += 500) {
+          window.scrollTo(0, y);
+          await new Promise((r) => setTimeout(r, 40));
+        }
+        window.scrollTo(0, 0);
+      });
+      await page.waitForFunction(() => [...document.querySelectorAll("#results .wave-img")].every((i) => i.complete && i.naturalWidth > 0));
+    }
+    await page.screenshot({ path: opts.screenshot, fullPage: true });
+    report.screenshot = opts.screenshot;
+  }
+
+  check(foreign.length === 0, `no requests outside the server (saw ${foreign.join(", ")})`);
+  const real = consoleErrors.filter((e) => !/favicon/.test(e));
+  check(real.length === 0, `no console errors (saw ${real.join(" | ")})`);
+  report.ok = true;
+  console.log(JSON.stringify(report));
+} catch (err) {
+  report.ok = false;
+  report.error = String(err && err.message || err);
+  report.consoleErrors = consoleErrors;
+  console.log(JSON.stringify(report));
+  process.exitCode = 1;
+} finally {
+  if (context) await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}

@@ -1,0 +1,52 @@
+"""Shared fixtures: where the real data is, and one ESC-50 fold 1 index built once per session."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+ESC50 = SHARED / "data" / "esc50-fold1"
+
+# Tests never touch the user's cache and never reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def needs_shared(sub: str = "") -> pytest.MarkDecorator:
+    path = SHARED / sub
+    return pytest.mark.skipif(not path.exists(), reason=f"real data not found at {path}")
+
+
+def esc50_meta() -> list[dict]:
+    with open(ESC50 / "meta.csv", newline="") as f:
+        return sorted(csv.DictReader(f), key=lambda r: r["filename"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """A session-wide SOUNDSEEK_CACHE so tests share computed features but never the user's."""
+    if "SOUNDSEEK_TEST_CACHE" in os.environ:  # reuse between local runs
+        os.environ["SOUNDSEEK_CACHE"] = os.environ["SOUNDSEEK_TEST_CACHE"]
+    else:
+        os.environ["SOUNDSEEK_CACHE"] = str(tmp_path_factory.mktemp("soundseek-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def esc50_index(tmp_path_factory):
+    """All 398 clips of ESC-50 fold 1 indexed with the default expert and model (built once)."""
+    if not (ESC50 / "meta.csv").is_file():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+
+    idx = Index.create(tmp_path_factory.mktemp("esc50") / "index")
+    report = idx.add(ESC50 / "audio", progress=False)
+    assert report.failed == [], report.failed
+    assert report.added == len(esc50_meta())
+    yield idx
+    idx.close()

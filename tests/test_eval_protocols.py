@@ -1,0 +1,292 @@
+"""Protocols and `soundseek evaluate` with a tiny fake model (random projections / identity)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from soundseek.data.types import AudioCaptions
+from soundseek.eval import protocols as P
+from soundseek.eval import runner as R
+from soundseek.experts.base import AudioFeatures
+
+torch.set_num_threads(1)
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ESC50 = SHARED / "data" / "esc50-fold1"
+DIM = 60
+
+
+@dataclass
+class _Cfg:
+    audio_expert: str = "fake-audio"
+    text_expert: str = "fake-text"
+
+
+class FakeModel(torch.nn.Module):
+    """Single-vector model: masked-mean frames / sentence through a linear map (identity or random)."""
+
+    def __init__(self, random: bool = False, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.config = _Cfg()
+        self.wa = torch.randn(DIM, 16, generator=g) if random else torch.eye(DIM)
+        self.wt = torch.randn(DIM, 16, generator=g) if random else torch.eye(DIM)
+
+    def encode_audio(self, frames, mask):
+        m = mask.unsqueeze(-1).float()
+        pooled = (frames * m).sum(1) / m.sum(1)
+        return torch.nn.functional.normalize(pooled @ self.wa, dim=-1)
+
+    def encode_text(self, sentence):
+        return torch.nn.functional.normalize(sentence @ self.wt, dim=-1)
+
+
+def _onehot(k: int) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[k % DIM] = 1.0
+    return v
+
+
+def fake_audio_features(items):
+    """Clip 'clip<k>.wav' / ESC-50 target k -> frames that are one-hot k (+ a frame of noise)."""
+    out, failed = [], []
+    for it in items:
+        name = Path(it.audio_path).name
+        if "broken" in name:
+            out.append(None)
+            failed.append((str(it.audio_path), "AudioError: cannot decode"))
+            continue
+        k = int(it.meta["target"]) if "target" in it.meta else int(re.findall(r"\d+", name)[0])
+        frames = np.stack([_onehot(k), _onehot(k), 0.1 * np.random.default_rng(k).random(DIM).astype(np.float32)])
+        out.append(AudioFeatures(frames=frames, pooled=frames.mean(0), hop_s=1.0, window_s=1.0))
+    return out, failed
+
+
+def make_text_features(classes=None):
+    def fn(texts):
+        rows = []
+        for t in texts:
+            nums = re.findall(r"number (\d+)", t)
+            if nums:
+                k = int(nums[0])
+            else:  # class prompt: find which readable class name it contains (longest match)
+                names = [P.readable_class_name(c) for c in classes]
+                k = max((i for i, n in enumerate(names) if n in t), key=lambda i: len(names[i]))
+            rows.append(_onehot(k))
+        return np.stack(rows)
+
+    return fn
+
+
+def _items(n=8, broken=False, labels=False):
+    items = [
+        AudioCaptions(
+            Path(f"/x/clip{k}.wav"),
+            [f"sound number {k}", f"the number {k} sound", f"number {k}"],
+            "test",
+            label=f"group{k // 2}" if labels else None,
+        )
+        for k in range(n)
+    ]
+    if broken:
+        items.append(AudioCaptions(Path("/x/broken.wav"), ["sound number 99"], "test"))
+    return items
+
+
+def _embedder(random=False, classes=None):
+    return P.ModelEmbedder(
+        FakeModel(random=random),
+        batch_size=3,
+        audio_features=fake_audio_features,
+        text_features=make_text_features(classes),
+    )
+
+
+def test_caption_retrieval_identity_model_is_perfect_and_failures_are_reported():
+    res = P.evaluate_caption_retrieval(_embedder(), _items(broken=True), "toy", n_random_runs=5)
+    assert res.n_audio == 8 and res.n_captions == 24
+    assert res.report.t2a.r1 == 100.0 and res.report.a2t.r1 == 100.0
+    assert res.report.a2t.map10 == pytest.approx(100.0)
+    assert res.baseline.t2a.r1 < 40  # random: 1/8 = 12.5 %
+    assert res.failed == [("/x/broken.wav", "AudioError: cannot decode")]
+    md = res.to_markdown()
+    assert "| model | 100.0 |" in md and "| random |" in md and "left out" in md
+    json.dumps(res.to_dict())
+
+
+def test_label_aware_t2a_counts_same_label_clips():
+    res = P.evaluate_caption_retrieval(_embedder(), _items(8, labels=True), "toy", n_random_runs=5)
+    assert res.label_t2a is not None and res.label_t2a.r1 == 100.0 and res.label_t2a.n_queries == 24
+    # two relevant clips per caption, one of them ranked first: AP@10 = (1 + 2/r2) / 2 < 1 unless r2 = 2
+    assert res.label_t2a.map10 <= 100.0
+    assert res.label_t2a_baseline.r1 == pytest.approx(100 * 2 / 8, abs=10)
+    assert "label relevant" in res.to_markdown() and "label_t2a" in res.to_dict()
+    assert P.evaluate_caption_retrieval(_embedder(), _items(8), "toy", n_random_runs=2).label_t2a is None
+
+
+def test_random_projection_model_runs_and_differs_from_identity():
+    res = P.evaluate_caption_retrieval(_embedder(random=True), _items(20), "toy", n_random_runs=3)
+    assert 0 <= res.report.t2a.r1 <= 100 and res.report.t2a.n_gallery == 20
+    # text and audio go through different random maps: not aligned any more
+    assert res.report.t2a.r1 < 100.0
+
+
+def test_readable_names_and_templates():
+    assert P.readable_class_name("crying_baby") == "crying baby"
+    assert P.readable_class_name("door_wood_knock") == "door wood knock"
+    with pytest.raises(ValueError, match="placeholder"):
+        P.class_text_embeddings(_embedder(classes=["dog"]), ["dog"], ["no slot"])
+
+
+def test_class_text_embeddings_average_templates():
+    seen = []
+
+    def text_fn(texts):
+        seen.extend(texts)
+        return np.stack([_onehot(len(t)) for t in texts])
+
+    emb = P.ModelEmbedder(FakeModel(), audio_features=fake_audio_features, text_features=text_fn)
+    out = P.class_text_embeddings(emb, ["crying_baby", "dog"], ["the sound of a {}", "{} can be heard"])
+    assert seen == ["the sound of a crying baby", "crying baby can be heard", "the sound of a dog", "dog can be heard"]
+    assert out.shape == (2, DIM)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+    # two different one-hots averaged and renormalised -> 1/sqrt(2) each
+    assert np.isclose(out[0].max(), 1 / np.sqrt(2))
+
+
+@pytest.mark.skipif(not ESC50.is_dir(), reason="shared ESC-50 fold 1 not available")
+def test_esc50_protocol_with_fake_model():
+    items, classes = P.load_esc50(ESC50)
+    assert len(classes) == 50 and classes[0] == "dog" and len(items) == 398
+    res = P.evaluate_classes(_embedder(classes=classes), items, classes, "ESC-50", n_random_runs=5)
+    assert res.zero_shot.accuracy == 100.0
+    assert res.retrieval.map10 == pytest.approx(100.0) and res.retrieval.r1 == 100.0
+    assert res.retrieval.n_queries == 50
+    assert res.zero_shot_baseline.accuracy < 10  # chance = 2 %
+    assert "zero-shot acc" in res.to_markdown()
+
+
+def test_runner_writes_results_and_skips_missing_data(tmp_path):
+    cfg = R.EvalConfig(
+        model="fake",
+        protocols=["esc50", "clotho"],
+        esc50_dir=str(ESC50) if ESC50.is_dir() else str(tmp_path / "nope"),
+        clotho_dir=str(tmp_path / "missing"),
+        output_dir=str(tmp_path / "out"),
+        n_random_runs=3,
+    )
+    classes = P.load_esc50(ESC50)[1] if ESC50.is_dir() else None
+    run = R.run_evaluation(cfg, embedder=_embedder(classes=classes), log=lambda m: None)
+    assert "clotho" in run.skipped and "does not exist" in run.skipped["clotho"]
+    out = tmp_path / "out"
+    saved = json.loads((out / "config.json").read_text())
+    assert R.EvalConfig.from_dict(saved) == cfg
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["skipped"]) >= {"clotho"}
+    assert (out / "results.md").read_text().startswith("# Evaluation of `fake`")
+    if ESC50.is_dir():
+        assert results["results"]["esc50"]["zero_shot"]["accuracy"] == 100.0
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown protocol"):
+        R.EvalConfig(protocols=["imagenet"])
+    with pytest.raises(ValueError, match="unknown evaluate config keys"):
+        R.EvalConfig.from_dict({"modle": "x"})
+
+
+def test_cli_reports_missing_model_and_data(tmp_path, monkeypatch):
+    from soundseek.eval.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def _noop():  # a second command keeps typer in multi-command mode, as in the real CLI
+        pass
+
+    monkeypatch.delenv("SOUNDSEEK_DATA", raising=False)
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "no-model"), "-p", "esc50"])
+    assert result.exit_code == 2
+    assert "no-model" in result.output
+
+
+class RealExpertsRandomModel(torch.nn.Module):
+    """Random projections over the real aisfx (512-d) and minilm (384-d) features."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.config = _Cfg(audio_expert="aisfx", text_expert="minilm")
+        self.wa = torch.randn(512, 32, generator=g)
+        self.wt = torch.randn(384, 32, generator=g)
+
+    def encode_audio(self, frames, mask):
+        m = mask.unsqueeze(-1).float()
+        return torch.nn.functional.normalize(((frames * m).sum(1) / m.sum(1)) @ self.wa, dim=-1)
+
+    def encode_text(self, sentence):
+        return torch.nn.functional.normalize(sentence @ self.wt, dim=-1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ESC50.is_dir(), reason="shared ESC-50 fold 1 not available")
+def test_esc50_end_to_end_real_features(tmp_path):
+    from soundseek.features import FeatureStore
+
+    items, classes = P.load_esc50(ESC50)
+    items = [it for it in items if it.meta["target"] < 3]  # dog, rooster, pig: 22 clips
+    emb = P.ModelEmbedder(RealExpertsRandomModel(), store=FeatureStore(tmp_path / "fs"), progress=False)
+    res = P.evaluate_classes(emb, items, classes[:3], "ESC-50 subset", templates=["the sound of a {}"], n_random_runs=5)
+    assert res.zero_shot.n_items == len(items) and not res.failed
+    assert 0.0 <= res.zero_shot.accuracy <= 100.0 and res.retrieval.n_queries == 3
+    assert np.isfinite(res.retrieval.map10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ESC50.is_dir(), reason="shared ESC-50 fold 1 not available")
+def test_cli_end_to_end_with_saved_dual_encoder(tmp_path):
+    """`evaluate --model DIR -p esc50` on a 3-class ESC-50 subset with an untrained DualEncoder."""
+    import csv
+
+    from soundseek.eval.cli import register
+    from soundseek.models import DualEncoder
+
+    torch.manual_seed(0)
+    model_dir = DualEncoder(audio_expert="aisfx", text_expert="minilm").save_pretrained(tmp_path / "model")
+    sub = tmp_path / "esc"
+    (sub / "audio").mkdir(parents=True)
+    with open(ESC50 / "meta.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["target"]) < 3]
+    with open(sub / "meta.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    for r in rows:
+        (sub / "audio" / r["filename"]).symlink_to(ESC50 / "audio" / r["filename"])
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def _noop():
+        pass
+
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", str(model_dir), "-p", "esc50", "--esc50", str(sub), "--out", str(out),
+            "--feature-cache", str(tmp_path / "fs"), "-t", "the sound of a {}", "--random-runs", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())["results"]["esc50"]
+    assert res["zero_shot"]["n_items"] == len(rows) and res["zero_shot"]["n_classes"] == 3
+    assert res["templates"] == ["the sound of a {}"]
+    assert json.loads((out / "config.json").read_text())["model"] == str(model_dir)
+    assert "zero-shot acc" in (out / "results.md").read_text()

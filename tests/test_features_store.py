@@ -1,0 +1,135 @@
+"""Feature store: computed once, incremental, and safe against kill -9 at any moment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ESC50, REPO, esc50_meta, needs_shared
+from soundseek.experts import get_audio_expert
+from soundseek.experts.base import AudioFeatures
+from soundseek.features import FeatureStore, extract_features
+
+
+def _feat(n: int, seed: int) -> AudioFeatures:
+    frames = np.random.default_rng(seed).random((n, 8), dtype=np.float32)
+    return AudioFeatures(frames, frames.mean(0), 1.0, 2.0, 0.0)
+
+
+def test_put_get_roundtrip_and_missing(tmp_path):
+    store = FeatureStore(tmp_path)
+    store.put_many("e@1", [("h1", _feat(3, 1), 3.0), ("h2", _feat(5, 2), 5.0)])
+    got = store.get("h2", "e@1")
+    np.testing.assert_array_equal(got.features.frames, _feat(5, 2).frames)
+    assert got.duration_s == 5.0 and got.features.hop_s == 1.0
+    assert store.get("h2", "e@2") is None  # another expert version is another feature
+    assert store.missing(["h1", "h2", "h3"], "e@1") == {"h3"}
+    store.close()
+    again = FeatureStore(tmp_path)  # persisted
+    assert again.count("e@1") == 2
+
+
+def test_gc_removes_only_unreferenced_shards(tmp_path):
+    store = FeatureStore(tmp_path)
+    store.put_many("e@1", [("h1", _feat(2, 0), 1.0)])
+    orphan = tmp_path / "shards" / "e_1" / "orphan.safetensors"
+    orphan.write_bytes(b"partial")
+    (tmp_path / "shards" / "e_1" / "x.tmp").write_bytes(b"partial")
+    assert store.gc() == 2
+    assert store.get("h1", "e@1") is not None
+
+
+@needs_shared("data/esc50-fold1")
+def test_extract_is_incremental_and_skips_bad_files(tmp_path):
+    rows = esc50_meta()[:6]
+    files = []
+    for r in rows:
+        dst = tmp_path / "audio" / r["filename"]
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(ESC50 / "audio" / r["filename"], dst)
+        files.append(dst)
+    bad = tmp_path / "audio" / "broken.wav"
+    bad.write_text("not audio")
+    expert = get_audio_expert("aisfx")
+    store = FeatureStore(tmp_path / "store")
+    r1 = extract_features(files + [bad], expert, store, progress=False)
+    assert (r1.computed, r1.cached) == (6, 0)
+    assert [p for p, _ in r1.failed] == [str(bad)]
+    r2 = extract_features(files, expert, store, progress=False)
+    assert (r2.computed, r2.cached) == (0, 6)
+    np.testing.assert_array_equal(r1.features[str(files[0])].frames, r2.features[str(files[0])].frames)
+    # a changed file is recomputed, a renamed copy is recognised by content
+    sf.write(files[0], np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32), 44100)
+    shutil.copy(files[1], tmp_path / "audio" / "renamed.flac")
+    r3 = extract_features(files + [tmp_path / "audio" / "renamed.flac"], expert, store, progress=False)
+    assert (r3.computed, r3.cached) == (1, 6)
+
+
+def _committed(manifest: Path) -> int:
+    if not manifest.exists():
+        return 0
+    try:
+        with sqlite3.connect(manifest, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@needs_shared("data/esc50-fold1")
+@pytest.mark.slow
+def test_kill_9_during_indexing_loses_at_most_a_batch_and_resumes(tmp_path):
+    """Really SIGKILL a `soundseek index` process mid-run, twice; the store stays readable and
+    the next run finishes the job without recomputing what was committed."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rows = esc50_meta()[:48]
+    for r in rows:
+        shutil.copy(ESC50 / "audio" / r["filename"], audio / r["filename"])
+    index = tmp_path / "idx"
+    manifest = index / "features" / "manifest.sqlite"
+    cmd = [sys.executable, "-m", "soundseek.cli", "index", str(audio), "--index", str(index), "-q", "--model", "none"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    seen = []
+    for target in (8, 24):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 240
+        while _committed(manifest) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "indexing finished before it could be killed: " + proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        n = _committed(manifest)
+        assert n >= target and n < len(rows)
+        seen.append(n)
+        # everything committed is complete and readable
+        store = FeatureStore(index / "features")
+        with sqlite3.connect(manifest) as db:
+            hashes = [h for (h,) in db.execute("SELECT hash FROM features")]
+        for h in hashes:
+            f = store.get(h, "aisfx@1")
+            assert f is not None and f.features.frames.shape == (4, 512)
+        store.close()
+    assert seen[1] > seen[0]
+    done = subprocess.run(cmd[:-2] + ["--json"] + cmd[-2:], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["features_computed"] == len(rows) - seen[1]  # nothing committed was recomputed
+    from soundseek import Index
+
+    idx = Index.open(index)
+    assert len(idx) == len(rows)
+    assert len(idx.audio_vectors) == idx.stats()["windows"] == len(rows)
+    hits = idx.search_audio(audio / rows[0]["filename"], k=3)
+    assert len(hits) == 3

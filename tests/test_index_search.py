@@ -1,0 +1,160 @@
+"""soundseek.Index end to end on real audio: query by example, text search, windows, updates, repair."""
+
+from __future__ import annotations
+
+import collections
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ESC50, esc50_meta, needs_shared
+from soundseek import Index
+from soundseek.audio import load_audio
+from soundseek.search import NoTextModelError
+
+pytestmark = needs_shared("data/esc50-fold1")
+
+
+def _category_of(path: str) -> str:
+    return _CATS[Path(path).name]
+
+
+_CATS = {r["filename"]: r["category"] for r in esc50_meta()} if (ESC50 / "meta.csv").is_file() else {}
+
+
+def test_query_by_example_returns_same_class_well_above_chance(esc50_index):
+    """One query per class (its first clip), the query itself excluded from the results."""
+    rows = esc50_meta()
+    first = {}
+    for r in rows:
+        first.setdefault(r["category"], r)
+    p_at_1, p_at_5 = [], []
+    for cat, r in sorted(first.items()):
+        hits = esc50_index.search_audio(ESC50 / "audio" / r["filename"], k=5)
+        assert all(Path(h.path).name != r["filename"] for h in hits)
+        cats = [_category_of(h.path) for h in hits]
+        p_at_1.append(cats[0] == cat)
+        p_at_5.append(np.mean([c == cat for c in cats]))
+    chance = 7 / 397
+    # measured 2026-11-24 over all 398 clips as queries: P@1 0.759, P@5 0.467 (chance 0.018)
+    assert np.mean(p_at_1) > 0.5 > 20 * chance
+    assert np.mean(p_at_5) > 0.3
+
+
+def test_dog_queries_return_dog_clips_first(esc50_index):
+    """Each of the 8 dog clips as a query (itself excluded).
+
+    Measured 2026-11-24: a dog first for 6 of 8, dog precision of the top 3 = 0.625 (chance 0.018).
+    """
+    dogs = [r for r in esc50_meta() if r["category"] == "dog"]
+    assert len(dogs) == 8
+    top1, top3 = 0, []
+    for dog in dogs:
+        hits = esc50_index.search_audio(ESC50 / "audio" / dog["filename"], k=3)
+        cats = [_category_of(h.path) for h in hits]
+        top1 += cats[0] == "dog"
+        top3.append(cats.count("dog") / 3)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        assert hits[0].start is None and hits[0].duration == pytest.approx(5.0)  # fits one window
+    assert top1 >= 5
+    assert np.mean(top3) >= 0.5
+
+
+def test_waveform_query_equals_file_query(esc50_index):
+    r = esc50_meta()[10]
+    path = ESC50 / "audio" / r["filename"]
+    by_file = esc50_index.search_audio(path, k=5, exclude_self=False)
+    wave = load_audio(path, 16000)
+    by_wave = esc50_index.search_audio(wave, k=5, sample_rate=16000)
+    assert by_file[0].path == str(path) and by_file[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [h.path for h in by_wave][:3] == [h.path for h in by_file][:3]
+
+
+def test_text_search_with_the_shipped_model(esc50_index):
+    """The default model ships in the package: "a dog barking" finds dogs, offline."""
+    assert esc50_index.has_text_model, "no default model shipped in soundseek/assets/models/default"
+    hits = esc50_index.search("a dog barking", k=10)
+    cats = [_category_of(h.path) for h in hits]
+    assert cats[0] == "dog"
+    assert cats.count("dog") >= 3  # 8 dog clips among 398; chance for 10 results is 0.2
+    with pytest.raises(ValueError, match="empty query"):
+        esc50_index.search("   ")
+
+
+def test_long_file_reports_the_matching_window(tmp_path, esc50_index):
+    """A 40-s file of quiet noise with a rooster clip at 20–25 s: the best window contains it."""
+    rooster = next(r for r in esc50_meta() if r["category"] == "rooster")
+    clip, sr = sf.read(ESC50 / "audio" / rooster["filename"], dtype="float32")
+    long = np.random.default_rng(0).normal(0, 0.003, 40 * sr).astype(np.float32)
+    long[20 * sr : 25 * sr] += clip
+    path = tmp_path / "long_with_rooster.wav"
+    sf.write(path, long, sr)
+    idx = Index.create(tmp_path / "idx", model=None)
+    idx.add([path] + [ESC50 / "audio" / r["filename"] for r in esc50_meta()[:20]], progress=False)
+    hits = idx.search_audio(ESC50 / "audio" / rooster["filename"], k=3, exclude_self=True)
+    long_hit = next(h for h in hits if h.path == str(path))
+    assert long_hit.duration == pytest.approx(40.0, abs=0.01)
+    assert long_hit.start is not None and long_hit.start <= 20.5 and long_hit.end >= 24.5
+
+
+def test_incremental_add_change_remove_and_bad_files(tmp_path):
+    audio = tmp_path / "audio"
+    (audio / "sub").mkdir(parents=True)
+    rows = esc50_meta()[:5]
+    for i, r in enumerate(rows):
+        shutil.copy(ESC50 / "audio" / r["filename"], (audio / "sub" if i % 2 else audio) / r["filename"])
+    (audio / "notes.txt").write_text("ignored: not an audio extension")
+    (audio / "empty.wav").write_bytes(b"")
+    (audio / "fake.mp3").write_text("<html>not audio</html>")
+    sf.write(audio / "silence.flac", np.zeros(44100, np.float32), 44100)
+
+    idx = Index.create(tmp_path / "idx", model=None)
+    r1 = idx.add(audio, progress=False)
+    assert (r1.added, r1.unchanged, r1.removed) == (5, 0, 0)
+    assert sorted(Path(p).name for p, _ in r1.failed) == ["empty.wav", "fake.mp3", "silence.flac"]
+    reasons = dict((Path(p).name, e) for p, e in r1.failed)
+    assert "empty" in reasons["empty.wav"] and "silent" in reasons["silence.flac"]
+    assert len(idx.failures()) == 3
+
+    r2 = idx.add(audio, progress=False)
+    assert (r2.added, r2.unchanged) == (0, 5)
+
+    changed = audio / rows[0]["filename"]
+    sf.write(changed, np.random.default_rng(1).normal(0, 0.2, 44100).astype(np.float32), 44100, format="FLAC")
+    (audio / "sub" / rows[1]["filename"]).unlink()
+    r3 = idx.add(audio, progress=False)
+    assert (r3.added, r3.unchanged, r3.removed) == (1, 3, 1)
+    assert len(idx) == 4 and len(idx.audio_vectors) == idx.stats()["windows"] == 4
+    idx.close()
+
+    reopened = Index.open(tmp_path / "idx")
+    assert len(reopened) == 4
+    with pytest.raises(NoTextModelError, match="search --audio"):
+        reopened.search("a dog")
+
+
+def test_lost_vector_file_is_rebuilt_from_the_feature_store(tmp_path):
+    rows = esc50_meta()[:6]
+    idx = Index.create(tmp_path / "idx", model=None)
+    idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    before = idx.search_audio(ESC50 / "audio" / rows[0]["filename"], k=3)
+    idx.close()
+    (tmp_path / "idx" / "audio.faiss").unlink()
+    again = Index.open(tmp_path / "idx")
+    assert len(again.audio_vectors) == 6
+    assert again.search_audio(ESC50 / "audio" / rows[0]["filename"], k=3) == before
+
+
+def test_ties_are_broken_deterministically(tmp_path):
+    """Byte-identical copies score the same: the lower id (first indexed) ranks first."""
+    r = esc50_meta()[0]
+    for name in ("b.flac", "a.flac", "c.flac"):
+        shutil.copy(ESC50 / "audio" / r["filename"], tmp_path / name)
+    idx = Index.create(tmp_path / "idx", model=None)
+    idx.add(tmp_path, progress=False)
+    hits = idx.search_audio(ESC50 / "audio" / r["filename"], k=3, exclude_self=False)
+    assert [Path(h.path).name for h in hits] == ["a.flac", "b.flac", "c.flac"]
+    assert collections.Counter(round(h.score, 5) for h in hits).most_common(1)[0][1] == 3

@@ -1,0 +1,177 @@
+"""Trainer on a small learnable synthetic problem; config YAML; augmentation; determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soundseek.models import DualEncoder
+from soundseek.train.augment import feature_mask, time_mask
+from soundseek.train.config import TrainConfig
+from soundseek.train.data import FeatureSet
+from soundseek.train.trainer import batch_positive_mask, evaluate, lr_lambda, save_run, train_model
+
+torch.set_num_threads(1)
+
+A_DIM, T_DIM = 16, 12
+
+
+def synthetic(n_clips: int, seed: int, n_classes: int = 12, caps_per_clip: int = 2) -> FeatureSet:
+    """Clips of a hidden class: frames = class pattern + noise at random times; captions = a
+    different (linear) view of the same class.  Learnable, but only through both heads."""
+    rng = np.random.default_rng(1234)
+    a_proto = rng.normal(size=(n_classes, A_DIM)).astype(np.float32)
+    t_map = rng.normal(size=(n_classes, T_DIM)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, n_classes, size=n_clips)
+    audio, text, cap_clip = [], [], []
+    for i, c in enumerate(cls):
+        t = int(rng.integers(3, 12))
+        f = rng.normal(scale=1.0, size=(t, A_DIM)).astype(np.float32)
+        f[rng.integers(0, t)] += 3 * a_proto[c]  # the event is in one frame: max pooling helps
+        audio.append(f)
+        for _ in range(caps_per_clip):
+            text.append(t_map[c] + 0.3 * rng.normal(size=T_DIM).astype(np.float32))
+            cap_clip.append(i)
+    return FeatureSet(
+        clip_ids=[f"clip{i}" for i in range(n_clips)],
+        audio={"aisfx": audio},
+        text={"minilm": np.stack(text).astype(np.float32)},
+        caption_clip=np.array(cap_clip),
+        labels=[f"class{c}" for c in cls],
+    )
+
+
+def small_cfg(**over) -> TrainConfig:
+    cfg = TrainConfig.from_dict(
+        {
+            "model": {"type": "dual_encoder", "params": {"audio_dim": A_DIM, "text_dim": T_DIM, "embed_dim": 16, "hidden": 32}},
+            "epochs": 12,
+            "batch_size": 32,
+            "patience": None,
+            "optim": {"lr": 3e-3, "warmup_epochs": 1},
+        }
+    )
+    for k, v in over.items():
+        obj = cfg
+        *path, last = k.split(".")
+        for p in path:
+            obj = getattr(obj, p)
+        setattr(obj, last, v)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic(160, seed=1), synthetic(60, seed=2)
+
+
+@pytest.mark.parametrize("loss", ["ntxent", "max_margin"])
+def test_training_reduces_loss_and_improves_retrieval(data, loss):
+    train, val = data
+    cfg = small_cfg(**{"loss.name": loss})
+    torch.manual_seed(0)
+    before = evaluate(DualEncoder.from_config_dict(cfg.model.params).eval(), val)["geo_mean"]
+    res = train_model(cfg, train, val, progress=False)
+    hist = res.history
+    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
+    after = evaluate(res.model, val)
+    assert after["geo_mean"] == pytest.approx(res.best_score)  # best weights restored
+    assert after["geo_mean"] > before + 10
+    assert after["r10"] > 50  # 60 clips: chance R@10 is ~17 %
+
+
+def test_deterministic_with_seed(data):
+    train, val = data
+    cfg = small_cfg(epochs=3, **{"augment.time_mask_prob": 0.5, "augment.feature_mask_prob": 0.5})
+    a = train_model(cfg, train, val, progress=False)
+    b = train_model(cfg, train, val, progress=False)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    c = train_model(small_cfg(epochs=3, seed=1), train, val, progress=False)
+    assert [h["loss"] for h in a.history] != [h["loss"] for h in c.history]
+
+
+def test_all_captions_mode_and_early_stopping(data):
+    train, val = data
+    cfg = small_cfg(epochs=30, patience=2, **{"data.captions_per_clip": "all", "optim.lr": 3e-2})
+    res = train_model(cfg, train, val, progress=False)
+    assert len(res.history) < 30  # stopped early once the score stopped improving for 2 epochs
+    assert res.best_epoch == len(res.history) - 2
+
+
+def test_positive_mask_own_clip_and_labels(data):
+    train, _ = data
+    clips = np.array([0, 1, 2, 3])
+    caps = np.concatenate([train.clip_captions[c] for c in clips])
+    p = batch_positive_mask(train, caps, clips, label_positives=False).numpy()
+    assert p.shape == (8, 4) and p.sum() == 8
+    assert (p.argmax(1) == np.repeat(np.arange(4), 2)).all()
+    same = [i for i in range(1, train.n_clips) if train.labels[i] == train.labels[0]][0]
+    clips = np.array([0, same])
+    caps = np.array([train.clip_captions[0][0], train.clip_captions[same][0]])
+    assert batch_positive_mask(train, caps, clips, label_positives=True).all()
+    assert batch_positive_mask(train, caps, clips, label_positives=False).sum() == 2
+
+
+def test_save_run_writes_checkpoint_config_metrics_curve(data, tmp_path):
+    train, val = data
+    cfg = small_cfg(epochs=2)
+    res = train_model(cfg, train, val, progress=False)
+    model_dir = save_run(res, cfg, tmp_path / "run")
+    assert (model_dir / "model.safetensors").is_file() and (model_dir / "config.json").is_file()
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["best_epoch"] in (1, 2)
+    assert TrainConfig.from_yaml(tmp_path / "run" / "train_config.yaml") == cfg
+    again = DualEncoder.from_pretrained(model_dir)
+    assert evaluate(again, val)["geo_mean"] == pytest.approx(res.best_score)
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    cfg = small_cfg(**{"loss.name": "max_margin", "augment.time_mask_prob": 0.3, "data.max_frames": None})
+    path = tmp_path / "c.yaml"
+    cfg.to_yaml(path)
+    assert TrainConfig.from_yaml(path) == cfg
+    with pytest.raises(ValueError, match="unknown key"):
+        TrainConfig.from_dict({"optim": {"learning_rate": 1}})
+    with pytest.raises(TypeError, match="epochs must be int"):
+        TrainConfig.from_dict({"epochs": "ten"})
+    with pytest.raises(FileNotFoundError):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+    # relative data paths resolve against the YAML's folder
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "r.yaml").write_text("data:\n  captions_csv: caps.csv\n")
+    assert TrainConfig.from_yaml(tmp_path / "sub" / "r.yaml").data.captions_csv == str(tmp_path / "sub" / "caps.csv")
+
+
+def test_lr_schedule_warmup_then_decay():
+    cfg = small_cfg(epochs=10, **{"optim.warmup_epochs": 2.0})
+    f = lr_lambda(cfg, steps_per_epoch=5)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(49) < 0.01
+    cfg.optim.schedule = "step"
+    cfg.optim.step_epochs, cfg.optim.step_gamma = 3, 0.5
+    f = lr_lambda(cfg, steps_per_epoch=5)
+    assert f(14) == 1.0 and f(15) == 0.5 and f(30) == 0.25
+
+
+def test_augmentation_masks_keep_a_frame_and_are_seeded():
+    mask = torch.zeros(4, 10, dtype=torch.bool)
+    mask[:, :6] = True
+    mask[3, :1] = True
+    mask[3, 1:] = False
+    out = time_mask(mask, prob=1.0, max_frac=0.9, gen=torch.Generator().manual_seed(0))
+    assert (out.sum(1) >= 1).all() and (out.sum(1)[:3] < 6).all()
+    assert not (out & ~mask).any()  # never turns padding into frames
+    again = time_mask(mask, prob=1.0, max_frac=0.9, gen=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    frames = torch.ones(2, 3, 20)
+    fm = feature_mask(frames, prob=1.0, max_frac=0.25, gen=torch.Generator().manual_seed(0))
+    zeroed = (fm == 0).all(dim=1).sum(dim=1)
+    assert ((zeroed >= 1) & (zeroed <= 5)).all()
+    assert torch.equal(frames, torch.ones(2, 3, 20))  # input untouched
