@@ -71,6 +71,7 @@ def worker(name: str, audio_dir: Path, limit: int, threads: int) -> dict:
         expert.encode(texts, with_tokens=True)
         compute_s = time.perf_counter() - t0
         row.update(texts=len(texts), compute_s=compute_s, texts_per_s=len(texts) / compute_s)
+    row["load_avg_1min"] = os.getloadavg()[0]
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return row
 
@@ -110,7 +111,9 @@ def markdown(rows: list[dict], limit: int, threads: int, audio_dir: Path) -> str
         f"{threads} torch thread(s), torch {torch.__version__}, Python {platform.python_version()}; "
         f"data: the first {limit} clips (sorted by name) of ESC-50 fold 1 (`shared/data/esc50-fold1/audio`, 5 s each). "
         "Peak RSS is the whole subprocess (Python + torch runtime + model + activations). "
-        "`x realtime` = seconds of audio embedded per second of compute.",
+        "`x realtime` = seconds of audio embedded per second of compute. "
+        f"1-min load average during the runs: {min(r['load_avg_1min'] for r in rows):.1f}-"
+        f"{max(r['load_avg_1min'] for r in rows):.1f} (2 cores shared: expect noisy timings).",
         "",
         "| expert | weights | dim | frames/clip | hop (s) | build (s) | audio (s) | compute (s) | x realtime | peak RSS (MB) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -191,9 +191,43 @@ def test_runner_writes_results_and_skips_missing_data(tmp_path):
     assert R.EvalConfig.from_dict(saved) == cfg
     results = json.loads((out / "results.json").read_text())
     assert set(results["skipped"]) >= {"clotho"}
+    assert results["model_config"] == {"audio_expert": "fake-audio", "text_expert": "fake-text"}
     assert (out / "results.md").read_text().startswith("# Evaluation of `fake`")
     if ESC50.is_dir():
         assert results["results"]["esc50"]["zero_shot"]["accuracy"] == 100.0
+
+
+def _hash_vec(key: str, dim: int) -> np.ndarray:
+    import zlib
+
+    return np.random.default_rng(zlib.crc32(key.encode())).standard_normal(dim).astype(np.float32)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "clotho-mini").is_dir(), reason="shared fixtures not available")
+def test_runner_reads_clotho_and_audiocaps_fixtures(tmp_path):
+    """Format check: the real 5-caption files go through the soundseek.data loaders into the tables."""
+
+    def audio_fn(items):
+        feats = []
+        for it in items:
+            assert Path(it.audio_path).is_file(), it.audio_path
+            fr = np.stack([_hash_vec(str(it.audio_path), DIM)] * 2)
+            feats.append(AudioFeatures(frames=fr, pooled=fr.mean(0), hop_s=1.0, window_s=1.0))
+        return feats, []
+
+    emb = P.ModelEmbedder(
+        FakeModel(random=True),
+        audio_features=audio_fn,
+        text_features=lambda texts: np.stack([_hash_vec(t, DIM) for t in texts]),
+    )
+    cfg = R.EvalConfig(protocols=["clotho", "audiocaps"], data_root=str(SHARED / "data"),
+                       output_dir=str(tmp_path), n_random_runs=2)  # fmt: skip
+    run = R.run_evaluation(cfg, embedder=emb, log=lambda m: None)
+    assert not run.skipped, run.skipped
+    clotho, audiocaps = run.results["clotho"], run.results["audiocaps"]
+    assert (clotho.n_audio, clotho.n_captions) == (7, 35)
+    assert (audiocaps.n_audio, audiocaps.n_captions) == (14, 70)
+    assert audiocaps.report.t2a.n_gallery == 14 and audiocaps.report.a2t.n_gallery == 70
 
 
 def test_config_validation():

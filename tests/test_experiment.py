@@ -25,6 +25,7 @@ from soundseek.train.experiment import ExperimentConfig, builtin_config, duratio
 from soundseek.train.multiexpert_data import audio_batch, fit_length, subset, synthetic_feature_set
 
 torch.set_num_threads(1)
+SMALL_DE = {"embed_dim": 16, "hidden": 32}
 
 
 def small_moee(fs):
@@ -165,8 +166,8 @@ def test_ensemble_row_is_mean_of_member_matrices(tmp_path):
                  "synthetic": {"n_clips": 40}},
         "save_models": True,
         "models": [
-            {"name": "m1", "kind": "dual_encoder", "params": {"embed_dim": 16, "hidden": 32}, "fit": {"epochs": 2, "batch_size": 8}},
-            {"name": "m2", "kind": "dual_encoder", "params": {"embed_dim": 16, "hidden": 32}, "fit": {"epochs": 3, "batch_size": 8}},
+            {"name": "m1", "kind": "dual_encoder", "params": SMALL_DE, "fit": {"epochs": 2, "batch_size": 8}},
+            {"name": "m2", "kind": "dual_encoder", "params": SMALL_DE, "fit": {"epochs": 3, "batch_size": 8}},
             {"name": "both", "kind": "ensemble", "members": ["m1", "m2"]},
         ],
     }  # fmt: skip
@@ -218,7 +219,7 @@ def test_cli_register(tmp_path):
         pass
 
     d = yaml.safe_load(builtin_config("synthetic").read_text())
-    d["models"] = [{"name": "de", "kind": "dual_encoder", "params": {"embed_dim": 16, "hidden": 32}, "fit": {"epochs": 2, "batch_size": 16}}]
+    d["models"] = [{"name": "de", "kind": "dual_encoder", "params": SMALL_DE, "fit": {"epochs": 2, "batch_size": 16}}]
     d["fractions"] = [1.0]
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(d))

@@ -158,3 +158,18 @@ def test_ties_are_broken_deterministically(tmp_path):
     hits = idx.search_audio(ESC50 / "audio" / r["filename"], k=3, exclude_self=False)
     assert [Path(h.path).name for h in hits] == ["a.flac", "b.flac", "c.flac"]
     assert collections.Counter(round(h.score, 5) for h in hits).most_common(1)[0][1] == 3
+
+
+def test_clap_native_space_indexes_and_searches_without_training(tmp_path):
+    """A CLAP model is a complete text–audio space: index with its audio tower, search with its
+    text tower (random weights here: the mechanics, dimensions and windows are what is checked)."""
+    rows = esc50_meta()[:3]
+    idx = Index.create(tmp_path / "idx", audio_expert="clap-audio", model="native:clap-audio+clap-text",
+                       expert_options={"random_init": True}, text_expert_options={"random_init": True})
+    report = idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    assert report.added == 3 and not report.failed
+    assert idx.has_text_model
+    hits = idx.search("a dog barking", k=3)
+    assert len(hits) == 3 and len({h.id for h in hits}) == 3
+    assert idx.text_vectors.dim == idx.text_expert.dim
+    assert idx.search_audio(ESC50 / "audio" / rows[0]["filename"], k=2)[0].path != str(ESC50 / "audio" / rows[0]["filename"])

@@ -86,12 +86,15 @@ def test_wrong_dims_give_clear_errors():
         m.similarity(TextBatch({"minilm": torch.randn(1, 6)}), AudioBatch({"clap": torch.randn(1, 2, 8)}, {}))
 
 
-def test_save_load_round_trip_identical(tmp_path):
-    m = small_model(pooling="meanmax")
+@pytest.mark.parametrize("heads", [{}, {"text_hidden": 0}, {"audio_hidden": 0, "text_hidden": 0}])
+def test_save_load_round_trip_identical(tmp_path, heads):
+    m = small_model(pooling="meanmax", **heads)
     m.save_pretrained(tmp_path / "m", metrics={"val_geo_mean": 0.5})
     assert {p.name for p in (tmp_path / "m").iterdir()} == {"model.safetensors", "config.json", "metrics.json"}
     m2 = DualEncoder.from_pretrained(tmp_path / "m")
     assert m2.config == m.config
+    n_linear = sum(isinstance(x, torch.nn.Linear) for x in m2.modules())
+    assert n_linear == 4 - len(heads)  # hidden=0: one Linear instead of two
     assert m2.training_metrics == {"val_geo_mean": 0.5}
     frames, sent = torch.randn(2, 5, 8), torch.randn(3, 6)
     assert torch.equal(m.encode_audio(frames), m2.encode_audio(frames))

@@ -26,7 +26,10 @@ KINDS = ["moee", "ce", "mmt"]
 def make_config(kind: str, **kw) -> MultiExpertConfig:
     return MultiExpertConfig(
         kind=kind,
-        audio_experts=[ExpertSpec("a", 16, max_len=8, clusters=4), ExpertSpec("b", 8, max_len=6, aggregation="meanmax")],
+        audio_experts=[
+            ExpertSpec("a", 16, max_len=8, clusters=4),
+            ExpertSpec("b", 8, max_len=6, aggregation="meanmax"),
+        ],
         text_expert="t",
         text_dim=12,
         text_clusters=5,
@@ -162,7 +165,8 @@ def _toy_problem(n=24, seed=0):
     text = TextBatch({"t": tokens.mean(1)}, {"t": tokens}, {"t": torch.ones(n, 8, dtype=torch.bool)})
     fa = (z @ pa)[:, None] + 0.3 * torch.randn(n, 8, 16, generator=g)
     fb = (z @ pb)[:, None] + 0.3 * torch.randn(n, 6, 8, generator=g)
-    audio = AudioBatch({"a": fa, "b": fb}, {"a": torch.ones(n, 8, dtype=torch.bool), "b": torch.ones(n, 6, dtype=torch.bool)})
+    masks = {"a": torch.ones(n, 8, dtype=torch.bool), "b": torch.ones(n, 6, dtype=torch.bool)}
+    audio = AudioBatch({"a": fa, "b": fb}, masks)
     return text, audio
 
 
@@ -243,3 +247,21 @@ def test_ensemble_of_single_vector_models_is_a_dot_product():
     s = ens.similarity(text, audio)
     s_dot = ens.encode_text(text.sentence["t"]) @ ens.encode_audio(audio.frames["a"], audio.mask["a"]).T
     assert torch.allclose(s, s_dot, atol=1e-5)
+
+
+def test_load_model_rebuilds_saved_multi_expert_and_ensemble(tmp_path, monkeypatch):
+    """With the model types registered (soundseek.models.MODEL_TYPES), load_model reads our dirs."""
+    import soundseek.models as models
+
+    for kind, target in (("moee", "soundseek.models.moee:MoEE"), ("ce", "soundseek.models.ce:CollaborativeExperts"),
+                         ("mmt", "soundseek.models.mmt:MultiModalTransformer"),
+                         ("ensemble", "soundseek.models.ensemble:EnsembleModel")):  # fmt: skip
+        monkeypatch.setitem(models.MODEL_TYPES, kind, target)
+    torch.manual_seed(0)
+    members = [build_multiexpert(make_config(k)).eval() for k in KINDS]
+    text, audio = random_batches()
+    EnsembleModel(members).save_pretrained(tmp_path / "ens")
+    loaded = models.load_model(tmp_path / "ens")
+    assert isinstance(loaded, EnsembleModel)
+    assert [type(m) for m in loaded.members] == [type(m) for m in members]
+    assert torch.allclose(loaded.similarity(text, audio), EnsembleModel(members).similarity(text, audio), atol=1e-6)

@@ -175,3 +175,14 @@ def test_augmentation_masks_keep_a_frame_and_are_seeded():
     zeroed = (fm == 0).all(dim=1).sum(dim=1)
     assert ((zeroed >= 1) & (zeroed <= 5)).all()
     assert torch.equal(frames, torch.ones(2, 3, 20))  # input untouched
+
+
+def test_build_model_initialisation_is_seeded():
+    from soundseek.train.trainer import build_model
+
+    a, b = build_model(small_cfg(seed=3)), build_model(small_cfg(seed=3))
+    c = build_model(small_cfg(seed=4))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.audio_head.net[0].weight, c.audio_head.net[0].weight)
+    with pytest.raises(ValueError, match="unknown model type"):
+        build_model(TrainConfig.from_dict({"model": {"type": "nope"}}))

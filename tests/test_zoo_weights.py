@@ -236,6 +236,7 @@ def test_clap_towers_load_from_a_full_clap_checkpoint(tmp_path):
     offline_tokenizer("roberta", 77).save_pretrained(tmp_path / "clap")
 
     a = ClapAudioExpert(weights=str(tmp_path / "clap"))
+    assert a.dim == 16  # read from the checkpoint config, not assumed
     wave = (0.1 * np.random.default_rng(0).standard_normal(48000 * 3)).astype(np.float32)
     feats = fe([wave], sampling_rate=48000, return_tensors="pt")
     with torch.inference_mode():

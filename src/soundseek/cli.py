@@ -171,13 +171,7 @@ def _register_subcommands() -> None:
     import importlib
 
     for name in _SUBCOMMANDS:
-        try:  # LEAD-TEMP: tolerate modules still being written
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        mod.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_subcommands()

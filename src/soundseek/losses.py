@@ -122,7 +122,7 @@ class NTXentLoss(nn.Module):
 
     @property
     def tau(self) -> float:
-        return float(self.temperature()) if self.temperature is not None else self._fixed
+        return float(self.temperature().detach()) if self.temperature is not None else self._fixed
 
     def forward(self, sim: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         tau = self.temperature() if self.temperature is not None else self._fixed
@@ -198,6 +198,6 @@ def get_loss(name: str, **kwargs) -> nn.Module:
     """Loss module by name (``max_margin`` | ``nt_xent``) for configs."""
     if name == "max_margin":
         return MaxMarginLoss(**kwargs)
-    if name in ("nt_xent", "infonce"):
+    if name in ("nt_xent", "ntxent", "infonce"):
         return NTXentLoss(**kwargs)
     raise ValueError(f"unknown loss {name!r}; choose 'max_margin' or 'nt_xent'")

@@ -53,6 +53,8 @@ class IndexConfig:
     hop_s: float = 5.0
     vector_index: str = "flat"  # "flat" (exact) or "hnsw"
     max_duration_s: float = 3 * 3600.0
+    expert_options: dict = field(default_factory=dict)  # e.g. {"weights": "/path/Cnn14.pth"}
+    text_expert_options: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def save(self, path: Path) -> None:
@@ -118,6 +120,7 @@ class Index:
     @classmethod
     def create(cls, path: str | os.PathLike, audio_expert: str = "aisfx", model: str | None = "default",
                window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "flat",
+               expert_options: dict | None = None, text_expert_options: dict | None = None,
                exist_ok: bool = False) -> "Index":
         path = Path(path).expanduser()
         if (path / "index.json").exists():
@@ -128,7 +131,8 @@ class Index:
             raise ValueError("need 0 < hop_s <= window_s")
         path.mkdir(parents=True, exist_ok=True)
         config = IndexConfig(audio_expert=audio_expert, model=model, window_s=window_s, hop_s=hop_s,
-                             vector_index=vector_index)
+                             vector_index=vector_index, expert_options=dict(expert_options or {}),
+                             text_expert_options=dict(text_expert_options or {}))
         config.save(path / "index.json")
         return cls(path, config)
 
@@ -151,7 +155,7 @@ class Index:
     @property
     def expert(self):
         if self._expert is None:
-            self._expert = get_audio_expert(self.config.audio_expert)
+            self._expert = get_audio_expert(self.config.audio_expert, **self.config.expert_options)
         return self._expert
 
     @property
@@ -182,7 +186,7 @@ class Index:
     @property
     def text_expert(self):
         if self._text_expert is None:
-            self._text_expert = get_text_expert(self.model.config.text_expert)
+            self._text_expert = get_text_expert(self.model.config.text_expert, **self.config.text_expert_options)
         return self._text_expert
 
     # -- vectors -------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def check_audio(items: list[AudioCaptions], dataset: str, drop_missing: bool = F
             f"{dataset}: {len(files)} of {len({str(it.audio_path) for it in items})} audio files are missing; "
             f"{len(missing)} rows {action}. First missing: {examples}"
         )
-        log.warning(msg)
+        log.info(msg)
         warnings.warn(msg, MissingAudioWarning, stacklevel=3)
     if drop_missing and missing:
         gone = {id(it) for it in missing}
@@ -85,6 +85,64 @@ def filter_by_ids(
         name = Path(it.audio_path).name
         if item_id(it) in wanted or name in wanted or Path(name).stem in wanted:
             if split is not None:
-                it = AudioCaptions(it.audio_path, list(it.captions), split, it.label, it.start_s, it.end_s, dict(it.meta))
+                it = AudioCaptions(it.audio_path, list(it.captions), split, it.label,
+                                   it.start_s, it.end_s, dict(it.meta))
             out.append(it)
     return out
+
+
+def read_csv_rows(path: str | Path, **kwargs) -> list[dict[str, str]]:
+    """Rows of a CSV as dicts (UTF-8, BOM tolerated; Latin-1 fallback for older dataset files)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text, newline=""), **kwargs))
+
+
+class AudioIndex:
+    """Finds audio files by stem in a few candidate folders (each folder listed once, lazily).
+
+    Dataset layouts differ in where audio lives and which extension it has; indexing the folders
+    that exist makes the lookup O(1) per clip instead of probing many paths per clip.
+    """
+
+    EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
+
+    def __init__(self, folders: Iterable[Path], expected: Path | None = None):
+        self.folders = [Path(f) for f in folders]
+        self.expected = Path(expected) if expected is not None else None
+        self._index: dict[str, Path] | None = None
+
+    def _build(self) -> dict[str, Path]:
+        index: dict[str, Path] = {}
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            for p in sorted(folder.iterdir()):
+                if p.suffix.lower() in self.EXTENSIONS:
+                    index.setdefault(p.name, p)
+                    index.setdefault(p.stem, p)
+        return index
+
+    @property
+    def existing(self) -> list[Path]:
+        return [f for f in self.folders if f.is_dir()]
+
+    def find(self, *names: str) -> Path | None:
+        """The first existing file among ``names`` (file names or stems)."""
+        if self._index is None:
+            self._index = self._build()
+        for n in names:
+            hit = self._index.get(n)
+            if hit is not None:
+                return hit
+        return None
+
+    def default(self, name: str) -> Path:
+        """Where a missing file is expected (the layout's canonical audio folder)."""
+        return (self.expected or self.folders[0]) / name

@@ -38,7 +38,8 @@ EXCLUDED_PATH = RECIPE_DIR / "excluded.csv"
 N_CAPTIONS = 5
 MIN_WORDS, MAX_WORDS = 6, 20
 #: Names that must never appear in a caption or label (games / packages the audio came from).
-BANNED_NAMES = ("0ad", "0 a.d", "wesnoth", "openclonk", "clonk", "widelands", "lugaru", "gcompris", "lmms", "sonic pi", "sonic-pi")
+BANNED_NAMES = ("0ad", "0 a.d", "wesnoth", "openclonk", "clonk", "widelands", "lugaru", "gcompris", "lmms",
+                "sonic pi", "sonic-pi")
 CAPTION_COLUMNS = ["file", "start_s", "end_s", "split", "label"] + [f"caption_{i}" for i in range(1, N_CAPTIONS + 1)]
 SPLITS = ("train", "val", "test")
 
@@ -123,7 +124,8 @@ def fill(template: str, rule: Rule, rules: Rules, m: re.Match) -> str:
         group, table = sm.group(1), sm.group(2)
         value = m.groupdict().get(group)
         if value is None:
-            raise RulesError(f"rule #{rule.index}: template {template!r} uses {{{group}}} but the match has no such group")
+            raise RulesError(f"rule #{rule.index}: template {template!r} uses {{{group}}}, "
+                             "but the match has no such group")
         key = f"{group}.{table}" if table else group
         tab = rule.slots.get(key) or rules.slots.get(key)
         if tab is None or value.lower() not in tab:
@@ -247,7 +249,8 @@ def assign_splits(groups: dict[str, tuple[str, int]], fractions: dict[str, float
     goes to train. For a label with >= 5 files, the largest group holding at most a quarter of them is
     put in test first (so such labels appear in test whenever a small enough group exists), and
     likewise one in val for labels with >= 10 files. Every other group goes to the split furthest
-    below its target share of the label's files (ties: val, test, train). Deterministic: depends only on keys, labels and sizes.
+    below its target share of the label's files (ties: val, test, train). Deterministic: depends
+    only on keys, labels and sizes.
     """
     by_label: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for key, (label, n) in groups.items():
@@ -307,7 +310,9 @@ class BuildResult:
 
 
 def _reason_kind(reason: str) -> str:
-    return re.sub(r"\s*\(.*$|: .*$| of .*$", "", reason) if reason.startswith(("duplicate", "near-silent", "too short", "undecodable")) else reason
+    if reason.startswith(("duplicate", "near-silent", "too short", "undecodable")):
+        return re.sub(r"\s*\(.*$|: .*$| of .*$", "", reason)
+    return reason
 
 
 def read_manifest(corpus: Path) -> list[dict]:

@@ -147,7 +147,7 @@ class CaptionRetrievalResult:
         body = M.markdown_table([("model", self.report), ("random", self.baseline)])
         if self.label_t2a is not None and self.label_t2a_baseline is not None:
             m, b = self.label_t2a, self.label_t2a_baseline
-            body += "\n".join(
+            body += "\n" + "\n".join(
                 [
                     "**Text → audio, any clip with the caption's label relevant**",
                     "",

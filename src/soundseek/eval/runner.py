@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -154,10 +154,12 @@ class EvalRun:
     timings_s: dict[str, float]
     output_dir: Path | None = None
     started: str = ""
+    model_config: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "model": self.config.model,
+            "model_config": self.model_config,
             "started_utc": self.started,
             "machine": machine_description(),
             "results": {k: v.to_dict() for k, v in self.results.items()},
@@ -211,6 +213,9 @@ def run_evaluation(
     """Run ``cfg.protocols``; with ``write`` save config.json, results.json, results.md."""
     embedder = embedder or make_embedder(cfg)
     run = EvalRun(cfg, {}, {}, {}, started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))
+    model_cfg = getattr(embedder.model, "config", None)
+    if is_dataclass(model_cfg) and not isinstance(model_cfg, type):
+        run.model_config = asdict(model_cfg)
     for proto in cfg.protocols:
         t0 = time.perf_counter()
         try:
@@ -224,7 +229,7 @@ def run_evaluation(
                 title, loader = CAPTION_LOADERS[proto]
                 items = loader(cfg)
                 res = P.evaluate_caption_retrieval(embedder, items, title, cfg.n_random_runs, cfg.seed)
-        except DataNotFound as e:
+        except FileNotFoundError as e:  # DataNotFound, or a loader that found no captions file
             run.skipped[proto] = str(e)
             log(f"skipped {proto}: {e}")
             continue

@@ -45,6 +45,7 @@ class ClapAudioExpert(AudioExpert):
             self.features = ClapFeatureExtractor.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(self.name).source
+        self.dim = int(self.model.config.projection_dim)
         self.model.eval()
 
     def windows(self, wave: np.ndarray) -> list[np.ndarray]:
@@ -97,6 +98,8 @@ class ClapTextExpert(TextExpert):
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(self.name).source
+        self.dim = int(self.model.config.projection_dim)
+        self.token_dim = int(self.model.config.hidden_size)
         self.model.eval()
 
     @torch.inference_mode()

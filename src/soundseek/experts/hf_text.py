@@ -118,6 +118,7 @@ class HFTextExpert(TextExpert):
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(cfg.name).source
+            self.dim = self.token_dim = int(self.model.config.hidden_size)
         self.model.eval()
 
     @torch.inference_mode()

@@ -7,8 +7,6 @@ the transformer's last hidden states with padding removed.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .base import TextExpert, TextFeatures
@@ -34,8 +32,6 @@ class MiniLMExpert(TextExpert):
     def __init__(self, batch_size: int = 64, threads: int | None = None, device: str = "cpu"):
         import torch
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         if threads:

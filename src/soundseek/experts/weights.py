@@ -390,7 +390,11 @@ def _numpy_data_globals() -> list:
     checkpoints pickled with either version refer to.
     """
     import numpy as np
-    from numpy._core import multiarray
+
+    try:
+        from numpy._core import multiarray  # NumPy 2
+    except ImportError:  # NumPy 1.x
+        from numpy.core import multiarray
 
     items: list = [np.ndarray, np.dtype]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):

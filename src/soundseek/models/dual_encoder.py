@@ -33,6 +33,8 @@ class DualEncoderConfig:
     text_dim: int = 384
     embed_dim: int = 256
     hidden: int = 512
+    audio_hidden: int | None = None  # per-side override of `hidden`; 0 = a linear head
+    text_hidden: int | None = None
     pooling: str = "meanmax"  # "mean" | "max" | "meanmax"
     dropout: float = 0.1
     input_norm: bool = True  # LayerNorm (no affine) on the inputs: experts differ wildly in scale
@@ -64,8 +66,10 @@ class DualEncoder(nn.Module):
         self.text_norm = (
             nn.LayerNorm(config.text_dim, elementwise_affine=False) if config.input_norm else nn.Identity()
         )
-        self.audio_head = MLPHead(a_in, config.hidden, config.embed_dim, config.dropout)
-        self.text_head = MLPHead(config.text_dim, config.hidden, config.embed_dim, config.dropout)
+        a_hid = config.hidden if config.audio_hidden is None else config.audio_hidden
+        t_hid = config.hidden if config.text_hidden is None else config.text_hidden
+        self.audio_head = MLPHead(a_in, a_hid, config.embed_dim, config.dropout)
+        self.text_head = MLPHead(config.text_dim, t_hid, config.embed_dim, config.dropout)
         self.training_metrics: dict = {}
 
     @classmethod

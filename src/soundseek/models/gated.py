@@ -2,9 +2,10 @@
 
 Batches are the shared :class:`~soundseek.models.heads.TextBatch` (the text expert's token
 features + mask are required) and :class:`~soundseek.models.heads.AudioBatch` (one padded
-``(B, T_e, D_e)`` sequence and ``(B, T_e)`` mask per audio expert).  A multi-expert model maps the text to one embedding per expert plus mixture logits and
-the audio to one embedding per expert plus an availability flag; :func:`mixture_similarity`
-combines them as in Miech et al. (weights renormalised over the experts a clip actually has).
+``(B, T_e, D_e)`` sequence and ``(B, T_e)`` mask per audio expert).  A multi-expert model
+maps the text to one embedding per expert plus mixture logits and the audio to one embedding
+per expert plus an availability flag; :func:`mixture_similarity` combines them as in Miech et
+al. (weights renormalised over the experts a clip actually has).
 """
 
 from __future__ import annotations

@@ -103,16 +103,19 @@ def pooled_dim(dim: int, pooling: str) -> int:
 
 
 class MLPHead(nn.Module):
-    """Linear-ReLU-(Dropout)-Linear projection into the shared space (Mei et al.)."""
+    """Linear-ReLU-(Dropout)-Linear projection into the shared space (Mei et al.).
+
+    ``hidden=0`` gives a single (dropout +) linear map, which keeps the expert's own geometry
+    and can generalise better to queries unlike the training captions.
+    """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, out_dim),
-        )
+        if hidden > 0:
+            layers = [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)]
+        else:
+            layers = [nn.Dropout(dropout), nn.Linear(in_dim, out_dim)]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -24,8 +24,8 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     val_fraction: float = 0.1  # used only when the CSV has no rows in `val_split`
-    label_as_caption: bool = False  # add the short class label (e.g. "dog barking") as one more caption
-    label_template: str = "{label}"  # how the label is phrased when used as a caption
+    label_as_caption: bool = False  # add the short class label (e.g. "dog barking") as extra caption(s)
+    label_templates: list = field(default_factory=lambda: ["{label}"])  # one extra caption per template
     captions_per_clip: str = "sample"  # "sample": one random caption per clip per batch; "all": every caption
     label_positives: bool = False  # clips sharing a class label are not negatives of each other
     max_frames: int | None = 64  # random crop of longer clips in training (whole clip at validation)

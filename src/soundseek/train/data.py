@@ -100,13 +100,19 @@ def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 # building feature sets from AudioCaptions
 
 
-def clip_captions(item, label_as_caption: bool = False, label_template: str = "{label}") -> list[str]:
-    """The captions used for one clip: its own, plus (optionally) its class label phrased as text."""
+def clip_captions(item, label_as_caption: bool = False, label_templates=("{label}",)) -> list[str]:
+    """The captions used for one clip: its own, plus (optionally) its class label phrased as text.
+
+    Short label captions teach the heads the terse queries people type ("dog bark"), which the
+    sentence-style corpus captions alone do not cover.
+    """
     caps = [c.strip() for c in item.captions if c and c.strip()]
     if label_as_caption and item.label:
-        extra = label_template.format(label=item.label.replace("_", " ").strip())
-        if extra not in caps:
-            caps.append(extra)
+        label = item.label.replace("_", " ").strip()
+        for template in label_templates:
+            extra = template.format(label=label)
+            if extra not in caps:
+                caps.append(extra)
     return caps
 
 
@@ -117,7 +123,7 @@ def build_feature_set(
     *,
     with_tokens: bool = False,
     label_as_caption: bool = False,
-    label_template: str = "{label}",
+    label_templates=("{label}",),
     store=None,
     progress: bool = True,
 ) -> tuple[FeatureSet, list[tuple[str, str]]]:
@@ -145,7 +151,7 @@ def build_feature_set(
         if key in failed or any(key not in per_expert[n] for n in audio_experts):
             failed.setdefault(key, "no features")
             continue
-        caps = clip_captions(it, label_as_caption, label_template)
+        caps = clip_captions(it, label_as_caption, label_templates)
         if not caps:
             continue
         i = len(clip_ids)

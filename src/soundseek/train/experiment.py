@@ -192,7 +192,9 @@ def build_model(kind: str, params: dict, fs: FeatureSet, spec: DataSpec) -> nn.M
         specs = [
             ExpertSpec(name=e, dim=int(fs.audio[e][0].shape[1]), **per_expert.get(e, {})) for e in spec.audio_experts
         ]
-        cfg = MultiExpertConfig(kind=kind, audio_experts=specs, text_expert=spec.text_expert, text_dim=text_dim, **params)
+        cfg = MultiExpertConfig(
+            kind=kind, audio_experts=specs, text_expert=spec.text_expert, text_dim=text_dim, **params
+        )
         return build_multiexpert(cfg)
     raise ValueError(f"cannot build a model of kind {kind!r}")
 
@@ -235,7 +237,7 @@ def duration_buckets(sim: torch.Tensor, caption_clip: np.ndarray, durations: np.
         if len(caps) == 0:
             out[name] = None
             continue
-        out[name] = M.t2a_metrics(sim[torch.as_tensor(caps)], caption_clip[caps]).__dict__
+        out[name] = M.t2a_metrics(sim[torch.as_tensor(caps)], caption_clip[caps]).to_dict()
     return out
 
 
@@ -282,12 +284,16 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     rows = {e.name: RowResult(e.name, e.kind, [], [], []) for e in cfg.models}
     for seed in range(cfg.seeds):
         trained: dict[str, nn.Module] = {}
+        test_sims: dict[str, torch.Tensor] = {}
         for entry in cfg.models:
             t = time.time()
-            model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False)
-            if model is not None:
+            if entry.kind == "ensemble":  # members were scored already this seed
+                model, sim = None, average_similarities([test_sims[m] for m in entry.members])
+            else:
+                model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False)
                 trained[entry.name] = model
-            sim = _scores(scorers, test_fs)
+                sim = _scores(scorers, test_fs)
+            test_sims[entry.name] = sim
             rows[entry.name].reports.append(M.retrieval_metrics(sim, test_fs.caption_clip))
             rows[entry.name].durations.append(duration_buckets(sim, test_fs.caption_clip, durations, edges))
             rows[entry.name].train_seconds.append(time.time() - t)

@@ -136,7 +136,9 @@ def synthetic_feature_set(
         ]
     pt = rng.normal(size=(latent, text_dim))
     caption_clip = np.repeat(np.arange(n_clips), captions_per_clip)
-    tokens = [(z[i] @ pt + noise * rng.normal(size=(rng.integers(2, 9), text_dim))).astype(np.float32) for i in caption_clip]
+    tokens = [
+        (z[i] @ pt + noise * rng.normal(size=(rng.integers(2, 9), text_dim))).astype(np.float32) for i in caption_clip
+    ]
     sentence = np.stack([t.mean(0) for t in tokens]).astype(np.float32)
     durations = rng.choice([5.0, 60.0, 200.0], size=n_clips)
     return FeatureSet(

@@ -60,7 +60,7 @@ def prepare_data(cfg: TrainConfig, model=None, store=None, progress: bool = True
     kw = dict(with_tokens=with_tokens, store=store, progress=progress)
     train, f1 = build_feature_set(
         train_items, audio, text, label_as_caption=cfg.data.label_as_caption,
-        label_template=cfg.data.label_template, **kw,
+        label_templates=cfg.data.label_templates, **kw,
     )  # fmt: skip
     val, f2 = build_feature_set(val_items, audio, text, **kw)  # validation: real captions only
     counts = {

@@ -53,9 +53,11 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     """Instantiate ``cfg.model.type`` (a key of ``soundseek.models.MODEL_TYPES``) from its params.
 
     A class may offer ``from_config_dict(params)``; otherwise it is called as ``cls(**params)``.
+    The global RNG is seeded with ``cfg.seed`` first, so the initial weights are reproducible.
     """
     from ..models import MODEL_TYPES
 
+    seed_everything(cfg.seed)
     mtype = cfg.model.type
     if mtype not in MODEL_TYPES:
         raise ValueError(f"unknown model type {mtype!r}; known: {sorted(MODEL_TYPES)}")
@@ -192,9 +194,9 @@ def train_model(
     Without a validation set the last epoch is kept and the score is the training loss' negative.
     """
     torch.set_num_threads(max(1, cfg.num_threads))
-    seed_everything(cfg.seed)
     if model is None:
         model = build_model(cfg)
+    seed_everything(cfg.seed)
     loss_kwargs = {"margin": cfg.loss.margin} if cfg.loss.name == "max_margin" else {
         "temperature": cfg.loss.temperature,
         "learnable": cfg.loss.learnable_temperature,

@@ -23,8 +23,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("the recipe as shipped", {}),
     "max_margin": ("max-margin ranking loss (margin 0.2) instead of NT-Xent", {"loss.name": "max_margin"}),
     "no_label_caption": ("class label not added as an extra caption", {"data.label_as_caption": False}),
-    "label_template": ("label caption phrased 'the sound of {label}'",
-                       {"data.label_template": "the sound of {label}"}),
+    "label_sound_of": ("label caption phrased 'the sound of {label}'",
+                       {"data.label_templates": ["the sound of {label}"]}),
+    "label_multi": ("three label captions: '{label}', 'the sound of {label}', '{label} can be heard'",
+                    {"data.label_templates": ["{label}", "the sound of {label}", "{label} can be heard"]}),
     "label_positives": ("clips with the same class label are positives, not negatives",
                         {"data.label_positives": True}),
     "all_captions": ("all captions of a clip per batch (multi-positive) instead of one sampled",
@@ -34,7 +36,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_augment": ("no time/feature masking",
                    {"augment.time_mask_prob": 0.0, "augment.feature_mask_prob": 0.0}),
     "embed128": ("shared space 128-d", {"model.params.embed_dim": 128}),
-    "hidden512": ("hidden layer 512 (heads ~2x larger)", {"model.params.hidden": 512}),
+    "hidden512": ("hidden layer 512 (heads ~2x larger, ~3.9 MB)", {"model.params.hidden": 512}),
+    "embed512": ("shared space 512-d", {"model.params.embed_dim": 512}),
+    "text_linear": ("linear text head (audio head stays an MLP)", {"model.params.text_hidden": 0}),
+    "both_linear": ("linear heads on both sides", {"model.params.text_hidden": 0, "model.params.audio_hidden": 0}),
+    "wd1e-3": ("weight decay 1e-3 (10x)", {"optim.weight_decay": 1e-3}),
+    "dropout0.5": ("dropout 0.5", {"model.params.dropout": 0.5}),
     "temp_learn": ("learnable NT-Xent temperature", {"loss.learnable_temperature": True}),
     "temp0.1": ("NT-Xent temperature 0.1", {"loss.temperature": 0.1}),
     "no_input_norm": ("no LayerNorm on expert features", {"model.params.input_norm": False}),
@@ -56,12 +63,31 @@ def apply_overrides(cfg, overrides: dict):
     return cfg
 
 
+_ESC: dict = {}
+
+
 def esc50_eval(model, root: Path) -> dict:
     """Zero-shot accuracy on ESC-50 (reporting only), with C1's prompt ensemble and a bare label."""
-    from ...eval.protocols import DEFAULT_TEMPLATES, ModelEmbedder, evaluate_classes, load_esc50
+    import numpy as np
 
-    items, classes = load_esc50(root)
-    emb = ModelEmbedder(model, progress=False)
+    from ...eval.protocols import (
+        DEFAULT_TEMPLATES, ModelEmbedder, _default_audio_features, _default_text_features, evaluate_classes, load_esc50,
+    )  # fmt: skip
+
+    if "items" not in _ESC:  # features are the same for every variant: compute them once
+        _ESC["items"], _ESC["classes"] = load_esc50(root)
+        _ESC["audio"] = _default_audio_features(model.config.audio_expert, progress=False)(_ESC["items"])
+        _ESC["text_fn"] = _default_text_features(model.config.text_expert)
+        _ESC["text"] = {}
+
+    def text_features(texts):
+        missing = [t for t in texts if t not in _ESC["text"]]
+        if missing:
+            _ESC["text"].update(zip(missing, _ESC["text_fn"](missing)))
+        return np.stack([_ESC["text"][t] for t in texts])
+
+    items, classes = _ESC["items"], _ESC["classes"]
+    emb = ModelEmbedder(model, progress=False, audio_features=lambda _: _ESC["audio"], text_features=text_features)
     ens = evaluate_classes(emb, items, classes, "esc50", templates=DEFAULT_TEMPLATES)
     bare = evaluate_classes(emb, items, classes, "esc50", templates=("{}",))
     return {
@@ -83,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--esc50", type=Path, default=None, help="ESC-50 folder: report zero-shot accuracy")
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (val/test averaged)")
+    p.add_argument("--table-only", action="store_true", help="only rewrite variants.md from variants.json")
     a = p.parse_args(argv)
+    if a.table_only:
+        rows = list(json.loads((a.out / "variants.json").read_text()).values())
+        (a.out / "variants.md").write_text(markdown(rows))
+        print(markdown(rows))
+        return 0
     torch.set_num_threads(1)
     names = [n for n in a.only.split(",") if n] or list(VARIANTS)
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -131,15 +163,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(rows: list[dict]) -> str:
+    """One line per variant: metrics averaged over its seeds, sorted by validation score."""
     cols = [("val R@1", "val_r1"), ("val R@10", "val_r10"), ("val geo", "val_geo_mean"),
             ("test R@1", "test_r1"), ("test R@10", "test_r10"), ("test geo", "test_geo_mean"),
-            ("ESC-50 ZS (prompts)", "esc50_zs_prompts"), ("ESC-50 ZS (label)", "esc50_zs_label"),
-            ("best ep", "best_epoch")]  # fmt: skip
-    out = ["| variant | seed | " + " | ".join(c for c, _ in cols) + " | what |",
-           "|---|---:|" + "---:|" * len(cols) + "---|"]  # fmt: skip
+            ("ESC-50 ZS prompts", "esc50_zs_prompts"), ("ESC-50 ZS label", "esc50_zs_label")]  # fmt: skip
+    by_variant: dict[str, list[dict]] = {}
     for r in rows:
-        cells = [f"{r[k]:.1f}" if isinstance(r.get(k), float) else str(r.get(k, "-")) for _, k in cols]
-        out.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(cells) + f" | {r['what']} |")
+        by_variant.setdefault(r["variant"], []).append(r)
+
+    def mean(rs, key):
+        vals = [r[key] for r in rs if isinstance(r.get(key), (int, float))]
+        return sum(vals) / len(vals) if vals else None
+
+    order = sorted(by_variant, key=lambda v: -(mean(by_variant[v], "val_geo_mean") or 0))
+    out = ["| variant | seeds | " + " | ".join(c for c, _ in cols) + " | what |",
+           "|---|---:|" + "---:|" * len(cols) + "---|"]  # fmt: skip
+    for v in order:
+        rs = by_variant[v]
+        cells = [("-" if (m := mean(rs, k)) is None else f"{m:.1f}") for _, k in cols]
+        out.append(f"| {v} | {len(rs)} | " + " | ".join(cells) + f" | {rs[0]['what']} |")
     return "\n".join(out) + "\n"
 
 
