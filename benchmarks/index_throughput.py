@@ -113,7 +113,9 @@ def main() -> None:
         ids = rng.choice(np.arange(1, len(idx) + 1), size=min(args.queries, len(idx)), replace=False)
         idx.similar(int(ids[0]), k=10)
         lat_audio = [timed(idx.similar, int(i), k=10)[1] * 1000 for i in ids]
-        lat_file = [timed(idx.search_audio, files[int(i) - 1], k=10)[1] * 1000 for i in ids[:10]]
+        # a recording that is not in the index: decode + features + search
+        lat_file = [timed(idx.search_audio, waves[int(i) - 1][0], k=10, sample_rate=waves[int(i) - 1][1])[1] * 1000
+                    for i in ids[:10]]
         results["query_similar_ms_p50"] = statistics.median(lat_audio)
         results["query_similar_ms_p95"] = float(np.percentile(lat_audio, 95))
         results["query_new_file_ms_p50"] = statistics.median(lat_file)
@@ -179,7 +181,7 @@ def render(r: dict) -> str:
     lines += [f"| {a} | {b} |" for a, b in rows]
     lines += ["", "| query (k=10) | p50 | p95 |", "|---|---:|---:|",
               f"| more like this (indexed item) | {r['query_similar_ms_p50']:.1f} ms | {r['query_similar_ms_p95']:.1f} ms |",
-              f"| audio file not in the index (decode + aisfx + search) | {r['query_new_file_ms_p50']:.0f} ms | |"]
+              f"| a new 5-s recording (resample + aisfx + search) | {r['query_new_file_ms_p50']:.0f} ms | |"]
     if "query_text_ms_p50" in r:
         lines.append(f"| text (MiniLM + head + search) | {r['query_text_ms_p50']:.1f} ms | {r['query_text_ms_p95']:.1f} ms |")
     return "\n".join(lines) + "\n"

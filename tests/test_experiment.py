@@ -209,7 +209,7 @@ def test_cli_register(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from soundseek.train.experiment import register
+    from soundseek.train.experiment_cli import register
 
     app = typer.Typer()
     register(app)
@@ -227,3 +227,29 @@ def test_cli_register(tmp_path):
     assert res.exit_code == 0, res.output
     assert "R@1" in res.output and (tmp_path / "o" / "results.json").is_file()
     assert json.loads((tmp_path / "o" / "results.json").read_text())["seeds"] == 1
+
+
+def test_esc50_scores_pick_one_prompt_row_per_class():
+    """Zero-shot + class retrieval from a caption x clip matrix where each clip carries its
+    class prompt: a perfect matrix scores 100, a shuffled one does not."""
+    import numpy as np
+    import torch
+
+    from soundseek.train.data import FeatureSet
+    from soundseek.train.experiment import Esc50Set, esc50_scores
+
+    clip_class = np.array([0, 0, 1, 1, 2, 2])
+    fs = FeatureSet(
+        clip_ids=[f"c{i}" for i in range(6)],
+        audio={"a": [np.zeros((1, 2), np.float32)] * 6},
+        text={"t": np.zeros((6, 2), np.float32)},
+        caption_clip=np.arange(6),
+        captions=["p"] * 6,
+        labels=["x", "x", "y", "y", "z", "z"],
+    )
+    esc = Esc50Set(fs, clip_class, np.array([0, 2, 4]), ["x", "y", "z"])
+    perfect = torch.tensor((clip_class[:, None] == clip_class[None, :]).astype(np.float32))
+    s = esc50_scores(perfect, esc)
+    assert s["zero_shot"] == 100.0 and s["map10"] == 100.0 and s["r1"] == 100.0
+    wrong = torch.tensor((np.roll(clip_class, 2)[:, None] == clip_class[None, :]).astype(np.float32))
+    assert esc50_scores(wrong, esc)["zero_shot"] == 0.0

@@ -42,6 +42,20 @@ def test_checkpoint_loads_safely_and_fully():
     assert sum(v.numel() for v in state.values() if v.dtype.is_floating_point) > 4_000_000
 
 
+def test_folded_network_equals_the_package_network():
+    """BatchNorm folding (a speed-up) must not change what the package's network computes."""
+    import torch
+    from aisfx.models.cnn2d import EmbeddingNet
+
+    ref = EmbeddingNet("max", 3, 1, 64)
+    ref.load_state_dict(aisfx.load_state_dict(aisfx.checkpoint_path()))
+    x = torch.rand(3, 100, 96)
+    with torch.inference_mode():
+        expected = ref.eval()(x)
+    got = aisfx.AisfxExpert(precision="fp32")._forward(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_blocks_cover_the_tail_and_pad_short_clips():
     spec = np.ones((216, 96), np.float32)
     b = aisfx.blocks(spec)
@@ -55,8 +69,8 @@ def test_aisfx_embeddings_shape_timing_and_bf16_agreement():
     rows = esc50_meta()[:4]
     waves = [load_audio(ESC50 / "audio" / r["filename"], 44100) for r in rows]
     fp32 = aisfx.AisfxExpert(precision="fp32").embed(waves)
-    assert all(f.frames.shape == (4, 512) for f in fp32)  # 5 s -> 217 frames -> 4 blocks
-    assert fp32[0].hop_s == pytest.approx(50 * 1024 / 44100)
+    assert all(f.frames.shape == (3, 512) for f in fp32)  # 5 s -> 217 frames -> blocks at 0, 100, 200
+    assert fp32[0].hop_s == pytest.approx(100 * 1024 / 44100)
     assert all(np.isfinite(f.frames).all() and (f.frames >= 0).all() for f in fp32)  # ReLU + max pool
     if aisfx._native_bf16():
         bf16 = aisfx.AisfxExpert(precision="bf16").embed(waves)

@@ -116,8 +116,8 @@ def test_kill_9_during_indexing_loses_at_most_a_batch_and_resumes(tmp_path):
         with sqlite3.connect(manifest) as db:
             hashes = [h for (h,) in db.execute("SELECT hash FROM features")]
         for h in hashes:
-            f = store.get(h, "aisfx@1")
-            assert f is not None and f.features.frames.shape == (4, 512)
+            f = store.get(h, "aisfx@2")
+            assert f is not None and f.features.frames.shape == (3, 512)
         store.close()
     assert seen[1] > seen[0]
     done = subprocess.run(cmd[:-2] + ["--json"] + cmd[-2:], env=env, capture_output=True, text=True, timeout=600)

@@ -186,3 +186,41 @@ def test_build_model_initialisation_is_seeded():
     assert not torch.equal(a.audio_head.net[0].weight, c.audio_head.net[0].weight)
     with pytest.raises(ValueError, match="unknown model type"):
         build_model(TrainConfig.from_dict({"model": {"type": "nope"}}))
+
+
+class TokenMeanModel(torch.nn.Module):
+    """A model outside soundseek.models that reads token features: the trainer must stay generic."""
+
+    needs_tokens = True
+    audio_experts = ["aisfx"]
+    text_experts = ["minilm"]
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(A_DIM, 8)
+        self.t = torch.nn.Linear(T_DIM, 8)
+
+    def similarity(self, text_batch, audio_batch):
+        tok, tmask = text_batch.tokens["minilm"], text_batch.token_mask["minilm"]
+        t = (tok * tmask[..., None]).sum(1) / tmask.sum(1, keepdim=True)
+        frames, mask = audio_batch.get("aisfx")
+        a = (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return torch.nn.functional.normalize(self.t(t), dim=-1) @ torch.nn.functional.normalize(self.a(a), dim=-1).T
+
+
+def test_trainer_drives_any_model_with_token_features(data):
+    train, val = data
+    rng = np.random.default_rng(0)
+    for fs in (train, val):  # tokens: the sentence vector spread over 2-5 noisy "words"
+        fs.tokens = {"minilm": [s + 0.1 * rng.normal(size=(int(rng.integers(2, 6)), T_DIM)).astype(np.float32)
+                                for s in fs.text["minilm"]]}
+    try:
+        torch.manual_seed(0)
+        model = TokenMeanModel()
+        before = evaluate(model, val)["geo_mean"]
+        res = train_model(small_cfg(epochs=6), train, val, model=model, progress=False)
+        assert res.model is model
+        assert evaluate(model, val)["geo_mean"] > before + 5
+    finally:
+        for fs in (train, val):
+            fs.tokens = {}

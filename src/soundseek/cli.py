@@ -161,7 +161,7 @@ _SUBCOMMANDS = [  # modules exposing register(app)
     "soundseek.server.cli",  # serve
     "soundseek.train.cli",  # train
     "soundseek.eval.cli",  # evaluate
-    "soundseek.train.experiment",  # experiment
+    "soundseek.train.experiment_cli",  # experiment
     "soundseek.experts.cli",  # models list|download|verify
     "soundseek.data.cli",  # data download|info
 ]

@@ -35,7 +35,14 @@ __all__ = [
 ]
 
 # model_type (in a saved config.json) -> "module:Class" with a ``from_pretrained(dir)``.
-MODEL_TYPES: dict[str, str] = {"dual_encoder": "soundseek.models.dual_encoder:DualEncoder"}
+# Imported lazily, only when a model of that type is loaded or trained.
+MODEL_TYPES: dict[str, str] = {
+    "dual_encoder": "soundseek.models.dual_encoder:DualEncoder",
+    "moee": "soundseek.models.moee:MoEE",
+    "ce": "soundseek.models.ce:CollaborativeExperts",
+    "mmt": "soundseek.models.mmt:MultiModalTransformer",
+    "ensemble": "soundseek.models.ensemble:EnsembleModel",
+}
 
 
 class ModelNotInstalledError(FileNotFoundError):

@@ -52,6 +52,7 @@ class DualEncoder(nn.Module):
     """Two MLP heads into one shared, L2-normalised space."""
 
     model_type = "dual_encoder"
+    needs_tokens = False  # sentence vectors only: the trainer need not cache token features
 
     def __init__(self, config: DualEncoderConfig | None = None, **overrides):
         super().__init__()

@@ -110,6 +110,7 @@ class MultiExpertModel(nn.Module):
     """Base class: subclasses implement :meth:`embed_text` and :meth:`embed_audio`."""
 
     kind = ""
+    needs_tokens = True  # the text side reads token features (NetVLAD / transformer)
 
     def __init__(self, config: MultiExpertConfig):
         super().__init__()

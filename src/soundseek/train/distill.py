@@ -133,7 +133,7 @@ def needs_tokens(model: nn.Module) -> bool:
     members = getattr(model, "members", None)
     if members is not None:
         return any(needs_tokens(m) for m in members)
-    return isinstance(model, MultiExpertModel) or not hasattr(model, "encode_text")
+    return bool(getattr(model, "needs_tokens", not hasattr(model, "encode_text")))
 
 
 def _contrastive(cfg: FitConfig, sim: Tensor, pos: Tensor) -> Tensor:

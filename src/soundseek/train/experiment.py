@@ -64,6 +64,8 @@ class DataSpec:
     train_split: str = "train"
     test_split: str = "test"
     synthetic: dict = field(default_factory=dict)  # synthetic_feature_set kwargs
+    esc50: str | None = None  # ESC-50 folder (meta.csv + audio/): zero-shot + class retrieval per row
+    esc50_template: str = "the sound of {}"
 
 
 @dataclass
@@ -146,6 +148,44 @@ def load_features(spec: DataSpec, progress: bool = True) -> tuple[FeatureSet, Fe
     return out[0], out[1]
 
 
+@dataclass
+class Esc50Set:
+    """ESC-50 clips with one class-prompt caption each; ``class_rows[c]`` = a caption of class c."""
+
+    fs: FeatureSet
+    clip_class: np.ndarray
+    class_rows: np.ndarray
+    classes: list
+
+
+def load_esc50_features(spec: DataSpec, progress: bool = True) -> Esc50Set:
+    """Features of ESC-50 (evaluation only) and one prompt per class, for zero-shot scoring."""
+    from ..eval.protocols import load_esc50, readable_class_name
+    from .data import build_feature_set
+
+    items, classes = load_esc50(spec.esc50)
+    for it in items:
+        it.captions = [spec.esc50_template.format(readable_class_name(it.label))]
+    fs, _ = build_feature_set(items, list(spec.audio_experts), [spec.text_expert], with_tokens=True,
+                              progress=progress)
+    clip_class = np.array([classes.index(lab) for lab in fs.labels])
+    present = sorted(set(clip_class.tolist()))
+    first_caption = {}
+    for j, c in enumerate(fs.caption_clip):
+        first_caption.setdefault(int(clip_class[c]), j)
+    remap = {c: i for i, c in enumerate(present)}
+    return Esc50Set(fs, np.array([remap[c] for c in clip_class]), np.array([first_caption[c] for c in present]),
+                    [classes[c] for c in present])
+
+
+def esc50_scores(sim: torch.Tensor, esc: Esc50Set) -> dict:
+    """Zero-shot accuracy and class-query retrieval from a caption x clip similarity matrix."""
+    s = M.to_numpy(sim)[esc.class_rows]  # (classes, clips)
+    cr = M.class_retrieval_metrics(s, esc.clip_class)
+    return {"zero_shot": M.zero_shot_accuracy(s.T, esc.clip_class).accuracy, "map10": cr.map10,
+            "r1": cr.r1, "r10": cr.r10}
+
+
 def _load_items(spec: DataSpec) -> list:
     if spec.dataset == "sfx_corpus":
         import os
@@ -220,6 +260,7 @@ class RowResult:
     reports: list  # one RetrievalReport per seed
     durations: list  # per seed: {bucket: t2a metrics dict}
     train_seconds: list
+    esc50: list = field(default_factory=list)  # per seed: esc50_scores() dict
 
 
 def _bucket_names(edges: list[float]) -> list[str]:
@@ -281,18 +322,26 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     train_fs, test_fs = load_features(cfg.data, progress=progress)
     durations = clip_durations(test_fs)
     edges = [float(e) for e in cfg.duration_edges]
+    esc = load_esc50_features(cfg.data, progress=progress) if cfg.data.esc50 else None
     rows = {e.name: RowResult(e.name, e.kind, [], [], []) for e in cfg.models}
     for seed in range(cfg.seeds):
         trained: dict[str, nn.Module] = {}
         test_sims: dict[str, torch.Tensor] = {}
+        esc_sims: dict[str, torch.Tensor] = {}
         for entry in cfg.models:
             t = time.time()
             if entry.kind == "ensemble":  # members were scored already this seed
                 model, sim = None, average_similarities([test_sims[m] for m in entry.members])
+                if esc is not None:
+                    esc_sims[entry.name] = average_similarities([esc_sims[m] for m in entry.members])
             else:
                 model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False)
                 trained[entry.name] = model
                 sim = _scores(scorers, test_fs)
+                if esc is not None:
+                    esc_sims[entry.name] = _scores(scorers, esc.fs)
+            if esc is not None:
+                rows[entry.name].esc50.append(esc50_scores(esc_sims[entry.name], esc))
             test_sims[entry.name] = sim
             rows[entry.name].reports.append(M.retrieval_metrics(sim, test_fs.caption_clip))
             rows[entry.name].durations.append(duration_buckets(sim, test_fs.caption_clip, durations, edges))
@@ -305,7 +354,30 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
                       f"({time.time() - t:.1f} s)")  # fmt: skip
     scale = _scale_curve(cfg, train_fs, test_fs, rows, progress)
     summary = _write_reports(cfg, out, rows, test_fs, durations, edges, scale, time.time() - t0)
+    if esc is not None:
+        summary["esc50"] = _write_esc50(out, rows, esc)
+        (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _write_esc50(out: Path, rows: dict, esc: Esc50Set) -> dict:
+    """esc50.md: zero-shot accuracy and class-query retrieval per row, mean ± std over seeds."""
+    cr, zs = M.random_class_baseline(esc.clip_class, len(esc.classes))
+    keys = ("zero_shot", "map10", "r1", "r10")
+    lines = [f"ESC-50 ({esc.fs.n_clips} clips, {len(esc.classes)} classes, evaluation only): zero-shot "
+             "accuracy and class-query retrieval (percent), mean ± std over seeds.", "",
+             "| | zero-shot acc | class mAP@10 | R@1 | R@10 |", "|---|---:|---:|---:|---:|"]
+    result = {}
+    for name, r in rows.items():
+        if not r.esc50:
+            continue
+        vals = {k: [d[k] for d in r.esc50] for k in keys}
+        result[name] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v} for k, v in vals.items()}
+        lines.append(f"| {name} | " + " | ".join(f"{np.mean(vals[k]):.1f} ± {np.std(vals[k]):.1f}" for k in keys) + " |")
+    lines.append(f"| random | {zs.accuracy:.1f} | {cr.map10:.1f} | {cr.r1:.1f} | {cr.r10:.1f} |")
+    (out / "esc50.md").write_text("\n".join(lines) + "\n")
+    result["random"] = {"zero_shot": zs.accuracy, "map10": cr.map10, "r1": cr.r1, "r10": cr.r10}
+    return result
 
 
 def _scale_curve(cfg, train_fs, test_fs, rows, progress) -> dict:
@@ -406,29 +478,6 @@ def _plot_scale(scale: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------- CLI
-
-
-def register(app) -> None:
-    """Add ``soundseek experiment CONFIG [--seeds N] [--out DIR]`` to a typer app."""
-    import typer
-
-    @app.command("experiment")
-    def experiment_cmd(
-        config: Path = typer.Argument(..., exists=True, dir_okay=False, help="experiment YAML"),
-        seeds: int = typer.Option(None, "--seeds", min=1, help="number of seeds (overrides the config)"),
-        out: Path = typer.Option(None, "--out", help="output folder (default: <out_dir>/<name>)"),
-    ) -> None:
-        """Train and evaluate the papers' models; write results.md/json, durations.md, scale.png."""
-        cfg = ExperimentConfig.from_yaml(config)
-        if seeds is not None:
-            cfg.seeds = seeds
-        folder = out or Path(cfg.out_dir) / cfg.name
-        run_experiment(cfg, folder)
-        typer.echo((folder / "results.md").read_text())
-        typer.echo(f"results in {folder}")
 
 
 def builtin_config(name: str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
 import math
 import random
@@ -283,12 +284,13 @@ def save_run(result: TrainResult, cfg: TrainConfig, out_dir: str | Path, extra_m
     out.mkdir(parents=True, exist_ok=True)
     metrics = {**result.summary(), **(extra_metrics or {}), "history": result.history}
     model_dir = out / "model"
+    summary = {k: v for k, v in metrics.items() if k != "history"}
     save = result.model.save_pretrained
-    try:
-        save(model_dir, metrics={k: v for k, v in metrics.items() if k != "history"})
-    except TypeError:  # models whose save_pretrained takes no metrics
+    if "metrics" in inspect.signature(save).parameters:
+        save(model_dir, metrics=summary)
+    else:  # models whose save_pretrained takes no metrics
         save(model_dir)
-        (model_dir / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
+        (model_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     cfg.to_yaml(out / "train_config.yaml")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_curve(result.history, out / "curve.png")

@@ -36,13 +36,15 @@ def test_metrics(cfg, model, store=None, progress: bool = False) -> dict:
     return {"test": rep.to_dict(), "test_clips": fs.n_clips, "test_captions": fs.n_captions}
 
 
-def install(model_dir: Path, run_dir: Path, target: Path) -> Path:
+def install(model_dir: Path, recipe: Path, target: Path) -> Path:
     """Copy the trained heads (+ config, metrics, the recipe used) into the package assets."""
     target.mkdir(parents=True, exist_ok=True)
     for name in INSTALL_FILES:
         if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, target / name)
-    shutil.copy2(run_dir / "train_config.yaml", target / "train_config.yaml")
+            shutil.copyfile(model_dir / name, target / name)
+    shutil.copyfile(recipe, target / "train_config.yaml")  # relative paths: no machine paths shipped
+    for f in target.iterdir():
+        f.chmod(0o644)
     return target
 
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"test t2a ({test['test_clips']} clips): R@1 {t['r1']:.1f}  R@5 {t['r5']:.1f}  R@10 {t['r10']:.1f}")
     print(f"run: {a.out}")
     if not a.no_install:
-        target = install(result.model_dir, a.out, default_model_dir())
+        target = install(result.model_dir, a.config, default_model_dir())
         size = sum(f.stat().st_size for f in target.iterdir())
         print(f"installed default model into {target} ({size / 1e6:.2f} MB)")
     return 0

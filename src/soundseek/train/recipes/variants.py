@@ -2,7 +2,7 @@
 
     python -m soundseek.train.recipes.variants --out runs/variants [--esc50 ../shared/data/esc50-fold1]
 
-Every variant is ``default.yaml`` plus a few overrides.  Columns: corpus val (what selects the
+Every variant is ``base.yaml`` plus a few overrides.  Columns: corpus val (what selects the
 shipped model), corpus test, and -- only to *report* -- zero-shot accuracy on ESC-50 fold 1
 (never used to choose anything).  Results go to ``variants.json`` and ``variants.md``.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-RECIPE = Path(__file__).resolve().parent / "default.yaml"
+RECIPE = Path(__file__).resolve().parent / "base.yaml"
 
 # name -> (what changes, dotted overrides of default.yaml)
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "default": ("the recipe as shipped", {}),
+    "default": ("base recipe: NT-Xent 0.07, hidden 256, embed 256, meanmax, label caption, masking", {}),
     "max_margin": ("max-margin ranking loss (margin 0.2) instead of NT-Xent", {"loss.name": "max_margin"}),
     "no_label_caption": ("class label not added as an extra caption", {"data.label_as_caption": False}),
     "label_sound_of": ("label caption phrased 'the sound of {label}'",
@@ -47,6 +47,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_input_norm": ("no LayerNorm on expert features", {"model.params.input_norm": False}),
     "batch128": ("batch 128 (more negatives)", {"batch_size": 128}),
     "text_noise": ("Gaussian noise (10 % RMS) on sentence vectors", {"augment.text_noise": 0.1}),
+    "combo_a": ("text_noise + label_positives + embed 512",
+                {"augment.text_noise": 0.1, "data.label_positives": True, "model.params.embed_dim": 512}),
+    "combo_b": ("text_noise + label_multi + linear text head + embed 512",
+                {"augment.text_noise": 0.1, "model.params.text_hidden": 0, "model.params.embed_dim": 512,
+                 "data.label_templates": ["{label}", "the sound of {label}", "{label} can be heard"]}),
 }
 
 

@@ -1,0 +1,28 @@
+"""`soundseek experiment`: kept apart from :mod:`.experiment` so the CLI starts without torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``soundseek experiment CONFIG [--seeds N] [--out DIR]`` to a typer app."""
+
+    @app.command("experiment")
+    def experiment_cmd(
+        config: Path = typer.Argument(..., exists=True, dir_okay=False, help="experiment YAML"),
+        seeds: int = typer.Option(None, "--seeds", min=1, help="number of seeds (overrides the config)"),
+        out: Path = typer.Option(None, "--out", help="output folder (default: <out_dir>/<name>)"),
+    ) -> None:
+        """Train and evaluate the papers' models; write results.md/json, durations.md, scale.png."""
+        from .experiment import ExperimentConfig, run_experiment
+
+        cfg = ExperimentConfig.from_yaml(config)
+        if seeds is not None:
+            cfg.seeds = seeds
+        folder = out or Path(cfg.out_dir) / cfg.name
+        run_experiment(cfg, folder)
+        typer.echo((folder / "results.md").read_text())
+        typer.echo(f"results in {folder}")
