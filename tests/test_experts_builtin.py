@@ -122,3 +122,19 @@ def test_registry_lists_offline_experts_and_rejects_unknown():
         get_audio_expert("nope")
     with pytest.raises(TypeError, match="text expert"):
         get_audio_expert("minilm")
+
+
+def test_differently_configured_experts_never_share_a_store_key():
+    from soundseek.experts.base import weights_tag
+
+    assert aisfx.AisfxExpert().key == "aisfx@2"
+    assert aisfx.AisfxExpert(block_hop=0.5).key == "aisfx@2-h50"
+    e = get_audio_expert("logmel")
+
+    class Tagged(type(e)):
+        pass
+
+    t = Tagged()
+    t.tag_version(h="5", w=weights_tag("/a/Cnn14.pth"), s=None)
+    assert t.key.startswith("logmel@1-h5-w") and t.key != e.key
+    assert weights_tag("/a/Cnn14.pth") != weights_tag("/b/Cnn14.pth") and weights_tag(None) is None

@@ -23,7 +23,7 @@ from soundseek.features import FeatureStore, extract_features
 
 def _feat(n: int, seed: int) -> AudioFeatures:
     frames = np.random.default_rng(seed).random((n, 8), dtype=np.float32)
-    return AudioFeatures(frames, frames.mean(0), 1.0, 2.0, 0.0)
+    return AudioFeatures(frames, frames.max(0), 1.0, 2.0, 0.0)  # an expert whose pooling is not the mean
 
 
 def test_put_get_roundtrip_and_missing(tmp_path):
@@ -31,12 +31,35 @@ def test_put_get_roundtrip_and_missing(tmp_path):
     store.put_many("e@1", [("h1", _feat(3, 1), 3.0), ("h2", _feat(5, 2), 5.0)])
     got = store.get("h2", "e@1")
     np.testing.assert_array_equal(got.features.frames, _feat(5, 2).frames)
+    np.testing.assert_array_equal(got.features.pooled, _feat(5, 2).pooled)  # the expert's own pooling
     assert got.duration_s == 5.0 and got.features.hop_s == 1.0
     assert store.get("h2", "e@2") is None  # another expert version is another feature
     assert store.missing(["h1", "h2", "h3"], "e@1") == {"h3"}
     store.close()
     again = FeatureStore(tmp_path)  # persisted
     assert again.count("e@1") == 2
+
+
+def test_an_expert_crash_skips_only_the_file_it_failed_on(tmp_path):
+    """extract_features retries a failed batch file by file: one poison file, not the batch."""
+    from soundseek.experts.base import AudioExpert
+
+    class Fussy(AudioExpert):
+        name, version, sample_rate, dim, hop_s, window_s = "fussy", "1", 8000, 8, 1.0, 1.0
+
+        def embed(self, waves):
+            if any(len(w) == 8000 * 3 for w in waves):
+                raise RuntimeError("cannot handle 3-s clips")
+            return [_feat(2, len(w)) for w in waves]
+
+    paths = []
+    for i, secs in enumerate([1, 2, 3, 4]):
+        p = tmp_path / f"{i}.wav"
+        sf.write(p, np.random.default_rng(i).normal(0, 0.1, 8000 * secs).astype(np.float32), 8000)
+        paths.append(p)
+    report = extract_features(paths, Fussy(), FeatureStore(tmp_path / "store"), progress=False, batch_files=4)
+    assert report.computed == 3
+    assert [(p, "cannot handle" in e) for p, e in report.failed] == [(str(paths[2]), True)]
 
 
 def test_gc_removes_only_unreferenced_shards(tmp_path):

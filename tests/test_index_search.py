@@ -39,7 +39,7 @@ def test_query_by_example_returns_same_class_well_above_chance(esc50_index):
         p_at_1.append(cats[0] == cat)
         p_at_5.append(np.mean([c == cat for c in cats]))
     chance = 7 / 397
-    # measured 2026-11-24 over all 398 clips as queries: P@1 0.759, P@5 0.467 (chance 0.018)
+    # measured 2026-11-24 over all 398 clips as queries (aisfx@2): P@1 0.751, P@5 0.469 (chance 0.018)
     assert np.mean(p_at_1) > 0.5 > 20 * chance
     assert np.mean(p_at_5) > 0.3
 
@@ -47,7 +47,8 @@ def test_query_by_example_returns_same_class_well_above_chance(esc50_index):
 def test_dog_queries_return_dog_clips_first(esc50_index):
     """Each of the 8 dog clips as a query (itself excluded).
 
-    Measured 2026-11-24: a dog first for 6 of 8, dog precision of the top 3 = 0.625 (chance 0.018).
+    Measured 2026-11-24 (aisfx@2): a dog first for 5 of 8, dog precision of the top 3 = 0.625;
+    chance is 7/397 = 0.018 for both (0.14 dogs first out of 8).
     """
     dogs = [r for r in esc50_meta() if r["category"] == "dog"]
     assert len(dogs) == 8
@@ -59,7 +60,7 @@ def test_dog_queries_return_dog_clips_first(esc50_index):
         top3.append(cats.count("dog") / 3)
         assert hits[0].score >= hits[1].score >= hits[2].score
         assert hits[0].start is None and hits[0].duration == pytest.approx(5.0)  # fits one window
-    assert top1 >= 5
+    assert top1 >= 4
     assert np.mean(top3) >= 0.5
 
 
@@ -173,3 +174,55 @@ def test_clap_native_space_indexes_and_searches_without_training(tmp_path):
     assert len(hits) == 3 and len({h.id for h in hits}) == 3
     assert idx.text_vectors.dim == idx.text_expert.dim
     assert idx.search_audio(ESC50 / "audio" / rows[0]["filename"], k=2)[0].path != str(ESC50 / "audio" / rows[0]["filename"])
+
+
+def test_expert_upgrade_reindexes_and_old_vectors_stay_usable_until_then(tmp_path):
+    """An index built with one expert version is re-indexed when the expert changes."""
+    import json
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rows = esc50_meta()[:4]
+    for r in rows:
+        shutil.copy(ESC50 / "audio" / r["filename"], audio / r["filename"])
+    idx = Index.create(tmp_path / "idx", model=None, expert_options={"block_hop": 0.5})
+    idx.add(audio, progress=False)
+    assert idx.feature_key == "aisfx@2-h50"
+    idx.close()
+    cfg = json.loads((tmp_path / "idx" / "index.json").read_text())
+    cfg["expert_options"] = {}  # upgrade to the default expert
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(cfg))
+    idx = Index.open(tmp_path / "idx")
+    item_id = min(i.id for i in idx.meta.items_by_path().values())
+    assert len(idx.similar(item_id, k=2)) == 2  # old features still serve "more like this"
+    report = idx.add(audio, progress=False)
+    assert (report.added, report.unchanged) == (4, 0)
+    assert idx.feature_key == "aisfx@2" and len(idx) == 4 and len(idx.audio_vectors) == 4
+
+
+def test_retrained_model_rebuilds_text_vectors(tmp_path):
+    """Text vectors follow the model's weights: a retrained model is picked up on the next query."""
+    import torch
+
+    from soundseek.models import DualEncoder, pad_frames
+
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    DualEncoder(audio_dim=512, text_dim=384, embed_dim=32, hidden=64).save_pretrained(model_dir)
+    rows = esc50_meta()[:3]
+    idx = Index.create(tmp_path / "idx", model=str(model_dir))
+    idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    before = idx.text_vectors._index.reconstruct(1)
+    idx.close()
+    torch.manual_seed(1)
+    retrained = DualEncoder(audio_dim=512, text_dim=384, embed_dim=32, hidden=64)
+    retrained.save_pretrained(model_dir)
+    idx = Index.open(tmp_path / "idx")
+    assert len(idx.search("a dog", k=3)) == 3
+    after = idx.text_vectors._index.reconstruct(1)
+    item = idx.item(1)
+    frames = idx.store.get(item.hash, idx.feature_key).features.frames
+    with torch.inference_mode():
+        expected = retrained.eval().encode_audio(*pad_frames([frames])).numpy()[0]
+    np.testing.assert_allclose(after, expected, atol=1e-5)
+    assert not np.allclose(before, after)

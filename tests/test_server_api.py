@@ -588,4 +588,5 @@ def test_unexpected_index_error_is_json_500(corpus):
     with TestClient(create_app(idx), raise_server_exceptions=False) as c:
         r = c.get("/api/search", params={"q": "dog"})
         assert r.status_code == 500
-        assert r.json() == {"error": "internal_error", "detail": "RuntimeError: faiss exploded"}
+        assert r.json()["error"] == "internal_error"
+        assert "RuntimeError" in r.json()["detail"] and "faiss exploded" not in r.json()["detail"]

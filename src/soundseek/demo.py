@@ -74,7 +74,7 @@ def run_demo(data: Path | None, index_path: Path, queries: list[str], out: Conso
             _show(out, f"text: {q!r}", idx.search(q, k=5))
     else:
         out.print(f"[yellow]text search unavailable:[/] {idx._model_error}")
-    first = idx.item(1) if len(idx) else None
+    first = min(idx.meta.items_by_path().values(), key=lambda it: it.id, default=None)
     if first is not None:
         _show(out, f"sounds like {Path(first.path).name}", idx.search_audio(first.path, k=5))
     out.print("\nnext: [bold]soundseek search \"...\" --index " + str(index_path) + "[/], or "

@@ -112,6 +112,7 @@ class Index:
         self._model = None
         self._model_error: Exception | None = None
         self._text_expert = None
+        self._text_checked = False
         self.audio_vectors: VectorIndex | None = None
         self.text_vectors: VectorIndex | None = None
         self._load_vectors()
@@ -184,6 +185,36 @@ class Index:
         return self.model is not None
 
     @property
+    def feature_key(self) -> str:
+        """Expert key the indexed vectors were computed with (may lag behind after an upgrade
+        of the expert until the next :meth:`add`)."""
+        return self.meta.get_meta("expert_key") or self.expert.key
+
+    def _model_fingerprint(self) -> str | None:
+        """Identity of the text–audio model's weights: a retrained model invalidates text vectors."""
+        import hashlib
+
+        model = self.model
+        if model is None:
+            return None
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(self.config.model).encode())
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    def _refresh_text_vectors(self) -> None:
+        """Rebuild the text–audio vectors when the model changed (or appeared) since indexing."""
+        if self.audio_vectors is None or self.model is None:
+            return
+        fp = self._model_fingerprint()
+        stale = self.text_vectors is None or len(self.text_vectors) != len(self.audio_vectors)
+        if stale or self.meta.get_meta("model_fingerprint") != fp:
+            self.rebuild_vectors()
+            self.meta.set_meta("model_fingerprint", fp)
+
+    @property
     def text_expert(self):
         if self._text_expert is None:
             self._text_expert = get_text_expert(self.model.config.text_expert, **self.config.text_expert_options)
@@ -223,7 +254,7 @@ class Index:
             missing = []
             batch: list[tuple[AudioFeatures, list[tuple[int, float, float]]]] = []
             for item_id, wins in by_item.items():
-                stored = self.store.get(items[item_id].hash, self.expert.key)
+                stored = self.store.get(items[item_id].hash, self.feature_key)
                 if stored is None:
                     missing.append(item_id)
                     continue
@@ -239,7 +270,7 @@ class Index:
             self._save_vectors()
 
     def _window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
-        masks = frame_window_masks(feats.frame_times(), feats.window_s, windows)
+        masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)
         audio = np.stack([pooled_vector(feats.frames[m]) for m in masks])
         return audio, [feats.frames[m] for m in masks]
 
@@ -294,9 +325,21 @@ class Index:
         files, scanned_dirs = _collect(paths, recursive, report)
         with self._lock:
             known = self.meta.items_by_path()
+            upgraded = bool(known) and self.feature_key != self.expert.key
+            if upgraded:  # the expert changed since indexing: every file gets new features
+                self._remove([item.id for item in known.values()])
+                known = {}
+            self.meta.set_meta("expert_key", self.expert.key)
+            if not self._text_checked:
+                self._refresh_text_vectors()
+                self._text_checked = True
             todo, stale = [], []
             for p in files:
-                st = os.stat(p)
+                try:
+                    st = os.stat(p)
+                except OSError as e:  # vanished or unreadable since the folder was scanned
+                    report.failed.append((p, f"cannot read file ({e.strerror or e})"))
+                    continue
                 item = known.get(p)
                 if item and item.size == st.st_size and item.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
@@ -317,14 +360,19 @@ class Index:
             def on_batch(done):
                 batch = []
                 for p, h, feats, dur in done:
-                    st = os.stat(p)
+                    try:
+                        st = os.stat(p)
+                    except OSError as e:
+                        report.failed.append((p, f"vanished while indexing ({e.strerror or e})"))
+                        continue
                     wins = time_windows(dur, self.config.window_s, self.config.hop_s)
                     _, wids = self.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
                                                  [(w.start_s, w.end_s) for w in wins])
                     batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
                     report.added += 1
                     report.audio_seconds += dur
-                self._add_window_vectors(batch)
+                if batch:
+                    self._add_window_vectors(batch)
                 pending["n"] += len(done)
                 if pending["n"] >= checkpoint_files:
                     self._checkpoint()
@@ -335,6 +383,8 @@ class Index:
             report.failed.extend(feat_report.failed)
             report.features_computed = feat_report.computed
             self.meta.record_failures(report.failed)
+            if self.model is not None and self.text_vectors is not None:
+                self.meta.set_meta("model_fingerprint", self._model_fingerprint())
             self._checkpoint()
         report.wall_seconds = time.perf_counter() - t0
         return report
@@ -377,10 +427,9 @@ class Index:
         import torch
 
         with self._lock:
-            if self.audio_vectors is not None and (
-                self.text_vectors is None or len(self.text_vectors) != len(self.audio_vectors)
-            ):
-                self.rebuild_vectors()  # the model was installed or changed after indexing
+            if not self._text_checked:
+                self._refresh_text_vectors()  # the model was installed or changed after indexing
+                self._text_checked = True
         sent = self.text_expert.encode([text]).sentence
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
@@ -407,7 +456,7 @@ class Index:
             from .features.store import file_hash
 
             h = file_hash(query)
-            stored = self.store.get(h, self.expert.key)
+            stored = self.store.get(h, self.feature_key)
             feats = stored.features if stored else self.expert.embed_one(load_audio(query, self.expert.sample_rate))
             if exclude_self:
                 exclude = set(self.meta.items_by_hash(h))
@@ -417,7 +466,7 @@ class Index:
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
         item = self.meta.item(item_id)
-        stored = self.store.get(item.hash, self.expert.key)
+        stored = self.store.get(item.hash, self.feature_key)
         if stored is None:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))

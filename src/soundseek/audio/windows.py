@@ -29,12 +29,18 @@ def time_windows(duration_s: float, window_s: float, hop_s: float) -> list[Windo
     return [Window(float(s), float(min(s + window_s, duration_s))) for s in starts]
 
 
-def frame_window_masks(frame_times: np.ndarray, frame_len_s: float, windows: list[Window]) -> np.ndarray:
+def frame_window_masks(frame_times: np.ndarray, frame_len_s: float, windows: list[Window],
+                       duration_s: float | None = None) -> np.ndarray:
     """Boolean (n_windows, n_frames): frame belongs to a window if its centre lies inside it.
 
-    Every window gets at least its nearest frame, so short windows are never empty.
+    A last frame that runs past the end of the file (zero padded) is centred on the audio it
+    really holds, so it is not lost from the last window.  Every window gets at least its
+    nearest frame, so short windows are never empty.
     """
     centres = np.asarray(frame_times, dtype=np.float64) + frame_len_s / 2
+    if duration_s is not None and len(centres):
+        starts = np.clip(np.asarray(frame_times, dtype=np.float64), 0.0, duration_s)
+        centres = np.minimum(centres, (starts + duration_s) / 2)
     masks = np.zeros((len(windows), len(centres)), dtype=bool)
     for i, w in enumerate(windows):
         m = (centres >= w.start_s) & (centres < w.end_s + 1e-9)

@@ -120,13 +120,13 @@ def checkpoint_path() -> Path:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
-    """Load the embedding network's weights from the package checkpoint, safely."""
+    """Load the embedding network's weights from the package checkpoint, safely
+    (``weights_only=True`` with an allow-list of numpy data types only)."""
     import torch
-    from numpy._core.multiarray import scalar
 
-    allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Int64DType,
-               np.dtypes.Float64DType, np.dtypes.Float32DType]
-    with torch.serialization.safe_globals(allowed):
+    from .weights import _numpy_data_globals
+
+    with torch.serialization.safe_globals(_numpy_data_globals()):
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     state = obj[0] if isinstance(obj, (tuple, list)) else obj
     prefix = "embedding_net."

@@ -75,6 +75,11 @@ class AudioExpert(abc.ABC):
     hop_s: float = 0.0  # seconds between output frames
     window_s: float = 0.0  # seconds of audio seen by one frame
 
+    def tag_version(self, **settings) -> None:
+        """Append non-default settings (given as non-None values) to ``version``, so experts
+        configured differently never share cached features in the store."""
+        self.version = _tagged(self.version, settings)
+
     @abc.abstractmethod
     def embed(self, waves: list[np.ndarray]) -> list[AudioFeatures]:
         """Embed a batch of mono float32 waveforms at ``self.sample_rate``."""
@@ -106,6 +111,10 @@ class TextExpert(abc.ABC):
     version: str = ""
     dim: int = 0
 
+    def tag_version(self, **settings) -> None:
+        """See :meth:`AudioExpert.tag_version`."""
+        self.version = _tagged(self.version, settings)
+
     @abc.abstractmethod
     def encode(self, texts: list[str], with_tokens: bool = False) -> TextFeatures:
         """Encode a batch of strings; token features only when asked (they are large)."""
@@ -116,3 +125,18 @@ class TextExpert(abc.ABC):
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "kind": "text", "dim": self.dim}
+
+
+def _tagged(version: str, settings: dict) -> str:
+    parts = [f"{k}{v}" for k, v in settings.items() if v is not None]
+    return "-".join([version, *parts])
+
+
+def weights_tag(weights) -> str | None:
+    """Short, stable tag of a user-given weights file or folder (None: the registry's default)."""
+    if not weights:
+        return None
+    import hashlib
+    import os
+
+    return hashlib.blake2b(os.path.abspath(os.fspath(weights)).encode(), digest_size=4).hexdigest()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .base import AudioExpert, AudioFeatures, TextExpert, TextFeatures
 from .hf_text import offline_tokenizer, split_tokens
+from .base import weights_tag
 from .weights import get_source, resolve_hf
 
 __all__ = ["ClapAudioExpert", "ClapTextExpert"]
@@ -46,6 +47,8 @@ class ClapAudioExpert(AudioExpert):
             self.weights_path = path
             self.source = get_source(self.name).source
         self.dim = int(self.model.config.projection_dim)
+        self.tag_version(h=None if self.hop_s == 10.0 else f"{self.hop_s:g}", w=weights_tag(weights),
+                         s=seed if random_init else None)
         self.model.eval()
 
     def windows(self, wave: np.ndarray) -> list[np.ndarray]:
@@ -98,6 +101,7 @@ class ClapTextExpert(TextExpert):
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(self.name).source
+        self.tag_version(w=weights_tag(weights), s=seed if random_init else None)
         self.dim = int(self.model.config.projection_dim)
         self.token_dim = int(self.model.config.hidden_size)
         self.model.eval()

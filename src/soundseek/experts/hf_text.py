@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import TextExpert, TextFeatures
+from .base import TextExpert, TextFeatures, weights_tag
 from .weights import get_source, resolve_hf
 
 __all__ = ["HFTextConfig", "HFTextExpert", "offline_tokenizer", "BERT_BASE", "ROBERTA_LARGE"]
@@ -109,7 +109,7 @@ class HFTextExpert(TextExpert):
             torch.manual_seed(seed)
             self.model = _random_model(cfg)
             self.tokenizer = offline_tokenizer(cfg.family, cfg.max_length)
-            self.version = "random"
+            self.version = f"random-s{seed}"
         else:
             from transformers import AutoModel, AutoTokenizer
 
@@ -117,6 +117,7 @@ class HFTextExpert(TextExpert):
             self.model = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
+            self.tag_version(w=weights_tag(weights))
             self.source = get_source(cfg.name).source
             self.dim = self.token_dim = int(self.model.config.hidden_size)
         self.model.eval()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AudioExpert, AudioFeatures
+from .base import AudioExpert, AudioFeatures, weights_tag
 from .weights import load_into, load_state_dict, resolve
 
 __all__ = ["PannsConfig", "PannsExpert", "Cnn14", "ResNet38", "slaney_mel_filterbank", "receptive_field"]
@@ -240,8 +240,9 @@ class PannsExpert(AudioExpert):
             load_into(self.model, state, self.name,
                       ignore_prefixes=("spectrogram_extractor.", "logmel_extractor.", "fc1.", "fc_audioset."))
             self.weights_path = str(path)
+            self.tag_version(w=weights_tag(weights))
         if random_init:
-            self.version = "random"
+            self.version = f"random-s{seed}"
 
     @property
     def min_samples(self) -> int:

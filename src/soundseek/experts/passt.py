@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AudioExpert, AudioFeatures
+from .base import AudioExpert, AudioFeatures, weights_tag
 from .weights import load_into, load_state_dict, resolve
 
 __all__ = ["PasstConfig", "PaSST", "PasstExpert", "PasstFrontEnd", "kaldi_mel_banks"]
@@ -177,6 +177,8 @@ class PasstExpert(AudioExpert):
             path = resolve(self.name, weights)
             load_into(self.model, load_state_dict(path), self.name, ignore_prefixes=("head.", "head_dist."))
             self.weights_path = str(path)
+        self.tag_version(h=None if self.hop_s == 10.0 else f"{self.hop_s:g}", w=weights_tag(weights),
+                         s=seed if random_init else None)
 
     def snippets(self, wave: np.ndarray) -> list[np.ndarray]:
         """10-s pieces every ``hop_s`` (the last may be shorter; at least 0.2 s, zero-padded)."""

@@ -27,6 +27,7 @@ _REGISTRY: dict[str, ExpertEntry] = {}
 # Modules that register experts when imported.  New expert modules are added here.
 _EXPERT_MODULES = [
     "soundseek.experts.aisfx",
+    "soundseek.experts.aisfx_heads",
     "soundseek.experts.minilm",
     "soundseek.experts.logmel",
     "soundseek.experts.weights",  # registers the zoo (panns, vggish, passt, clap, bert, roberta) lazily

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import AudioExpert, AudioFeatures
+from .base import AudioExpert, AudioFeatures, weights_tag
 from .weights import load_into, load_state_dict, resolve
 
 __all__ = ["VGGishConfig", "VGGish", "VGGishExpert", "vggish_log_mel", "htk_mel_matrix"]
@@ -107,11 +107,12 @@ class VGGishExpert(AudioExpert):
         self.model = VGGish(self.cfg).eval()
         self.batch_size = batch_size
         if random_init:
-            self.version = "random"
+            self.version = f"random-s{seed}"
         else:
             path = resolve(self.name, weights)
             load_into(self.model, load_state_dict(path), self.name)
             self.weights_path = str(path)
+            self.tag_version(w=weights_tag(weights))
 
     @torch.inference_mode()
     def embed(self, waves: list[np.ndarray]) -> list[AudioFeatures]:

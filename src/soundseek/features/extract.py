@@ -107,7 +107,7 @@ def extract_features(
             for p, h, w, err in decoded:
                 if err is not None:
                     report.failed.append((p, err))
-            feats = expert.embed([w for _, _, w in good]) if good else []
+            feats, good = _embed_guarded(expert, good, report.failed)
             stored = [(h, f, len(w) / expert.sample_rate) for (p, h, w), f in zip(good, feats)]
             store.put_many(expert.key, stored)
             batch_done = []
@@ -124,6 +124,27 @@ def extract_features(
             bar.advance(len(decoded), sum(len(w) for _, _, w in good) / expert.sample_rate)
     report.wall_seconds = time.perf_counter() - t0
     return report
+
+
+def _embed_guarded(expert: AudioExpert, good: list, failed: list) -> tuple[list, list]:
+    """Embed a batch; if the expert fails on it, retry file by file so only the culprit is skipped."""
+    if not good:
+        return [], []
+    try:
+        return expert.embed([w for _, _, w in good]), good
+    except Exception:
+        if len(good) == 1:
+            p, _, _ = good[0]
+            import traceback
+
+            failed.append((p, f"the {expert.name} expert failed on it: {traceback.format_exc(limit=1).strip().splitlines()[-1]}"))
+            return [], []
+    feats, kept = [], []
+    for item in good:
+        f, k = _embed_guarded(expert, [item], failed)
+        feats += f
+        kept += k
+    return feats, kept
 
 
 def pooled_vector(frames: np.ndarray) -> np.ndarray:

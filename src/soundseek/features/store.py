@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
+_POOLED = ":pooled"
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("SOUNDSEEK_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "soundseek"
@@ -114,9 +117,12 @@ class FeatureStore:
             if row is None:
                 return None
             shard, hop_s, window_s, offset_s, duration_s = row
-            frames = self._shard(shard).get_tensor(content_hash)
-        frames = np.asarray(frames, dtype=np.float32)
-        return StoredFeatures(AudioFeatures(frames, frames.mean(0), hop_s, window_s, offset_s), duration_s)
+            handle = self._shard(shard)
+            frames = np.asarray(handle.get_tensor(content_hash), dtype=np.float32)
+            pooled_key = content_hash + _POOLED
+            pooled = handle.get_tensor(pooled_key) if pooled_key in handle.keys() else frames.mean(0)
+        return StoredFeatures(AudioFeatures(frames, np.asarray(pooled, np.float32), hop_s, window_s, offset_s),
+                              duration_s)
 
     def put_many(self, expert_key: str, items: list[tuple[str, AudioFeatures, float]]) -> None:
         """Store ``(content_hash, features, duration_s)`` items as one shard, atomically."""
@@ -129,8 +135,11 @@ class FeatureStore:
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
-        save_file({h: np.ascontiguousarray(f.frames, dtype=np.float32) for h, f, _ in items}, str(tmp),
-                  metadata={"expert": expert_key})
+        tensors = {}
+        for h, f, _ in items:  # the expert's own pooled vector is kept too (not all experts average)
+            tensors[h] = np.ascontiguousarray(f.frames, dtype=np.float32)
+            tensors[h + _POOLED] = np.ascontiguousarray(f.pooled, dtype=np.float32)
+        save_file(tensors, str(tmp), metadata={"expert": expert_key})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)

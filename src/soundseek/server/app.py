@@ -266,6 +266,7 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
     lock = threading.RLock()
     meta_lock = threading.Lock()
     waveforms = _WaveformCache(cfg.waveform_cache_items)
+    waveform_slots = threading.BoundedSemaphore(2)  # decoding long files is memory-heavy: bound it
     text_lock = threading.Lock()
     text_state: dict[str, bool] = {}
 
@@ -322,7 +323,8 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("error while answering %s %s", request.method, request.url.path)
-        return _error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        # The message may hold file paths or internals: it goes to the server log, not the client.
+        return _error_response(500, "internal_error", f"unexpected {type(exc).__name__}; the server log has the details")
 
     # ---- helpers ----------------------------------------------------------------------------
     def lookup(raw_id: str) -> tuple[Any, Any]:
@@ -576,7 +578,8 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         if png is None:
             try:
                 # a low rate is plenty for a 480-px envelope and keeps long files cheap
-                wave = load_audio(path, 4000, max_duration_s=None, reject_silence=False)
+                with waveform_slots:
+                    wave = load_audio(path, 4000, max_duration_s=None, reject_silence=False)
             except AudioError as e:
                 raise ApiError(422, "undecodable_audio", f"cannot draw item {item_id}: {e.reason}") from None
             png = render_waveform_png(wave, cfg.waveform_width, cfg.waveform_height)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 RECIPE = Path(__file__).resolve().parent / "base.yaml"
+DEFAULT_RECIPE = Path(__file__).resolve().parent / "default.yaml"
 
 # name -> (what changes, dotted overrides of default.yaml)
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -54,9 +55,55 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                  "data.label_templates": ["{label}", "the sound of {label}", "{label} can be heard"]}),
 }
 
+# Variants of the *shipped* recipe (default.yaml, run with --recipe default): the ideas the first
+# round did not try.  The ``aisfx_heads_*`` experts are aisfx frames plus the checkpoint's own
+# classifier heads (soundseek.experts.aisfx_heads); ``aisfx_heads`` is ``embed+penult``.
+_HEADS = {"aisfx_heads": 1664, "aisfx_heads_penult": 1152, "aisfx_heads_logits": 378,
+          "aisfx_heads_embed_logits": 890, "aisfx_heads_embed_probs": 890}
+
+
+def _heads(name: str) -> dict:
+    return {"model.params.audio_expert": name, "model.params.audio_dim": _HEADS[name]}
+
+
+SHIPPED_VARIANTS: dict[str, tuple[str, dict]] = {
+    "shipped": ("the shipped recipe (default.yaml, = combo_a) re-run as the reference", {}),
+    "heads_embed_penult": ("aisfx 512 + its 9 classifier heads' 128-d penultimate activations (1664-d)",
+                           _heads("aisfx_heads")),
+    "heads_penult": ("only the 9 heads' penultimate activations (1152-d)", _heads("aisfx_heads_penult")),
+    "heads_logits": ("only the 9 heads' logits (378-d)", _heads("aisfx_heads_logits")),
+    "heads_embed_logits": ("aisfx 512 + the 9 heads' logits (890-d)", _heads("aisfx_heads_embed_logits")),
+    "heads_embed_probs": ("aisfx 512 + the 9 heads' per-head softmax (890-d)", _heads("aisfx_heads_embed_probs")),
+    "long80": ("80 epochs, patience 20", {"epochs": 80, "patience": 20}),
+    "temp0.05": ("NT-Xent temperature 0.05", {"loss.temperature": 0.05}),
+    "crop32": ("random crops of 32 frames (~37 s) instead of 16", {"data.max_frames": 32}),
+    "hardneg16": ("hard-negative batches: labels k-means-grouped (16 groups) by caption meaning, "
+                  "all batches group by group (recipes/hard_negatives.py)", {"_hard_groups": 16}),
+    "hardneg32_half": ("hard-negative batches, 32 label groups, half of the batches hard, half random",
+                       {"_hard_groups": 32, "_hard_fraction": 0.5}),
+    "label_prompts": ("label caption in the ESC-50 prompt phrasings ('the sound of a {label}', "
+                      "'{label} can be heard', 'a recording of {label}', '{label}')",
+                      {"data.label_templates": ["the sound of a {label}", "{label} can be heard",
+                                                "a recording of {label}", "{label}"]}),
+}
+
+
+def _register_head_experts() -> None:
+    """Experiment-only names for the non-default outputs of the aisfx_heads expert."""
+    from ...experts.aisfx_heads import AisfxHeadsExpert
+    from ...experts.registry import register
+
+    for name, output in (("aisfx_heads_penult", "penult"), ("aisfx_heads_logits", "logits"),
+                         ("aisfx_heads_embed_logits", "embed+logits"),
+                         ("aisfx_heads_embed_probs", "embed+probs")):
+        register(name, "audio", f"aisfx_heads with output={output} (experiments)")(
+            lambda output=output, **kw: AisfxHeadsExpert(output=output, **kw))
+
 
 def apply_overrides(cfg, overrides: dict):
     for key, value in overrides.items():
+        if key.startswith("_"):  # sampler settings, not config keys (see _sampler)
+            continue
         *path, last = key.split(".")
         obj = cfg
         for p in path:
@@ -66,6 +113,17 @@ def apply_overrides(cfg, overrides: dict):
         else:
             setattr(obj, last, value)
     return cfg
+
+
+def _sampler(overrides: dict):
+    """The batch sampler a variant asks for: hard-negative groups, or the trainer's own."""
+    import contextlib
+
+    if "_hard_groups" not in overrides:
+        return contextlib.nullcontext()
+    from .hard_negatives import grouped_sampler
+
+    return grouped_sampler(overrides["_hard_groups"], overrides.get("_hard_fraction", 1.0))
 
 
 _ESC: dict = {}
@@ -81,9 +139,11 @@ def esc50_eval(model, root: Path) -> dict:
 
     if "items" not in _ESC:  # features are the same for every variant: compute them once
         _ESC["items"], _ESC["classes"] = load_esc50(root)
-        _ESC["audio"] = _default_audio_features(model.config.audio_expert, progress=False)(_ESC["items"])
         _ESC["text_fn"] = _default_text_features(model.config.text_expert)
         _ESC["text"] = {}
+    audio_key = ("audio", model.config.audio_expert)  # once per audio expert
+    if audio_key not in _ESC:
+        _ESC[audio_key] = _default_audio_features(model.config.audio_expert, progress=False)(_ESC["items"])
 
     def text_features(texts):
         missing = [t for t in texts if t not in _ESC["text"]]
@@ -92,7 +152,7 @@ def esc50_eval(model, root: Path) -> dict:
         return np.stack([_ESC["text"][t] for t in texts])
 
     items, classes = _ESC["items"], _ESC["classes"]
-    emb = ModelEmbedder(model, progress=False, audio_features=lambda _: _ESC["audio"], text_features=text_features)
+    emb = ModelEmbedder(model, progress=False, audio_features=lambda _: _ESC[audio_key], text_features=text_features)
     ens = evaluate_classes(emb, items, classes, "esc50", templates=DEFAULT_TEMPLATES)
     bare = evaluate_classes(emb, items, classes, "esc50", templates=("{}",))
     return {
@@ -115,14 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (val/test averaged)")
     p.add_argument("--table-only", action="store_true", help="only rewrite variants.md from variants.json")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--recipe", choices=("base", "default"), default="base",
+                   help="base: the first round's variants of base.yaml; default: variants of the shipped recipe")
     a = p.parse_args(argv)
+    recipe, variants = (RECIPE, VARIANTS) if a.recipe == "base" else (DEFAULT_RECIPE, SHIPPED_VARIANTS)
     if a.table_only:
         rows = list(json.loads((a.out / "variants.json").read_text()).values())
         (a.out / "variants.md").write_text(markdown(rows))
         print(markdown(rows))
         return 0
-    torch.set_num_threads(1)
-    names = [n for n in a.only.split(",") if n] or list(VARIANTS)
+    torch.set_num_threads(a.threads)
+    _register_head_experts()
+    names = [n for n in a.only.split(",") if n] or list(variants)
     seeds = [int(s) for s in a.seeds.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
     results_path = a.out / "variants.json"
@@ -130,23 +195,27 @@ def main(argv: list[str] | None = None) -> int:
     data_cache: dict[str, object] = {}
     test_cache: dict[str, object] = {}
     for name in names:
-        desc, over = VARIANTS[name]
+        desc, over = variants[name]
         for seed in seeds:
-            cfg = apply_overrides(TrainConfig.from_yaml(RECIPE), over)
+            cfg = apply_overrides(TrainConfig.from_yaml(recipe), over)
             cfg.seed = seed
-            key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+            cfg.num_threads = a.threads
             model = build_model(cfg)
+            key = json.dumps([cfg.to_dict()["data"], required_experts(model)], sort_keys=True)
             if key not in data_cache:
                 data_cache[key] = prepare_data(cfg, model, progress=False)
             data = data_cache[key]
             t0 = time.perf_counter()
-            res = train_model(cfg, data.train, data.val, model=model, progress=False)
+            with _sampler(over):
+                res = train_model(cfg, data.train, data.val, model=model, progress=False)
             secs = time.perf_counter() - t0
             save_run(res, cfg, a.out / f"{name}-s{seed}")
-            if "test" not in test_cache:
+            experts = required_experts(model)
+            test_key = json.dumps(experts)
+            if test_key not in test_cache:
                 items = [it for it in load_items(cfg) if it.split == "test"]
-                test_cache["test"], _ = build_feature_set(items, *required_experts(model), progress=False)
-            tfs = test_cache["test"]
+                test_cache[test_key], _ = build_feature_set(items, *experts, progress=False)
+            tfs = test_cache[test_key]
             test = retrieval_metrics(similarity_matrix(res.model, tfs), tfs.caption_clip).t2a
             best = next(h for h in res.history if h["epoch"] == res.best_epoch)
             row = {
@@ -171,7 +240,8 @@ def markdown(rows: list[dict]) -> str:
     """One line per variant: metrics averaged over its seeds, sorted by validation score."""
     cols = [("val R@1", "val_r1"), ("val R@10", "val_r10"), ("val geo", "val_geo_mean"),
             ("test R@1", "test_r1"), ("test R@10", "test_r10"), ("test geo", "test_geo_mean"),
-            ("ESC-50 ZS prompts", "esc50_zs_prompts"), ("ESC-50 ZS label", "esc50_zs_label")]  # fmt: skip
+            ("ESC-50 ZS prompts", "esc50_zs_prompts"), ("ESC-50 ZS label", "esc50_zs_label"),
+            ("ESC-50 class mAP@10", "esc50_class_map10")]  # fmt: skip
     by_variant: dict[str, list[dict]] = {}
     for r in rows:
         by_variant.setdefault(r["variant"], []).append(r)
