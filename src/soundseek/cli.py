@@ -40,7 +40,7 @@ def index_cmd(
     paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
     index: Path = IndexOpt,
     expert: str = typer.Option("aisfx", help="audio expert (new index only)"),
-    model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none'"),
+    model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds"),

@@ -165,8 +165,8 @@ WEIGHTS: dict[str, WeightSource] = {
 def is_offline() -> bool:
     """True when the user asked for no network with ``SOUNDSEEK_OFFLINE=1``.
 
-    (``HF_HUB_OFFLINE`` is not consulted here: other experts set it process-wide as a side
-    effect; the hub client itself still honours it for Hugging Face downloads.)
+    (``HF_HUB_OFFLINE`` is not consulted here; the hub client itself still honours it for
+    Hugging Face downloads.)
     """
     return os.environ.get("SOUNDSEEK_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
