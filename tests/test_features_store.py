@@ -115,7 +115,7 @@ def test_kill_9_during_indexing_loses_at_most_a_batch_and_resumes(tmp_path):
     the next run finishes the job without recomputing what was committed."""
     audio = tmp_path / "audio"
     audio.mkdir()
-    rows = esc50_meta()[:48]
+    rows = esc50_meta()[:96]  # 6 batches of 16: room to kill mid-run even on a fast machine
     for r in rows:
         shutil.copy(ESC50 / "audio" / r["filename"], audio / r["filename"])
     index = tmp_path / "idx"
@@ -123,7 +123,7 @@ def test_kill_9_during_indexing_loses_at_most_a_batch_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "soundseek.cli", "index", str(audio), "--index", str(index), "-q", "--model", "none"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     seen = []
-    for target in (8, 24):
+    for target in (8, 40):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 240
         while _committed(manifest) < target and proc.poll() is None and time.time() < deadline:

@@ -461,20 +461,38 @@ def load_sfx_corpus(
     """
     root = Path(audio_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"sfx-corpus folder {root} does not exist")
+        raise FileNotFoundError(
+            f"sfx-corpus folder {root} does not exist. The corpus is training data and does not ship "
+            "with soundseek: pass its folder (--corpus / data.audio_root) or set SOUNDSEEK_SFX_CORPUS"
+        )
     return load_caption_csv(csv_path or CAPTIONS_PATH, audio_root=root, drop_missing=drop_missing)
+
+
+def corpus_root(explicit: str | Path | None = None) -> Path:
+    """The sfx-corpus folder: ``explicit``, else ``$SOUNDSEEK_SFX_CORPUS``, else the
+    ``shared/data/sfx-corpus`` beside a source checkout of soundseek (developers only)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("SOUNDSEEK_SFX_CORPUS"):
+        return Path(os.environ["SOUNDSEEK_SFX_CORPUS"]).expanduser()
+    beside_checkout = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sfx-corpus"
+    if (beside_checkout / "manifest.csv").is_file():
+        return beside_checkout
+    raise FileNotFoundError(
+        "where is the sfx-corpus? It is training data and does not ship with soundseek: "
+        "pass its folder (--corpus / data.audio_root) or set SOUNDSEEK_SFX_CORPUS"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m soundseek.data.sfx_corpus", description=__doc__.split("\n\n")[0])
-    default_corpus = Path(os.environ.get("SOUNDSEEK_SFX_CORPUS") or
-                          Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sfx-corpus")
-    p.add_argument("--corpus", type=Path, default=default_corpus, help="the sfx-corpus folder (manifest.csv)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="the sfx-corpus folder (manifest.csv); default: $SOUNDSEEK_SFX_CORPUS or ../shared beside a checkout")
     p.add_argument("--rules", type=Path, default=RULES_PATH)
     p.add_argument("--out", type=Path, default=RECIPE_DIR, help="where captions.csv / excluded.csv go")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    result = build(a.corpus, load_rules(a.rules), progress=not a.no_progress)
+    result = build(corpus_root(a.corpus), load_rules(a.rules), progress=not a.no_progress)
     cap, exc = write_outputs(result, a.out)
     print(result.summary())
     print(f"wrote {cap} and {exc}")

@@ -188,13 +188,9 @@ def esc50_scores(sim: torch.Tensor, esc: Esc50Set) -> dict:
 
 def _load_items(spec: DataSpec) -> list:
     if spec.dataset == "sfx_corpus":
-        import os
+        from ..data.sfx_corpus import corpus_root, load_sfx_corpus
 
-        from ..data.sfx_corpus import load_sfx_corpus
-
-        root = spec.audio_root or os.environ.get("SOUNDSEEK_SFX_CORPUS")
-        if not root:  # a source checkout next to ../shared (benchmarks only; users pass audio_root)
-            root = Path(__file__).resolve().parents[4] / "shared" / "data" / "sfx-corpus"
+        root = corpus_root(spec.audio_root)
         return load_sfx_corpus(root, drop_missing=True)
     return _load_csv(Path(spec.dataset), spec.audio_root)
 
