@@ -30,6 +30,13 @@ DEFAULT_INDEX = os.environ.get("SOUNDSEEK_INDEX", ".soundseek")
 IndexOpt = typer.Option(DEFAULT_INDEX, "--index", "-i", help="index folder (env SOUNDSEEK_INDEX)")
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _fail(msg: str, code: int = 1):
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(code)
@@ -47,9 +54,12 @@ def index_cmd(
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
     from .search import Index
+
+    _set_threads(threads)
 
     try:
         idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
