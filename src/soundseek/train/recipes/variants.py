@@ -1,6 +1,7 @@
 """Train variants of the default recipe and report them side by side (for docs/training.md).
 
     python -m soundseek.train.recipes.variants --out runs/variants [--esc50 ../shared/data/esc50-fold1]
+    python -m soundseek.train.recipes.variants --recipe default --out runs/variants2 --seeds 0,1  # round 2
 
 Every variant is ``base.yaml`` plus a few overrides.  Columns: corpus val (what selects the
 shipped model), corpus test, and -- only to *report* -- zero-shot accuracy on ESC-50 fold 1
@@ -81,6 +82,22 @@ SHIPPED_VARIANTS: dict[str, tuple[str, dict]] = {
                   "all batches group by group (recipes/hard_negatives.py)", {"_hard_groups": 16}),
     "hardneg32_half": ("hard-negative batches, 32 label groups, half of the batches hard, half random",
                        {"_hard_groups": 32, "_hard_fraction": 0.5}),
+    "text_frozen": ("text side = minilm itself: identity text head (frozen, 384-d space), only the audio "
+                    "head learns to map into minilm's space", {"model.params.text_hidden": 0,
+                                                                 "model.params.embed_dim": 384,
+                                                                 "_text_identity": "frozen"}),
+    "text_identity_init": ("linear text head initialised at the identity (384-d space), trainable",
+                           {"model.params.text_hidden": 0, "model.params.embed_dim": 384,
+                            "_text_identity": "init"}),
+    "idinit_probs": ("text_identity_init + heads_embed_probs",
+                     {"model.params.text_hidden": 0, "model.params.embed_dim": 384, "_text_identity": "init",
+                      **_heads("aisfx_heads_embed_probs")}),
+    "idinit_long80": ("text_identity_init + long80",
+                      {"model.params.text_hidden": 0, "model.params.embed_dim": 384, "_text_identity": "init",
+                       "epochs": 80, "patience": 20}),
+    "frozen_probs": ("text_frozen + heads_embed_probs",
+                     {"model.params.text_hidden": 0, "model.params.embed_dim": 384, "_text_identity": "frozen",
+                      **_heads("aisfx_heads_embed_probs")}),
     "label_prompts": ("label caption in the ESC-50 prompt phrasings ('the sound of a {label}', "
                       "'{label} can be heard', 'a recording of {label}', '{label}')",
                       {"data.label_templates": ["the sound of a {label}", "{label} can be heard",
@@ -113,6 +130,21 @@ def apply_overrides(cfg, overrides: dict):
         else:
             setattr(obj, last, value)
     return cfg
+
+
+def _text_identity(model, mode: str | None) -> None:
+    """Start the (linear, square) text head at the identity; ``frozen`` keeps it there."""
+    if not mode:
+        return
+    lin = model.text_head.net[-1]
+    if lin.weight.shape[0] != lin.weight.shape[1]:
+        raise ValueError("_text_identity needs a linear text head with embed_dim == text_dim")
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(lin.weight.shape[0]))
+        lin.bias.zero_()
+    if mode == "frozen":
+        for p in model.text_head.parameters():
+            p.requires_grad_(False)
 
 
 def _sampler(overrides: dict):
@@ -206,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 data_cache[key] = prepare_data(cfg, model, progress=False)
             data = data_cache[key]
             t0 = time.perf_counter()
+            _text_identity(model, over.get("_text_identity"))
             with _sampler(over):
                 res = train_model(cfg, data.train, data.val, model=model, progress=False)
             secs = time.perf_counter() - t0
