@@ -200,7 +200,7 @@ def encode_captions(captions: list[str], expert_name: str, with_tokens: bool = F
         toks.extend(np.asarray(t, dtype=np.float32) for t in out.tokens)
     sent = np.concatenate(sents) if sents else np.zeros((0, expert.dim), np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent runs never share a temp file
     if with_tokens:
         lengths = np.asarray([len(t) for t in toks], dtype=np.int64)
         flat = np.concatenate(toks) if toks else np.zeros((0, expert.dim), np.float32)
