@@ -50,6 +50,7 @@ def index_cmd(
     model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
+    vector_index: str = typer.Option("flat", help="'flat' (exact) or 'hnsw' (approximate, for very large archives; new index only)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds"),
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -63,7 +64,7 @@ def index_cmd(
 
     try:
         idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
-                                   window_s=window, hop_s=hop)
+                                   window_s=window, hop_s=hop, vector_index=vector_index)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     if max_duration:

@@ -119,15 +119,20 @@ def checkpoint_path() -> Path:
     return path
 
 
-def load_state_dict(path: str | os.PathLike) -> dict:
-    """Load the embedding network's weights from the package checkpoint, safely
+def load_checkpoint(path: str | os.PathLike | None = None):
+    """The package checkpoint as saved: ``(state_dict, datasets)``, loaded safely
     (``weights_only=True`` with an allow-list of numpy data types only)."""
     import torch
 
     from .weights import _numpy_data_globals
 
     with torch.serialization.safe_globals(_numpy_data_globals()):
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path or checkpoint_path()), map_location="cpu", weights_only=True)
+
+
+def load_state_dict(path: str | os.PathLike | None = None) -> dict:
+    """The embedding network's weights from the package checkpoint."""
+    obj = load_checkpoint(path)
     state = obj[0] if isinstance(obj, (tuple, list)) else obj
     prefix = "embedding_net."
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .aisfx import AisfxExpert, checkpoint_path
+from .aisfx import AisfxExpert, load_checkpoint
 from .base import AudioExpert, AudioFeatures
 from .registry import register
 
@@ -36,13 +36,7 @@ PENULT = 128
 @lru_cache(maxsize=1)
 def load_heads() -> tuple[list[tuple[np.ndarray, ...]], list[str]]:
     """The nine heads' weights as float32 arrays ``(W1, b1, W2, b2, W3, b3)`` and their names."""
-    import torch
-    from numpy._core.multiarray import scalar
-
-    allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Int64DType,
-               np.dtypes.Float64DType, np.dtypes.Float32DType]
-    with torch.serialization.safe_globals(allowed):
-        obj = torch.load(str(checkpoint_path()), map_location="cpu", weights_only=True)
+    obj = load_checkpoint()
     if not isinstance(obj, (tuple, list)) or len(obj) < 2:
         raise RuntimeError("the aisfx checkpoint has no classifier heads (expected (state_dict, datasets))")
     state, datasets = obj[0], obj[1]
@@ -132,9 +126,7 @@ def derive_in_store(output: str = "embed+penult", store=None) -> int:
     base_key = f"{AisfxExpert.name}@{AisfxExpert.version}"
     expert.version = f"1-{output.replace('+', '_')}-a{AisfxExpert.version}"
     key = f"{AisfxHeadsExpert.name}@{expert.version}"
-    with store._lock:
-        rows = store._db.execute("SELECT hash FROM features WHERE expert=?", (base_key,)).fetchall()
-    todo = sorted(store.missing([r[0] for r in rows], key))
+    todo = sorted(store.missing(store.hashes(base_key), key))
     batch = []
     for h in todo:
         got = store.get(h, base_key)

@@ -156,6 +156,12 @@ class FeatureStore:
                     ],
                 )
 
+    def hashes(self, expert_key: str) -> list[str]:
+        """Content hashes that have features of ``expert_key`` (sorted)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT hash FROM features WHERE expert=? ORDER BY hash", (expert_key,))]
+
     def count(self, expert_key: str | None = None) -> int:
         with self._lock:
             if expert_key is None:

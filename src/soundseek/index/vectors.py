@@ -1,7 +1,7 @@
 """A small, sharp vector index over L2-normalised vectors (inner product = cosine), on FAISS.
 
-``kind="flat"`` is exact search (the default).  ``kind="hnsw"`` trades a little recall for speed
-on very large archives.  Ids are caller-chosen 64-bit integers; saving is atomic.
+``kind="flat"`` is exact search (the default; ~18 ms a query at 100k windows on 2 cores).
+``kind="hnsw"`` trades a little recall for speed on very large archives (~2 ms at 100k).  Ids are caller-chosen 64-bit integers; saving is atomic.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ class VectorIndex:
             base = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
             base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            base.hnsw.efSearch = 128
+            # recall@10 vs exact on 100k clustered 512-d vectors: efC 40/efS 128 -> 0.40,
+            # efC 200/efS 512 -> 0.98 at ~2 ms a query (docs/benchmarks.md)
+            base.hnsw.efConstruction = 200
+            base.hnsw.efSearch = 512
         else:
             raise ValueError(f"unknown index kind {kind!r}: use 'flat' or 'hnsw'")
         self.dim = dim
@@ -86,6 +89,8 @@ class VectorIndex:
         import faiss
 
         index = faiss.read_index(str(path))
+        if kind == "hnsw":  # efSearch is not stored in the file
+            faiss.downcast_index(index.index).hnsw.efSearch = 512
         obj = cls.__new__(cls)
         obj._index = index
         obj.dim = index.d
