@@ -11,7 +11,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -104,21 +103,16 @@ def extract_features(
             decoded = pending.result()
             pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
             good = [(p, h, w) for p, h, w, err in decoded if err is None]
-            for p, h, w, err in decoded:
-                if err is not None:
-                    report.failed.append((p, err))
+            report.failed.extend((p, err) for p, _, _, err in decoded if err is not None)
             feats, good = _embed_guarded(expert, good, report.failed)
-            stored = [(h, f, len(w) / expert.sample_rate) for (p, h, w), f in zip(good, feats)]
-            store.put_many(expert.key, stored)
-            batch_done = []
-            for (p, h, w), f in zip(good, feats):
-                dur = len(w) / expert.sample_rate
+            batch_done = [(p, h, f, len(w) / expert.sample_rate) for (p, h, w), f in zip(good, feats)]
+            store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+            for p, _, f, dur in batch_done:
                 report.durations[p] = dur
                 report.audio_seconds += dur
                 report.computed += 1
                 if keep:
                     report.features[p] = f
-                batch_done.append((p, h, f, dur))
             if on_batch and batch_done:
                 on_batch(batch_done)
             bar.advance(len(decoded), sum(len(w) for _, _, w in good) / expert.sample_rate)
