@@ -35,7 +35,7 @@ browser:
 	bash .ci/install-browser.sh
 
 test: install
-	-bash .ci/install-browser.sh
+	-bash .ci/install-test-tools.sh
 	$(BIN)/python -m pytest -q -ra
 
 default-model: install
