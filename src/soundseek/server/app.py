@@ -666,8 +666,11 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         import warnings
 
+        if config is None:  # beyond this machine, do not reveal the folder layout unless asked
+            config = ServerConfig(expose_paths=False)
         warnings.warn(
-            f"serving on {host}: anyone who can reach this address can search and play your sounds",
+            f"serving on {host}: anyone who can reach this address can search and play your sounds"
+            + ("" if config.expose_paths else " (absolute file paths are hidden)"),
             stacklevel=2,
         )
     app = create_app(index_path, dataclasses.replace(config or ServerConfig(), warmup=True))
