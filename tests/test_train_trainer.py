@@ -224,3 +224,94 @@ def test_trainer_drives_any_model_with_token_features(data):
     finally:
         for fs in (train, val):
             fs.tokens = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# one loop, one similarity function (issue 9)
+
+
+def _small_moee(fs):
+    from soundseek.models.gated import ExpertSpec, MultiExpertConfig, build_multiexpert
+
+    cfg = MultiExpertConfig(
+        kind="moee",
+        audio_experts=[ExpertSpec("a", 16, max_len=4, clusters=4), ExpertSpec("b", 8, max_len=4, aggregation="meanmax")],
+        text_expert="t", text_dim=12, text_clusters=4, embed_dim=32,
+    )  # fmt: skip
+    return build_multiexpert(cfg)
+
+
+def test_validation_experiment_and_eval_paths_give_identical_scores(data):
+    """The score a checkpoint was selected on is the score the experiment tables and
+    `soundseek evaluate` report: one similarity function, whole clips."""
+    from types import SimpleNamespace
+
+    from soundseek.eval.metrics import t2a_metrics
+    from soundseek.eval.protocols import ModelEmbedder
+    from soundseek.train.experiment import _scores
+    from soundseek.train.multiexpert_data import subset, synthetic_feature_set
+    from soundseek.train.trainer import similarity_matrix
+
+    train, val = data
+    res = train_model(small_cfg(epochs=3, **{"data.max_frames": 2}), train, val, progress=False)
+    best = next(h for h in res.history if h["epoch"] == res.best_epoch)
+    exp_sim = _scores([res.model], val)
+    assert torch.equal(exp_sim, similarity_matrix(res.model, val))
+    assert t2a_metrics(exp_sim, val.caption_clip).geometric_mean == pytest.approx(best["val_geo_mean"], abs=1e-9)
+    # `soundseek evaluate` embeds whole padded clips and sentence vectors through encode_*: same matrix
+    emb = ModelEmbedder(
+        res.model, progress=False,
+        audio_features=lambda items: ([SimpleNamespace(frames=val.audio["aisfx"][i]) for i in items], []),
+        text_features=lambda texts: val.text["minilm"][[int(t) for t in texts]],
+    )  # fmt: skip
+    a, _, _ = emb.embed_audio(list(range(val.n_clips)))
+    t = emb.embed_text([str(j) for j in range(val.n_captions)])
+    assert np.allclose(t @ a.T, exp_sim.numpy(), atol=1e-5)
+    # whole clips: a clip longer than the training crop is scored on all its frames
+    clip = int(np.argmax([len(f) for f in val.audio["aisfx"]]))
+    frames = torch.from_numpy(val.audio["aisfx"][clip])[None]
+    with torch.no_grad():
+        whole = res.model.encode_text(torch.from_numpy(val.text["minilm"])) @ res.model.encode_audio(frames).T
+    assert torch.allclose(exp_sim[:, clip], whole[:, 0], atol=1e-5)
+
+    # the same for a multi-expert model (token features, two audio experts)
+    fs = synthetic_feature_set(n_clips=40, seed=3)
+    mtrain, mval = subset(fs, np.arange(28)), subset(fs, np.arange(28, 40))
+    cfg = small_cfg(epochs=2, batch_size=8)
+    mres = train_model(cfg, mtrain, mval, model=_small_moee(mtrain), progress=False)
+    best = next(h for h in mres.history if h["epoch"] == mres.best_epoch)
+    msim = _scores([mres.model], mval)
+    assert t2a_metrics(msim, mval.caption_clip).geometric_mean == pytest.approx(best["val_geo_mean"], abs=1e-9)
+    with torch.no_grad():
+        direct = mres.model.similarity(mval.text_batch(np.arange(mval.n_captions)), mval.audio_batch(np.arange(12)))
+    assert torch.allclose(msim, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dual_encoder", "moee"])
+def test_one_loop_trains_dual_encoder_and_moee_better_than_random(kind):
+    """NT-Xent, then NT-Xent + distillation towards the first model's soft targets."""
+    from soundseek.eval.metrics import retrieval_metrics
+    from soundseek.train.multiexpert_data import subset, synthetic_feature_set
+    from soundseek.train.trainer import similarity_matrix
+
+    fs = synthetic_feature_set(n_clips=80, seed=1)
+    train, test = subset(fs, np.arange(56)), subset(fs, np.arange(56, 80))
+
+    def build():
+        torch.manual_seed(0)
+        if kind == "moee":
+            return _small_moee(train)
+        return DualEncoder(audio_expert="a", text_expert="t", audio_dim=16, text_dim=12, embed_dim=16, hidden=32)
+
+    cfg = TrainConfig.from_dict({"epochs": 15, "batch_size": 16, "patience": None, "loss": {"name": "ntxent"},
+                                 "optim": {"lr": 3e-3, "warmup_epochs": 1}})  # fmt: skip
+    random_r10 = 100 * 10 / test.n_clips
+    first = train_model(cfg, train, model=build(), progress=False)
+    assert first.history[-1]["loss"] < first.history[0]["loss"]
+    assert retrieval_metrics(similarity_matrix(first.model, test), test.caption_clip).t2a.r10 > random_r10 + 20
+    targets = similarity_matrix(first.model, train)
+    cfg.loss.distill_weight = 0.5
+    second = train_model(cfg, train, model=build(), targets=targets, progress=False)
+    assert retrieval_metrics(similarity_matrix(second.model, test), test.caption_clip).t2a.r10 > random_r10 + 20
+    with pytest.raises(ValueError, match="targets must be"):
+        train_model(cfg, train, model=build(), targets=targets[:3], progress=False)

@@ -30,6 +30,7 @@ _EXPERT_MODULES = [
     "soundseek.experts.aisfx_heads",
     "soundseek.experts.minilm",
     "soundseek.experts.logmel",
+    "soundseek.experts.yamnet",
     "soundseek.experts.weights",  # registers the zoo (panns, vggish, passt, clap, bert, roberta) lazily
 ]
 _loaded = False

@@ -28,7 +28,7 @@ class DataConfig:
     label_templates: list = field(default_factory=lambda: ["{label}"])  # one extra caption per template
     captions_per_clip: str = "sample"  # "sample": one random caption per clip per batch; "all": every caption
     label_positives: bool = False  # clips sharing a class label are not negatives of each other
-    max_frames: int | None = 64  # random crop of longer clips in training (whole clip at validation)
+    max_frames: int | None = 64  # random crop of longer clips in training (similarity_matrix: whole clips)
 
 
 @dataclass
@@ -43,21 +43,28 @@ class ModelSpec:
 class LossConfig:
     """Contrastive loss from :mod:`soundseek.losses` (captions of the same clip are never negatives)."""
 
-    name: str = "ntxent"  # "max_margin" | "ntxent"
+    name: str = "ntxent"  # "max_margin" | "ntxent" (alias "nt_xent")
     margin: float = 0.2  # max_margin
-    temperature: float = 0.07  # ntxent
+    temperature: float = 0.07  # ntxent (also the student temperature of the distillation term)
     learnable_temperature: bool = False  # ntxent: train log(tau) with the model
+    # distillation (Primus et al.): with soft targets passed to train_model, the loss is
+    # distill_weight * distillation + (1 - distill_weight) * the contrastive loss above
+    distill_weight: float = 0.0
+    distill_temperature: float = 0.07  # softmax temperature that turns target scores into soft targets
 
 
 @dataclass
 class OptimConfig:
+    name: str = "adam"  # "adam" | "adamw" | "radam_lookahead" (RAdam wrapped in Lookahead, Koepke et al.)
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    schedule: str = "cosine"  # "cosine" | "step" | "constant" (all after linear warm-up)
+    schedule: str = "cosine"  # "cosine" | "step" | "exp" | "constant" (all after linear warm-up)
     warmup_epochs: float = 1.0
     step_epochs: int = 10  # step decay: every this many epochs...
-    step_gamma: float = 0.5  # ...multiply the lr by this
+    step_gamma: float = 0.5  # ...multiply the lr by this ("exp": by this after every epoch)
     grad_clip: float | None = 2.0
+    lookahead_k: int = 5  # radam_lookahead: sync slow weights every k steps...
+    lookahead_alpha: float = 0.5  # ...moving them this far towards the fast ones
 
 
 @dataclass
@@ -112,6 +119,46 @@ class TrainConfig:
         if path is not None:
             Path(path).write_text(text)
         return text
+
+
+# flat names accepted by :func:`apply_overrides` (the experiment runner's ``fit:`` / ``stage2:`` keys)
+FLAT_KEYS = {
+    "optimizer": "optim.name", "lr": "optim.lr", "weight_decay": "optim.weight_decay",
+    "schedule": "optim.schedule", "warmup_epochs": "optim.warmup_epochs", "gamma": "optim.step_gamma",
+    "step_epochs": "optim.step_epochs", "grad_clip": "optim.grad_clip",
+    "loss": "loss.name", "margin": "loss.margin", "temperature": "loss.temperature",
+    "distill_weight": "loss.distill_weight", "distill_temperature": "loss.distill_temperature",
+    "max_frames": "data.max_frames", "captions_per_clip": "data.captions_per_clip",
+}  # fmt: skip
+
+
+def apply_overrides(cfg: TrainConfig, overrides: dict | None, where: str = "overrides") -> TrainConfig:
+    """Set fields of ``cfg`` in place from ``{key: value}`` and return it.
+
+    A key is a top-level field (``epochs``), a dotted path (``optim.lr``), a section with a
+    mapping (``optim: {lr: 0.01}``) or one of the flat names of :data:`FLAT_KEYS` (``lr``,
+    ``gamma``, ``loss``, ``distill_weight``, ...).  Values are type-checked like the YAML.
+    """
+    for key, value in (overrides or {}).items():
+        path = (FLAT_KEYS.get(key, key) if isinstance(cfg, TrainConfig) else key).split(".")
+        obj = cfg
+        for part in path[:-1]:
+            if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
+                raise ValueError(f"unknown key {key!r} in {where}")
+            obj = getattr(obj, part)
+        last = path[-1]
+        known = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+        if last not in known:
+            flat = sorted(FLAT_KEYS)
+            raise ValueError(f"unknown key {key!r} in {where}; known: {sorted(known)} or flat names {flat}")
+        tp = typing.get_type_hints(type(obj))[last]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise TypeError(f"{where}.{key} must be a mapping")
+            apply_overrides(getattr(obj, last), value, f"{where}.{key}")
+        else:
+            setattr(obj, last, _coerce(value, tp, f"{where}.{key}"))
+    return cfg
 
 
 def _build(cls, d: dict, where: str):

@@ -62,27 +62,55 @@ class FeatureSet:
     def n_captions(self) -> int:
         return len(self.caption_clip)
 
-    def audio_batch(self, clips: np.ndarray, max_frames: int | None = None, gen: torch.Generator | None = None) -> AudioBatch:
-        """Padded batch of the given clips; with ``max_frames`` + ``gen``, long clips get a random crop."""
+    def audio_batch(
+        self,
+        clips: np.ndarray,
+        max_frames: int | dict[str, int | None] | None = None,
+        gen: torch.Generator | None = None,
+        experts: list[str] | None = None,
+    ) -> AudioBatch:
+        """Padded + masked batch of ``clips`` for ``experts`` (default: every expert of the set).
+
+        ``max_frames`` (one int for all experts, or one per expert; ``None``: whole clips) caps
+        the frames per clip via :func:`fit_length`: a random contiguous crop with ``gen``
+        (training), evenly spaced frames over the whole clip without.
+        """
+        names = experts or list(self.audio)
         frames, masks = {}, {}
-        for name, per_clip in self.audio.items():
-            seqs = []
-            for i in clips:
-                f = per_clip[int(i)]
-                if max_frames is not None and len(f) > max_frames:
-                    start = 0 if gen is None else int(torch.randint(0, len(f) - max_frames + 1, (), generator=gen))
-                    f = f[start : start + max_frames]
-                seqs.append(f)
-            frames[name], masks[name] = _pad(seqs)
+        for name in names:
+            if name not in self.audio:
+                raise KeyError(f"feature set has no audio expert {name!r}; it has {sorted(self.audio)}")
+            cap = max_frames.get(name) if isinstance(max_frames, dict) else max_frames
+            frames[name], masks[name] = _pad([fit_length(self.audio[name][int(i)], cap, gen) for i in clips])
         return AudioBatch(frames, masks)
 
-    def text_batch(self, captions: np.ndarray) -> TextBatch:
+    def text_batch(self, captions: np.ndarray, with_tokens: bool = True) -> TextBatch:
+        """Sentence vectors and (``with_tokens``) the whole token sequences of ``captions``, padded
+        + masked.  Padding tokens is the slow part, so sentence-vector models skip it."""
         idx = torch.as_tensor(np.asarray(captions, dtype=np.int64))
-        sentence = {k: torch.from_numpy(v)[idx] for k, v in self.text.items()}
+        sentence = {k: torch.from_numpy(np.ascontiguousarray(v))[idx] for k, v in self.text.items()}
         tokens, token_mask = {}, {}
-        for name, per_cap in self.tokens.items():
-            tokens[name], token_mask[name] = _pad([per_cap[int(j)] for j in captions])
+        for name, per_cap in (self.tokens.items() if with_tokens else ()):
+            seqs = [per_cap[int(j)] for j in captions]
+            seqs = [s if len(s) else np.zeros((1, per_cap[0].shape[-1]), np.float32) for s in seqs]
+            tokens[name], token_mask[name] = _pad(seqs)
         return TextBatch(sentence, tokens, token_mask)
+
+
+def fit_length(frames: np.ndarray, max_len: int | None, gen: torch.Generator | None = None) -> np.ndarray:
+    """Cut a ``(T, D)`` sequence to at most ``max_len`` frames (``None``: unchanged).
+
+    With ``gen`` (training) a random contiguous crop; without, ``max_len`` evenly spaced frames
+    covering the whole clip.
+    """
+    t = len(frames)
+    if max_len is None or t <= max_len:
+        return frames
+    if gen is not None:
+        start = int(torch.randint(0, t - max_len + 1, (), generator=gen))
+        return frames[start : start + max_len]
+    idx = np.round(np.linspace(0, t - 1, max_len)).astype(np.int64)
+    return frames[idx]
 
 
 def _pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,10 @@ the training split, evaluates on the test split and writes, next to a copy of th
   (< 30 s, 30-120 s, > 120 s by default; full gallery);
 * ``scale.png``: the "influence of scale" curve (t2a R@10 vs. fraction of training data).
 
+Every model trains with the one loop (:func:`soundseek.train.trainer.train_model`) and is scored
+with the one similarity function (:func:`soundseek.train.trainer.similarity_matrix`: whole
+clips), so its numbers are comparable with ``soundseek train`` and ``soundseek evaluate``.
+
 Model kinds: ``dual_encoder``, ``moee``, ``ce``, ``mmt`` (trained with the papers' optimisers),
 ``two_stage`` (Primus et al.; ``base`` names the model kind, ``k`` stage-1 models) and
 ``ensemble`` (``members`` = names of earlier rows; their similarity matrices are averaged).
@@ -31,9 +35,10 @@ from torch import nn
 from ..eval import metrics as M
 from ..models.ensemble import average_similarities
 from ..models.gated import ExpertSpec, MultiExpertConfig, MultiExpertModel, build_multiexpert
-from .config import _build
+from .config import TrainConfig, _build
 from .data import FeatureSet
-from .distill import FitConfig, fit, paper_fit_config, similarity_matrix, two_stage
+from .distill import paper_config, two_stage
+from .trainer import similarity_matrix, train_model
 from .multiexpert_data import clip_durations, subset, synthetic_feature_set
 
 MULTI_KINDS = ("moee", "ce", "mmt")
@@ -47,7 +52,7 @@ class ModelEntry:
     name: str
     kind: str  # dual_encoder | moee | ce | mmt | two_stage | ensemble
     params: dict = field(default_factory=dict)  # model config (e.g. embed_dim; experts: {name: {max_len, ...}})
-    fit: dict = field(default_factory=dict)  # FitConfig overrides on top of the paper's settings
+    fit: dict = field(default_factory=dict)  # TrainConfig overrides on top of the paper's settings (apply_overrides)
     base: str = "moee"  # two_stage: the model kind trained in both stages
     k: int = 1  # two_stage: number of stage-1 models (1 = self-distillation)
     stage2: dict = field(default_factory=lambda: {"distill_weight": 0.5, "loss": "nt_xent"})
@@ -113,6 +118,11 @@ class ExperimentConfig:
                 missing = [x for x in m.members if x not in seen]
                 if not m.members or missing:
                     raise ValueError(f"ensemble {m.name!r} needs members listed above it; unknown: {missing}")
+            else:  # wrong fit/stage2 keys fail here, not after hours of training
+                kind = m.base if m.kind == "two_stage" else m.kind
+                paper_config(kind, **m.fit)
+                if m.kind == "two_stage":
+                    paper_config(kind, **{**m.fit, **m.stage2})
             seen.add(m.name)
         for name in self.scale_models:
             if name not in seen:
@@ -206,9 +216,13 @@ def _load_csv(csv: Path, audio_root) -> list:
 # ------------------------------------------------------------------------------------- models
 
 
-def fit_config_for(entry: ModelEntry, kind: str | None = None, overrides: dict | None = None) -> FitConfig:
-    kind = kind or entry.kind
-    return paper_fit_config(kind, **{**entry.fit, **(overrides or {})})
+def fit_config_for(
+    entry: ModelEntry, kind: str | None = None, overrides: dict | None = None, seed: int = 0, num_threads: int = 1
+) -> TrainConfig:
+    """The row's :class:`TrainConfig`: the paper's settings for its kind, then ``fit``, then ``overrides``."""
+    cfg = paper_config(kind or entry.kind, **{**entry.fit, **(overrides or {})})
+    cfg.seed, cfg.num_threads = seed, num_threads
+    return cfg
 
 
 def build_model(kind: str, params: dict, fs: FeatureSet, spec: DataSpec) -> nn.Module:
@@ -278,13 +292,14 @@ def duration_buckets(sim: torch.Tensor, caption_clip: np.ndarray, durations: np.
     return out
 
 
-def _train_one(entry: ModelEntry, fs: FeatureSet, spec: DataSpec, seed: int, trained: dict, progress: bool):
+def _train_one(entry: ModelEntry, fs: FeatureSet, spec: DataSpec, seed: int, trained: dict, progress: bool,
+               num_threads: int = 1):  # fmt: skip
     """-> (model or None, test-time scorer).  ``trained`` maps earlier row names to this seed's models."""
     if entry.kind == "ensemble":
         return None, [trained[m] for m in entry.members]
     if entry.kind == "two_stage":
-        cfg1 = fit_config_for(entry, entry.base)
-        cfg2 = fit_config_for(entry, entry.base, entry.stage2)
+        cfg1 = fit_config_for(entry, entry.base, num_threads=num_threads)
+        cfg2 = fit_config_for(entry, entry.base, entry.stage2, num_threads=num_threads)
         res = two_stage(
             lambda: build_model(entry.base, entry.params, fs, spec), fs, cfg1, cfg2, k=entry.k, seed=seed,
             progress=progress,
@@ -295,17 +310,13 @@ def _train_one(entry: ModelEntry, fs: FeatureSet, spec: DataSpec, seed: int, tra
         model = load_checkpoint(entry.init_from.replace("{seed}", str(seed)))
     else:
         model = build_model(entry.kind, entry.params, fs, spec)
-    fit(model, fs, fit_config_for(entry), seed=seed, progress=progress)
+    train_model(fit_config_for(entry, seed=seed, num_threads=num_threads), fs, model=model, progress=progress)
     return model, [model]
 
 
 def _scores(models: list[nn.Module], fs: FeatureSet) -> torch.Tensor:
-    """Test similarity matrix; several models (an ensemble) are averaged."""
-    mats = []
-    for m in models:
-        kind = getattr(getattr(m, "config", None), "kind", "dual_encoder")
-        mats.append(similarity_matrix(m, fs, paper_fit_config(kind if kind in MULTI_KINDS else "dual_encoder")))
-    return average_similarities(mats)
+    """Test similarity matrix (:func:`similarity_matrix`); several models (an ensemble) are averaged."""
+    return average_similarities([similarity_matrix(m, fs) for m in models])
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
@@ -331,7 +342,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
                 if esc is not None:
                     esc_sims[entry.name] = average_similarities([esc_sims[m] for m in entry.members])
             else:
-                model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False)
+                model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False,
+                                            num_threads=cfg.num_threads)
                 trained[entry.name] = model
                 sim = _scores(scorers, test_fs)
                 if esc is not None:
@@ -394,7 +406,8 @@ def _scale_curve(cfg, train_fs, test_fs, rows, progress) -> dict:
                 rng = np.random.default_rng(10_000 + seed)
                 n = max(2, int(round(frac * train_fs.n_clips)))
                 part = subset(train_fs, np.sort(rng.permutation(train_fs.n_clips)[:n]))
-                model, scorers = _train_one(entry, part, cfg.data, seed, {}, progress=False)
+                model, scorers = _train_one(entry, part, cfg.data, seed, {}, progress=False,
+                                            num_threads=cfg.num_threads)
                 vals.append(M.retrieval_metrics(_scores(scorers, test_fs), test_fs.caption_clip).t2a.r10)
             pts[frac] = vals
             if progress:

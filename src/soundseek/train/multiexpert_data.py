@@ -1,10 +1,8 @@
-"""Batches for the papers' models from a :class:`~soundseek.train.data.FeatureSet`.
+"""Helpers of the experiment runner around a :class:`~soundseek.train.data.FeatureSet`.
 
-The multi-expert models see every audio expert at once, each padded or cut to its own configured
-length (``max_len`` per expert), and the text expert's token features cut to ``text_max_len``.
-Training batches take a random crop of long clips; evaluation batches take evenly spaced frames
-over the whole clip, so results are deterministic.  Also: clip durations (for the duration
-buckets of the experiment runner) and a tiny synthetic feature set for fast tests.
+Subsets (the "influence of scale" curve), clip durations (duration buckets) and a tiny learnable
+synthetic feature set for fast tests.  Batches come from ``FeatureSet.audio_batch`` /
+``FeatureSet.text_batch`` (one code path for every model and for training and evaluation).
 """
 
 from __future__ import annotations
@@ -12,60 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..models.heads import AudioBatch, TextBatch
-from .data import FeatureSet, _pad
-
-
-def fit_length(frames: np.ndarray, max_len: int | None, gen: torch.Generator | None = None) -> np.ndarray:
-    """Cut a ``(T, D)`` sequence to at most ``max_len`` frames.
-
-    With ``gen`` (training) a random contiguous crop; without (evaluation) ``max_len`` evenly
-    spaced frames covering the whole clip.
-    """
-    t = len(frames)
-    if max_len is None or t <= max_len:
-        return frames
-    if gen is not None:
-        start = int(torch.randint(0, t - max_len + 1, (), generator=gen))
-        return frames[start : start + max_len]
-    idx = np.round(np.linspace(0, t - 1, max_len)).astype(np.int64)
-    return frames[idx]
-
-
-def audio_batch(
-    fs: FeatureSet,
-    clips: np.ndarray,
-    max_len: dict[str, int | None] | None = None,
-    gen: torch.Generator | None = None,
-    experts: list[str] | None = None,
-) -> AudioBatch:
-    """Padded batch of ``clips`` for ``experts`` (default: all in ``fs``), each cut to its ``max_len``."""
-    max_len = max_len or {}
-    names = experts or list(fs.audio)
-    frames, masks = {}, {}
-    for name in names:
-        if name not in fs.audio:
-            raise KeyError(f"feature set has no audio expert {name!r}; it has {sorted(fs.audio)}")
-        seqs = [fit_length(fs.audio[name][int(i)], max_len.get(name), gen) for i in clips]
-        frames[name], masks[name] = _pad(seqs)
-    return AudioBatch(frames, masks)
-
-
-def text_batch(
-    fs: FeatureSet, captions: np.ndarray, text_max_len: int | None = None, with_tokens: bool = True
-) -> TextBatch:
-    """Sentence vectors and (first ``text_max_len``) token features of ``captions``
-    (tokens only when asked: padding them is the slow part, and sentence models never read them)."""
-    idx = torch.as_tensor(np.asarray(captions, dtype=np.int64))
-    sentence = {k: torch.from_numpy(np.ascontiguousarray(v))[idx] for k, v in fs.text.items()}
-    tokens, token_mask = {}, {}
-    for name, per_cap in (fs.tokens.items() if with_tokens else ()):
-        seqs = [per_cap[int(j)][:text_max_len] if text_max_len else per_cap[int(j)] for j in captions]
-        seqs = [s if len(s) else np.zeros((1, per_cap[0].shape[-1]), np.float32) for s in seqs]
-        tokens[name], token_mask[name] = _pad(seqs)
-    return TextBatch(sentence, tokens, token_mask)
+from .data import FeatureSet
 
 
 def subset(fs: FeatureSet, clips: np.ndarray) -> FeatureSet:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .data import FeatureSet, build_feature_set
-from .trainer import TrainResult, build_model, required_experts, save_run, train_model
+from .trainer import TrainResult, build_model, needs_tokens, required_experts, save_run, train_model
 
 
 @dataclass
@@ -55,7 +55,7 @@ def prepare_data(cfg: TrainConfig, model=None, store=None, progress: bool = True
     """Cached features of the train and val splits for the experts ``model`` consumes."""
     model = model if model is not None else build_model(cfg)
     audio, text = required_experts(model)
-    with_tokens = bool(getattr(model, "needs_tokens", False))
+    with_tokens = needs_tokens(model)
     train_items, val_items = split_items(load_items(cfg), cfg)
     kw = dict(with_tokens=with_tokens, store=store, progress=progress)
     train, f1 = build_feature_set(

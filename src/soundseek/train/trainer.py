@@ -1,9 +1,18 @@
-"""A small, generic trainer for retrieval models over cached expert features.
+"""The one training loop and the one similarity function of soundseek.
 
-It only relies on the model contract ``similarity(text_batch, audio_batch) -> S[N_text, N_audio]``
-(plus ``audio_experts``/``text_experts`` and ``save_pretrained``), so the same loop trains the
-DualEncoder heads and the multi-expert models.  Checkpoint selection and early stopping use the
-validation geometric mean of t2a R@1/5/10 (:mod:`soundseek.eval.metrics`).
+Everything that trains or scores a retrieval model goes through this module: ``soundseek train``
+(:mod:`.pipeline`), the default recipe and its variants (:mod:`.recipes`), the experiment runner
+(:mod:`.experiment`) and two-stage distillation (:mod:`.distill`).
+
+* :func:`train_model` trains any model with ``similarity(text_batch, audio_batch) -> S[N_text,
+  N_audio]`` (DualEncoder, MoEE/CE/MMT, your own) on a :class:`~.data.FeatureSet`: max-margin or
+  NT-Xent, optionally mixed with distillation towards soft targets; Adam/AdamW/RAdam+Lookahead
+  with warm-up and cosine/step/exponential decay; feature augmentation; early stopping on the
+  validation geometric mean of t2a R@1/5/10; the best weights are restored; seeded.
+* :func:`similarity_matrix` scores every caption of a feature set against every clip.  It is
+  what validation, evaluation, distillation targets and the experiment tables all use, with one
+  clip treatment: **whole clips** (every frame of every expert, padded to the longest clip of a
+  block and masked) and whole captions, unless ``max_frames`` caps the frames (evenly spaced).
 """
 
 from __future__ import annotations
@@ -22,11 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import losses
 from ..eval.metrics import t2a_metrics
-from ..losses import get_loss
 from .augment import augment_audio, text_noise
-from .config import TrainConfig
+from .config import OptimConfig, TrainConfig
 from .data import FeatureSet
+
+# The clip treatment of similarity_matrix: None = whole clips.  An int caps every expert to that
+# many evenly spaced frames (a memory knob for very long clips); keep the default everywhere.
+EVAL_MAX_FRAMES: int | None = None
 
 SELECTION_METRIC = "val_geo_mean"  # geometric mean of validation t2a R@1, R@5, R@10 (percent)
 
@@ -77,6 +90,37 @@ def required_experts(model: nn.Module) -> tuple[list[str], list[str]]:
     return list(audio), list(text)
 
 
+def needs_tokens(model: nn.Module) -> bool:
+    """Whether a model reads token features (sentence-vector models do not; ensembles: any member)."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return any(needs_tokens(m) for m in members)
+    return bool(getattr(model, "needs_tokens", not hasattr(model, "encode_text")))
+
+
+def _audio_experts(model: nn.Module) -> list[str] | None:
+    """The audio experts a model declares, or None (= every expert of the feature set)."""
+    try:
+        return required_experts(model)[0]
+    except AttributeError:
+        return None
+
+
+def train_crop_lengths(model: nn.Module, max_frames: int | None) -> int | dict[str, int | None] | None:
+    """Training crop length per audio expert: ``data.max_frames``, and for multi-expert models at
+    most each expert's ``ExpertSpec.max_len`` (the length its inputs were designed for)."""
+    experts = _audio_experts(model)
+    if experts is None:
+        return max_frames
+    lengths = {e: max_frames for e in experts}
+    specs = getattr(getattr(model, "config", None), "audio_experts", None)
+    for spec in specs if isinstance(specs, list) else ():
+        cap = getattr(spec, "max_len", None)
+        if cap is not None and spec.name in lengths:
+            lengths[spec.name] = cap if max_frames is None else min(cap, max_frames)
+    return lengths
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -125,16 +169,42 @@ def batch_positive_mask(fs: FeatureSet, caps: np.ndarray, clips: np.ndarray, lab
 
 
 @torch.no_grad()
-def similarity_matrix(model: nn.Module, fs: FeatureSet, clip_chunk: int = 256, text_chunk: int = 1024) -> torch.Tensor:
-    """Full S[N_captions, N_clips] of a feature set, computed in blocks (whole clips, no crop)."""
+def similarity_matrix(
+    model: nn.Module,
+    fs: FeatureSet,
+    max_frames: int | None = EVAL_MAX_FRAMES,
+    clip_chunk: int = 256,
+    text_chunk: int = 1024,
+) -> torch.Tensor:
+    """``S[n_captions, n_clips]`` of every caption of ``fs`` against every clip, in eval mode.
+
+    The one scoring function of soundseek (validation, evaluation, distillation targets,
+    experiment tables).  Clips are whole (all frames of each expert the model reads, padded to
+    the longest clip of a block of ``clip_chunk`` and masked; padding never changes a score),
+    captions whole (token sequences only for models that read them).  ``max_frames`` caps
+    every expert to that many evenly spaced frames per clip.  Multi-expert models embed each
+    side once and mix (same numbers as their ``similarity``, fewer passes).
+    """
+    from ..models.gated import MultiExpertModel, mixture_similarity
+
     was_training = model.training
     model.eval()
+    audio_experts = _audio_experts(model)
+    tokens = needs_tokens(model)
+    clips = np.arange(fs.n_clips)
+    audio = [fs.audio_batch(clips[lo : lo + clip_chunk], max_frames, None, audio_experts)
+             for lo in range(0, fs.n_clips, clip_chunk)]  # fmt: skip
+    texts = (np.arange(lo, min(lo + text_chunk, fs.n_captions)) for lo in range(0, fs.n_captions, text_chunk))
     rows = []
-    all_clips = np.arange(fs.n_clips)
-    audio_batches = [fs.audio_batch(all_clips[lo : lo + clip_chunk]) for lo in range(0, fs.n_clips, clip_chunk)]
-    for tlo in range(0, fs.n_captions, text_chunk):
-        tb = fs.text_batch(np.arange(tlo, min(tlo + text_chunk, fs.n_captions)))
-        rows.append(torch.cat([model.similarity(tb, ab) for ab in audio_batches], dim=1))
+    if isinstance(model, MultiExpertModel):
+        a = [model.embed_audio(ab) for ab in audio]
+        a_emb, a_avail = torch.cat([x[0] for x in a]), torch.cat([x[1] for x in a])
+        for caps in texts:
+            rows.append(mixture_similarity(*model.embed_text(fs.text_batch(caps, tokens)), a_emb, a_avail))
+    else:
+        for caps in texts:
+            tb = fs.text_batch(caps, tokens)
+            rows.append(torch.cat([model.similarity(tb, ab) for ab in audio], dim=1))
     model.train(was_training)
     return torch.cat(rows, dim=0)
 
@@ -159,12 +229,13 @@ def evaluate(model: nn.Module, fs: FeatureSet) -> dict:
 
 
 def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
-    """Linear warm-up, then cosine to zero / step decay / constant, as a function of the step."""
+    """Linear warm-up, then cosine to zero / step decay / exponential decay per epoch / constant,
+    as a factor of the base lr for a (0-based) optimiser step."""
     o = cfg.optim
     warm = max(0, int(round(o.warmup_epochs * steps_per_epoch)))
     total = max(1, cfg.epochs * steps_per_epoch)
-    if o.schedule not in ("cosine", "step", "constant"):
-        raise ValueError(f"optim.schedule must be 'cosine', 'step' or 'constant', not {o.schedule!r}")
+    if o.schedule not in ("cosine", "step", "exp", "constant"):
+        raise ValueError(f"optim.schedule must be 'cosine', 'step', 'exp' or 'constant', not {o.schedule!r}")
 
     def f(step: int) -> float:
         if step < warm:
@@ -174,9 +245,68 @@ def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
         if o.schedule == "step":
             return o.step_gamma ** ((step // steps_per_epoch) // max(1, o.step_epochs))
+        if o.schedule == "exp":
+            return o.step_gamma ** (step // steps_per_epoch)
         return 1.0
 
     return f
+
+
+class Lookahead:
+    """Lookahead (Zhang et al. 2019): every ``k`` inner steps, move slow weights ``alpha`` of the
+    way towards the fast ones and restart the fast weights from there.  Wraps any optimiser;
+    ``param_groups`` is the inner optimiser's, so the lr schedule applies as usual."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5):
+        if k < 1 or not 0.0 < alpha <= 1.0:
+            raise ValueError(f"Lookahead needs k >= 1 and 0 < alpha <= 1, got k={k}, alpha={alpha}")
+        self.optimizer = optimizer
+        self.k, self.alpha = k, alpha
+        self.steps = 0
+        self.slow = [[p.detach().clone() for p in g["params"]] for g in optimizer.param_groups]
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = self.optimizer.step(closure)
+        self.steps += 1
+        if self.steps % self.k == 0:
+            for group, slow in zip(self.optimizer.param_groups, self.slow):
+                for p, s in zip(group["params"], slow):
+                    s.add_(p - s, alpha=self.alpha)
+                    p.copy_(s)
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"inner": self.optimizer.state_dict(), "slow": self.slow, "steps": self.steps}
+
+
+def make_optimizer(params, o: OptimConfig):
+    """``adam`` | ``adamw`` | ``radam_lookahead`` over the trainable ``params``."""
+    params = [p for p in params if p.requires_grad]
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "radam_lookahead":
+        return Lookahead(torch.optim.RAdam(params, lr=o.lr, weight_decay=o.weight_decay), o.lookahead_k,
+                         o.lookahead_alpha)  # fmt: skip
+    raise ValueError(f"unknown optimizer {o.name!r}; use adam, adamw or radam_lookahead")
+
+
+def make_criterion(cfg: TrainConfig) -> nn.Module:
+    """The contrastive loss of ``cfg.loss`` (``soundseek.losses``)."""
+    if cfg.loss.name == "max_margin":
+        return losses.get_loss("max_margin", margin=cfg.loss.margin)
+    if cfg.loss.name in ("ntxent", "nt_xent"):
+        return losses.get_loss("nt_xent", temperature=cfg.loss.temperature, learnable=cfg.loss.learnable_temperature)
+    raise ValueError(f"loss.name must be 'ntxent' or 'max_margin', not {cfg.loss.name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,54 +319,77 @@ def train_model(
     val_set: FeatureSet | None = None,
     model: nn.Module | None = None,
     progress: bool = True,
+    targets: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` (default: built from ``cfg.model``) and return it with the best validation weights.
 
-    Without a validation set the last epoch is kept and the score is the training loss' negative.
+    Every epoch: clips in a seeded random order, ``cfg.batch_size`` clips per batch with one
+    sampled caption each (or all, ``data.captions_per_clip``), long clips randomly cropped
+    (:func:`train_crop_lengths`), augmentation, the contrastive loss of ``cfg.loss`` with
+    same-clip (and optionally same-label) captions as positives.  ``targets``
+    (``[n_captions, n_clips]`` scores on ``train_set``, e.g. an ensemble's
+    :func:`similarity_matrix`) add distillation: each batch's sub-matrix becomes soft targets
+    (softmax with ``loss.distill_temperature``, both directions) and the loss is
+    ``distill_weight * distillation + (1 - distill_weight) * contrastive``.
+
+    With ``val_set``, :func:`evaluate` runs after every epoch; the epoch with the best
+    ``geo_mean`` is kept and training stops after ``cfg.patience`` epochs without a gain.
+    Without one, the last epoch is kept (``best_score`` = minus its training loss).
     """
+    if targets is not None and tuple(targets.shape) != (train_set.n_captions, train_set.n_clips):
+        raise ValueError(f"targets must be [{train_set.n_captions}, {train_set.n_clips}], got {tuple(targets.shape)}")
+    distill = targets is not None and cfg.loss.distill_weight > 0
     torch.set_num_threads(max(1, cfg.num_threads))
     if model is None:
         model = build_model(cfg)
     seed_everything(cfg.seed)
-    loss_kwargs = {"margin": cfg.loss.margin} if cfg.loss.name == "max_margin" else {
-        "temperature": cfg.loss.temperature,
-        "learnable": cfg.loss.learnable_temperature,
-    }
-    loss_name = {"ntxent": "nt_xent"}.get(cfg.loss.name, cfg.loss.name)
-    criterion = get_loss(loss_name, **loss_kwargs)
+    criterion = make_criterion(cfg)
     params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
-    optim = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optim = make_optimizer(params, cfg.optim)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = max(1, sum(1 for _ in epoch_batches(train_set, cfg, torch.Generator().manual_seed(0))))
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(cfg, steps_per_epoch))
+    schedule = lr_lambda(cfg, steps_per_epoch)
+    base_lrs = [g["lr"] for g in optim.param_groups]
+    audio_experts = _audio_experts(model)
+    crop = train_crop_lengths(model, cfg.data.max_frames)
+    tokens = needs_tokens(model)
+    lam = cfg.loss.distill_weight
 
     history: list[dict] = []
-    best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
+    best_score, best_epoch, best_state, stale, step = -math.inf, 0, None, 0, 0
     bar = _progress(progress)
     task = bar.add_task("training", total=cfg.epochs) if bar else None
     try:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            losses = []
+            epoch_losses = []
             for clips, caps in epoch_batches(train_set, cfg, gen):
-                ab = train_set.audio_batch(clips, cfg.data.max_frames, gen)
+                ab = train_set.audio_batch(clips, crop, gen, audio_experts)
                 for name in list(ab.frames):
                     ab.frames[name], ab.mask[name] = augment_audio(ab.frames[name], ab.mask[name], cfg.augment, gen)
-                tb = train_set.text_batch(caps)
+                tb = train_set.text_batch(caps, tokens)
                 if cfg.augment.text_noise > 0:
                     tb.sentence = {k: text_noise(v, cfg.augment.text_noise, gen) for k, v in tb.sentence.items()}
                 pos = batch_positive_mask(train_set, caps, clips, cfg.data.label_positives)
-                loss = criterion(model.similarity(tb, ab), pos)
+                sim = model.similarity(tb, ab)
+                loss = criterion(sim, pos)
+                if distill:
+                    sub = targets[torch.as_tensor(caps)][:, torch.as_tensor(clips)]
+                    q_t2a, q_a2t = losses.ensemble_targets([sub], cfg.loss.distill_temperature)
+                    soft = losses.distillation_loss(sim, q_t2a, q_a2t, cfg.loss.temperature)
+                    loss = lam * soft + (1 - lam) * loss
+                for g, base in zip(optim.param_groups, base_lrs):
+                    g["lr"] = base * schedule(step)
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip:
                     nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
                 optim.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-            row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                   "lr": optim.param_groups[0]["lr"]}  # fmt: skip
+                step += 1
+                epoch_losses.append(float(loss.detach()))
+            row = {"epoch": epoch, "loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
+                   "lr": base_lrs[0] * schedule(step)}  # fmt: skip
             if val_set is not None:
                 val = evaluate(model, val_set)
                 row.update({f"val_{k}": v for k, v in val.items() if not k.startswith("n_")})
@@ -245,7 +398,9 @@ def train_model(
                 score = -row["loss"]
             row["seconds"] = round(time.perf_counter() - t0, 3)
             history.append(row)
-            if score > best_score + 1e-9:
+            if val_set is None:  # nothing to select on: keep the last epoch
+                best_score, best_epoch = score, epoch
+            elif score > best_score + 1e-9:
                 best_score, best_epoch, stale = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:

@@ -9,7 +9,7 @@ the *same* label remain positives, so only related-but-different classes become 
 negatives.  ``hard_fraction`` of the batches are built this way, the rest stay random.
 
 Used through :func:`grouped_sampler` (it swaps ``trainer.epoch_batches`` for one training run);
-the trainer itself is unchanged.
+the training loop (``trainer.train_model``, the one loop of soundseek) is otherwise unchanged.
 """
 
 from __future__ import annotations
