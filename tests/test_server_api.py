@@ -14,6 +14,13 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+
+def LocalClient(app, **kwargs) -> TestClient:
+    """A test client that talks to the app as a browser on this machine would (Host 127.0.0.1);
+    the server refuses other Host names (DNS rebinding)."""
+    kwargs.setdefault("base_url", "http://127.0.0.1:8000")
+    return TestClient(app, **kwargs)
+
 from soundseek.audio import load_audio
 from soundseek.server import ServerConfig, create_app, sniff_audio_format
 
@@ -126,7 +133,7 @@ def fake(corpus):
 
 @pytest.fixture(scope="module")
 def client(fake):
-    with TestClient(create_app(fake)) as c:
+    with LocalClient(create_app(fake)) as c:
         yield c
 
 
@@ -211,7 +218,7 @@ def test_unicode_queries(client, q):
 
 
 def test_no_text_model(corpus):
-    with TestClient(create_app(FakeIndex(corpus[:2], has_text_model=False))) as c:
+    with LocalClient(create_app(FakeIndex(corpus[:2], has_text_model=False))) as c:
         assert c.get("/api/health").json()["has_text_model"] is False
         r = c.get("/api/search", params={"q": "dog"})
         assert r.status_code == 409 and r.json()["error"] == "no_text_model"
@@ -230,7 +237,7 @@ def test_no_text_model_error_from_index_maps_to_409(corpus):
         raise NoTextModelError("install a text model")
 
     idx.search = boom
-    with TestClient(create_app(idx)) as c:
+    with LocalClient(create_app(idx)) as c:
         r = c.get("/api/search", params={"q": "dog"})
         assert r.status_code == 409 and r.json()["detail"] == "install a text model"
 
@@ -289,7 +296,7 @@ def test_missing_file_is_404(corpus, tmp_path):
     sf.write(str(p), _tone(300, 1.0, 0.5), SR)
     idx = FakeIndex([p])
     p.unlink()
-    with TestClient(create_app(idx)) as c:
+    with LocalClient(create_app(idx)) as c:
         r = c.get("/api/items/0/audio")
         assert r.status_code == 404 and r.json()["error"] == "audio_missing"
 
@@ -438,7 +445,7 @@ def test_missing_file_field_is_422(client):
 
 def test_too_long_audio_upload_is_422(fake):
     app = create_app(fake, ServerConfig(max_query_seconds=2.0))
-    with TestClient(app) as c:
+    with LocalClient(app) as c:
         r = c.post("/api/search/audio", files={"file": ("x.wav", _wav_bytes(3.0), "audio/wav")})
         assert r.status_code == 422 and r.json()["error"] == "query_audio_too_long"
         assert c.post("/api/search/audio", files={"file": ("x.wav", _wav_bytes(1.5), "audio/wav")}).status_code == 200
@@ -448,7 +455,7 @@ def test_oversized_upload_is_413(fake):
     app = create_app(fake, ServerConfig(max_upload_bytes=100_000))
     big = _wav_bytes(6.0)  # 192 kB
     assert len(big) > 100_000 + 64 * 1024
-    with TestClient(app) as c:
+    with LocalClient(app) as c:
         r = c.post("/api/search/audio", files={"file": ("x.wav", big, "audio/wav")})
         assert r.status_code == 413 and r.json()["error"] == "upload_too_large"
         # just over the file limit but within multipart slack: caught after parsing
@@ -468,7 +475,7 @@ def test_oversized_chunked_upload_is_413(fake):
             yield b"\1" * 10_000
         yield b"\r\n--xyz--\r\n"
 
-    with TestClient(app) as c:
+    with LocalClient(app) as c:
         r = c.post(
             "/api/search/audio", content=gen(), headers={"Content-Type": "multipart/form-data; boundary=xyz"}
         )
@@ -493,7 +500,7 @@ def test_sniffer():
 def test_concurrent_requests_are_serialised(fake):
     app = create_app(fake)
     errors = []
-    with TestClient(app) as c:
+    with LocalClient(app) as c:
 
         def worker(n):
             for j in range(6):
@@ -531,7 +538,7 @@ def test_warmup_runs_one_query_at_startup(corpus):
     seen = []
     real = idx.search
     idx.search = lambda text, k: seen.append(text) or real(text, k)
-    with TestClient(create_app(idx, ServerConfig(warmup=True))) as c:
+    with LocalClient(create_app(idx, ServerConfig(warmup=True))) as c:
         for _ in range(100):
             if seen:
                 break
@@ -539,7 +546,7 @@ def test_warmup_runs_one_query_at_startup(corpus):
         assert seen == ["warm up"]
         assert c.get("/api/search", params={"q": "dog"}).status_code == 200
     quiet = FakeIndex(corpus[:1])
-    with TestClient(create_app(quiet)) as c:  # off by default
+    with LocalClient(create_app(quiet)) as c:  # off by default
         assert c.get("/api/health").status_code == 200
     assert quiet.calls == 0
 
@@ -570,7 +577,7 @@ def test_cli_register_adds_serve(tmp_path, monkeypatch):
 
 
 def test_expose_paths_off_hides_directories(fake, corpus):
-    with TestClient(create_app(fake, ServerConfig(expose_paths=False))) as c:
+    with LocalClient(create_app(fake, ServerConfig(expose_paths=False))) as c:
         hits = c.get("/api/search", params={"q": "dog"}).json()["results"]
         assert hits and all("path" not in h for h in hits)
         meta = c.get("/api/items/0")
@@ -585,7 +592,7 @@ def test_unexpected_index_error_is_json_500(corpus):
         raise RuntimeError("faiss exploded")
 
     idx.search = broken
-    with TestClient(create_app(idx), raise_server_exceptions=False) as c:
+    with LocalClient(create_app(idx), raise_server_exceptions=False) as c:
         r = c.get("/api/search", params={"q": "dog"})
         assert r.status_code == 500
         assert r.json()["error"] == "internal_error"

@@ -20,6 +20,13 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+
+def LocalClient(app, **kwargs) -> TestClient:
+    """A test client that talks to the app as a browser on this machine would (Host 127.0.0.1);
+    the server refuses other Host names (DNS rebinding)."""
+    kwargs.setdefault("base_url", "http://127.0.0.1:8000")
+    return TestClient(app, **kwargs)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ESC50 = SHARED / "data" / "esc50-fold1"
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
@@ -109,7 +116,7 @@ def audio_only_index(corpus):
 def client(index):
     from soundseek.server import create_app
 
-    with TestClient(create_app(index)) as c:
+    with LocalClient(create_app(index)) as c:
         yield c
 
 
@@ -149,7 +156,7 @@ def test_text_search_finds_dogs_with_default_model(client):
 def test_audio_only_index_refuses_text_but_searches_audio(audio_only_index, corpus):
     from soundseek.server import create_app
 
-    with TestClient(create_app(audio_only_index)) as c:
+    with LocalClient(create_app(audio_only_index)) as c:
         assert c.get("/api/health").json() == {"status": "ok", "items": 2, "has_text_model": False}
         r = c.get("/api/search", params={"q": "dog"})
         assert r.status_code == 409 and r.json()["error"] == "no_text_model"
@@ -207,6 +214,29 @@ def test_audio_stream_real_file_with_ranges(client, corpus):
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     sim = client.get(f"/api/items/{item_id}/similar", params={"k": 5}).json()
     assert sim["count"] == 5 and item_id not in [h["id"] for h in sim["results"]]
+
+
+def test_concurrent_text_queries_match_sequential_ones(client):
+    """Concurrent text searches are answered concurrently, their encoder passes batched
+    (server.batching); every answer must equal the one the same query gets alone."""
+    queries = ["a dog barking", "rain on a roof", "church bells", "a baby crying", "clock ticking",
+               "waves on the shore", "a rooster at dawn", "a chainsaw cutting wood"] * 2
+    alone = {q: client.get("/api/search", params={"q": q, "k": 5}).json()["results"] for q in queries[:8]}
+    together: dict[int, list] = {}
+
+    def worker(n):
+        together[n] = client.get("/api/search", params={"q": queries[n], "k": 5}).json()["results"]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(queries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, q in enumerate(queries):
+        assert [h["id"] for h in together[n]] == [h["id"] for h in alone[q]], q
+        assert [h["score"] for h in together[n]] == pytest.approx([h["score"] for h in alone[q]], abs=1e-4), q
+    batcher = client.app.state.text_batcher
+    assert batcher is not None and batcher.batches > 0
 
 
 def test_traversal_against_real_index(client):

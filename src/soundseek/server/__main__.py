@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .app import serve
+from .cli import _config, _config_options
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -12,8 +13,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", required=True, help="index folder (made by `soundseek index`)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--allow-origin", action="append", help="web origin allowed to call the API (repeatable)")
+    parser.add_argument("--allowed-host", action="append", help="extra Host name to answer to (repeatable)")
+    parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds to send request headers")
+    parser.add_argument("--keep-alive", type=float, default=5.0, help="idle keep-alive seconds")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    serve(args.index, host=args.host, port=args.port)
+    options = _config_options(args.allow_origin, args.allowed_host, args.header_timeout, args.keep_alive,
+                              args.workers)
+    config = _config(args.host, options) if options else None
+    serve(args.index, host=args.host, port=args.port, config=config, log_level=args.log_level)
 
 
 if __name__ == "__main__":

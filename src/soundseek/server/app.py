@@ -5,7 +5,11 @@ query-by-example uploads and "more like this" requests.  Audio is only ever serv
 id from the index (never from a client-given path), with HTTP range requests so the
 browser's ``<audio>`` element can seek.  Index calls go through one lock because the
 index (FAISS, SQLite, torch encoders) is not guaranteed to be safe to share across the
-worker threads that FastAPI runs synchronous endpoints on.
+worker threads that FastAPI runs synchronous endpoints on — except a
+:class:`soundseek.Index`, whose read paths are thread-safe: its queries run concurrently, and
+concurrent text queries share one pass through the sentence encoder (:mod:`.batching`).
+Local-server safety (Host/Origin checks, CSP) is in :mod:`.security`, connection timeouts in
+:mod:`.runtime`.
 """
 
 from __future__ import annotations
@@ -74,16 +78,39 @@ class ServerConfig:
     #: Include the absolute file path in JSON (handy on your own machine; turn off when
     #: serving other people so the directory layout stays private).
     expose_paths: bool = True
+    #: The address the server is bound to: decides which ``Host`` names it answers to
+    #: (loopback names for a loopback bind).  ``serve()`` sets it.
+    bind_host: str = "127.0.0.1"
+    #: Extra ``Host`` names to answer to (e.g. a name in /etc/hosts); ``"*"``: any.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Web origins (``http://localhost:3000``) allowed to call the API from their pages, with
+    #: CORS; every other site's requests to ``/api/`` are refused.  ``"*"``: any.
+    allowed_origins: tuple[str, ...] = ()
+    #: Serialise all index calls behind one lock.  None: only for indexes other than
+    #: :class:`soundseek.Index` (whose reads are thread-safe).
+    serialize_queries: bool | None = None
+    #: Encode concurrent text queries together (soundseek.Index only).
+    batch_text_queries: bool = True
+    #: Connection limits (used by ``serve()``; see :mod:`soundseek.server.runtime`).
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 512
+    #: ``sys.setswitchinterval`` for the server process (``serve()`` only; None: Python's 5 ms).
+    gil_switch_interval_s: float | None = 0.0005
+    #: Server processes (``serve()`` only).  Each opens the index and loads the models itself
+    #: (memory x N); more than one uses more than one core for the Python parts of a request.
+    workers: int = 1
 
 
 class ApiError(Exception):
     """An error the client can act on: becomes ``{"error": code, "detail": message}``."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def _error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -260,11 +287,28 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
 
     cfg = config or ServerConfig()
     idx = _open_index(index)
-    # Searches hold `lock`; metadata reads (item, len) hold only `meta_lock`, so players and
-    # waveforms keep loading while a slow query or the warm-up runs.  soundseek.Index's
-    # metadata store is itself thread-safe; the separate lock protects simpler indexes.
+    # Metadata reads (item, len) hold only `meta_lock`, so players and waveforms keep loading
+    # while a slow query or the warm-up runs.  Searches hold `lock` when the index is not known
+    # to be thread-safe; a soundseek.Index takes it only for the first query of each kind (which
+    # loads models and must not run twice at once), then answers queries concurrently.
+    serialize = cfg.serialize_queries if cfg.serialize_queries is not None else not _is_soundseek_index(idx)
     lock = threading.RLock()
     meta_lock = threading.Lock()
+    warmed: set[str] = set()
+
+    @contextlib.contextmanager
+    def query_guard(kind: str):
+        if serialize or kind not in warmed:
+            with lock:
+                yield
+                if kind == "text" and cfg.batch_text_queries and kind not in warmed:
+                    # after a first query: it may have switched the index to another encoder
+                    from .batching import install_text_batching
+
+                    app.state.text_batcher = install_text_batching(idx)
+                warmed.add(kind)
+        else:
+            yield
     waveforms = _WaveformCache(cfg.waveform_cache_items)
     waveform_slots = threading.BoundedSemaphore(2)  # decoding long files is memory-heavy: bound it
     text_lock = threading.Lock()
@@ -280,8 +324,12 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         if cfg.warmup:
-            threading.Thread(target=_warm_up, args=(idx, lock, has_text), name="soundseek-warmup", daemon=True).start()
+            threading.Thread(target=_warm_up, args=(idx, query_guard, has_text), name="soundseek-warmup",
+                             daemon=True).start()
         yield
+        batcher = getattr(app.state, "text_batcher", None)
+        if batcher is not None:
+            batcher.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -293,19 +341,35 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
             '`{"error": code, "detail": message}` with a 4xx status. '
             "Audio is served by item id only, with HTTP range requests."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # the Swagger UI page loads from a CDN: /api/docs is rendered here instead
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.index = idx
     app.state.config = cfg
+    app.state.text_batcher = None
     # multipart overhead on top of the file itself
     app.add_middleware(_UploadLimitMiddleware, max_body_bytes=cfg.max_upload_bytes + 64 * 1024)
+    if cfg.allowed_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"] if "*" in cfg.allowed_origins else [o.rstrip("/") for o in cfg.allowed_origins],
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["Content-Type", "Range"],
+            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length", "ETag"],
+        )
+    from .security import LocalGuardMiddleware
+
+    # outermost: a request for another Host name or from another site never reaches the app
+    app.add_middleware(LocalGuardMiddleware, bind_host=cfg.bind_host, allowed_hosts=cfg.allowed_hosts,
+                       allowed_origins=cfg.allowed_origins)
 
     # ---- error handlers: one JSON shape for every failure -----------------------------------
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        return _error_response(exc.status, exc.code, exc.message)
+        return _error_response(exc.status, exc.code, exc.message, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException):
@@ -327,23 +391,30 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         return _error_response(500, "internal_error", f"unexpected {type(exc).__name__}; the server log has the details")
 
     # ---- helpers ----------------------------------------------------------------------------
-    def lookup(raw_id: str) -> tuple[Any, Any]:
-        """(typed id, Item) for a URL id; any failure is a 404, never a filesystem access."""
-        if len(raw_id) > 200:
-            raise ApiError(404, "unknown_id", "no item with that id")
-        candidates: list[Any] = []
-        if re.fullmatch(r"-?\d{1,18}", raw_id):
-            candidates.append(int(raw_id))
-        candidates.append(raw_id)
-        for cand in candidates:
-            try:
-                with meta_lock:
-                    item = idx.item(cand)
-            except (KeyError, IndexError, ValueError, TypeError, LookupError):
-                continue
-            if item is not None:
-                return cand, item
-        raise ApiError(404, "unknown_id", f"no item with id {raw_id!r} in this index")
+    def lookup(raw_id: str) -> tuple[int, Any]:
+        """(int id, Item) for a URL id; any failure is a 404, never a filesystem access.
+
+        Ids are canonical decimal numbers only: ASCII digits, no sign, no leading zero, no
+        spaces or ``_`` (which ``int()`` would accept), at most 18 digits (fits SQLite's int64).
+        """
+        item_id = parse_item_id(raw_id)
+        if item_id is None:
+            raise ApiError(404, "unknown_id", "no item with that id (ids are numbers like 17)")
+        try:
+            with meta_lock:
+                item = idx.item(item_id)
+        except (KeyError, IndexError, ValueError, TypeError, LookupError, OverflowError):
+            item = None
+        if item is None:
+            raise ApiError(404, "unknown_id", f"no item with id {item_id} in this index")
+        return item_id, item
+
+    def private(message: str, *paths: Any) -> str:
+        """``message`` with server paths replaced when they must stay private."""
+        for p in paths:
+            if p:
+                message = message.replace(str(p), "<file>")
+        return message
 
     def item_file(item: Any) -> Path:
         path = Path(str(item.path))
@@ -398,6 +469,8 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
             data = dict(idx.stats())
             data.setdefault("items", len(idx))
             data.setdefault("has_text_model", has_text())
+        if not cfg.expose_paths:  # the index folder's location is private too
+            data = {k: _hide_path(v) for k, v in data.items()}
         data["limits"] = {
             "max_upload_bytes": cfg.max_upload_bytes,
             "max_query_seconds": cfg.max_query_seconds,
@@ -427,7 +500,7 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
             )
         t0 = time.perf_counter()
         try:
-            with lock:
+            with query_guard("text"):
                 hits = idx.search(text, k)
         except Exception as e:  # NoTextModelError without importing search at module load
             if type(e).__name__ == "NoTextModelError":
@@ -471,7 +544,7 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
             try:
                 info = probe(tmp)
             except AudioError as e:
-                raise ApiError(422, "undecodable_audio", f"cannot decode the upload: {e.reason}") from None
+                raise ApiError(422, "undecodable_audio", f"cannot decode the upload: {_no_tmp(e.reason, tmp)}") from None
             if info.duration_s <= 0:
                 raise ApiError(422, "undecodable_audio", "the upload contains no audio samples")
             if info.duration_s > cfg.max_query_seconds:
@@ -481,10 +554,10 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
                     f"the clip is {info.duration_s:.1f} s; the limit is {cfg.max_query_seconds:.0f} s — trim it",
                 )
             try:
-                with lock:
+                with query_guard("audio"):
                     hits = _search_audio_keep_self(idx, tmp, k)
             except AudioError as e:
-                raise ApiError(422, "undecodable_audio", f"cannot use the upload: {e.reason}") from None
+                raise ApiError(422, "undecodable_audio", f"cannot use the upload: {_no_tmp(e.reason, tmp)}") from None
         finally:
             try:
                 os.unlink(tmp)
@@ -531,7 +604,7 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         _, item = lookup(item_id)
         path = item_file(item)
         media = AUDIO_MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        return FileResponse(
+        return _AudioFileResponse(
             path,
             media_type=media,
             filename=path.name,
@@ -546,15 +619,16 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         path = item_file(item)
         t0 = time.perf_counter()
         try:
-            with lock:
+            with query_guard("similar"):
                 if hasattr(idx, "similar"):  # reuses the stored features: no decoding
                     hits = idx.similar(typed, k)
                 else:
                     hits = idx.search_audio(str(path), k + 1)
         except AudioError as e:
-            raise ApiError(422, "undecodable_audio", f"cannot decode item {typed}: {e.reason}") from None
+            reason = e.reason if cfg.expose_paths else private(e.reason, path)
+            raise ApiError(422, "undecodable_audio", f"cannot decode item {typed}: {reason}") from None
         except KeyError as e:
-            raise ApiError(404, "unknown_id", str(e).strip("'\"")) from None
+            raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
         return results("similar", t0, hits, k=k, source=hit_json(_ItemHit(item, typed)))
 
@@ -581,18 +655,93 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
                 with waveform_slots:
                     wave = load_audio(path, 4000, max_duration_s=None, reject_silence=False)
             except AudioError as e:
-                raise ApiError(422, "undecodable_audio", f"cannot draw item {item_id}: {e.reason}") from None
+                reason = e.reason if cfg.expose_paths else private(e.reason, path)
+                raise ApiError(422, "undecodable_audio", f"cannot draw item {item_id}: {reason}") from None
             png = render_waveform_png(wave, cfg.waveform_width, cfg.waveform_height)
             waveforms.put(key, png)
         return Response(png, media_type="image/png", headers=headers)
 
     # ---- page -------------------------------------------------------------------------------
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        from .apidocs import render_api_docs
+
+        return Response(render_api_docs(app.openapi()), media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+_ITEM_ID = re.compile(r"(0|[1-9][0-9]{0,17})")
+
+
+def parse_item_id(raw: str) -> int | None:
+    """The item id in a URL segment, or None: canonical ASCII decimal only, at most 18 digits."""
+    if not isinstance(raw, str) or not _ITEM_ID.fullmatch(raw):  # fullmatch: no trailing "\n" either
+        return None
+    return int(raw)
+
+
+def _is_soundseek_index(idx: Any) -> bool:
+    try:
+        from soundseek.search import Index
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(idx, Index)
+
+
+def _no_tmp(message: str, tmp: str) -> str:
+    """An error message about an upload without the server's temporary path in it."""
+    return message.replace(tmp, "the upload").replace(os.path.basename(tmp), "the upload")
+
+
+def _hide_path(value: Any) -> Any:
+    """An absolute path reduced to its last component (stats of a server that hides paths)."""
+    if isinstance(value, Path) or (isinstance(value, str) and os.path.isabs(value)):
+        return Path(value).name
+    return value
+
+
+class _AudioFileResponse(FileResponse):
+    """FileResponse whose range errors (416, 400) use the API's JSON error shape.
+
+    Starlette answers a bad ``Range`` with a text/plain body; we intercept that response and
+    send ``{"error": "range_not_satisfiable" | "invalid_range", "detail": ...}`` instead,
+    keeping ``Content-Range: bytes */SIZE`` on a 416.
+    """
+
+    async def __call__(self, scope, receive, send):
+        held: dict[str, Any] = {}
+
+        async def json_errors(message):
+            if message["type"] == "http.response.start" and message["status"] in (400, 416):
+                held.update(message)
+                return
+            if held:
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    await self._send_error(scope, receive, send, held)
+                return
+            await send(message)
+
+        await super().__call__(scope, receive, json_errors)
+
+    @staticmethod
+    async def _send_error(scope, receive, send, start: dict) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start.get("headers", [])}
+        if start["status"] == 416:
+            size = headers.get("content-range", "bytes */?").rsplit("/", 1)[-1]
+            response = _error_response(
+                416, "range_not_satisfiable", f"the requested byte range is outside the file ({size} bytes)",
+                headers={"Content-Range": headers.get("content-range", f"bytes */{size}")},
+            )
+        else:
+            response = _error_response(400, "invalid_range", "malformed Range header; use e.g. 'bytes=0-1023'")
+        await response(scope, receive, send)
 
 
 def _search_audio_keep_self(idx: Any, path: str, k: int) -> list:
@@ -625,11 +774,11 @@ class _ItemHit:
     end = None
 
 
-def _warm_up(idx: Any, lock: threading.RLock, has_text) -> None:
+def _warm_up(idx: Any, query_guard, has_text) -> None:
     """Load the text model and encoders once (several seconds on a small CPU)."""
     try:
         if has_text() and len(idx):
-            with lock:
+            with query_guard("text"):
                 idx.search("warm up", 1)
     except Exception as e:  # never fatal: the first real query reports the problem
         log.warning("warm-up query failed: %s", e)
@@ -651,6 +800,31 @@ def _version() -> str:
         return "0"
 
 
+SERVE_ENV = "SOUNDSEEK_SERVE"
+
+
+def app_from_env() -> FastAPI:
+    """App factory for worker processes (``serve(config=ServerConfig(workers=N))``): the index
+    and config come in the ``SOUNDSEEK_SERVE`` environment variable."""
+    import json
+
+    spec = json.loads(os.environ[SERVE_ENV])
+    fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    cfg = ServerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items() if k in fields})
+    _set_switch_interval(cfg)
+    return create_app(spec["index"], cfg)
+
+
+def _set_switch_interval(cfg: ServerConfig) -> None:
+    if cfg.gil_switch_interval_s:
+        import sys
+
+        # The text encoder's numpy/torch steps release and re-take the GIL dozens of times per
+        # query; with many request threads busy in Python, each re-take can wait for the whole
+        # switch interval (5 ms by default).  See docs/server.md, "Load check".
+        sys.setswitchinterval(cfg.gil_switch_interval_s)
+
+
 def serve(
     index_path: str | os.PathLike,
     host: str = "127.0.0.1",
@@ -660,10 +834,12 @@ def serve(
 ) -> None:
     """Open the index and serve the API + page with uvicorn (loopback unless told otherwise).
 
-    The models are warmed up in the background at start (``ServerConfig.warmup``)."""
-    import uvicorn
+    The models are warmed up in the background at start (``ServerConfig.warmup``); connections
+    get the timeouts and limits of ``config`` (see :func:`soundseek.server.runtime.build_server`)."""
+    from .runtime import build_server
+    from .security import is_loopback
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(host):
         import warnings
 
         if config is None:  # beyond this machine, do not reveal the folder layout unless asked
@@ -673,5 +849,25 @@ def serve(
             + ("" if config.expose_paths else " (absolute file paths are hidden)"),
             stacklevel=2,
         )
-    app = create_app(index_path, dataclasses.replace(config or ServerConfig(), warmup=True))
-    uvicorn.run(app, host=host, port=port, log_level=uvicorn_kwargs.pop("log_level", "info"), **uvicorn_kwargs)
+    cfg = dataclasses.replace(config or ServerConfig(), warmup=True, bind_host=host)
+    log_level = uvicorn_kwargs.pop("log_level", "info")
+    if cfg.workers > 1:
+        import json
+
+        import uvicorn
+
+        from .runtime import uvicorn_options
+
+        os.environ[SERVE_ENV] = json.dumps({"index": str(index_path), "config": dataclasses.asdict(cfg)})
+        opts = uvicorn_options(cfg.header_timeout_s, cfg.keep_alive_s, cfg.max_connections, log_level,
+                               workers=cfg.workers)
+        uvicorn.run("soundseek.server.app:app_from_env", factory=True, host=host, port=port, workers=cfg.workers,
+                    **opts, **uvicorn_kwargs)
+        return
+    _set_switch_interval(cfg)
+    app = create_app(index_path, cfg)
+    server = build_server(
+        app, host, port, header_timeout_s=cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s,
+        max_connections=cfg.max_connections, log_level=log_level, **uvicorn_kwargs,
+    )
+    server.run()

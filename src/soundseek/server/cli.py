@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -15,9 +16,45 @@ def register(app: typer.Typer) -> None:
         index: Path = typer.Option(..., "--index", "-i", help="Index folder to serve.", exists=True, file_okay=False),
         host: str = typer.Option("127.0.0.1", help="Bind address; loopback by default (only this machine)."),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+        allow_origin: Optional[List[str]] = typer.Option(
+            None, "--allow-origin", help="Let pages of this web origin (e.g. http://localhost:3000) call the API "
+            "(CORS); repeatable. Other sites' requests are refused."),
+        allowed_host: Optional[List[str]] = typer.Option(
+            None, "--allowed-host", help="Also answer to this Host name (besides the bind address's names); "
+            "repeatable; '*' for any (not recommended: DNS rebinding)."),
+        header_timeout: float = typer.Option(10.0, min=0.1, help="Seconds a client has to send a request's headers."),
+        keep_alive: float = typer.Option(5.0, min=0.1, help="Seconds an idle keep-alive connection stays open."),
+        workers: int = typer.Option(1, min=1, max=64, help="Server processes (each loads the index and models)."),
     ) -> None:
         """Serve the web page and JSON API for an index (http://HOST:PORT/, API docs at /api/docs)."""
-        from .app import serve
+        from . import app as server_app
 
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
-        serve(index, host=host, port=port)
+        options = _config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers)
+        if options:
+            server_app.serve(index, host=host, port=port, config=_config(host, options))
+        else:
+            server_app.serve(index, host=host, port=port)
+
+
+def _config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1) -> dict:
+    opts: dict = {}
+    if workers != 1:
+        opts["workers"] = workers
+    if allow_origin:
+        opts["allowed_origins"] = tuple(allow_origin)
+    if allowed_host:
+        opts["allowed_hosts"] = tuple(allowed_host)
+    if header_timeout != 10.0:
+        opts["header_timeout_s"] = header_timeout
+    if keep_alive != 5.0:
+        opts["keep_alive_s"] = keep_alive
+    return opts
+
+
+def _config(host: str, options: dict):
+    """A ServerConfig with ``options``; paths hidden beyond loopback, as ``serve()`` does by default."""
+    from .app import ServerConfig
+    from .security import is_loopback
+
+    return ServerConfig(expose_paths=is_loopback(host), **options)

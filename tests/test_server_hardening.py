@@ -1,0 +1,581 @@
+"""Hardening of the HTTP server (issue 11, items 6-11): strict ids, JSON range errors, private
+paths, Host/Origin checks and security headers, connection timeouts with real sockets, and
+concurrent queries on a soundseek.Index.  Fast: no models are loaded."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from soundseek.server import ServerConfig, create_app
+
+SR = 16000
+
+
+def LocalClient(app, **kwargs) -> TestClient:
+    kwargs.setdefault("base_url", "http://127.0.0.1:8000")
+    return TestClient(app, **kwargs)
+
+
+def _tone(seconds: float, freq: float = 330.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _wav_bytes(seconds: float) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, _tone(seconds), SR, format="WAV")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("hardening-audio")
+    out = []
+    for i in range(12):
+        p = root / f"clip_{i:02d}.wav"
+        sf.write(str(p), _tone(1.0 + 0.1 * i, 200 + 40 * i), SR)
+        out.append(p)
+    return out
+
+
+def _meta_only_index(path: Path, files: list[Path], cls=None):
+    """A real soundseek.Index (SQLite metadata, real ``item()``) with items but no vectors."""
+    from soundseek.search import Index
+
+    idx = (cls or Index).create(path, model=None)
+    for f in files:
+        info = sf.info(str(f))
+        idx.meta.add_item(str(f), f"hash-{f.name}", f.stat().st_size, f.stat().st_mtime_ns,
+                          info.frames / info.samplerate, [])
+    idx.meta.commit()
+    return idx
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory, files):
+    idx = _meta_only_index(tmp_path_factory.mktemp("hardening-index") / "index", files)
+    yield idx
+    idx.close()
+
+
+@pytest.fixture(scope="module")
+def client(real_index):
+    with LocalClient(create_app(real_index)) as c:
+        yield c
+
+
+# ---- 6: strict item ids -------------------------------------------------------------------------
+
+
+def test_canonical_ids_work(client, files):
+    r = client.get("/api/items/1")
+    assert r.status_code == 200 and r.json()["id"] == 1 and r.json()["name"] == files[0].name
+    r = client.get("/api/items/10")
+    assert r.status_code == 200 and r.json()["id"] == 10 and r.json()["name"] == files[9].name
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["1_0", "%201", "1%20", "+1", "%2B1", "01", "001", "-1", "%D9%A1", "%EF%BC%91", "1.0", "0x1", "1e1",
+     "9" * 19, "9" * 25, "18446744073709551616", "1%0A", "%00", ""],
+)
+def test_non_canonical_ids_are_404_not_another_item(client, raw):
+    for suffix in ("", "/audio", "/similar", "/waveform.png"):
+        r = client.get(f"/api/items/{raw}{suffix}")
+        assert r.status_code == 404, (raw, suffix, r.status_code, r.text[:200])
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["error"] in ("unknown_id", "not_found")
+
+
+def test_parse_item_id():
+    from soundseek.server.app import parse_item_id
+
+    assert parse_item_id("0") == 0 and parse_item_id("17") == 17 and parse_item_id("9" * 18) == int("9" * 18)
+    for bad in ["1_0", " 1", "+1", "01", "١", "1\n", "9" * 19, "", "-0", "１"]:
+        assert parse_item_id(bad) is None, bad
+
+
+# ---- 7: range errors in the JSON error shape ------------------------------------------------------
+
+
+def test_unsatisfiable_range_is_json_416(client, files):
+    n = files[0].stat().st_size
+    r = client.get("/api/items/1/audio", headers={"Range": f"bytes={n}-"})
+    assert r.status_code == 416
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"] == "range_not_satisfiable" and str(n) in r.json()["detail"]
+    assert r.headers["content-range"] == f"bytes */{n}"
+
+
+@pytest.mark.parametrize("rng", ["items=0-10", "bytes=20-10", "bytes=abc", "bytes"])
+def test_malformed_range_is_json_400(client, rng):
+    r = client.get("/api/items/1/audio", headers={"Range": rng})
+    assert r.status_code == 400, (rng, r.status_code)
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"] == "invalid_range"
+
+
+def test_good_ranges_still_work(client, files):
+    data = files[1].read_bytes()
+    r = client.get("/api/items/2/audio", headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == data[:100]
+    assert client.get("/api/items/2/audio").content == data
+
+
+# ---- 8: privacy -------------------------------------------------------------------------------------
+
+
+def test_upload_errors_never_show_server_temp_paths(client):
+    import tempfile
+
+    tmpdir = tempfile.gettempdir()
+    good = _wav_bytes(1.0)
+    bad_uploads = [
+        good[:12] + b"\x00" * 200,  # RIFF/WAVE header, garbage after it
+        b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\xff" * 64,
+        b"fLaC" + b"\x00" * 300,
+        b"OggS" + b"\x01" * 300,
+        b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x00" * 300,
+    ]
+    for payload in bad_uploads:
+        r = client.post("/api/search/audio", files={"file": ("x.wav", payload, "audio/wav")})
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert tmpdir not in detail and "soundseek-query-" not in detail, detail
+        assert not re.search(r"(^|[\s'\"(])/[A-Za-z]", detail), detail  # no absolute path at all
+
+
+def test_stats_hide_index_path_when_paths_are_private(real_index):
+    with LocalClient(create_app(real_index, ServerConfig(expose_paths=False))) as c:
+        r = c.get("/api/stats")
+        assert r.status_code == 200
+        assert str(real_index.path) not in r.text and str(real_index.path.parent) not in r.text
+        assert r.json()["items"] == len(real_index)
+    with LocalClient(create_app(real_index)) as c:  # your own machine: shown
+        assert c.get("/api/stats").json()["path"] == str(real_index.path)
+
+
+# ---- 9: Host, Origin, security headers, offline API docs --------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil",
+                                  "192.168.1.20:8000", "[fe80::1]:8000"])
+def test_foreign_host_header_is_refused(client, host):
+    for path in ("/api/health", "/api/search?q=dog", "/api/items/1", "/"):
+        r = client.get(path, headers={"Host": host})
+        assert r.status_code == 400, (host, path)
+        assert r.json()["error"] == "bad_host"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "localhost.:8000",
+                                  "127.0.0.1"])
+def test_loopback_host_names_are_served(client, host):
+    assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
+
+
+def test_configured_and_bound_hosts():
+    from soundseek.server.security import accepted_hosts, host_allowed
+
+    names = accepted_hosts("127.0.0.1", ["sounds.local"])
+    assert host_allowed("sounds.local:8000", names, "127.0.0.1")
+    assert not host_allowed("evil.example", names, "127.0.0.1")
+    lan = accepted_hosts("192.168.1.20")
+    assert host_allowed("192.168.1.20:8000", lan, "192.168.1.20")
+    assert host_allowed("127.0.0.1", lan, "192.168.1.20")
+    assert not host_allowed("evil.example", lan, "192.168.1.20")
+    assert host_allowed("anything", accepted_hosts("127.0.0.1", ["*"]), "127.0.0.1")
+
+
+def test_cross_origin_requests_are_refused(client):
+    wav = _wav_bytes(0.5)
+    # a page on another site POSTing a multipart form (the browser sends its Origin)
+    r = client.post("/api/search/audio", files={"file": ("q.wav", wav, "audio/wav")},
+                    headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403 and r.json()["error"] == "cross_origin"
+    r = client.post("/api/search/audio", files={"file": ("q.wav", wav, "audio/wav")}, headers={"Origin": "null"})
+    assert r.status_code == 403
+    # another site's fetch / <img> / <audio> of the API (no Origin on no-cors GETs)
+    for path, dest in [("/api/search?q=dog", "empty"), ("/api/items/1/waveform.png", "image"),
+                       ("/api/items/1/audio", "audio"), ("/api/items/1/similar", "empty")]:
+        r = client.get(path, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+                                      "Sec-Fetch-Dest": dest})
+        assert r.status_code == 403, path
+    r = client.get("/api/items/1", headers={"Origin": "http://localhost:3000"})
+    assert r.status_code == 403
+
+
+def test_same_origin_and_navigation_are_allowed(client):
+    wav = _wav_bytes(0.5)
+    # the page itself (same origin)
+    r = client.post("/api/search/audio", files={"file": ("q.wav", wav, "audio/wav")},
+                    headers={"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code != 403
+    r = client.get("/api/items/1", headers={"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"})
+    assert r.status_code == 200
+    # curl and scripts send neither header; a user following a link navigates
+    assert client.get("/api/items/1").status_code == 200
+    r = client.get("/api/items/1", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                                            "Sec-Fetch-Dest": "document"})
+    assert r.status_code == 200
+    assert client.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                                    "Sec-Fetch-Dest": "document"}).status_code == 200
+
+
+def test_allowed_origin_gets_cors(real_index):
+    app = create_app(real_index, ServerConfig(allowed_origins=("http://localhost:3000",)))
+    with LocalClient(app) as c:
+        r = c.get("/api/items/1", headers={"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "http://localhost:3000"
+        pre = c.options("/api/search/audio", headers={"Origin": "http://localhost:3000",
+                                                      "Access-Control-Request-Method": "POST"})
+        assert pre.status_code == 200
+        assert c.get("/api/items/1", headers={"Origin": "http://evil.example"}).status_code == 403
+
+
+def test_security_headers_everywhere(client):
+    for path in ("/", "/api/health", "/api/items/1/audio", "/static/app.js", "/api/items/999", "/api/docs"):
+        r = client.get(path)
+        csp = r.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, path
+        assert "script-src 'self'" in csp and "http" not in csp, path
+        assert r.headers.get("x-frame-options") == "DENY", path
+        assert r.headers.get("x-content-type-options") == "nosniff", path
+    bad = client.get("/api/health", headers={"Host": "evil.example"})
+    assert bad.headers.get("x-frame-options") == "DENY"
+
+
+def test_api_docs_are_local(client):
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "/api/search" in html and "/api/items/{item_id}/audio" in html and "/api/openapi.json" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the docs load nothing from elsewhere"
+    assert "<script" not in html
+    assert client.get("/api/openapi.json").status_code == 200
+    # whatever the docs page links to is served here
+    for ref in re.findall(r"""(?:src|href)="(/[^"#]*)""", html):
+        assert client.get(ref).status_code == 200, ref
+
+
+def test_page_works_under_csp(client):
+    """Nothing inline that the CSP would block: no inline scripts, handlers or style attributes."""
+    html = client.get("/").text
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert not re.search(r"\son[a-z]+\s*=", html) and " style=" not in html
+    for ref in re.findall(r"""(?:src|href)="(/[^"]*)""", html):
+        assert client.get(ref).status_code == 200, ref
+
+
+# ---- 10: header and idle timeouts, with real sockets --------------------------------------------------
+
+
+@pytest.fixture()
+def live_server(real_index):
+    """The app behind the real uvicorn server that ``serve()`` builds, on 127.0.0.1, short timeouts."""
+    from soundseek.server.runtime import build_server, loopback_socket
+
+    sock = loopback_socket()
+    server = build_server(create_app(real_index), header_timeout_s=1.0, keep_alive_s=1.0, log_level="warning",
+                          access_log=False)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started:
+        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
+        time.sleep(0.02)
+    yield sock.getsockname()[1], server
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setblocking(False)
+    return s
+
+
+def _closed_by_peer(s: socket.socket) -> bool:
+    try:
+        return s.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def test_slow_loris_and_idle_connections_are_closed(live_server):
+    port, server = live_server
+    slow = [_connect(port) for _ in range(100)]
+    for s in slow[:50]:  # half send a partial head, half send nothing at all
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    idle = []
+    for _ in range(20):  # one complete request each, then silence on the kept-alive connection
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        s.setblocking(False)
+        idle.append(s)
+    assert len(server.server_state.connections) >= 100
+    deadline = time.time() + 8
+    open_ = list(slow + idle)
+    tick = 0
+    while open_ and time.time() < deadline:
+        tick += 1
+        for s in slow[:50]:  # trickle one header line every 0.2 s: must not extend the deadline
+            try:
+                s.send(f"X-Slow-{tick}: 1\r\n".encode())
+            except OSError:
+                pass
+        time.sleep(0.2)
+        open_ = [s for s in open_ if not _closed_by_peer(s)]
+    still = len(open_)
+    for s in slow + idle:
+        s.close()
+    assert still == 0, f"{still} of 120 slow or idle connections still open after 8 s"
+    time.sleep(0.2)
+    assert len(server.server_state.connections) == 0
+    # and the server still answers
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_complete_but_slow_request_head_still_gets_its_answer(live_server):
+    port, _ = live_server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        for part in (b"GET /api/health HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", b"\r\n"):
+            s.sendall(part)
+            time.sleep(0.25)  # 0.75 s in all: within the 1 s header timeout
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        # the same connection is reused, and a second head gets a fresh deadline
+        time.sleep(0.5)
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_serve_uses_the_timeouts(monkeypatch, tmp_path, files):
+    """serve() runs the server that build_server() makes, with the config's timeouts."""
+    from soundseek.server import app as server_app
+    from soundseek.server import runtime
+
+    idx = _meta_only_index(tmp_path / "idx", files[:1])
+    idx.close()
+    seen = {}
+
+    class FakeServer:
+        def run(self):
+            seen["ran"] = True
+
+    def fake_build(app, host, port, **kw):
+        seen.update(kw, host=host, port=port)
+        return FakeServer()
+
+    monkeypatch.setattr(runtime, "build_server", fake_build)
+    server_app.serve(tmp_path / "idx", port=8123, config=ServerConfig(header_timeout_s=3.0, keep_alive_s=2.0))
+    assert seen["ran"] and seen["header_timeout_s"] == 3.0 and seen["keep_alive_s"] == 2.0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+
+
+# ---- 11: concurrent queries on a soundseek.Index ------------------------------------------------------
+
+
+def _concurrency_index_class():
+    from soundseek.search import Hit, Index
+
+    class SlowIndex(Index):
+        """A real Index whose queries take 0.2 s and record how many run at once."""
+
+        active = 0
+        peak = 0
+        guard = threading.Lock()
+
+        def similar(self, item_id, k=10):
+            cls = type(self)
+            with cls.guard:
+                cls.active += 1
+                cls.peak = max(cls.peak, cls.active)
+            time.sleep(0.2)
+            with cls.guard:
+                cls.active -= 1
+            it = self.meta.item(item_id)
+            return [Hit(it.id, it.path, 1.0, it.duration)]
+
+    return SlowIndex
+
+
+def test_queries_on_a_soundseek_index_run_concurrently(tmp_path, files):
+    cls = _concurrency_index_class()
+    idx = _meta_only_index(tmp_path / "idx", files, cls)
+    errors = []
+    with LocalClient(create_app(idx)) as c:
+        c.get("/api/items/1/similar")  # the first query of a kind runs alone (it may load models)
+
+        def worker(n):
+            r = c.get(f"/api/items/{1 + n % 10}/similar", params={"k": 1})
+            if r.status_code != 200:
+                errors.append(r.text)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    idx.close()
+    assert errors == []
+    assert cls.peak >= 4, f"at most {cls.peak} queries ran at once: they are serialised"
+    assert wall < 8 * 0.2 * 0.75
+
+
+class _StubTextExpert:
+    name, version, dim = "stub", "1", 4
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, with_tokens=False):
+        from soundseek.experts.base import TextFeatures
+
+        self.calls.append(list(texts))
+        time.sleep(0.05)  # like a transformer forward pass: one call per batch
+        sent = np.array([[len(t), sum(map(ord, t)) % 97, 0, 1] for t in texts], np.float32)
+        return TextFeatures(sent, [np.zeros((len(t), 4), np.float32) for t in texts] if with_tokens else [])
+
+
+def test_concurrent_text_queries_share_encoder_passes(tmp_path, files):
+    from soundseek.search import Hit, Index
+
+    class TextIndex(Index):
+        has_text_model = True
+
+        def search(self, text, k=10):  # the text path of Index.search: encoder, then vectors
+            vec = self.text_expert.encode([text]).sentence[0]
+            it = self.meta.item(1)
+            return [Hit(it.id, it.path, float(vec[0] * 1000 + vec[1]), it.duration)]
+
+    idx = _meta_only_index(tmp_path / "idx", files, TextIndex)
+    stub = _StubTextExpert()
+    idx._text_expert = stub
+    queries = [f"query number {n}" + "x" * n for n in range(24)]
+    results, errors = {}, []
+    with LocalClient(create_app(idx)) as c:
+        assert c.get("/api/search", params={"q": "first"}).status_code == 200
+
+        def worker(q):
+            r = c.get("/api/search", params={"q": q, "k": 1})
+            if r.status_code != 200:
+                errors.append(r.text)
+            else:
+                results[q] = r.json()["results"][0]["score"]
+
+        threads = [threading.Thread(target=worker, args=(q,)) for q in queries]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    idx.close()
+    assert errors == []
+    for q in queries:  # every caller got its own row back
+        assert results[q] == len(q) * 1000 + sum(map(ord, q)) % 97, q
+    assert len(stub.calls) < 1 + len(queries) // 2, f"{len(stub.calls)} encoder calls for {len(queries)} queries"
+    assert max(len(c) for c in stub.calls) >= 4
+
+
+def test_batching_encoder_unit():
+    from soundseek.server.batching import BatchingTextEncoder
+
+    stub = _StubTextExpert()
+    enc = BatchingTextEncoder(stub, max_batch=8)
+    out = {}
+
+    def one(t, tokens):
+        f = enc.encode([t], with_tokens=tokens)
+        out[t] = (f.sentence.copy(), [x.shape for x in f.tokens])
+
+    texts = [f"t{i}" * (i + 1) for i in range(20)]
+    threads = [threading.Thread(target=one, args=(t, i % 2 == 0)) for i, t in enumerate(texts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, t in enumerate(texts):
+        sent, shapes = out[t]
+        assert sent.shape == (1, 4) and sent[0, 0] == len(t)
+        assert shapes == ([(len(t), 4)] if i % 2 == 0 else [])
+    assert all(len(c) <= 8 for c in stub.calls) and len(stub.calls) < 20
+    assert enc.dim == 4 and enc.name == "stub"
+
+    class Broken(_StubTextExpert):
+        def encode(self, texts, with_tokens=False):
+            raise RuntimeError("boom")
+
+    bad = BatchingTextEncoder(Broken())
+    with pytest.raises(RuntimeError, match="boom"):
+        bad.encode(["x"])
+    enc.close()
+    bad.close()
+
+
+def test_cli_serve_options_reach_the_config(tmp_path, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from soundseek.server import app as server_app
+    from soundseek.server.cli import register
+
+    cli = typer.Typer()
+    register(cli)
+
+    @cli.command("other")
+    def other() -> None:
+        pass
+
+    calls = []
+    monkeypatch.setattr(server_app, "serve", lambda index, host, port, config=None: calls.append(config))
+    r = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path), "--allow-origin", "http://localhost:3000",
+                                 "--allowed-host", "sounds.local", "--header-timeout", "2.5", "--keep-alive", "3"])
+    assert r.exit_code == 0, r.output
+    cfg = calls[0]
+    assert cfg.allowed_origins == ("http://localhost:3000",) and cfg.allowed_hosts == ("sounds.local",)
+    assert cfg.header_timeout_s == 2.5 and cfg.keep_alive_s == 3.0 and cfg.expose_paths is True
+
+
+def test_worker_processes_get_the_same_app(monkeypatch, tmp_path, files):
+    """serve(workers=N) hands index and config to uvicorn's worker processes in the environment."""
+    import json
+
+    import uvicorn
+
+    from soundseek.server import app as server_app
+
+    idx = _meta_only_index(tmp_path / "idx", files[:2])
+    idx.close()
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
+    monkeypatch.delenv(server_app.SERVE_ENV, raising=False)  # restored (absent) after the test
+    monkeypatch.delenv("SOUNDSEEK_HEADER_TIMEOUT_S", raising=False)
+    server_app.serve(tmp_path / "idx", port=8124, config=ServerConfig(workers=2, header_timeout_s=4.0,
+                                                                      allowed_hosts=("sounds.local",)))
+    assert seen["target"] == "soundseek.server.app:app_from_env" and seen["factory"] and seen["workers"] == 2
+    assert seen["http"] == "soundseek.server.runtime:HeaderTimeoutH11Protocol" and seen["timeout_keep_alive"] == 5.0
+    spec = json.loads(server_app.os.environ[server_app.SERVE_ENV])
+    assert spec["index"] == str(tmp_path / "idx")
+    app = server_app.app_from_env()
+    assert app.state.config.allowed_hosts == ("sounds.local",) and app.state.config.header_timeout_s == 4.0
+    with LocalClient(app) as c:
+        assert c.get("/api/health").json()["items"] == 2
+        assert c.get("/api/health", headers={"Host": "sounds.local"}).status_code == 200
+    monkeypatch.delenv(server_app.SERVE_ENV, raising=False)
+    monkeypatch.delenv("SOUNDSEEK_HEADER_TIMEOUT_S", raising=False)
