@@ -16,7 +16,41 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
+class _LazyTyper(typer.Typer):
+    """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
+    command table is read, not at import: importing the server's stack alone (FastAPI, pydantic)
+    costs ~0.25 s, a quarter of a cold ``soundseek search``.  :func:`main` skips them entirely
+    for the commands defined in this file; ``--help``, other commands and ``CliRunner`` see the
+    full table, in the same order as before."""
+
+    _extras = "off"  # "off" while this module defines its own commands, then "pending" -> "done"
+
+    @property
+    def registered_commands(self):
+        self._load_extras()
+        return self._commands
+
+    @registered_commands.setter
+    def registered_commands(self, value):
+        self._commands = value
+
+    @property
+    def registered_groups(self):
+        self._load_extras()
+        return self._groups
+
+    @registered_groups.setter
+    def registered_groups(self, value):
+        self._groups = value
+
+    def _load_extras(self) -> None:
+        if self._extras == "pending":
+            self._extras = "loading"
+            _register_subcommands()
+            self._extras = "done"
+
+
+app = _LazyTyper(
     name="soundseek",
     help="Language-based audio retrieval: index your sounds, find them by description or by example.",
     no_args_is_help=True,
@@ -50,7 +84,8 @@ def index_cmd(
     model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
-    vector_index: str = typer.Option("flat", help="'flat' (exact) or 'hnsw' (approximate, for very large archives; new index only)"),
+    vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
+                                     "'ivfpq'), 'flat', 'hnsw', 'sq8', 'fp16', 'hnswsq' or 'ivfpq' (docs/benchmarks.md)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds"),
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -129,9 +164,15 @@ def search_cmd(
     t.add_column("file", overflow="fold")
     t.add_column("duration", justify="right")
     t.add_column("best window", justify="right")
+    tagged = any(h.tags for h in hits)
+    if tagged:
+        t.add_column("sounds like", overflow="fold")
     for r, h in enumerate(hits, 1):
         win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
-        t.add_row(str(r), f"{h.score:.3f}", h.path, f"{h.duration:.1f} s", win)
+        row = [str(r), f"{h.score:.3f}", h.path, f"{h.duration:.1f} s", win]
+        if tagged:
+            row.append(", ".join(f"{tag.name} {tag.score:.2f}" for tag in h.tags))
+        t.add_row(*row)
     out.print(t)
 
 
@@ -185,11 +226,15 @@ def _register_subcommands() -> None:
         importlib.import_module(name).register(app)
 
 
-_register_subcommands()
+app._extras = "pending"  # registered on first use of the command table (see _LazyTyper)
+_CORE_COMMANDS = {"index", "search", "info", "demo"}  # defined above: need no other package's CLI
 
 
 def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    argv = sys.argv[1:]
+    if argv and argv[0] in _CORE_COMMANDS and "--help" not in argv and app._extras == "pending":
+        app._extras = "done"  # e.g. `soundseek search ...`: the server/training CLIs are not needed
     try:
         app()
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@ Layout of an index directory::
     features/         FeatureStore: expert frames per file content (reused by re-indexing)
     audio.faiss       window vectors in the audio expert's own space (query by example)
     text.faiss        window vectors in the text–audio space of the model (text queries)
+    text_side.json    the model's text side as numpy arrays (+ text_side.npz), keyed by the
+                      model fingerprint: text queries run without torch when it is fresh
 
 Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
 and that window is reported as the matching time span.  The vector files are derived data: if a
@@ -51,7 +53,9 @@ class IndexConfig:
     model: str | None = "default"  # text–audio model spec (soundseek.models.load_model); None = audio only
     window_s: float = 10.0
     hop_s: float = 5.0
-    vector_index: str = "flat"  # "flat" (exact) or "hnsw"
+    # "auto" (flat while small, then ivfpq), "flat", "hnsw", "sq8", "fp16", "hnswsq", "ivfpq";
+    # the kind in use is recorded in each vector file (soundseek.index.vectors)
+    vector_index: str = "flat"
     max_duration_s: float = 3 * 3600.0
     expert_options: dict = field(default_factory=dict)  # e.g. {"weights": "/path/Cnn14.pth"}
     text_expert_options: dict = field(default_factory=dict)
@@ -78,9 +82,12 @@ class Hit:
     duration: float
     start: float | None = None
     end: float | None = None
+    tags: tuple = ()  # what the window sounds like: experts.tagger.Tag (name, score), best first
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
+        d["tags"] = [t.to_dict() for t in self.tags]
+        return d
 
 
 @dataclass
@@ -113,6 +120,7 @@ class Index:
         self._model_error: Exception | None = None
         self._text_expert = None
         self._text_checked = False
+        self._fast_text = None  # (TextSide, torch-free text expert) once checked fresh; False: unusable
         self.audio_vectors: VectorIndex | None = None
         self.text_vectors: VectorIndex | None = None
         self._load_vectors()
@@ -120,7 +128,7 @@ class Index:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, audio_expert: str = "aisfx", model: str | None = "default",
-               window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "flat",
+               window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
                expert_options: dict | None = None, text_expert_options: dict | None = None,
                exist_ok: bool = False) -> "Index":
         path = Path(path).expanduser()
@@ -214,6 +222,61 @@ class Index:
             self.rebuild_vectors()
             self.meta.set_meta("model_fingerprint", fp)
 
+    # -- the text side as numpy arrays (fast text queries, see soundseek.models.text_side) ------
+    def _export_text_side(self, fingerprint: str | None) -> bool:
+        """Save the model's numpy text side into the index, keyed by ``fingerprint`` (the one the
+        text vectors were computed with).  False when the model has none or the folder is
+        read-only; text search then stays on the torch path."""
+        from .models.text_side import export_text_side, model_source_stamp
+
+        model = self.model
+        stamp = model_source_stamp(self.config.model)
+        if model is None or fingerprint is None or stamp is None or self.text_vectors is None:
+            return False
+        side = export_text_side(model)
+        if side is None:
+            return False
+        try:
+            side.save(self.path, model_fingerprint=fingerprint, model_spec=str(self.config.model),
+                      text_expert=self.model.config.text_expert, text_dim=self.text_vectors.dim,
+                      model_source=stamp)
+        except OSError:
+            return False
+        self._fast_text = None
+        return True
+
+    def _read_fresh_text_side(self) -> dict | None:
+        """The saved text side's header if it still matches this index's model and vectors."""
+        from .models.text_side import TextSide, model_source_stamp
+
+        h = TextSide.read_header(self.path)
+        if (h is None or not self.config.model or self.text_vectors is None or self.audio_vectors is None
+                or h.get("model_spec") != str(self.config.model)
+                or h.get("model_fingerprint") != self.meta.get_meta("model_fingerprint")
+                or h.get("text_dim") != self.text_vectors.dim
+                or len(self.text_vectors) != len(self.audio_vectors)
+                or set(self.config.text_expert_options) - {"batch_size", "threads", "device"}
+                or h.get("model_source") != model_source_stamp(self.config.model)):
+            return None
+        return h
+
+    def _fast_text_side(self):
+        """(TextSide, torch-free text expert) when the saved text side is fresh, else None."""
+        if self._fast_text is None:
+            self._fast_text = False
+            h = self._read_fresh_text_side()
+            if h is not None:
+                from .experts.minilm_fast import get_fast_text_expert
+                from .models.text_side import TextSide
+
+                try:
+                    encoder = get_fast_text_expert(h.get("text_expert", ""))
+                    if encoder is not None:
+                        self._fast_text = (TextSide.load(self.path, h), encoder)
+                except (ImportError, OSError, RuntimeError, ValueError, KeyError):
+                    self._fast_text = False  # e.g. tokenizers missing: the torch path still works
+        return self._fast_text
+
     @property
     def text_expert(self):
         if self._text_expert is None:
@@ -239,9 +302,9 @@ class Index:
 
     def _ensure_vectors(self, audio_dim: int, text_dim: int | None) -> None:
         if self.audio_vectors is None:
-            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index)
+            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index, path=self._vector_paths()[0])
         if text_dim is not None and self.text_vectors is None:
-            self.text_vectors = VectorIndex(text_dim, self.config.vector_index)
+            self.text_vectors = VectorIndex(text_dim, self.config.vector_index, path=self._vector_paths()[1])
 
     def rebuild_vectors(self, progress: bool = False) -> None:
         """Recompute every window vector from the feature store (after a crash or a model change)."""
@@ -276,10 +339,7 @@ class Index:
 
     def _add_window_vectors(self, batch) -> None:
         """batch: [(features, [(window_id, start, end), ...])] -> vectors into both indexes."""
-        import torch
-
         from .audio import Window
-        from .models import pad_frames
 
         ids, audio_vecs, segs = [], [], []
         for feats, wins in batch:
@@ -292,6 +352,10 @@ class Index:
         text_vecs = None
         model = self.model
         if model is not None:
+            import torch  # only with a model: an audio-only index never imports torch (~1 CPU-s)
+
+            from .models import pad_frames
+
             chunks = []
             for i in range(0, len(segs), 512):
                 frames, mask = pad_frames(segs[i : i + 512])
@@ -384,7 +448,9 @@ class Index:
             report.features_computed = feat_report.computed
             self.meta.record_failures(report.failed)
             if self.model is not None and self.text_vectors is not None:
-                self.meta.set_meta("model_fingerprint", self._model_fingerprint())
+                fp = self._model_fingerprint()
+                self.meta.set_meta("model_fingerprint", fp)
+                self._export_text_side(fp)
             self._checkpoint()
         report.wall_seconds = time.perf_counter() - t0
         return report
@@ -417,6 +483,12 @@ class Index:
         text = (text or "").strip()
         if not text:
             raise ValueError("empty query: describe the sound you are looking for")
+        fast = self._fast_text_side()
+        if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
+            side, encoder = fast
+            q = side(encoder.encode([text]).sentence)
+            with self._lock:
+                return self._search_vectors(self.text_vectors, q[0], k)
         model = self.model
         if model is None:
             why = f" ({self._model_error})" if self._model_error else ""
@@ -430,6 +502,8 @@ class Index:
             if not self._text_checked:
                 self._refresh_text_vectors()  # the model was installed or changed after indexing
                 self._text_checked = True
+                if self._read_fresh_text_side() is None:  # old index, or model changed: export now
+                    self._export_text_side(self.meta.get_meta("model_fingerprint"))
         sent = self.text_expert.encode([text]).sentence
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
@@ -503,8 +577,28 @@ class Index:
             _, start, end = wins[wid]
             single = item.duration <= self.config.window_s + 1e-6
             hits.append(Hit(item_id, item.path, score, item.duration,
-                            None if single else round(start, 3), None if single else round(end, 3)))
+                            None if single else round(start, 3), None if single else round(end, 3),
+                            self._window_tags(item, start, end)))
         return hits
+
+    def _window_tags(self, item: Item, start: float, end: float) -> tuple:
+        """Named tags of one window from its stored frames (experts with a classifier, e.g. yamnet)."""
+        from .experts.tagger import tagger_for
+
+        try:
+            tagger = tagger_for(self.config.audio_expert)
+        except (ImportError, OSError, RuntimeError):
+            return ()
+        if tagger is None:
+            return ()
+        stored = self.store.get(item.hash, self.feature_key)
+        if stored is None:
+            return ()
+        feats = stored.features
+        t = feats.frame_times()
+        keep = (t >= start - 1e-6) & (t < end) if len(t) else t.astype(bool)
+        frames = feats.frames[keep] if keep.any() else feats.frames
+        return tuple(tagger.tags(frames))
 
     # -- inspection ----------------------------------------------------------------------------
     def item(self, item_id: int) -> Item:
@@ -527,6 +621,8 @@ class Index:
             "window_s": self.config.window_s,
             "hop_s": self.config.hop_s,
             "vector_index": self.config.vector_index,
+            "vector_index_in_use": {name: v.kind for name, v in (("audio", self.audio_vectors),
+                                                               ("text", self.text_vectors)) if v is not None},
         }
 
     def close(self) -> None:

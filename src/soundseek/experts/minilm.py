@@ -3,6 +3,9 @@
 Loaded from the package directory with the hub switched off, so it never reaches the network.
 Sentence vectors are the model's own mean pooling + L2 normalisation (384-d); token features are
 the transformer's last hidden states with padding removed.
+
+:mod:`soundseek.experts.minilm_fast` computes the same vectors (to ~3e-7) with ``tokenizers`` and
+numpy, without torch; the text query path (``Index.search``) uses it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Compute expert features for many files: cached, batched, resumable, never stopped by one bad file.
 
-Decoding of the next batch runs in a background thread while the expert works on the current one
-(soundfile and soxr release the GIL).  Each finished batch is committed to the store, so a killed
+Decoding of the next batch (and the expert's front end, when it offers ``prepare``) runs in a
+background thread while the expert's network works on the current one (soundfile, soxr, numpy and
+onnxruntime release the GIL).  Each finished batch is committed to the store, so a killed
 run loses at most the batch in flight and the next run picks up where it stopped.
 """
 
@@ -83,29 +84,50 @@ def extract_features(
     if on_batch and cached_batch:
         on_batch(cached_batch)
 
-    # 2. decode + embed the rest, batch by batch, with decoding one batch ahead.
+    # 2. decode + embed the rest, batch by batch.  A worker thread decodes (and, for experts that
+    #    split embed() into prepare() + embed_prepared(), runs the front end of) the next batch
+    #    while this thread runs the network on the current one: libsndfile, soxr and numpy's FFT
+    #    and matrix products release the GIL, and so does onnxruntime.  Features are the same
+    #    bit for bit as calling expert.embed() on each batch (tests/test_features_pipeline.py).
+    staged = callable(getattr(expert, "prepare", None)) and callable(getattr(expert, "embed_prepared", None))
+
     def decode(batch):
         out = []
         for p, h in batch:
             try:
-                out.append((p, h, load_audio(p, expert.sample_rate, **kwargs), None))
+                wave = load_audio(p, expert.sample_rate, **kwargs)
             except AudioError as e:
-                out.append((p, h, None, e.reason))
+                out.append((p, h, None, 0, e.reason))
+                continue
             except MemoryError:
-                out.append((p, h, None, "out of memory while decoding; lower --max-duration"))
+                out.append((p, h, None, 0, "out of memory while decoding; lower --max-duration"))
+                continue
+            n = len(wave)
+            if staged:
+                try:
+                    wave = expert.prepare(wave)  # the waveform itself is not needed any more
+                except MemoryError:
+                    out.append((p, h, None, 0, "out of memory in the front end; lower --max-duration"))
+                    continue
+                except Exception:
+                    out.append((p, h, None, 0, _expert_error(expert)))
+                    continue
+            out.append((p, h, wave, n, None))
         return out
 
+    embed = expert.embed_prepared if staged else expert.embed
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
     bar = ThroughputProgress(total=len(todo), enabled=progress and bool(todo), label=f"features {expert.name}")
-    with bar, ThreadPoolExecutor(max_workers=1) as pool:
+    with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
         for i in range(len(batches)):
             decoded = pending.result()
             pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
-            good = [(p, h, w) for p, h, w, err in decoded if err is None]
-            report.failed.extend((p, err) for p, _, _, err in decoded if err is not None)
-            feats, good = _embed_guarded(expert, good, report.failed)
-            batch_done = [(p, h, f, len(w) / expert.sample_rate) for (p, h, w), f in zip(good, feats)]
+            good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
+            report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None)
+            feats, good = _embed_guarded(expert, embed, good, report.failed)
+            batch_done = [(p, h, f, n / expert.sample_rate) for (p, h, _, n), f in zip(good, feats)]
+            del decoded, good  # the batch's audio / patches are not needed while storing
             store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
             for p, _, f, dur in batch_done:
                 report.durations[p] = dur
@@ -115,27 +137,30 @@ def extract_features(
                     report.features[p] = f
             if on_batch and batch_done:
                 on_batch(batch_done)
-            bar.advance(len(decoded), sum(len(w) for _, _, w in good) / expert.sample_rate)
+            bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report
 
 
-def _embed_guarded(expert: AudioExpert, good: list, failed: list) -> tuple[list, list]:
+def _expert_error(expert: AudioExpert) -> str:
+    import traceback
+
+    return f"the {expert.name} expert failed on it: {traceback.format_exc(limit=1).strip().splitlines()[-1]}"
+
+
+def _embed_guarded(expert: AudioExpert, embed, good: list, failed: list) -> tuple[list, list]:
     """Embed a batch; if the expert fails on it, retry file by file so only the culprit is skipped."""
     if not good:
         return [], []
     try:
-        return expert.embed([w for _, _, w in good]), good
+        return embed([x for _, _, x, _ in good]), good
     except Exception:
         if len(good) == 1:
-            p, _, _ = good[0]
-            import traceback
-
-            failed.append((p, f"the {expert.name} expert failed on it: {traceback.format_exc(limit=1).strip().splitlines()[-1]}"))
+            failed.append((good[0][0], _expert_error(expert)))
             return [], []
     feats, kept = [], []
     for item in good:
-        f, k = _embed_guarded(expert, [item], failed)
+        f, k = _embed_guarded(expert, embed, [item], failed)
         feats += f
         kept += k
     return feats, kept

@@ -13,11 +13,33 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from .dual_encoder import DualEncoder, DualEncoderConfig, NativeSpace
-from .heads import AudioBatch, MLPHead, TextBatch, masked_pool
+import numpy as np
+
+if TYPE_CHECKING:  # torch-free at import: the text query path imports soundseek.models.text_side
+    import torch
+
+    from .dual_encoder import DualEncoder, DualEncoderConfig, NativeSpace
+    from .heads import AudioBatch, MLPHead, TextBatch, masked_pool
+
+_LAZY = {
+    "DualEncoder": ".dual_encoder",
+    "DualEncoderConfig": ".dual_encoder",
+    "NativeSpace": ".dual_encoder",
+    "AudioBatch": ".heads",
+    "MLPHead": ".heads",
+    "TextBatch": ".heads",
+    "masked_pool": ".heads",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AudioBatch",
@@ -42,6 +64,7 @@ MODEL_TYPES: dict[str, str] = {
     "ce": "soundseek.models.ce:CollaborativeExperts",
     "mmt": "soundseek.models.mmt:MultiModalTransformer",
     "ensemble": "soundseek.models.ensemble:EnsembleModel",
+    "label_bridge": "soundseek.models.bridge:LabelBridge",
 }
 
 
@@ -79,6 +102,8 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
         audio, sep, text = body.partition("+")
         if not sep or not audio or not text:
             raise ValueError(f"bad native model spec {spec_s!r}; expected 'native:<audio_expert>+<text_expert>'")
+        from .dual_encoder import NativeSpace
+
         return NativeSpace(audio.strip(), text.strip()).eval()
     path = Path(spec_s).expanduser()
     if path.is_dir():
@@ -104,6 +129,8 @@ def pad_frames(frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack variable-length (T_i, D) frame arrays into zero-padded (B, T, D) + (B, T) bool mask."""
     if not frames:
         raise ValueError("pad_frames needs at least one clip")
+    import torch
+
     t_max = max(max(len(f), 1) for f in frames)
     dim = frames[0].shape[-1]
     out = torch.zeros(len(frames), t_max, dim, dtype=torch.float32)

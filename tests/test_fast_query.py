@@ -1,0 +1,416 @@
+"""The torch-free text query path: numpy MiniLM, numpy text sides, Index.search and the CLI.
+
+Each fast piece is checked against the torch path it replaces: MiniLM vectors against
+sentence-transformers (1e-4), exported text sides against ``model.encode_text``, and ranked
+search results (ids, order, scores to 1e-4) against ``Index.search`` with the fast path off.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ESC50, REPO, esc50_meta, needs_shared
+
+CAPTIONS = REPO / "src" / "soundseek" / "data" / "recipes" / "sfx_corpus" / "captions.csv"
+
+ODD_SENTENCES = [
+    "",
+    " ",
+    "\t\n  \u3000",
+    ".",
+    "a",
+    "A DOG BARKING",
+    "  a dog barking  ",
+    "rain " * 400,  # far past the 256-token limit: truncated like sentence-transformers
+    "supercalifragilisticexpialidocious" * 20,
+    "Ünïcödé café — naïve façade, Œuvre, straße",
+    "日本語の音: 犬が吠える 🐶🔔🌧️",
+    "صوت المطر على السطح",
+    "звук дождя по крыше",
+    "e\u0301te\u0301 combining accents",
+    "zero\u200bwidth\u200cjoiners\u200d",
+    "tabs\tand\nnewlines\r\nmixed",
+    "numbers 1 2 3 4.5 6,000 -7e8",
+    "[CLS] [SEP] [PAD] [MASK] [UNK] special tokens typed in",
+    "<html><body>markup &amp; entities</body></html>",
+    "a" * 3000,
+]
+
+
+def _captions(n: int) -> list[str]:
+    with open(CAPTIONS, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = [r[f"caption_{j}"] for r in rows for j in (1, 3)]
+    return out[:: max(1, len(out) // n)][:n]
+
+
+@pytest.fixture(scope="module")
+def minilm_pair():
+    from soundseek.experts.minilm import MiniLMExpert
+    from soundseek.experts.minilm_fast import MiniLMFast
+
+    return MiniLMFast(), MiniLMExpert()
+
+
+def test_numpy_minilm_equals_sentence_transformers(minilm_pair):
+    fast, ref = minilm_pair
+    texts = _captions(300) + ODD_SENTENCES
+    a, b = fast.encode(texts), ref.encode(texts)
+    assert a.sentence.shape == b.sentence.shape == (len(texts), 384)
+    assert a.sentence.dtype == np.float32
+    np.testing.assert_allclose(a.sentence, b.sentence, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(a.sentence, axis=1), 1.0, atol=1e-5)
+    # one at a time (the query path) equals batched
+    for t in ODD_SENTENCES[:8]:
+        np.testing.assert_allclose(fast.encode([t]).sentence[0], a.sentence[texts.index(t)], atol=1e-5)
+
+
+def test_numpy_minilm_token_features(minilm_pair):
+    fast, ref = minilm_pair
+    texts = ["a dog barks while cars pass", "rain " * 400, "Ünïcödé 🐶", ""]
+    a, b = fast.encode(texts, with_tokens=True), ref.encode(texts, with_tokens=True)
+    assert [t.shape for t in a.tokens] == [t.shape for t in b.tokens]
+    assert a.tokens[1].shape[0] == 256
+    for x, y in zip(a.tokens, b.tokens):
+        np.testing.assert_allclose(x, y, atol=1e-4, rtol=0)
+    assert fast.encode([]).sentence.shape == (0, 384)
+
+
+# -- text sides ----------------------------------------------------------------------------------
+def _encode_text(model, x):
+    import torch
+
+    with torch.inference_mode():
+        return model.encode_text(torch.from_numpy(x)).float().numpy()
+
+
+def _sentences(n=64, dim=384, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"text_hidden": 0},
+    {"input_norm": False, "hidden": 32},
+    {"embed_dim": 16, "hidden": 8, "dropout": 0.5},
+])
+def test_dual_encoder_text_side_equals_encode_text(tmp_path, params):
+    import torch
+
+    from soundseek.models import DualEncoder
+    from soundseek.models.text_side import TextSide
+
+    torch.manual_seed(0)
+    model = DualEncoder(**params).eval()
+    side = model.export_text_side()
+    x = _sentences()
+    np.testing.assert_allclose(side(x), _encode_text(model, x), atol=1e-5)
+    side.save(tmp_path, note="hello")
+    assert TextSide.read_header(tmp_path)["note"] == "hello"
+    np.testing.assert_allclose(TextSide.load(tmp_path)(x), _encode_text(model, x), atol=1e-5)
+
+
+def test_ensemble_and_native_text_sides(tmp_path):
+    import torch
+
+    from soundseek.models import DualEncoder, NativeSpace, load_model
+    from soundseek.models.ensemble import EnsembleModel
+    from soundseek.models.text_side import TextSide
+
+    torch.manual_seed(1)
+    members = [DualEncoder(embed_dim=24, hidden=16), DualEncoder(embed_dim=24, hidden=0), DualEncoder(embed_dim=24)]
+    ens = EnsembleModel(members, weights=[0.5, 0.2, 0.3]).eval()
+    x = _sentences(seed=2)
+    ens.export_text_side().save(tmp_path / "ens")
+    np.testing.assert_allclose(TextSide.load(tmp_path / "ens")(x), _encode_text(ens, x), atol=1e-5)
+
+    default = load_model("default")  # the shipped five-member ensemble
+    np.testing.assert_allclose(default.export_text_side()(x), _encode_text(default, x), atol=1e-5)
+
+    native = NativeSpace("clap-audio", "clap-text")
+    np.testing.assert_allclose(native.export_text_side()(x * 3), _encode_text(native, x * 3), atol=1e-6)
+
+
+def test_models_without_a_text_side_have_no_fast_path():
+    import torch
+
+    from soundseek.models.text_side import export_text_side
+
+    class Odd(torch.nn.Module):
+        def encode_text(self, x):
+            return x
+
+    assert export_text_side(Odd()) is None
+
+
+def test_a_new_model_type_can_add_its_own_text_side_kind(tmp_path):
+    """The 'label bridge' shape: cosine to stored class-name vectors, top-k, softmax(T)."""
+    from soundseek.models.text_side import L2Normalize, Sequential, TextSide, register_text_side
+
+    @register_text_side("test_label_bridge")
+    class LabelBridge(TextSide):
+        def __init__(self, class_vectors, top_k, temperature):
+            self.class_vectors = np.asarray(class_vectors, np.float32)
+            self.top_k, self.temperature = int(top_k), float(temperature)
+
+        def __call__(self, x):
+            cos = L2Normalize()(x) @ L2Normalize()(self.class_vectors).T
+            keep = np.argsort(-cos, axis=1)[:, : self.top_k]
+            out = np.zeros_like(cos)
+            z = np.take_along_axis(cos, keep, 1) / self.temperature
+            p = np.exp(z - z.max(1, keepdims=True))
+            np.put_along_axis(out, keep, p / p.sum(1, keepdims=True), 1)
+            return out
+
+        def get_config(self):
+            return {"top_k": self.top_k, "temperature": self.temperature}
+
+        def get_arrays(self):
+            return {"class_vectors": self.class_vectors}
+
+        @classmethod
+        def from_parts(cls, config, arrays, children):
+            return cls(arrays["class_vectors"], **config)
+
+    side = Sequential([LabelBridge(_sentences(521, seed=3), top_k=5, temperature=0.1), L2Normalize()])
+    x = _sentences(7)
+    side.save(tmp_path)
+    header = TextSide.read_header(tmp_path)
+    assert header["modules"] == [LabelBridge.__module__]
+    y = TextSide.load(tmp_path)(x)
+    assert y.shape == (7, 521) and ((y > 0).sum(1) == 5).all()
+    np.testing.assert_allclose(y, side(x), atol=1e-6)
+
+
+def test_text_side_json_and_npz_must_match(tmp_path):
+    from soundseek.models.text_side import L2Normalize, TextSide
+
+    L2Normalize().save(tmp_path)
+    assert TextSide.read_header(tmp_path) is not None
+    with open(tmp_path / "text_side.npz", "ab") as f:
+        f.write(b"torn")
+    assert TextSide.read_header(tmp_path) is None
+    (tmp_path / "text_side.json").write_text("{not json")
+    assert TextSide.read_header(tmp_path) is None
+
+
+def test_loading_a_text_side_imports_no_torch(tmp_path):
+    from soundseek.models import load_model
+
+    load_model("default").export_text_side().save(tmp_path)
+    code = (
+        "import sys, numpy as np; from soundseek.models.text_side import TextSide; "
+        f"s = TextSide.load({str(tmp_path)!r}); print(s(np.ones((1, 384), np.float32)).shape, "
+        "'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["(1,", "2560)", "False"]
+
+
+# -- Index.search and the CLI ----------------------------------------------------------------------
+QUERIES = ["a dog barking", "rain falling on a roof", "a bell ringing", "footsteps", "someone snoring loudly",
+           "a crow caws", "wind", "Ünïcödé sounds 🐶", "  water   pouring into a glass  ", "clock " * 300]
+
+
+def _torch_results(idx, queries, k):
+    idx._fast_text = False  # the torch path
+    try:
+        return [idx.search(q, k=k) for q in queries]
+    finally:
+        idx._fast_text = None
+
+
+def _assert_same_hits(fast, slow):
+    assert [h.id for h in fast] == [h.id for h in slow]
+    assert [h.path for h in fast] == [h.path for h in slow]
+    np.testing.assert_allclose([h.score for h in fast], [h.score for h in slow], atol=1e-4)
+
+
+@needs_shared("data/esc50-fold1")
+def test_fast_text_search_equals_torch_path(esc50_index):
+    idx = esc50_index
+    assert (idx.path / "text_side.json").is_file()  # written at index time
+    fast = [idx.search(q, k=20) for q in QUERIES]
+    assert idx._fast_text, "the fast path was not taken"
+    for f, s in zip(fast, _torch_results(idx, QUERIES, 20)):
+        _assert_same_hits(f, s)
+
+
+@needs_shared("data/esc50-fold1")
+def test_cli_text_search_imports_no_torch_and_matches(esc50_index):
+    code = (
+        "import json, sys\n"
+        "sys.argv = ['soundseek', 'search', sys.argv[1], '--index', sys.argv[2], '-k', '10', '--json']\n"
+        "from soundseek.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ['torch', 'sentence_transformers', 'transformers', 'fastapi', 'soundseek.server', 'soundseek.train']\n"
+        "sys.stderr.write('MODULES ' + json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    for q in QUERIES[:3]:
+        p = subprocess.run([sys.executable, "-c", code, q, str(esc50_index.path)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == "MODULES []", p.stderr
+        hits = json.loads(p.stdout)["hits"]
+        (slow,) = _torch_results(esc50_index, [q], 10)
+        assert [h["id"] for h in hits] == [h.id for h in slow]
+        np.testing.assert_allclose([h["score"] for h in hits], [h.score for h in slow], atol=1e-4)
+
+
+@needs_shared("data/esc50-fold1")
+def test_cli_audio_search_of_an_indexed_clip_imports_no_torch(esc50_index):
+    clip = ESC50 / "audio" / esc50_meta()[0]["filename"]
+    code = (
+        "import json, sys\n"
+        "sys.argv = ['soundseek', 'search', '--audio', sys.argv[1], '--index', sys.argv[2], '-k', '3', '--json']\n"
+        "from soundseek.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('TORCH ' + str('torch' in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(clip), str(esc50_index.path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().endswith("TORCH False")
+    assert [h["id"] for h in json.loads(p.stdout)["hits"]] == [h.id for h in esc50_index.search_audio(clip, k=3)]
+
+
+@needs_shared("data/esc50-fold1")
+def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
+    """Old indexes (no text side), retrained models and changed fingerprints use the torch path,
+    which writes a fresh text side for the next query."""
+    import torch
+
+    from soundseek import Index
+    from soundseek.models import DualEncoder
+
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    DualEncoder(embed_dim=32, hidden=64).save_pretrained(model_dir)
+    rows = esc50_meta()[:6]
+    idx = Index.create(tmp_path / "idx", model=str(model_dir))
+    idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    idx.close()
+
+    # 1. an index written before text sides existed
+    for name in ("text_side.json", "text_side.npz"):
+        (tmp_path / "idx" / name).unlink()
+    idx = Index.open(tmp_path / "idx")
+    assert idx._fast_text_side() is False
+    first = idx.search("a dog", k=3)  # torch path, which writes the text side
+    assert (tmp_path / "idx" / "text_side.json").is_file()
+    idx = Index.open(tmp_path / "idx")
+    _assert_same_hits(idx.search("a dog", k=3), first)
+    assert idx._fast_text
+
+    # 2. the model retrained in place: fast path refused, vectors rebuilt, text side re-exported
+    torch.manual_seed(1)
+    retrained = DualEncoder(embed_dim=32, hidden=64)
+    retrained.save_pretrained(model_dir)
+    idx = Index.open(tmp_path / "idx")
+    assert idx._fast_text_side() is False
+    idx._fast_text = None
+    slow = idx.search("a dog", k=3)
+    idx = Index.open(tmp_path / "idx")
+    _assert_same_hits(idx.search("a dog", k=3), slow)
+    assert idx._fast_text
+    assert TextSide_fingerprint(tmp_path / "idx") == idx.meta.get_meta("model_fingerprint")
+
+    # 3. text vectors rebuilt by someone else (fingerprint in the metadata changed)
+    idx.meta.set_meta("model_fingerprint", "something-else")
+    idx.meta.commit()
+    idx = Index.open(tmp_path / "idx")
+    assert idx._fast_text_side() is False
+
+
+def TextSide_fingerprint(path: Path) -> str:
+    from soundseek.models.text_side import TextSide
+
+    return TextSide.read_header(path)["model_fingerprint"]
+
+
+@needs_shared("data/esc50-fold1")
+def test_unwritable_text_side_keeps_the_torch_path(tmp_path, monkeypatch):
+    from soundseek import Index
+    from soundseek.models.text_side import TextSide
+
+    def refuse(self, directory, **meta):
+        raise PermissionError(13, "read-only", str(directory))
+
+    monkeypatch.setattr(TextSide, "save", refuse)
+    rows = esc50_meta()[:3]
+    idx = Index.create(tmp_path / "idx")
+    idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    assert not (tmp_path / "idx" / "text_side.json").exists()
+    assert len(idx.search("a dog", k=2)) == 2 and idx._fast_text is False
+
+
+def test_cli_still_lists_every_command():
+    from typer.testing import CliRunner
+
+    from soundseek.cli import app
+
+    res = CliRunner().invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("index", "search", "info", "demo", "serve", "train", "evaluate", "experiment", "models", "data"):
+        assert cmd in res.stdout
+
+
+NUMPY_EXPERT = '''
+import numpy as np
+from soundseek.experts.base import AudioExpert, AudioFeatures
+from soundseek.experts.registry import register
+
+
+class BandEnergy(AudioExpert):
+    """A torch-free stand-in for a numpy/onnxruntime expert (e.g. yamnet): log band energies."""
+
+    name, version, sample_rate, dim, hop_s, window_s = "test-bands", "1", 16000, 16, 0.5, 0.5
+
+    def embed(self, waves):
+        out = []
+        for w in waves:
+            n = max(1, len(w) // 8000)
+            frames = np.stack([np.log1p(np.abs(np.fft.rfft(w[i * 8000:(i + 1) * 8000], 30)[:16]))
+                               for i in range(n)]).astype(np.float32)
+            out.append(AudioFeatures(frames, frames.mean(0), self.hop_s, self.window_s))
+        return out
+
+
+register("test-bands", "audio", "test expert")(lambda **kw: BandEnergy())
+'''
+
+
+def test_audio_query_with_a_numpy_expert_imports_no_torch(tmp_path):
+    """The query-by-example path itself needs no torch: only an expert that uses it loads it."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(4):
+        sf.write(audio / f"{i}.wav", rng.normal(0, 0.1 * (i + 1), 16000 * 2).astype(np.float32), 16000)
+    query = tmp_path / "query.wav"  # not in the index: its features are computed at query time
+    sf.write(query, rng.normal(0, 0.25, 16000 * 2).astype(np.float32), 16000)
+    (tmp_path / "numpy_expert.py").write_text(NUMPY_EXPERT)
+    build = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy_expert; from soundseek import Index; "
+             "Index.create(sys.argv[2], audio_expert='test-bands', model=None).add(sys.argv[3], progress=False)")
+    subprocess.run([sys.executable, "-c", build, str(tmp_path), str(tmp_path / "idx"), str(audio)], check=True)
+    code = (
+        "import json, sys\n"
+        "sys.path.insert(0, sys.argv[1]); import numpy_expert\n"
+        "sys.argv = ['soundseek', 'search', '--audio', sys.argv[2], '--index', sys.argv[3], '-k', '2', '--json']\n"
+        "from soundseek.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('TORCH ' + str('torch' in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(query), str(tmp_path / "idx")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().endswith("TORCH False"), p.stderr
+    assert len(json.loads(p.stdout)["hits"]) == 2
