@@ -212,7 +212,7 @@ def measure(kind: str, gen, n: int, queries: np.ndarray, truth: np.ndarray, work
     if sweep and in_use == "ivfpq":
         base = dict(index._ivf.params)
         for nprobe in (8, 16, 32, 64):
-            for shortlist in (64, 128, 256, 512):
+            for shortlist in (128, 256, 512, 1024):
                 index._ivf.params.update(nprobe=nprobe, shortlist=shortlist)
                 lat, found = run(queries)
                 r = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(found, truth)]))
@@ -284,11 +284,17 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=None)
     ap.add_argument("--shortlist", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/soundseek-vector-scale"))
+    ap.add_argument("--work", type=Path, default=Path(f"/tmp/soundseek-vector-scale-{os.getpid()}"))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--tag", default="")
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--plot-from", type=Path, nargs="+", default=None,
+                    help="only draw --plot from these result JSON files (e.g. runs at different sizes)")
     args = ap.parse_args()
+    if args.plot_from:
+        rows = [r for f in args.plot_from for r in json.loads(f.read_text())["rows"] if r["kind"] != "ivfpq-sweep"]
+        plot(rows, args.plot)
+        return
 
     import faiss
 
@@ -318,7 +324,7 @@ def main() -> None:
                 continue
             if kind == "auto" and gb > args.flat_max_gb and n * gen.dim < 51_200_000:
                 continue
-            rows.extend(measure(kind, gen, n, queries, truth, args.work, args.batch, args.sweep and n == sizes[-1],
+            rows.extend(measure(kind, gen, n, queries, truth, args.work, args.batch, args.sweep and n >= 100_000,
                                 options))
     result = {"date": date.today().isoformat(), "machine": machine(), "faiss_threads": args.threads,
               "load_avg_end": os.getloadavg(), "data": data, "dim": gen.dim,

@@ -177,7 +177,8 @@ def test_fingerprint_finds_excerpts_and_ignores_other_takes():
     excerpt = 0.5 * src[int(0.9 * sr): int(2.4 * sr)]  # trimmed and quieter
     fa, fb, fc = A.fingerprint(src, sr), A.fingerprint(excerpt, sr), A.fingerprint(other, sr)
     assert A.aligned_similarity(fa.spec, fb.spec) > 0.99
-    assert A.aligned_similarity(fa.spec, fc.spec) < 0.9
+    # another take with the same envelope correlates highly, but stays below the duplicate threshold
+    assert A.aligned_similarity(fa.spec, fc.spec) < S.load_rules().dup_min_similarity
     assert float(fa.vector @ fb.vector) > 0.97  # found as a candidate
 
 
@@ -224,7 +225,7 @@ def test_sounds_table_in_rules(tmp_path):
     p = tmp_path / "rules.yaml"
     p.write_text("""
 rules:
-  - match: 'noises/(?P<s>\\\\w+)\\\\.ogg'
+  - match: 'noises/(?P<s>\\w+)\\.ogg'
     label: '{s.label}'
     captions:
       - "{s.act} close to the microphone."

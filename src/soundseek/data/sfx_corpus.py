@@ -797,14 +797,14 @@ def load_sfx_corpora(
     The corpora were de-duplicated against each other by audio when their captions were built, so
     the merge needs no further filtering; ``meta["corpus"]`` tells the items apart.
     """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     explicit = {"sfx_corpus": corpus_root, "sfx_corpus2": corpus2_root}
     items: list[AudioCaptions] = []
     for name in which:
         root = corpus_root_for(name, explicit.get(name))
         items += load_sfx_corpus(root, drop_missing=drop_missing, which=name)
     if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         items = [it for it in items if it.split == split]
     return items
 
