@@ -247,15 +247,18 @@ def plot(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    for kind in sorted({r["kind"] for r in rows}):
-        rs = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["n"])
-        label = f"{kind} (d={rs[0]['dim']})"
+    for kind, dim in sorted({(r["kind"], r["dim"]) for r in rows}):
+        rs = sorted((r for r in rows if r["kind"] == kind and r["dim"] == dim), key=lambda r: r["n"])
+        label = f"{kind} (d={dim})"
         a1.plot([r["n"] for r in rs], [r["cpu_p50_ms"] for r in rs], "o-", label=label)
-        a2.plot([r["n"] for r in rs], [r["ram_bytes_per_window"] * r["n"] / 2**20 for r in rs], "o-", label=label)
+        trained = [r for r in rs if r.get("params", {}).get("nlist", 1)]  # untrained ivfpq holds no codes
+        a2.plot([r["n"] for r in trained], [r["ram_bytes_per_window"] * r["n"] / 2**20 for r in trained], "o-",
+                label=label)
         if kind == "ivfpq" and any("cold_p50_ms" in r for r in rs):
             a1.plot([r["n"] for r in rs], [r.get("cold_p50_ms", np.nan) for r in rs], "x:", label=f"{label}, cold cache")
-            a2.plot([r["n"] for r in rs], [r["disk_mb"] * 1e6 / 2**20 for r in rs], "x:", label=f"{label}, on disk")
-    for a, t in ((a1, "query p50 (CPU ms), 1 query at a time"), (a2, "index memory (MiB)")):
+            a2.plot([r["n"] for r in trained], [r["disk_mb"] * 1e6 / 2**20 for r in trained], "x:",
+                    label=f"{label}, on disk")
+    for a, t in ((a1, "query p50, CPU ms (1 query at a time)"), (a2, "index memory (MiB)")):
         a.set_xscale("log")
         a.set_yscale("log")
         a.set_xlabel("windows")

@@ -133,6 +133,16 @@ def search_cmd(
     k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="number of results"),
     index: Path = IndexOpt,
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="text search: hybrid (default when files have "
+                                       "words), content (audio model only) or metadata (names/tags only)"),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="seconds"),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="seconds"),
+    channels: Optional[int] = typer.Option(None, "--channels", min=1, help="e.g. 1 (mono) or 2 (stereo)"),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1, help="e.g. 48000"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="file format, e.g. wav, flac"),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="only files under this folder"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag (e.g. Dog)"),
+    export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
 ):
     """Search the index by text, or by an example recording (--audio)."""
     from .audio import AudioError
@@ -144,12 +154,24 @@ def search_cmd(
         idx = Index.open(index)
     except FileNotFoundError as e:
         _fail(str(e))
+    filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag)
+    if audio is not None and (mode or filters):
+        _fail("--mode and the filters apply to text queries", 2)
     try:
-        hits = idx.search(query, k=k) if query is not None else idx.search_audio(audio, k=k)
+        hits = (idx.search(query, k=k, mode=mode, **filters) if query is not None
+                else idx.search_audio(audio, k=k))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
+    if export:
+        from .export import format_hits
+
+        try:
+            sys.stdout.write(format_hits(hits, export, query if query is not None else str(audio)))
+        except ValueError as e:
+            _fail(str(e), 2)
+        return
     if as_json:
         out.print_json(json.dumps({"query": query if query is not None else str(audio),
                                    "mode": "text" if query is not None else "audio",
@@ -167,13 +189,58 @@ def search_cmd(
     tagged = any(h.tags for h in hits)
     if tagged:
         t.add_column("sounds like", overflow="fold")
+    matched = any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits)
+    if matched:
+        t.add_column("matched", overflow="fold")
     for r, h in enumerate(hits, 1):
         win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
         row = [str(r), f"{h.score:.3f}", h.path, f"{h.duration:.1f} s", win]
         if tagged:
             row.append(", ".join(f"{tag.name} {tag.score:.2f}" for tag in h.tags))
+        if matched:
+            row.append(", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else ""))
         t.add_row(*row)
     out.print(t)
+
+
+def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag) -> dict:
+    f = {"min_duration": min_duration, "max_duration": max_duration, "channels": channels,
+         "sample_rate": sample_rate, "format": fmt, "folder": str(folder.expanduser().resolve()) if folder else None,
+         "tag": tag}
+    return {k: v for k, v in f.items() if v is not None}
+
+
+@app.command("export")
+def export_cmd(
+    query: str = typer.Argument(..., help='what to look for, e.g. "wood door creak"'),
+    to: Path = typer.Option(..., "--to", help="folder to copy the files into (created if needed)"),
+    link: bool = typer.Option(False, "--link", help="symlink instead of copying"),
+    k: int = typer.Option(10, "-k", "--top", min=1, max=10000, help="number of results"),
+    index: Path = IndexOpt,
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, content or metadata"),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration"),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration"),
+    channels: Optional[int] = typer.Option(None, "--channels", min=1),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1),
+    fmt: Optional[str] = typer.Option(None, "--format"),
+    folder: Optional[Path] = typer.Option(None, "--folder"),
+    tag: Optional[str] = typer.Option(None, "--tag"),
+):
+    """Copy (or link) the files a text search finds into a folder; existing files are never
+    overwritten (a taken name gets " (2)", " (3)", ...)."""
+    from .export import export_files
+    from .search import Index, NoTextModelError
+
+    try:
+        idx = Index.open(index)
+        hits = idx.search(query, k=k, mode=mode,
+                          **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag))
+    except (FileNotFoundError, NoTextModelError, ValueError) as e:
+        _fail(str(e))
+    done = export_files([h.path for h in hits], to, link=link)
+    for src, dst in done:
+        out.print(f"{'linked' if link else 'copied'} {src} -> {dst}", highlight=False)
+    console.print(f"{len(done)} of {len(hits)} files {'linked' if link else 'copied'} into {to}")
 
 
 @app.command("info")
@@ -227,7 +294,7 @@ def _register_subcommands() -> None:
 
 
 app._extras = "pending"  # registered on first use of the command table (see _LazyTyper)
-_CORE_COMMANDS = {"index", "search", "info", "demo"}  # defined above: need no other package's CLI
+_CORE_COMMANDS = {"index", "search", "info", "demo", "export"}  # defined above: need no other package's CLI
 
 
 def main() -> None:

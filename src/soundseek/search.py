@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,12 +40,18 @@ from .experts import get_audio_expert, get_text_expert
 from .experts.base import AudioFeatures
 from .features import FeatureStore, extract_features, pooled_vector
 from .index import Item, MetaStore, VectorIndex
+from .index import lock as _wlock
+from .index.lock import IndexBusyError  # noqa: F401  (re-exported: raised by add/remove/repair)
 
 FORMAT_VERSION = 1
 
 
 class NoTextModelError(RuntimeError):
     """Text search asked of an index without a text–audio model."""
+
+
+class IndexDamagedError(RuntimeError):
+    """An index file that cannot be read; the message says which and what to run."""
 
 
 @dataclass
@@ -83,10 +90,18 @@ class Hit:
     start: float | None = None
     end: float | None = None
     tags: tuple = ()  # what the window sounds like: experts.tagger.Tag (name, score), best first
+    # which signals ranked this hit: "content" (text–audio model) and/or the metadata fields whose
+    # words matched ("name", "folder", "embedded"); "tags" when a query word is a machine tag
+    matched: tuple = ()
+    snippet: str = ""  # the file's own words with the matched ones in [brackets]
+    words: tuple = ()  # the query words found in the file's metadata
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
         d["tags"] = [t.to_dict() for t in self.tags]
+        d["matched"] = list(self.matched)
+        d["snippet"] = self.snippet
+        d["words"] = list(self.words)
         return d
 
 
@@ -123,6 +138,7 @@ class Index:
         self._fast_text = None  # (TextSide, torch-free text expert) once checked fresh; False: unusable
         self.audio_vectors: VectorIndex | None = None
         self.text_vectors: VectorIndex | None = None
+        self._fulltext = None  # soundseek.index.fulltext.FullText, created on first use
         self._load_vectors()
 
     # -- construction ------------------------------------------------------------------------
@@ -150,10 +166,22 @@ class Index:
         path = Path(path).expanduser()
         if not (path / "index.json").is_file():
             raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
-        config = IndexConfig.load(path / "index.json")
+        try:
+            config = IndexConfig.load(path / "index.json")
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise IndexDamagedError(
+                f"{path / 'index.json'} is damaged ({_short_error(e)}); `soundseek check --index {path}` "
+                "says what else is wrong; re-create the index with `soundseek index DIR --index NEW`"
+            ) from None
         if config.format_version > FORMAT_VERSION:
             raise RuntimeError(f"{path} was written by a newer soundseek (format {config.format_version}); upgrade")
-        return cls(path, config)
+        try:
+            return cls(path, config)
+        except sqlite3.DatabaseError as e:
+            raise IndexDamagedError(
+                f"the metadata of {path} (meta.sqlite or the feature manifest) is damaged ({_short_error(e)}); "
+                f"run `soundseek repair --index {path}` to recover what can be read, or re-index"
+            ) from None
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, **kwargs) -> "Index":
@@ -219,8 +247,9 @@ class Index:
         fp = self._model_fingerprint()
         stale = self.text_vectors is None or len(self.text_vectors) != len(self.audio_vectors)
         if stale or self.meta.get_meta("model_fingerprint") != fp:
-            self.rebuild_vectors()
-            self.meta.set_meta("model_fingerprint", fp)
+            self.rebuild_vectors()  # saved only by a writer; a reader keeps them in memory
+            if _wlock.held(self.path):
+                self.meta.set_meta("model_fingerprint", fp)
 
     # -- the text side as numpy arrays (fast text queries, see soundseek.models.text_side) ------
     def _export_text_side(self, fingerprint: str | None) -> bool:
@@ -229,6 +258,8 @@ class Index:
         read-only; text search then stays on the torch path."""
         from .models.text_side import export_text_side, model_source_stamp
 
+        if not _wlock.held(self.path):
+            return False  # readers never write to the index: `soundseek index` or `repair` exports it
         model = self.model
         stamp = model_source_stamp(self.config.model)
         if model is None or fingerprint is None or stamp is None or self.text_vectors is None:
@@ -288,26 +319,60 @@ class Index:
         return self.path / "audio.faiss", self.path / "text.faiss"
 
     def _load_vectors(self) -> None:
+        """Load the vector files.  Missing, unreadable or out-of-step files are rebuilt from the
+        feature store: saved when this process holds the writer lock, otherwise kept in memory
+        (readers never write) with a note in :attr:`notes` that ``soundseek repair`` fixes it.
+        While another process is writing, files that only differ in length are used as they
+        are: vectors are saved before their metadata commits, and search skips windows the
+        metadata does not know yet, so a reader always sees a consistent index."""
+        self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
         audio_p, text_p = self._vector_paths()
         n_windows = self.meta.counts()["windows"]
-        ok = audio_p.is_file()
-        if ok:
-            self.audio_vectors = VectorIndex.load(audio_p, self.config.vector_index)
-            ok = len(self.audio_vectors) == n_windows
-        if ok and text_p.is_file():
-            self.text_vectors = VectorIndex.load(text_p, self.config.vector_index)
-            ok = len(self.text_vectors) == n_windows
-        if not ok and n_windows:
-            self.rebuild_vectors()  # a run was killed between metadata commit and vector save
+        self.audio_vectors = self.text_vectors = None
+        damaged, uneven = [], []
+        for name, p in (("audio", audio_p), ("text", text_p)):
+            if not p.is_file():
+                if name == "audio" and n_windows:
+                    damaged.append(f"{p.name} is missing")
+                continue
+            try:
+                v = VectorIndex.load(p, self.config.vector_index)
+            except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
+                damaged.append(f"{p.name} cannot be read ({_short_error(e)})")
+                continue
+            if len(v) != n_windows:
+                uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
+            setattr(self, f"{name}_vectors", v)
+        if not (damaged or uneven) or not n_windows:
+            return
+        writer = _wlock.held(self.path)
+        if not writer and not damaged and _wlock.writer_active(self.path):
+            return  # mid-write by another process: consistent as it is (see docstring)
+        self.rebuild_vectors()  # e.g. a run was killed between vector save and metadata commit
+        if not writer:
+            self.notes.append(
+                f"{'; '.join(damaged + uneven)}: rebuilt in memory from the feature store for this "
+                f"session; run `soundseek repair --index {self.path}` to fix it on disk"
+            )
 
     def _ensure_vectors(self, audio_dim: int, text_dim: int | None) -> None:
+        # only a writer lets ivfpq put its row store into the index folder; a reader rebuilding in
+        # memory gets a private temporary one
+        audio_p, text_p = self._vector_paths() if _wlock.held(self.path) else (None, None)
         if self.audio_vectors is None:
-            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index, path=self._vector_paths()[0])
+            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index, path=audio_p)
         if text_dim is not None and self.text_vectors is None:
-            self.text_vectors = VectorIndex(text_dim, self.config.vector_index, path=self._vector_paths()[1])
+            self.text_vectors = VectorIndex(text_dim, self.config.vector_index, path=text_p)
 
-    def rebuild_vectors(self, progress: bool = False) -> None:
-        """Recompute every window vector from the feature store (after a crash or a model change)."""
+    def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
+        """Recompute every window vector from the feature store (after a crash or a model change).
+
+        ``save`` (default: when this process holds the index's writer lock) writes the vector
+        files and forgets items whose features are lost (the next ``add`` re-indexes them);
+        otherwise the vectors stay in memory and nothing on disk changes.  Returns the ids of
+        the items whose features are missing."""
+        if save is None:
+            save = _wlock.held(self.path)
         with self._lock:
             self.audio_vectors = self.text_vectors = None
             by_item: dict[int, list[tuple[int, float, float]]] = {}
@@ -317,7 +382,10 @@ class Index:
             missing = []
             batch: list[tuple[AudioFeatures, list[tuple[int, float, float]]]] = []
             for item_id, wins in by_item.items():
-                stored = self.store.get(items[item_id].hash, self.feature_key)
+                try:
+                    stored = self.store.get(items[item_id].hash, self.feature_key) if item_id in items else None
+                except Exception:  # unreadable shard: as good as missing (`soundseek repair` re-extracts)
+                    stored = None
                 if stored is None:
                     missing.append(item_id)
                     continue
@@ -327,10 +395,12 @@ class Index:
                     batch = []
             if batch:
                 self._add_window_vectors(batch)
-            if missing:  # features lost: forget those files so the next `add` re-indexes them
+            if missing and save:  # features lost: forget those files so the next `add` re-indexes them
                 self.meta.remove_items(missing)
                 self.meta.commit()
-            self._save_vectors()
+            if save:
+                self._save_vectors()
+            return missing
 
     def _window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
         masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)
@@ -376,10 +446,25 @@ class Index:
 
     # -- adding files --------------------------------------------------------------------------
     def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
-            recursive: bool = True, prune: bool = True, checkpoint_files: int = 512) -> AddReport:
+            recursive: bool = True, prune: bool = True, checkpoint_files: int = 32,
+            checkpoint_s: float = 10.0) -> AddReport:
         """Index files and folders.  Unchanged files are skipped, changed ones re-indexed, and
         (with ``prune``) files that vanished from a scanned folder are dropped.  One bad file
-        never stops the run: it is listed in ``report.failed``."""
+        never stops the run: it is listed in ``report.failed``.
+
+        Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
+        whichever comes first, so a killed run (even ``kill -9``) leaves everything committed
+        searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
+        process is writing to this index."""
+        _wlock.acquire(self.path)
+        try:
+            self._load_vectors()  # what another writer may have saved since this index was opened
+            return self._add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+        finally:
+            _wlock.release(self.path)
+
+    def _add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
+             checkpoint_s: float) -> AddReport:
         import time
 
         t0 = time.perf_counter()
@@ -388,6 +473,7 @@ class Index:
         report = AddReport()
         files, scanned_dirs = _collect(paths, recursive, report)
         with self._lock:
+            self.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
             known = self.meta.items_by_path()
             upgraded = bool(known) and self.feature_key != self.expert.key
             if upgraded:  # the expert changed since indexing: every file gets new features
@@ -419,7 +505,7 @@ class Index:
                         report.removed += 1
             self._remove(stale)
 
-            pending = {"n": 0}
+            pending = {"n": 0, "t": time.monotonic()}
 
             def on_batch(done):
                 batch = []
@@ -430,22 +516,24 @@ class Index:
                         report.failed.append((p, f"vanished while indexing ({e.strerror or e})"))
                         continue
                     wins = time_windows(dur, self.config.window_s, self.config.hop_s)
-                    _, wids = self.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
-                                                 [(w.start_s, w.end_s) for w in wins])
+                    item_id, wids = self.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
+                                                       [(w.start_s, w.end_s) for w in wins])
+                    self._record_metadata(item_id, p, feats, scanned_dirs)  # same transaction
                     batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
                     report.added += 1
                     report.audio_seconds += dur
                 if batch:
                     self._add_window_vectors(batch)
                 pending["n"] += len(done)
-                if pending["n"] >= checkpoint_files:
+                if pending["n"] >= checkpoint_files or time.monotonic() - pending["t"] >= checkpoint_s:
                     self._checkpoint()
-                    pending["n"] = 0
+                    pending["n"], pending["t"] = 0, time.monotonic()
 
             feat_report = extract_features(todo, self.expert, self.store, progress=progress, keep=False,
                                            on_batch=on_batch, max_duration_s=self.config.max_duration_s)
             report.failed.extend(feat_report.failed)
             report.features_computed = feat_report.computed
+            self._backfill_metadata(scanned_dirs)  # items indexed before metadata existed
             self.meta.record_failures(report.failed)
             if self.model is not None and self.text_vectors is not None:
                 fp = self._model_fingerprint()
@@ -471,24 +559,151 @@ class Index:
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""
-        with self._lock:
+        with _wlock.WriterLock(self.path), self._lock:
             known = self.meta.items_by_path()
-            ids = [known[os.path.abspath(p)].id for p in paths if os.path.abspath(p) in known]
+            wanted = [os.path.realpath(os.path.expanduser(p)) for p in paths]  # stored as resolved paths
+            ids = [known[p].id for p in wanted if p in known]
             self._remove(ids)
         return len(ids)
 
     # -- searching -----------------------------------------------------------------------------
-    def search(self, text: str, k: int = 10) -> list[Hit]:
-        """Files that best match a description, best first."""
+    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
+        """Files that best match a description, best first.
+
+        ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
+        name, folders, embedded tags) or "hybrid" (both ranks fused with reciprocal rank fusion);
+        default hybrid when the index has metadata words, else content.  ``filters`` (a
+        :class:`soundseek.index.fulltext.Filters`) or keyword filters: ``min_duration``,
+        ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder`` (path prefix),
+        ``tag`` (a machine tag).  In hybrid mode a hit's score is its fused RRF score, except when
+        no file's words match the query: the content ranking is returned unchanged.
+        """
+        from .index.fulltext import RRF_K, Filters, rrf
+
         text = (text or "").strip()
         if not text:
             raise ValueError("empty query: describe the sound you are looking for")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        filters = filters if filters is not None else Filters(**filter_kwargs)
+        ft = self.fulltext
+        if mode is None:
+            mode = "hybrid" if ft is not None and ft.has_words() else "content"
+        if mode not in ("hybrid", "content", "metadata"):
+            raise ValueError(f"mode must be hybrid, content or metadata (got {mode!r})")
+        allow = None
+        if filters.active:
+            if ft is None:
+                raise ValueError("this index has no metadata tables, so it cannot be filtered")
+            allow = ft.allowed(filters)
+            if not allow:
+                return []
+        pool = max(k, 100)
+        meta_rank = ft.search(text, pool, allow) if ft is not None and mode != "content" else []
+        if mode == "metadata":
+            return self._hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
+        try:
+            content = self._content_ranking(text, pool if meta_rank else k, allow)
+        except NoTextModelError:
+            if mode != "hybrid" or not meta_rank:
+                raise
+            content = []  # no text–audio model: hybrid is the metadata ranking
+        if not meta_rank:  # nothing matched by words: exactly the content ranking
+            return self._hits(content[:k], text, ["content"])
+        by_id = {r[0]: r for r in content}
+        fused = rrf([[r[0] for r in content], [i for i, _ in meta_rank]], k=RRF_K)[:k]
+        rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
+        content_ids = {r[0] for r in content[:max(k, 10)]}
+        return self._hits(rows, text, ["hybrid"], content_ids=content_ids)
+
+    @property
+    def fulltext(self):
+        """The metadata search tables (:class:`soundseek.index.fulltext.FullText`), or None when
+        they cannot be created (read-only index of an older version)."""
+        if self._fulltext is None:
+            import sqlite3
+
+            from .index.fulltext import FullText
+
+            try:
+                self._fulltext = FullText(self.meta)
+            except sqlite3.Error:
+                self._fulltext = False
+        return self._fulltext or None
+
+    def _record_metadata(self, item_id: int, path: str, feats, roots=()) -> None:
+        """Store a file's metadata next to its item row (uncommitted: it commits with the item)."""
+        from .index.metadata import extract
+
+        ft = self.fulltext
+        if ft is None:
+            return
+        root = next((d for d in roots if _inside(path, d) and path != d), None)
+        frames = getattr(feats, "frames", None)
+        try:
+            md = extract(path, frames, self.config.audio_expert, root=root)
+        except Exception:  # metadata is a bonus: an odd file must never stop indexing
+            return
+        ft.put(item_id, md)
+
+    def _backfill_metadata(self, roots=()) -> None:
+        ft = self.fulltext
+        if ft is None:
+            return
+        missing = ft.missing()
+        if not missing:
+            return
+        items = self.meta.items([i for i, _ in missing])
+        for item_id, path in missing:
+            stored = self.store.get(items[item_id].hash, self.feature_key) if item_id in items else None
+            self._record_metadata(item_id, path, stored.features if stored else None, roots)
+        self.meta.commit()
+
+    def _hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
+        """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
+        from .index.fulltext import highlight
+
+        ft = self.fulltext
+        items = self.meta.items([r[0] for r in rows])
+        info = ft.info([r[0] for r in rows]) if ft is not None else {}
+        hits = []
+        for item_id, score, wid, start, end in rows:
+            item = items.get(item_id)
+            if item is None:
+                continue
+            single = wid is None or item.duration <= self.config.window_s + 1e-6
+            s0, e0 = (None, None) if single else (round(start, 3), round(end, 3))
+            tags = self._window_tags(item, start if start is not None else 0.0,
+                                     end if end is not None else item.duration + 1.0)
+            matched: list[str] = []
+            if "content" in signals or (content_ids is not None and item_id in content_ids):
+                matched.append("content")
+            snippet, words = "", []
+            meta = info.get(item_id)
+            if meta is not None and "content" not in signals:
+                parts = []
+                for field_name in ("name", "folder", "embedded"):
+                    marked, w = highlight(meta[field_name], text)
+                    if w:
+                        matched.append(field_name)
+                        words.extend(x for x in w if x not in words)
+                        parts.append(marked)
+                snippet = " · ".join(parts)
+                tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
+                if tag_words & {w.lower() for w in text.split()}:
+                    matched.append("tags")
+            hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
+                            tuple(matched), snippet, tuple(words)))
+        return hits
+
+    def _content_ranking(self, text: str, n: int, allow: set[int] | None) -> list[tuple]:
+        """Content ranking of a text query: [(item id, score, window id, start, end)], best first."""
         fast = self._fast_text_side()
         if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
             side, encoder = fast
             q = side(encoder.encode([text]).sentence)
             with self._lock:
-                return self._search_vectors(self.text_vectors, q[0], k)
+                return self._rank_vectors(self.text_vectors, q[0], n, allow=allow)
         model = self.model
         if model is None:
             why = f" ({self._model_error})" if self._model_error else ""
@@ -508,7 +723,7 @@ class Index:
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
         with self._lock:
-            return self._search_vectors(self.text_vectors, q[0], k)
+            return self._rank_vectors(self.text_vectors, q[0], n, allow=allow)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
                      exclude_self: bool = True) -> list[Hit]:
@@ -551,6 +766,21 @@ class Index:
                         exclude: set[int] = frozenset()) -> list[Hit]:
         if k < 1:
             raise ValueError("k must be at least 1")
+        ranked = self._rank_vectors(vectors, q, k, exclude)
+        items = self.meta.items([r[0] for r in ranked])
+        hits = []
+        for item_id, score, wid, start, end in ranked:
+            item = items[item_id]
+            single = item.duration <= self.config.window_s + 1e-6
+            hits.append(Hit(item_id, item.path, score, item.duration,
+                            None if single else round(start, 3), None if single else round(end, 3),
+                            self._window_tags(item, start, end)))
+        return hits
+
+    def _rank_vectors(self, vectors: VectorIndex | None, q: np.ndarray, k: int,
+                      exclude: set[int] = frozenset(), allow: set[int] | None = None) -> list[tuple]:
+        """Best ``k`` items by their best window: [(item id, score, window id, start, end)];
+        ``allow``: only these items (filters)."""
         if vectors is None or len(vectors) == 0:
             return []
         n = len(vectors)
@@ -563,23 +793,14 @@ class Index:
                 if wid not in wins:
                     continue
                 item_id = wins[wid][0]
-                if item_id in exclude or item_id in best:
+                if item_id in exclude or item_id in best or (allow is not None and item_id not in allow):
                     continue  # results arrive best first: the first window seen is the item's best
                 best[item_id] = (float(s), int(wid))
-            if len(best) >= k or fetch >= n:
+            if len(best) >= k or fetch >= n or (allow is not None and len(best) >= len(allow)):
                 break
             fetch = min(n, fetch * 4)
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
-        items = self.meta.items([i for i, _ in ranked])
-        hits = []
-        for item_id, (score, wid) in ranked:
-            item = items[item_id]
-            _, start, end = wins[wid]
-            single = item.duration <= self.config.window_s + 1e-6
-            hits.append(Hit(item_id, item.path, score, item.duration,
-                            None if single else round(start, 3), None if single else round(end, 3),
-                            self._window_tags(item, start, end)))
-        return hits
+        return [(item_id, score, wid) + tuple(wins[wid][1:]) for item_id, (score, wid) in ranked]
 
     def _window_tags(self, item: Item, start: float, end: float) -> tuple:
         """Named tags of one window from its stored frames (experts with a classifier, e.g. yamnet)."""
@@ -637,18 +858,33 @@ class Index:
 
 
 def _collect(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
+    """Files to index, as resolved absolute paths (symbolic links followed): a file reached
+    through two links is one item, and hits always report that resolved path."""
     files, dirs = [], []
     for p in paths:
         p = Path(p).expanduser()
         if p.is_dir():
             dirs.append(str(p.resolve()))
             it = p.rglob("*") if recursive else p.glob("*")
-            files.extend(str(f.resolve()) for f in it if f.is_file() and is_audio_path(f))
+            for f in it:
+                if not is_audio_path(f):
+                    continue
+                if f.is_file():
+                    files.append(str(f.resolve()))
+                elif f.is_symlink() and not f.exists():
+                    report.failed.append((str(f), "broken symbolic link (its target does not exist)"))
         elif p.is_file():
             files.append(str(p.resolve()))
+        elif p.is_symlink():
+            report.failed.append((str(p), "broken symbolic link (its target does not exist)"))
         else:
             report.failed.append((str(p), "no such file or folder"))
     return sorted(dict.fromkeys(files)), dirs
+
+
+def _short_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -8,6 +8,7 @@ from .io import (
     load_audio,
     probe,
     resample,
+    stream_audio,
 )
 from .windows import Window, frame_window_masks, time_windows
 
@@ -21,5 +22,6 @@ __all__ = [
     "load_audio",
     "probe",
     "resample",
+    "stream_audio",
     "time_windows",
 ]

@@ -56,6 +56,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    if path.suffix.lower() == ".mp3":
+        _check_mp3_start(path)  # before libmpg123 sees it: it prints to stderr on garbage
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse text
@@ -89,12 +91,7 @@ def load_audio(
     info = probe(path)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
-    if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise AudioError(
-            path,
-            f"too long ({info.duration_s / 60:.1f} min > limit {max_duration_s / 60:.1f} min); "
-            "raise the limit (--max-duration) or split the file",
-        )
+    _check_duration(path, info, max_duration_s)
     need_resample = info.sample_rate != sr
     stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if need_resample else None
     parts: list[np.ndarray] = []
@@ -124,6 +121,105 @@ def load_audio(
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
             raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def stream_audio(
+    path: str | os.PathLike,
+    sr: int,
+    segment_s: float,
+    *,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    reject_silence: bool = True,
+):
+    """Decode ``path`` to mono float32 at ``sr`` Hz as consecutive segments of ``segment_s``
+    seconds (the last one shorter): memory stays bounded whatever the file's length.
+
+    The same checks as :func:`load_audio`; those that need the whole file (silence) raise after
+    the last segment, so a caller must treat what it got as void when this raises.
+    """
+    import soxr
+
+    info = probe(path)
+    if info.frames <= 0:
+        raise AudioError(path, "contains no audio samples")
+    _check_duration(path, info, max_duration_s)
+    seg_n = max(1, int(round(segment_s * sr)))
+    stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if info.sample_rate != sr else None
+    buf: list[np.ndarray] = []
+    have = 0
+    read = 0
+    peak = 0.0
+
+    def take(part: np.ndarray):
+        nonlocal have, peak
+        if len(part) == 0:
+            return
+        if not np.all(np.isfinite(part)):
+            raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
+        peak = max(peak, float(np.max(np.abs(part))))
+        buf.append(part)
+        have += len(part)
+
+    def pop(n: int) -> np.ndarray:
+        nonlocal have
+        whole = np.concatenate(buf) if len(buf) > 1 else buf[0]
+        out, rest = whole[:n], whole[n:]
+        buf.clear()
+        if len(rest):
+            buf.append(rest)
+        have = len(rest)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    block_frames = min(_BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                read += len(block)
+                mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
+                del block
+                take(stream.resample_chunk(mono, last=False) if stream else mono)
+                while have >= seg_n:
+                    yield pop(seg_n)
+        if stream:
+            take(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(path, f"decoding failed after {read / info.sample_rate:.2f} s ({_short(e)})") from None
+    if read == 0:
+        raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
+    while have > 0:
+        yield pop(min(seg_n, have))
+    if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
+
+
+def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise AudioError(
+            path,
+            f"too long ({info.duration_s / 60:.1f} min > limit {max_duration_s / 60:.1f} min); "
+            "raise the limit (--max-duration) or split the file",
+        )
+
+
+def _check_mp3_start(path: Path) -> None:
+    """An MP3 starts with an ID3v2 tag or an MPEG audio frame header (11 sync bits, a valid
+    layer, bitrate and sample rate).  Anything else is refused here, quietly."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:3] == b"ID3":
+        return
+    if len(head) == 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        layer = (head[1] >> 1) & 3
+        bitrate = head[2] >> 4
+        rate = (head[2] >> 2) & 3
+        if layer != 0 and bitrate not in (0, 15) and rate != 3:
+            return
+    raise AudioError(path, "not a decodable audio file (no MP3 frame header or ID3 tag at its start)")
 
 
 def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -16,10 +16,19 @@ from typing import Iterable
 
 import numpy as np
 
-from ..audio import AudioError, load_audio
+from ..audio import AudioError, load_audio, probe, stream_audio
 from ..experts.base import AudioExpert, AudioFeatures
 from .progress import ThroughputProgress
 from .store import FeatureStore
+from ..audio.io import DEFAULT_MAX_DURATION_S
+
+#: Files longer than this (seconds) are decoded and embedded as a stream of segments, one file at
+#: a time, so memory stays bounded whatever a file's length; shorter ones are batched.
+LONG_FILE_S = 180.0
+#: Length of one streamed segment (rounded to whole expert hops) and the context added after it.
+SEGMENT_S = 120.0
+_CONTEXT_S = 10.0
+_LONG = "\0long"
 
 
 @dataclass
@@ -43,7 +52,7 @@ def extract_features(
     *,
     progress: bool = True,
     batch_files: int = 16,
-    max_duration_s: float | None = None,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     keep: bool = True,
     on_batch=None,
 ) -> FeatureReport:
@@ -57,7 +66,7 @@ def extract_features(
     paths = [str(p) for p in paths]
     report = FeatureReport()
     t0 = time.perf_counter()
-    kwargs = {} if max_duration_s is None else {"max_duration_s": max_duration_s}
+    kwargs = {"max_duration_s": max_duration_s}  # None: no limit (memory stays bounded: long files stream)
 
     # 1. hash every file (cached by size+mtime) and split into cached / to compute.
     todo: list[tuple[str, str]] = []
@@ -95,6 +104,9 @@ def extract_features(
         out = []
         for p, h in batch:
             try:
+                if probe(p).duration_s > LONG_FILE_S:
+                    out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see _embed_long
+                    continue
                 wave = load_audio(p, expert.sample_rate, **kwargs)
             except AudioError as e:
                 out.append((p, h, None, 0, e.reason))
@@ -124,10 +136,24 @@ def extract_features(
             decoded = pending.result()
             pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
-            report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None)
+            long = [(p, h) for p, h, _, _, err in decoded if err == _LONG]
+            report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None and err != _LONG)
             feats, good = _embed_guarded(expert, embed, good, report.failed)
             batch_done = [(p, h, f, n / expert.sample_rate) for (p, h, _, n), f in zip(good, feats)]
             del decoded, good  # the batch's audio / patches are not needed while storing
+            for p, h in long:
+                try:
+                    f, dur = _embed_long(p, expert, max_duration_s)
+                except AudioError as e:
+                    report.failed.append((p, e.reason))
+                    continue
+                except MemoryError:
+                    report.failed.append((p, "out of memory while embedding"))
+                    continue
+                except Exception:
+                    report.failed.append((p, _expert_error(expert)))
+                    continue
+                batch_done.append((p, h, f, dur))
             store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
             for p, _, f, dur in batch_done:
                 report.durations[p] = dur
@@ -140,6 +166,65 @@ def extract_features(
             bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report
+
+
+def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> tuple[AudioFeatures, float]:
+    """Features of a long file computed segment by segment: memory is bounded by one segment
+    (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
+
+    Segment boundaries fall on whole expert hops, and each segment is embedded with the audio
+    that follows it as context, so frames keep one time grid; only the expert's own padding at a
+    segment's start makes the first frame of each segment differ slightly from a whole-file run.
+    """
+    sr = expert.sample_rate
+    ctx_n = int(round(_CONTEXT_S * sr))
+    seg_n = int(round(SEGMENT_S * sr))  # re-aligned to whole hops once the first segment tells the hop
+    parts: list[np.ndarray] = []
+    have = 0
+    total = 0
+    frames: list[np.ndarray] = []
+    pooled_sum = None
+    n_frames = 0
+    first: AudioFeatures | None = None
+
+    def run(wave: np.ndarray, keep_s: float | None) -> None:
+        nonlocal first, pooled_sum, n_frames, seg_n
+        f = expert.embed([wave])[0]
+        if first is None:
+            first = f
+            hops = max(1, int(SEGMENT_S / f.hop_s)) if f.hop_s > 0 else 0
+            if hops and keep_s is not None:
+                seg_n = min(int(round(hops * f.hop_s * sr)), len(wave) - ctx_n)
+                keep_s = seg_n / sr
+        kept = f.frames
+        if keep_s is not None and f.hop_s > 0:
+            kept = f.frames[f.frame_times() < keep_s - 1e-9]
+        if len(kept):
+            frames.append(np.ascontiguousarray(kept, dtype=np.float32))
+            part = np.asarray(f.pooled, np.float64) * len(kept)  # the expert's pooling, frame-weighted
+            pooled_sum = part if pooled_sum is None else pooled_sum + part
+            n_frames += len(kept)
+
+    def joined() -> np.ndarray:
+        nonlocal parts
+        whole = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        parts = [whole]
+        return whole
+
+    for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
+        parts.append(chunk)
+        have += len(chunk)
+        total += len(chunk)
+        while have >= seg_n + ctx_n:
+            whole = joined()
+            run(whole[: seg_n + ctx_n], seg_n / sr)
+            rest = whole[seg_n:].copy()
+            parts, have = [rest], len(rest)
+    if have:
+        run(joined(), None)
+    out = np.concatenate(frames) if frames else np.zeros((0, expert.dim), np.float32)
+    pooled = (pooled_sum / max(1, n_frames)).astype(np.float32) if pooled_sum is not None else out.mean(0)
+    return AudioFeatures(out, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
 
 
 def _expert_error(expert: AudioExpert) -> str:

@@ -235,7 +235,7 @@ class IVFRerankIndex:
     kind = "ivfpq"
 
     def __init__(self, dim: int, *, directory: Path | None = None, stem: str = "vectors",
-                 nprobe: int = 32, shortlist: int = 512, m: int | None = None, train_min: int = 20_000,
+                 nprobe: int = 32, shortlist: int = 1024, m: int | None = None, train_min: int = 20_000,
                  retrain_growth: float = 8.0, opq: bool = False, nlist: int | None = None):
         self.dim = dim
         self.params = {"nprobe": int(nprobe), "shortlist": int(shortlist), "m": int(m or default_pq_m(dim)),

@@ -1,0 +1,78 @@
+"""Search results out of soundseek: CSV / JSON / M3U text, or the files themselves copied or
+linked into a folder (never overwriting: a name already taken gets `` (2)``, `` (3)``, ...)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+FORMATS = ("csv", "json", "m3u")
+_CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "matched", "tags")
+
+
+def format_hits(hits, fmt: str, query: str = "") -> str:
+    """Results as ``csv``, ``json`` or ``m3u`` (extended M3U: one #EXTINF line per file)."""
+    fmt = fmt.lower()
+    if fmt == "json":
+        return json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(_CSV_FIELDS)
+        for r, h in enumerate(hits, 1):
+            d = h.to_dict()
+            w.writerow([r, d["id"], d["path"], f"{d['score']:.6f}", d["duration"],
+                        "" if d["start"] is None else d["start"], "" if d["end"] is None else d["end"],
+                        " ".join(d.get("matched", [])), "; ".join(t["name"] for t in d.get("tags", []))])
+        return buf.getvalue()
+    if fmt == "m3u":
+        lines = ["#EXTM3U"]
+        for h in hits:
+            title = Path(h.path).stem.replace("\n", " ")
+            lines.append(f"#EXTINF:{int(round(h.duration or 0))},{title}")
+            lines.append(str(h.path))
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def free_name(dest: Path, name: str) -> Path:
+    """``dest/name``, or ``dest/stem (2).ext`` ... when that name is taken."""
+    target = dest / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while target.exists() or target.is_symlink():
+        target = dest / f"{stem} ({n}){suffix}"
+        n += 1
+    return target
+
+
+def export_files(paths, dest: str | os.PathLike, link: bool = False) -> list[tuple[str, str]]:
+    """Copy (or symlink, with ``link``) each file into ``dest``; never overwrites.  Returns
+    [(source, written path)]; files missing on disk are skipped."""
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for src in paths:
+        src = Path(src)
+        if not src.is_file():
+            continue
+        while True:
+            target = free_name(dest, src.name)
+            try:
+                if link:
+                    os.symlink(src.resolve(), target)
+                else:
+                    # O_EXCL: a file created between the check and the copy is never overwritten
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+                        shutil.copyfileobj(inp, out, 1 << 20)
+                    shutil.copystat(src, target)
+            except FileExistsError:
+                continue
+            break
+        done.append((str(src), str(target)))
+    return done

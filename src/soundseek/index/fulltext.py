@@ -1,0 +1,223 @@
+"""Metadata search inside ``meta.sqlite``: an FTS5 table (BM25) over each file's words, the
+per-file format facts the filters use, and reciprocal rank fusion with the content ranking.
+
+Tables (created here, on the index's own SQLite connection, so a file's metadata is written in
+the same transaction as its ``items`` row; a trigger deletes them with the item)::
+
+    item_info(item_id, sample_rate, channels, format, folder, machine_tags JSON, has_words)
+    item_fts(name, folder, embedded, machine)   FTS5, rowid = item id, porter + unicode61
+
+Ranking uses only the file's own words (name, folder, embedded tags).  Machine tags are stored,
+searchable with the ``tag`` filter and reported on hits, but never rank: a file named by opaque
+ids then has no metadata rank at all and hybrid search returns exactly the content ranking.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from .metadata import FileMetadata
+
+RRF_K = 60
+# BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks)
+BM25_WEIGHTS = (4.0, 1.0, 2.0, 0.0)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS item_info (
+    item_id INTEGER PRIMARY KEY, sample_rate INTEGER, channels INTEGER, format TEXT, folder TEXT,
+    machine_tags TEXT NOT NULL DEFAULT '[]', has_words INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS item_info_folder ON item_info(folder);
+CREATE VIRTUAL TABLE IF NOT EXISTS item_fts USING fts5(
+    name, folder, embedded, machine, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS item_fulltext_delete AFTER DELETE ON items BEGIN
+    DELETE FROM item_info WHERE item_id = old.id;
+    DELETE FROM item_fts WHERE rowid = old.id;
+END;
+"""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; None = no constraint.  ``folder`` is a path prefix."""
+
+    min_duration: float | None = None
+    max_duration: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    format: str | None = None
+    folder: str | None = None
+    tag: str | None = None  # a machine tag (AudioSet class name), case-insensitive
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None and v != "" for v in self.__dict__.values())
+
+    def sql(self) -> tuple[str, list]:
+        """WHERE clause over ``items i LEFT JOIN item_info f``."""
+        where, args = [], []
+        if self.min_duration is not None:
+            where.append("i.duration_s >= ?")
+            args.append(float(self.min_duration))
+        if self.max_duration is not None:
+            where.append("i.duration_s <= ?")
+            args.append(float(self.max_duration))
+        if self.sample_rate is not None:
+            where.append("f.sample_rate = ?")
+            args.append(int(self.sample_rate))
+        if self.channels is not None:
+            where.append("f.channels = ?")
+            args.append(int(self.channels))
+        if self.format:
+            where.append("f.format = ?")
+            args.append(self.format.lower().lstrip("."))
+        if self.folder:
+            prefix = self.folder.rstrip("/\\")
+            where.append("(i.path LIKE ? ESCAPE '\\')")
+            args.append(_like_escape(prefix) + "/%")
+        if self.tag:
+            where.append("f.machine_tags LIKE ? ESCAPE '\\'")
+            args.append('%"' + _like_escape(self.tag) + '"%')
+        return (" AND ".join(where) or "1"), args
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class FullText:
+    """Metadata tables of one index, on the :class:`MetaStore`'s connection and lock."""
+
+    def __init__(self, meta):
+        self.meta = meta
+        with meta._lock:
+            meta.db.executescript(_SCHEMA)
+            meta.db.commit()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.meta.db
+
+    # -- writing (no commit: the caller's transaction commits it with the item) --------------
+    def put(self, item_id: int, md: FileMetadata) -> None:
+        with self.meta._lock:
+            self.db.execute("DELETE FROM item_fts WHERE rowid=?", (int(item_id),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO item_info VALUES (?,?,?,?,?,?,?)",
+                (int(item_id), md.sample_rate, md.channels, md.format, md.folder_path,
+                 json.dumps([[n, s] for n, s in md.machine_tags]), int(md.has_words)),
+            )
+            self.db.execute("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
+                            (int(item_id), md.name, md.folder, md.embedded, md.machine))
+
+    def missing(self) -> list[tuple[int, str]]:
+        """(id, path) of items without metadata (indexed before this module existed)."""
+        with self.meta._lock:
+            return self.db.execute(
+                "SELECT i.id, i.path FROM items i LEFT JOIN item_info f ON f.item_id = i.id WHERE f.item_id IS NULL"
+            ).fetchall()
+
+    # -- reading ------------------------------------------------------------------------------
+    def has_words(self) -> bool:
+        with self.meta._lock:
+            return self.db.execute("SELECT 1 FROM item_info WHERE has_words=1 LIMIT 1").fetchone() is not None
+
+    def allowed(self, filters: Filters) -> set[int]:
+        where, args = filters.sql()
+        with self.meta._lock:
+            rows = self.db.execute(f"SELECT i.id FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where}",
+                                   args).fetchall()
+        return {r[0] for r in rows}
+
+    def search(self, text: str, limit: int = 200, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """(item id, BM25 score; higher is better) for the file's own words, best first."""
+        q = fts_query(text)
+        if not q:
+            return []
+        w = ",".join(str(x) for x in BM25_WEIGHTS)
+        sql = (f"SELECT rowid, bm25(item_fts, {w}) AS s FROM item_fts "
+               f"WHERE item_fts MATCH ? ORDER BY s, rowid LIMIT ?")
+        fetch = limit if allowed is None else max(limit * 4, 1000)
+        with self.meta._lock:
+            rows = self.db.execute(sql, (q, fetch)).fetchall()
+        out = [(int(r), -float(s)) for r, s in rows if s < 0 and (allowed is None or r in allowed)]
+        return out[:limit]
+
+    def info(self, ids) -> dict[int, dict]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        q = ",".join("?" * len(ids))
+        with self.meta._lock:
+            rows = self.db.execute(
+                f"SELECT f.item_id, f.sample_rate, f.channels, f.format, f.machine_tags, t.name, t.folder, t.embedded "
+                f"FROM item_info f LEFT JOIN item_fts t ON t.rowid = f.item_id WHERE f.item_id IN ({q})", ids
+            ).fetchall()
+        return {r[0]: {"sample_rate": r[1], "channels": r[2], "format": r[3], "machine_tags": json.loads(r[4]),
+                       "name": r[5] or "", "folder": r[6] or "", "embedded": r[7] or ""} for r in rows}
+
+    def facets(self, filters: Filters | None = None, ids: set[int] | None = None) -> dict:
+        """Counts per format, channels, sample rate and duration bucket (of the filtered set)."""
+        where, args = (filters or Filters()).sql()
+        base = f"FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where}"
+        if ids is not None:
+            ids = [int(i) for i in ids][:10000]
+            base += f" AND i.id IN ({','.join('?' * len(ids)) or 'NULL'})"
+            args = args + ids
+        out = {}
+        with self.meta._lock:
+            for name, col in (("format", "f.format"), ("channels", "f.channels"), ("sample_rate", "f.sample_rate")):
+                rows = self.db.execute(f"SELECT {col}, COUNT(*) {base} GROUP BY {col} ORDER BY COUNT(*) DESC", args)
+                out[name] = {str(v): n for v, n in rows if v is not None}
+            bucket = ("CASE WHEN i.duration_s < 2 THEN '<2 s' WHEN i.duration_s < 10 THEN '2-10 s' "
+                      "WHEN i.duration_s < 60 THEN '10-60 s' ELSE '>=60 s' END")
+            rows = self.db.execute(f"SELECT {bucket} AS b, COUNT(*) {base} GROUP BY b", args)
+            out["duration"] = {b: n for b, n in rows}
+        return out
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def query_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text or "") if not w.isdigit()]
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 OR query (each a quoted term: no FTS syntax leaks through)."""
+    words = list(dict.fromkeys(query_words(text)))
+    return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+
+
+def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank), rank from 1.
+    Ties keep the first ranking's order."""
+    score: dict[int, float] = {}
+    first: dict[int, tuple[int, int]] = {}
+    for r_i, ranking in enumerate(rankings):
+        for rank, d in enumerate(ranking, 1):
+            score[d] = score.get(d, 0.0) + 1.0 / (k + rank)
+            first.setdefault(d, (r_i, rank))
+    return sorted(score.items(), key=lambda kv: (-kv[1], first[kv[0]]))
+
+
+def highlight(text: str, query: str) -> tuple[str, list[str]]:
+    """``text`` with query words (and their stems' prefixes) wrapped in [ ]; the words matched."""
+    words = query_words(query)
+    stems = {w[:max(3, len(w) - 2)] if len(w) > 4 else w for w in words}
+    matched: list[str] = []
+
+    def mark(m):
+        tok = m.group(0)
+        low = tok.lower()
+        if any(low == s or (len(s) >= 3 and low.startswith(s)) for s in stems):
+            if low not in matched:
+                matched.append(low)
+            return f"[{tok}]"
+        return tok
+
+    return _WORD.sub(mark, text or ""), matched

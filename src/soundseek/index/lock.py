@@ -1,0 +1,108 @@
+"""One writer at a time per index: an advisory lock on ``IDX/write.lock``.
+
+``fcntl.flock`` locks belong to the open file and vanish when the process dies (even by
+``kill -9``), so a crashed run never leaves a stale lock behind.  The holder writes its pid into
+the file so that a second writer can say who is writing.  Readers never take it; they only ask
+whether a writer is active (:func:`writer_active`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+LOCK_NAME = "write.lock"
+
+_held: dict[str, list] = {}  # resolved lock path -> [fd, depth]: re-entrant within this process
+_guard = threading.Lock()
+
+
+class IndexBusyError(RuntimeError):
+    """Another process is writing to the index."""
+
+
+def _lock_path(index_dir: str | os.PathLike) -> Path:
+    return Path(index_dir).expanduser().resolve() / LOCK_NAME
+
+
+def acquire(index_dir: str | os.PathLike) -> None:
+    """Take the index's writer lock or raise :class:`IndexBusyError` at once (never waits)."""
+    import fcntl
+
+    p = _lock_path(index_dir)
+    key = str(p)
+    with _guard:
+        if key in _held:
+            _held[key][1] += 1
+            return
+        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise IndexBusyError(
+                f"another soundseek index run is writing to {p.parent} (pid {pid}); wait for it to "
+                "finish (or stop it) and run this again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held[key] = [fd, 1]
+
+
+def release(index_dir: str | os.PathLike) -> None:
+    import fcntl
+
+    key = str(_lock_path(index_dir))
+    with _guard:
+        entry = _held.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _held[key]
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+            os.close(entry[0])
+
+
+def held(index_dir: str | os.PathLike) -> bool:
+    """True when this process holds the writer lock."""
+    return str(_lock_path(index_dir)) in _held
+
+
+def writer_active(index_dir: str | os.PathLike) -> bool:
+    """True when some process (this one included) is writing to the index.  Read-only: the lock
+    file is never created here."""
+    import fcntl
+
+    p = _lock_path(index_dir)
+    if str(p) in _held:
+        return True
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock
+    return False
+
+
+class WriterLock:
+    """``with WriterLock(idx_dir): ...`` — :func:`acquire` / :func:`release`."""
+
+    def __init__(self, index_dir: str | os.PathLike):
+        self.index_dir = index_dir
+
+    def __enter__(self):
+        acquire(self.index_dir)
+        return self
+
+    def __exit__(self, *exc):
+        release(self.index_dir)

@@ -1,0 +1,259 @@
+"""Words a sound library already has about each file, read at index time.
+
+* **names**: the file name and its folders split into words (``DOOR Wood Creak_01.wav`` ->
+  ``door wood creak``; camelCase, underscores, hyphens and dots split, numbers dropped) with UCS
+  CatIDs expanded (``ANMLDog_Bark`` -> ``animals dog bark``; table in ``data/ucs_categories.json``);
+* **embedded tags**: ID3 title/comment/..., Vorbis comments, RIFF INFO, BWF ``bext`` description
+  and iXML (mutagen for the tag formats, a small RIFF chunk reader for ``bext``/``iXML``);
+* **format**: sample rate, channels, container format;
+* **machine tags**: the audio expert's own class names for the whole file (YAMNet's AudioSet
+  classes), kept in a separate field: they come from the audio, not from the file's owner.
+
+:class:`FileMetadata` is what :mod:`soundseek.index.fulltext` stores and searches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+_UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
+
+# camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]+", re.UNICODE)
+_UCS_CATID = re.compile(r"^([A-Z]{2,5})([A-Z][a-z][A-Za-z]*)?$")
+
+
+@lru_cache(maxsize=1)
+def ucs_table() -> dict:
+    return json.loads(_UCS_FILE.read_text())
+
+
+def split_words(text: str) -> list[str]:
+    """Lower-case words of a name: camelCase, ``_``, ``-``, ``.``, spaces split; numbers dropped."""
+    words = []
+    for chunk in re.split(r"[\s_\-.,;:()\[\]{}+&/\\#'\"!?=~@]+", text or ""):
+        if len(re.findall(r"\d+", chunk)) > 1:  # hash-like ids ("f3e9ab12", "a1b2") carry no words
+            continue
+        for w in _CAMEL.findall(chunk):
+            if w.isdigit() or len(w) < 2 and not w.isalpha():
+                continue
+            if any(ch.isdigit() for ch in w):
+                continue
+            words.append(w.lower())
+    return [w for w in words if len(w) > 1]
+
+
+def expand_ucs(token: str) -> list[str] | None:
+    """``ANMLDog`` -> ``['animals', 'dog']`` for a known UCS category code, else None."""
+    m = _UCS_CATID.match(token or "")
+    if not m:
+        return None
+    table = ucs_table()
+    cat, sub = m.group(1), m.group(2) or ""
+    # the category code may be shorter than the upper-case run ("VEH" + "Car" vs "UIBtn")
+    for cut in range(len(cat), 1, -1):
+        code = cat[:cut]
+        if code in table["categories"]:
+            rest = cat[cut:] + sub
+            words = table["categories"][code].split()
+            for w in _CAMEL.findall(rest):
+                words.extend(table["subcategory_words"].get(w, w).lower().split())
+            return [w for w in words if len(w) > 1 and not w.isdigit()]
+    return None
+
+
+def name_words(path: str | os.PathLike) -> list[str]:
+    """Words of a file name (UCS CatID expanded when the name starts with one)."""
+    stem = Path(path).stem
+    first, _, rest = stem.partition("_")
+    ucs = expand_ucs(first)
+    if ucs is not None:
+        return ucs + split_words(rest)
+    return split_words(stem)
+
+
+def folder_words(path: str | os.PathLike, root: str | os.PathLike | None = None, depth: int = 3) -> list[str]:
+    """Words of the last ``depth`` folders above the file (below ``root`` when given)."""
+    parent = Path(path).parent
+    parts = parent.parts
+    if root is not None:
+        try:
+            parts = parent.relative_to(root).parts
+        except ValueError:
+            pass
+    out: list[str] = []
+    for part in parts[-depth:]:
+        out.extend(expand_ucs(part) or split_words(part))
+    return out
+
+
+# -- embedded tags ---------------------------------------------------------------------------
+_TEXT_KEYS = {  # lower-cased tag keys whose values describe the sound
+    "title", "comment", "description", "subject", "keywords", "genre", "album", "category",
+    "subcategory", "catid", "fxname", "notes", "note", "library", "artist",
+    # ID3 frames
+    "tit1", "tit2", "tit3", "comm", "talb", "tcon", "tpe1", "txxx",
+    # RIFF INFO
+    "inam", "icmt", "isbj", "ikey", "ignr", "iprd", "iart",
+    # MP4
+    "\xa9nam", "\xa9cmt", "desc", "\xa9gen", "\xa9alb",
+}
+
+
+def _riff_chunks(path: str) -> dict[bytes, bytes]:
+    """bext / iXML / LIST-INFO chunks of a RIFF/WAVE (or RF64) file; {} for anything else."""
+    out: dict[bytes, bytes] = {}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                return out
+            size = os.fstat(f.fileno()).st_size
+            pos = 12
+            while pos + 8 <= size and len(out) < 8:
+                f.seek(pos)
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    break
+                cid, n = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid in (b"bext", b"iXML", b"LIST") and n <= 4 << 20:
+                    out[cid if cid != b"LIST" else b"LIST" + bytes(str(pos), "ascii")] = f.read(n)
+                pos += 8 + n + (n & 1)
+    except OSError:
+        pass
+    return out
+
+
+def _riff_text(path: str) -> list[str]:
+    texts = []
+    for cid, data in _riff_chunks(path).items():
+        if cid == b"bext":  # Description is the first 256 bytes (EBU Tech 3285)
+            texts.append(data[:256].split(b"\0", 1)[0].decode("latin-1", "replace"))
+        elif cid == b"iXML":
+            xml = data.decode("utf-8", "replace")
+            for tag in ("NOTE", "SCENE", "TAKE_TYPE", "DESCRIPTION", "CATEGORY", "SUBCATEGORY", "FXNAME",
+                        "KEYWORDS", "TRACK_NAME", "NAME"):
+                texts.extend(re.findall(rf"<{tag}>([^<]*)</{tag}>", xml))
+        elif cid.startswith(b"LIST") and data[:4] == b"INFO":
+            i = 4
+            while i + 8 <= len(data):
+                key, n = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
+                if key.decode("latin-1").lower() in _TEXT_KEYS:
+                    texts.append(data[i + 8:i + 8 + n].split(b"\0", 1)[0].decode("latin-1", "replace"))
+                i += 8 + n + (n & 1)
+    return [t.strip() for t in texts if t and t.strip()]
+
+
+def embedded_text(path: str | os.PathLike) -> list[str]:
+    """Descriptive text embedded in the file (tags, comments, BWF/iXML description)."""
+    path = str(path)
+    texts: list[str] = []
+    try:
+        import mutagen
+
+        f = mutagen.File(path)
+    except Exception:  # mutagen raises many kinds on odd files; tags are optional
+        f = None
+    if f is not None and f.tags is not None:
+        try:
+            items = list(f.tags.items())
+        except Exception:
+            items = []
+        for key, value in items:
+            k = str(key).lower()
+            base = k.split(":", 1)[0]
+            if base not in _TEXT_KEYS and k not in _TEXT_KEYS:
+                continue
+            vals = value if isinstance(value, list) else [value]
+            for v in vals:
+                t = getattr(v, "text", v)
+                for s in (t if isinstance(t, list) else [t]):
+                    s = str(s).strip()
+                    if s:
+                        texts.append(s)
+    texts.extend(_riff_text(path))
+    seen, out = set(), []
+    for t in texts:
+        if t not in seen:
+            seen.add(t)
+            out.append(t[:2000])
+    return out
+
+
+def audio_format(path: str | os.PathLike) -> tuple[int | None, int | None, str]:
+    """(sample rate, channels, format) of a file; format is the lower-case extension."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return int(info.samplerate), int(info.channels), fmt
+    except Exception:
+        pass
+    try:
+        import mutagen
+
+        f = mutagen.File(str(path))
+        info = getattr(f, "info", None)
+        return getattr(info, "sample_rate", None), getattr(info, "channels", None), fmt
+    except Exception:
+        return None, None, fmt
+
+
+@dataclass
+class FileMetadata:
+    name: str = ""        # words of the file name (UCS expanded)
+    folder: str = ""      # words of its folders
+    embedded: str = ""    # embedded tags and descriptions, as written by the file's owner
+    machine: str = ""     # the audio expert's class names (never mixed with the three above)
+    folder_path: str = ""
+    sample_rate: int | None = None
+    channels: int | None = None
+    format: str = ""
+    machine_tags: list = field(default_factory=list)  # [(name, score)]
+
+    @property
+    def has_words(self) -> bool:
+        return bool(self.name or self.folder or self.embedded)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def machine_tags(frames: np.ndarray | None, audio_expert: str, k: int = 5) -> list[tuple[str, float]]:
+    """Top class names of a whole file from its frames, or [] for experts without a classifier."""
+    if frames is None or len(frames) == 0:
+        return []
+    try:
+        from ..experts.tagger import tagger_for
+
+        tagger = tagger_for(audio_expert)
+    except (ImportError, OSError, RuntimeError, ValueError):
+        return []
+    if tagger is None or tagger.weight.shape[0] != frames.shape[1]:
+        return []
+    return [(t.name, round(float(t.score), 4)) for t in tagger.tags(frames, k=k, min_score=0.1)]
+
+
+def extract(path: str | os.PathLike, frames: np.ndarray | None = None, audio_expert: str = "",
+            root: str | os.PathLike | None = None) -> FileMetadata:
+    """Everything :mod:`fulltext` stores about one file (never raises on odd files)."""
+    path = str(path)
+    sr, ch, fmt = audio_format(path)
+    tags = machine_tags(frames, audio_expert) if audio_expert else []
+    return FileMetadata(
+        name=" ".join(name_words(path)),
+        folder=" ".join(folder_words(path, root)),
+        embedded=" ".join(embedded_text(path)),
+        machine=" ".join(n for n, _ in tags),
+        folder_path=os.path.dirname(os.path.abspath(path)),
+        sample_rate=sr, channels=ch, format=fmt, machine_tags=tags,
+    )
