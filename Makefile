@@ -41,7 +41,7 @@ test: install
 	$(BIN)/python -m pytest -q -ra
 
 default-model: install
-	$(BIN)/python -m soundseek.train.recipes.default
+	$(BIN)/python -m soundseek.train.recipes.everyday
 
 benchmarks: install
 	$(BIN)/python benchmarks/index_throughput.py

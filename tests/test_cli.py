@@ -64,9 +64,13 @@ def test_text_search_without_a_model_says_what_still_works(tmp_path):
     sf.write(tmp_path / "tone.wav", (0.3 * np.sin(np.arange(44100) / 10)).astype(np.float32), 44100)
     idx = str(tmp_path / "idx")
     assert runner.invoke(app, ["index", str(tmp_path / "tone.wav"), "--index", idx, "--model", "none", "-q"]).exit_code == 0
-    res = runner.invoke(app, ["search", "a tone", "--index", idx])
+    res = runner.invoke(app, ["search", "a bird", "--index", idx])  # no word of the file matches
     assert res.exit_code == 1
     assert "no text–audio model" in res.output and "search --audio" in res.output
+    res = runner.invoke(app, ["search", "a tone", "--index", idx])  # the file's name still matches (issue 12)
+    assert res.exit_code == 0 and "tone.wav" in res.output
+    res = runner.invoke(app, ["search", "a tone", "--index", idx, "--mode", "content"])
+    assert res.exit_code == 1 and "no text–audio model" in res.output
 
 
 def test_demo_runs_offline_on_synthesised_sounds(tmp_path):

@@ -120,7 +120,9 @@ def test_kill_9_during_indexing_loses_at_most_a_batch_and_resumes(tmp_path):
         shutil.copy(ESC50 / "audio" / r["filename"], audio / r["filename"])
     index = tmp_path / "idx"
     manifest = index / "features" / "manifest.sqlite"
-    cmd = [sys.executable, "-m", "soundseek.cli", "index", str(audio), "--index", str(index), "-q", "--model", "none"]
+    # aisfx: slow enough (~100x real time) to be killed mid-run; yamnet would finish too soon
+    cmd = [sys.executable, "-m", "soundseek.cli", "index", str(audio), "--index", str(index), "-q",
+           "--expert", "aisfx", "--model", "none"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     seen = []
     for target in (8, 40):

@@ -597,3 +597,54 @@ def test_unexpected_index_error_is_json_500(corpus):
         assert r.status_code == 500
         assert r.json()["error"] == "internal_error"
         assert "RuntimeError" in r.json()["detail"] and "faiss exploded" not in r.json()["detail"]
+
+
+# ---- issue 12: search mode, filters, facets, matched words ----------------------------------
+class FilteringIndex(FakeIndex):
+    """Records the mode and filters the server passes to Index.search."""
+
+    def __init__(self, files):
+        super().__init__(files)
+        self.kwargs = []
+
+    def search(self, text, k, **kwargs):
+        self.kwargs.append(kwargs)
+        if kwargs.get("mode") not in (None, "hybrid", "content", "metadata"):
+            raise ValueError("bad mode")
+        hits = super().search(text, k)
+        lo, hi = kwargs.get("min_duration", 0), kwargs.get("max_duration", 1e9)
+        return [h for h in hits if lo <= h.duration <= hi]
+
+
+def test_search_passes_mode_and_filters(corpus):
+    idx = FilteringIndex(corpus)
+    with LocalClient(create_app(idx)) as c:
+        r = c.get("/api/search", params={"q": "rain"})
+        assert r.status_code == 200 and idx.kwargs[-1] == {}  # no options: the plain call
+        r = c.get("/api/search", params={"q": "rain", "mode": "metadata", "min_duration": 1, "max_duration": 3.5,
+                                         "channels": 2, "sample_rate": 48000, "format": "wav", "tag": "Rain"})
+        assert r.status_code == 200, r.text
+        assert idx.kwargs[-1] == {"mode": "metadata", "min_duration": 1.0, "max_duration": 3.5, "channels": 2,
+                                  "sample_rate": 48000, "format": "wav", "tag": "Rain"}
+        data = r.json()
+        assert data["search_mode"] == "metadata" and data["filters"]["max_duration"] == 3.5
+        assert all(1 <= h["duration"] <= 3.5 for h in data["results"])
+        assert all({"matched", "snippet", "words", "tags"} <= set(h) for h in data["results"])
+
+
+@pytest.mark.parametrize("params", [{"mode": "loud"}, {"min_duration": -1}, {"channels": 0},
+                                    {"channels": "two"}, {"max_duration": "nan"}])
+def test_bad_search_options_are_422(corpus, params):
+    with LocalClient(create_app(FilteringIndex(corpus))) as c:
+        r = c.get("/api/search", params={"q": "rain", **params})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/json")
+
+
+def test_folder_filter_needs_visible_paths(corpus):
+    idx = FilteringIndex(corpus)
+    with LocalClient(create_app(idx, ServerConfig(expose_paths=False))) as c:
+        r = c.get("/api/search", params={"q": "rain", "folder": "/home"})
+        assert r.status_code == 422 and r.json()["error"] == "invalid_parameter"
+    with LocalClient(create_app(idx)) as c:
+        r = c.get("/api/search", params={"q": "rain", "folder": str(corpus[0].parent)})
+        assert r.status_code == 200 and idx.kwargs[-1] == {"folder": str(corpus[0].parent)}

@@ -87,11 +87,13 @@ def index(corpus):
     from soundseek.models import DualEncoder
     from soundseek.search import Index
 
-    model = "default"
+    model, expert = "default", {}
     if not _default_model_installed():
         torch.manual_seed(0)
-        model = str(DualEncoder().eval().save_pretrained(corpus["root"] / "untrained-model"))
-    idx = Index.create(corpus["root"] / "index", model=model)
+        untrained = DualEncoder().eval()
+        model = str(untrained.save_pretrained(corpus["root"] / "untrained-model"))
+        expert = {"audio_expert": untrained.config.audio_expert}  # the index's default may differ
+    idx = Index.create(corpus["root"] / "index", model=model, **expert)
     report = idx.add([str(p) for p in corpus["files"]], progress=False)
     assert not report.failed, report.failed
     idx.close()
@@ -302,6 +304,7 @@ def test_page_in_headless_chromium(which, request, corpus, tmp_path):
     assert {"upload", "drag and drop", "more like this"} <= set(report["steps"])
     if index.has_text_model:
         assert report["text"]["count"] > 0 and report["play"]["readyState"] >= 2
+        assert "filtered search" in report["steps"] and report["filtered"]["count"] > 0
     if which == "index":
         assert report["upload"]["top"][0] == corpus["clips"]["rooster"][1].name
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -72,7 +72,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _fail(msg: str, code: int = 1):
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -80,21 +80,25 @@ def _fail(msg: str, code: int = 1):
 def index_cmd(
     paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
     index: Path = IndexOpt,
-    expert: str = typer.Option("aisfx", help="audio expert (new index only)"),
+    expert: str = typer.Option("yamnet", help="audio expert (new index only): yamnet (default: AudioSet-trained, "
+                               "tags every hit), aisfx (sound-effects CNN; use --model aisfx-minilm-v1), ..."),
     model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
     vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
                                      "'ivfpq'), 'flat', 'hnsw', 'sq8', 'fp16', 'hnswsq' or 'ivfpq' (docs/benchmarks.md)"),
-    max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds"),
+    max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds "
+                                                 "(default 3 h; 0 = no limit: long files are streamed, memory stays bounded)"),
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
-    from .search import Index
+    from .search import Index, IndexBusyError
 
+    if max_duration is not None and not max_duration >= 0:
+        _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
     _set_threads(threads)
 
     try:
@@ -102,9 +106,12 @@ def index_cmd(
                                    window_s=window, hop_s=hop, vector_index=vector_index)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
-    if max_duration:
-        idx.config.max_duration_s = max_duration
-    report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
+    if max_duration is not None:
+        idx.config.max_duration_s = max_duration or None  # 0: no limit
+    try:
+        report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
+    except IndexBusyError as e:
+        _fail(str(e))
     if as_json:
         out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))
         return
@@ -145,15 +152,14 @@ def search_cmd(
     export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
 ):
     """Search the index by text, or by an example recording (--audio)."""
+    import sqlite3
+
     from .audio import AudioError
     from .search import Index, NoTextModelError
 
     if (query is None) == (audio is None):
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
-    try:
-        idx = Index.open(index)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    idx = _open_index(index)
     filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag)
     if audio is not None and (mode or filters):
         _fail("--mode and the filters apply to text queries", 2)
@@ -164,6 +170,12 @@ def search_cmd(
         _fail(str(e))
     except (AudioError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
+    except sqlite3.DatabaseError as e:
+        _fail(f"the metadata of {index} (meta.sqlite or the feature manifest) is damaged ({e}); "
+              f"run `soundseek repair --index {index}` to recover what can be read, or re-index")
+    except Exception as e:  # damage found only now (e.g. an unreadable feature shard): one line, no traceback
+        _fail(f"search failed ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); "
+              f"run `soundseek check --index {index}` to see what is wrong")
     if export:
         from .export import format_hits
 
@@ -246,12 +258,7 @@ def export_cmd(
 @app.command("info")
 def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
     """What is in an index, and which files were skipped last time and why."""
-    from .search import Index
-
-    try:
-        idx = Index.open(index)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    idx = _open_index(index)
     stats = idx.stats()
     failures = idx.failures()
     if as_json:
@@ -261,6 +268,62 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
         out.print(f"[bold]{key:>13}[/]: {value:.2f}" if isinstance(value, float) else f"[bold]{key:>13}[/]: {value}")
     for p, e in failures:
         out.print(f"  [red]skipped[/] {p}: {e}")
+
+
+def _open_index(index: Path):
+    """Index.open for the read-only commands: one line on failure; notes about damage worked
+    around in memory (see Index._load_vectors) go to stderr."""
+    from .search import Index
+
+    try:
+        idx = Index.open(index)
+    except (FileNotFoundError, RuntimeError) as e:
+        _fail(str(e))
+    for note in idx.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    return idx
+
+
+@app.command("check")
+def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+    """Verify an index (configuration, metadata, vector files, feature shards); exit 1 if damaged."""
+    from .index.check import check
+
+    report = check(index)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    elif report.ok:
+        out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
+                  f"{report.counts.get('windows', 0)} windows, every file readable", highlight=False, soft_wrap=True)
+    else:
+        for problem in report.problems:
+            console.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"{len(report.problems)} problem(s); `soundseek repair --index {index}` fixes what can be fixed",
+                      highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("repair")
+def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+    """Repair an index: rebuild vector files, re-extract lost features, drop what cannot be saved."""
+    from .index.check import repair
+
+    try:
+        report = repair(index)
+    except RuntimeError as e:  # IndexBusyError included: another run is writing
+        _fail(str(e))
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for line in report.fixed:
+            console.print(f"[green]fixed:[/] {line}", highlight=False, soft_wrap=True)
+        for p, why in report.lost:
+            console.print(f"[red]dropped:[/] {p}: {why}", highlight=False, soft_wrap=True)
+        for line in report.remaining:
+            console.print(f"[red]still wrong:[/] {line}", highlight=False, soft_wrap=True)
+    if report.remaining:
+        raise typer.Exit(1)
 
 
 @app.command("demo")
@@ -294,7 +357,7 @@ def _register_subcommands() -> None:
 
 
 app._extras = "pending"  # registered on first use of the command table (see _LazyTyper)
-_CORE_COMMANDS = {"index", "search", "info", "demo", "export"}  # defined above: need no other package's CLI
+_CORE_COMMANDS = {"index", "search", "info", "check", "repair", "demo", "export"}  # defined above: need no other package's CLI
 
 
 def main() -> None:

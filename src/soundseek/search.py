@@ -56,7 +56,7 @@ class IndexDamagedError(RuntimeError):
 
 @dataclass
 class IndexConfig:
-    audio_expert: str = "aisfx"
+    audio_expert: str = "yamnet"
     model: str | None = "default"  # text–audio model spec (soundseek.models.load_model); None = audio only
     window_s: float = 10.0
     hop_s: float = 5.0
@@ -143,7 +143,7 @@ class Index:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, audio_expert: str = "aisfx", model: str | None = "default",
+    def create(cls, path: str | os.PathLike, audio_expert: str = "yamnet", model: str | None = "default",
                window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
                expert_options: dict | None = None, text_expert_options: dict | None = None,
                exist_ok: bool = False) -> "Index":
@@ -202,7 +202,7 @@ class Index:
             from .models import load_model
 
             try:
-                model = load_model(self.config.model)
+                model = load_model(self.model_spec)
             except (FileNotFoundError, ValueError) as e:
                 self._model_error = e
                 return None
@@ -215,6 +215,15 @@ class Index:
                 return None
             self._model = model
         return self._model
+
+    @property
+    def model_spec(self) -> str | None:
+        """The model actually loaded.  Indexes made before the yamnet default (audio expert
+        ``aisfx``, model ``default``) keep the model they were built with, ``aisfx-minilm-v1``."""
+        spec = self.config.model
+        if spec == "default" and self.config.audio_expert == "aisfx":
+            return "aisfx-minilm-v1"
+        return spec
 
     @property
     def has_text_model(self) -> bool:
@@ -261,14 +270,14 @@ class Index:
         if not _wlock.held(self.path):
             return False  # readers never write to the index: `soundseek index` or `repair` exports it
         model = self.model
-        stamp = model_source_stamp(self.config.model)
+        stamp = model_source_stamp(self.model_spec)
         if model is None or fingerprint is None or stamp is None or self.text_vectors is None:
             return False
         side = export_text_side(model)
         if side is None:
             return False
         try:
-            side.save(self.path, model_fingerprint=fingerprint, model_spec=str(self.config.model),
+            side.save(self.path, model_fingerprint=fingerprint, model_spec=str(self.model_spec),
                       text_expert=self.model.config.text_expert, text_dim=self.text_vectors.dim,
                       model_source=stamp)
         except OSError:
@@ -282,12 +291,12 @@ class Index:
 
         h = TextSide.read_header(self.path)
         if (h is None or not self.config.model or self.text_vectors is None or self.audio_vectors is None
-                or h.get("model_spec") != str(self.config.model)
+                or h.get("model_spec") != str(self.model_spec)
                 or h.get("model_fingerprint") != self.meta.get_meta("model_fingerprint")
                 or h.get("text_dim") != self.text_vectors.dim
                 or len(self.text_vectors) != len(self.audio_vectors)
                 or set(self.config.text_expert_options) - {"batch_size", "threads", "device"}
-                or h.get("model_source") != model_source_stamp(self.config.model)):
+                or h.get("model_source") != model_source_stamp(self.model_spec)):
             return None
         return h
 
@@ -326,6 +335,7 @@ class Index:
         are: vectors are saved before their metadata commits, and search skips windows the
         metadata does not know yet, so a reader always sees a consistent index."""
         self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
+        self._vectors_seen = self._vector_stamp()
         audio_p, text_p = self._vector_paths()
         n_windows = self.meta.counts()["windows"]
         self.audio_vectors = self.text_vectors = None
@@ -338,7 +348,7 @@ class Index:
             try:
                 v = VectorIndex.load(p, self.config.vector_index)
             except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
-                damaged.append(f"{p.name} cannot be read ({_short_error(e)})")
+                damaged.append(f"{p.name} cannot be read ({_vector_file_error(e)})")
                 continue
             if len(v) != n_windows:
                 uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
@@ -443,6 +453,18 @@ class Index:
             self.audio_vectors.save(audio_p)
         if self.text_vectors is not None:
             self.text_vectors.save(text_p)
+        self._vectors_seen = self._vector_stamp()
+
+    def _vector_stamp(self) -> tuple:
+        """(size, mtime, inode) of the vector files: tells whether another writer replaced them."""
+        out = []
+        for p in self._vector_paths():
+            try:
+                st = os.stat(p)
+                out.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
 
     # -- adding files --------------------------------------------------------------------------
     def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
@@ -458,7 +480,10 @@ class Index:
         process is writing to this index."""
         _wlock.acquire(self.path)
         try:
-            self._load_vectors()  # what another writer may have saved since this index was opened
+            n = self.meta.counts()["windows"]
+            if (self._vector_stamp() != getattr(self, "_vectors_seen", None)
+                    or any(v is not None and len(v) != n for v in (self.audio_vectors, self.text_vectors))):
+                self._load_vectors()  # another writer saved since this index loaded them, or a crash left them uneven
             return self._add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
         finally:
             _wlock.release(self.path)
@@ -880,6 +905,14 @@ def _collect(paths, recursive: bool, report: AddReport) -> tuple[list[str], list
         else:
             report.failed.append((str(p), "no such file or folder"))
     return sorted(dict.fromkeys(files)), dirs
+
+
+def _vector_file_error(e: BaseException) -> str:
+    """FAISS's messages name C++ source lines; say what they mean."""
+    text = str(e)
+    if "read error" in text or "Error in" in text or isinstance(e, (EOFError, ValueError)):
+        return "truncated or not a vector index file"
+    return _short_error(e)
 
 
 def _short_error(e: BaseException) -> str:

@@ -78,6 +78,32 @@ try {
     report.text = { query: opts.query, count: names.length, top: names.slice(0, 5) };
     report.steps.push("text search");
 
+    // 1b. a filtered search: sound-only mode, mono, at most 6 s (the page's filter controls)
+    const filtered = page.waitForResponse((r) => {
+      const u = new URL(r.url());
+      return u.pathname === "/api/search" && u.searchParams.get("max_duration") === "6"
+        && u.searchParams.get("channels") === "1" && u.searchParams.get("mode") === "content";
+    });
+    await page.selectOption("#mode", "content");
+    await page.selectOption("#channels", "1");
+    await page.fill("#max-duration", "6");
+    await page.press("#max-duration", "Enter");
+    const body = await (await filtered).json();
+    check(body.count > 0, "filtered search has results");
+    check(body.results.every((h) => h.duration <= 6), "filtered results respect the duration filter");
+    check(body.facets && body.facets.channels, "facet counts returned");
+    await page.waitForFunction((n) => document.querySelectorAll("#results .hit").length === n
+      && /result/.test(document.querySelector("#results-title").textContent), body.count);
+    report.filtered = { count: body.count, facets: await page.textContent("#facets"),
+                        top: body.results.slice(0, 3).map((h) => h.name) };
+    check(report.filtered.facets.length > 0, "facet counts shown on the page");
+    await page.evaluate(() => {
+      document.querySelector("#mode").value = "";
+      document.querySelector("#channels").value = "";
+      document.querySelector("#max-duration").value = "";
+    });
+    report.steps.push("filtered search");
+
     // 2. play the first result: metadata loads through range requests and time advances
     const audio = page.locator("#results .hit .player").first();
     await audio.evaluate((a) => a.play());

@@ -78,7 +78,10 @@ def extract_features(
             report.failed.append((p, f"cannot read file ({e.strerror or e})"))
             continue
         report.hashes[p] = h
-        stored = store.get(h, expert.key)
+        try:
+            stored = store.get(h, expert.key)
+        except Exception:  # its shard is lost or unreadable: compute it again
+            stored = None
         if stored is None:
             todo.append((p, h))
             continue

@@ -156,6 +156,14 @@ class FeatureStore:
                     ],
                 )
 
+    def forget(self, hashes: list[str], expert_key: str) -> None:
+        """Drop the rows of ``hashes`` (e.g. their shard was lost) so they are computed again."""
+        with self._lock:
+            self._open_shards.clear()
+            with self._db:
+                self._db.executemany("DELETE FROM features WHERE hash=? AND expert=?",
+                                     [(h, expert_key) for h in hashes])
+
     def hashes(self, expert_key: str) -> list[str]:
         """Content hashes that have features of ``expert_key`` (sorted)."""
         with self._lock:

@@ -21,7 +21,6 @@ Both take the index's writer lock for repair (one writer at a time); check only 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -127,7 +126,9 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
         try:
             v = VectorIndex.load(f, config.vector_index)
         except Exception as e:
-            p.append(f"{name} cannot be read ({_short(e)})")
+            from ..search import _vector_file_error
+
+            p.append(f"{name} cannot be read ({_vector_file_error(e)})")
             continue
         if len(v) != n_windows:
             p.append(f"{name} holds {len(v)} vectors but meta.sqlite has {n_windows} windows")
@@ -254,9 +255,7 @@ def repair(index_dir: str | os.PathLike) -> RepairReport:
         try:
             _refeature(idx, report)
             n_before = len(idx)
-            missing = idx.rebuild_vectors(save=True)
-            for item_id in missing:  # rebuild_vectors dropped them; _refeature reported why
-                pass
+            idx.rebuild_vectors(save=True)  # drops items whose features are still missing
             if n_before != len(idx):
                 report.fixed.append(f"dropped {n_before - len(idx)} files whose features could not be recovered")
             report.fixed.append(f"rebuilt the vector files from the feature store ({len(idx)} files, "
@@ -300,6 +299,7 @@ def _refeature(idx, report: RepairReport) -> None:
                 drop.append((item, "features lost; the expert changed since: re-index to recompute"))
             redo = []
     if redo:
+        idx.store.forget([i.hash for i in redo], key)
         got = extract_features([i.path for i in redo], idx.expert, idx.store, progress=False, keep=False,
                                max_duration_s=None)
         failed = dict(got.failed)

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS item_info (
     machine_tags TEXT NOT NULL DEFAULT '[]', has_words INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS item_info_folder ON item_info(folder);
+CREATE INDEX IF NOT EXISTS item_info_words ON item_info(has_words);
 CREATE VIRTUAL TABLE IF NOT EXISTS item_fts USING fts5(
     name, folder, embedded, machine, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -95,8 +96,12 @@ class FullText:
     def __init__(self, meta):
         self.meta = meta
         with meta._lock:
-            meta.db.executescript(_SCHEMA)
-            meta.db.commit()
+            have = {r[0] for r in meta.db.execute(
+                "SELECT name FROM sqlite_master WHERE name IN ('item_info', 'item_fts', 'item_info_words', "
+                "'item_fulltext_delete')")}
+            if len(have) < 4:  # first use (an existing index needs no write lock just to be searched)
+                meta.db.executescript(_SCHEMA)
+                meta.db.commit()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -205,16 +210,28 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
     return sorted(score.items(), key=lambda kv: (-kv[1], first[kv[0]]))
 
 
+def _stem(w: str) -> str:
+    for suf in ("ing", "ed", "es", "en", "er", "s"):
+        if len(w) > len(suf) + 2 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+def _same_word(a: str, b: str) -> bool:
+    a, b = _stem(a), _stem(b)
+    short, long_ = sorted((a, b), key=len)
+    return a == b or (len(short) >= 4 and long_.startswith(short))
+
+
 def highlight(text: str, query: str) -> tuple[str, list[str]]:
-    """``text`` with query words (and their stems' prefixes) wrapped in [ ]; the words matched."""
+    """``text`` with the query's words (loosely stemmed) wrapped in [ ]; the words matched."""
     words = query_words(query)
-    stems = {w[:max(3, len(w) - 2)] if len(w) > 4 else w for w in words}
     matched: list[str] = []
 
     def mark(m):
         tok = m.group(0)
         low = tok.lower()
-        if any(low == s or (len(s) >= 3 and low.startswith(s)) for s in stems):
+        if any(_same_word(low, w) for w in words):
             if low not in matched:
                 matched.append(low)
             return f"[{tok}]"

@@ -98,11 +98,11 @@ def folder_words(path: str | os.PathLike, root: str | os.PathLike | None = None,
 # -- embedded tags ---------------------------------------------------------------------------
 _TEXT_KEYS = {  # lower-cased tag keys whose values describe the sound
     "title", "comment", "description", "subject", "keywords", "genre", "album", "category",
-    "subcategory", "catid", "fxname", "notes", "note", "library", "artist",
+    "subcategory", "catid", "fxname", "notes", "note", "library",
     # ID3 frames
-    "tit1", "tit2", "tit3", "comm", "talb", "tcon", "tpe1", "txxx",
-    # RIFF INFO
-    "inam", "icmt", "isbj", "ikey", "ignr", "iprd", "iart",
+    "tit1", "tit2", "tit3", "comm", "talb", "tcon", "txxx",
+    # RIFF INFO (not IART/TPE1/artist: a person's name says nothing about the sound)
+    "inam", "icmt", "isbj", "ikey", "ignr", "iprd",
     # MP4
     "\xa9nam", "\xa9cmt", "desc", "\xa9gen", "\xa9alb",
 }

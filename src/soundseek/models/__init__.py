@@ -54,6 +54,9 @@ __all__ = [
     "register_model_type",
     "ModelNotInstalledError",
     "default_model_dir",
+    "shipped_model_dir",
+    "model_dir_for",
+    "SHIPPED_MODELS",
 ]
 
 # model_type (in a saved config.json) -> "module:Class" with a ``from_pretrained(dir)``.
@@ -77,24 +80,51 @@ def register_model_type(model_type: str, target: str) -> None:
     MODEL_TYPES[model_type] = target
 
 
+#: Models shipped inside the package, by name (``soundseek/assets/models/<name>``).
+#: ``default``: YAMNet label bridge fused with heads over yamnet + minilm (recipes/everyday.py);
+#: ``aisfx-minilm-v1``: the previous default (5 MLP heads over aisfx + minilm, recipes/default.py).
+SHIPPED_MODELS = ("default", "aisfx-minilm-v1")
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """Where a model shipped with the package lives (see :data:`SHIPPED_MODELS`)."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("soundseek") / "assets" / "models" / name))
+
+
 def default_model_dir() -> Path:
     """Where the shipped default model lives inside the installed package."""
-    return Path(str(resources.files("soundseek") / "assets" / "models" / "default"))
+    return shipped_model_dir("default")
+
+
+def model_dir_for(spec: str | Path | None) -> Path | None:
+    """The folder a model spec loads from: a shipped model's name or a directory (None otherwise)."""
+    if not spec:
+        return None
+    spec_s = str(spec)
+    if spec_s in SHIPPED_MODELS:
+        return shipped_model_dir(spec_s)
+    if spec_s.startswith("native:"):
+        return None
+    path = Path(spec_s).expanduser()
+    return path if path.is_dir() else None
 
 
 def load_model(spec: str | Path = "default") -> torch.nn.Module:
     """Load a retrieval model from a spec, in eval mode.
 
-    ``"default"``: the heads shipped with the package; a directory written by ``save_pretrained``;
+    ``"default"`` (or another name in :data:`SHIPPED_MODELS`): a model shipped with the package;
+    a directory written by ``save_pretrained``;
     or ``"native:<audio_expert>+<text_expert>"`` for experts that already share a space (CLAP).
     """
     spec_s = str(spec)
-    if spec_s == "default":
-        d = default_model_dir()
+    if spec_s in SHIPPED_MODELS:
+        d = shipped_model_dir(spec_s)
         if not (d / "config.json").is_file():
             raise ModelNotInstalledError(
-                f"no default text-audio model is installed (nothing at {d}); train it with "
-                "`python -m soundseek.train.recipes.default` or pass a model directory"
+                f"the shipped model {spec_s!r} is not installed (nothing at {d}); train it with "
+                "`python -m soundseek.train.recipes.everyday` or pass a model directory"
             )
         return _load_dir(d)
     if spec_s.startswith("native:"):
@@ -109,7 +139,8 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
     if path.is_dir():
         return _load_dir(path)
     raise ModelNotInstalledError(
-        f"unknown model {spec_s!r}: not 'default', not 'native:<audio>+<text>', and no such directory"
+        f"unknown model {spec_s!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
+        "'native:<audio>+<text>', and no such directory"
     )
 
 

@@ -295,13 +295,10 @@ def model_source_stamp(spec: str | None) -> list | None:
     spec = str(spec)
     if spec.startswith("native:"):
         return []
-    if spec == "default":
-        from . import default_model_dir
+    from . import model_dir_for
 
-        d = default_model_dir()
-    else:
-        d = Path(spec).expanduser()
-    if not d.is_dir():
+    d = model_dir_for(spec)
+    if d is None or not d.is_dir():
         return None
     stamp = []
     for root, dirs, files in os.walk(d):

@@ -439,6 +439,49 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         }
         if cfg.expose_paths:
             out["path"] = str(path)
+        tags = getattr(hit, "tags", None) or ()
+        out["tags"] = [t.to_dict() if hasattr(t, "to_dict") else t for t in tags]
+        matched = list(getattr(hit, "matched", None) or ())
+        out["matched"] = matched
+        snippet = getattr(hit, "snippet", "") or ""
+        if snippet and not cfg.expose_paths:  # folder words would reveal the server's folders
+            fields = [f for f in matched if f in ("name", "folder", "embedded")]
+            parts = snippet.split(" · ")
+            if len(parts) == len(fields):
+                snippet = " · ".join(p for p, f in zip(parts, fields) if f != "folder")
+        out["snippet"] = snippet
+        out["words"] = list(getattr(hit, "words", None) or ())
+        return out
+
+    def search_filters(mode, min_duration, max_duration, channels, sample_rate, fmt, folder, tag) -> dict:
+        """The search keyword arguments the request asked for (none: the plain call)."""
+        if mode is not None and mode not in ("hybrid", "content", "metadata"):
+            raise ApiError(422, "invalid_parameter", f"mode must be hybrid, content or metadata (got {mode!r})")
+        for name, v in (("min_duration", min_duration), ("max_duration", max_duration)):
+            if v is not None and not (0 <= v < 1e9):
+                raise ApiError(422, "invalid_parameter", f"{name} must be a number of seconds >= 0 (got {v})")
+        if folder and not cfg.expose_paths:
+            raise ApiError(422, "invalid_parameter", "the folder filter needs a server that shows file paths")
+        kw = {"mode": mode, "min_duration": min_duration, "max_duration": max_duration, "channels": channels,
+              "sample_rate": sample_rate, "format": (fmt or None), "folder": (folder or None), "tag": (tag or None)}
+        return {k: v for k, v in kw.items() if v is not None}
+
+    def facet_counts(kw: dict) -> dict | None:
+        """Counts per format / channels / sample rate / duration bucket; each facet ignores its
+        own filter, so the other values stay visible after one is picked."""
+        ft = getattr(idx, "fulltext", None)
+        if ft is None:
+            return None
+        from soundseek.index.fulltext import Filters
+
+        base = {k: v for k, v in kw.items() if k != "mode"}
+        own = {"format": ("format",), "channels": ("channels",), "sample_rate": ("sample_rate",),
+               "duration": ("min_duration", "max_duration")}
+        out = {}
+        with meta_lock:
+            for facet, keys in own.items():
+                f = Filters(**{k: v for k, v in base.items() if k not in keys})
+                out[facet] = ft.facets(f)[facet]
         return out
 
     def check_k(k: int) -> int:
@@ -483,7 +526,17 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
     def search_text(
         q: str = Query("", description="what to look for, e.g. 'a dog barks far away'"),
         k: int = Query(cfg.default_k, description=f"number of results, 1..{cfg.max_k}"),
+        mode: str | None = Query(None, description="hybrid (default when files have words), content or metadata"),
+        min_duration: float | None = Query(None, description="only files at least this long (seconds)"),
+        max_duration: float | None = Query(None, description="only files at most this long (seconds)"),
+        channels: int | None = Query(None, ge=1, le=64, description="only files with this many channels"),
+        sample_rate: int | None = Query(None, ge=1, le=10_000_000, description="only files at this sample rate"),
+        format: str | None = Query(None, max_length=16, description="only files of this format, e.g. wav"),
+        folder: str | None = Query(None, max_length=4096, description="only files under this folder (path prefix)"),
+        tag: str | None = Query(None, max_length=200, description="only files with this machine tag"),
+        facets: bool = Query(False, description="also return facet counts (format, channels, rate, duration)"),
     ) -> dict:
+        kw = search_filters(mode, min_duration, max_duration, channels, sample_rate, format, folder, tag)
         text = q.strip()
         if not text:
             raise ApiError(422, "empty_query", "the query is empty; type what you want to hear")
@@ -492,7 +545,9 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
                 422, "query_too_long", f"the query has {len(text)} characters; the limit is {cfg.max_query_chars}"
             )
         check_k(k)
-        if not has_text():
+        ft = getattr(idx, "fulltext", None)
+        words_ok = kw.get("mode") == "metadata" or (kw.get("mode") != "content" and ft is not None and ft.has_words())
+        if not has_text() and not words_ok:
             raise ApiError(
                 409,
                 "no_text_model",
@@ -501,12 +556,20 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
         t0 = time.perf_counter()
         try:
             with query_guard("text"):
-                hits = idx.search(text, k)
+                hits = idx.search(text, k, **kw)
         except Exception as e:  # NoTextModelError without importing search at module load
             if type(e).__name__ == "NoTextModelError":
                 raise ApiError(409, "no_text_model", str(e)) from None
+            if isinstance(e, ValueError) and kw:
+                raise ApiError(422, "invalid_parameter", str(e)) from None
             raise
-        return results("text", t0, hits, query=text, k=k)
+        extra = {"query": text, "k": k}
+        if kw:
+            extra["filters"] = {k_: v for k_, v in kw.items() if k_ != "mode"}
+            extra["search_mode"] = kw.get("mode")
+        if facets:
+            extra["facets"] = facet_counts(kw)
+        return results("text", t0, hits, **extra)
 
     @app.post(
         "/api/search/audio",

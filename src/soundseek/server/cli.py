@@ -30,11 +30,17 @@ def register(app: typer.Typer) -> None:
         from . import app as server_app
 
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
+        from ..search import IndexDamagedError
+
         options = _config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers)
-        if options:
-            server_app.serve(index, host=host, port=port, config=_config(host, options))
-        else:
-            server_app.serve(index, host=host, port=port)
+        try:
+            if options:
+                server_app.serve(index, host=host, port=port, config=_config(host, options))
+            else:
+                server_app.serve(index, host=host, port=port)
+        except IndexDamagedError as e:  # one line, no traceback (see `soundseek check` / `repair`)
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
 
 
 def _config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1) -> dict:

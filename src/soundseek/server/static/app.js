@@ -13,6 +13,11 @@ const message = $("#message");
 const resultsTitle = $("#results-title");
 const resultsList = $("#results");
 const template = $("#hit-template");
+const modeSelect = $("#mode");
+const minDur = $("#min-duration");
+const maxDur = $("#max-duration");
+const channelsSelect = $("#channels");
+const facetsLine = $("#facets");
 
 let hasTextModel = true;
 let requestSeq = 0; // only the latest request may render
@@ -65,6 +70,14 @@ function renderHit(hit, rank) {
   if (hit.path) name.title = hit.path;
   li.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
   li.querySelector(".duration").textContent = hit.duration != null ? fmtSeconds(hit.duration) : "";
+  // which signals matched: the sound (content), and/or words of the name, folder or tags
+  const signals = (hit.matched || []).filter((m) => m !== "hybrid");
+  if (signals.length && !(signals.length === 1 && signals[0] === "content")) {
+    const words = (hit.words || []).length ? `: ${hit.words.join(", ")}` : "";
+    const matched = li.querySelector(".matched");
+    matched.textContent = `matched ${signals.map((m) => (m === "content" ? "sound" : m)).join(" + ")}${words}`;
+    if (hit.snippet) matched.title = hit.snippet;
+  }
 
   const img = li.querySelector(".wave-img");
   img.src = hit.waveform_url;
@@ -132,8 +145,25 @@ function textSearch(q, pushUrl = true) {
     history.pushState({ q }, "", url);
   }
   const k = kSelect.value;
-  run((d) => `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`, "Searching…",
-      () => fetchJSON(`/api/search?q=${encodeURIComponent(q)}&k=${k}`));
+  const params = new URLSearchParams({ q, k });
+  if (modeSelect.value) params.set("mode", modeSelect.value);
+  if (minDur.value !== "") params.set("min_duration", minDur.value);
+  if (maxDur.value !== "") params.set("max_duration", maxDur.value);
+  if (channelsSelect.value) params.set("channels", channelsSelect.value);
+  params.set("facets", "true");
+  run((d) => { showFacets(d.facets); return `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`; }, "Searching…",
+      () => fetchJSON(`/api/search?${params}`));
+}
+
+function showFacets(facets) {
+  // how many sounds each filter value would leave (the other filters applied)
+  if (!facets) { facetsLine.textContent = ""; return; }
+  const ch = facets.channels || {};
+  const parts = [];
+  if (ch["1"] != null) parts.push(`${ch["1"]} mono`);
+  if (ch["2"] != null) parts.push(`${ch["2"]} stereo`);
+  const dur = Object.entries(facets.duration || {}).map(([b, n]) => `${n} ${b}`);
+  facetsLine.textContent = [...parts, ...dur].join(" · ");
 }
 
 function moreLikeThis(hit) {
@@ -158,6 +188,10 @@ function showNoTextModel() {
 
 // ---- wiring --------------------------------------------------------------------------------
 form.addEventListener("submit", (ev) => { ev.preventDefault(); textSearch(input.value); });
+// changing a filter re-runs the current text search
+[modeSelect, channelsSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
+  if (input.value.trim() && hasTextModel) textSearch(input.value, false);
+}));
 pickBtn.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => { audioSearch(fileInput.files[0]); fileInput.value = ""; });
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (ev) => {

@@ -48,7 +48,7 @@ def install(model_dir: Path, recipe: Path, target: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ...models import default_model_dir
+    from ...models import shipped_model_dir
     from ..config import TrainConfig
     from ..pipeline import run_training
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
           f"test t2a ({metrics['test_clips']} clips): R@1 {t['r1']:.1f}  R@5 {t['r5']:.1f}  R@10 {t['r10']:.1f}")
     print(f"run: {a.out}")
     if not a.no_install:
-        target = install(model_dir, a.config, default_model_dir())
+        target = install(model_dir, a.config, shipped_model_dir("aisfx-minilm-v1"))
         size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
         print(f"installed default model into {target} ({size / 1e6:.2f} MB)")
     return 0

@@ -37,7 +37,7 @@ class BridgeSettings:
     temperature: float = 0.1
     name_template: str = "the sound of {}"
     prior_alpha: float = 0.5
-    bridge_weight: float = 0.5  # share of the bridge in the fused score; the heads share the rest
+    bridge_weight: float = 0.6  # share of the bridge in the fused score; the heads share the rest
 
 
 def corpus_feature_sets(split_names=("train", "val", "test"), store=None, progress=False, which=None):
