@@ -205,14 +205,16 @@ def test_text_side_json_and_npz_must_match(tmp_path):
 def test_loading_a_text_side_imports_no_torch(tmp_path):
     from soundseek.models import load_model
 
-    load_model("default").export_text_side().save(tmp_path)
+    side = load_model("default").export_text_side()
+    side.save(tmp_path)
+    dim = side(np.ones((1, 384), np.float32)).shape[1]  # 521 bridge classes + 5 x 512 heads
     code = (
         "import sys, numpy as np; from soundseek.models.text_side import TextSide; "
         f"s = TextSide.load({str(tmp_path)!r}); print(s(np.ones((1, 384), np.float32)).shape, "
         "'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["(1,", "2560)", "False"]
+    assert out.split() == ["(1,", f"{dim})", "False"]
 
 
 # -- Index.search and the CLI ----------------------------------------------------------------------
@@ -282,8 +284,9 @@ def test_cli_audio_search_of_an_indexed_clip_imports_no_torch(esc50_index):
 
 @needs_shared("data/esc50-fold1")
 def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
-    """Old indexes (no text side), retrained models and changed fingerprints use the torch path,
-    which writes a fresh text side for the next query."""
+    """Old indexes (no text side), retrained models and changed fingerprints use the torch path;
+    readers never write to the index (issue 11), so the next writer (`index` / `add`) re-exports
+    the text side and the fast path is back."""
     import torch
 
     from soundseek import Index
@@ -291,9 +294,9 @@ def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
 
     model_dir = tmp_path / "model"
     torch.manual_seed(0)
-    DualEncoder(embed_dim=32, hidden=64).save_pretrained(model_dir)
+    DualEncoder(embed_dim=32, hidden=64).save_pretrained(model_dir)  # over aisfx (512-d) frames
     rows = esc50_meta()[:6]
-    idx = Index.create(tmp_path / "idx", model=str(model_dir))
+    idx = Index.create(tmp_path / "idx", audio_expert="aisfx", model=str(model_dir))
     idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
     idx.close()
 
@@ -302,13 +305,16 @@ def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
         (tmp_path / "idx" / name).unlink()
     idx = Index.open(tmp_path / "idx")
     assert idx._fast_text_side() is False
-    first = idx.search("a dog", k=3)  # torch path, which writes the text side
+    first = idx.search("a dog", k=3)  # torch path; a reader writes nothing
+    assert not (tmp_path / "idx" / "text_side.json").exists()
+    idx.add([], progress=False)  # a writer re-exports it
     assert (tmp_path / "idx" / "text_side.json").is_file()
     idx = Index.open(tmp_path / "idx")
     _assert_same_hits(idx.search("a dog", k=3), first)
     assert idx._fast_text
 
-    # 2. the model retrained in place: fast path refused, vectors rebuilt, text side re-exported
+    # 2. the model retrained in place: fast path refused, torch path serves the new model,
+    #    the next writer rebuilds the vectors and re-exports the text side
     torch.manual_seed(1)
     retrained = DualEncoder(embed_dim=32, hidden=64)
     retrained.save_pretrained(model_dir)
@@ -316,6 +322,7 @@ def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
     assert idx._fast_text_side() is False
     idx._fast_text = None
     slow = idx.search("a dog", k=3)
+    idx.add([], progress=False)
     idx = Index.open(tmp_path / "idx")
     _assert_same_hits(idx.search("a dog", k=3), slow)
     assert idx._fast_text

@@ -409,3 +409,23 @@ def test_server_api_hybrid_filters_and_facets(index):
     with TestClient(create_app(index, ServerConfig(expose_paths=False)), base_url="http://127.0.0.1:8000") as c:
         hits = c.get("/api/search", params={"q": "wood door creak", "mode": "metadata"}).json()["results"]
         assert "path" not in hits[0] and "[doors]" not in hits[0]["snippet"].lower()  # folder words hidden
+
+
+def test_machine_tags_stored_apart_and_filterable(index):
+    from soundseek.experts.tagger import tagger_for
+
+    info = index.fulltext.info(index.meta.items_by_path()[p].id for p in index.meta.items_by_path())
+    if tagger_for(index.config.audio_expert) is None:
+        assert all(v["machine_tags"] == [] for v in info.values())
+        pytest.skip(f"{index.config.audio_expert} has no classifier: no machine tags")
+    assert all(v["machine_tags"] for v in info.values())
+    some = next(iter(info.values()))
+    tag = some["machine_tags"][0][0]
+    assert tag.lower() not in some["name"].split()  # the file's own words stay its own
+    tagged = index.fulltext.allowed(Filters(tag=tag))
+    assert tagged and all(any(n == tag for n, _ in info[i]["machine_tags"]) for i in tagged)
+    hits = index.search("door", k=5, mode="metadata", tag=tag)
+    assert all(h.id in tagged for h in hits)
+    # single-window hits carry the index-time tags (same frames, computed once)
+    h = index.search("door", k=1, mode="content")[0]
+    assert [t.name for t in h.tags] == [n for n, _ in info[h.id]["machine_tags"][:3]]

@@ -228,3 +228,19 @@ def test_retrained_model_rebuilds_text_vectors(tmp_path):
         expected = retrained.eval().encode_audio(*pad_frames([frames])).numpy()[0]
     np.testing.assert_allclose(after, expected, atol=1e-5)
     assert not np.allclose(before, after)
+
+
+def test_old_aisfx_indexes_keep_their_model(tmp_path):
+    """An index made before the yamnet default (expert aisfx, model 'default') keeps using the
+    model it was built with, now shipped as 'aisfx-minilm-v1'; new indexes get yamnet."""
+    import json
+
+    rows = esc50_meta()[:2]
+    idx = Index.create(tmp_path / "old", audio_expert="aisfx")
+    assert json.loads((tmp_path / "old" / "index.json").read_text())["model"] == "default"
+    assert idx.model_spec == "aisfx-minilm-v1"
+    idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
+    assert idx.has_text_model and idx.model.config.audio_expert == "aisfx"
+    assert len(idx.search("a dog", k=2)) == 2
+    new = Index.create(tmp_path / "new", model=None)
+    assert new.config.audio_expert == "yamnet" and new.model_spec is None

@@ -133,16 +133,20 @@ def test_load_model_native_spec():
 def test_load_model_unknown_and_missing_default(tmp_path, monkeypatch):
     with pytest.raises(ModelNotInstalledError, match="unknown model"):
         load_model(str(tmp_path / "nope"))
-    monkeypatch.setattr(models, "default_model_dir", lambda: tmp_path / "empty")
-    with pytest.raises(ModelNotInstalledError, match="no default text-audio model is installed"):
+    monkeypatch.setattr(models, "shipped_model_dir", lambda name="default": tmp_path / "empty")
+    with pytest.raises(ModelNotInstalledError, match="shipped model 'default' is not installed"):
         load_model("default")
 
 
-def test_shipped_default_model_loads_if_present():
-    d = models.default_model_dir()
-    if not (d / "config.json").is_file():
-        pytest.skip("default model not trained yet")
-    m = load_model("default")
-    assert m.config.audio_expert == "aisfx" and m.config.text_expert == "minilm"
-    size = sum(p.stat().st_size for p in d.iterdir())
-    assert size < 5_000_000
+def test_shipped_models_load_if_present():
+    """The default (yamnet label bridge + heads) and the previous default (aisfx heads)."""
+    for name, expert, max_mb in (("default", "yamnet", 25), ("aisfx-minilm-v1", "aisfx", 15)):
+        d = models.shipped_model_dir(name)
+        if not (d / "config.json").is_file():
+            pytest.skip(f"shipped model {name} not trained yet")
+        m = load_model(name)
+        assert m.config.audio_expert == expert and m.config.text_expert == "minilm"
+        size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+        assert size < max_mb * 1e6
+    with pytest.raises(ValueError, match="no shipped model"):
+        models.shipped_model_dir("nope")

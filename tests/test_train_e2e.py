@@ -71,11 +71,13 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path, cache, monkeypatch):
     assert bad.exit_code == 2 and "does not exist" in bad.output
 
 
-def test_shipped_default_model_ranks_corpus_test_captions(cache, monkeypatch):
+@pytest.mark.parametrize("name", ["default", "aisfx-minilm-v1"])
+def test_shipped_default_model_ranks_corpus_test_captions(cache, monkeypatch, name):
+    """Both shipped models rank held-out corpus captions far above chance."""
     from soundseek import models
 
-    if not (models.default_model_dir() / "config.json").is_file():
-        pytest.skip("default model not trained yet")
+    if not (models.shipped_model_dir(name) / "config.json").is_file():
+        pytest.skip(f"shipped model {name} not trained yet")
     from soundseek.data.sfx_corpus import load_sfx_corpus
     from soundseek.eval.metrics import t2a_metrics
     from soundseek.train.data import build_feature_set
@@ -90,8 +92,8 @@ def test_shipped_default_model_ranks_corpus_test_captions(cache, monkeypatch):
             seen.add(it.audio_path)
             subset.append(it)
     subset = subset[:60]
-    model = models.load_model("default")
-    fs, failed = build_feature_set(subset, ["aisfx"], ["minilm"], progress=False)
+    model = models.load_model(name)
+    fs, failed = build_feature_set(subset, [model.config.audio_expert], ["minilm"], progress=False)
     assert not failed
     m = t2a_metrics(similarity_matrix(model, fs), fs.caption_clip)
     chance_r10 = 100 * 10 / fs.n_clips

@@ -698,13 +698,18 @@ class Index:
                 continue
             single = wid is None or item.duration <= self.config.window_s + 1e-6
             s0, e0 = (None, None) if single else (round(start, 3), round(end, 3))
-            tags = self._window_tags(item, start if start is not None else 0.0,
-                                     end if end is not None else item.duration + 1.0)
+            meta = info.get(item_id)
+            if (single or wid is None) and meta is not None and meta["machine_tags"]:
+                # the window is the whole file: its machine tags, computed once at index time
+                from .experts.tagger import Tag
+
+                tags = tuple(Tag(n, float(sc)) for n, sc in meta["machine_tags"][:3])
+            else:
+                tags = self._window_tags(item, start, end)
             matched: list[str] = []
             if "content" in signals or (content_ids is not None and item_id in content_ids):
                 matched.append("content")
             snippet, words = "", []
-            meta = info.get(item_id)
             if meta is not None and "content" not in signals:
                 parts = []
                 for field_name in ("name", "folder", "embedded"):
