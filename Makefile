@@ -26,6 +26,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The Milvus vector store's optional extra, for its tests only (tests/test_milvus_store.py skips
+# without it): pymilvus + milvus-lite, ~7 s to install here.
+$(VENV)/.scale: pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[scale]"
+	touch $@
+
 demo: install
 	@if [ -d "$(DEMO_DATA)" ]; then \
 	  $(BIN)/soundseek demo --data "$(DEMO_DATA)" --index demo-index; \
@@ -36,7 +42,7 @@ demo: install
 browser:
 	bash .ci/install-browser.sh
 
-test: install
+test: install $(VENV)/.scale
 	-bash .ci/install-test-tools.sh
 	$(BIN)/python -m pytest -q -ra
 

@@ -87,6 +87,9 @@ def index_cmd(
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
     vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
                                      "'ivfpq'), 'flat', 'hnsw', 'sq8', 'fp16', 'hnswsq' or 'ivfpq' (docs/benchmarks.md)"),
+    store: str = typer.Option("faiss", "--store", help="new index only: where window vectors live: 'faiss' (files in "
+                              "the index folder), 'milvus-lite' (embedded; pip install 'soundseek[scale]') or "
+                              "milvus://HOST:PORT/COLLECTION (a Milvus server; docs/scaling.md)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds "
                                                  "(default 3 h; 0 = no limit: long files are streamed, memory stays bounded)"),
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
@@ -95,6 +98,7 @@ def index_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
+    from .index.milvus_store import MilvusUnavailable
     from .search import Index, IndexBusyError
 
     if max_duration is not None and not max_duration >= 0:
@@ -103,7 +107,8 @@ def index_cmd(
 
     try:
         idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
-                                   window_s=window, hop_s=hop, vector_index=vector_index)
+                                   window_s=window, hop_s=hop, vector_index=vector_index,
+                                   vector_store=store)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     if max_duration is not None:
@@ -111,6 +116,8 @@ def index_cmd(
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
     except IndexBusyError as e:
+        _fail(str(e))
+    except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
     if as_json:
         out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))

@@ -40,6 +40,7 @@ from .experts import get_audio_expert, get_text_expert
 from .experts.base import AudioFeatures
 from .features import FeatureStore, extract_features, pooled_vector
 from .index import Item, MetaStore, VectorIndex
+from .index.backends import close_vectors, new_vectors, open_vectors, validate_store
 from .index import lock as _wlock
 from .index.lock import IndexBusyError  # noqa: F401  (re-exported: raised by add/remove/repair)
 
@@ -63,6 +64,8 @@ class IndexConfig:
     # "auto" (flat while small, then ivfpq), "flat", "hnsw", "sq8", "fp16", "hnswsq", "ivfpq";
     # the kind in use is recorded in each vector file (soundseek.index.vectors)
     vector_index: str = "flat"
+    # where window vectors live: "faiss" (files here), "milvus-lite" or "milvus://HOST:PORT/NAME"
+    vector_store: str = "faiss"
     max_duration_s: float = 3 * 3600.0
     expert_options: dict = field(default_factory=dict)  # e.g. {"weights": "/path/Cnn14.pth"}
     text_expert_options: dict = field(default_factory=dict)
@@ -146,7 +149,7 @@ class Index:
     def create(cls, path: str | os.PathLike, audio_expert: str = "yamnet", model: str | None = "default",
                window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
                expert_options: dict | None = None, text_expert_options: dict | None = None,
-               exist_ok: bool = False) -> "Index":
+               exist_ok: bool = False, vector_store: str = "faiss") -> "Index":
         path = Path(path).expanduser()
         if (path / "index.json").exists():
             if not exist_ok:
@@ -154,8 +157,9 @@ class Index:
             return cls.open(path)
         if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
             raise ValueError("need 0 < hop_s <= window_s")
+        vector_store = validate_store(vector_store)
         path.mkdir(parents=True, exist_ok=True)
-        config = IndexConfig(audio_expert=audio_expert, model=model, window_s=window_s, hop_s=hop_s,
+        config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s, hop_s=hop_s,
                              vector_index=vector_index, expert_options=dict(expert_options or {}),
                              text_expert_options=dict(text_expert_options or {}))
         config.save(path / "index.json")
@@ -346,7 +350,7 @@ class Index:
                     damaged.append(f"{p.name} is missing")
                 continue
             try:
-                v = VectorIndex.load(p, self.config.vector_index)
+                v = open_vectors(p, self.config.vector_index)
             except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
                 damaged.append(f"{p.name} cannot be read ({_vector_file_error(e)})")
                 continue
@@ -370,9 +374,9 @@ class Index:
         # memory gets a private temporary one
         audio_p, text_p = self._vector_paths() if _wlock.held(self.path) else (None, None)
         if self.audio_vectors is None:
-            self.audio_vectors = VectorIndex(audio_dim, self.config.vector_index, path=audio_p)
+            self.audio_vectors = new_vectors(self.config.vector_store, audio_dim, self.config.vector_index, audio_p)
         if text_dim is not None and self.text_vectors is None:
-            self.text_vectors = VectorIndex(text_dim, self.config.vector_index, path=text_p)
+            self.text_vectors = new_vectors(self.config.vector_store, text_dim, self.config.vector_index, text_p)
 
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """Recompute every window vector from the feature store (after a crash or a model change).
@@ -872,11 +876,13 @@ class Index:
             "window_s": self.config.window_s,
             "hop_s": self.config.hop_s,
             "vector_index": self.config.vector_index,
+            "vector_store": self.config.vector_store,
             "vector_index_in_use": {name: v.kind for name, v in (("audio", self.audio_vectors),
                                                                ("text", self.text_vectors)) if v is not None},
         }
 
     def close(self) -> None:
+        close_vectors(self.audio_vectors, self.text_vectors)
         self.meta.close()
         self.store.close()
 

@@ -78,7 +78,7 @@ def _sqlite_problem(path: Path) -> str | None:
 def check(index_dir: str | os.PathLike) -> CheckReport:
     """Verify every file of an index without writing anything; each problem is one line."""
     from ..search import IndexConfig
-    from .vectors import VectorIndex
+    from .backends import open_vectors
 
     root = Path(index_dir).expanduser()
     report = CheckReport(str(root))
@@ -124,7 +124,7 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
                 p.append(f"{name} is missing ({n_windows} windows have no vectors)")
             continue
         try:
-            v = VectorIndex.load(f, config.vector_index)
+            v = open_vectors(f, config.vector_index)
         except Exception as e:
             from ..search import _vector_file_error
 

@@ -1,0 +1,247 @@
+"""Milvus vector store (Milvus Lite embedded, and a Milvus server by URI) vs FAISS: the same
+vector-level checks on every backend, and the same search results on real audio (ESC-50 fold 1)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ESC50
+
+pytest.importorskip("pymilvus", reason="pymilvus not installed: pip install 'soundseek[scale]'")
+pytest.importorskip("milvus_lite", reason="milvus-lite not installed: pip install 'soundseek[scale]'")
+
+from soundseek.index.backends import new_vectors, open_vectors, validate_store  # noqa: E402
+
+
+def _unit(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A Milvus Lite gRPC server on 127.0.0.1 (the standalone server's protocol), stopped at the end."""
+    port = _free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.skip(f"the Milvus Lite server did not start: {proc.stderr.read().decode()[-300:]}")
+            time.sleep(0.2)
+    yield f"milvus://127.0.0.1:{port}/soundseek_test"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(params=["faiss", "milvus-lite", "milvus-server"])
+def store(request):
+    if request.param == "milvus-server":
+        return request.getfixturevalue("milvus_server")
+    return request.param
+
+
+# -- the same vector-level checks on every backend ----------------------------------------------
+def test_exact_search_remove_reload(store, tmp_path):
+    x = _unit(600, 32, 0)
+    path = tmp_path / "audio.faiss"
+    v = new_vectors(store, 32, "flat", path)
+    v.add(np.arange(1000, 1600), x)
+    assert len(v) == 600
+    q = _unit(5, 32, 1)
+    scores, ids = v.search(q, 10)
+    expected = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10] + 1000
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(q @ x.T, expected - 1000, axis=1), rtol=1e-5, atol=1e-6)
+
+    assert v.remove(list(range(1000, 1600, 2)) + [5, 99999]) == 300  # absent ids are not counted
+    assert len(v) == 300
+    assert set(v.ids().tolist()) == set(range(1001, 1600, 2))
+    _, ids = v.search(q, 10)
+    assert (ids % 2 == 1).all()
+    v.save(path)
+    if hasattr(v, "close"):
+        v.close()
+    again = open_vectors(path, "flat")
+    assert len(again) == 300
+    np.testing.assert_array_equal(again.search(q, 10)[1], ids)
+    assert again.search(q, 10_000)[1].shape == (5, 300)  # k above the size: everything
+    getattr(again, "close", lambda: None)()
+
+
+def test_ties_lower_id_first(store, tmp_path):
+    v = new_vectors(store, 4, "flat", tmp_path / "text.faiss")
+    same = np.tile(np.array([[1, 0, 0, 0]], np.float32), (6, 1))
+    v.add(np.array([9, 3, 7, 1, 5, 2]), same)
+    _, ids = v.search(np.array([1, 0, 0, 0], np.float32), 6)
+    assert ids[0].tolist() == [1, 2, 3, 5, 7, 9]  # equal scores: lower id first
+    getattr(v, "close", lambda: None)()
+
+
+def test_bad_store_names():
+    with pytest.raises(ValueError, match="unknown vector store"):
+        validate_store("qdrant")
+    with pytest.raises(ValueError, match="milvus://HOST:PORT/COLLECTION"):
+        validate_store("milvus://localhost/x")
+    assert validate_store(None) == "faiss"
+    assert validate_store("milvus://127.0.0.1:19530/sounds") == "milvus://127.0.0.1:19530/sounds"
+
+
+# -- the same search results on real audio --------------------------------------------------------
+TEXT_QUERIES = ["a dog barking", "a baby crying", "rain falling", "church bells ringing", "someone knocking on a door",
+                "a rooster crowing", "wind blowing"]
+
+
+def _same_up_to_ties(a, b, tol=1e-4):
+    """Two hit lists agree: scores equal (within tol) rank by rank, and where the files differ
+    the score is tied with another hit of the list."""
+    assert len(a) == len(b)
+    sa = np.array([h.score for h in a])
+    sb = np.array([h.score for h in b])
+    np.testing.assert_allclose(sa, sb, atol=tol)
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x.path != y.path:
+            tied = np.abs(np.delete(sa, i) - sa[i]) <= tol
+            assert tied.any(), f"rank {i + 1}: {x.path} ({x.score:.5f}) vs {y.path} ({y.score:.5f}), no tie"
+        else:
+            assert (x.start, x.end) == (y.start, y.end)
+
+
+@pytest.fixture(scope="module")
+def esc_pair(tmp_path_factory):
+    """~40 ESC-50 fold 1 clips (every 10th file) indexed with the default model, once with FAISS
+    flat and once with Milvus Lite."""
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+
+    root = tmp_path_factory.mktemp("esc-milvus")
+    corpus = root / "clips"
+    corpus.mkdir()
+    for f in sorted(audio.iterdir())[::10]:
+        shutil.copy2(f, corpus / f.name)
+    faiss_idx = Index.create(root / "faiss.idx", vector_index="flat")
+    milvus_idx = Index.create(root / "milvus.idx", vector_store="milvus-lite")
+    for idx in (faiss_idx, milvus_idx):
+        report = idx.add(corpus, progress=False)
+        assert report.failed == [] and report.added == 40
+    yield corpus, faiss_idx, milvus_idx
+    faiss_idx.close()
+    milvus_idx.close()
+
+
+def test_same_results_text_and_audio(esc_pair):
+    corpus, f, m = esc_pair
+    assert m.config.vector_store == "milvus-lite"
+    assert m.stats()["vector_index_in_use"] == {"audio": "milvus-lite:FLAT", "text": "milvus-lite:FLAT"}
+    assert (m.path / "vectors.milvus.db").exists()
+    for q in TEXT_QUERIES:
+        _same_up_to_ties(f.search(q, k=10, mode="content"), m.search(q, k=10, mode="content"))
+    for clip in sorted(corpus.iterdir())[:5]:
+        _same_up_to_ties(f.search_audio(clip, k=10), m.search_audio(clip, k=10))
+    for item_id in (1, 7, 20):
+        _same_up_to_ties(f.similar(item_id, k=10), m.similar(item_id, k=10))
+
+
+def test_reindex_removes_and_reopen(esc_pair):
+    from soundseek import Index
+    from soundseek.index.check import check
+
+    corpus, f, m = esc_pair
+    clips = sorted(corpus.iterdir())
+    gone = clips[:2]
+    for p in gone:
+        p.unlink()
+    os.utime(clips[2], ns=(time.time_ns(), time.time_ns()))  # changed: re-indexed under new window ids
+    for idx in (f, m):
+        report = idx.add(corpus, progress=False)
+        assert (report.added, report.removed, report.unchanged) == (1, 2, 37)
+    windows = {w for w, *_ in m.meta.all_windows()}
+    assert set(m.audio_vectors.ids().tolist()) == windows == set(m.text_vectors.ids().tolist())
+    for q in TEXT_QUERIES[:3]:
+        hits = m.search(q, k=38, mode="content")
+        assert not {h.path for h in hits} & {str(p.resolve()) for p in gone}
+        _same_up_to_ties(f.search(q, k=10, mode="content"), hits[:10])
+    path = m.path
+    m.close()
+    assert check(path).problems == []
+    again = Index.open(path)  # the manifest leads back to the collections
+    try:
+        assert again.notes == []
+        assert len(again.audio_vectors) == len(windows)
+        _same_up_to_ties(f.search(TEXT_QUERIES[0], k=10, mode="content"),
+                         again.search(TEXT_QUERIES[0], k=10, mode="content"))
+    finally:
+        again.close()
+
+
+def test_server_store_index_matches_faiss(milvus_server, tmp_path):
+    """An audio-only index (model=None) on a Milvus server by URI gives FAISS' results."""
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+
+    clips = sorted(audio.iterdir())[5::40]
+    f = Index.create(tmp_path / "f.idx", model=None, vector_index="flat")
+    m = Index.create(tmp_path / "m.idx", model=None, vector_store=milvus_server)
+    try:
+        for idx in (f, m):
+            assert idx.add(clips, progress=False).added == len(clips)
+        assert m.stats()["vector_index_in_use"] == {"audio": "milvus:FLAT"}
+        for clip in clips[:3]:
+            _same_up_to_ties(f.search_audio(clip, k=5), m.search_audio(clip, k=5))
+        assert m.remove(clips[:2]) == 2
+        assert len(m.audio_vectors) == m.meta.counts()["windows"]
+    finally:
+        f.close()
+        m.close()
+
+
+def test_cli_store_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from soundseek.cli import app
+
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for f in sorted(audio.iterdir())[:4]:
+        shutil.copy2(f, clips / f.name)
+    runner = CliRunner()
+    r = runner.invoke(app, ["index", str(clips), "--index", str(tmp_path / "i"), "--store", "milvus-lite",
+                            "--model", "none", "--quiet", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"vector_store": "milvus-lite"' in r.output
+    r = runner.invoke(app, ["search", "--audio", str(next(clips.iterdir())), "--index", str(tmp_path / "i"), "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["index", str(clips), "--index", str(tmp_path / "j"), "--store", "pinecone"])
+    assert r.exit_code != 0 and "unknown vector store" in r.output
