@@ -26,8 +26,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The Milvus vector store's optional extra, for its tests only (tests/test_milvus_store.py skips
-# without it): pymilvus + milvus-lite, ~7 s to install here.
+# The scaling extra, for its tests only (tests/test_milvus_store.py, tests/test_ray_index.py skip
+# without it): pymilvus + milvus-lite (~7 s to install here) and ray (~14 s).
 $(VENV)/.scale: pyproject.toml | $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[scale]"
 	touch $@

@@ -90,6 +90,8 @@ def index_cmd(
     store: str = typer.Option("faiss", "--store", help="new index only: where window vectors live: 'faiss' (files in "
                               "the index folder), 'milvus-lite' (embedded; pip install 'soundseek[scale]') or "
                               "milvus://HOST:PORT/COLLECTION (a Milvus server; docs/scaling.md)"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="extract features on a Ray cluster first: 'auto' (running "
+                                      "cluster or a local one), 'local', or its address (pip install ray; docs/scaling.md)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds "
                                                  "(default 3 h; 0 = no limit: long files are streamed, memory stays bounded)"),
     no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
@@ -113,6 +115,16 @@ def index_cmd(
         _fail(str(e))
     if max_duration is not None:
         idx.config.max_duration_s = max_duration or None  # 0: no limit
+    if ray:
+        try:
+            from .index.ray_extract import ray_extract
+
+            rr = ray_extract(idx, paths, ray)
+        except ImportError as e:
+            _fail(f"--ray needs Ray: pip install ray ({e})")
+        if not as_json:
+            console.print(f"ray: {rr.computed} files' features computed on {rr.workers} CPUs, {rr.cached} cached "
+                          f"({rr.wall_seconds:.1f} s)")
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
     except IndexBusyError as e:

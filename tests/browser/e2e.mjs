@@ -77,6 +77,17 @@ try {
     check(new URL(page.url()).searchParams.get("q") === opts.query, "query is in the URL");
     report.text = { query: opts.query, count: names.length, top: names.slice(0, 5) };
     report.steps.push("text search");
+    // hits of a tagging expert (yamnet) show what they sound like
+    const apiTags = await page.evaluate(async (q) => {
+      const r = await fetch(`/api/search?q=${encodeURIComponent(q)}&k=5`);
+      const b = await r.json();
+      return (b.results || []).some((h) => (h.tags || []).length > 0);
+    }, opts.query);
+    if (apiTags) {
+      const nTags = await page.$$eval("#results .hit .hit-tags .tag", (els) => els.length);
+      check(nTags > 0, "hits show their tags");
+      report.steps.push("tags shown");
+    }
 
     // 1b. a filtered search: sound-only mode, mono, at most 6 s (the page's filter controls)
     const filtered = page.waitForResponse((r) => {

@@ -79,6 +79,20 @@ function renderHit(hit, rank) {
     if (hit.snippet) matched.title = hit.snippet;
   }
 
+  // what the window sounds like (AudioSet classes of the yamnet expert): why it matched
+  const tags = hit.tags || [];
+  if (tags.length) {
+    const box = li.querySelector(".hit-tags");
+    for (const t of tags) {
+      const chip = document.createElement("span");
+      chip.className = "tag";
+      chip.textContent = t.name;
+      chip.title = `probability ${t.score.toFixed(2)}`;
+      box.appendChild(chip);
+    }
+    box.hidden = false;
+  }
+
   const img = li.querySelector(".wave-img");
   img.src = hit.waveform_url;
   img.alt = `Waveform of ${hit.name}`;

@@ -1,0 +1,120 @@
+"""Ray distributed extraction: the driver stores features computed by Ray workers (one of them
+killed mid-run), equal to single-process extraction, and a second run computes only what is missing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ESC50
+
+ray = pytest.importorskip("ray", reason="ray not installed: pip install ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A local 2-CPU Ray cluster whose first task's worker process is killed (os._exit)."""
+    marker = tmp_path_factory.mktemp("ray") / "killed"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}})
+    yield marker
+    ray.shutdown()
+
+
+def test_ray_features_equal_single_process(local_ray, tmp_path):
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+    from soundseek.features import FeatureStore, extract_features
+    from soundseek.index.ray_extract import ray_extract
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for f in sorted(audio.iterdir())[7::50]:  # 8 real clips
+        shutil.copy2(f, clips / f.name)
+    idx = Index.create(tmp_path / "idx", model=None)
+    try:
+        rep = ray_extract(idx, clips, batch_files=2)
+        assert (rep.computed, rep.cached, rep.failed, rep.batches) == (8, 0, [], 4)
+        assert local_ray.exists()  # a worker was killed mid-run; Ray retried its batch
+
+        single = FeatureStore(tmp_path / "single")
+        ref = extract_features(sorted(clips.iterdir()), idx.expert, single, progress=False)
+        key = idx.expert.key
+        for p, feats in ref.features.items():
+            got = idx.store.get(idx.store.hash_of(p), key)
+            assert got is not None
+            np.testing.assert_array_equal(got.features.frames, feats.frames)
+            np.testing.assert_array_equal(got.features.pooled, feats.pooled)
+            assert got.duration_s == pytest.approx(ref.durations[p])
+        single.close()
+
+        # resumable: a lost batch is recomputed, nothing else
+        lost = idx.store.hash_of(next(iter(sorted(clips.iterdir()))))
+        idx.store.forget([lost], key)
+        again = ray_extract(idx, clips, batch_files=2)
+        assert (again.computed, again.cached) == (1, 7)
+
+        report = idx.add(clips, progress=False)  # every feature cached: indexing computes none
+        assert (report.added, report.features_computed) == (8, 0)
+        hits = idx.search_audio(next(iter(sorted(clips.iterdir()))), k=3)
+        assert hits and Path(hits[0].path).parent == clips.resolve()
+    finally:
+        idx.close()
+
+
+_DRIVER = """
+import os, signal, sys
+from soundseek import Index
+from soundseek.features.store import FeatureStore
+from soundseek.index.ray_extract import ray_extract
+put, n = FeatureStore.put_many, [0]
+def dying_put(self, *a, **k):
+    put(self, *a, **k)
+    n[0] += 1
+    if n[0] == 2:  # killed right after storing its second batch
+        os.kill(os.getpid(), signal.SIGKILL)
+FeatureStore.put_many = dying_put
+ray_extract(Index.open(sys.argv[1]), sys.argv[2], "local", num_cpus=2, batch_files=2)
+"""
+
+
+def test_killed_driver_resumes(tmp_path):
+    """kill -9 of the driver loses nothing stored; the next run computes only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for f in sorted(audio.iterdir())[11::40]:  # 10 clips, 5 batches
+        shutil.copy2(f, clips / f.name)
+    Index.create(tmp_path / "idx", model=None).close()
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(tmp_path / "idx"), str(clips)],
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(180) == -signal.SIGKILL
+    finally:
+        try:  # the local Ray cluster it started: same session, stopped here
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    idx = Index.open(tmp_path / "idx")
+    try:
+        assert idx.store.count(idx.expert.key) == 4  # two batches of two
+        from soundseek.index.ray_extract import ray_extract
+
+        rep = ray_extract(idx, clips, batch_files=2)  # the module's cluster, or a local one
+        assert (rep.computed, rep.cached, rep.failed) == (6, 4, [])
+        assert idx.add(clips, progress=False).features_computed == 0
+    finally:
+        idx.close()
