@@ -167,6 +167,10 @@ def test_same_results_text_and_audio(esc_pair):
         _same_up_to_ties(f.search_audio(clip, k=10), m.search_audio(clip, k=10))
     for item_id in (1, 7, 20):
         _same_up_to_ties(f.similar(item_id, k=10), m.similar(item_id, k=10))
+    for q, tag in (("an animal", "Dog"), ("water", "Water")):  # metadata filters: same on both backends
+        a, b = f.search(q, k=10, mode="content", tag=tag), m.search(q, k=10, mode="content", tag=tag)
+        assert a
+        _same_up_to_ties(a, b)
 
 
 def test_reindex_removes_and_reopen(esc_pair):
@@ -245,3 +249,66 @@ def test_cli_store_option(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["index", str(clips), "--index", str(tmp_path / "j"), "--store", "pinecone"])
     assert r.exit_code != 0 and "unknown vector store" in r.output
+
+
+def test_lite_held_by_another_process_reader_falls_back(tmp_path):
+    """Milvus Lite is single-process: a reader that cannot open it rebuilds in memory and says why."""
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+
+    clips = sorted(audio.iterdir())[:3]
+    idx = Index.create(tmp_path / "i", model=None, vector_store="milvus-lite")
+    idx.add(clips, progress=False)
+    expected = [h.path for h in idx.search_audio(clips[0], k=3)]
+    idx.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from soundseek import Index; "
+                               f"i = Index.open({str(tmp_path / 'i')!r}); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        reader = Index.open(tmp_path / "i")
+        try:
+            assert any("open in another process" in n for n in reader.notes), reader.notes
+            assert type(reader.audio_vectors).__name__ == "VectorIndex"  # FAISS, in memory
+            assert [h.path for h in reader.search_audio(clips[0], k=3)] == expected
+        finally:
+            reader.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_time_windows_same_on_milvus(tmp_path):
+    """A 30-s file (six ESC-50 clips end to end) is cut into windows; the best-matching window
+    reported by Milvus Lite is FAISS'."""
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    import soundfile as sf
+
+    from soundseek import Index
+
+    clips = sorted(audio.iterdir())[2::60][:6]
+    parts = [sf.read(c, dtype="float32")[0] for c in clips]
+    rate = sf.info(clips[0]).samplerate
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    sf.write(corpus / "long.wav", np.concatenate(parts), rate)
+    for c in clips[:2]:
+        shutil.copy2(c, corpus / c.name)
+    f = Index.create(tmp_path / "f.idx", model=None, vector_index="flat")
+    m = Index.create(tmp_path / "m.idx", model=None, vector_store="milvus-lite")
+    try:
+        for idx in (f, m):
+            assert idx.add(corpus, progress=False).added == 3
+        assert len(m.audio_vectors) == m.meta.counts()["windows"] > 3
+        for c in clips[2:5]:
+            a, b = f.search_audio(c, k=3), m.search_audio(c, k=3)
+            _same_up_to_ties(a, b)
+            long_hit = [h for h in b if h.path.endswith("long.wav")][0]
+            assert long_hit.start is not None and long_hit.end is not None
+    finally:
+        f.close()
+        m.close()

@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="ray not installed: pip install ray")
 def local_ray(tmp_path_factory):
     """A local 2-CPU Ray cluster whose first task's worker process is killed (os._exit)."""
     marker = tmp_path_factory.mktemp("ray") / "killed"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}})
     yield marker
     ray.shutdown()
@@ -113,7 +113,7 @@ def test_killed_driver_resumes(tmp_path):
         assert idx.store.count(idx.expert.key) == 4  # two batches of two
         from soundseek.index.ray_extract import ray_extract
 
-        rep = ray_extract(idx, clips, batch_files=2)  # the module's cluster, or a local one
+        rep = ray_extract(idx, clips, "local", num_cpus=2, batch_files=2)  # the module's cluster, or a private one
         assert (rep.computed, rep.cached, rep.failed) == (6, 4, [])
         assert idx.add(clips, progress=False).features_computed == 0
     finally:

@@ -75,12 +75,20 @@ def _client(uri: str):
     with _clients_lock:
         entry = _clients.get(uri)
         if entry is None:
+            import logging
+
+            quiet = logging.getLogger("milvus_lite.server_manager")  # logs a traceback when the db is locked
+            level = quiet.level
+            quiet.setLevel(logging.CRITICAL)
             try:
                 entry = _clients[uri] = [MilvusClient(uri=uri), 0]
             except Exception as e:
-                hint = (" (Milvus Lite allows one process at a time: is a `soundseek index` run still writing?)"
-                        if not uri.startswith("http") else "")
-                raise MilvusUnavailable(f"cannot open Milvus at {uri}: {e}{hint}") from None
+                if uri.startswith("http"):
+                    raise MilvusUnavailable(f"cannot reach the Milvus server at {uri}: {e}") from None
+                raise MilvusUnavailable(f"Milvus Lite database {uri} is open in another process (one process at "
+                                        "a time: a `soundseek index` run still writing?)") from None
+            finally:
+                quiet.setLevel(level)
         entry[1] += 1
         return entry[0]
 
@@ -97,6 +105,13 @@ def _release(uri: str) -> None:
                 entry[0].close()
             except Exception:
                 pass
+            if not uri.startswith("http"):  # Milvus Lite: stop its in-process server, unlocking the database
+                try:
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(uri)
+                except Exception:
+                    pass
 
 
 class MilvusVectorIndex:

@@ -98,13 +98,13 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
     started = False
     if not ray.is_initialized():
         kw = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        if address == "local":
-            ray.init(num_cpus=num_cpus, **kw)
+        if address == "local":  # a new private local instance, even if another one runs here
+            ray.init(address="local", num_cpus=num_cpus, **kw)
         elif address == "auto" and not os.environ.get("RAY_ADDRESS"):
             try:
                 ray.init(address="auto", **kw)  # a running local cluster (`ray start --head`)
             except (ConnectionError, RuntimeError, ValueError):
-                ray.init(num_cpus=num_cpus, **kw)
+                ray.init(address="local", num_cpus=num_cpus, **kw)
         else:
             ray.init(address=None if address == "auto" else address, **kw)
         started = True
