@@ -43,7 +43,7 @@ try {
     ],
   });
   const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(30000);
+  page.setDefaultTimeout(60000);  // generous: CI shares 2 cores with other test processes
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   // Offline guarantee: the page must not ask for anything outside the server.
@@ -194,13 +194,16 @@ try {
       await page.waitForFunction((q) => document.querySelector("#results-title").textContent.includes(q), opts.query);
       // scroll through once so the lazily loaded waveforms are all fetched
       await page.evaluate(async () => {
+        // fetch every waveform now, not only those the lazy loader has seen (flaky on a busy CI box)
+        document.querySelectorAll("#results .wave-img").forEach((i) => { i.loading = "eager"; });
         for (let y = 0; y < document.body.scrollHeight; y += 500) {
           window.scrollTo(0, y);
           await new Promise((r) => setTimeout(r, 40));
         }
         window.scrollTo(0, 0);
       });
-      await page.waitForFunction(() => [...document.querySelectorAll("#results .wave-img")].every((i) => i.complete && i.naturalWidth > 0));
+      await page.waitForFunction(() => [...document.querySelectorAll("#results .wave-img")].every((i) => i.complete && i.naturalWidth > 0),
+                                 null, { timeout: 90000 });
     }
     await page.screenshot({ path: opts.screenshot, fullPage: true });
     report.screenshot = opts.screenshot;
