@@ -18,7 +18,7 @@ names double as human-readable *tags* on every hit.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .bridge_side import BridgeTextSide
-from .heads import AudioBatch, TextBatch, l2_normalize
+from .heads import AudioBatch, TextBatch, config_from_dict, l2_normalize
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -49,11 +49,7 @@ class LabelBridgeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LabelBridgeConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known - {"model_type"})
-        if unknown:
-            raise ValueError(f"unknown LabelBridge config keys {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return config_from_dict(cls, d, "LabelBridge")
 
 
 class LabelBridge(nn.Module):

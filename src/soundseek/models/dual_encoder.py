@@ -9,14 +9,14 @@ by a plain inner-product index.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .heads import AudioBatch, MLPHead, TextBatch, l2_normalize, masked_pool, pooled_dim
+from .heads import AudioBatch, MLPHead, TextBatch, config_from_dict, l2_normalize, masked_pool, pooled_dim
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -41,11 +41,7 @@ class DualEncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DualEncoderConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known - {"model_type"})
-        if unknown:
-            raise ValueError(f"unknown DualEncoder config keys {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return config_from_dict(cls, d, "DualEncoder")
 
 
 class DualEncoder(nn.Module):

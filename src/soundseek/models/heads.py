@@ -155,3 +155,15 @@ def _np(t: Tensor):
 
 def l2_normalize(x: Tensor) -> Tensor:
     return F.normalize(x, p=2, dim=-1, eps=1e-8)
+
+
+def config_from_dict(cls, d: dict, what: str):
+    """Build the dataclass ``cls`` from a saved ``config.json`` dict; unknown keys are an error
+    naming ``what`` (``model_type`` is ignored: it selects the class, it is not a setting)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known - {"model_type"})
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(known)}")
+    return cls(**{k: v for k, v in d.items() if k in known})
