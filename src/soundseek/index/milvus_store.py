@@ -164,12 +164,9 @@ class MilvusVectorIndex:
 
     # -- mutation ----------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) != len(vectors):
-            raise ValueError("ids and vectors differ in length")
+        from .vectors import checked_rows
+
+        ids, vectors = checked_rows(ids, vectors, self.dim)
         step = max(1, _INSERT_FLOATS // self.dim)
         for i in range(0, len(ids), step):
             rows = [{"id": j, "vec": v} for j, v in zip(ids[i : i + step].tolist(), vectors[i : i + step].tolist())]

@@ -101,12 +101,7 @@ class VectorIndex:
 
     # -- mutation ----------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"expected vectors of shape (n, {self.dim}), got {vectors.shape}")
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) != len(vectors):
-            raise ValueError("ids and vectors differ in length")
+        ids, vectors = checked_rows(ids, vectors, self.dim)
         if not len(vectors):
             return
         if self._ivf is not None:
@@ -255,3 +250,15 @@ class VectorIndex:
             base.hnsw.efSearch = HNSW_EF_SEARCH
         obj.requested = "auto" if kind == "auto" else obj.kind
         return obj
+
+
+def checked_rows(ids, vectors, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 ids, float32 (n, dim) vectors), contiguous; a clear error on a shape mismatch.
+    Shared by every vector store backend's ``add``."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {vectors.shape}")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) != len(vectors):
+        raise ValueError("ids and vectors differ in length")
+    return ids, vectors
