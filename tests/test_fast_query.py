@@ -83,6 +83,28 @@ def test_numpy_minilm_token_features(minilm_pair):
     assert fast.encode([]).sentence.shape == (0, 384)
 
 
+def test_onnxruntime_minilm_equals_numpy_and_sentence_transformers(minilm_pair):
+    """The server's encoder (the same weights as one ONNX Runtime graph) gives the numpy
+    forward's vectors, token features included, for batches of mixed lengths and one by one."""
+    pytest.importorskip("onnxruntime")
+    from soundseek.experts.minilm_fast import MiniLMFast
+
+    fast, ref = minilm_pair
+    ort_enc = MiniLMFast()
+    assert ort_enc.use_onnxruntime(threads=1) and ort_enc.runtime == "onnxruntime"
+    assert ort_enc.use_onnxruntime()  # idempotent
+    texts = _captions(100) + ODD_SENTENCES
+    a, b = ort_enc.encode(texts, with_tokens=True), fast.encode(texts, with_tokens=True)
+    np.testing.assert_allclose(a.sentence, b.sentence, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a.sentence, ref.encode(texts).sentence, atol=1e-4, rtol=0)
+    for x, y in zip(a.tokens, b.tokens):
+        assert x.shape == y.shape
+        np.testing.assert_allclose(x, y, atol=1e-4, rtol=0)
+    for t in ODD_SENTENCES[:6]:
+        np.testing.assert_allclose(ort_enc.encode([t]).sentence[0], b.sentence[texts.index(t)], atol=1e-5)
+    assert ort_enc.encode([]).sentence.shape == (0, 384)
+
+
 # -- text sides ----------------------------------------------------------------------------------
 def _encode_text(model, x):
     import torch

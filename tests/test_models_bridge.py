@@ -169,3 +169,28 @@ def test_tags_and_bridge_on_real_clips(tmp_path):
     assert d["tags"] and set(d["tags"][0]) == {"name", "score"}
     # query by example carries tags too
     assert idx.search_audio(dog, k=1, exclude_self=False)[0].tags
+
+
+@needs_yamnet
+@needs_esc
+def test_window_tags_cache_is_bounded_and_exact(tmp_path, monkeypatch):
+    """Tags shown on hits are cached per window: a repeated query gives the very same tags
+    without recomputing them, and the cache never grows past its size."""
+    from soundseek import Index
+
+    dog = ESC / "audio" / "1-100032-A-0.flac"
+    rain = next((ESC / "audio").glob("*-10.flac"))
+    idx = Index.create(tmp_path / "idx", audio_expert="yamnet", model=None)
+    idx.add([dog, rain], progress=False)
+    first = idx.search_audio(dog, k=2, exclude_self=False)
+    calls = []
+    real = idx._compute_window_tags
+    monkeypatch.setattr(idx, "_compute_window_tags", lambda *a: calls.append(a) or real(*a))
+    again = idx.search_audio(dog, k=2, exclude_self=False)
+    assert [h.tags for h in again] == [h.tags for h in first] and all(h.tags for h in again)
+    assert calls == []  # served from the cache
+    monkeypatch.setattr(Index, "TAG_CACHE_SIZE", 1)
+    idx._tag_cache.clear()
+    third = idx.search_audio(dog, k=2, exclude_self=False)
+    assert len(idx._tag_cache) == 1 and len(calls) == 2
+    assert [h.tags for h in third] == [h.tags for h in first]

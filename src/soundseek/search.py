@@ -29,6 +29,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -142,6 +143,10 @@ class Index:
         self.audio_vectors: VectorIndex | None = None
         self.text_vectors: VectorIndex | None = None
         self._fulltext = None  # soundseek.index.fulltext.FullText, created on first use
+        # tags of recently shown windows: (file hash, start, end) -> tags; a pure function of
+        # the stored features, so it never goes stale (a changed file has a new hash)
+        self._tag_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self._tag_cache_lock = threading.Lock()
         self._load_vectors()
 
     # -- construction ------------------------------------------------------------------------
@@ -836,8 +841,30 @@ class Index:
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         return [(item_id, score, wid) + tuple(wins[wid][1:]) for item_id, (score, wid) in ranked]
 
+    #: windows whose tags are kept in memory (a few hundred bytes each)
+    TAG_CACHE_SIZE = 4096
+
     def _window_tags(self, item: Item, start: float, end: float) -> tuple:
-        """Named tags of one window from its stored frames (experts with a classifier, e.g. yamnet)."""
+        """Named tags of one window from its stored frames (experts with a classifier, e.g. yamnet).
+
+        Computing them reads the file's features and runs the classifier; a result page shows
+        ten windows, and popular windows come back often, so the last few thousand are cached."""
+        key = (item.hash, round(float(start), 3), round(float(end), 3))
+        with self._tag_cache_lock:
+            tags = self._tag_cache.get(key)
+            if tags is not None:
+                self._tag_cache.move_to_end(key)
+                return tags
+        tags = self._compute_window_tags(item, start, end)
+        if not tags:  # no features (yet): do not remember, a repair may bring them back
+            return tags
+        with self._tag_cache_lock:
+            self._tag_cache[key] = tags
+            while len(self._tag_cache) > self.TAG_CACHE_SIZE:
+                self._tag_cache.popitem(last=False)
+        return tags
+
+    def _compute_window_tags(self, item: Item, start: float, end: float) -> tuple:
         from .experts.tagger import tagger_for
 
         try:

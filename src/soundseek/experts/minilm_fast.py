@@ -72,8 +72,13 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return s * (1.0 - poly * np.exp(-a * a))
 
 
+_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
+
+
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(np.float32)
+    # in float32 throughout (9x faster than via float64; differs by < 1e-6 on activations)
+    x = np.asarray(x, dtype=np.float32)
+    return (np.float32(0.5) * x * (np.float32(1.0) + _erf(x * _INV_SQRT2))).astype(np.float32, copy=False)
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
@@ -153,7 +158,25 @@ class MiniLMFast(TextExpert):
         self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length)
-        self.bert = BertNumpy(read_safetensors(d / "model.safetensors"), json.loads((d / "config.json").read_text()))
+        self._weights = read_safetensors(d / "model.safetensors")
+        self._config = json.loads((d / "config.json").read_text())
+        self.bert = BertNumpy(self._weights, self._config)
+        self.runtime = "numpy"
+
+    def use_onnxruntime(self, threads: int = 1) -> bool:
+        """Run the forward pass with ONNX Runtime from now on (built from the same weights; for
+        long-running servers, see :mod:`.minilm_onnx`).  False, with the numpy forward kept,
+        when onnx/onnxruntime are not installed."""
+        if self.runtime == "onnxruntime":
+            return True
+        try:
+            from .minilm_onnx import BertOnnx
+
+            bert = BertOnnx(self._weights, self._config, prefix=self.bert.p, threads=threads)
+        except ImportError:
+            return False
+        self.bert, self.runtime = bert, "onnxruntime"
+        return True
 
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         enc = self.tokenizer.encode_batch([str(t).strip() for t in texts])
@@ -187,6 +210,22 @@ class MiniLMFast(TextExpert):
         return TextFeatures(sent, [t for t in tokens] if with_tokens else [])
 
 
+_CONTROLLER: list = []
+
+
+def _blas_controller():
+    """One threadpoolctl controller per process: finding the BLAS libraries scans the loaded
+    shared objects (~1 ms), too slow to repeat for every query.  None without threadpoolctl."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
 class _blas_threads:
     """Limit BLAS to ``n`` threads for small products (``None``: leave as is).
 
@@ -201,11 +240,9 @@ class _blas_threads:
 
     def __enter__(self):
         if self.n is not None:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:
-                return self
-            self.ctx = threadpool_limits(self.n, user_api="blas")
+            controller = _blas_controller()
+            if controller is not None:
+                self.ctx = controller.limit(limits=self.n, user_api="blas")
         return self
 
     def __exit__(self, *exc):

@@ -97,7 +97,7 @@ class BatchingTextEncoder:
             i = j
 
 
-def install_text_batching(idx: Any, max_batch: int = 32) -> BatchingTextEncoder | None:
+def install_text_batching(idx: Any, max_batch: int = 32, runtime: str = "onnxruntime") -> BatchingTextEncoder | None:
     """Route a :class:`soundseek.Index`'s text-query encoder through a :class:`BatchingTextEncoder`.
 
     An index answers text queries with one of two encoders: the torch-free one of its saved
@@ -105,6 +105,8 @@ def install_text_batching(idx: Any, max_batch: int = 32) -> BatchingTextEncoder 
     Whichever it will use is wrapped.  Returns the batcher, or None when ``idx`` has no text
     model or is not a soundseek Index laid out this way (it then keeps working unbatched;
     ``tests/test_server_e2e.py`` checks that the real index's queries do go through the batcher).
+    ``runtime="onnxruntime"`` also moves a torch-free encoder's forward pass to ONNX Runtime
+    (one GIL-free call per batch; see :mod:`soundseek.experts.minilm_onnx`), when installed.
     """
     try:
         from soundseek.search import Index
@@ -121,6 +123,9 @@ def install_text_batching(idx: Any, max_batch: int = 32) -> BatchingTextEncoder 
                 if not encoder.closed:
                     return encoder
                 encoder = encoder.inner  # left by an app that has stopped
+            if runtime == "onnxruntime" and hasattr(encoder, "use_onnxruntime"):
+                if not encoder.use_onnxruntime(threads=1):
+                    log.info("onnxruntime not installed: text queries use the numpy encoder")
             batcher = BatchingTextEncoder(encoder, max_batch=max_batch)
             idx._fast_text = (side, batcher)
             return batcher
