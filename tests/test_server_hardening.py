@@ -382,9 +382,241 @@ def test_serve_uses_the_timeouts(monkeypatch, tmp_path, files):
         return FakeServer()
 
     monkeypatch.setattr(runtime, "build_server", fake_build)
-    server_app.serve(tmp_path / "idx", port=8123, config=ServerConfig(header_timeout_s=3.0, keep_alive_s=2.0))
+    server_app.serve(tmp_path / "idx", port=8123, config=ServerConfig(header_timeout_s=3.0, keep_alive_s=2.0,
+                                                                      body_timeout_s=4.0, max_upload_bytes=1_000_000))
     assert seen["ran"] and seen["header_timeout_s"] == 3.0 and seen["keep_alive_s"] == 2.0
+    assert seen["body_timeout_s"] == 4.0 and seen["body_min_rate"] == 64 * 1024
+    assert seen["max_body_bytes"] == 1_000_000 + 64 * 1024  # the upload limit plus the multipart framing
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+
+
+# ---- 10b: slow request bodies (an upload that stalls or drips in), with real sockets -------------
+
+
+class _RecordingApp:
+    """Wraps an ASGI app and records, per HTTP request, the types of the messages its
+    ``receive()`` returned and how the app ended ("done": returned, "raised")."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests: list[tuple[str, list[str]]] = []
+
+    def __getattr__(self, name):  # app.state etc.
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        log: list[str] = []
+        self.requests.append((scope["path"], log))
+
+        async def recording_receive():
+            message = await receive()
+            log.append(message["type"])
+            return message
+
+        try:
+            await self.app(scope, recording_receive, send)
+        except BaseException:
+            log.append("raised")
+            raise
+        log.append("done")
+
+
+def _search_index_class():
+    from soundseek.search import Hit, Index
+
+    class SearchIndex(Index):
+        """A real Index whose text and audio searches answer without models."""
+
+        has_text_model = True
+
+        def search(self, text, k=10, **kw):
+            it = self.meta.item(1)
+            return [Hit(it.id, it.path, 0.9, it.duration)]
+
+        def search_audio(self, query, k=10, sample_rate=None, exclude_self=True):
+            it = self.meta.item(2)
+            return [Hit(it.id, it.path, 0.8, it.duration)]
+
+    return SearchIndex
+
+
+BODY_TIMEOUT = 1.0  # the idle gap allowed in a body; the grace for the whole body is 3x that
+BODY_MIN_RATE = 10_000  # bytes/s a body must average after the grace
+
+
+@pytest.fixture(scope="module")
+def body_server(tmp_path_factory, files):
+    """The real uvicorn server that ``serve()`` builds, with a 1-s body timeout (3-s grace, then
+    at least 10 kB/s on average), serving an index whose searches answer without models."""
+    from soundseek.server.runtime import build_server, loopback_socket
+
+    idx = _meta_only_index(tmp_path_factory.mktemp("body-index") / "index", files, _search_index_class())
+    app = _RecordingApp(create_app(idx, ServerConfig(batch_text_queries=False)))
+    sock = loopback_socket()
+    server = build_server(app, header_timeout_s=1.0, keep_alive_s=1.0, body_timeout_s=BODY_TIMEOUT,
+                          body_min_rate=BODY_MIN_RATE, log_level="warning", access_log=False)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started:
+        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
+        time.sleep(0.02)
+    yield sock.getsockname()[1], server, app
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+    idx.close()
+
+
+BOUNDARY = "soundseekbodytest"
+
+
+def _multipart(payload: bytes) -> tuple[bytes, bytes]:
+    """(preamble up to the file's bytes, epilogue) of a multipart body with one ``file`` field."""
+    pre = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.wav\"\r\n"
+           "Content-Type: audio/wav\r\n\r\n").encode()
+    return pre, f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def _upload_head(content_length: int) -> bytes:
+    return (f"POST /api/search/audio?k=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {content_length}\r\n\r\n").encode()
+
+
+def _wait_closed(s: socket.socket, limit: float, drip: bytes = b"", every: float = 0.4) -> float | None:
+    """Seconds until the peer closes ``s`` (None: still open after ``limit``); meanwhile send
+    ``drip`` every ``every`` seconds if given."""
+    import select
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        readable, _, _ = select.select([s], [], [], every)
+        if readable:
+            try:
+                if s.recv(65536) == b"":
+                    return time.monotonic() - t0
+            except OSError:  # reset
+                return time.monotonic() - t0
+        elif drip:
+            try:
+                s.sendall(drip)
+            except OSError:
+                return time.monotonic() - t0
+    return None
+
+
+def _query_temp_files() -> set[str]:
+    import glob
+    import tempfile
+
+    return set(glob.glob(str(Path(tempfile.gettempdir()) / "soundseek-query-*")))
+
+
+def _settled(server, limit: float = 3.0) -> bool:
+    """No connection and no request task left on the server (waits up to ``limit`` s)."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if not server.server_state.connections and not server.server_state.tasks:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_stalled_upload_body_is_cut_after_the_body_timeout(body_server):
+    port, server, app = body_server
+    before = _query_temp_files()
+    pre, _ = _multipart(b"")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        # the head promises a megabyte; the multipart preamble and a bit of the file follow, so
+        # the handler is already parsing the form and awaiting the rest -- which never comes
+        s.sendall(_upload_head(1_000_000) + pre + _wav_bytes(1.0)[:1000])
+        waited = _wait_closed(s, limit=6.0)
+    assert waited is not None, "a stalled upload body was still open after 6 s"
+    # the idle-gap timeout (1 s) cut it, not the whole-body grace (3 s)
+    assert 0.8 <= waited < 2.5, waited
+    assert _settled(server), "connection or request task left behind"
+    path, log = app.requests[-1]
+    assert path == "/api/search/audio"
+    # the running handler's receive() returned http.disconnect, and the handler returned
+    assert log[-2:] == ["http.disconnect", "done"], log
+    assert _query_temp_files() <= before
+
+
+def test_a_dripping_upload_body_is_cut_by_the_total_deadline(body_server):
+    port, server, app = body_server
+    before = _query_temp_files()
+    pre, _ = _multipart(b"")
+    waited = {}
+
+    def drip(name, head):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(head)
+            # one byte every 0.4 s: never a 1-s gap, but far below 10 kB/s
+            waited[name] = _wait_closed(s, limit=8.0, drip=b"x", every=0.4)
+
+    # a form the handler is parsing; and a body over the upload limit, answered 413 at once on
+    # a kept-alive connection, whose bytes keep dripping in
+    over = _upload_head(100_000_000).replace(b"Connection: close\r\n", b"")
+    threads = [threading.Thread(target=drip, args=("form", _upload_head(2000) + pre)),
+               threading.Thread(target=drip, args=("answered", over))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, seconds in waited.items():
+        assert seconds is not None, f"{name}: a body dripping in one byte every 0.4 s was still open after 8 s"
+        assert 2.5 <= seconds < 5.0, (name, seconds)  # the 3-s grace, plus the bytes' tiny share
+    assert _settled(server), "connection or request task left behind"
+    logs = [log for path, log in app.requests[-2:] if path == "/api/search/audio"]
+    assert len(logs) == 2 and ["http.disconnect", "done"] in [log[-2:] for log in logs], logs
+    assert all(log[-1] == "done" for log in logs), logs
+    assert _query_temp_files() <= before
+
+
+def test_a_slow_but_steady_upload_still_gets_its_answer(body_server):
+    port, server, app = body_server
+    pre, post = _multipart(b"")
+    body = pre + _wav_bytes(2.0) + post  # ~64 kB
+    chunk = 4096
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_upload_head(len(body)))
+        for i in range(0, len(body), chunk):  # ~16 kB/s: over 4 s, longer than the 3-s grace
+            s.sendall(body[i:i + chunk])
+            time.sleep(0.25)
+        took = time.monotonic() - t0
+        answer = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    assert took > 3.0 * BODY_TIMEOUT, took
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    import json
+
+    result = json.loads(payload)
+    assert result["results"][0]["id"] == 2 and result["query_duration"] == 2.0
+
+
+def test_the_server_still_answers_after_cut_uploads(body_server):
+    port, server, _ = body_server
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /api/search?q=dog&k=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                answer += data
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert b'"id":1' in answer.replace(b" ", b"")
+    assert _settled(server)
 
 
 # ---- 11: concurrent queries on a soundseek.Index ------------------------------------------------------
@@ -545,11 +777,13 @@ def test_cli_serve_options_reach_the_config(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(server_app, "serve", lambda index, host, port, config=None: calls.append(config))
     r = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path), "--allow-origin", "http://localhost:3000",
-                                 "--allowed-host", "sounds.local", "--header-timeout", "2.5", "--keep-alive", "3"])
+                                 "--allowed-host", "sounds.local", "--header-timeout", "2.5", "--keep-alive", "3",
+                                 "--body-timeout", "4"])
     assert r.exit_code == 0, r.output
     cfg = calls[0]
     assert cfg.allowed_origins == ("http://localhost:3000",) and cfg.allowed_hosts == ("sounds.local",)
     assert cfg.header_timeout_s == 2.5 and cfg.keep_alive_s == 3.0 and cfg.expose_paths is True
+    assert cfg.body_timeout_s == 4.0
 
 
 def test_worker_processes_get_the_same_app(monkeypatch, tmp_path, files):
@@ -566,12 +800,19 @@ def test_worker_processes_get_the_same_app(monkeypatch, tmp_path, files):
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
     monkeypatch.delenv(server_app.SERVE_ENV, raising=False)  # restored (absent) after the test
     monkeypatch.delenv("SOUNDSEEK_HEADER_TIMEOUT_S", raising=False)
+    for name in ("SOUNDSEEK_BODY_TIMEOUT_S", "SOUNDSEEK_BODY_MIN_RATE", "SOUNDSEEK_MAX_BODY_BYTES"):
+        monkeypatch.setenv(name, "")  # restored (absent) after the test
     server_app.serve(tmp_path / "idx", port=8124, config=ServerConfig(workers=2, header_timeout_s=4.0,
+                                                                      body_timeout_s=7.0,
                                                                       allowed_hosts=("sounds.local",)))
     assert seen["target"] == "soundseek.server.app:app_from_env" and seen["factory"] and seen["workers"] == 2
     assert seen["http"] == "soundseek.server.runtime:HeaderTimeoutH11Protocol" and seen["timeout_keep_alive"] == 5.0
     spec = json.loads(server_app.os.environ[server_app.SERVE_ENV])
     assert spec["index"] == str(tmp_path / "idx")
+    # the worker's protocol class reads the body limits from the environment when imported
+    env = server_app.os.environ
+    assert float(env["SOUNDSEEK_BODY_TIMEOUT_S"]) == 7.0 and float(env["SOUNDSEEK_BODY_MIN_RATE"]) == 64 * 1024
+    assert int(env["SOUNDSEEK_MAX_BODY_BYTES"]) == 20 * 1024 * 1024 + 64 * 1024
     app = server_app.app_from_env()
     assert app.state.config.allowed_hosts == ("sounds.local",) and app.state.config.header_timeout_s == 4.0
     with LocalClient(app) as c:

@@ -16,12 +16,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allow-origin", action="append", help="web origin allowed to call the API (repeatable)")
     parser.add_argument("--allowed-host", action="append", help="extra Host name to answer to (repeatable)")
     parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds to send request headers")
+    parser.add_argument("--body-timeout", type=float, default=10.0,
+                        help="seconds a request body may pause (the whole body: 3x this + 1 s per 64 KiB)")
     parser.add_argument("--keep-alive", type=float, default=5.0, help="idle keep-alive seconds")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     options = _config_options(args.allow_origin, args.allowed_host, args.header_timeout, args.keep_alive,
-                              args.workers)
+                              args.workers, args.body_timeout)
     config = _config(args.host, options) if options else None
     serve(args.index, host=args.host, port=args.port, config=config, log_level=args.log_level)
 

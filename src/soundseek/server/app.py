@@ -94,6 +94,10 @@ class ServerConfig:
     #: Connection limits (used by ``serve()``; see :mod:`soundseek.server.runtime`).
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
+    #: A request body (an upload) may pause this long; in all it gets 3x this plus one second
+    #: per ``body_min_rate`` bytes that arrive (bytes/s; see ``runtime.body_allowance``).
+    body_timeout_s: float = 10.0
+    body_min_rate: int = 64 * 1024
     max_connections: int = 512
     #: ``sys.setswitchinterval`` for the server process (``serve()`` only; None: Python's 5 ms).
     gil_switch_interval_s: float | None = 0.0005
@@ -899,7 +903,7 @@ def serve(
 
     The models are warmed up in the background at start (``ServerConfig.warmup``); connections
     get the timeouts and limits of ``config`` (see :func:`soundseek.server.runtime.build_server`)."""
-    from .runtime import build_server
+    from .runtime import body_limits, build_server
     from .security import is_loopback
 
     if not is_loopback(host):
@@ -923,7 +927,7 @@ def serve(
 
         os.environ[SERVE_ENV] = json.dumps({"index": str(index_path), "config": dataclasses.asdict(cfg)})
         opts = uvicorn_options(cfg.header_timeout_s, cfg.keep_alive_s, cfg.max_connections, log_level,
-                               workers=cfg.workers)
+                               workers=cfg.workers, **body_limits(cfg))
         uvicorn.run("soundseek.server.app:app_from_env", factory=True, host=host, port=port, workers=cfg.workers,
                     **opts, **uvicorn_kwargs)
         return
@@ -931,6 +935,6 @@ def serve(
     app = create_app(index_path, cfg)
     server = build_server(
         app, host, port, header_timeout_s=cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s,
-        max_connections=cfg.max_connections, log_level=log_level, **uvicorn_kwargs,
+        max_connections=cfg.max_connections, log_level=log_level, **body_limits(cfg), **uvicorn_kwargs,
     )
     server.run()

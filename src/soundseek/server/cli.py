@@ -23,6 +23,9 @@ def register(app: typer.Typer) -> None:
             None, "--allowed-host", help="Also answer to this Host name (besides the bind address's names); "
             "repeatable; '*' for any (not recommended: DNS rebinding)."),
         header_timeout: float = typer.Option(10.0, min=0.1, help="Seconds a client has to send a request's headers."),
+        body_timeout: float = typer.Option(
+            10.0, min=0.1, help="Seconds a request body (an upload) may pause before the connection is closed; the "
+            "whole body must arrive within 3x this plus 1 s per 64 KiB received (so a byte-by-byte drip is cut)."),
         keep_alive: float = typer.Option(5.0, min=0.1, help="Seconds an idle keep-alive connection stays open."),
         workers: int = typer.Option(1, min=1, max=64, help="Server processes (each loads the index and models)."),
     ) -> None:
@@ -32,7 +35,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
         from ..search import IndexDamagedError
 
-        options = _config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers)
+        options = _config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers, body_timeout)
         try:
             if options:
                 server_app.serve(index, host=host, port=port, config=_config(host, options))
@@ -43,7 +46,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
 
 
-def _config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1) -> dict:
+def _config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1,
+                    body_timeout: float = 10.0) -> dict:
     opts: dict = {}
     if workers != 1:
         opts["workers"] = workers
@@ -53,6 +57,8 @@ def _config_options(allow_origin, allowed_host, header_timeout: float, keep_aliv
         opts["allowed_hosts"] = tuple(allowed_host)
     if header_timeout != 10.0:
         opts["header_timeout_s"] = header_timeout
+    if body_timeout != 10.0:
+        opts["body_timeout_s"] = body_timeout
     if keep_alive != 5.0:
         opts["keep_alive_s"] = keep_alive
     return opts

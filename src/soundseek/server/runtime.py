@@ -6,6 +6,22 @@ or a header byte now and then ("slow loris"), holds a socket and a file descript
 :class:`HeaderTimeoutH11Protocol` closes a connection whose request head (request line and
 headers) is not complete within ``header_timeout`` seconds of its first byte being awaited —
 on a new connection and on every keep-alive reuse — whatever it trickles in meanwhile.
+
+Nor does uvicorn have a deadline for a request *body*: a client that sends an upload's head
+(``Content-Length: 1000000``) and then a byte now and then, or nothing, holds the connection,
+a request task and its buffers forever.  Once a head is complete and its body is still to
+come, the same protocol enforces two limits (see :func:`body_allowance`):
+
+* **idle gap**: no body bytes for ``body_timeout`` seconds → the connection is closed;
+* **whole body**: the body must be complete within a grace of ``3 × body_timeout`` seconds
+  plus one second per ``body_min_rate`` bytes received so far (at most ``max_body_bytes``
+  count), so a byte-every-few-seconds drip is cut after the grace, while an upload arriving at
+  ``body_min_rate`` or faster is never cut, however large (up to the upload limit).
+
+Time in which the server itself is not reading (the app has not yet taken 64 kB it was
+sent) does not count against the client.  Closing the connection makes a handler that is
+reading the body (FastAPI parsing a multipart form) get ``http.disconnect`` from
+``receive()``: the form parser closes its spooled files and the request ends.
 """
 
 from __future__ import annotations
@@ -21,29 +37,61 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: environment variable that gives the header timeout to worker processes (``serve(workers=N)``)
 HEADER_TIMEOUT_ENV = "SOUNDSEEK_HEADER_TIMEOUT_S"
+#: environment variables that give the body limits to worker processes (``serve(workers=N)``)
+BODY_TIMEOUT_ENV = "SOUNDSEEK_BODY_TIMEOUT_S"
+BODY_MIN_RATE_ENV = "SOUNDSEEK_BODY_MIN_RATE"
+MAX_BODY_ENV = "SOUNDSEEK_MAX_BODY_BYTES"
+
+#: defaults: a 10-s gap, then 64 KiB/s on average after a 30-s grace; bodies count up to the
+#: app's upload limit (20 MB) plus room for the multipart framing
+BODY_TIMEOUT_S = 10.0
+BODY_MIN_RATE = 64 * 1024
+MAX_BODY_BYTES = 20 * 1024 * 1024 + 64 * 1024
+#: the whole-body grace, in body timeouts
+BODY_GRACE_TIMEOUTS = 3.0
+
+
+def body_allowance(body_timeout: float, received: int, min_rate: float = BODY_MIN_RATE,
+                   max_body_bytes: int = MAX_BODY_BYTES) -> float:
+    """Seconds a request body may take in all, once ``received`` bytes of it have arrived:
+    ``3 × body_timeout + min(received, max_body_bytes) / min_rate``."""
+    return BODY_GRACE_TIMEOUTS * body_timeout + min(received, max_body_bytes) / min_rate
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline for each request head (see module docstring)."""
 
-    header_timeout: float = float(os.environ.get(HEADER_TIMEOUT_ENV) or 10.0)
+    header_timeout: float = _env_float(HEADER_TIMEOUT_ENV, 10.0)
+    body_timeout: float = _env_float(BODY_TIMEOUT_ENV, BODY_TIMEOUT_S)
+    body_min_rate: float = _env_float(BODY_MIN_RATE_ENV, BODY_MIN_RATE)
+    max_body_bytes: int = int(_env_float(MAX_BODY_ENV, MAX_BODY_BYTES))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_cycle: Any = None  # the request whose body is being watched
         super().connection_made(transport)
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._watch_head()
+        self._watch_body(len(data))
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # idle keep-alive: uvicorn's own timer runs until the next byte, then ours takes over
         self._cancel_head_timer()
+        # an early answer (413, 403) does not end the body's deadline; a pipelined request may start one
+        self._watch_body(0)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._stop_body_watch()
         super().connection_lost(exc)
 
     # -- the deadline ---------------------------------------------------------------------------
@@ -75,19 +123,100 @@ class HeaderTimeoutH11Protocol(H11Protocol):
         self.logger.debug("closing a connection that sent no complete request head in %.1f s", self.header_timeout)
         self.transport.close()
 
+    # -- the body deadline ----------------------------------------------------------------------
+    def _body_pending(self) -> bool:
+        return self.conn.their_state is h11.SEND_BODY and self.cycle is not None
 
-def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutH11Protocol]:
-    return type("HeaderTimeoutH11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout": float(seconds)})
+    def _watch_body(self, arrived: int) -> None:
+        if self.transport is None or self.transport.is_closing() or not self._body_pending():
+            return self._stop_body_watch()
+        now = self.loop.time()
+        if self._body_cycle is not self.cycle:  # a request head is complete, its body is not
+            self._stop_body_watch()
+            self._body_cycle = self.cycle
+            self._body_start = self._body_last = self._body_checked = now
+            self._body_bytes = 0  # (what came with the head is not counted)
+            self._body_credit = 0.0  # seconds the server itself was not reading
+            self._arm_body_timer(now)
+        elif arrived:
+            self._body_last = now
+            self._body_bytes += arrived
+
+    def _body_until(self) -> float:
+        """When the whole body must be in, given what has arrived so far."""
+        allowance = body_allowance(self.body_timeout, self._body_bytes, self.body_min_rate, self.max_body_bytes)
+        return self._body_start + self._body_credit + allowance
+
+    def _arm_body_timer(self, now: float) -> None:
+        due = min(self._body_last + self.body_timeout, self._body_until())
+        self._body_timer = self.loop.call_at(max(due, now + 0.01), self._check_body)
+
+    def _stop_body_watch(self) -> None:
+        timer = getattr(self, "_body_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._body_timer = None
+        self._body_cycle = None
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or not self._body_pending() or self._body_cycle is not self.cycle:
+            return self._watch_body(0)
+        now = self.loop.time()
+        if self.flow.read_paused:
+            # uvicorn stopped reading: the app has not taken what was sent yet, so the wait is
+            # the server's, not the client's (credited at most one check interval too much)
+            self._body_credit += now - self._body_checked
+            self._body_last = now
+        elif now - self._body_last >= self.body_timeout - 0.005:
+            return self._body_timed_out(f"sent no request body bytes for {self.body_timeout:.1f} s")
+        elif now >= self._body_until() - 0.005:
+            grace = BODY_GRACE_TIMEOUTS * self.body_timeout
+            return self._body_timed_out(
+                f"sent {self._body_bytes} request body bytes in {now - self._body_start:.1f} s, "
+                f"less than {self.body_min_rate / 1024:.0f} KiB/s after a {grace:.0f}-s grace")
+        self._body_checked = now
+        self._arm_body_timer(now)
+
+    def _body_timed_out(self, why: str) -> None:
+        self._stop_body_watch()
+        client = "%s:%d" % self.client if self.client else "a client"
+        self.logger.info("closing the connection from %s: it %s", client, why)
+        # the running handler's receive() now returns http.disconnect (connection_lost)
+        self.transport.close()
+
+
+def protocol_with_header_timeout(seconds: float, body_timeout_s: float = BODY_TIMEOUT_S,
+                                 body_min_rate: float = BODY_MIN_RATE,
+                                 max_body_bytes: int = MAX_BODY_BYTES) -> type[HeaderTimeoutH11Protocol]:
+    """The protocol class with these head and body limits."""
+    if not (body_timeout_s > 0 and body_min_rate > 0):
+        raise ValueError("the body timeout and minimum rate must be positive")
+    return type("HeaderTimeoutH11Protocol", (HeaderTimeoutH11Protocol,), {
+        "header_timeout": float(seconds), "body_timeout": float(body_timeout_s),
+        "body_min_rate": float(body_min_rate), "max_body_bytes": int(max_body_bytes)})
+
+
+def body_limits(config: Any) -> dict:
+    """The body-limit keywords of :func:`uvicorn_options` / :func:`build_server` for a
+    ``ServerConfig``: its body timeout and minimum rate, and its upload limit plus the
+    multipart framing the app's upload check allows."""
+    return dict(body_timeout_s=config.body_timeout_s, body_min_rate=config.body_min_rate,
+                max_body_bytes=config.max_upload_bytes + 64 * 1024)
 
 
 def uvicorn_options(header_timeout_s: float = 10.0, keep_alive_s: float = 5.0, max_connections: int = 512,
-                    log_level: str = "info", access_log: bool = True, workers: int = 1) -> dict:
+                    log_level: str = "info", access_log: bool = True, workers: int = 1, *,
+                    body_timeout_s: float = BODY_TIMEOUT_S, body_min_rate: float = BODY_MIN_RATE,
+                    max_body_bytes: int = MAX_BODY_BYTES) -> dict:
     """The uvicorn settings ``serve()`` runs with (timeouts, limits, the protocol class)."""
-    if workers > 1:  # worker processes import the protocol by name and read the timeout from the env
+    http: Any = protocol_with_header_timeout(header_timeout_s, body_timeout_s, body_min_rate, max_body_bytes)
+    if workers > 1:  # worker processes import the protocol by name and read the limits from the env
         os.environ[HEADER_TIMEOUT_ENV] = str(float(header_timeout_s))
-        http: Any = "soundseek.server.runtime:HeaderTimeoutH11Protocol"
-    else:
-        http = protocol_with_header_timeout(header_timeout_s)
+        os.environ[BODY_TIMEOUT_ENV] = str(float(body_timeout_s))
+        os.environ[BODY_MIN_RATE_ENV] = str(float(body_min_rate))
+        os.environ[MAX_BODY_ENV] = str(int(max_body_bytes))
+        http = "soundseek.server.runtime:HeaderTimeoutH11Protocol"
     return dict(
         http=http,
         timeout_keep_alive=keep_alive_s,  # a float works
@@ -101,11 +230,14 @@ def uvicorn_options(header_timeout_s: float = 10.0, keep_alive_s: float = 5.0, m
 
 def build_server(app: Any, host: str = "127.0.0.1", port: int = 8000, *, header_timeout_s: float = 10.0,
                  keep_alive_s: float = 5.0, max_connections: int = 512, log_level: str = "info",
-                 access_log: bool = True, **uvicorn_kwargs: Any):
+                 access_log: bool = True, body_timeout_s: float = BODY_TIMEOUT_S,
+                 body_min_rate: float = BODY_MIN_RATE, max_body_bytes: int = MAX_BODY_BYTES,
+                 **uvicorn_kwargs: Any):
     """A configured :class:`uvicorn.Server` (call ``.run()``, or ``.run(sockets=[sock])``)."""
     import uvicorn
 
-    opts = uvicorn_options(header_timeout_s, keep_alive_s, max_connections, log_level, access_log)
+    opts = uvicorn_options(header_timeout_s, keep_alive_s, max_connections, log_level, access_log,
+                           body_timeout_s=body_timeout_s, body_min_rate=body_min_rate, max_body_bytes=max_body_bytes)
     config = uvicorn.Config(app, host=host, port=port, **opts, **uvicorn_kwargs)
     return uvicorn.Server(config)
 
