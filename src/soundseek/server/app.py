@@ -91,6 +91,9 @@ class ServerConfig:
     serialize_queries: bool | None = None
     #: Encode concurrent text queries together (soundseek.Index only).
     batch_text_queries: bool = True
+    #: Forward pass of the torch-free text encoder: "onnxruntime" (one GIL-free call per batch,
+    #: ~3x faster; falls back to numpy when not installed) or "numpy".
+    text_runtime: str = "onnxruntime"
     #: Connection limits (used by ``serve()``; see :mod:`soundseek.server.runtime`).
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
@@ -101,6 +104,10 @@ class ServerConfig:
     max_connections: int = 512
     #: ``sys.setswitchinterval`` for the server process (``serve()`` only; None: Python's 5 ms).
     gil_switch_interval_s: float | None = 0.0005
+    #: BLAS threads per server process (``serve()`` only; None: leave the library's default).
+    #: Requests already run in parallel on threads and workers; a multi-threaded BLAS inside
+    #: each small product (tags, text encoder) only adds thread wake-ups and contention.
+    blas_threads: int | None = 1
     #: Server processes (``serve()`` only).  Each opens the index and loads the models itself
     #: (memory x N); more than one uses more than one core for the Python parts of a request.
     workers: int = 1
@@ -309,7 +316,7 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
                     # after a first query: it may have switched the index to another encoder
                     from .batching import install_text_batching
 
-                    app.state.text_batcher = install_text_batching(idx)
+                    app.state.text_batcher = install_text_batching(idx, runtime=cfg.text_runtime)
                 warmed.add(kind)
         else:
             yield
@@ -878,11 +885,19 @@ def app_from_env() -> FastAPI:
     spec = json.loads(os.environ[SERVE_ENV])
     fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
     cfg = ServerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items() if k in fields})
-    _set_switch_interval(cfg)
+    _tune_process(cfg)
     return create_app(spec["index"], cfg)
 
 
-def _set_switch_interval(cfg: ServerConfig) -> None:
+def _tune_process(cfg: ServerConfig) -> None:
+    """Process-wide settings for serving: BLAS threads and the GIL switch interval."""
+    if cfg.blas_threads:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # optional (a dependency of scikit-learn): keep the default
+            pass
+        else:
+            threadpool_limits(int(cfg.blas_threads), user_api="blas")
     if cfg.gil_switch_interval_s:
         import sys
 
@@ -931,7 +946,7 @@ def serve(
         uvicorn.run("soundseek.server.app:app_from_env", factory=True, host=host, port=port, workers=cfg.workers,
                     **opts, **uvicorn_kwargs)
         return
-    _set_switch_interval(cfg)
+    _tune_process(cfg)
     app = create_app(index_path, cfg)
     server = build_server(
         app, host, port, header_timeout_s=cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s,
