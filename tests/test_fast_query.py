@@ -105,6 +105,29 @@ def test_onnxruntime_minilm_equals_numpy_and_sentence_transformers(minilm_pair):
     assert ort_enc.encode([]).sentence.shape == (0, 384)
 
 
+def test_onnxruntime_graph_is_cached_and_failures_fall_back_to_numpy(monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+    from soundseek.experts import minilm_onnx
+    from soundseek.experts.minilm_fast import MiniLMFast
+
+    enc = MiniLMFast()
+    path = minilm_onnx.graph_file(enc.model_dir)  # built once per machine (in a child process)
+    assert path.is_file() and path.stat().st_size > 80e6
+    mtime = path.stat().st_mtime_ns
+    assert minilm_onnx.graph_file(enc.model_dir) == path and path.stat().st_mtime_ns == mtime
+    assert not list(path.parent.glob(".building-*"))
+
+    def broken(*a, **k):
+        raise RuntimeError("no graph today")
+
+    monkeypatch.setattr(minilm_onnx, "graph_file", broken)
+    ref = enc.encode(["a dog barking"]).sentence
+    with caplog.at_level("WARNING", logger="soundseek"):
+        assert enc.use_onnxruntime() is False
+    assert enc.runtime == "numpy" and "no graph today" in caplog.text
+    np.testing.assert_array_equal(enc.encode(["a dog barking"]).sentence, ref)
+
+
 # -- text sides ----------------------------------------------------------------------------------
 def _encode_text(model, x):
     import torch

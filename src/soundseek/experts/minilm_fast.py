@@ -20,9 +20,11 @@ long-running server switches the same instance to ONNX Runtime once
 from __future__ import annotations
 
 import json
+import logging
 import math
 import mmap
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -160,22 +162,22 @@ class MiniLMFast(TextExpert):
         self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_seq_length)
-        self._weights = read_safetensors(d / "model.safetensors")
-        self._config = json.loads((d / "config.json").read_text())
-        self.bert = BertNumpy(self._weights, self._config)
+        self.model_dir = d
+        self.bert = BertNumpy(read_safetensors(d / "model.safetensors"), json.loads((d / "config.json").read_text()))
         self.runtime = "numpy"
 
     def use_onnxruntime(self, threads: int = 1) -> bool:
         """Run the forward pass with ONNX Runtime from now on (built from the same weights; for
         long-running servers, see :mod:`.minilm_onnx`).  False, with the numpy forward kept,
-        when onnx/onnxruntime are not installed."""
+        when onnx/onnxruntime are not installed or the graph cannot be built (logged)."""
         if self.runtime == "onnxruntime":
             return True
         try:
             from .minilm_onnx import BertOnnx
 
-            bert = BertOnnx(self._weights, self._config, prefix=self.bert.p, threads=threads)
-        except ImportError:
+            bert = BertOnnx(self.model_dir, prefix=self.bert.p, threads=threads)
+        except (ImportError, OSError, RuntimeError, subprocess.SubprocessError) as e:
+            logging.getLogger("soundseek").warning("text encoder stays on numpy (ONNX Runtime unusable: %s)", e)
             return False
         self.bert, self.runtime = bert, "onnxruntime"
         return True

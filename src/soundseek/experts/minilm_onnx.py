@@ -7,15 +7,22 @@ GIL around each of the ~100 operations of a forward pass, and under load every r
 for other threads (see docs/server.md, "Load check"); ONNX Runtime runs the whole pass in one
 call with the GIL released, with fused kernels.
 
-The graph is built here from the same memory-mapped weights with ``onnx.helper`` (no torch, no
-file written): embeddings + LayerNorm, then per layer self-attention (additive padding mask),
+The graph is built here from the same weights with ``onnx.helper`` (no torch), once, in a child
+process, and cached as a file (:func:`graph_file`): embeddings + LayerNorm, then per layer self-attention (additive padding mask),
 residual + LayerNorm, exact (erf) GELU feed-forward, residual + LayerNorm.  Tested equal to the
 numpy forward (and so to sentence-transformers) to 1e-5.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -111,19 +118,74 @@ def build_bert_graph(weights: dict[str, np.ndarray], config: dict, prefix: str =
     return model
 
 
+GRAPH_VERSION = "1"  # bump when build_bert_graph changes: cached files are keyed by it
+
+
+def cached_graph_path(model_file: str | Path) -> Path:
+    """Where the graph for ``model_file`` (a safetensors file) is cached:
+    ``$SOUNDSEEK_CACHE/weights/minilm-onnx/<key>.onnx``, keyed by the file's path, size, mtime and
+    :data:`GRAPH_VERSION`."""
+    from .weights import cache_dir
+
+    st = os.stat(model_file)
+    key = hashlib.sha256(f"{os.path.abspath(model_file)}|{st.st_size}|{st.st_mtime_ns}|{GRAPH_VERSION}".encode())
+    return cache_dir() / "weights" / "minilm-onnx" / f"{key.hexdigest()[:20]}.onnx"
+
+
+def build_graph_file(model_dir: str | Path, prefix: str = "") -> Path:
+    """Build and cache the ONNX file for the BERT in ``model_dir`` (``model.safetensors`` +
+    ``config.json``); returns its path.  Written to a temporary name and renamed, so concurrent
+    builders (server workers) never see half a file."""
+    from .minilm_fast import read_safetensors
+
+    d = Path(model_dir)
+    target = cached_graph_path(d / "model.safetensors")
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model = build_bert_graph(read_safetensors(d / "model.safetensors"), json.loads((d / "config.json").read_text()),
+                             prefix)
+    fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".onnx", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def graph_file(model_dir: str | Path, prefix: str = "") -> Path:
+    """The cached graph file, built first if needed — in a child process: building copies every
+    weight two or three times in protobuf, and a long-running server would keep that memory
+    (~250 MB) from the allocator for good."""
+    d = Path(model_dir)
+    target = cached_graph_path(d / "model.safetensors")
+    if target.is_file():
+        return target
+    code = "import sys; from soundseek.experts.minilm_onnx import build_graph_file; build_graph_file(sys.argv[1], sys.argv[2])"
+    proc = subprocess.run([sys.executable, "-c", code, str(d), prefix], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or not target.is_file():
+        raise RuntimeError(f"building the ONNX graph of {d} failed: {proc.stderr.strip()[-500:]}")
+    return target
+
+
 class BertOnnx:
     """Drop-in for :class:`~soundseek.experts.minilm_fast.BertNumpy`: ``(ids, mask) -> hidden``."""
 
-    def __init__(self, weights: dict[str, np.ndarray], config: dict, prefix: str = "", threads: int = 1):
+    def __init__(self, model_dir: str | Path, prefix: str = "", threads: int = 1):
         import onnxruntime as ort
 
-        model = build_bert_graph(weights, config, prefix)
+        path = graph_file(model_dir, prefix)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # the optimizer's shape-merge notes are not the user's business
-        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        # pre-packed weight copies cost ~30 MB per process for a few % of speed on short queries
+        opts.add_session_config_entry("session.disable_prepacking", "1")
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (hidden,) = self.session.run(["hidden"], {"input_ids": np.asarray(ids, np.int64),
