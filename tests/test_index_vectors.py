@@ -52,3 +52,57 @@ def test_ties_go_to_the_lower_id_and_shapes_are_checked():
         index.add(np.array([1]), np.zeros((1, 5), np.float32))
     with pytest.raises(ValueError, match="unknown index kind"):
         VectorIndex(4, "ivf")
+
+
+def _rss_anon_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024
+
+
+def test_flat_index_is_memory_mapped_and_copied_on_write(tmp_path):
+    """A saved flat index opens memory-mapped (shared page cache, no read), answers exactly as
+    the in-memory one, and is copied into memory on the first change; the file only changes on
+    save, by replacement, so an open mapping stays valid."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20000, 256)).astype(np.float32)
+    ids = np.arange(20000) * 3
+    vi = VectorIndex(256, "flat")
+    vi.add(ids, x)
+    path = tmp_path / "v.faiss"
+    vi.save(path)
+    q = rng.standard_normal((5, 256)).astype(np.float32)
+    want = vi.search(q, 10)
+
+    before = _rss_anon_mb()
+    mapped = VectorIndex.load(path)
+    assert mapped._mapped and len(mapped) == 20000
+    got = mapped.search(q, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    assert _rss_anon_mb() - before < 10  # 20 MB of vectors, none of it copied
+    plain = VectorIndex.load(path, mmap=False)
+    assert not plain._mapped
+    np.testing.assert_array_equal(plain.search(q, 10)[1], want[1])
+
+    other = VectorIndex.load(path)  # a second reader of the same file
+    mapped.add(np.array([1]), q[:1])  # copy-on-write
+    assert not mapped._mapped and len(mapped) == 20001
+    assert mapped.search(q[:1], 1)[1][0, 0] == 1
+    assert mapped.remove([0, 3]) == 2 and len(mapped) == 19999
+    assert len(VectorIndex.load(path)) == 20000  # the file is untouched until save
+    mapped.save(path)  # replaces the file: the other reader's mapping stays valid
+    np.testing.assert_array_equal(other.search(q, 10)[1], want[1])
+    again = VectorIndex.load(path)
+    assert again._mapped and len(again) == 19999 and again.search(q[:1], 1)[1][0, 0] == 1
+
+
+def test_hnsw_files_are_read_not_mapped(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 32)).astype(np.float32)
+    vi = VectorIndex(32, "hnsw")
+    vi.add(np.arange(500), x)
+    vi.save(tmp_path / "h.faiss")
+    back = VectorIndex.load(tmp_path / "h.faiss")
+    assert back.kind == "hnsw" and not back._mapped
+    back.add(np.array([1000]), x[:1])
+    assert len(back) == 501

@@ -60,6 +60,7 @@ class VectorIndex:
         self._ivf: _c.IVFRerankIndex | None = None
         self._dead = np.zeros(0, np.int64)  # hnswsq tombstones (sorted ids)
         self._sq_trained = True
+        self._mapped = False  # flat vectors memory-mapped from the file (read-only; see load)
         self._start("flat" if kind == "auto" else kind)
 
     def _start(self, kind: str) -> None:
@@ -67,6 +68,7 @@ class VectorIndex:
 
         self.kind = kind
         self._index = self._ivf = None
+        self._mapped = False
         self._dead = np.zeros(0, np.int64)
         if kind == "ivfpq":
             d = self._path
@@ -104,6 +106,7 @@ class VectorIndex:
         ids, vectors = checked_rows(ids, vectors, self.dim)
         if not len(vectors):
             return
+        self._own()
         if self._ivf is not None:
             self._ivf.add(ids, vectors)
             return
@@ -113,6 +116,14 @@ class VectorIndex:
         self._index.add_with_ids(vectors, ids)
         if self.requested == "auto" and self.kind == "flat" and len(self) * self.dim >= AUTO_FLAT_MAX:
             self._convert("ivfpq")
+
+    def _own(self) -> None:
+        """Before the first change to a memory-mapped flat index: copy its vectors into memory
+        (the mapping is read-only and stays shared with other readers of the file)."""
+        if self._mapped:
+            ids, vecs = self._all_vectors()
+            self._start("flat")
+            self._index.add_with_ids(vecs, ids)
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         import faiss
@@ -141,6 +152,7 @@ class VectorIndex:
         ids = np.unique(np.ascontiguousarray(list(ids), dtype=np.int64))
         if len(ids) == 0:
             return 0
+        self._own()
         if self._ivf is not None:
             return self._ivf.remove(ids)
         if self.kind == "hnsw":  # HNSW cannot delete: rebuild without those ids
@@ -212,9 +224,11 @@ class VectorIndex:
         _c.remove_stray_generations(path.parent, path.name, None)  # e.g. after leaving ivfpq
 
     @classmethod
-    def load(cls, path: str | os.PathLike, kind: str = "flat", **options) -> "VectorIndex":
+    def load(cls, path: str | os.PathLike, kind: str = "flat", mmap: bool = True, **options) -> "VectorIndex":
         """Open a saved index.  The kind is read from the file; ``kind`` matters only as
-        ``"auto"`` (a flat index may later be converted) and for files of unknown origin."""
+        ``"auto"`` (a flat index may later be converted) and for files of unknown origin.
+        ``mmap``: map a flat index's vectors from the file instead of reading them (copied into
+        memory on the first add/remove)."""
         import faiss
 
         path = Path(path)
@@ -224,6 +238,7 @@ class VectorIndex:
         obj._ivf = None
         obj._dead = np.zeros(0, np.int64)
         obj._sq_trained = True
+        obj._mapped = False
         if _c.is_container(path):
             header, array, index = _c.read_container(path)
             obj.kind = header["kind"]
@@ -241,8 +256,16 @@ class VectorIndex:
                 if obj.kind == "hnswsq":
                     faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
             return obj
-        index = faiss.read_index(str(path))  # a plain FAISS file: flat or hnsw (any version)
+        # A plain FAISS file: flat or hnsw (any version).  Flat vectors are memory-mapped, not
+        # read: opening costs no copy, and every process that serves the same index (server
+        # workers, CLI calls) shares one copy in the page cache.  The file is only ever replaced
+        # (save: write + rename), never changed in place, so a mapping stays valid.
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC) if mmap else None
+        mapped = index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
+        if not mapped:
+            index = faiss.read_index(str(path))
         base = faiss.downcast_index(index.index)
+        obj._mapped = mapped
         obj._index = index
         obj.dim = index.d
         obj.kind = "hnsw" if isinstance(base, faiss.IndexHNSW) else "flat"
