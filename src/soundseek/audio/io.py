@@ -86,33 +86,8 @@ def load_audio(
     Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, silent (when
     ``reject_silence``) and over-long files.
     """
-    import soxr
-
-    info = probe(path)
-    if info.frames <= 0:
-        raise AudioError(path, "contains no audio samples")
-    _check_duration(path, info, max_duration_s)
-    need_resample = info.sample_rate != sr
-    stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if need_resample else None
-    parts: list[np.ndarray] = []
-    read = 0
-    try:
-        with sf.SoundFile(str(path)) as f:
-            while True:
-                block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    break
-                read += len(block)
-                mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-                parts.append(stream.resample_chunk(mono, last=False) if stream else mono.copy())
-        if stream:
-            parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-    except AudioError:
-        raise
-    except Exception as e:
-        raise AudioError(path, f"decoding failed after {read / info.sample_rate:.2f} s ({_short(e)})") from None
-    if read == 0:
-        raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
+    info = _probe_decodable(path, max_duration_s)
+    parts = list(_mono_blocks(path, info, sr, _BLOCK_FRAMES))
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if not np.all(np.isfinite(wave)):
         raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
@@ -137,17 +112,10 @@ def stream_audio(
     The same checks as :func:`load_audio`; those that need the whole file (silence) raise after
     the last segment, so a caller must treat what it got as void when this raises.
     """
-    import soxr
-
-    info = probe(path)
-    if info.frames <= 0:
-        raise AudioError(path, "contains no audio samples")
-    _check_duration(path, info, max_duration_s)
+    info = _probe_decodable(path, max_duration_s)
     seg_n = max(1, int(round(segment_s * sr)))
-    stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if info.sample_rate != sr else None
     buf: list[np.ndarray] = []
     have = 0
-    read = 0
     peak = 0.0
 
     def take(part: np.ndarray):
@@ -171,6 +139,36 @@ def stream_audio(
         return np.ascontiguousarray(out, dtype=np.float32)
 
     block_frames = min(_BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
+    for part in _mono_blocks(path, info, sr, block_frames):
+        take(part)
+        while have >= seg_n:
+            yield pop(seg_n)
+    while have > 0:
+        yield pop(min(seg_n, have))
+    if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
+
+
+def _probe_decodable(path, max_duration_s: float | None) -> AudioInfo:
+    """:func:`probe`, then refuse a file with no samples or one longer than ``max_duration_s``."""
+    info = probe(path)
+    if info.frames <= 0:
+        raise AudioError(path, "contains no audio samples")
+    _check_duration(path, info, max_duration_s)
+    return info
+
+
+def _mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
+    """Decode ``path`` in blocks of ``block_frames`` frames, downmix each to mono and resample it
+    to ``sr`` as a stream: yields float32 chunks (some may be empty), the resampler's tail last.
+
+    Decoding errors become :class:`AudioError` (saying how far decoding got); so does a file that
+    yields no frames at all.
+    """
+    import soxr
+
+    stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if info.sample_rate != sr else None
+    read = 0
     try:
         with sf.SoundFile(str(path)) as f:
             while True:
@@ -180,21 +178,15 @@ def stream_audio(
                 read += len(block)
                 mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
                 del block
-                take(stream.resample_chunk(mono, last=False) if stream else mono)
-                while have >= seg_n:
-                    yield pop(seg_n)
+                yield stream.resample_chunk(mono, last=False) if stream else mono
         if stream:
-            take(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
     except AudioError:
         raise
     except Exception as e:
         raise AudioError(path, f"decoding failed after {read / info.sample_rate:.2f} s ({_short(e)})") from None
     if read == 0:
         raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
-    while have > 0:
-        yield pop(min(seg_n, have))
-    if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
 
 
 def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:

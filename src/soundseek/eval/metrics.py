@@ -51,6 +51,38 @@ def _as_index_array(x: Any, name: str, upper: int) -> np.ndarray:
     return arr
 
 
+def _matrix_and_targets(sim: Any, targets: Any, name: str, per: str, empty: str, per_column: bool = False):
+    """``(S, targets)``: ``sim`` as :func:`to_numpy` and ``targets`` as int64 indices, one per row of
+    ``S`` naming a column (``per_column``: one per column naming a row).  ``per`` names those rows
+    (columns) in the length error; ``empty`` is the error when there are none."""
+    s = to_numpy(sim)
+    n_targets, n_range = s.shape[::-1] if per_column else s.shape
+    t = _as_index_array(targets, name, n_range)
+    if len(t) != n_targets:
+        raise ValueError(f"{name} has {len(t)} entries but the matrix has {n_targets} {per}")
+    if n_targets == 0:
+        raise ValueError(empty)
+    return s, t
+
+
+def _caption_targets(sim: Any, text_to_audio: Any):
+    """``(S[N_text, N_audio], text_to_audio)`` checked for :func:`t2a_metrics` / :func:`a2t_metrics`."""
+    return _matrix_and_targets(sim, text_to_audio, "text_to_audio", "text rows", "no captions to evaluate")
+
+
+def _best_and_ap(grouped_ranks: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the best rank and AP@``MAP_K`` of its relevant items, whose ranks are
+    ``grouped_ranks[bounds[q] : bounds[q + 1]]``."""
+    n = len(bounds) - 1
+    best = np.empty(n, dtype=np.int64)
+    ap = np.empty(n, dtype=np.float64)
+    for q in range(n):
+        r = grouped_ranks[bounds[q] : bounds[q + 1]]
+        best[q] = r.min()
+        ap[q] = average_precision_at_k(r, MAP_K)
+    return best, ap
+
+
 def ranks_of(sim: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """1-based rank of item ``cols[p]`` in query row ``rows[p]`` of ``sim`` (tie: lower index first)."""
     sim = np.asarray(sim, dtype=np.float64)
@@ -205,13 +237,8 @@ def _summary(
 
 def t2a_metrics(sim: Any, text_to_audio: Any) -> RetrievalMetrics:
     """Each caption ranks all audios; exactly one audio is relevant."""
-    s = to_numpy(sim)
+    s, gt = _caption_targets(sim, text_to_audio)
     n_text, n_audio = s.shape
-    gt = _as_index_array(text_to_audio, "text_to_audio", n_audio)
-    if len(gt) != n_text:
-        raise ValueError(f"text_to_audio has {len(gt)} entries but the matrix has {n_text} text rows")
-    if n_text == 0:
-        raise ValueError("no captions to evaluate")
     ranks = ranks_of(s, np.arange(n_text), gt)
     ap10 = np.where(ranks <= MAP_K, 1.0 / ranks, 0.0)
     return _summary("t2a", ranks, ap10, n_audio)
@@ -223,25 +250,15 @@ def a2t_metrics(sim: Any, text_to_audio: Any) -> RetrievalMetrics:
     R@k / medR / meanR use the best-ranked correct caption; ``map10`` is AP@10 over all correct
     captions; ``map10_dcase`` averages the reciprocal rank (cut at 10) of every correct caption.
     """
-    s = to_numpy(sim)
-    n_text, n_audio = s.shape
-    gt = _as_index_array(text_to_audio, "text_to_audio", n_audio)
-    if len(gt) != n_text:
-        raise ValueError(f"text_to_audio has {len(gt)} entries but the matrix has {n_text} text rows")
-    if n_text == 0:
-        raise ValueError("no captions to evaluate")
+    s, gt = _caption_targets(sim, text_to_audio)
+    n_text = s.shape[0]
     st = s.T  # [N_audio, N_text]
     pair_ranks = ranks_of(st, gt, np.arange(n_text))  # rank of each caption in its audio's list
     audios = np.unique(gt)
-    best = np.empty(len(audios), dtype=np.int64)
-    ap10 = np.empty(len(audios), dtype=np.float64)
     order = np.argsort(gt, kind="stable")
     bounds = np.searchsorted(gt[order], audios, side="left")
     bounds = np.append(bounds, len(order))
-    for i in range(len(audios)):
-        r = pair_ranks[order[bounds[i] : bounds[i + 1]]]
-        best[i] = r.min()
-        ap10[i] = average_precision_at_k(r, MAP_K)
+    best, ap10 = _best_and_ap(pair_ranks[order], bounds)
     dcase = float(100.0 * np.mean(np.where(pair_ranks <= MAP_K, 1.0 / pair_ranks, 0.0)))
     return _summary("a2t", best, ap10, n_text, map10_dcase=dcase)
 
@@ -271,13 +288,7 @@ def multi_relevant_metrics(sim: Any, relevant: Any) -> ClassRetrievalMetrics:
         raise ValueError("no query has a relevant item")
     ranks = ranks_of(s, q_idx, i_idx)
     queries, starts = np.unique(q_idx, return_index=True)
-    bounds = np.append(starts, len(q_idx))
-    ap = np.empty(len(queries))
-    best = np.empty(len(queries), dtype=np.int64)
-    for n in range(len(queries)):
-        r = ranks[bounds[n] : bounds[n + 1]]
-        ap[n] = average_precision_at_k(r, MAP_K)
-        best[n] = r.min()
+    best, ap = _best_and_ap(ranks, np.append(starts, len(q_idx)))
     return ClassRetrievalMetrics(
         map10=float(100.0 * ap.mean()),
         r1=float(100.0 * np.mean(best <= 1)),
@@ -293,25 +304,16 @@ def class_retrieval_metrics(sim: Any, item_labels: Any) -> ClassRetrievalMetrics
 
     See :func:`multi_relevant_metrics`; classes without items are skipped.
     """
-    s = to_numpy(sim)
-    n_cls, n_items = s.shape
-    labels = _as_index_array(item_labels, "item_labels", n_cls)
-    if len(labels) != n_items:
-        raise ValueError(f"item_labels has {len(labels)} entries but the matrix has {n_items} item columns")
-    if n_items == 0:
-        raise ValueError("no labelled items to evaluate")
+    s, labels = _matrix_and_targets(sim, item_labels, "item_labels", "item columns", "no labelled items to evaluate",
+                                    per_column=True)
+    n_cls = s.shape[0]
     return multi_relevant_metrics(s, np.arange(n_cls)[:, None] == labels[None, :])
 
 
 def zero_shot_accuracy(sim: Any, item_labels: Any) -> ClassificationMetrics:
     """``sim[N_items, N_classes]``: predicted class = argmax (first maximum wins)."""
-    s = to_numpy(sim)
+    s, labels = _matrix_and_targets(sim, item_labels, "item_labels", "rows", "no items to classify")
     n_items, n_cls = s.shape
-    labels = _as_index_array(item_labels, "item_labels", n_cls)
-    if len(labels) != n_items:
-        raise ValueError(f"item_labels has {len(labels)} entries but the matrix has {n_items} rows")
-    if n_items == 0:
-        raise ValueError("no items to classify")
     pred = np.argmax(s, axis=1)  # numpy returns the first maximal index: the tie rule
     correct = pred == labels
     per_class = {int(c): float(100.0 * correct[labels == c].mean()) for c in np.unique(labels)}
@@ -388,11 +390,12 @@ def analytic_random_t2a(n_audio: int) -> dict[str, float]:
 _NUMERIC = ("r1", "r5", "r10", "r50", "median_rank", "mean_rank", "map10", "map10_dcase")
 
 
-def _mean_metrics(items: list[RetrievalMetrics]) -> RetrievalMetrics:
+def _reduce_metrics(items: list[RetrievalMetrics], reduce=np.mean) -> RetrievalMetrics:
+    """``reduce`` (mean, std) of every numeric metric over runs of one direction (None if any is None)."""
     vals = {}
     for name in _NUMERIC:
         xs = [getattr(m, name) for m in items]
-        vals[name] = None if any(x is None for x in xs) else float(np.mean(xs))
+        vals[name] = None if any(x is None for x in xs) else float(reduce(xs))
     return RetrievalMetrics(
         direction=items[0].direction, n_queries=items[0].n_queries, n_gallery=items[0].n_gallery, **vals
     )
@@ -401,7 +404,7 @@ def _mean_metrics(items: list[RetrievalMetrics]) -> RetrievalMetrics:
 def mean_report(reports: list[RetrievalReport]) -> RetrievalReport:
     if not reports:
         raise ValueError("need at least one report")
-    return RetrievalReport(t2a=_mean_metrics([r.t2a for r in reports]), a2t=_mean_metrics([r.a2t for r in reports]))
+    return RetrievalReport(t2a=_reduce_metrics([r.t2a for r in reports]), a2t=_reduce_metrics([r.a2t for r in reports]))
 
 
 @dataclass
@@ -418,17 +421,9 @@ class AggregateReport:
 
 def aggregate_reports(reports: list[RetrievalReport]) -> AggregateReport:
     mean = mean_report(reports)
-    std_dirs = {}
-    for direction in ("t2a", "a2t"):
-        items = [getattr(r, direction) for r in reports]
-        vals = {}
-        for name in _NUMERIC:
-            xs = [getattr(m, name) for m in items]
-            vals[name] = None if any(x is None for x in xs) else float(np.std(xs))
-        std_dirs[direction] = RetrievalMetrics(
-            direction=direction, n_queries=items[0].n_queries, n_gallery=items[0].n_gallery, **vals
-        )
-    return AggregateReport(mean=mean, std=RetrievalReport(**std_dirs), n_runs=len(reports))
+    std = RetrievalReport(t2a=_reduce_metrics([r.t2a for r in reports], np.std),
+                          a2t=_reduce_metrics([r.a2t for r in reports], np.std))
+    return AggregateReport(mean=mean, std=std, n_runs=len(reports))
 
 
 # --------------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ names double as human-readable *tags* on every hit.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from .bridge_side import BridgeTextSide
-from .heads import AudioBatch, TextBatch, config_from_dict, l2_normalize
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+from .heads import SingleExpertPair, config_from_dict, l2_normalize
+from .pretrained import read_model_dir, save_model_dir
 
 
 @dataclass
@@ -52,7 +49,7 @@ class LabelBridgeConfig:
         return config_from_dict(cls, d, "LabelBridge")
 
 
-class LabelBridge(nn.Module):
+class LabelBridge(SingleExpertPair, nn.Module):
     """Single-vector text–audio model over a tagger's classes (see module docstring)."""
 
     model_type = "label_bridge"
@@ -97,15 +94,7 @@ class LabelBridge(nn.Module):
         return cls(cfg, torch.from_numpy(w), torch.from_numpy(b), torch.from_numpy(vecs),
                    None if prior is None else torch.as_tensor(prior, dtype=torch.float32)).eval()
 
-    # -- the single-vector contract ----------------------------------------------------------
-    @property
-    def audio_experts(self) -> list[str]:
-        return [self.config.audio_expert]
-
-    @property
-    def text_experts(self) -> list[str]:
-        return [self.config.text_expert]
-
+    # -- the single-vector contract (expert lists and similarity: SingleExpertPair) ------------
     def class_probs(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         """(B, T, D) embeddings + mask -> (B, C) class probabilities averaged over real frames."""
         p = torch.sigmoid(frames.float() @ self.classifier_weight.T + self.classifier_bias)
@@ -132,11 +121,6 @@ class LabelBridge(nn.Module):
     def export_text_side(self) -> BridgeTextSide:
         return BridgeTextSide(self.class_vectors.cpu().numpy(), self.config.top_k, self.config.temperature)
 
-    def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
-        t = self.encode_text(text_batch.get(self.config.text_expert))
-        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
-        return t @ a.T
-
     def query_classes(self, sentence: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
         """The class names each query is bridged to, with their weights (best first)."""
         w = self.export_text_side()(np.asarray(sentence, dtype=np.float32))
@@ -149,26 +133,10 @@ class LabelBridge(nn.Module):
 
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE), metadata={"model_type": self.model_type})
-        (out / CONFIG_FILE).write_text(json.dumps({"model_type": self.model_type, **asdict(self.config)}, indent=1) + "\n")
-        return out
+        return save_model_dir(self, directory, self.model_type, self.config, indent=1)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "LabelBridge":
-        from safetensors.torch import load_file
-
-        d = Path(directory)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (d / name).is_file():
-                raise FileNotFoundError(f"{d} is not a saved LabelBridge: {name} is missing")
-        cfg = json.loads((d / CONFIG_FILE).read_text())
-        if cfg.get("model_type") != cls.model_type:
-            raise ValueError(f"{d} holds a {cfg.get('model_type')!r} model, not a {cls.model_type!r}")
-        s = load_file(str(d / WEIGHTS_FILE))
+        _, cfg, s = read_model_dir(directory, cls.model_type, "LabelBridge")
         return cls(LabelBridgeConfig.from_dict(cfg), s["classifier_weight"], s["classifier_bias"],
                    s["class_vectors"], s["prior"]).eval()

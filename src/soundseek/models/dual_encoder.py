@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .heads import AudioBatch, MLPHead, TextBatch, config_from_dict, l2_normalize, masked_pool, pooled_dim
+from .heads import (AudioBatch, MLPHead, SingleExpertPair, TextBatch, config_from_dict, l2_normalize, masked_pool,
+                    pooled_dim)
+from .pretrained import read_model_dir, save_model_dir
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 
 
@@ -44,7 +44,7 @@ class DualEncoderConfig:
         return config_from_dict(cls, d, "DualEncoder")
 
 
-class DualEncoder(nn.Module):
+class DualEncoder(SingleExpertPair, nn.Module):
     """Two MLP heads into one shared, L2-normalised space."""
 
     model_type = "dual_encoder"
@@ -74,15 +74,7 @@ class DualEncoder(nn.Module):
         """Build from a plain dict (a training YAML's ``model.params``), rejecting unknown keys."""
         return cls(DualEncoderConfig.from_dict(params))
 
-    # -- the single-vector contract ------------------------------------------------------
-    @property
-    def audio_experts(self) -> list[str]:
-        return [self.config.audio_expert]
-
-    @property
-    def text_experts(self) -> list[str]:
-        return [self.config.text_expert]
-
+    # -- the single-vector contract (expert lists and similarity: SingleExpertPair) ------
     def encode_audio(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         """(B, T, D) frames + (B, T) bool mask -> (B, E) unit vectors."""
         if frames.shape[-1] != self.config.audio_dim:
@@ -109,23 +101,10 @@ class DualEncoder(nn.Module):
 
         return Sequential([*module_steps(self.text_norm), *module_steps(self.text_head.net), L2Normalize(1e-8)])
 
-    def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
-        """Cosine similarities S[N_text, N_audio]."""
-        t = self.encode_text(text_batch.get(self.config.text_expert))
-        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
-        return t @ a.T
-
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, metrics: dict | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (+ ``metrics.json``) into ``directory``."""
-        from safetensors.torch import save_file
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE), metadata={"model_type": self.model_type})
-        cfg = {"model_type": self.model_type, **asdict(self.config)}
-        (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+        out = save_model_dir(self, directory, self.model_type, self.config)
         metrics = metrics if metrics is not None else self.training_metrics
         if metrics:
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")
@@ -133,17 +112,9 @@ class DualEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "DualEncoder":
-        from safetensors.torch import load_file
-
-        d = Path(directory)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (d / name).is_file():
-                raise FileNotFoundError(f"{d} is not a saved DualEncoder: {name} is missing")
-        cfg = json.loads((d / CONFIG_FILE).read_text())
-        if cfg.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"{d} holds a {cfg['model_type']!r} model, not a {cls.model_type!r}")
+        d, cfg, state = read_model_dir(directory, cls.model_type, "DualEncoder", default_type=cls.model_type)
         model = cls(DualEncoderConfig.from_dict(cfg))
-        model.load_state_dict(load_file(str(d / WEIGHTS_FILE)))
+        model.load_state_dict(state)
         if (d / METRICS_FILE).is_file():
             model.training_metrics = json.loads((d / METRICS_FILE).read_text())
         model.eval()
@@ -156,7 +127,7 @@ class NativeSpaceConfig:
     text_expert: str
 
 
-class NativeSpace(nn.Module):
+class NativeSpace(SingleExpertPair, nn.Module):
     """Experts that already share a space (CLAP): no trained head, just pooling and L2.
 
     ``encode_audio`` = masked mean of the frames, L2-normalised; ``encode_text`` = L2 of the
@@ -168,14 +139,6 @@ class NativeSpace(nn.Module):
     def __init__(self, audio_expert: str, text_expert: str):
         super().__init__()
         self.config = NativeSpaceConfig(audio_expert, text_expert)
-
-    @property
-    def audio_experts(self) -> list[str]:
-        return [self.config.audio_expert]
-
-    @property
-    def text_experts(self) -> list[str]:
-        return [self.config.text_expert]
 
     def encode_audio(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
         return l2_normalize(masked_pool(frames, mask, "mean"))
@@ -189,8 +152,7 @@ class NativeSpace(nn.Module):
         return L2Normalize(1e-8)
 
     def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
-        t = self.encode_text(text_batch.get(self.config.text_expert))
-        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
+        t, a = self.encode_pair(text_batch, audio_batch)
         if t.shape[-1] != a.shape[-1]:
             raise ValueError(
                 f"{self.config.audio_expert} ({a.shape[-1]}-d) and {self.config.text_expert} "

@@ -70,6 +70,31 @@ class TextBatch:
         return self.sentence[expert]
 
 
+class SingleExpertPair:
+    """The single-vector contract of a model over one audio and one text expert, named by its
+    ``config.audio_expert`` / ``config.text_expert``: the expert lists and ``similarity`` (cosine of
+    ``encode_text`` and ``encode_audio``).  Mixed into ``nn.Module`` subclasses."""
+
+    @property
+    def audio_experts(self) -> list[str]:
+        return [self.config.audio_expert]
+
+    @property
+    def text_experts(self) -> list[str]:
+        return [self.config.text_expert]
+
+    def encode_pair(self, text_batch: TextBatch, audio_batch: AudioBatch) -> tuple[Tensor, Tensor]:
+        """(text vectors, audio vectors) of the two batches, from this model's experts."""
+        t = self.encode_text(text_batch.get(self.config.text_expert))
+        a = self.encode_audio(*audio_batch.get(self.config.audio_expert))
+        return t, a
+
+    def similarity(self, text_batch: TextBatch, audio_batch: AudioBatch) -> Tensor:
+        """Cosine similarities S[N_text, N_audio]."""
+        t, a = self.encode_pair(text_batch, audio_batch)
+        return t @ a.T
+
+
 def masked_pool(frames: Tensor, mask: Tensor | None, pooling: str = "meanmax") -> Tensor:
     """Pool (B, T, D) frames over time, ignoring padded frames entirely.
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from .common import install_model, json_default
 
 RECIPE = Path(__file__).resolve().parent / "default.yaml"
 
@@ -33,18 +33,6 @@ def test_metrics(cfg, model, store=None, progress: bool = False, split: str = "t
     fs, _ = build_feature_set(items, audio, text, store=store, progress=progress)
     rep = retrieval_metrics(similarity_matrix(model, fs), fs.caption_clip)
     return {split: rep.to_dict(), f"{split}_clips": fs.n_clips, f"{split}_captions": fs.n_captions}
-
-
-def install(model_dir: Path, recipe: Path, target: Path) -> Path:
-    """Replace the package's default model with ``model_dir`` (a model or an ensemble folder:
-    weights, config, metrics) plus the recipe used."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("*.png", "*.tmp"))
-    shutil.copyfile(recipe, target / "train_config.yaml")  # relative paths: no machine paths shipped
-    for f in target.rglob("*"):
-        f.chmod(0o755 if f.is_dir() else 0o644)
-    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,24 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     metrics.update(test_metrics(cfg, model, split="val"))
     metrics.update(test_metrics(cfg, model))
     metrics["val_geo_mean"] = metrics["val"]["t2a"]["geometric_mean_r1_r5_r10"]
-    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_np) + "\n")
-    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_np) + "\n")
+    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=json_default) + "\n")
+    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=json_default) + "\n")
 
     v, t = metrics["val"]["t2a"], metrics["test"]["t2a"]
     print(f"{'ensemble of ' + str(a.seeds) if a.seeds > 1 else 'model'}: val t2a R@1 {v['r1']:.1f} R@10 {v['r10']:.1f}; "
           f"test t2a ({metrics['test_clips']} clips): R@1 {t['r1']:.1f}  R@5 {t['r5']:.1f}  R@10 {t['r10']:.1f}")
     print(f"run: {a.out}")
     if not a.no_install:
-        target = install(model_dir, a.config, shipped_model_dir("aisfx-minilm-v1"))
-        size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-        print(f"installed default model into {target} ({size / 1e6:.2f} MB)")
+        install_model(model_dir, shipped_model_dir("aisfx-minilm-v1"), a.config)
     return 0
-
-
-def _np(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(type(x).__name__)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .common import install_model, json_default
 
 RECIPE = Path(__file__).resolve().parent / "everyday.yaml"
 
@@ -81,18 +82,6 @@ def t2a(model, fs) -> dict:
     return retrieval_metrics(similarity_matrix(model, fs), fs.caption_clip).to_dict()
 
 
-def install(model_dir: Path, target: Path, settings: BridgeSettings) -> Path:
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("*.png", "*.tmp"))
-    shutil.copyfile(RECIPE, target / "train_config.yaml")
-    (target / "recipe.json").write_text(json.dumps({"recipe": "soundseek.train.recipes.everyday",
-                                                    "bridge": asdict(settings)}, indent=1) + "\n")
-    for f in target.rglob("*"):
-        f.chmod(0o755 if f.is_dir() else 0o644)
-    return target
-
-
 def main(argv: list[str] | None = None) -> int:
     from ...features import FeatureStore
     from ...models import default_model_dir
@@ -136,23 +125,16 @@ def main(argv: list[str] | None = None) -> int:
             metrics[f"{name}_{split}"] = t2a(m, sets[split])
     metrics["test_clips"], metrics["test_captions"] = sets["test"].n_clips, sets["test"].n_captions
     model_dir = model.save_pretrained(a.out / "model")
-    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_np) + "\n")
-    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_np) + "\n")
+    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=json_default) + "\n")
+    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=json_default) + "\n")
     for name in ("bridge", "heads", "fused"):
         if f"{name}_test" in metrics:
             t = metrics[f"{name}_test"]["t2a"]
             print(f"{name:6s} test t2a R@1 {t['r1']:.1f}  R@5 {t['r5']:.1f}  R@10 {t['r10']:.1f}  mAP@10 {t['map10']:.1f}")
     if not a.no_install:
-        target = install(model_dir, default_model_dir(), settings)
-        size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-        print(f"installed default model into {target} ({size / 1e6:.2f} MB)")
+        install_model(model_dir, default_model_dir(), RECIPE,
+                      {"recipe.json": {"recipe": "soundseek.train.recipes.everyday", "bridge": asdict(settings)}})
     return 0
-
-
-def _np(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(type(x).__name__)
 
 
 if __name__ == "__main__":
