@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,100 @@ def milvus_server(tmp_path_factory):
         proc.wait()
 
 
-@pytest.fixture(params=["faiss", "milvus-lite", "milvus-server"])
+STANDALONE_START_S = 90  # bound on the standalone server's start (about 7 s here); then the tests skip
+
+
+@pytest.fixture(scope="module")
+def milvus_standalone(tmp_path_factory):
+    """A real Milvus standalone server (the PyPI ``milvus`` wheel: the Milvus 2.3 binary with
+    embedded etcd and local storage), started here and stopped at the end.
+
+    Its components are told to advertise and reach each other on 127.0.0.1 (the client only
+    ever connects to 127.0.0.1).  Milvus 2.3 itself binds its gRPC ports on every interface
+    (``:PORT``; it has no listen-address setting), for the few seconds the tests run.  Bounded:
+    skipped when the wheel is not installed or the server is not healthy within
+    ``STANDALONE_START_S`` seconds (for example another standalone server on this machine holds
+    its pid file ``/run/milvus/standalone.pid``)."""
+    milvus = pytest.importorskip("milvus", reason="the Milvus standalone server wheel is not installed: "
+                                 "pip install --no-deps milvus (tests then run on a real server too)")
+    with socket.socket() as s:  # the embedded etcd's peer port is fixed: one such server per machine
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", 2380))
+        except OSError:
+            pytest.skip("port 127.0.0.1:2380 (the embedded etcd's fixed peer port) is in use: another Milvus "
+                        "standalone server runs on this machine")
+    data = tmp_path_factory.mktemp("milvus-standalone")
+    server = milvus.MilvusServer(milvus.MilvusServerConfig(), wait_for_started=False)
+    server.set_base_dir(str(data))
+    for role in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"):
+        server.config.set(f"{role}.ip", "127.0.0.1")  # default: the first non-loopback address
+
+    def stop():
+        proc = server.server_proc
+        if proc is not None:
+            proc.terminate()  # the data is thrown away: no need to wait for a full graceful stop
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        server.stop()
+        if proc is not None:  # what the binary leaves outside its data folder: its pid file and server ids
+            for run in (Path("/run/milvus"), Path("/tmp/milvus")):
+                pid_file = run / "standalone.pid"
+                try:
+                    if pid_file.read_text().strip() == str(proc.pid):
+                        pid_file.unlink()
+                except OSError:
+                    pass
+                (run / f"server_id_{proc.pid}").unlink(missing_ok=True)
+                try:
+                    run.rmdir()  # only when empty
+                except OSError:
+                    pass
+
+    def log_tail() -> str:
+        """The server's first error line (its own log), else the end of its stderr."""
+        try:
+            for line in (data / "logs" / "milvus-stdout.log").read_text(errors="replace").splitlines():
+                if "[ERROR]" in line or "[FATAL]" in line:
+                    return line[:400]
+            return (data / "logs" / "milvus-stderr.log").read_text(errors="replace")[-400:]
+        except OSError:
+            return ""
+
+    try:
+        server.start()  # unpacks the binary into `data` (a few seconds), starts it, returns
+        health = f"http://127.0.0.1:{server.webservice_port}/healthz"
+        deadline = time.monotonic() + STANDALONE_START_S
+        while True:
+            code = server.server_proc.poll()
+            if code is not None:  # the wheel's own wait_started would wait out its timeout here
+                raise RuntimeError(f"the server exited with status {code}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as r:
+                    if b"OK" in r.read():
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("not healthy in time")
+            time.sleep(0.2)
+    except Exception as e:  # TimeoutError, RuntimeError (exited), OSError (binary cannot run here)
+        stop()
+        pytest.skip(f"the Milvus standalone server did not start within {STANDALONE_START_S} s: "
+                    f"{type(e).__name__}: {e} {log_tail()}")
+    yield f"milvus://127.0.0.1:{server.listen_port}/soundseek_test"
+    stop()
+
+
+@pytest.fixture(params=["faiss", "milvus-lite", "milvus-server", "milvus-standalone"])
 def store(request):
     if request.param == "milvus-server":
         return request.getfixturevalue("milvus_server")
+    if request.param == "milvus-standalone":
+        return request.getfixturevalue("milvus_standalone")
     return request.param
 
 
@@ -92,6 +183,19 @@ def test_exact_search_remove_reload(store, tmp_path):
     np.testing.assert_array_equal(again.search(q, 10)[1], ids)
     assert again.search(q, 10_000)[1].shape == (5, 300)  # k above the size: everything
     getattr(again, "close", lambda: None)()
+
+
+def test_ids_past_one_query_page(store, tmp_path):
+    """ids() pages past Milvus' 16,384 rows per query (keyset pagination) and misses none."""
+    from soundseek.index.milvus_store import MAX_TOPK
+
+    n = MAX_TOPK + 1000
+    ids = np.random.default_rng(2).permutation(np.arange(5, 5 + 3 * n, 3))  # sparse, inserted unordered
+    v = new_vectors(store, 2, "flat", tmp_path / "audio.faiss")
+    v.add(ids, _unit(n, 2, 3))
+    got = v.ids()
+    assert len(got) == n and (np.sort(got) == np.sort(ids)).all()
+    getattr(v, "close", lambda: None)()
 
 
 def test_ties_lower_id_first(store, tmp_path):
@@ -205,12 +309,15 @@ def test_reindex_removes_and_reopen(esc_pair):
         again.close()
 
 
-def test_server_store_index_matches_faiss(milvus_server, tmp_path):
+@pytest.mark.parametrize("server", ["milvus_server", "milvus_standalone"])
+def test_server_store_index_matches_faiss(server, request, tmp_path):
     """An audio-only index (model=None) on a Milvus server by URI gives FAISS' results."""
     audio = ESC50 / "audio"
     if not audio.is_dir():
         pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
     from soundseek import Index
+
+    milvus_server = request.getfixturevalue(server)
 
     clips = sorted(audio.iterdir())[5::40]
     f = Index.create(tmp_path / "f.idx", model=None, vector_index="flat")
@@ -270,7 +377,10 @@ def test_lite_held_by_another_process_reader_falls_back(tmp_path):
         assert holder.stdout.readline().strip() == "open"
         reader = Index.open(tmp_path / "i")
         try:
-            assert any("open in another process" in n for n in reader.notes), reader.notes
+            assert len(reader.notes) == 1, reader.notes
+            note = reader.notes[0]
+            assert "open in another process" in note and "milvus://HOST:PORT/NAME" in note, note
+            assert "repair" not in note, note  # nothing is damaged: `soundseek repair` would not help
             assert type(reader.audio_vectors).__name__ == "VectorIndex"  # FAISS, in memory
             assert [h.path for h in reader.search_audio(clips[0], k=3)] == expected
         finally:

@@ -348,7 +348,9 @@ class Index:
         audio_p, text_p = self._vector_paths()
         n_windows = self.meta.counts()["windows"]
         self.audio_vectors = self.text_vectors = None
-        damaged, uneven = [], []
+        from .index.milvus_store import MilvusUnavailable
+
+        damaged, uneven, unavailable = [], [], []
         for name, p in (("audio", audio_p), ("text", text_p)):
             if not p.is_file():
                 if name == "audio" and n_windows:
@@ -356,23 +358,31 @@ class Index:
                 continue
             try:
                 v = open_vectors(p, self.config.vector_index)
+            except MilvusUnavailable as e:  # Milvus Lite open in another process, or the server down: not damage
+                if str(e) not in unavailable:
+                    unavailable.append(str(e))
+                continue
             except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
                 damaged.append(f"{p.name} cannot be read ({_vector_file_error(e)})")
                 continue
             if len(v) != n_windows:
                 uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
             setattr(self, f"{name}_vectors", v)
-        if not (damaged or uneven) or not n_windows:
+        if not (damaged or uneven or unavailable) or not n_windows:
             return
         writer = _wlock.held(self.path)
-        if not writer and not damaged and _wlock.writer_active(self.path):
+        if not writer and not (damaged or unavailable) and _wlock.writer_active(self.path):
             return  # mid-write by another process: consistent as it is (see docstring)
         self.rebuild_vectors()  # e.g. a run was killed between vector save and metadata commit
         if not writer:
-            self.notes.append(
-                f"{'; '.join(damaged + uneven)}: rebuilt in memory from the feature store for this "
-                f"session; run `soundseek repair --index {self.path}` to fix it on disk"
-            )
+            if damaged or uneven:
+                self.notes.append(
+                    f"{'; '.join(damaged + uneven)}: rebuilt in memory from the feature store for this "
+                    f"session; run `soundseek repair --index {self.path}` to fix it on disk"
+                )
+            if unavailable:  # nothing on disk is wrong: `repair` would not help (and could not open it either)
+                self.notes.append(f"{'; '.join(unavailable)}: searching vectors rebuilt in memory from the "
+                                  "feature store for this session; the index itself is fine")
 
     def _ensure_vectors(self, audio_dim: int, text_dim: int | None) -> None:
         # only a writer lets ivfpq put its row store into the index folder; a reader rebuilding in

@@ -8,7 +8,10 @@ Stores (``soundseek index DIR --store ...``):
     Milvus Lite (the ``milvus-lite`` package) embedded in the index folder: one database
     directory ``IDX/vectors.milvus.db`` holding the collections ``audio`` and ``text``.  Milvus
     Lite is single-process: while one process (e.g. ``soundseek index``) has it open, another
-    process cannot open it (``search`` waits for the writer to finish; use a server to share).
+    process cannot open it.  A reader (``search``) then rebuilds the vectors in memory from the
+    feature store and says why in :attr:`Index.notes`; a writer stops with
+    :class:`MilvusUnavailable`.  Nothing on disk is damaged (``soundseek repair`` is not the
+    answer): use a Milvus server when several processes must share an index.
 ``milvus://HOST:PORT/NAME``
     A Milvus server (standalone or cluster) reached at ``http://HOST:PORT``; the index uses the
     collections ``NAME_audio`` and ``NAME_text`` (re-creating an index drops them).
@@ -85,8 +88,9 @@ def _client(uri: str):
             except Exception as e:
                 if uri.startswith("http"):
                     raise MilvusUnavailable(f"cannot reach the Milvus server at {uri}: {e}") from None
-                raise MilvusUnavailable(f"Milvus Lite database {uri} is open in another process (one process at "
-                                        "a time: a `soundseek index` run still writing?)") from None
+                raise MilvusUnavailable(f"the Milvus Lite database {uri} is open in another process (Milvus Lite "
+                                        "allows one process at a time; to share an index between processes, use a "
+                                        "Milvus server: --store milvus://HOST:PORT/NAME)") from None
             finally:
                 quiet.setLevel(level)
         entry[1] += 1
@@ -188,16 +192,20 @@ class MilvusVectorIndex:
         return removed
 
     def ids(self) -> np.ndarray:
-        out, last = [], None
-        while True:  # keyset pagination (offset + limit is capped at MAX_TOPK)
-            flt = "id >= -9223372036854775808" if last is None else f"id > {last}"
-            rows = self._client.query(self.collection, filter=flt, output_fields=["id"], limit=MAX_TOPK,
-                                      consistency_level="Strong")
-            got = sorted(int(r["id"]) for r in rows)
-            out.extend(got)
-            if len(got) < MAX_TOPK:
-                break
-            last = got[-1]
+        """Every id, sorted.  One query returns at most MAX_TOPK rows, and Milvus Lite does not
+        return the lowest ids first, so a home-made keyset pagination (``id > last``) skips rows:
+        pymilvus' query iterator pages correctly on Milvus Lite and on a server."""
+        out = []
+        it = self._client.query_iterator(self.collection, batch_size=min(MAX_TOPK, 8192), filter="",
+                                         output_fields=["id"], consistency_level="Strong")
+        try:
+            while True:
+                page = it.next()
+                if not page:
+                    break
+                out.extend(int(r["id"]) for r in page)
+        finally:
+            it.close()
         return np.unique(np.asarray(out, dtype=np.int64))
 
     # -- search ------------------------------------------------------------------------------
