@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ESC50
+from conftest import ESC50, SHARED
 
 ray = pytest.importorskip("ray", reason="ray not installed: pip install ray")
 
@@ -23,47 +23,92 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
+CORPORA = [SHARED / "data" / "sfx-corpus" / "audio", SHARED / "data" / "sfx-corpus-2" / "audio"]
+
+
+def _corpus_subset(dest: Path, per_corpus: int = 6) -> list[Path]:
+    """``per_corpus`` real files spread over each training corpus (different packages and
+    formats: wav, flac, ogg), copied to ``dest/<corpus>/``."""
+    from soundseek.audio import is_audio_path
+
+    out = []
+    for corpus in CORPORA:
+        if not corpus.is_dir():
+            pytest.skip(f"training corpus not found at {corpus}")
+        files = sorted(f for f in corpus.rglob("*") if f.is_file() and is_audio_path(f))
+        sub = dest / corpus.parent.name
+        sub.mkdir(parents=True)
+        for i, f in enumerate(files[len(files) // (2 * per_corpus) :: len(files) // per_corpus][:per_corpus]):
+            out.append(Path(shutil.copy2(f, sub / f"{i}-{f.name}")))
+    return out
+
+
 def test_ray_features_equal_single_process(local_ray, tmp_path):
-    audio = ESC50 / "audio"
-    if not audio.is_dir():
-        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    """Both training corpora (6 files of each): Ray workers (one killed) store exactly the
+    single-process features, file for file, bit for bit."""
     from soundseek import Index
     from soundseek.features import FeatureStore, extract_features
     from soundseek.index.ray_extract import ray_extract
 
     clips = tmp_path / "clips"
-    clips.mkdir()
-    for f in sorted(audio.iterdir())[7::50]:  # 8 real clips
-        shutil.copy2(f, clips / f.name)
+    files = _corpus_subset(clips)
+    assert len(files) == 12 and {f.suffix for f in files} >= {".ogg", ".wav"}
     idx = Index.create(tmp_path / "idx", model=None)
     try:
         rep = ray_extract(idx, clips, batch_files=2)
-        assert (rep.computed, rep.cached, rep.failed, rep.batches) == (8, 0, [], 4)
+        assert (rep.computed, rep.cached, rep.failed, rep.batches) == (12, 0, [], 6)
         assert local_ray.exists()  # a worker was killed mid-run; Ray retried its batch
 
         single = FeatureStore(tmp_path / "single")
-        ref = extract_features(sorted(clips.iterdir()), idx.expert, single, progress=False)
+        ref = extract_features(sorted(files), idx.expert, single, progress=False,
+                               max_duration_s=idx.config.max_duration_s)
         key = idx.expert.key
+        assert ref.failed == [] and len(ref.features) == 12
+        assert set(idx.store.hashes(key)) == set(single.hashes(key)) == set(ref.hashes.values())
+        assert len(set(ref.hashes.values())) == 12  # twelve different files: none compared twice
         for p, feats in ref.features.items():
             got = idx.store.get(idx.store.hash_of(p), key)
             assert got is not None
+            assert got.features.frames.dtype == feats.frames.dtype and len(feats.frames) > 0
             np.testing.assert_array_equal(got.features.frames, feats.frames)
             np.testing.assert_array_equal(got.features.pooled, feats.pooled)
+            assert (got.features.hop_s, got.features.window_s, got.features.offset_s) == \
+                (feats.hop_s, feats.window_s, feats.offset_s)
             assert got.duration_s == pytest.approx(ref.durations[p])
         single.close()
 
         # resumable: a lost batch is recomputed, nothing else
-        lost = idx.store.hash_of(next(iter(sorted(clips.iterdir()))))
+        lost = idx.store.hash_of(files[0])
         idx.store.forget([lost], key)
         again = ray_extract(idx, clips, batch_files=2)
-        assert (again.computed, again.cached) == (1, 7)
+        assert (again.computed, again.cached) == (1, 11)
 
         report = idx.add(clips, progress=False)  # every feature cached: indexing computes none
-        assert (report.added, report.features_computed) == (8, 0)
-        hits = idx.search_audio(next(iter(sorted(clips.iterdir()))), k=3)
-        assert hits and Path(hits[0].path).parent == clips.resolve()
+        assert (report.added, report.features_computed) == (12, 0)
+        hits = idx.search_audio(files[0], k=3)
+        assert hits and {h.path for h in hits} <= {str(f.resolve()) for f in files}
     finally:
         idx.close()
+
+
+def test_kill_hook_is_inert_unless_set(tmp_path, monkeypatch):
+    """The test-only worker-kill hook does nothing without its variable, and with it kills
+    exactly one process (the first to create the marker file)."""
+    import os
+    import subprocess
+    import sys
+
+    from soundseek.index.ray_extract import _test_kill_once
+
+    monkeypatch.delenv("SOUNDSEEK_RAY_TEST_KILL_ONCE", raising=False)
+    _test_kill_once()  # unset: returns (this process would be gone otherwise)
+    marker = tmp_path / "killed"
+    code = "from soundseek.index.ray_extract import _test_kill_once; _test_kill_once(); print('alive')"
+    env = {**os.environ, "SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert (first.returncode, first.stdout) == (1, "") and marker.exists()
+    assert (second.returncode, second.stdout.strip()) == (0, "alive")
 
 
 _DRIVER = """

@@ -39,6 +39,26 @@ class RayReport:
     workers: int = 0
 
 
+def _test_kill_once() -> None:
+    """TEST-ONLY hook (tests/test_ray_index.py): simulates a worker process killed mid-run.
+
+    Inert unless the environment variable ``SOUNDSEEK_RAY_TEST_KILL_ONCE`` is set (the test sets
+    it only in its own local Ray cluster's ``runtime_env``); soundseek never sets it.  When set to
+    a file path, the first task to create that file (O_EXCL: exactly one, even with several
+    workers) exits its worker process at once, as a crash or ``kill -9`` would; Ray then retries
+    the task on another worker.  Ray offers no deterministic way to kill the worker of a running
+    task from outside (``ray.cancel(force=True)`` marks the task cancelled, so it is not retried),
+    hence this hook."""
+    marker = os.environ.get("SOUNDSEEK_RAY_TEST_KILL_ONCE")
+    if not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return  # already killed one worker
+    os._exit(1)
+
+
 def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max_duration_s, threads: int):
     """In a worker: features of ``paths`` -> ([(path, frames, pooled, hop, window, offset, duration)], failed)."""
     from soundseek.experts import get_audio_expert
@@ -52,10 +72,7 @@ def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max
             torch.set_num_threads(threads)
         except ImportError:
             pass
-    marker = os.environ.get("SOUNDSEEK_RAY_TEST_KILL_ONCE")  # tests: this worker dies on its first task
-    if marker and not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
+    _test_kill_once()
     key = (expert_name, tuple(sorted(expert_options.items())))
     if key not in _EXPERT:
         _EXPERT[key] = get_audio_expert(expert_name, **expert_options)
