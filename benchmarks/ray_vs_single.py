@@ -38,6 +38,9 @@ import sys
 import tempfile
 import time
 from datetime import date
+
+# the local Ray instances started here bind and talk on 127.0.0.1 only (read when ray is imported)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from pathlib import Path
 
 import numpy as np

@@ -15,6 +15,9 @@ ESC50 = SHARED / "data" / "esc50-fold1"
 # Tests never touch the user's cache and never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Local Ray instances started by tests bind and talk on 127.0.0.1 only (by default Ray gives a
+# Linux node the address of its outward interface); read by ray when it is first imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def needs_shared(sub: str = "") -> pytest.MarkDecorator:

@@ -19,6 +19,8 @@ def local_ray(tmp_path_factory):
     marker = tmp_path_factory.mktemp("ray") / "killed"
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}})
+    # conftest.py keeps test clusters on loopback: no traffic to the machine's outward address
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
     yield marker
     ray.shutdown()
 

@@ -22,6 +22,7 @@ anything else (``ray://HOST:10001``, ``HOST:6379``) is passed to ``ray.init``.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max
 def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = None, batch_files: int = 8,
                 threads_per_worker: int = 1, max_retries: int = 3, shutdown: bool = True) -> RayReport:
     """Fill ``index.store`` with the features of every audio file under ``paths`` using Ray."""
+    if address == "local" and "ray" not in sys.modules:
+        # a private one-machine instance: loopback only (Ray otherwise gives a Linux node its
+        # outward interface's address); Ray reads this when first imported
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from soundseek.experts.base import AudioFeatures
     from soundseek.search import AddReport, _collect
