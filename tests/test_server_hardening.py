@@ -314,6 +314,46 @@ def _closed_by_peer(s: socket.socket) -> bool:
         return True
 
 
+def test_connections_send_small_writes_at_once(live_server):
+    """TCP_NODELAY on every accepted connection, also when the listening socket (as uvicorn's
+    for --workers, and loopback_socket here) was made without IPPROTO_TCP: with Nagle on, each
+    JSON answer (head and body: two writes) waited ~40 ms for the client's delayed ACK."""
+    port, server = live_server
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        socks = [p.transport.get_extra_info("socket") for p in list(server.server_state.connections)]
+        assert socks and all(x.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for x in socks)
+    finally:
+        s.close()
+
+
+def test_enable_nodelay_only_touches_tcp_sockets():
+    from soundseek.server.runtime import enable_nodelay
+
+    class T:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name):
+            return self.sock if name == "socket" else None
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # protocol 0, as uvicorn binds it
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    try:
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        assert enable_nodelay(T(conn)) and conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        a, b = socket.socketpair()  # unix: nothing to do
+        assert not enable_nodelay(T(a)) and not enable_nodelay(T(None)) and not enable_nodelay(None)
+        a.close(), b.close()
+    finally:
+        client.close(), conn.close(), listener.close()
+
+
 def test_slow_loris_and_idle_connections_are_closed(live_server):
     port, server = live_server
     slow = [_connect(port) for _ in range(100)]

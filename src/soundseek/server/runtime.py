@@ -62,6 +62,24 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+def enable_nodelay(transport: Any) -> bool:
+    """Send small writes at once (TCP_NODELAY) on a TCP connection; True when set.
+
+    asyncio sets it only when the listening socket says ``IPPROTO_TCP``; the socket uvicorn binds
+    for ``--workers N`` (``socket.socket(AF_INET, SOCK_STREAM)``, protocol 0) does not, so its
+    accepted connections kept Nagle's algorithm on: a JSON response goes out as two writes (head,
+    body), the body waited for the client's delayed ACK, and every answer took >= 40 ms.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        return False
+    return True
+
+
 class HeaderTimeoutH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline for each request head (see module docstring)."""
 
@@ -74,6 +92,7 @@ class HeaderTimeoutH11Protocol(H11Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_cycle: Any = None  # the request whose body is being watched
+        enable_nodelay(transport)
         super().connection_made(transport)
         self._watch_head()
 
