@@ -429,3 +429,16 @@ def test_machine_tags_stored_apart_and_filterable(index):
     # single-window hits carry the index-time tags (same frames, computed once)
     h = index.search("door", k=1, mode="content")[0]
     assert [t.name for t in h.tags] == [n for n, _ in info[h.id]["machine_tags"][:3]]
+
+
+def test_metadata_hits_on_an_expert_without_classes(library, tmp_path):
+    """Metadata-only and hybrid hits carry no window; on an expert without named classes
+    (aisfx) they get no tags — and no error."""
+    idx = Index.create(tmp_path / "aisfx", audio_expert="aisfx", model="aisfx-minilm-v1")
+    if not idx.has_text_model:
+        pytest.skip("aisfx-minilm-v1 is not installed")
+    assert idx.add(library, progress=False).added == 5
+    for mode in ("metadata", "hybrid"):
+        hits = idx.search("wood door creak", k=5, mode=mode)
+        assert hits and all(h.tags == () for h in hits), mode
+    assert any(h.start is None for h in idx.search("wood door creak", k=5, mode="metadata"))

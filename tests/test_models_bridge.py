@@ -194,3 +194,7 @@ def test_window_tags_cache_is_bounded_and_exact(tmp_path, monkeypatch):
     third = idx.search_audio(dog, k=2, exclude_self=False)
     assert len(idx._tag_cache) == 1 and len(calls) == 2
     assert [h.tags for h in third] == [h.tags for h in first]
+    # a hit without a window (metadata-only ranking) gets the whole file's tags, uncached
+    item = idx.item(first[0].id)
+    whole = idx._window_tags(item, None, None)
+    assert whole and whole[0].name == first[0].tags[0].name and len(idx._tag_cache) == 1

@@ -859,6 +859,8 @@ class Index:
 
         Computing them reads the file's features and runs the classifier; a result page shows
         ten windows, and popular windows come back often, so the last few thousand are cached."""
+        if start is None or end is None:  # a metadata-only hit: no window, the whole file
+            return self._compute_window_tags(item, start, end)
         key = (item.hash, round(float(start), 3), round(float(end), 3))
         with self._tag_cache_lock:
             tags = self._tag_cache.get(key)
@@ -887,9 +889,11 @@ class Index:
         if stored is None:
             return ()
         feats = stored.features
-        t = feats.frame_times()
-        keep = (t >= start - 1e-6) & (t < end) if len(t) else t.astype(bool)
-        frames = feats.frames[keep] if keep.any() else feats.frames
+        frames = feats.frames
+        if start is not None and end is not None:  # else a hit without a window: the whole file
+            t = feats.frame_times()
+            keep = (t >= start - 1e-6) & (t < end) if len(t) else t.astype(bool)
+            frames = feats.frames[keep] if keep.any() else feats.frames
         return tuple(tagger.tags(frames))
 
     # -- inspection ----------------------------------------------------------------------------
