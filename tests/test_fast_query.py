@@ -117,8 +117,18 @@ def test_onnxruntime_graph_is_cached_and_failures_fall_back_to_numpy(monkeypatch
     assert minilm_onnx.graph_file(enc.model_dir) == path and path.stat().st_mtime_ns == mtime
     assert not list(path.parent.glob(".building-*"))
 
+    # a damaged cache file (e.g. a disk filled up) is rebuilt, not trusted and not fatal
+    path.write_bytes(b"not an onnx file")
+    fresh = MiniLMFast()
+    assert fresh.use_onnxruntime() and path.stat().st_size > 80e6
+    np.testing.assert_allclose(fresh.encode(["a dog barking"]).sentence, enc.encode(["a dog barking"]).sentence,
+                               atol=1e-5)
+
+    class OrtError(Exception):  # onnxruntime's errors are plain Exceptions
+        pass
+
     def broken(*a, **k):
-        raise RuntimeError("no graph today")
+        raise OrtError("no graph today")
 
     monkeypatch.setattr(minilm_onnx, "graph_file", broken)
     ref = enc.encode(["a dog barking"]).sentence

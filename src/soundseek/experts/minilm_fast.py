@@ -24,7 +24,6 @@ import logging
 import math
 import mmap
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +175,13 @@ class MiniLMFast(TextExpert):
             from .minilm_onnx import BertOnnx
 
             bert = BertOnnx(self.model_dir, prefix=self.bert.p, threads=threads)
-        except (ImportError, OSError, RuntimeError, subprocess.SubprocessError) as e:
+            # the cached graph must give this model's vectors: one probe against numpy
+            ids = np.array([[101, 1037, 3899, 8664, 102]], np.int64)
+            mask = np.ones_like(ids)
+            diff = float(np.abs(bert(ids, mask) - self.bert(ids, mask)).max())
+            if not diff < 1e-3:
+                raise RuntimeError(f"the ONNX graph disagrees with the numpy forward (max diff {diff:.3g})")
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own errors derive from Exception only
             logging.getLogger("soundseek").warning("text encoder stays on numpy (ONNX Runtime unusable: %s)", e)
             return False
         self.bert, self.runtime = bert, "onnxruntime"

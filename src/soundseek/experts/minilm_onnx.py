@@ -159,13 +159,25 @@ def build_graph_file(model_dir: str | Path, prefix: str = "") -> Path:
 def graph_file(model_dir: str | Path, prefix: str = "") -> Path:
     """The cached graph file, built first if needed — in a child process: building copies every
     weight two or three times in protobuf, and a long-running server would keep that memory
-    (~250 MB) from the allocator for good."""
+    (~250 MB) from the allocator for good.  Server workers starting together build it once
+    (a lock file); a builder killed half-way leaves only a ``.building-*`` file, removed here."""
+    import fcntl
+
     d = Path(model_dir)
     target = cached_graph_path(d / "model.safetensors")
     if target.is_file():
         return target
-    code = "import sys; from soundseek.experts.minilm_onnx import build_graph_file; build_graph_file(sys.argv[1], sys.argv[2])"
-    proc = subprocess.run([sys.executable, "-c", code, str(d), prefix], capture_output=True, text=True, timeout=600)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
+        if target.is_file():  # built by another process meanwhile
+            return target
+        for stale in target.parent.glob(".building-*"):
+            stale.unlink(missing_ok=True)
+        code = ("import sys; from soundseek.experts.minilm_onnx import build_graph_file; "
+                "build_graph_file(sys.argv[1], sys.argv[2])")
+        proc = subprocess.run([sys.executable, "-c", code, str(d), prefix], capture_output=True, text=True,
+                              timeout=600)
     if proc.returncode != 0 or not target.is_file():
         raise RuntimeError(f"building the ONNX graph of {d} failed: {proc.stderr.strip()[-500:]}")
     return target
@@ -178,6 +190,14 @@ class BertOnnx:
         import onnxruntime as ort
 
         path = graph_file(model_dir, prefix)
+        try:
+            self.session = self._session(ort, path, threads)
+        except Exception:  # noqa: BLE001 - a damaged cache file (ORT errors derive from Exception): rebuild once
+            path.unlink(missing_ok=True)
+            self.session = self._session(ort, graph_file(model_dir, prefix), threads)
+
+    @staticmethod
+    def _session(ort, path: Path, threads: int):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
@@ -185,7 +205,7 @@ class BertOnnx:
         opts.log_severity_level = 3  # the optimizer's shape-merge notes are not the user's business
         # pre-packed weight copies cost ~30 MB per process for a few % of speed on short queries
         opts.add_session_config_entry("session.disable_prepacking", "1")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (hidden,) = self.session.run(["hidden"], {"input_ids": np.asarray(ids, np.int64),

@@ -260,7 +260,13 @@ class VectorIndex:
         # read: opening costs no copy, and every process that serves the same index (server
         # workers, CLI calls) shares one copy in the page cache.  The file is only ever replaced
         # (save: write + rename), never changed in place, so a mapping stays valid.
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC) if mmap else None
+        # Older FAISS (no IO_FLAG_MMAP_IFC) or a file system that refuses mmap: read it instead.
+        index, flag = None, getattr(faiss, "IO_FLAG_MMAP_IFC", None)
+        if mmap and flag is not None:
+            try:
+                index = faiss.read_index(str(path), flag)
+            except RuntimeError:
+                index = None
         mapped = index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
         if not mapped:
             index = faiss.read_index(str(path))
