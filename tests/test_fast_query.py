@@ -476,3 +476,32 @@ def test_audio_query_with_a_numpy_expert_imports_no_torch(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stderr.strip().endswith("TORCH False"), p.stderr
     assert len(json.loads(p.stdout)["hits"]) == 2
+
+
+def test_blas_limit_is_set_and_restored_from_the_main_thread_only():
+    pytest.importorskip("threadpoolctl")
+    import threading
+
+    from soundseek.experts.minilm_fast import _blas_controller, _blas_threads
+
+    c = _blas_controller()
+
+    def blas():
+        return [i["num_threads"] for i in c.info() if i["user_api"] == "blas"]
+
+    before = blas()
+    with _blas_threads(1):
+        assert all(n == 1 for n in blas())
+    assert blas() == before
+
+    def work():
+        for _ in range(20):
+            with _blas_threads(1) as b:
+                assert b.limiter is None  # other threads leave the process-wide setting alone
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas() == before

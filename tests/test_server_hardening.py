@@ -422,12 +422,17 @@ def test_serve_uses_the_timeouts(monkeypatch, tmp_path, files):
         return FakeServer()
 
     monkeypatch.setattr(runtime, "build_server", fake_build)
+    tuned = []
+    monkeypatch.setattr(server_app, "_tune_process", tuned.append)  # no process-wide changes in tests
     server_app.serve(tmp_path / "idx", port=8123, config=ServerConfig(header_timeout_s=3.0, keep_alive_s=2.0,
                                                                       body_timeout_s=4.0, max_upload_bytes=1_000_000))
     assert seen["ran"] and seen["header_timeout_s"] == 3.0 and seen["keep_alive_s"] == 2.0
     assert seen["body_timeout_s"] == 4.0 and seen["body_min_rate"] == 64 * 1024
     assert seen["max_body_bytes"] == 1_000_000 + 64 * 1024  # the upload limit plus the multipart framing
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert len(tuned) == 1 and tuned[0].blas_threads == 1
+    with pytest.raises(ValueError, match="text_runtime"):
+        create_app(tmp_path / "idx", ServerConfig(text_runtime="onnx"))
 
 
 # ---- 10b: slow request bodies (an upload that stalls or drips in), with real sockets -------------

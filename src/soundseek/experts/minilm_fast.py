@@ -24,6 +24,7 @@ import logging
 import math
 import mmap
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -207,7 +208,8 @@ class MiniLMFast(TextExpert):
         tokens: list[np.ndarray | None] = [None] * len(texts)
         for b in range(0, len(texts), self.batch_size):
             idx = order[b : b + self.batch_size]
-            with _blas_threads(1 if len(idx) * max(lengths[i] for i in idx) < 4096 else None):
+            small = self.runtime == "numpy" and len(idx) * max(lengths[i] for i in idx) < 4096
+            with _blas_threads(1 if small else None):  # ONNX Runtime has its own threads
                 hidden, mask = self._forward([texts[i] for i in idx])
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
@@ -241,22 +243,26 @@ class _blas_threads:
     A query's matrices are tiny (a few tokens x 384): a multi-threaded OpenBLAS spends far more
     on waking and syncing its threads than on the product, and on a loaded 2-core machine one
     query then took 0.2-2 s instead of 10 ms.  Uses threadpoolctl when installed (a dependency
-    of scikit-learn); without it, the limit is skipped.
+    of scikit-learn); without it, the limit is skipped.  Only from the main thread: the limit
+    is process-wide, and OpenBLAS ignores some changes made from other threads (raising the
+    count back, measured with OpenBLAS 0.3 pthreads), so overlapping limits from several
+    threads could leave it wrong for good.  Servers set one thread for the whole process instead
+    (``ServerConfig.blas_threads``).
     """
 
     def __init__(self, n: int | None):
-        self.n, self.ctx = n, None
+        self.n, self.limiter = n, None
 
     def __enter__(self):
-        if self.n is not None:
+        if self.n is not None and threading.current_thread() is threading.main_thread():
             controller = _blas_controller()
             if controller is not None:
-                self.ctx = controller.limit(limits=self.n, user_api="blas")
+                self.limiter = controller.limit(limits=self.n, user_api="blas")
         return self
 
     def __exit__(self, *exc):
-        if self.ctx is not None:
-            self.ctx.restore_original_limits()
+        if self.limiter is not None:
+            self.limiter.restore_original_limits()
 
 
 _FAST: dict[str, MiniLMFast] = {}

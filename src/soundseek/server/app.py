@@ -297,6 +297,8 @@ def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
     from soundseek.audio import AudioError, load_audio, probe
 
     cfg = config or ServerConfig()
+    if cfg.text_runtime not in ("onnxruntime", "numpy"):
+        raise ValueError(f"text_runtime must be 'onnxruntime' or 'numpy', not {cfg.text_runtime!r}")
     idx = _open_index(index)
     # Metadata reads (item, len) hold only `meta_lock`, so players and waveforms keep loading
     # while a slow query or the warm-up runs.  Searches hold `lock` when the index is not known
@@ -897,6 +899,8 @@ def _tune_process(cfg: ServerConfig) -> None:
         except ImportError:  # optional (a dependency of scikit-learn): keep the default
             pass
         else:
+            import faiss  # noqa: F401 - loads its own BLAS, which must be limited too
+
             threadpool_limits(int(cfg.blas_threads), user_api="blas")
     if cfg.gil_switch_interval_s:
         import sys
