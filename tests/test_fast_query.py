@@ -494,14 +494,17 @@ def test_blas_limit_is_set_and_restored_from_the_main_thread_only():
         assert all(n == 1 for n in blas())
     assert blas() == before
 
+    limiters = []
+
     def work():
         for _ in range(20):
             with _blas_threads(1) as b:
-                assert b.limiter is None  # other threads leave the process-wide setting alone
+                limiters.append(b.limiter)  # other threads leave the process-wide setting alone
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert len(limiters) == 80 and all(x is None for x in limiters)
     assert blas() == before
