@@ -379,15 +379,34 @@ def test_lite_held_by_another_process_reader_falls_back(tmp_path):
         try:
             assert len(reader.notes) == 1, reader.notes
             note = reader.notes[0]
-            assert "open in another process" in note and "milvus://HOST:PORT/NAME" in note, note
+            assert "another process has it open" in note and "milvus://HOST:PORT/NAME" in note, note
             assert "repair" not in note, note  # nothing is damaged: `soundseek repair` would not help
             assert type(reader.audio_vectors).__name__ == "VectorIndex"  # FAISS, in memory
             assert [h.path for h in reader.search_audio(clips[0], k=3)] == expected
+            # a writer stops instead of replacing the Milvus manifest with FAISS files
+            manifest = (tmp_path / "i" / "audio.faiss").read_bytes()
+            from soundseek.index.milvus_store import MilvusUnavailable
+
+            with pytest.raises(MilvusUnavailable, match="another process has it open"):
+                reader.add(sorted(audio.iterdir())[3:4], progress=False)
+            with pytest.raises(MilvusUnavailable):
+                reader.remove(clips[:1])
+            assert (tmp_path / "i" / "audio.faiss").read_bytes() == manifest
+            assert len(reader) == 3
         finally:
             reader.close()
+        from soundseek.index.check import check
+
+        assert any("cannot check the vectors" in line for line in check(tmp_path / "i").problems)
     finally:
         holder.kill()
         holder.wait()
+    after = Index.open(tmp_path / "i")  # the holder is gone: the store is whole and writable
+    try:
+        assert not after.notes and type(after.audio_vectors).__name__ == "MilvusVectorIndex"
+        assert [h.path for h in after.search_audio(clips[0], k=3)] == expected
+    finally:
+        after.close()
 
 
 def test_time_windows_same_on_milvus(tmp_path):

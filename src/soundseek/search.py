@@ -344,6 +344,7 @@ class Index:
         are: vectors are saved before their metadata commits, and search skips windows the
         metadata does not know yet, so a reader always sees a consistent index."""
         self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
+        self._vectors_unavailable: list[str] = []
         self._vectors_seen = self._vector_stamp()
         audio_p, text_p = self._vector_paths()
         n_windows = self.meta.counts()["windows"]
@@ -368,9 +369,12 @@ class Index:
             if len(v) != n_windows:
                 uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
             setattr(self, f"{name}_vectors", v)
+        self._vectors_unavailable = unavailable
+        writer = _wlock.held(self.path)
+        if unavailable and writer:  # never rebuild, drop or replace a vector store we cannot reach
+            raise MilvusUnavailable("; ".join(unavailable))
         if not (damaged or uneven or unavailable) or not n_windows:
             return
-        writer = _wlock.held(self.path)
         if not writer and not (damaged or unavailable) and _wlock.writer_active(self.path):
             return  # mid-write by another process: consistent as it is (see docstring)
         self.rebuild_vectors()  # e.g. a run was killed between vector save and metadata commit
@@ -500,7 +504,7 @@ class Index:
         _wlock.acquire(self.path)
         try:
             n = self.meta.counts()["windows"]
-            if (self._vector_stamp() != getattr(self, "_vectors_seen", None)
+            if (self._vector_stamp() != getattr(self, "_vectors_seen", None) or self._vectors_unavailable
                     or any(v is not None and len(v) != n for v in (self.audio_vectors, self.text_vectors))):
                 self._load_vectors()  # another writer saved since this index loaded them, or a crash left them uneven
             return self._add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
@@ -604,6 +608,8 @@ class Index:
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""
         with _wlock.WriterLock(self.path), self._lock:
+            if self._vectors_unavailable:
+                self._load_vectors()  # raises while the store cannot be reached
             known = self.meta.items_by_path()
             wanted = [os.path.realpath(os.path.expanduser(p)) for p in paths]  # stored as resolved paths
             ids = [known[p].id for p in wanted if p in known]

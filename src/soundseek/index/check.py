@@ -79,6 +79,7 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     """Verify every file of an index without writing anything; each problem is one line."""
     from ..search import IndexConfig
     from .backends import open_vectors
+    from .milvus_store import MilvusUnavailable
 
     root = Path(index_dir).expanduser()
     report = CheckReport(str(root))
@@ -125,6 +126,9 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
             continue
         try:
             v = open_vectors(f, config.vector_index)
+        except MilvusUnavailable as e:  # not damage: the store cannot be reached from here now
+            p.append(f"{name}: cannot check the vectors: {e}")
+            continue
         except Exception as e:
             from ..search import _vector_file_error
 

@@ -48,6 +48,11 @@ class MilvusUnavailable(RuntimeError):
     """pymilvus / milvus-lite not installed, or the store cannot be reached."""
 
 
+def _first_line(e: Exception, limit: int = 200) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text[:limit]
+
+
 def is_milvus_store(store: str | None) -> bool:
     return bool(store) and (store == LITE or str(store).startswith("milvus://"))
 
@@ -88,9 +93,10 @@ def _client(uri: str):
             except Exception as e:
                 if uri.startswith("http"):
                     raise MilvusUnavailable(f"cannot reach the Milvus server at {uri}: {e}") from None
-                raise MilvusUnavailable(f"the Milvus Lite database {uri} is open in another process (Milvus Lite "
-                                        "allows one process at a time; to share an index between processes, use a "
-                                        "Milvus server: --store milvus://HOST:PORT/NAME)") from None
+                raise MilvusUnavailable(f"the Milvus Lite database {uri} cannot be opened ({_first_line(e)}); most "
+                                        "likely another process has it open: Milvus Lite allows one process at a "
+                                        "time; to share an index between processes, use a Milvus server: "
+                                        "--store milvus://HOST:PORT/NAME") from None
             finally:
                 quiet.setLevel(level)
         entry[1] += 1
