@@ -308,7 +308,8 @@ def test_cli_text_search_imports_no_torch_and_matches(esc50_index):
         "sys.argv = ['soundseek', 'search', sys.argv[1], '--index', sys.argv[2], '-k', '10', '--json']\n"
         "from soundseek.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ['torch', 'sentence_transformers', 'transformers', 'fastapi', 'soundseek.server', 'soundseek.train']\n"
+        "heavy = ['torch', 'sentence_transformers', 'transformers', 'fastapi', 'soundseek.server', 'soundseek.train',\n"
+        "         'onnx', 'onnxruntime', 'soundseek.experts.minilm_onnx']\n"
         "sys.stderr.write('MODULES ' + json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
     )
     for q in QUERIES[:3]:

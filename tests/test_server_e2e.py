@@ -239,12 +239,8 @@ def test_concurrent_text_queries_match_sequential_ones(client):
         assert [h["score"] for h in together[n]] == pytest.approx([h["score"] for h in alone[q]], abs=1e-4), q
     batcher = client.app.state.text_batcher
     assert batcher is not None and batcher.batches > 0
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        pass
-    else:  # the server moves the torch-free encoder to ONNX Runtime (ServerConfig.text_runtime)
-        assert batcher.inner.runtime == "onnxruntime"
+    # the server moves the torch-free encoder to ONNX Runtime (ServerConfig.text_runtime)
+    assert batcher.inner.runtime == "onnxruntime"
 
 
 def test_traversal_against_real_index(client):

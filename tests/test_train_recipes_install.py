@@ -3,7 +3,8 @@
 import json
 import stat
 
-from soundseek.train.recipes.common import install_model, json_default
+from soundseek.models.pretrained import jsonable as json_default
+from soundseek.train.recipes.common import install_model
 
 
 def test_install_model_replaces_target_and_adds_recipe(tmp_path, capsys):

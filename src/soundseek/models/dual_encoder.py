@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .heads import (AudioBatch, MLPHead, SingleExpertPair, TextBatch, config_from_dict, l2_normalize, masked_pool,
                     pooled_dim)
-from .pretrained import read_model_dir, save_model_dir
+from .pretrained import jsonable, read_model_dir, save_model_dir
 
 METRICS_FILE = "metrics.json"
 
@@ -107,7 +107,7 @@ class DualEncoder(SingleExpertPair, nn.Module):
         out = save_model_dir(self, directory, self.model_type, self.config)
         metrics = metrics if metrics is not None else self.training_metrics
         if metrics:
-            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_jsonable) + "\n")
+            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=jsonable) + "\n")
         return out
 
     @classmethod
@@ -161,9 +161,3 @@ class NativeSpace(SingleExpertPair, nn.Module):
         return t @ a.T
 
 
-def _jsonable(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -16,6 +16,18 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
+def jsonable(x):
+    """``json.dumps(default=...)`` for what metrics and configs hold besides JSON types:
+    numpy scalars and paths."""
+    import numpy as np
+
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
 def save_model_dir(module, directory: str | Path, model_type: str, config, indent: int = 2) -> Path:
     """Write ``module``'s weights and its dataclass ``config`` into ``directory`` (created);
     ``indent`` is the JSON indent of ``config.json``.  Returns the directory."""

@@ -1,4 +1,4 @@
-"""What the recipes that build a shipped model share: installing it into the package, JSON output."""
+"""What the recipes that build a shipped model share: installing it into the package."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 
 def install_model(model_dir: Path, target: Path, recipe: Path, extra_json: dict[str, dict] | None = None) -> Path:
@@ -26,8 +25,3 @@ def install_model(model_dir: Path, target: Path, recipe: Path, extra_json: dict[
     return target
 
 
-def json_default(x):
-    """``json.dumps(default=...)`` for numpy scalars in metrics."""
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(type(x).__name__)

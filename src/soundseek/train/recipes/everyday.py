@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import install_model, json_default
+from ...models.pretrained import jsonable as json_default
+from .common import install_model
 
 RECIPE = Path(__file__).resolve().parent / "everyday.yaml"
 
