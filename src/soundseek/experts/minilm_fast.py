@@ -13,8 +13,8 @@ raw tensors), so loading costs no copy and only the word-embedding rows a query 
 Why not onnxruntime here: importing it and building an InferenceSession for this model costs
 more than the whole numpy forward of a short query (see docs/benchmarks.md, "CLI latency").  A
 long-running server switches the same instance to ONNX Runtime once
-(:meth:`MiniLMFast.use_onnxruntime`, :mod:`.minilm_onnx`), where a one-off ~0.7 s build buys a
-~3x faster, GIL-free forward pass.
+(:meth:`MiniLMFast.use_onnxruntime`, :mod:`.minilm_onnx`): a graph built once per machine (a few
+seconds, cached) and a session load buy a ~3x faster, GIL-free forward pass.
 """
 
 from __future__ import annotations
