@@ -4,6 +4,7 @@ concurrent queries on a soundseek.Index.  Fast: no models are loaded."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import socket
@@ -284,19 +285,27 @@ def live_server(real_index):
     """The app behind the real uvicorn server that ``serve()`` builds, on 127.0.0.1, short timeouts."""
     from soundseek.server.runtime import build_server, loopback_socket
 
-    sock = loopback_socket()
     server = build_server(create_app(real_index), header_timeout_s=1.0, keep_alive_s=1.0, log_level="warning",
                           access_log=False)
+    with _running(server, loopback_socket()) as port:
+        yield port, server
+
+
+@contextlib.contextmanager
+def _running(server, sock):
+    """Run a uvicorn server on ``sock`` in a thread until the block ends; yields the port."""
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     t0 = time.time()
     while not server.started:
         assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
         time.sleep(0.02)
-    yield sock.getsockname()[1], server
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def _connect(port: int) -> socket.socket:
@@ -499,19 +508,10 @@ def body_server(tmp_path_factory, files):
 
     idx = _meta_only_index(tmp_path_factory.mktemp("body-index") / "index", files, _search_index_class())
     app = _RecordingApp(create_app(idx, ServerConfig(batch_text_queries=False)))
-    sock = loopback_socket()
     server = build_server(app, header_timeout_s=1.0, keep_alive_s=1.0, body_timeout_s=BODY_TIMEOUT,
                           body_min_rate=BODY_MIN_RATE, log_level="warning", access_log=False)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
-        time.sleep(0.02)
-    yield sock.getsockname()[1], server, app
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with _running(server, loopback_socket()) as port:
+        yield port, server, app
     idx.close()
 
 
