@@ -56,6 +56,9 @@ class IndexDamagedError(RuntimeError):
     """An index file that cannot be read; the message says which and what to run."""
 
 
+AUDIO_POOLINGS = ("non-silent", "mean-max")
+
+
 @dataclass
 class IndexConfig:
     audio_expert: str = "yamnet"
@@ -70,6 +73,10 @@ class IndexConfig:
     max_duration_s: float = 3 * 3600.0
     expert_options: dict = field(default_factory=dict)  # e.g. {"weights": "/path/Cnn14.pth"}
     text_expert_options: dict = field(default_factory=dict)
+    # pooling of a window's frames into its audio vector (query by example, "more like this"):
+    # "mean-max" (indexes made before 2026-11-30) or "non-silent" (frames weighted by 1 − P(Silence)
+    # where the expert has a Silence class, e.g. yamnet; the same as mean-max otherwise)
+    audio_pooling: str = "mean-max"
     format_version: int = FORMAT_VERSION
 
     def save(self, path: Path) -> None:
@@ -154,7 +161,7 @@ class Index:
     def create(cls, path: str | os.PathLike, audio_expert: str = "yamnet", model: str | None = "default",
                window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
                expert_options: dict | None = None, text_expert_options: dict | None = None,
-               exist_ok: bool = False, vector_store: str = "faiss") -> "Index":
+               exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent") -> "Index":
         path = Path(path).expanduser()
         if (path / "index.json").exists():
             if not exist_ok:
@@ -163,10 +170,12 @@ class Index:
         if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
             raise ValueError("need 0 < hop_s <= window_s")
         vector_store = validate_store(vector_store)
+        if audio_pooling not in AUDIO_POOLINGS:
+            raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
         path.mkdir(parents=True, exist_ok=True)
         config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s, hop_s=hop_s,
                              vector_index=vector_index, expert_options=dict(expert_options or {}),
-                             text_expert_options=dict(text_expert_options or {}))
+                             text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling)
         config.save(path / "index.json")
         return cls(path, config)
 
@@ -435,9 +444,22 @@ class Index:
                 self._save_vectors()
             return missing
 
+    def _pool(self, frames: np.ndarray) -> np.ndarray:
+        """A run of frames -> its audio vector, pooled as the index's config says."""
+        weights = None
+        if self.config.audio_pooling == "non-silent":
+            from .experts.tagger import tagger_for
+
+            try:
+                tagger = tagger_for(self.config.audio_expert)
+            except (ImportError, OSError, RuntimeError):
+                tagger = None
+            weights = tagger.sound_weights(frames) if tagger is not None else None
+        return pooled_vector(frames, weights)
+
     def _window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
         masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)
-        audio = np.stack([pooled_vector(feats.frames[m]) for m in masks])
+        audio = np.stack([self._pool(feats.frames[m]) for m in masks])
         return audio, [feats.frames[m] for m in masks]
 
     def _add_window_vectors(self, batch) -> None:
@@ -805,7 +827,7 @@ class Index:
             if exclude_self:
                 exclude = set(self.meta.items_by_hash(h))
         with self._lock:
-            return self._search_vectors(self.audio_vectors, pooled_vector(feats.frames), k, exclude)
+            return self._search_vectors(self.audio_vectors, self._pool(feats.frames), k, exclude)
 
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
@@ -815,7 +837,7 @@ class Index:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
         with self._lock:
-            return self._search_vectors(self.audio_vectors, pooled_vector(stored.features.frames), k, exclude)
+            return self._search_vectors(self.audio_vectors, self._pool(stored.features.frames), k, exclude)
 
     def _search_vectors(self, vectors: VectorIndex | None, q: np.ndarray, k: int,
                         exclude: set[int] = frozenset()) -> list[Hit]:

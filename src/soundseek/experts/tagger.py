@@ -37,6 +37,14 @@ class ClassTagger:
         z = np.asarray(frames, dtype=np.float32) @ self.weight + self.bias
         return (0.5 * (1.0 + np.tanh(0.5 * z))).mean(axis=0)
 
+    def sound_weights(self, frames: np.ndarray) -> np.ndarray | None:
+        """(T,) 1 − P(Silence) per frame, or None when the classes have no "Silence"."""
+        if "Silence" not in self.names:
+            return None
+        j = self.names.index("Silence")
+        z = np.asarray(frames, dtype=np.float32) @ self.weight[:, j] + self.bias[j]
+        return (1.0 - 0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
+
     def tags(self, frames: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
         """Up to ``k`` classes with probability >= ``min_score`` (always at least the best one)."""
         if len(frames) == 0:

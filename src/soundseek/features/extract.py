@@ -254,12 +254,21 @@ def _embed_guarded(expert: AudioExpert, embed, good: list, failed: list) -> tupl
     return feats, kept
 
 
-def pooled_vector(frames: np.ndarray) -> np.ndarray:
+def pooled_vector(frames: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Query-by-example vector of a run of expert frames: [mean, max] over time, L2-normalised.
 
     On ESC-50 fold 1 (aisfx, leave-one-out class retrieval) mean+max gave P@1 0.759 and
     mAP@10 0.368 against 0.719 / 0.336 for the mean alone (docs/benchmarks.md).
+    ``weights`` (one per frame, 0..1; e.g. 1 − P(silence)): a weighted mean, and the max over
+    the frames weighing at least 0.5 (all frames when none does), so that silence around a
+    short sound does not decide what the clip sounds like.
     """
     frames = np.asarray(frames, dtype=np.float32)
-    v = np.concatenate([frames.mean(axis=0), frames.max(axis=0)])
+    if weights is None:
+        v = np.concatenate([frames.mean(axis=0), frames.max(axis=0)])
+    else:
+        w = np.clip(np.asarray(weights, dtype=np.float32), 0.0, 1.0)
+        mean = (frames * w[:, None]).sum(axis=0) / w.sum() if w.sum() > 1e-6 else frames.mean(axis=0)
+        keep = w >= 0.5
+        v = np.concatenate([mean, (frames[keep] if keep.any() else frames).max(axis=0)])
     return v / max(float(np.linalg.norm(v)), 1e-12)
