@@ -90,6 +90,9 @@ def index_cmd(
     store: str = typer.Option("faiss", "--store", help="new index only: where window vectors live: 'faiss' (files in "
                               "the index folder), 'milvus-lite' (embedded; pip install 'soundseek[scale]') or "
                               "milvus://HOST:PORT/COLLECTION (a Milvus server; docs/scaling.md)"),
+    audio_pooling: str = typer.Option("non-silent", help="new index only: how a window's frames become its audio "
+                                      "vector for 'more like this': 'non-silent' (frames weighted by 1 - P(Silence) "
+                                      "with yamnet) or 'mean-max'"),
     ray: Optional[str] = typer.Option(None, "--ray", help="extract features on a Ray cluster first: 'auto' (running "
                                       "cluster or a local one), 'local', or its address (pip install ray; docs/scaling.md)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds "
@@ -110,7 +113,7 @@ def index_cmd(
     try:
         idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
                                    window_s=window, hop_s=hop, vector_index=vector_index,
-                                   vector_store=store)
+                                   vector_store=store, audio_pooling=audio_pooling)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     if max_duration is not None:
