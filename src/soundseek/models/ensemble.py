@@ -20,7 +20,10 @@ from torch import Tensor, nn
 class EnsembleModel(nn.Module):
     """Mean of member similarities (optionally weighted; weights are normalised to sum 1)."""
 
-    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None):
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None,
+                 gate: "QueryGate | dict | None" = None):
+        """``gate``: query-adaptive weights for a label-bridge member (:mod:`soundseek.models.gate`);
+        ``weights`` then stay the audio side's fixed scaling and the other members' proportions."""
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member model")
@@ -29,9 +32,31 @@ class EnsembleModel(nn.Module):
         if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"ensemble weights must be {len(members)} non-negative numbers with a positive sum")
         self.register_buffer("weights", w / w.sum())
+        from .gate import QueryGate
+
+        self.gate = QueryGate.from_dict(gate) if isinstance(gate, dict) else gate
+        if self.gate is not None:
+            if not 0 <= self.gate.member < len(members) or not hasattr(members[self.gate.member], "class_vectors"):
+                raise ValueError("the query gate's member must be a label bridge (a model with class_vectors)")
+            if len({e for m in members for e in getattr(m, "text_experts", [])}) != 1:
+                raise ValueError("a query gate needs members that read one and the same text expert")
+
+    def query_weights(self, sentence: Tensor) -> Tensor:
+        """(N, K) member weights for N queries' sentence vectors (the fixed weights without a gate)."""
+        n = sentence.shape[0]
+        if self.gate is None:
+            return self.weights.expand(n, -1)
+        cv = self.members[self.gate.member].class_vectors.detach().cpu().numpy()
+        share = self.gate.bridge_share(sentence.detach().float().cpu().numpy(), cv)
+        w = self.gate.member_weights(share, self.weights.cpu().numpy())
+        return torch.from_numpy(w).to(self.weights.device)
 
     def similarity(self, text_batch, audio_batch) -> Tensor:
-        return average_similarities([m.similarity(text_batch, audio_batch) for m in self.members], self.weights)
+        sims = [m.similarity(text_batch, audio_batch) for m in self.members]
+        if self.gate is None:
+            return average_similarities(sims, self.weights)
+        w = self.query_weights(text_batch.get(self.text_experts[0]))  # (N_text, K)
+        return torch.einsum("nk,knm->nm", w.to(sims[0].dtype), torch.stack(sims))
 
     # ---- single-vector serving (only when every member is a single-vector model)
     def _check_single_vector(self) -> None:
@@ -43,12 +68,19 @@ class EnsembleModel(nn.Module):
                 )
 
     def encode_text(self, *args, **kwargs) -> Tensor:
+        """Members' text vectors, each scaled by weight/sqrt(fixed weight) (audio: sqrt(fixed weight)),
+        so that text · audio = the weighted mean of the members' cosines."""
         self._check_single_vector()
-        return torch.cat([m.encode_text(*args, **kwargs) * w.sqrt() for m, w in zip(self.members, self.weights)], -1)
+        if self.gate is None:
+            return torch.cat([m.encode_text(*args, **kwargs) * w.sqrt() for m, w in zip(self.members, self.weights)], -1)
+        (sentence,) = args
+        scale = self.query_weights(sentence) / self.weights.sqrt().clamp_min(1e-12)  # (N, K)
+        return torch.cat([m.encode_text(sentence) * scale[:, i:i + 1] for i, m in enumerate(self.members)], -1)
 
     def export_text_side(self):
-        """Members' text sides, each scaled by sqrt(weight), concatenated (= ``encode_text``)."""
-        from .text_side import Concat
+        """Members' text sides, each scaled by sqrt(weight), concatenated (= ``encode_text``); with a
+        query gate, scaled per query (:class:`~soundseek.models.text_side.GatedConcat`)."""
+        from .text_side import Concat, GatedConcat
 
         self._check_single_vector()
         parts = []
@@ -56,6 +88,8 @@ class EnsembleModel(nn.Module):
             if not hasattr(m, "export_text_side"):
                 raise NotImplementedError(f"member {type(m).__name__} has no export_text_side")
             parts.append(m.export_text_side())
+        if self.gate is not None:
+            return GatedConcat(parts, [float(w) for w in self.weights], self.gate.to_dict())
         return Concat(parts, [float(w) for w in self.weights.sqrt()])
 
     def encode_audio(self, *args, **kwargs) -> Tensor:
@@ -85,6 +119,8 @@ class EnsembleModel(nn.Module):
             m.save_pretrained(d / f"member{i}")
             names.append(f"member{i}")
         meta = {"model_type": "ensemble", "members": names, "weights": self.weights.tolist()}
+        if self.gate is not None:
+            meta["gate"] = self.gate.to_dict()
         (d / "config.json").write_text(json.dumps(meta, indent=2))
         return d
 
@@ -99,7 +135,7 @@ class EnsembleModel(nn.Module):
         meta = json.loads((d / "config.json").read_text())
         if meta.get("model_type") != "ensemble":
             raise ValueError(f"{d} does not hold a saved ensemble (config.json model_type is not 'ensemble')")
-        return cls([load(d / n) for n in meta["members"]], meta["weights"]).eval()
+        return cls([load(d / n) for n in meta["members"]], meta["weights"], gate=meta.get("gate")).eval()
 
 
 def average_similarities(matrices: Sequence[Tensor], weights: Tensor | Sequence[float] | None = None) -> Tensor:

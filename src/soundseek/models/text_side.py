@@ -200,6 +200,37 @@ class Concat(TextSide):
         return cls(children, config.get("scales"))
 
 
+@register_text_side("gated_concat")
+class GatedConcat(TextSide):
+    """An ensemble whose label bridge's share depends on the query (:mod:`soundseek.models.gate`):
+    ``concat([w_i(x) / sqrt(base_i) * child_i(x)])``; the audio side keeps ``sqrt(base_i)``."""
+
+    def __init__(self, parts: list[TextSide], base_weights: list[float], gate: dict):
+        from .gate import QueryGate
+
+        self.children = list(parts)
+        self.base = np.asarray(base_weights, dtype=np.float32)
+        self.gate = QueryGate.from_dict(gate)
+        if len(self.base) != len(self.children):
+            raise ValueError("GatedConcat needs one base weight per part")
+        self._cv = getattr(self.children[self.gate.member], "class_vectors", None)
+        if self._cv is None:
+            raise ValueError("the gated part must be a label bridge's text side (class_vectors)")
+
+    def __call__(self, x):
+        x = _f32(x)
+        w = self.gate.member_weights(self.gate.bridge_share(x, self._cv), self.base)
+        scale = w / np.sqrt(np.maximum(self.base, 1e-12))[None, :]
+        return np.concatenate([c(x) * scale[:, i:i + 1] for i, c in enumerate(self.children)], axis=-1)
+
+    def get_config(self):
+        return {"base_weights": self.base.tolist(), "gate": self.gate.to_dict()}
+
+    @classmethod
+    def from_parts(cls, config, arrays, children):
+        return cls(children, config["base_weights"], config["gate"])
+
+
 @register_text_side("linear")
 class Linear(TextSide):
     """``x @ weight.T + bias`` (weight in torch's (out, in) layout)."""

@@ -39,7 +39,19 @@ class BridgeSettings:
     temperature: float = 0.1
     name_template: str = "the sound of {}"
     prior_alpha: float = 0.5
-    bridge_weight: float = 0.6  # share of the bridge in the fused score; the heads share the rest
+    bridge_weight: float = 0.6  # the bridge's fixed weight (audio-side scaling; its share without a gate)
+    # query-adaptive share of the bridge (soundseek.models.gate): gate_lo for descriptive queries,
+    # gate_hi for queries that name a class, ramp across gate_tau ± gate_width/2 of the query's cosine
+    # to its nearest class name; gate_tau = 0 turns the gate off
+    gate_lo: float = 0.3
+    gate_hi: float = 0.8
+    gate_tau: float = 0.6
+    gate_width: float = 0.05
+
+    def gate(self) -> dict | None:
+        if not self.gate_tau:
+            return None
+        return {"member": 0, "lo": self.gate_lo, "hi": self.gate_hi, "tau": self.gate_tau, "width": self.gate_width}
 
 
 def corpus_feature_sets(split_names=("train", "val", "test"), store=None, progress=False, which=None):
@@ -65,7 +77,7 @@ def class_prior(fs) -> np.ndarray:
     return np.mean([tagger.probs(f) for f in fs.audio["yamnet"]], axis=0).astype(np.float32)
 
 
-def fuse(bridge, heads: list, bridge_weight: float):
+def fuse(bridge, heads: list, bridge_weight: float, gate: dict | None = None):
     from ...models.ensemble import EnsembleModel
 
     if not heads:
@@ -73,7 +85,7 @@ def fuse(bridge, heads: list, bridge_weight: float):
     if not 0.0 <= bridge_weight <= 1.0:
         raise ValueError("bridge_weight must be in [0, 1]")
     rest = (1.0 - bridge_weight) / len(heads)
-    return EnsembleModel([bridge, *heads], [bridge_weight] + [rest] * len(heads)).eval()
+    return EnsembleModel([bridge, *heads], [bridge_weight] + [rest] * len(heads), gate=gate).eval()
 
 
 def t2a(model, fs) -> dict:
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     bridge = LabelBridge.build(top_k=settings.top_k, temperature=settings.temperature,
                                name_template=settings.name_template, prior=prior,
                                prior_alpha=settings.prior_alpha, prior_source="sfx corpora, train split")
-    model = fuse(bridge, heads, settings.bridge_weight)
+    model = fuse(bridge, heads, settings.bridge_weight, settings.gate())
 
     metrics: dict = {"seeds": a.seeds, "member_val_geo_mean": member_scores, "bridge": asdict(settings)}
     for name, m in (("fused", model), ("bridge", bridge)) + ((("heads", fuse(bridge, heads, 0.0)),) if heads else ()):
