@@ -131,3 +131,22 @@ def test_banded_mel_product_equals_the_dense_one():
     dense = mag @ yamnet.mel_matrix().astype(np.float64)
     banded = yamnet._apply_mel(mag)
     np.testing.assert_allclose(banded, dense, rtol=1e-12, atol=1e-12)
+
+
+def test_pooled_vector_with_frame_weights():
+    from soundseek.features import pooled_vector
+
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((6, 8)).astype(np.float32)
+    plain = pooled_vector(frames)
+    np.testing.assert_allclose(pooled_vector(frames, np.ones(6)), plain, atol=1e-6)
+    # frames weighing 0 do not count at all: the same as pooling the others alone
+    w = np.array([1, 1, 0, 0, 1, 0], np.float32)
+    np.testing.assert_allclose(pooled_vector(frames, w), pooled_vector(frames[w > 0]), atol=1e-6)
+    # all-silent or no frame >= 0.5: never NaN, falls back to all frames where it must
+    np.testing.assert_allclose(pooled_vector(frames, np.zeros(6)), plain, atol=1e-6)
+    v = pooled_vector(frames, np.full(6, 0.2))
+    assert np.isfinite(v).all() and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(v[8:], plain[8:] * np.linalg.norm(v[8:]) / np.linalg.norm(plain[8:]), atol=1e-6)
+    one = pooled_vector(frames[:1], np.array([0.9]))
+    np.testing.assert_allclose(one, pooled_vector(frames[:1]), atol=1e-6)

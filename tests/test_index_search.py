@@ -64,6 +64,9 @@ def test_non_silent_pooling_finds_more_of_the_same_sound(esc50_index, tmp_path):
     if esc50_index.config.audio_expert != "yamnet":
         pytest.skip("the default expert has no Silence class")
     assert esc50_index.config.audio_pooling == "non-silent"
+    clip = ESC50 / "audio" / "1-100032-A-0.flac"  # a dog bark padded with silence
+    top = esc50_index.search_audio(clip, k=1, exclude_self=False)[0]
+    assert Path(top.path).name == clip.name and top.score == pytest.approx(1.0, abs=1e-4)  # same pooling both sides
     old = Index.create(tmp_path / "old", model=None, audio_pooling="mean-max")
     old.add(ESC50 / "audio", progress=False)  # features come from the shared cache
     new_p1, new_p5 = _more_like_this_precision(esc50_index)

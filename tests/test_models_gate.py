@@ -31,9 +31,13 @@ def test_gate_ramp_and_member_weights():
 def shipped():
     from soundseek.models import load_model
 
+    import json
+
+    from soundseek.models import default_model_dir
+
     model = load_model("default")
-    if getattr(model, "gate", None) is None:
-        pytest.skip("the installed default model has no query gate")
+    assert model.gate is not None and model.gate.to_dict() == json.loads(
+        (default_model_dir() / "config.json").read_text())["gate"]
     return model
 
 
@@ -64,3 +68,22 @@ def test_shipped_default_is_gated_and_every_path_agrees(shipped, tmp_path):
     assert again.gate == shipped.gate
     with torch.no_grad():
         np.testing.assert_allclose(again.encode_text(torch.from_numpy(sent)).numpy(), t, atol=1e-6)
+
+
+def test_gate_needs_positive_weights_and_one_sentence_input(shipped):
+    from soundseek.models.ensemble import EnsembleModel
+    from soundseek.models.text_side import GatedConcat
+
+    members = list(shipped.members)
+    gate = shipped.gate.to_dict()
+    with pytest.raises(ValueError, match="fixed weight > 0"):
+        EnsembleModel(members, [1.0] + [0.0] * (len(members) - 1), gate=gate)
+    with pytest.raises(ValueError, match="at least two"):
+        EnsembleModel(members[:1], [1.0], gate=gate)
+    with pytest.raises(TypeError, match="one tensor"):
+        shipped.encode_text(sentence=torch.zeros(1, 384))
+    parts = [m.export_text_side() for m in members]
+    with pytest.raises(ValueError):
+        GatedConcat(parts, [1.0] + [0.0] * (len(parts) - 1), gate)
+    with pytest.raises(ValueError, match="gate member"):
+        GatedConcat(parts, [0.5] * len(parts), dict(gate, member=-1))

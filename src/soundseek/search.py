@@ -86,7 +86,11 @@ class IndexConfig:
     def load(cls, path: Path) -> "IndexConfig":
         data = json.loads(path.read_text())
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        cfg = cls(**{k: v for k, v in data.items() if k in known})
+        if cfg.audio_pooling not in AUDIO_POOLINGS:
+            raise ValueError(f"unknown audio_pooling {cfg.audio_pooling!r} (this soundseek knows "
+                             f"{', '.join(AUDIO_POOLINGS)}): made by a newer soundseek?")
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class Index:
         # the stored features, so it never goes stale (a changed file has a new hash)
         self._tag_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._tag_cache_lock = threading.Lock()
+        self._weigher = None  # see _sound_weigher
         self._load_vectors()
 
     # -- construction ------------------------------------------------------------------------
@@ -446,16 +451,27 @@ class Index:
 
     def _pool(self, frames: np.ndarray) -> np.ndarray:
         """A run of frames -> its audio vector, pooled as the index's config says."""
-        weights = None
-        if self.config.audio_pooling == "non-silent":
-            from .experts.tagger import tagger_for
+        weigher = self._sound_weigher()
+        return pooled_vector(frames, weigher.sound_weights(frames) if weigher is not None else None)
 
-            try:
-                tagger = tagger_for(self.config.audio_expert)
-            except (ImportError, OSError, RuntimeError):
-                tagger = None
-            weights = tagger.sound_weights(frames) if tagger is not None else None
-        return pooled_vector(frames, weights)
+    def _sound_weigher(self):
+        """The expert's classifier for "non-silent" pooling (None: plain mean+max), found once.
+        A classifier that exists but cannot be loaded is an error, never a silent fallback:
+        query vectors pooled differently from the stored ones would rank wrongly."""
+        if self._weigher is None:
+            weigher = False
+            if self.config.audio_pooling == "non-silent":
+                from .experts.tagger import tagger_for
+
+                try:
+                    tagger = tagger_for(self.config.audio_expert)
+                except (ImportError, OSError, RuntimeError) as e:
+                    raise RuntimeError(f"{self.config.audio_expert}'s classifier, needed to pool this index's "
+                                       f"audio vectors, cannot be loaded ({_short_error(e)})") from None
+                if tagger is not None and "Silence" in tagger.names:
+                    weigher = tagger
+            self._weigher = weigher
+        return self._weigher or None
 
     def _window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
         masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)

@@ -38,6 +38,9 @@ class EnsembleModel(nn.Module):
         if self.gate is not None:
             if not 0 <= self.gate.member < len(members) or not hasattr(members[self.gate.member], "class_vectors"):
                 raise ValueError("the query gate's member must be a label bridge (a model with class_vectors)")
+            if len(members) < 2 or bool((self.weights <= 0).any()):
+                # the audio side is scaled by sqrt(fixed weight): a member at 0 could not get a share back
+                raise ValueError("a query gate needs at least two members, all with a fixed weight > 0")
             if len({e for m in members for e in getattr(m, "text_experts", [])}) != 1:
                 raise ValueError("a query gate needs members that read one and the same text expert")
 
@@ -73,8 +76,10 @@ class EnsembleModel(nn.Module):
         self._check_single_vector()
         if self.gate is None:
             return torch.cat([m.encode_text(*args, **kwargs) * w.sqrt() for m, w in zip(self.members, self.weights)], -1)
+        if len(args) != 1 or kwargs:
+            raise TypeError("a gated ensemble's encode_text takes one tensor of sentence vectors")
         (sentence,) = args
-        scale = self.query_weights(sentence) / self.weights.sqrt().clamp_min(1e-12)  # (N, K)
+        scale = self.query_weights(sentence) / self.weights.sqrt()  # (N, K); fixed weights are > 0
         return torch.cat([m.encode_text(sentence) * scale[:, i:i + 1] for i, m in enumerate(self.members)], -1)
 
     def export_text_side(self):

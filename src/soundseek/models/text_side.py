@@ -211,8 +211,10 @@ class GatedConcat(TextSide):
         self.children = list(parts)
         self.base = np.asarray(base_weights, dtype=np.float32)
         self.gate = QueryGate.from_dict(gate)
-        if len(self.base) != len(self.children):
-            raise ValueError("GatedConcat needs one base weight per part")
+        if len(self.base) != len(self.children) or len(self.base) < 2 or (self.base <= 0).any():
+            raise ValueError("GatedConcat needs one positive base weight per part, at least two parts")
+        if not 0 <= self.gate.member < len(self.children):
+            raise ValueError(f"GatedConcat: gate member {self.gate.member} is not one of the {len(self.children)} parts")
         self._cv = getattr(self.children[self.gate.member], "class_vectors", None)
         if self._cv is None:
             raise ValueError("the gated part must be a label bridge's text side (class_vectors)")
@@ -220,7 +222,7 @@ class GatedConcat(TextSide):
     def __call__(self, x):
         x = _f32(x)
         w = self.gate.member_weights(self.gate.bridge_share(x, self._cv), self.base)
-        scale = w / np.sqrt(np.maximum(self.base, 1e-12))[None, :]
+        scale = w / np.sqrt(self.base)[None, :]
         return np.concatenate([c(x) * scale[:, i:i + 1] for i, c in enumerate(self.children)], axis=-1)
 
     def get_config(self):

@@ -42,14 +42,15 @@ class BridgeSettings:
     bridge_weight: float = 0.6  # the bridge's fixed weight (audio-side scaling; its share without a gate)
     # query-adaptive share of the bridge (soundseek.models.gate): gate_lo for descriptive queries,
     # gate_hi for queries that name a class, ramp across gate_tau ± gate_width/2 of the query's cosine
-    # to its nearest class name; gate_tau = 0 turns the gate off
+    # to its nearest class name; use_gate=False: fixed shares (bridge_weight)
+    use_gate: bool = True
     gate_lo: float = 0.3
     gate_hi: float = 0.8
     gate_tau: float = 0.6
     gate_width: float = 0.05
 
     def gate(self) -> dict | None:
-        if not self.gate_tau:
+        if not self.use_gate:
             return None
         return {"member": 0, "lo": self.gate_lo, "hi": self.gate_hi, "tau": self.gate_tau, "width": self.gate_width}
 
@@ -84,6 +85,8 @@ def fuse(bridge, heads: list, bridge_weight: float, gate: dict | None = None):
         return bridge
     if not 0.0 <= bridge_weight <= 1.0:
         raise ValueError("bridge_weight must be in [0, 1]")
+    if gate is not None and not 0.0 < bridge_weight < 1.0:
+        gate = None  # a member at weight 0 cannot be gated back in: fixed shares (see EnsembleModel)
     rest = (1.0 - bridge_weight) / len(heads)
     return EnsembleModel([bridge, *heads], [bridge_weight] + [rest] * len(heads), gate=gate).eval()
 
@@ -106,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/everyday"))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--bridge-weight", type=float, default=BridgeSettings.bridge_weight)
+    p.add_argument("--no-gate", action="store_true", help="fixed shares instead of the query-adaptive fusion")
     p.add_argument("--feature-cache", type=Path, default=None, help="feature store folder (default: OUT/features)")
     p.add_argument("--no-install", action="store_true", help="do not copy the model into the package assets")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     if a.seeds < 0:
         p.error("--seeds must be >= 0")
-    settings = BridgeSettings(bridge_weight=a.bridge_weight)
+    settings = BridgeSettings(bridge_weight=a.bridge_weight, use_gate=not a.no_gate)
     cfg = TrainConfig.from_yaml(RECIPE)
     torch.set_num_threads(max(1, cfg.num_threads))
     store = FeatureStore(a.feature_cache or a.out / "features")
