@@ -198,3 +198,22 @@ def test_window_tags_cache_is_bounded_and_exact(tmp_path, monkeypatch):
     item = idx.item(first[0].id)
     whole = idx._window_tags(item, None, None)
     assert whole and whole[0].name == first[0].tags[0].name and len(idx._tag_cache) == 1
+
+
+@needs_yamnet
+@needs_esc
+def test_tags_name_the_sound_not_the_silence_around_it():
+    """A dog bark padded with silence: plain averaging calls it "Silence" first; the tags come
+    from the frames that sound.  A window of digital silence is still tagged "Silence"."""
+    from soundseek.audio import load_audio
+    from soundseek.experts import get_audio_expert
+    from soundseek.experts.tagger import tagger_for
+
+    expert, tagger = get_audio_expert("yamnet"), tagger_for("yamnet")
+    frames = expert.embed_one(load_audio(ESC / "audio" / "1-100032-A-0.flac", expert.sample_rate)).frames
+    p = tagger.probs(frames)
+    assert tagger.names[int(np.argmax(p))] == "Silence"  # the plain mean
+    names = [t.name for t in tagger.tags(frames)]
+    assert "Silence" not in names and "Dog" in names, names
+    quiet = expert.embed_one(np.zeros(expert.sample_rate * 3, np.float32) + 1e-6).frames
+    assert tagger.tags(quiet)[0].name == "Silence"

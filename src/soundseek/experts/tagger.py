@@ -16,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Tag:
     name: str
-    score: float  # the class probability, averaged over the window's frames
+    score: float  # the class probability, averaged over the window's sounding frames
 
     def to_dict(self) -> dict:
         return {"name": self.name, "score": round(float(self.score), 4)}
@@ -45,11 +45,24 @@ class ClassTagger:
         z = np.asarray(frames, dtype=np.float32) @ self.weight[:, j] + self.bias[j]
         return (1.0 - 0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
 
+    def sound_probs(self, frames: np.ndarray) -> np.ndarray:
+        """(T, D) frames -> (C,) class probabilities averaged over the frames that sound, each
+        weighted by 1 − P(Silence): a short bark padded with silence is tagged "Dog", not
+        "Silence".  A window that is (nearly) all silence keeps the plain mean ("Silence")."""
+        frames = np.asarray(frames, dtype=np.float32)
+        w = self.sound_weights(frames)
+        if w is None or float(w.sum()) < 0.5:
+            return self.probs(frames)
+        z = frames @ self.weight + self.bias
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return (p * w[:, None]).sum(axis=0) / float(w.sum())
+
     def tags(self, frames: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
-        """Up to ``k`` classes with probability >= ``min_score`` (always at least the best one)."""
+        """Up to ``k`` classes with probability >= ``min_score`` (always at least the best one),
+        from the frames that sound (:meth:`sound_probs`)."""
         if len(frames) == 0:
             return []
-        p = self.probs(frames)
+        p = self.sound_probs(frames)
         order = np.argsort(-p, kind="stable")[:k]
         out = [Tag(self.names[i], float(p[i])) for i in order if p[i] >= min_score]
         return out or [Tag(self.names[order[0]], float(p[order[0]]))]
