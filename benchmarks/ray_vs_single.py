@@ -38,26 +38,18 @@ import sys
 import tempfile
 import time
 from datetime import date
-
-# the local Ray instances started here bind and talk on 127.0.0.1 only (read when ray is imported)
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from pathlib import Path
 
 import numpy as np
 
+from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
+
+# the local Ray instances started here bind and talk on 127.0.0.1 only (read when ray is imported)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_DATA = [SHARED / "sfx-corpus" / "audio", SHARED / "sfx-corpus-2" / "audio"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load1() -> float:

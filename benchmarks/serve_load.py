@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
+
 QUERIES = [
     "a dog barking",
     "rain falling on a roof",
@@ -304,16 +306,6 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -374,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
             "index_items": facts["health"]["items"],
             "has_text_model": facts["health"]["has_text_model"],
             "mix": {"text": a.text_ratio, "similar": a.similar_ratio, "audio_range": round(1 - a.text_ratio - a.similar_ratio, 3)},
-            "machine": f"{_cpu_name()}, {_cpu_count()} CPU, {platform.system()} {platform.release()}",
+            "machine": f"{cpu_name()}, {_cpu_count()} CPU, {platform.system()} {platform.release()}",
             "load_average_before": [round(x, 2) for x in load],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

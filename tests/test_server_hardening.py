@@ -308,6 +308,14 @@ def _running(server, sock):
         sock.close()
 
 
+def _read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends on a blocking socket until it closes the connection."""
+    answer = b""
+    while data := s.recv(65536):
+        answer += data
+    return answer
+
+
 def _connect(port: int) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.setblocking(False)
@@ -633,12 +641,7 @@ def test_a_slow_but_steady_upload_still_gets_its_answer(body_server):
             s.sendall(body[i:i + chunk])
             time.sleep(0.25)
         took = time.monotonic() - t0
-        answer = b""
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            answer += data
+        answer = _read_until_closed(s)
     assert took > 3.0 * BODY_TIMEOUT, took
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), answer[:300]
@@ -653,12 +656,7 @@ def test_the_server_still_answers_after_cut_uploads(body_server):
     for _ in range(2):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"GET /api/search?q=dog&k=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            answer = b""
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                answer += data
+            answer = _read_until_closed(s)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert b'"id":1' in answer.replace(b" ", b"")
     assert _settled(server)

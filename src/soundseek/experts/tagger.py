@@ -49,12 +49,13 @@ class ClassTagger:
         """(T, D) frames -> (C,) class probabilities averaged over the frames that sound, each
         weighted by 1 − P(Silence): a short bark padded with silence is tagged "Dog", not
         "Silence".  A window that is (nearly) all silence keeps the plain mean ("Silence")."""
-        frames = np.asarray(frames, dtype=np.float32)
-        w = self.sound_weights(frames)
-        if w is None or float(w.sum()) < 0.5:
-            return self.probs(frames)
-        z = frames @ self.weight + self.bias
+        z = np.asarray(frames, dtype=np.float32) @ self.weight + self.bias
         p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        if "Silence" not in self.names:
+            return p.mean(axis=0)
+        w = 1.0 - p[:, self.names.index("Silence")]
+        if float(w.sum()) < 0.5:
+            return p.mean(axis=0)
         return (p * w[:, None]).sum(axis=0) / float(w.sum())
 
     def tags(self, frames: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
