@@ -228,8 +228,7 @@ def test_no_text_model(corpus):
 
 
 def test_no_text_model_error_from_index_maps_to_409(corpus):
-    class NoTextModelError(RuntimeError):
-        pass
+    from soundseek.search import NoTextModelError
 
     idx = FakeIndex(corpus[:1])
 

@@ -49,6 +49,15 @@ class _LazyTyper(typer.Typer):
             _register_subcommands()
             self._extras = "done"
 
+    def defer_extras(self) -> None:
+        """From now on, add the other packages' commands on the first read of the command table."""
+        self._extras = "pending"
+
+    def skip_extras(self) -> None:
+        """Never add the other packages' commands (a command defined here needs none of them)."""
+        if self._extras == "pending":
+            self._extras = "done"
+
 
 app = _LazyTyper(
     name="soundseek",
@@ -378,15 +387,15 @@ def _register_subcommands() -> None:
         importlib.import_module(name).register(app)
 
 
-app._extras = "pending"  # registered on first use of the command table (see _LazyTyper)
+app.defer_extras()  # registered on first use of the command table (see _LazyTyper)
 _CORE_COMMANDS = {"index", "search", "info", "check", "repair", "demo", "export"}  # defined above: need no other package's CLI
 
 
 def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     argv = sys.argv[1:]
-    if argv and argv[0] in _CORE_COMMANDS and "--help" not in argv and app._extras == "pending":
-        app._extras = "done"  # e.g. `soundseek search ...`: the server/training CLIs are not needed
+    if argv and argv[0] in _CORE_COMMANDS and "--help" not in argv:
+        app.skip_extras()  # e.g. `soundseek search ...`: the server/training CLIs are not needed
     try:
         app()
     except KeyboardInterrupt:

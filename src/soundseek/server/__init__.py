@@ -4,6 +4,9 @@
     >>> serve("my-index")                      # http://127.0.0.1:8000
 """
 
-from .app import ApiError, ServerConfig, create_app, serve, sniff_audio_format
+from .app import create_app, serve
+from .config import ServerConfig
+from .errors import ApiError
+from .media import sniff_audio_format
 
 __all__ = ["ApiError", "ServerConfig", "create_app", "serve", "sniff_audio_format"]

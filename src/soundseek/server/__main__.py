@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .app import serve
-from .cli import _config, _config_options
+from .cli import config_for_host, config_options
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    options = _config_options(args.allow_origin, args.allowed_host, args.header_timeout, args.keep_alive,
-                              args.workers, args.body_timeout)
-    config = _config(args.host, options) if options else None
+    options = config_options(args.allow_origin, args.allowed_host, args.header_timeout, args.keep_alive,
+                             args.workers, args.body_timeout)
+    config = config_for_host(args.host, options) if options else None
     serve(args.index, host=args.host, port=args.port, config=config, log_level=args.log_level)
 
 

@@ -35,10 +35,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
         from ..search import IndexDamagedError
 
-        options = _config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers, body_timeout)
+        options = config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers, body_timeout)
         try:
             if options:
-                server_app.serve(index, host=host, port=port, config=_config(host, options))
+                server_app.serve(index, host=host, port=port, config=config_for_host(host, options))
             else:
                 server_app.serve(index, host=host, port=port)
         except IndexDamagedError as e:  # one line, no traceback (see `soundseek check` / `repair`)
@@ -46,8 +46,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
 
 
-def _config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1,
-                    body_timeout: float = 10.0) -> dict:
+def config_options(allow_origin, allowed_host, header_timeout: float, keep_alive: float, workers: int = 1,
+                   body_timeout: float = 10.0) -> dict:
+    """The ServerConfig fields that the command-line options change from their defaults
+    (shared by ``soundseek serve`` and ``python -m soundseek.server``)."""
     opts: dict = {}
     if workers != 1:
         opts["workers"] = workers
@@ -64,9 +66,9 @@ def _config_options(allow_origin, allowed_host, header_timeout: float, keep_aliv
     return opts
 
 
-def _config(host: str, options: dict):
+def config_for_host(host: str, options: dict):
     """A ServerConfig with ``options``; paths hidden beyond loopback, as ``serve()`` does by default."""
-    from .app import ServerConfig
+    from .config import ServerConfig
     from .security import is_loopback
 
     return ServerConfig(expose_paths=is_loopback(host), **options)

@@ -1,0 +1,64 @@
+"""One JSON shape for every failure: ``{"error": code, "detail": message}`` with a 4xx/5xx status.
+
+Routes raise :class:`ApiError`; :func:`install_error_handlers` turns it, FastAPI's own errors
+(404, 405, bad parameters) and anything unexpected into that shape, so a client never has to
+parse HTML or text error pages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("soundseek.server")
+
+
+class ApiError(Exception):
+    """An error the client can act on: becomes ``{"error": code, "detail": message}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    """The API's error body; also used by middleware and responses that answer outside a route."""
+    return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
+
+
+async def _api_error(_: Request, exc: ApiError):
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException):
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(_: Request, exc: RequestValidationError):
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", "invalid"))
+    return error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
+
+
+async def _unexpected(request: Request, exc: Exception):
+    log.exception("error while answering %s %s", request.method, request.url.path)
+    # The message may hold file paths or internals: it goes to the server log, not the client.
+    return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every failure of ``app`` in the API's JSON error shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,107 @@
+"""JSON shaping: hits and result lists as the API sends them, and keeping server paths private.
+
+Kept apart from the routes so every endpoint describes a sound the same way, and so the
+rules for what a server that hides its paths may reveal live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def num(x: Any) -> float | None:
+    """A float for JSON: rounded to 3 decimals; None for a missing or non-finite value."""
+    if x is None:
+        return None
+    x = float(x)
+    return round(x, 3) if np.isfinite(x) else None
+
+
+def hit_json(hit: Any, expose_paths: bool) -> dict:
+    """One search hit (or an :class:`ItemHit`) as the API sends it."""
+    path = Path(str(hit.path))
+    start = num(getattr(hit, "start", None))
+    end = num(getattr(hit, "end", None))
+    out = {
+        "id": hit.id,
+        "name": path.name,
+        "score": round(float(hit.score), 6),
+        "duration": num(getattr(hit, "duration", None)),
+        "start": start,
+        "end": end,
+        "audio_url": f"/api/items/{hit.id}/audio",
+        "waveform_url": f"/api/items/{hit.id}/waveform.png",
+        "similar_url": f"/api/items/{hit.id}/similar",
+    }
+    if expose_paths:
+        out["path"] = str(path)
+    tags = getattr(hit, "tags", None) or ()
+    out["tags"] = [t.to_dict() if hasattr(t, "to_dict") else t for t in tags]
+    matched = list(getattr(hit, "matched", None) or ())
+    out["matched"] = matched
+    snippet = getattr(hit, "snippet", "") or ""
+    if snippet and not expose_paths:  # folder words would reveal the server's folders
+        fields = [f for f in matched if f in ("name", "folder", "embedded")]
+        parts = snippet.split(" · ")
+        if len(parts) == len(fields):
+            snippet = " · ".join(p for p, f in zip(parts, fields) if f != "folder")
+    out["snippet"] = snippet
+    out["words"] = list(getattr(hit, "words", None) or ())
+    return out
+
+
+def results(mode: str, t0: float, hits: list, *, expose_paths: bool, **extra) -> dict:
+    """A result list: ``mode``, the request's echo (``extra``), time taken since ``t0``, hits."""
+    return {
+        "mode": mode,
+        **extra,
+        "took_ms": round((time.perf_counter() - t0) * 1000, 2),
+        "count": len(hits),
+        "results": [hit_json(h, expose_paths) for h in hits],
+    }
+
+
+@dataclass
+class ItemHit:
+    """An Item dressed as a Hit so "more like this" can echo its source the same way."""
+
+    item: Any
+    id: Any
+
+    @property
+    def path(self):
+        return self.item.path
+
+    @property
+    def duration(self):
+        return getattr(self.item, "duration", None)
+
+    score = 1.0
+    start = None
+    end = None
+
+
+def private(message: str, *paths: Any) -> str:
+    """``message`` with server paths replaced when they must stay private."""
+    for p in paths:
+        if p:
+            message = message.replace(str(p), "<file>")
+    return message
+
+
+def hide_path(value: Any) -> Any:
+    """An absolute path reduced to its last component (stats of a server that hides paths)."""
+    if isinstance(value, Path) or (isinstance(value, str) and os.path.isabs(value)):
+        return Path(value).name
+    return value
+
+
+def no_tmp(message: str, tmp: str) -> str:
+    """An error message about an upload without the server's temporary path in it."""
+    return message.replace(tmp, "the upload").replace(os.path.basename(tmp), "the upload")

@@ -1,0 +1,26 @@
+"""The web page at ``/`` and the API reference at ``/api/docs`` (both offline: no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+#: The page's files (index.html, app.js, style.css); the app mounts them at ``/static``.
+STATIC_DIR = Path(__file__).parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/api/docs")
+def api_docs(request: Request) -> Response:
+    from ..apidocs import render_api_docs
+
+    return Response(render_api_docs(request.app.openapi()), media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/")
+def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
