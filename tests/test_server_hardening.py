@@ -440,7 +440,7 @@ def test_serve_uses_the_timeouts(monkeypatch, tmp_path, files):
 
     monkeypatch.setattr(runtime, "build_server", fake_build)
     tuned = []
-    monkeypatch.setattr(server_app, "_tune_process", tuned.append)  # no process-wide changes in tests
+    monkeypatch.setattr(server_app, "tune_process", tuned.append)  # no process-wide changes in tests
     server_app.serve(tmp_path / "idx", port=8123, config=ServerConfig(header_timeout_s=3.0, keep_alive_s=2.0,
                                                                       body_timeout_s=4.0, max_upload_bytes=1_000_000))
     assert seen["ran"] and seen["header_timeout_s"] == 3.0 and seen["keep_alive_s"] == 2.0

@@ -125,11 +125,11 @@ def app_from_env() -> FastAPI:
     spec = json.loads(os.environ[SERVE_ENV])
     fields = {f.name: f for f in dataclasses.fields(ServerConfig)}
     cfg = ServerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["config"].items() if k in fields})
-    _tune_process(cfg)
+    tune_process(cfg)
     return create_app(spec["index"], cfg)
 
 
-def _tune_process(cfg: ServerConfig) -> None:
+def tune_process(cfg: ServerConfig) -> None:
     """Process-wide settings for serving: BLAS threads and the GIL switch interval."""
     if cfg.blas_threads:
         try:
@@ -188,7 +188,7 @@ def serve(
         uvicorn.run("soundseek.server.app:app_from_env", factory=True, host=host, port=port, workers=cfg.workers,
                     **opts, **uvicorn_kwargs)
         return
-    _tune_process(cfg)
+    tune_process(cfg)
     app = create_app(index_path, cfg)
     server = build_server(
         app, host, port, header_timeout_s=cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s,
