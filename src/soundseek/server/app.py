@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import threading
 from typing import Any
@@ -35,12 +34,11 @@ from .middleware import UploadLimitMiddleware
 from .routers import items, meta, page, search
 from .waveform import render_waveform_png
 
-# names other code imports from here (the package face and older imports)
+# what `from soundseek.server.app import ...` gave before the split into modules still works
 __all__ = ["AUDIO_MEDIA_TYPES", "ApiError", "ServerConfig", "app_from_env", "create_app", "parse_item_id",
            "render_waveform_png", "serve", "sniff_audio_format"]
 
 STATIC_DIR = page.STATIC_DIR
-log = logging.getLogger("soundseek.server")
 
 
 def create_app(index: Any, config: ServerConfig | None = None) -> FastAPI:
