@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from soundseek.server.config import ServerConfig
-from soundseek.server.deps import AppState
+from soundseek.server.deps import AppState, ConfigDep, IndexDep, QueryGuardDep
 from soundseek.server.errors import ApiError, install_error_handlers
 from soundseek.server.present import hide_path, hit_json
 from soundseek.server.routers import meta
@@ -48,6 +48,22 @@ def test_meta_router_works_alone_on_a_bare_app():
         assert c.get("/api/health").json() == {"status": "ok", "items": 3, "has_text_model": True}
         stats = c.get("/api/stats").json()
     assert stats["path"] == "sounds.idx" and stats["items"] == 3 and stats["limits"]["max_k"] == 7
+
+
+def test_dependencies_hand_a_route_the_apps_objects():
+    index, config = _Index(5), ServerConfig(max_k=9)
+    app = _bare_app(index, config)
+    seen = {}
+
+    @app.get("/probe")
+    def probe(idx: IndexDep, cfg: ConfigDep, guard: QueryGuardDep) -> dict:
+        with guard("audio"):
+            seen["locked"] = not _free(app.state.soundseek.lock)
+        return {"items": len(idx), "max_k": cfg.max_k, "same": idx is index and cfg is config}
+
+    with TestClient(app) as c:
+        assert c.get("/probe").json() == {"items": 5, "max_k": 9, "same": True}
+    assert seen["locked"]  # the guard is the app's: an unknown index is queried under its lock
 
 
 def test_error_handlers_give_one_json_shape():
