@@ -2,7 +2,7 @@
 
 Both stores hold the same unit vectors under the same ids and answer the same queries one at a
 time (as ``soundseek search`` does); FAISS ``flat`` (exact inner product) is the ground truth.
-Milvus is measured through ``soundseek.index.milvus_store.MilvusVectorIndex`` (FLAT index, IP
+Milvus is measured through ``soundseek.index.vectorstores.milvus_store.MilvusVectorIndex`` (FLAT index, IP
 metric: exact as well), so recall should be 1.0 and the difference is cost.
 
 Vectors: random clustered unit vectors of ``--dim`` (1024 = the yamnet expert's audio space), or
@@ -44,7 +44,7 @@ def from_index(idx: Path, space: str, n: int, seed: int = 0) -> np.ndarray:
 
 def run(n: int, x: np.ndarray, queries: np.ndarray, k: int = 10) -> dict:
     from soundseek.index import VectorIndex
-    from soundseek.index.milvus_store import MilvusVectorIndex
+    from soundseek.index.vectorstores.milvus_store import MilvusVectorIndex
 
     ids = np.arange(n, dtype=np.int64) + 1
     out = {"n": n, "dim": x.shape[1], "queries": len(queries)}

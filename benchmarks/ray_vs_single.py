@@ -216,9 +216,10 @@ def main(argv=None) -> int:
     for d in args.data:
         if not d.is_dir():
             sys.exit(f"no audio folder at {d}")
-    from soundseek.search import AddReport, _collect
+    from soundseek.index.ingest import collect_files
+    from soundseek.index.types import AddReport
 
-    files, _ = _collect([str(d) for d in args.data], True, AddReport())
+    files, _ = collect_files([str(d) for d in args.data], True, AddReport())
     workers = [int(w) for w in args.workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ray-vs-single-"))
     # every run gets a fresh index: its feature store (IDX/features) starts empty, nothing is cached

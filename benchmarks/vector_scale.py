@@ -53,12 +53,12 @@ def load_real(index_dir: Path, space: str, n_query_files: int, seed: int = 0):
     """(base vectors, held-out query vectors) from a soundseek index, split by file."""
     import faiss
 
-    from soundseek.index import MetaStore
+    from soundseek.index.catalog import Catalog
 
     ix = faiss.read_index(str(index_dir / f"{space}.faiss"))
     ids = faiss.vector_to_array(ix.id_map).astype(np.int64)
     vecs = np.stack([ix.reconstruct(int(i)) for i in ids]).astype(np.float32)
-    meta = MetaStore(index_dir / "meta.sqlite")
+    meta = Catalog(index_dir / "meta.sqlite")
     item_of = {int(w): int(it) for w, it, _, _ in meta.all_windows()}
     meta.close()
     items = np.array([item_of.get(int(i), -1) for i in ids])

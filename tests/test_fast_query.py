@@ -278,11 +278,11 @@ QUERIES = ["a dog barking", "rain falling on a roof", "a bell ringing", "footste
 
 
 def _torch_results(idx, queries, k):
-    idx._fast_text = False  # the torch path
+    idx.text_path.disable_fast()  # the torch path
     try:
         return [idx.search(q, k=k) for q in queries]
     finally:
-        idx._fast_text = None
+        idx.text_path.reset()
 
 
 def _assert_same_hits(fast, slow):
@@ -296,7 +296,7 @@ def test_fast_text_search_equals_torch_path(esc50_index):
     idx = esc50_index
     assert (idx.path / "text_side.json").is_file()  # written at index time
     fast = [idx.search(q, k=20) for q in QUERIES]
-    assert idx._fast_text, "the fast path was not taken"
+    assert idx.text_path.fast_state, "the fast path was not taken"
     for f, s in zip(fast, _torch_results(idx, QUERIES, 20)):
         _assert_same_hits(f, s)
 
@@ -360,14 +360,14 @@ def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
     for name in ("text_side.json", "text_side.npz"):
         (tmp_path / "idx" / name).unlink()
     idx = Index.open(tmp_path / "idx")
-    assert idx._fast_text_side() is False
+    assert idx.text_path.fast_side() is False
     first = idx.search("a dog", k=3)  # torch path; a reader writes nothing
     assert not (tmp_path / "idx" / "text_side.json").exists()
     idx.add([], progress=False)  # a writer re-exports it
     assert (tmp_path / "idx" / "text_side.json").is_file()
     idx = Index.open(tmp_path / "idx")
     _assert_same_hits(idx.search("a dog", k=3), first)
-    assert idx._fast_text
+    assert idx.text_path.fast_state
 
     # 2. the model retrained in place: fast path refused, torch path serves the new model,
     #    the next writer rebuilds the vectors and re-exports the text side
@@ -375,20 +375,20 @@ def test_stale_or_missing_text_side_falls_back_and_is_rewritten(tmp_path):
     retrained = DualEncoder(embed_dim=32, hidden=64)
     retrained.save_pretrained(model_dir)
     idx = Index.open(tmp_path / "idx")
-    assert idx._fast_text_side() is False
-    idx._fast_text = None
+    assert idx.text_path.fast_side() is False
+    idx.text_path.reset()
     slow = idx.search("a dog", k=3)
     idx.add([], progress=False)
     idx = Index.open(tmp_path / "idx")
     _assert_same_hits(idx.search("a dog", k=3), slow)
-    assert idx._fast_text
+    assert idx.text_path.fast_state
     assert TextSide_fingerprint(tmp_path / "idx") == idx.meta.get_meta("model_fingerprint")
 
     # 3. text vectors rebuilt by someone else (fingerprint in the metadata changed)
     idx.meta.set_meta("model_fingerprint", "something-else")
     idx.meta.commit()
     idx = Index.open(tmp_path / "idx")
-    assert idx._fast_text_side() is False
+    assert idx.text_path.fast_side() is False
 
 
 def TextSide_fingerprint(path: Path) -> str:
@@ -410,7 +410,7 @@ def test_unwritable_text_side_keeps_the_torch_path(tmp_path, monkeypatch):
     idx = Index.create(tmp_path / "idx")
     idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
     assert not (tmp_path / "idx" / "text_side.json").exists()
-    assert len(idx.search("a dog", k=2)) == 2 and idx._fast_text is False
+    assert len(idx.search("a dog", k=2)) == 2 and idx.text_path.fast_state is False
 
 
 def test_cli_still_lists_every_command():

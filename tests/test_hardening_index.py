@@ -20,7 +20,8 @@ import soundfile as sf
 
 from soundseek import Index
 from soundseek.index import lock as wlock
-from soundseek.index.check import check, repair
+from soundseek.index.maintenance.check import check
+from soundseek.index.maintenance.repair import repair
 from soundseek.search import IndexBusyError, IndexDamagedError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ _SLOW_ADD = textwrap.dedent("""
             time.sleep(0.25)
             return super().embed(waves)
     idx = Index.open_or_create(sys.argv[2], audio_expert="logmel", model=None, vector_index="flat")
-    idx._expert = Slow()
+    idx.expert = Slow()
     print("started", flush=True)
     idx.add(sys.argv[1], progress=False)
     print("finished", flush=True)
@@ -280,8 +281,7 @@ def test_deleted_feature_shard_is_reextracted_or_dropped(tmp_path):
     idx, paths = _index(tmp_path)
     item = idx.meta.items_by_path()[str(paths[0].resolve())]
     gone = idx.meta.items_by_path()[str(paths[1].resolve())]
-    shards = {idx.store._db.execute("SELECT shard FROM features WHERE hash=?", (h,)).fetchone()[0]
-              for h in (item.hash, gone.hash)}
+    shards = {idx.store.shard_of(h) for h in (item.hash, gone.hash)}
     idx.close()
     for s in shards:
         (tmp_path / "idx" / "features" / s).unlink()

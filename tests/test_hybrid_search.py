@@ -15,7 +15,7 @@ import soundfile as sf
 from soundseek import Index
 from soundseek.export import export_files, format_hits
 from soundseek.index.fulltext import FullText, Filters, fts_query, highlight, rrf
-from soundseek.index.metadata import (FileMetadata, embedded_text, expand_ucs, extract, folder_words,
+from soundseek.index.file_info import (FileMetadata, embedded_text, expand_ucs, extract, folder_words,
                                       name_words, split_words, ucs_table)
 
 SR = 22050
@@ -131,9 +131,9 @@ def test_extract_never_raises_on_garbage(tmp_path):
 # -- FTS ranking, RRF, filters on the SQLite tables alone --------------------------------------
 @pytest.fixture
 def store(tmp_path):
-    from soundseek.index import MetaStore
+    from soundseek.index.catalog import Catalog
 
-    meta = MetaStore(tmp_path / "meta.sqlite")
+    meta = Catalog(tmp_path / "meta.sqlite")
     ft = FullText(meta)
     docs = {
         "/lib/doors/DOOR Wood Creak 01.wav": (3.0, 2, "wav", "door wood creak", ""),

@@ -253,14 +253,14 @@ def test_retrained_model_rebuilds_text_vectors(tmp_path):
     rows = esc50_meta()[:3]
     idx = Index.create(tmp_path / "idx", audio_expert="aisfx", model=str(model_dir))
     idx.add([ESC50 / "audio" / r["filename"] for r in rows], progress=False)
-    before = idx.text_vectors._index.reconstruct(1)
+    before = idx.text_vectors.reconstruct(1)
     idx.close()
     torch.manual_seed(1)
     retrained = DualEncoder(audio_dim=512, text_dim=384, embed_dim=32, hidden=64)
     retrained.save_pretrained(model_dir)
     idx = Index.open(tmp_path / "idx")
     assert len(idx.search("a dog", k=3)) == 3
-    after = idx.text_vectors._index.reconstruct(1)
+    after = idx.text_vectors.reconstruct(1)
     item = idx.item(1)
     frames = idx.store.get(item.hash, idx.feature_key).features.frames
     with torch.inference_mode():

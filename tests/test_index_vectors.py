@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundseek.index import VectorIndex
+from soundseek.index.vectorstores.vectors import VectorIndex
 
 
 def _unit(n: int, dim: int, seed: int) -> np.ndarray:
@@ -75,25 +75,25 @@ def test_flat_index_is_memory_mapped_and_copied_on_write(tmp_path):
 
     before = _rss_anon_mb()
     mapped = VectorIndex.load(path)
-    assert mapped._mapped and len(mapped) == 20000
+    assert mapped.is_memory_mapped and len(mapped) == 20000
     got = mapped.search(q, 10)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     assert _rss_anon_mb() - before < 10  # 20 MB of vectors, none of it copied
     plain = VectorIndex.load(path, mmap=False)
-    assert not plain._mapped
+    assert not plain.is_memory_mapped
     np.testing.assert_array_equal(plain.search(q, 10)[1], want[1])
 
     other = VectorIndex.load(path)  # a second reader of the same file
     mapped.add(np.array([1]), q[:1])  # copy-on-write
-    assert not mapped._mapped and len(mapped) == 20001
+    assert not mapped.is_memory_mapped and len(mapped) == 20001
     assert mapped.search(q[:1], 1)[1][0, 0] == 1
     assert mapped.remove([0, 3]) == 2 and len(mapped) == 19999
     assert len(VectorIndex.load(path)) == 20000  # the file is untouched until save
     mapped.save(path)  # replaces the file: the other reader's mapping stays valid
     np.testing.assert_array_equal(other.search(q, 10)[1], want[1])
     again = VectorIndex.load(path)
-    assert again._mapped and len(again) == 19999 and again.search(q[:1], 1)[1][0, 0] == 1
+    assert again.is_memory_mapped and len(again) == 19999 and again.search(q[:1], 1)[1][0, 0] == 1
 
 
 def test_hnsw_files_are_read_not_mapped(tmp_path):
@@ -103,6 +103,6 @@ def test_hnsw_files_are_read_not_mapped(tmp_path):
     vi.add(np.arange(500), x)
     vi.save(tmp_path / "h.faiss")
     back = VectorIndex.load(tmp_path / "h.faiss")
-    assert back.kind == "hnsw" and not back._mapped
+    assert back.kind == "hnsw" and not back.is_memory_mapped
     back.add(np.array([1000]), x[:1])
     assert len(back) == 501

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundseek.index import VectorIndex
-from soundseek.index import vectors as vmod
+from soundseek.index.vectorstores import vectors as vmod
+from soundseek.index.vectorstores.vectors import VectorIndex
 
 DIM = 64
 KINDS = ["flat", "sq8", "fp16", "hnswsq", "ivfpq"]
@@ -54,7 +54,7 @@ def test_recall_vs_exact(kind, data):
     assert _recall(found, truth) >= 0.95, kind
     assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
     if kind == "ivfpq":  # trained, and scores are exact (float16 rows) inner products
-        assert index._ivf.index is not None
+        assert index.ivf.index is not None
         np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", q, x[found - 100]), atol=2e-3)
 
 
@@ -139,7 +139,7 @@ def test_auto_is_flat_when_small_then_switches_once(monkeypatch, data, tmp_path)
     assert index.kind == "flat" and index.requested == "auto"
     index.add(np.arange(3000, 6000) + 100, x[3000:])
     assert index.kind == "ivfpq" and len(index) == 6000
-    assert index._ivf.index is not None
+    assert index.ivf.index is not None
     assert _recall(index.search(q, 10)[1], truth) >= 0.95
     index.save(tmp_path / "a.faiss")
     again = VectorIndex.load(tmp_path / "a.faiss", "auto")
@@ -181,13 +181,13 @@ def test_ivfpq_training_and_retraining_rule(data):
     x, _, _ = data
     index = VectorIndex(DIM, "ivfpq", train_min=500, retrain_growth=4.0)
     index.add(np.arange(400), x[:400])
-    assert index._ivf.index is None  # below train_min: exact scan of the row store
+    assert index.ivf.index is None  # below train_min: exact scan of the row store
     index.add(np.arange(400, 600), x[400:600])
-    assert index._ivf.trained_at == 600
+    assert index.ivf.trained_at == 600
     index.add(np.arange(600, 2000), x[600:2000])
-    assert index._ivf.trained_at == 600  # < 4x growth: only encoded
+    assert index.ivf.trained_at == 600  # < 4x growth: only encoded
     index.add(np.arange(2000, 2400), x[2000:2400])
-    assert index._ivf.trained_at == 2400  # 4x growth since the last training: retrained
+    assert index.ivf.trained_at == 2400  # 4x growth since the last training: retrained
 
 
 def test_ivfpq_compaction_after_mass_removal(data, tmp_path):
@@ -198,7 +198,7 @@ def test_ivfpq_compaction_after_mass_removal(data, tmp_path):
     index.save(path)
     index.remove(np.arange(0, 4500))
     index.save(path)  # dead rows > live rows: a compacted row store replaces the old one
-    assert index._ivf.store.n == 1500 and len(index._ivf.dead) == 0
+    assert index.ivf.store.n == 1500 and len(index.ivf.dead) == 0
     again = VectorIndex.load(path, "ivfpq")
     assert len(again) == 1500
     _, ids = again.search(x[4500:4510], 1)

@@ -19,7 +19,7 @@ from conftest import ESC50
 pytest.importorskip("pymilvus", reason="pymilvus not installed: pip install 'soundseek[scale]'")
 pytest.importorskip("milvus_lite", reason="milvus-lite not installed: pip install 'soundseek[scale]'")
 
-from soundseek.index.backends import new_vectors, open_vectors, validate_store  # noqa: E402
+from soundseek.index.vectorstores.backends import new_vectors, open_vectors, validate_store  # noqa: E402
 
 
 def _unit(n: int, dim: int, seed: int) -> np.ndarray:
@@ -187,7 +187,7 @@ def test_exact_search_remove_reload(store, tmp_path):
 
 def test_ids_past_one_query_page(store, tmp_path):
     """ids() pages past Milvus' 16,384 rows per query (keyset pagination) and misses none."""
-    from soundseek.index.milvus_store import MAX_TOPK
+    from soundseek.index.vectorstores.milvus_store import MAX_TOPK
 
     n = MAX_TOPK + 1000
     ids = np.random.default_rng(2).permutation(np.arange(5, 5 + 3 * n, 3))  # sparse, inserted unordered
@@ -279,7 +279,7 @@ def test_same_results_text_and_audio(esc_pair):
 
 def test_reindex_removes_and_reopen(esc_pair):
     from soundseek import Index
-    from soundseek.index.check import check
+    from soundseek.index.maintenance.check import check
 
     corpus, f, m = esc_pair
     clips = sorted(corpus.iterdir())
@@ -385,7 +385,7 @@ def test_lite_held_by_another_process_reader_falls_back(tmp_path):
             assert [h.path for h in reader.search_audio(clips[0], k=3)] == expected
             # a writer stops instead of replacing the Milvus manifest with FAISS files
             manifest = (tmp_path / "i" / "audio.faiss").read_bytes()
-            from soundseek.index.milvus_store import MilvusUnavailable
+            from soundseek.index.vectorstores.milvus_store import MilvusUnavailable
 
             with pytest.raises(MilvusUnavailable, match="another process has it open"):
                 reader.add(sorted(audio.iterdir())[3:4], progress=False)
@@ -395,7 +395,7 @@ def test_lite_held_by_another_process_reader_falls_back(tmp_path):
             assert len(reader) == 3
         finally:
             reader.close()
-        from soundseek.index.check import check
+        from soundseek.index.maintenance.check import check
 
         assert any("cannot check the vectors" in line for line in check(tmp_path / "i").problems)
     finally:

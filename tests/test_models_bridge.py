@@ -184,20 +184,20 @@ def test_window_tags_cache_is_bounded_and_exact(tmp_path, monkeypatch):
     idx.add([dog, rain], progress=False)
     first = idx.search_audio(dog, k=2, exclude_self=False)
     calls = []
-    real = idx._compute_window_tags
-    monkeypatch.setattr(idx, "_compute_window_tags", lambda *a: calls.append(a) or real(*a))
+    real = idx.tag_cache.compute
+    monkeypatch.setattr(idx.tag_cache, "compute", lambda *a: calls.append(a) or real(*a))
     again = idx.search_audio(dog, k=2, exclude_self=False)
     assert [h.tags for h in again] == [h.tags for h in first] and all(h.tags for h in again)
     assert calls == []  # served from the cache
-    monkeypatch.setattr(Index, "TAG_CACHE_SIZE", 1)
-    idx._tag_cache.clear()
+    monkeypatch.setattr(idx.tag_cache, "size", 1)
+    idx.tag_cache.clear()
     third = idx.search_audio(dog, k=2, exclude_self=False)
-    assert len(idx._tag_cache) == 1 and len(calls) == 2
+    assert len(idx.tag_cache) == 1 and len(calls) == 2
     assert [h.tags for h in third] == [h.tags for h in first]
     # a hit without a window (metadata-only ranking) gets the whole file's tags, uncached
     item = idx.item(first[0].id)
-    whole = idx._window_tags(item, None, None)
-    assert whole and whole[0].name == first[0].tags[0].name and len(idx._tag_cache) == 1
+    whole = idx.tag_cache.window_tags(item, None, None)
+    assert whole and whole[0].name == first[0].tags[0].name and len(idx.tag_cache) == 1
 
 
 @needs_yamnet

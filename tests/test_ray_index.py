@@ -105,12 +105,12 @@ def test_kill_hook_is_inert_unless_set(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from soundseek.index.ray_extract import _test_kill_once
+    from soundseek.index.ray_extract import simulate_worker_crash
 
     monkeypatch.delenv("SOUNDSEEK_RAY_TEST_KILL_ONCE", raising=False)
-    _test_kill_once()  # unset: returns (this process would be gone otherwise)
+    simulate_worker_crash()  # unset: returns (this process would be gone otherwise)
     marker = tmp_path / "killed"
-    code = "from soundseek.index.ray_extract import _test_kill_once; _test_kill_once(); print('alive')"
+    code = "from soundseek.index.ray_extract import simulate_worker_crash; simulate_worker_crash(); print('alive')"
     env = {**os.environ, "SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

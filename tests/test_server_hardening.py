@@ -742,7 +742,7 @@ def test_concurrent_text_queries_share_encoder_passes(tmp_path, files):
 
     idx = _meta_only_index(tmp_path / "idx", files, TextIndex)
     stub = _StubTextExpert()
-    idx._text_expert = stub
+    idx.text_path.text_expert = stub
     queries = [f"query number {n}" + "x" * n for n in range(24)]
     results, errors = {}, []
     with LocalClient(create_app(idx)) as c:

@@ -112,7 +112,7 @@ def index_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
-    from .index.milvus_store import MilvusUnavailable
+    from .index.errors import MilvusUnavailable
     from .search import Index, IndexBusyError
 
     if max_duration is not None and not max_duration >= 0:
@@ -161,7 +161,7 @@ def index_cmd(
             t.add_row(p, why)
         console.print(t)
     if not idx.has_text_model and idx.config.model:
-        console.print(f"[yellow]note:[/] text search unavailable: {idx._model_error}")
+        console.print(f"[yellow]note:[/] text search unavailable: {idx.model_error}")
 
 
 @app.command("search")
@@ -318,7 +318,7 @@ def _open_index(index: Path):
 @app.command("check")
 def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
     """Verify an index (configuration, metadata, vector files, feature shards); exit 1 if damaged."""
-    from .index.check import check
+    from .index.maintenance.check import check
 
     report = check(index)
     if as_json:
@@ -338,7 +338,7 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
 @app.command("repair")
 def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
     """Repair an index: rebuild vector files, re-extract lost features, drop what cannot be saved."""
-    from .index.check import repair
+    from .index.maintenance.repair import repair
 
     try:
         report = repair(index)

@@ -73,7 +73,7 @@ def run_demo(data: Path | None, index_path: Path, queries: list[str], out: Conso
         for q in queries:
             _show(out, f"text: {q!r}", idx.search(q, k=5))
     else:
-        out.print(f"[yellow]text search unavailable:[/] {idx._model_error}")
+        out.print(f"[yellow]text search unavailable:[/] {idx.model_error}")
     first = min(idx.meta.items_by_path().values(), key=lambda it: it.id, default=None)
     if first is not None:
         _show(out, f"sounds like {Path(first.path).name}", idx.search_audio(first.path, k=5))

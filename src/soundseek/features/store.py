@@ -190,6 +190,17 @@ class FeatureStore:
                 removed += 1
         return removed
 
+    def close_shards(self) -> None:
+        """Drop the open shard handles (after a read error: the next read reopens the file)."""
+        with self._lock:
+            self._open_shards.clear()
+
+    def shard_of(self, content_hash: str) -> str | None:
+        """The shard file (relative to :attr:`root`) that holds ``content_hash``'s features."""
+        with self._lock:
+            row = self._db.execute("SELECT shard FROM features WHERE hash=?", (content_hash,)).fetchone()
+        return row[0] if row else None
+
     def close(self) -> None:
         with self._lock:
             self._open_shards.clear()

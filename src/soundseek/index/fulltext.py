@@ -19,7 +19,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from .metadata import FileMetadata
+from .file_info import FileMetadata
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks)
@@ -91,11 +91,11 @@ def _like_escape(s: str) -> str:
 
 
 class FullText:
-    """Metadata tables of one index, on the :class:`MetaStore`'s connection and lock."""
+    """Metadata tables of one index, on the :class:`~soundseek.index.catalog.Catalog`'s connection and lock."""
 
     def __init__(self, meta):
         self.meta = meta
-        with meta._lock:
+        with meta.lock:
             have = {r[0] for r in meta.db.execute(
                 "SELECT name FROM sqlite_master WHERE name IN ('item_info', 'item_fts', 'item_info_words', "
                 "'item_fulltext_delete')")}
@@ -109,7 +109,7 @@ class FullText:
 
     # -- writing (no commit: the caller's transaction commits it with the item) --------------
     def put(self, item_id: int, md: FileMetadata) -> None:
-        with self.meta._lock:
+        with self.meta.lock:
             self.db.execute("DELETE FROM item_fts WHERE rowid=?", (int(item_id),))
             self.db.execute(
                 "INSERT OR REPLACE INTO item_info VALUES (?,?,?,?,?,?,?)",
@@ -121,19 +121,19 @@ class FullText:
 
     def missing(self) -> list[tuple[int, str]]:
         """(id, path) of items without metadata (indexed before this module existed)."""
-        with self.meta._lock:
+        with self.meta.lock:
             return self.db.execute(
                 "SELECT i.id, i.path FROM items i LEFT JOIN item_info f ON f.item_id = i.id WHERE f.item_id IS NULL"
             ).fetchall()
 
     # -- reading ------------------------------------------------------------------------------
     def has_words(self) -> bool:
-        with self.meta._lock:
+        with self.meta.lock:
             return self.db.execute("SELECT 1 FROM item_info WHERE has_words=1 LIMIT 1").fetchone() is not None
 
     def allowed(self, filters: Filters) -> set[int]:
         where, args = filters.sql()
-        with self.meta._lock:
+        with self.meta.lock:
             rows = self.db.execute(f"SELECT i.id FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where}",
                                    args).fetchall()
         return {r[0] for r in rows}
@@ -147,7 +147,7 @@ class FullText:
         sql = (f"SELECT rowid, bm25(item_fts, {w}) AS s FROM item_fts "
                f"WHERE item_fts MATCH ? ORDER BY s, rowid LIMIT ?")
         fetch = limit if allowed is None else max(limit * 4, 1000)
-        with self.meta._lock:
+        with self.meta.lock:
             rows = self.db.execute(sql, (q, fetch)).fetchall()
         out = [(int(r), -float(s)) for r, s in rows if s < 0 and (allowed is None or r in allowed)]
         return out[:limit]
@@ -157,7 +157,7 @@ class FullText:
         if not ids:
             return {}
         q = ",".join("?" * len(ids))
-        with self.meta._lock:
+        with self.meta.lock:
             rows = self.db.execute(
                 f"SELECT f.item_id, f.sample_rate, f.channels, f.format, f.machine_tags, t.name, t.folder, t.embedded "
                 f"FROM item_info f LEFT JOIN item_fts t ON t.rowid = f.item_id WHERE f.item_id IN ({q})", ids
@@ -174,7 +174,7 @@ class FullText:
             base += f" AND i.id IN ({','.join('?' * len(ids)) or 'NULL'})"
             args = args + ids
         out = {}
-        with self.meta._lock:
+        with self.meta.lock:
             for name, col in (("format", "f.format"), ("channels", "f.channels"), ("sample_rate", "f.sample_rate")):
                 rows = self.db.execute(f"SELECT {col}, COUNT(*) {base} GROUP BY {col} ORDER BY COUNT(*) DESC", args)
                 out[name] = {str(v): n for v, n in rows if v is not None}

@@ -40,7 +40,7 @@ class RayReport:
     workers: int = 0
 
 
-def _test_kill_once() -> None:
+def simulate_worker_crash() -> None:
     """TEST-ONLY hook (tests/test_ray_index.py): simulates a worker process killed mid-run.
 
     Inert unless the environment variable ``SOUNDSEEK_RAY_TEST_KILL_ONCE`` is set (the test sets
@@ -73,7 +73,7 @@ def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max
             torch.set_num_threads(threads)
         except ImportError:
             pass
-    _test_kill_once()
+    simulate_worker_crash()
     key = (expert_name, tuple(sorted(expert_options.items())))
     if key not in _EXPERT:
         _EXPERT[key] = get_audio_expert(expert_name, **expert_options)
@@ -97,11 +97,12 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from soundseek.experts.base import AudioFeatures
-    from soundseek.search import AddReport, _collect
+    from .ingest import collect_files
+    from .types import AddReport
 
     t0 = time.perf_counter()
     report = RayReport()
-    files, _ = _collect([paths] if isinstance(paths, (str, os.PathLike)) else list(paths), True, AddReport())
+    files, _ = collect_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths), True, AddReport())
     store, key = index.store, index.expert.key
     todo = []
     for p in files:

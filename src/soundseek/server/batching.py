@@ -101,41 +101,33 @@ def install_text_batching(idx: Any, max_batch: int = 32, runtime: str = "onnxrun
     """Route a :class:`soundseek.Index`'s text-query encoder through a :class:`BatchingTextEncoder`.
 
     An index answers text queries with one of two encoders: the torch-free one of its saved
-    text side (``Index._fast_text``, when fresh) or the text expert (``Index._text_expert``).
-    Whichever it will use is wrapped.  Returns the batcher, or None when ``idx`` has no text
-    model or is not a soundseek Index laid out this way (it then keeps working unbatched;
-    ``tests/test_server_e2e.py`` checks that the real index's queries do go through the batcher).
-    ``runtime="onnxruntime"`` also moves a torch-free encoder's forward pass to ONNX Runtime
-    (one GIL-free call per batch; see :mod:`soundseek.experts.minilm_onnx`), when installed.
+    text side (when fresh) or the text expert.  Whichever it will use is wrapped, through the
+    index's public seam ``idx.text_path.wrap_encoder`` (:class:`soundseek.index.text_path.TextPath`).
+    Returns the batcher, or None when ``idx`` has no text model or is not a soundseek Index (it
+    then keeps working unbatched; ``tests/test_server_e2e.py`` checks that the real index's
+    queries do go through the batcher).  ``runtime="onnxruntime"`` also moves a torch-free
+    encoder's forward pass to ONNX Runtime (one GIL-free call per batch; see
+    :mod:`soundseek.experts.minilm_onnx`), when installed.
     """
     try:
-        from soundseek.search import Index
+        from soundseek.index.api import Index
     except ImportError:  # pragma: no cover
         return None
     if not isinstance(idx, Index):
         return None
-    fast_side = getattr(idx, "_fast_text_side", None)
-    if callable(fast_side):
-        fast = fast_side()
-        if fast:
-            side, encoder = fast
-            if isinstance(encoder, BatchingTextEncoder):
-                if not encoder.closed:
-                    return encoder
-                encoder = encoder.inner  # left by an app that has stopped
-            if runtime == "onnxruntime" and hasattr(encoder, "use_onnxruntime"):
-                if not encoder.use_onnxruntime(threads=1):
-                    log.info("onnxruntime not installed: text queries use the numpy encoder")
-            batcher = BatchingTextEncoder(encoder, max_batch=max_batch)
-            idx._fast_text = (side, batcher)
-            return batcher
-    if not idx.has_text_model or not hasattr(idx, "_text_expert"):
+    path = idx.text_path
+    fast = bool(path.fast_side())
+    if not fast and not idx.has_text_model:
         return None
-    inner = idx.text_expert  # loads it
-    if isinstance(inner, BatchingTextEncoder):
-        if not inner.closed:
-            return inner
-        inner = inner.inner
-    batcher = BatchingTextEncoder(inner, max_batch=max_batch)
-    idx._text_expert = batcher  # Index.text_expert returns it from now on
-    return batcher
+
+    def wrap(encoder: Any) -> BatchingTextEncoder:
+        if isinstance(encoder, BatchingTextEncoder):
+            if not encoder.closed:
+                return encoder
+            encoder = encoder.inner  # left by an app that has stopped
+        if fast and runtime == "onnxruntime" and hasattr(encoder, "use_onnxruntime"):
+            if not encoder.use_onnxruntime(threads=1):
+                log.info("onnxruntime not installed: text queries use the numpy encoder")
+        return BatchingTextEncoder(encoder, max_batch=max_batch)
+
+    return path.wrap_encoder(wrap)

@@ -1,7 +1,7 @@
 """Which vector store holds an index's window vectors (``IndexConfig.vector_store``).
 
-``"faiss"`` (default): :class:`~soundseek.index.vectors.VectorIndex` files in the index folder.
-``"milvus-lite"`` or ``"milvus://HOST:PORT/NAME"``: :mod:`soundseek.index.milvus_store`.
+``"faiss"`` (default): :class:`~soundseek.index.vectorstores.vectors.VectorIndex` files in the index folder.
+``"milvus-lite"`` or ``"milvus://HOST:PORT/NAME"``: :mod:`soundseek.index.vectorstores.milvus_store`.
 Both expose the same methods; these two functions are the only places that choose.
 """
 

@@ -1,4 +1,6 @@
-"""Metadata store of an index (SQLite, WAL): indexed files, their time windows, the last failures."""
+"""The catalog of an index (``meta.sqlite``, SQLite in WAL mode): indexed files, their time
+windows, the last failures, a few key/value facts, and the full-text tables that share its
+connection (:mod:`soundseek.index.fulltext`)."""
 
 from __future__ import annotations
 
@@ -43,15 +45,38 @@ class Item:
         return os.path.basename(self.path)
 
 
-class MetaStore:
+class Catalog:
+    """Rows of one index.  Writes are not committed until :meth:`commit` (the ingest's
+    checkpoints), so a file's item, windows and metadata land in one transaction."""
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._fulltext = None  # FullText once created; False when it cannot be
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
         self.db.commit()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every use of :attr:`db` holds (a public seam for the full-text tables and
+        the maintenance tools: one connection, shared between threads)."""
+        return self._lock
+
+    @property
+    def fulltext(self):
+        """The metadata search tables (:class:`soundseek.index.fulltext.FullText`), or None when
+        they cannot be created (read-only index of an older version)."""
+        if self._fulltext is None:
+            from .fulltext import FullText
+
+            try:
+                self._fulltext = FullText(self)
+            except sqlite3.Error:
+                self._fulltext = False
+        return self._fulltext or None
 
     # -- meta ------------------------------------------------------------------------------
     def get_meta(self, key: str, default=None):

@@ -1,5 +1,5 @@
 """Milvus as the vector store of an index (``IndexConfig.vector_store``), behind the same
-interface as :class:`soundseek.index.vectors.VectorIndex`: ``add(ids, vecs)``, ``remove(ids)``,
+interface as :class:`soundseek.index.vectorstores.vectors.VectorIndex`: ``add(ids, vecs)``, ``remove(ids)``,
 ``search(q, k)``, ``ids()``, ``len()``, ``save(path)``, ``MilvusVectorIndex.load(path)``.
 
 Stores (``soundseek index DIR --store ...``):

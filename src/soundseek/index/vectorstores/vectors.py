@@ -18,7 +18,7 @@ Kinds (``IndexConfig.vector_index``, ``soundseek index --vector-index``); number
     HNSW over 8-bit codes (``IndexHNSWSQ``); removed ids become tombstones filtered at query time.
 ``ivfpq``
     IVF-PQ codes in RAM (~m+8 bytes per window) with exact re-ranking of a shortlist from
-    float16 vectors kept on disk next to the index file (``soundseek.index.compressed``).
+    float16 vectors kept on disk next to the index file (``soundseek.index.vectorstores.compressed``).
 
 Ids are caller-chosen 64-bit integers (do not add an id that is already present); saving is
 atomic.  ``flat``/``hnsw`` indexes are plain FAISS files (as before); the other kinds use a
@@ -95,6 +95,22 @@ class VectorIndex:
             sq.rangestat_arg = 0.1
         self._sq_trained = kind not in ("sq8", "hnswsq")
         self._index = faiss.IndexIDMap2(base)
+
+    @property
+    def is_memory_mapped(self) -> bool:
+        """True while flat vectors are read straight from the file's pages (until a change)."""
+        return self._mapped
+
+    @property
+    def ivf(self) -> "_c.IVFRerankIndex | None":
+        """The IVF-PQ engine of an ``ivfpq`` index (read-only view: its training state), else None."""
+        return self._ivf
+
+    def reconstruct(self, vector_id: int) -> np.ndarray:
+        """The stored vector of one id (kinds other than ivfpq; quantised kinds return the decoded one)."""
+        if self._ivf is not None:
+            raise ValueError("an ivfpq index keeps no per-id vectors in memory")
+        return self._index.reconstruct(int(vector_id))
 
     def __len__(self) -> int:
         if self._ivf is not None:

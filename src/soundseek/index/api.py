@@ -1,0 +1,264 @@
+"""The user API: index a folder of audio, search it with text or with a recording.
+
+    >>> import soundseek
+    >>> idx = soundseek.Index.create("sounds.idx")          # or Index.open("sounds.idx")
+    >>> report = idx.add("~/sfx")                           # recursive, incremental
+    >>> for hit in idx.search("a dog barks", k=5):
+    ...     print(hit.score, hit.path, hit.start, hit.end)
+    >>> idx.search_audio("query.wav", k=5)                  # query by example
+
+Layout of an index directory::
+
+    index.json        IndexConfig (expert, model, windows)
+    meta.sqlite       files, their time windows, last failures (Catalog)
+    features/         FeatureStore: expert frames per file content (reused by re-indexing)
+    audio.faiss       window vectors in the audio expert's own space (query by example)
+    text.faiss        window vectors in the text–audio space of the model (text queries)
+    text_side.json    the model's text side as numpy arrays (+ text_side.npz), keyed by the
+                      model fingerprint: text queries run without torch when it is fresh
+
+Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
+and that window is reported as the matching time span.  The vector files are derived data: if a
+run is killed after committing metadata but before saving them, :meth:`Index.open` rebuilds them
+from the feature store.
+
+:class:`Index` is a facade: each concern lives in a room it owns (``meta``: :class:`Catalog`,
+``embedder``, ``vectors``: :class:`WindowStore`, ``text_path``, ``tag_cache``, ``ingest``,
+``query``) and its methods delegate to them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..features import FeatureStore
+from . import lock as writer_lock
+from .catalog import Catalog, Item
+from .embedder import Embedder
+from .errors import IndexDamagedError, short_error
+from .ingest import Ingest
+from .query import Query
+from .tags import TagCache
+from .text_path import TextPath
+from .types import AUDIO_POOLINGS, FORMAT_VERSION, AddReport, Hit, IndexConfig
+from .vectorstores.backends import validate_store
+from .window_store import WindowStore
+
+
+class Index:
+    """A searchable collection of audio files (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, config: IndexConfig):
+        self.path = Path(path)
+        self.config = config
+        self.meta = Catalog(self.path / "meta.sqlite")
+        self.store = FeatureStore(self.path / "features")
+        lock = threading.RLock()  # one writer or reader of the vector stores at a time
+        self.embedder = Embedder(config, self.meta)
+        self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
+        self.text_path = TextPath(self.path, config, self.meta, self.embedder, self.vectors)
+        self.tag_cache = TagCache(config, self.store, self.embedder)
+        self.ingest = Ingest(self.path, config, self.meta, self.store, self.embedder, self.vectors,
+                             self.text_path, lock)
+        self.query = Query(config, self.meta, self.store, self.embedder, self.vectors, self.text_path,
+                           self.tag_cache, lock)
+        self.vectors.load()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, audio_expert: str = "yamnet", model: str | None = "default",
+               window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
+               expert_options: dict | None = None, text_expert_options: dict | None = None,
+               exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent") -> "Index":
+        path = Path(path).expanduser()
+        if (path / "index.json").exists():
+            if not exist_ok:
+                raise FileExistsError(f"{path} already holds an index; open it with Index.open({str(path)!r})")
+            return cls.open(path)
+        if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
+            raise ValueError("need 0 < hop_s <= window_s")
+        vector_store = validate_store(vector_store)
+        if audio_pooling not in AUDIO_POOLINGS:
+            raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
+        path.mkdir(parents=True, exist_ok=True)
+        config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s,
+                             hop_s=hop_s, vector_index=vector_index, expert_options=dict(expert_options or {}),
+                             text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling)
+        config.save(path / "index.json")
+        return cls(path, config)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Index":
+        path = Path(path).expanduser()
+        if not (path / "index.json").is_file():
+            raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
+        try:
+            config = IndexConfig.load(path / "index.json")
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise IndexDamagedError(
+                f"{path / 'index.json'} is damaged ({short_error(e)}); `soundseek check --index {path}` "
+                "says what else is wrong; re-create the index with `soundseek index DIR --index NEW`"
+            ) from None
+        if config.format_version > FORMAT_VERSION:
+            raise RuntimeError(f"{path} was written by a newer soundseek (format {config.format_version}); upgrade")
+        try:
+            return cls(path, config)
+        except sqlite3.DatabaseError as e:
+            raise IndexDamagedError(
+                f"the metadata of {path} (meta.sqlite or the feature manifest) is damaged ({short_error(e)}); "
+                f"run `soundseek repair --index {path}` to recover what can be read, or re-index"
+            ) from None
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike, **kwargs) -> "Index":
+        path = Path(path).expanduser()
+        return cls.open(path) if (path / "index.json").is_file() else cls.create(path, **kwargs)
+
+    # -- encoders (loaded on first use) --------------------------------------------------------
+    @property
+    def expert(self):
+        return self.embedder.expert
+
+    @expert.setter
+    def expert(self, expert) -> None:
+        self.embedder.expert = expert
+
+    @property
+    def model(self):
+        """The text–audio model, or None (audio-only index, or the model is not installed)."""
+        return self.embedder.model
+
+    @property
+    def model_error(self) -> Exception | None:
+        """Why the configured text–audio model could not be loaded, or None."""
+        return self.embedder.model_error
+
+    @property
+    def model_spec(self) -> str | None:
+        return self.embedder.model_spec
+
+    @property
+    def has_text_model(self) -> bool:
+        return self.model is not None
+
+    @property
+    def feature_key(self) -> str:
+        return self.embedder.feature_key
+
+    @property
+    def text_expert(self):
+        return self.text_path.text_expert
+
+    @property
+    def fulltext(self):
+        """The metadata search tables, or None (see :attr:`Catalog.fulltext`)."""
+        return self.meta.fulltext
+
+    # -- vectors -------------------------------------------------------------------------------
+    @property
+    def audio_vectors(self):
+        return self.vectors.audio
+
+    @property
+    def text_vectors(self):
+        return self.vectors.text
+
+    @property
+    def notes(self) -> list[str]:
+        """What was found damaged on open and worked around (for the CLI to print)."""
+        return self.vectors.notes
+
+    def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
+        """See :meth:`WindowStore.rebuild`."""
+        return self.vectors.rebuild(save=save)
+
+    # -- adding files --------------------------------------------------------------------------
+    def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
+            recursive: bool = True, prune: bool = True, checkpoint_files: int = 32,
+            checkpoint_s: float = 10.0) -> AddReport:
+        """Index files and folders.  Unchanged files are skipped, changed ones re-indexed, and
+        (with ``prune``) files that vanished from a scanned folder are dropped.  One bad file
+        never stops the run: it is listed in ``report.failed``.
+
+        Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
+        whichever comes first, so a killed run (even ``kill -9``) leaves everything committed
+        searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
+        process is writing to this index."""
+        writer_lock.acquire(self.path)
+        try:
+            return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+        finally:
+            writer_lock.release(self.path)
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
+        """Drop files from the index (their cached features stay in the store)."""
+        return self.ingest.remove(paths)
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
+        """Files that best match a description, best first.
+
+        ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
+        name, folders, embedded tags) or "hybrid" (both ranks fused with reciprocal rank fusion);
+        default hybrid when the index has metadata words, else content.  ``filters`` (a
+        :class:`soundseek.index.fulltext.Filters`) or keyword filters: ``min_duration``,
+        ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder`` (path prefix),
+        ``tag`` (a machine tag).  In hybrid mode a hit's score is its fused RRF score, except when
+        no file's words match the query: the content ranking is returned unchanged.
+        """
+        return self.query.search(text, k, mode, filters, **filter_kwargs)
+
+    def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
+                     exclude_self: bool = True) -> list[Hit]:
+        """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
+
+        With ``exclude_self`` the query file itself (same content) is left out of the results.
+        """
+        return self.query.search_audio(query, k, sample_rate, exclude_self)
+
+    def similar(self, item_id: int, k: int = 10) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file."""
+        return self.query.similar(item_id, k)
+
+    # -- inspection ----------------------------------------------------------------------------
+    def item(self, item_id: int) -> Item:
+        return self.meta.item(item_id)
+
+    def __len__(self) -> int:
+        return self.meta.counts()["items"]
+
+    def failures(self) -> list[tuple[str, str]]:
+        return self.meta.failures()
+
+    def stats(self) -> dict:
+        c = self.meta.counts()
+        loaded = self.embedder.loaded_expert
+        return {
+            "path": str(self.path),
+            **c,
+            "audio_expert": loaded.key if loaded else self.config.audio_expert,
+            "model": self.config.model,
+            "text_search": self.has_text_model,
+            "window_s": self.config.window_s,
+            "hop_s": self.config.hop_s,
+            "vector_index": self.config.vector_index,
+            "vector_store": self.config.vector_store,
+            "vector_index_in_use": self.vectors.kinds(),
+        }
+
+    def close(self) -> None:
+        self.vectors.close()
+        self.meta.close()
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

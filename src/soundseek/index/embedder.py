@@ -1,0 +1,148 @@
+"""The index's encoders: its audio expert, its text–audio model (loaded lazily, with the reason
+when it cannot be), the fingerprint of the model's weights, and the pooling of a window's
+frames into the vectors that are stored and searched."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio import frame_window_masks
+from ..experts import get_audio_expert
+from ..experts.base import AudioFeatures
+from ..features import pooled_vector
+from .catalog import Catalog
+from .errors import short_error
+from .types import IndexConfig
+
+
+class Embedder:
+    """Loads once, on first use: an audio-only index never imports torch (~1 CPU-s)."""
+
+    def __init__(self, config: IndexConfig, meta: Catalog):
+        self.config = config
+        self.meta = meta
+        self._expert = None
+        self._model = None
+        self._model_error: Exception | None = None
+        self._weigher = None  # see sound_weigher
+
+    # -- the audio expert ------------------------------------------------------------------------
+    @property
+    def expert(self):
+        if self._expert is None:
+            self._expert = get_audio_expert(self.config.audio_expert, **self.config.expert_options)
+        return self._expert
+
+    @expert.setter
+    def expert(self, expert) -> None:
+        """Use this audio expert (same key as the configured one, e.g. an instrumented copy in tests)."""
+        self._expert = expert
+
+    @property
+    def loaded_expert(self):
+        """The audio expert if it has been loaded, else None (stats must not load it)."""
+        return self._expert
+
+    @property
+    def feature_key(self) -> str:
+        """Expert key the indexed vectors were computed with (may lag behind after an upgrade
+        of the expert until the next ``add``)."""
+        return self.meta.get_meta("expert_key") or self.expert.key
+
+    # -- the text–audio model --------------------------------------------------------------------
+    @property
+    def model(self):
+        """The text–audio model, or None (audio-only index, or the model is not installed:
+        :attr:`model_error` says why)."""
+        if self._model is None and self._model_error is None and self.config.model:
+            from ..models import load_model
+
+            try:
+                model = load_model(self.model_spec)
+            except (FileNotFoundError, ValueError) as e:
+                self._model_error = e
+                return None
+            expert = getattr(model.config, "audio_expert", None)
+            if expert and expert != self.config.audio_expert:
+                self._model_error = ValueError(
+                    f"model {self.config.model!r} expects audio expert {expert!r}, "
+                    f"this index uses {self.config.audio_expert!r}"
+                )
+                return None
+            self._model = model
+        return self._model
+
+    @property
+    def model_error(self) -> Exception | None:
+        """Why the text–audio model could not be loaded (None: loaded, not tried, or none configured)."""
+        return self._model_error
+
+    @property
+    def model_spec(self) -> str | None:
+        """The model actually loaded.  Indexes made before the yamnet default (audio expert
+        ``aisfx``, model ``default``) keep the model they were built with, ``aisfx-minilm-v1``."""
+        spec = self.config.model
+        if spec == "default" and self.config.audio_expert == "aisfx":
+            return "aisfx-minilm-v1"
+        return spec
+
+    def fingerprint(self) -> str | None:
+        """Identity of the text–audio model's weights: a retrained model invalidates text vectors."""
+        import hashlib
+
+        model = self.model
+        if model is None:
+            return None
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(self.config.model).encode())
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    # -- pooling -------------------------------------------------------------------------------
+    def pool(self, frames: np.ndarray) -> np.ndarray:
+        """A run of frames -> its audio vector, pooled as the index's config says."""
+        weigher = self.sound_weigher()
+        return pooled_vector(frames, weigher.sound_weights(frames) if weigher is not None else None)
+
+    def sound_weigher(self):
+        """The expert's classifier for "non-silent" pooling (None: plain mean+max), found once.
+        A classifier that exists but cannot be loaded is an error, never a silent fallback:
+        query vectors pooled differently from the stored ones would rank wrongly."""
+        if self._weigher is None:
+            weigher = False
+            if self.config.audio_pooling == "non-silent":
+                from ..experts.tagger import tagger_for
+
+                try:
+                    tagger = tagger_for(self.config.audio_expert)
+                except (ImportError, OSError, RuntimeError) as e:
+                    raise RuntimeError(f"{self.config.audio_expert}'s classifier, needed to pool this index's "
+                                       f"audio vectors, cannot be loaded ({short_error(e)})") from None
+                if tagger is not None and "Silence" in tagger.names:
+                    weigher = tagger
+            self._weigher = weigher
+        return self._weigher or None
+
+    def window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A file's features and windows -> (pooled audio vector per window, frames per window)."""
+        masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)
+        audio = np.stack([self.pool(feats.frames[m]) for m in masks])
+        return audio, [feats.frames[m] for m in masks]
+
+    def text_space(self, segments: list[np.ndarray]) -> np.ndarray | None:
+        """Windows' frames -> their vectors in the model's text–audio space (None: no model)."""
+        model = self.model
+        if model is None:
+            return None
+        import torch  # only with a model: an audio-only index never imports torch (~1 CPU-s)
+
+        from ..models import pad_frames
+
+        chunks = []
+        for i in range(0, len(segments), 512):
+            frames, mask = pad_frames(segments[i : i + 512])
+            with torch.inference_mode():
+                chunks.append(model.encode_audio(frames, mask).float().numpy())
+        return np.concatenate(chunks)

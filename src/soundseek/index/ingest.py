@@ -1,0 +1,210 @@
+"""Putting files into an index and taking them out: collect the files, extract features (cached
+in the feature store), write items, windows, metadata and vectors, and commit in checkpoints so
+a killed run (even ``kill -9``) leaves everything committed searchable."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterable
+
+from ..audio import is_audio_path, time_windows
+from ..features import FeatureStore, extract_features
+from . import lock as writer_lock
+from .catalog import Catalog
+from .embedder import Embedder
+from .text_path import TextPath
+from .types import AddReport, IndexConfig
+from .window_store import WindowStore
+
+
+def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
+    """Files to index, as resolved absolute paths (symbolic links followed): a file reached
+    through two links is one item, and hits always report that resolved path.  Returns (files,
+    scanned folders); what cannot be read is listed in ``report.failed``.  Ray ingestion
+    (:mod:`soundseek.index.ray_extract`) scans with it too."""
+    files, dirs = [], []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            dirs.append(str(p.resolve()))
+            it = p.rglob("*") if recursive else p.glob("*")
+            for f in it:
+                if not is_audio_path(f):
+                    continue
+                if f.is_file():
+                    files.append(str(f.resolve()))
+                elif f.is_symlink() and not f.exists():
+                    report.failed.append((str(f), "broken symbolic link (its target does not exist)"))
+        elif p.is_file():
+            files.append(str(p.resolve()))
+        elif p.is_symlink():
+            report.failed.append((str(p), "broken symbolic link (its target does not exist)"))
+        else:
+            report.failed.append((str(p), "no such file or folder"))
+    return sorted(dict.fromkeys(files)), dirs
+
+
+def inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies under it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class Ingest:
+    """The writing side of an index (one writer at a time: the caller holds the writer lock)."""
+
+    def __init__(self, path: Path, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
+                 vectors: WindowStore, text_path: TextPath, lock: threading.RLock):
+        self.path = path
+        self.config = config
+        self.meta = meta
+        self.store = store
+        self.embedder = embedder
+        self.vectors = vectors
+        self.text_path = text_path
+        self.lock = lock
+
+    def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
+            checkpoint_s: float) -> AddReport:
+        """See :meth:`soundseek.index.api.Index.add` (which takes the writer lock)."""
+        if self.vectors.out_of_date():
+            self.vectors.load()  # another writer saved since this index loaded them, or a crash left them uneven
+        t0 = time.perf_counter()
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        report = AddReport()
+        files, scanned_dirs = collect_files(paths, recursive, report)
+        with self.lock:
+            self.meta.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
+            known = self.meta.items_by_path()
+            expert = self.embedder.expert
+            upgraded = bool(known) and self.embedder.feature_key != expert.key
+            if upgraded:  # the expert changed since indexing: every file gets new features
+                self.remove_ids([item.id for item in known.values()])
+                known = {}
+            self.meta.set_meta("expert_key", expert.key)
+            self.text_path.refresh_once()
+            todo, stale = [], []
+            for p in files:
+                try:
+                    st = os.stat(p)
+                except OSError as e:  # vanished or unreadable since the folder was scanned
+                    report.failed.append((p, f"cannot read file ({e.strerror or e})"))
+                    continue
+                item = known.get(p)
+                if item and item.size == st.st_size and item.mtime_ns == st.st_mtime_ns:
+                    report.unchanged += 1
+                    continue
+                if item:
+                    stale.append(item.id)
+                todo.append(p)
+            if prune:
+                present = set(files)
+                for p, item in known.items():
+                    if p not in present and any(inside(p, d) for d in scanned_dirs) and not os.path.exists(p):
+                        stale.append(item.id)
+                        report.removed += 1
+            self.remove_ids(stale)
+            sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s)
+            feat_report = extract_features(todo, expert, self.store, progress=progress, keep=False,
+                                           on_batch=sink, max_duration_s=self.config.max_duration_s)
+            report.failed.extend(feat_report.failed)
+            report.features_computed = feat_report.computed
+            self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
+            self.meta.record_failures(report.failed)
+            self.text_path.stamp_and_export()
+            self.checkpoint()
+        report.wall_seconds = time.perf_counter() - t0
+        return report
+
+    def checkpoint(self) -> None:
+        """Vectors first, then metadata: a kill in between is detected and repaired on open."""
+        self.vectors.save()
+        self.meta.commit()
+
+    def remove_ids(self, item_ids: list[int]) -> None:
+        if not item_ids:
+            return
+        self.vectors.remove(self.meta.remove_items(item_ids))
+        self.checkpoint()
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
+        """See :meth:`soundseek.index.api.Index.remove`."""
+        with writer_lock.WriterLock(self.path), self.lock:
+            if self.vectors.unavailable:
+                self.vectors.load()  # raises while the store cannot be reached
+            known = self.meta.items_by_path()
+            wanted = [os.path.realpath(os.path.expanduser(p)) for p in paths]  # stored as resolved paths
+            ids = [known[p].id for p in wanted if p in known]
+            self.remove_ids(ids)
+        return len(ids)
+
+    # -- the words a file already has --------------------------------------------------------
+    def record_metadata(self, item_id: int, path: str, feats, roots=()) -> None:
+        """Store a file's metadata next to its item row (uncommitted: it commits with the item)."""
+        from .file_info import extract
+
+        ft = self.meta.fulltext
+        if ft is None:
+            return
+        root = next((d for d in roots if inside(path, d) and path != d), None)
+        frames = getattr(feats, "frames", None)
+        try:
+            md = extract(path, frames, self.config.audio_expert, root=root)
+        except Exception:  # metadata is a bonus: an odd file must never stop indexing
+            return
+        ft.put(item_id, md)
+
+    def backfill_metadata(self, roots=()) -> None:
+        ft = self.meta.fulltext
+        if ft is None:
+            return
+        missing = ft.missing()
+        if not missing:
+            return
+        items = self.meta.items([i for i, _ in missing])
+        for item_id, path in missing:
+            stored = self.store.get(items[item_id].hash, self.embedder.feature_key) if item_id in items else None
+            self.record_metadata(item_id, path, stored.features if stored else None, roots)
+        self.meta.commit()
+
+
+class BatchSink:
+    """What ``extract_features`` calls with each batch of extracted files: items, windows,
+    metadata and vectors are written, and a checkpoint commits them every ``checkpoint_files``
+    files or ``checkpoint_s`` seconds, whichever comes first."""
+
+    def __init__(self, ingest: Ingest, report: AddReport, roots: list[str], checkpoint_files: int,
+                 checkpoint_s: float):
+        self.ingest = ingest
+        self.report = report
+        self.roots = roots
+        self.checkpoint_files = checkpoint_files
+        self.checkpoint_s = checkpoint_s
+        self.pending = 0  # files since the last checkpoint
+        self.since = time.monotonic()
+
+    def __call__(self, done) -> None:
+        ing, report, config = self.ingest, self.report, self.ingest.config
+        batch = []
+        for p, h, feats, dur in done:
+            try:
+                st = os.stat(p)
+            except OSError as e:
+                report.failed.append((p, f"vanished while indexing ({e.strerror or e})"))
+                continue
+            wins = time_windows(dur, config.window_s, config.hop_s)
+            item_id, wids = ing.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
+                                              [(w.start_s, w.end_s) for w in wins])
+            ing.record_metadata(item_id, p, feats, self.roots)  # same transaction
+            batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
+            report.added += 1
+            report.audio_seconds += dur
+        if batch:
+            ing.vectors.add_windows(batch)
+        self.pending += len(done)
+        if self.pending >= self.checkpoint_files or time.monotonic() - self.since >= self.checkpoint_s:
+            ing.checkpoint()
+            self.pending, self.since = 0, time.monotonic()

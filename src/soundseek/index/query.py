@@ -1,0 +1,226 @@
+"""Answering queries: text (content, metadata or hybrid), by example audio, and "more like this";
+each ranked by a file's best window and decorated into :class:`~soundseek.index.types.Hit`\\ s
+(window span, tags, the signals and words that matched)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from ..audio import AudioError, load_audio
+from ..features import FeatureStore
+from .catalog import Catalog
+from .embedder import Embedder
+from .errors import NoTextModelError
+from .tags import TagCache
+from .text_path import TextPath
+from .types import Hit, IndexConfig
+from .window_store import WindowStore
+
+
+class Query:
+    """Read-only: holds the index's lock only while it reads the vector stores."""
+
+    def __init__(self, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
+                 vectors: WindowStore, text_path: TextPath, tags: TagCache, lock: threading.RLock):
+        self.config = config
+        self.meta = meta
+        self.store = store
+        self.embedder = embedder
+        self.vectors = vectors
+        self.text_path = text_path
+        self.tags = tags
+        self.lock = lock
+
+    # -- text --------------------------------------------------------------------------------
+    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
+        """See :meth:`soundseek.index.api.Index.search`."""
+        from .fulltext import RRF_K, Filters, rrf
+
+        text = (text or "").strip()
+        if not text:
+            raise ValueError("empty query: describe the sound you are looking for")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        filters = filters if filters is not None else Filters(**filter_kwargs)
+        ft = self.meta.fulltext
+        if mode is None:
+            mode = "hybrid" if ft is not None and ft.has_words() else "content"
+        if mode not in ("hybrid", "content", "metadata"):
+            raise ValueError(f"mode must be hybrid, content or metadata (got {mode!r})")
+        allow = None
+        if filters.active:
+            if ft is None:
+                raise ValueError("this index has no metadata tables, so it cannot be filtered")
+            allow = ft.allowed(filters)
+            if not allow:
+                return []
+        pool = max(k, 100)
+        meta_rank = ft.search(text, pool, allow) if ft is not None and mode != "content" else []
+        if mode == "metadata":
+            return self.hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
+        try:
+            content = self.content_ranking(text, pool if meta_rank else k, allow)
+        except NoTextModelError:
+            if mode != "hybrid" or not meta_rank:
+                raise
+            content = []  # no text–audio model: hybrid is the metadata ranking
+        if not meta_rank:  # nothing matched by words: exactly the content ranking
+            return self.hits(content[:k], text, ["content"])
+        by_id = {r[0]: r for r in content}
+        fused = rrf([[r[0] for r in content], [i for i, _ in meta_rank]], k=RRF_K)[:k]
+        rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
+        content_ids = {r[0] for r in content[:max(k, 10)]}
+        return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+
+    def content_ranking(self, text: str, n: int, allow: set[int] | None) -> list[tuple]:
+        """Content ranking of a text query: [(item id, score, window id, start, end)], best first."""
+        fast = self.text_path.fast_side()
+        if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
+            side, encoder = fast
+            q = side(encoder.encode([text]).sentence)
+            with self.lock:
+                return self.rank(self.vectors.text, q[0], n, allow=allow)
+        model = self.embedder.model
+        if model is None:
+            err = self.embedder.model_error
+            why = f" ({err})" if err else ""
+            raise NoTextModelError(
+                "no text–audio model is installed for this index, so text search is unavailable"
+                f"{why}. Audio search (search --audio FILE) still works."
+            )
+        import torch
+
+        with self.lock:
+            if self.text_path.refresh_once():  # the model was installed or changed after indexing
+                if self.text_path.read_fresh_header() is None:  # old index, or model changed: export now
+                    self.text_path.export(self.meta.get_meta("model_fingerprint"))
+        sent = self.text_path.text_expert.encode([text]).sentence
+        with torch.inference_mode():
+            q = model.encode_text(torch.from_numpy(sent)).float().numpy()
+        with self.lock:
+            return self.rank(self.vectors.text, q[0], n, allow=allow)
+
+    def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
+        """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
+        from .fulltext import highlight
+
+        ft = self.meta.fulltext
+        items = self.meta.items([r[0] for r in rows])
+        info = ft.info([r[0] for r in rows]) if ft is not None else {}
+        hits = []
+        for item_id, score, wid, start, end in rows:
+            item = items.get(item_id)
+            if item is None:
+                continue
+            single = wid is None or item.duration <= self.config.window_s + 1e-6
+            s0, e0 = (None, None) if single else (round(start, 3), round(end, 3))
+            meta = info.get(item_id)
+            if (single or wid is None) and meta is not None and meta["machine_tags"]:
+                # the window is the whole file: its machine tags, computed once at index time
+                from ..experts.tagger import Tag
+
+                tags = tuple(Tag(n, float(sc)) for n, sc in meta["machine_tags"][:3])
+            else:
+                tags = self.tags.window_tags(item, start, end)
+            matched: list[str] = []
+            if "content" in signals or (content_ids is not None and item_id in content_ids):
+                matched.append("content")
+            snippet, words = "", []
+            if meta is not None and "content" not in signals:
+                parts = []
+                for field_name in ("name", "folder", "embedded"):
+                    marked, w = highlight(meta[field_name], text)
+                    if w:
+                        matched.append(field_name)
+                        words.extend(x for x in w if x not in words)
+                        parts.append(marked)
+                snippet = " · ".join(parts)
+                tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
+                if tag_words & {w.lower() for w in text.split()}:
+                    matched.append("tags")
+            hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
+                            tuple(matched), snippet, tuple(words)))
+        return hits
+
+    # -- audio -------------------------------------------------------------------------------
+    def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
+                     exclude_self: bool = True) -> list[Hit]:
+        """See :meth:`soundseek.index.api.Index.search_audio`."""
+        from ..audio import resample
+
+        exclude: set[int] = set()
+        if isinstance(query, np.ndarray):
+            if not sample_rate:
+                raise ValueError("a waveform query needs its sample_rate")
+            expert = self.embedder.expert
+            wave = resample(query, sample_rate, expert.sample_rate)
+            if len(wave) == 0 or not np.any(wave):
+                raise AudioError("<query>", "silent or empty query audio")
+            feats = expert.embed_one(wave)
+        else:
+            from ..features.store import file_hash
+
+            h = file_hash(query)
+            stored = self.store.get(h, self.embedder.feature_key)
+            if stored:
+                feats = stored.features
+            else:  # not indexed: only now load the expert (it may import torch)
+                expert = self.embedder.expert
+                feats = expert.embed_one(load_audio(query, expert.sample_rate))
+            if exclude_self:
+                exclude = set(self.meta.items_by_hash(h))
+        with self.lock:
+            return self.nearest(self.embedder.pool(feats.frames), k, exclude)
+
+    def similar(self, item_id: int, k: int = 10) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file."""
+        item = self.meta.item(item_id)
+        stored = self.store.get(item.hash, self.embedder.feature_key)
+        if stored is None:
+            raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
+        exclude = set(self.meta.items_by_hash(item.hash))
+        with self.lock:
+            return self.nearest(self.embedder.pool(stored.features.frames), k, exclude)
+
+    def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[Hit]:
+        """Hits for an audio vector: the files whose best window is closest to ``q``."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        ranked = self.rank(self.vectors.audio, q, k, exclude)
+        items = self.meta.items([r[0] for r in ranked])
+        hits = []
+        for item_id, score, wid, start, end in ranked:
+            item = items[item_id]
+            single = item.duration <= self.config.window_s + 1e-6
+            hits.append(Hit(item_id, item.path, score, item.duration,
+                            None if single else round(start, 3), None if single else round(end, 3),
+                            self.tags.window_tags(item, start, end)))
+        return hits
+
+    def rank(self, vectors, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
+             allow: set[int] | None = None) -> list[tuple]:
+        """Best ``k`` items by their best window: [(item id, score, window id, start, end)];
+        ``allow``: only these items (filters)."""
+        if vectors is None or len(vectors) == 0:
+            return []
+        n = len(vectors)
+        fetch = min(n, max(4 * k, 64))
+        while True:
+            scores, ids = vectors.search(q[None, :], fetch)
+            best: dict[int, tuple[float, int]] = {}
+            wins = self.meta.windows(ids[0])
+            for s, wid in zip(scores[0], ids[0]):
+                if wid not in wins:
+                    continue
+                item_id = wins[wid][0]
+                if item_id in exclude or item_id in best or (allow is not None and item_id not in allow):
+                    continue  # results arrive best first: the first window seen is the item's best
+                best[item_id] = (float(s), int(wid))
+            if len(best) >= k or fetch >= n or (allow is not None and len(best) >= len(allow)):
+                break
+            fetch = min(n, fetch * 4)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+        return [(item_id, score, wid) + tuple(wins[wid][1:]) for item_id, (score, wid) in ranked]

@@ -1,0 +1,200 @@
+"""The window vectors of an index: ``audio.faiss`` (the expert's own space, query by example)
+and ``text.faiss`` (the model's text–audio space), or their Milvus collections.
+
+They are derived data: missing, unreadable or out-of-step files are rebuilt from the feature
+store, saved when this process holds the writer lock and otherwise kept in memory with a note
+(:attr:`WindowStore.notes`) that ``soundseek repair`` fixes it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..experts.base import AudioFeatures
+from ..features import FeatureStore
+from . import lock as writer_lock
+from .catalog import Catalog
+from .embedder import Embedder
+from .errors import vector_file_error
+from .types import IndexConfig
+from .vectorstores.backends import close_vectors, new_vectors, open_vectors
+
+
+class WindowStore:
+    """``audio`` / ``text``: the two vector stores (None until the first window is added)."""
+
+    def __init__(self, path: Path, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
+                 lock: threading.RLock):
+        self.path = path
+        self.config = config
+        self.meta = meta
+        self.store = store
+        self.embedder = embedder
+        self.lock = lock  # the index's lock (shared with ingest and queries)
+        self.audio = None
+        self.text = None
+        self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
+        self.unavailable: list[str] = []  # why a vector store could not be reached (Milvus)
+        self.seen: tuple | None = None  # stamp() when this process last loaded or saved the files
+
+    def paths(self) -> tuple[Path, Path]:
+        return self.path / "audio.faiss", self.path / "text.faiss"
+
+    def load(self) -> None:
+        """Load the vector files.  Missing, unreadable or out-of-step files are rebuilt from the
+        feature store: saved when this process holds the writer lock, otherwise kept in memory
+        (readers never write) with a note in :attr:`notes` that ``soundseek repair`` fixes it.
+        While another process is writing, files that only differ in length are used as they
+        are: vectors are saved before their metadata commits, and search skips windows the
+        metadata does not know yet, so a reader always sees a consistent index."""
+        self.notes = []
+        self.unavailable = []
+        self.seen = self.stamp()
+        audio_p, text_p = self.paths()
+        n_windows = self.meta.counts()["windows"]
+        self.audio = self.text = None
+        from .vectorstores.milvus_store import MilvusUnavailable
+
+        damaged, uneven, unavailable = [], [], []
+        for name, p in (("audio", audio_p), ("text", text_p)):
+            if not p.is_file():
+                if name == "audio" and n_windows:
+                    damaged.append(f"{p.name} is missing")
+                continue
+            try:
+                v = open_vectors(p, self.config.vector_index)
+            except MilvusUnavailable as e:  # Milvus Lite open in another process, or the server down: not damage
+                if str(e) not in unavailable:
+                    unavailable.append(str(e))
+                continue
+            except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
+                damaged.append(f"{p.name} cannot be read ({vector_file_error(e)})")
+                continue
+            if len(v) != n_windows:
+                uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
+            setattr(self, name, v)
+        self.unavailable = unavailable
+        writer = writer_lock.held(self.path)
+        if unavailable and writer:  # never rebuild, drop or replace a vector store we cannot reach
+            raise MilvusUnavailable("; ".join(unavailable))
+        if not (damaged or uneven or unavailable) or not n_windows:
+            return
+        if not writer and not (damaged or unavailable) and writer_lock.writer_active(self.path):
+            return  # mid-write by another process: consistent as it is (see docstring)
+        self.rebuild()  # e.g. a run was killed between vector save and metadata commit
+        if not writer:
+            if damaged or uneven:
+                self.notes.append(
+                    f"{'; '.join(damaged + uneven)}: rebuilt in memory from the feature store for this "
+                    f"session; run `soundseek repair --index {self.path}` to fix it on disk"
+                )
+            if unavailable:  # nothing on disk is wrong: `repair` would not help (and could not open it either)
+                self.notes.append(f"{'; '.join(unavailable)}: searching vectors rebuilt in memory from the "
+                                  "feature store for this session; the index itself is fine")
+
+    def out_of_date(self) -> bool:
+        """True when the files changed under this process (another writer saved, or a crash left
+        them uneven) or a store could not be reached: a writer reloads them first."""
+        n = self.meta.counts()["windows"]
+        return (self.stamp() != self.seen or bool(self.unavailable)
+                or any(v is not None and len(v) != n for v in (self.audio, self.text)))
+
+    def _ensure(self, audio_dim: int, text_dim: int | None) -> None:
+        # only a writer lets ivfpq put its row store into the index folder; a reader rebuilding in
+        # memory gets a private temporary one
+        audio_p, text_p = self.paths() if writer_lock.held(self.path) else (None, None)
+        if self.audio is None:
+            self.audio = new_vectors(self.config.vector_store, audio_dim, self.config.vector_index, audio_p)
+        if text_dim is not None and self.text is None:
+            self.text = new_vectors(self.config.vector_store, text_dim, self.config.vector_index, text_p)
+
+    def rebuild(self, save: bool | None = None) -> list[int]:
+        """Recompute every window vector from the feature store (after a crash or a model change).
+
+        ``save`` (default: when this process holds the index's writer lock) writes the vector
+        files and forgets items whose features are lost (the next ``add`` re-indexes them);
+        otherwise the vectors stay in memory and nothing on disk changes.  Returns the ids of
+        the items whose features are missing."""
+        if save is None:
+            save = writer_lock.held(self.path)
+        with self.lock:
+            self.audio = self.text = None
+            by_item: dict[int, list[tuple[int, float, float]]] = {}
+            for wid, item_id, s, e in self.meta.all_windows():
+                by_item.setdefault(item_id, []).append((wid, s, e))
+            items = self.meta.items(list(by_item))
+            missing = []
+            batch: list[tuple[AudioFeatures, list[tuple[int, float, float]]]] = []
+            for item_id, wins in by_item.items():
+                try:
+                    stored = (self.store.get(items[item_id].hash, self.embedder.feature_key)
+                              if item_id in items else None)
+                except Exception:  # unreadable shard: as good as missing (`soundseek repair` re-extracts)
+                    stored = None
+                if stored is None:
+                    missing.append(item_id)
+                    continue
+                batch.append((stored.features, wins))
+                if len(batch) >= 256:
+                    self.add_windows(batch)
+                    batch = []
+            if batch:
+                self.add_windows(batch)
+            if missing and save:  # features lost: forget those files so the next `add` re-indexes them
+                self.meta.remove_items(missing)
+                self.meta.commit()
+            if save:
+                self.save()
+            return missing
+
+    def add_windows(self, batch) -> None:
+        """batch: [(features, [(window_id, start, end), ...])] -> vectors into both stores."""
+        from ..audio import Window
+
+        ids, audio_vecs, segs = [], [], []
+        for feats, wins in batch:
+            a, s = self.embedder.window_vectors(feats, [Window(st, en) for _, st, en in wins])
+            ids.extend(w for w, _, _ in wins)
+            audio_vecs.append(a)
+            segs.extend(s)
+        ids = np.asarray(ids, dtype=np.int64)
+        audio_vecs = np.concatenate(audio_vecs)
+        text_vecs = self.embedder.text_space(segs)
+        self._ensure(audio_vecs.shape[1], None if text_vecs is None else text_vecs.shape[1])
+        self.audio.add(ids, audio_vecs)
+        if text_vecs is not None:
+            self.text.add(ids, text_vecs)
+
+    def remove(self, window_ids: list[int]) -> None:
+        for v in (self.audio, self.text):
+            if v is not None:
+                v.remove(window_ids)
+
+    def save(self) -> None:
+        audio_p, text_p = self.paths()
+        if self.audio is not None:
+            self.audio.save(audio_p)
+        if self.text is not None:
+            self.text.save(text_p)
+        self.seen = self.stamp()
+
+    def stamp(self) -> tuple:
+        """(size, mtime, inode) of the vector files: tells whether another writer replaced them."""
+        out = []
+        for p in self.paths():
+            try:
+                st = os.stat(p)
+                out.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def kinds(self) -> dict[str, str]:
+        """The vector index kind in use per space (for stats)."""
+        return {name: v.kind for name, v in (("audio", self.audio), ("text", self.text)) if v is not None}
+
+    def close(self) -> None:
+        close_vectors(self.audio, self.text)
