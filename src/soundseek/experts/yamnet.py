@@ -232,6 +232,17 @@ def class_names() -> tuple[str, ...]:
     return names
 
 
+@lru_cache(maxsize=1)
+def class_mids() -> tuple[str, ...]:
+    """The 521 AudioSet machine ids in output order, aligned with :func:`class_names`: the key
+    into the AudioSet ontology (:mod:`soundseek.experts.audioset`)."""
+    with open(class_map_path(), newline="", encoding="utf-8") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
+    if len(rows) != N_CLASSES:
+        raise RuntimeError(f"{class_map_path()} does not hold the {N_CLASSES} YAMNet classes")
+    return tuple(r["mid"] for r in rows)
+
+
 def model_cache_dir() -> Path:
     """Where the edited model lives: ``$SOUNDSEEK_CACHE/weights/yamnet/...`` (see weights.py)."""
     from .weights import cache_dir
@@ -384,6 +395,11 @@ class YamnetExpert(AudioExpert):
     def class_names(self) -> list[str]:
         """The 521 AudioSet display names, in the classifier's order."""
         return list(class_names())
+
+    @property
+    def class_mids(self) -> list[str]:
+        """The classes' AudioSet machine ids, aligned with :attr:`class_names`."""
+        return list(class_mids())
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
         """The network's final layer: ``W`` float32 (521, 1024) and ``b`` float32 (521,)."""

@@ -40,6 +40,9 @@ class LabelBridgeConfig:
     top_k: int = 10
     temperature: float = 0.1
     name_template: str = "the sound of {}"
+    # how each class is put into words before embedding: "name" (the template alone) or an
+    # AudioSet-ontology style of soundseek.experts.audioset.CLASS_TEXT_STYLES (build time only)
+    class_text: str = "name"
     prior_alpha: float = 0.0
     prior_source: str = ""  # what the class prior was measured on (documentation only)
     class_names: list[str] = field(default_factory=list)
@@ -73,9 +76,12 @@ class LabelBridge(SingleExpertPair, nn.Module):
     @classmethod
     def build(cls, audio_expert: str = "yamnet", text_expert: str = "minilm", top_k: int = 10,
               temperature: float = 0.1, name_template: str = "the sound of {}",
-              prior: np.ndarray | None = None, prior_alpha: float = 0.0, prior_source: str = "") -> "LabelBridge":
+              prior: np.ndarray | None = None, prior_alpha: float = 0.0, prior_source: str = "",
+              class_text: str = "name") -> "LabelBridge":
         """Read the tagger's classifier and names from ``audio_expert`` (it must expose
-        ``class_names`` and ``classifier()``, as ``yamnet`` does) and embed the names."""
+        ``class_names`` and ``classifier()``, as ``yamnet`` does) and embed the names
+        (``class_text="name"``) or, for a tagger that also has AudioSet ``class_mids``, the
+        ontology's words for them (``soundseek.experts.audioset.class_texts``)."""
         from ..experts import get_audio_expert, get_text_expert
 
         expert = get_audio_expert(audio_expert)
@@ -85,11 +91,19 @@ class LabelBridge(SingleExpertPair, nn.Module):
             raise ValueError(f"name_template {name_template!r} needs a '{{}}' placeholder for the class name")
         names = list(expert.class_names)
         w, b = expert.classifier()
+        if class_text == "name":
+            texts = [name_template.format(n) for n in names]
+        else:
+            from ..experts.audioset import class_texts
+
+            if not hasattr(expert, "class_mids"):
+                raise TypeError(f"class_text {class_text!r} needs AudioSet class ids; expert {audio_expert!r} has none")
+            texts = class_texts(list(expert.class_mids), class_text, name_template)
         text = get_text_expert(text_expert)
-        vecs = text.encode([name_template.format(n) for n in names]).sentence
+        vecs = text.encode(texts).sentence
         cfg = LabelBridgeConfig(audio_expert=audio_expert, text_expert=text_expert, audio_dim=w.shape[1],
                                 text_dim=vecs.shape[1], top_k=top_k, temperature=temperature,
-                                name_template=name_template, prior_alpha=prior_alpha if prior is not None else 0.0,
+                                name_template=name_template, class_text=class_text, prior_alpha=prior_alpha if prior is not None else 0.0,
                                 prior_source=prior_source if prior is not None else "", class_names=names)
         return cls(cfg, torch.from_numpy(w), torch.from_numpy(b), torch.from_numpy(vecs),
                    None if prior is None else torch.as_tensor(prior, dtype=torch.float32)).eval()

@@ -38,6 +38,10 @@ class BridgeSettings:
     top_k: int = 10
     temperature: float = 0.1
     name_template: str = "the sound of {}"
+    # what each class is embedded as: "name" (the template filled with the class name) or an
+    # AudioSet-ontology style (soundseek.experts.audioset.CLASS_TEXT_STYLES); docs/training.md
+    # round 13: descriptions help the bridge alone but not the fused model, so "name" stays
+    class_text: str = "name"
     prior_alpha: float = 0.5
     bridge_weight: float = 0.6  # the bridge's fixed weight (audio-side scaling; its share without a gate)
     # query-adaptive share of the bridge (soundseek.models.gate): gate_lo for descriptive queries,
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"heads seed {seed}: best epoch {res.best_epoch}, val geo-mean {res.best_score:.2f}")
     prior = class_prior(sets["train"])
     bridge = LabelBridge.build(top_k=settings.top_k, temperature=settings.temperature,
-                               name_template=settings.name_template, prior=prior,
+                               name_template=settings.name_template, class_text=settings.class_text, prior=prior,
                                prior_alpha=settings.prior_alpha, prior_source="sfx corpora, train split")
     model = fuse(bridge, heads, settings.bridge_weight, settings.gate())
 
