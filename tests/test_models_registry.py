@@ -9,7 +9,7 @@ from soundseek import models
 from soundseek.models import registry
 from soundseek.models.heads import AudioBatch, TextBatch
 from soundseek.models.moee import MoEE
-from soundseek.models.multi_expert import ExpertSpec, MultiExpertConfig, build_multiexpert
+from soundseek.models.multi_expert import MultiExpertConfig, build_multiexpert
 from soundseek.train.config import TrainConfig
 from soundseek.train.trainer import build_model
 
