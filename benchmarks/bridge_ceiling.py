@@ -40,7 +40,7 @@ def main() -> None:
 
     import tempfile
 
-    from soundseek.eval.protocols import ModelEmbedder, _default_audio_features, evaluate_classes, load_esc50
+    from soundseek.eval.protocols import ModelEmbedder, default_audio_features, evaluate_classes, load_esc50
     from soundseek.experts import get_audio_expert
     from soundseek.features import FeatureStore
     from soundseek.models import load_model
@@ -49,7 +49,7 @@ def main() -> None:
 
     store = FeatureStore(args.features or tempfile.mkdtemp(prefix="ssk-ceiling-"))
     items, classes = load_esc50(args.esc50)
-    feats_fn = _default_audio_features("yamnet", store, progress=False)
+    feats_fn = default_audio_features("yamnet", store, progress=False)
     feats, failed = feats_fn(items)
     assert not failed, failed[:3]
     labels = np.array([int(it.meta["target"]) for it in items])

@@ -11,7 +11,7 @@ import yaml
 
 from soundseek import losses
 from soundseek.eval.metrics import retrieval_metrics
-from soundseek.models.gated import ExpertSpec, MultiExpertConfig, build_multiexpert
+from soundseek.models.multi_expert import ExpertSpec, MultiExpertConfig, build_multiexpert
 from soundseek.train.config import TrainConfig
 from soundseek.train.data import fit_length
 from soundseek.train.distill import paper_config, two_stage

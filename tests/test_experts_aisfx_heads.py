@@ -63,14 +63,15 @@ def test_bad_inputs_are_rejected():
 
 
 def test_derive_in_store_matches_the_expert(tmp_path):
+    from soundseek.features.derived import derive_in_store
     from soundseek.features.store import FeatureStore
 
     store = FeatureStore(tmp_path)
     frames = np.random.default_rng(2).random((3, 512), dtype=np.float32)
     base_key = f"aisfx@{aisfx.AisfxExpert.version}"
     store.put_many(base_key, [("h1", AudioFeatures(frames, frames.mean(0), 2.32, 2.32, -0.02), 7.0)])
-    assert ah.derive_in_store("penult", store) == 1
-    assert ah.derive_in_store("penult", store) == 0  # already there
+    assert derive_in_store("penult", store) == 1
+    assert derive_in_store("penult", store) == 0  # already there
     got = store.get("h1", f"aisfx_heads@1-penult-a{aisfx.AisfxExpert.version}")
     np.testing.assert_allclose(got.features.frames, ah.apply_heads(frames, "penult"), rtol=1e-6)
     assert got.duration_s == 7.0 and got.features.hop_s == 2.32

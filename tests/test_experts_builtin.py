@@ -52,7 +52,7 @@ def test_folded_network_equals_the_package_network():
     x = torch.rand(3, 100, 96)
     with torch.inference_mode():
         expected = ref.eval()(x)
-    got = aisfx.AisfxExpert(precision="fp32")._forward(x)
+    got = aisfx.AisfxExpert(precision="fp32").forward_blocks(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -72,7 +72,7 @@ def test_aisfx_embeddings_shape_timing_and_bf16_agreement():
     assert all(f.frames.shape == (3, 512) for f in fp32)  # 5 s -> 217 frames -> blocks at 0, 100, 200
     assert fp32[0].hop_s == pytest.approx(100 * 1024 / 44100)
     assert all(np.isfinite(f.frames).all() and (f.frames >= 0).all() for f in fp32)  # ReLU + max pool
-    if aisfx._native_bf16():
+    if aisfx.native_bf16():
         bf16 = aisfx.AisfxExpert(precision="bf16").embed(waves)
         a = np.concatenate([f.frames for f in fp32])
         b = np.concatenate([f.frames for f in bf16])

@@ -483,15 +483,15 @@ def test_blas_limit_is_set_and_restored_from_the_main_thread_only():
     pytest.importorskip("threadpoolctl")
     import threading
 
-    from soundseek.experts.minilm_fast import _blas_controller, _blas_threads
+    from soundseek.experts.blas import blas_controller, blas_threads
 
-    c = _blas_controller()
+    c = blas_controller()
 
     def blas():
         return [i["num_threads"] for i in c.info() if i["user_api"] == "blas"]
 
     before = blas()
-    with _blas_threads(1):
+    with blas_threads(1):
         assert all(n == 1 for n in blas())
     assert blas() == before
 
@@ -499,7 +499,7 @@ def test_blas_limit_is_set_and_restored_from_the_main_thread_only():
 
     def work():
         for _ in range(20):
-            with _blas_threads(1) as b:
+            with blas_threads(1) as b:
                 limiters.append(b.limiter)  # other threads leave the process-wide setting alone
 
     threads = [threading.Thread(target=work) for _ in range(4)]

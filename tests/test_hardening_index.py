@@ -122,7 +122,7 @@ def test_streamed_features_match_a_whole_file_run(tmp_path):
              .astype(np.float32), 16000)
     expert = get_audio_expert("logmel")
     whole = expert.embed([load_audio(path, 16000)])[0].frames
-    streamed, dur = ex._embed_long(str(path), expert, None)
+    streamed, dur = ex.embed_long(str(path), expert, None)
     assert dur == pytest.approx(300.0)
     assert streamed.frames.shape == whole.shape
     close = np.all(np.isclose(streamed.frames, whole, atol=1e-3, rtol=1e-3), axis=1)

@@ -133,7 +133,7 @@ def test_load_model_native_spec():
 def test_load_model_unknown_and_missing_default(tmp_path, monkeypatch):
     with pytest.raises(ModelNotInstalledError, match="unknown model"):
         load_model(str(tmp_path / "nope"))
-    monkeypatch.setattr(models, "shipped_model_dir", lambda name="default": tmp_path / "empty")
+    monkeypatch.setattr(models.loading, "shipped_model_dir", lambda name="default": tmp_path / "empty")
     with pytest.raises(ModelNotInstalledError, match="shipped model 'default' is not installed"):
         load_model("default")
 

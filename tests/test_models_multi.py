@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from soundseek.losses import nt_xent_loss
 from soundseek.models.ensemble import EnsembleModel, average_similarities
-from soundseek.models.gated import (
+from soundseek.models.multi_expert import (
     ExpertSpec,
     GatedEmbeddingUnit,
     MultiExpertConfig,
@@ -250,7 +250,7 @@ def test_ensemble_of_single_vector_models_is_a_dot_product():
 
 
 def test_load_model_rebuilds_saved_multi_expert_and_ensemble(tmp_path, monkeypatch):
-    """With the model types registered (soundseek.models.MODEL_TYPES), load_model reads our dirs."""
+    """With the model types registered (soundseek.models.registry.MODEL_TYPES), load_model reads our dirs."""
     import soundseek.models as models
 
     for kind, target in (("moee", "soundseek.models.moee:MoEE"), ("ce", "soundseek.models.ce:CollaborativeExperts"),

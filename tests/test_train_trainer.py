@@ -231,7 +231,7 @@ def test_trainer_drives_any_model_with_token_features(data):
 
 
 def _small_moee(fs):
-    from soundseek.models.gated import ExpertSpec, MultiExpertConfig, build_multiexpert
+    from soundseek.models.multi_expert import ExpertSpec, MultiExpertConfig, build_multiexpert
 
     cfg = MultiExpertConfig(
         kind="moee",
@@ -248,14 +248,14 @@ def test_validation_experiment_and_eval_paths_give_identical_scores(data):
 
     from soundseek.eval.metrics import t2a_metrics
     from soundseek.eval.protocols import ModelEmbedder
-    from soundseek.train.experiment import _scores
+    from soundseek.train.experiment import model_scores
     from soundseek.train.multiexpert_data import subset, synthetic_feature_set
     from soundseek.train.trainer import similarity_matrix
 
     train, val = data
     res = train_model(small_cfg(epochs=3, **{"data.max_frames": 2}), train, val, progress=False)
     best = next(h for h in res.history if h["epoch"] == res.best_epoch)
-    exp_sim = _scores([res.model], val)
+    exp_sim = model_scores([res.model], val)
     assert torch.equal(exp_sim, similarity_matrix(res.model, val))
     assert t2a_metrics(exp_sim, val.caption_clip).geometric_mean == pytest.approx(best["val_geo_mean"], abs=1e-9)
     # `soundseek evaluate` embeds whole padded clips and sentence vectors through encode_*: same matrix
@@ -280,7 +280,7 @@ def test_validation_experiment_and_eval_paths_give_identical_scores(data):
     cfg = small_cfg(epochs=2, batch_size=8)
     mres = train_model(cfg, mtrain, mval, model=_small_moee(mtrain), progress=False)
     best = next(h for h in mres.history if h["epoch"] == mres.best_epoch)
-    msim = _scores([mres.model], mval)
+    msim = model_scores([mres.model], mval)
     assert t2a_metrics(msim, mval.caption_clip).geometric_mean == pytest.approx(best["val_geo_mean"], abs=1e-9)
     with torch.no_grad():
         direct = mres.model.similarity(mval.text_batch(np.arange(mval.n_captions)), mval.audio_batch(np.arange(12)))

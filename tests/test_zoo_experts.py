@@ -10,7 +10,7 @@ import torch
 
 from soundseek.experts import available, get_expert
 from soundseek.experts.base import AudioExpert, TextExpert
-from soundseek.experts.weights import ZOO
+from soundseek.experts.zoo import ZOO
 
 torch.set_num_threads(1)
 AUDIO = [n for n, z in ZOO.items() if z.kind == "audio"]

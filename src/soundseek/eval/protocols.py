@@ -29,8 +29,11 @@ TextFeatureFn = Callable[[list[str]], np.ndarray]
 # embedding
 
 
-def _default_audio_features(expert_name: str, store: Any = None, progress: bool = True) -> AudioFeatureFn:
-    """items -> (AudioFeatures per kept item, failed [(path, error)]) via the feature store."""
+def default_audio_features(expert_name: str, store: Any = None, progress: bool = True) -> AudioFeatureFn:
+    """items -> (AudioFeatures per kept item, failed [(path, error)]) via the feature store.
+
+    The audio side :class:`ModelEmbedder` uses by default; public for callers (training recipes)
+    that cache the features outside an embedder."""
 
     def fn(items: list[AudioCaptions]):
         from ..experts.registry import get_audio_expert
@@ -51,7 +54,8 @@ def _default_audio_features(expert_name: str, store: Any = None, progress: bool 
     return fn
 
 
-def _default_text_features(expert_name: str) -> TextFeatureFn:
+def default_text_features(expert_name: str) -> TextFeatureFn:
+    """texts -> (N, D) sentence vectors of text expert ``expert_name`` (the default text side)."""
     def fn(texts: list[str]) -> np.ndarray:
         from ..experts.registry import get_text_expert
 
@@ -79,8 +83,8 @@ class ModelEmbedder:
         self.model = model
         self.batch_size = batch_size
         cfg = model.config
-        self.audio_features = audio_features or _default_audio_features(cfg.audio_expert, store, progress)
-        self.text_features = text_features or _default_text_features(cfg.text_expert)
+        self.audio_features = audio_features or default_audio_features(cfg.audio_expert, store, progress)
+        self.text_features = text_features or default_text_features(cfg.text_expert)
 
     def embed_audio(self, items: list[AudioCaptions]) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
         """(embeddings of the kept items, indices of kept items, failed [(path, error)])."""

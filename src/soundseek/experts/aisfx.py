@@ -124,9 +124,9 @@ def load_checkpoint(path: str | os.PathLike | None = None):
     (``weights_only=True`` with an allow-list of numpy data types only)."""
     import torch
 
-    from .weights import _numpy_data_globals
+    from .weights import numpy_data_globals
 
-    with torch.serialization.safe_globals(_numpy_data_globals()):
+    with torch.serialization.safe_globals(numpy_data_globals()):
         return torch.load(str(path or checkpoint_path()), map_location="cpu", weights_only=True)
 
 
@@ -150,7 +150,7 @@ def _fold_batchnorm(net):
     return net
 
 
-def _native_bf16() -> bool:
+def native_bf16() -> bool:
     """bf16 autocast only pays off where the CPU has bf16 instructions (AVX512-BF16 / AMX)."""
     import torch
 
@@ -175,7 +175,7 @@ class AisfxExpert(AudioExpert):
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
         if precision == "auto":
-            precision = "bf16" if _native_bf16() else "fp32"
+            precision = "bf16" if native_bf16() else "fp32"
         if not 0 < block_hop <= 1:
             raise ValueError("block_hop is a fraction of the 100-frame block, in (0, 1]")
         self.hop_blocks = max(1, int(round(BLOCK_FRAMES * block_hop)))
@@ -194,7 +194,9 @@ class AisfxExpert(AudioExpert):
         if self.hop_blocks != BLOCK_FRAMES or random_init:
             self.version = f"2-h{self.hop_blocks}{'-random' if random_init else ''}"
 
-    def _forward(self, x):
+    def forward_blocks(self, x):
+        """(B, 100, 96) log-mel blocks -> (B, 512) float32 frames through the folded network;
+        public so that tests can compare it with the package's own ``EmbeddingNet``."""
         import torch
 
         with torch.inference_mode():
@@ -208,7 +210,7 @@ class AisfxExpert(AudioExpert):
         allb = np.concatenate(per_file) if per_file else np.zeros((0, BLOCK_FRAMES, N_MELS), np.float32)
         outs = []
         for i in range(0, len(allb), self.batch_blocks):
-            outs.append(self._forward(torch.from_numpy(allb[i : i + self.batch_blocks])).numpy())
+            outs.append(self.forward_blocks(torch.from_numpy(allb[i : i + self.batch_blocks])).numpy())
         emb = np.concatenate(outs) if outs else np.zeros((0, self.dim), np.float32)
         result, pos = [], 0
         for c in counts:

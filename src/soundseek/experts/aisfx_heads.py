@@ -14,8 +14,9 @@ trained on ~1,400 clips cannot learn from scratch.  This expert appends them to 
 * ``"logits"``: the nine heads' logits (378-d); ``"embed+logits"``: 512 + 378 = 890-d;
 * ``"embed+probs"``: 512 + per-head softmax (890-d).
 
-The heads are a pure function of the aisfx frames, so :func:`derive_in_store` fills the feature
-store from already cached ``aisfx@2`` frames without touching any audio.
+The heads are a pure function of the aisfx frames, so
+:func:`soundseek.features.derived.derive_in_store` fills the feature store from already cached
+``aisfx@2`` frames without touching any audio.
 """
 
 from __future__ import annotations
@@ -110,32 +111,6 @@ class AisfxHeadsExpert(AudioExpert):
         frames = apply_heads(f.frames, self.output)
         return AudioFeatures(frames=frames, pooled=frames.mean(axis=0), hop_s=f.hop_s,
                              window_s=f.window_s, offset_s=f.offset_s)
-
-
-def derive_in_store(output: str = "embed+penult", store=None) -> int:
-    """Add ``aisfx_heads`` features for every file whose aisfx frames are cached. Returns count.
-
-    Only the heads run (milliseconds per file), so a corpus already extracted with ``aisfx`` needs
-    no second pass over the audio.
-    """
-    from ..features.store import FeatureStore
-
-    store = store or FeatureStore()
-    expert = AisfxHeadsExpert.__new__(AisfxHeadsExpert)  # no CNN needed to derive
-    expert.output = output
-    base_key = f"{AisfxExpert.name}@{AisfxExpert.version}"
-    expert.version = f"1-{output.replace('+', '_')}-a{AisfxExpert.version}"
-    key = f"{AisfxHeadsExpert.name}@{expert.version}"
-    todo = sorted(store.missing(store.hashes(base_key), key))
-    batch = []
-    for h in todo:
-        got = store.get(h, base_key)
-        batch.append((h, expert.from_aisfx(got.features), got.duration_s))
-        if len(batch) == 256:
-            store.put_many(key, batch)
-            batch = []
-    store.put_many(key, batch)
-    return len(todo)
 
 
 @register("aisfx_heads", "audio",

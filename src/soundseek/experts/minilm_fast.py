@@ -22,45 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import mmap
-import struct
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from .base import TextExpert, TextFeatures
+from .blas import blas_threads
+from .safetensors_np import read_safetensors
 
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
-
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
-
-
-def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """Read-only numpy views of every tensor in a safetensors file (memory-mapped, no copy;
-    BF16 is widened to float32)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    base = 8 + n
-    out: dict[str, np.ndarray] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        shape = tuple(info["shape"])
-        dt = info["dtype"]
-        if dt == "BF16":
-            raw = np.frombuffer(mm, np.uint16, (end - start) // 2, base + start)
-            out[name] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-        elif dt in _DTYPES:
-            dtype = np.dtype(_DTYPES[dt])
-            out[name] = np.frombuffer(mm, dtype, (end - start) // dtype.itemsize, base + start).reshape(shape)
-        else:
-            raise ValueError(f"{path}: tensor {name} has unsupported dtype {dt}")
-    return out
-
 
 # erf for the exact GELU BERT uses (numpy has none; scipy costs ~0.1 s to import).
 # Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: below float32 resolution of the activations.
@@ -209,7 +179,7 @@ class MiniLMFast(TextExpert):
         for b in range(0, len(texts), self.batch_size):
             idx = order[b : b + self.batch_size]
             small = self.runtime == "numpy" and len(idx) * max(lengths[i] for i in idx) < 4096
-            with _blas_threads(1 if small else None):  # ONNX Runtime has its own threads
+            with blas_threads(1 if small else None):  # ONNX Runtime has its own threads
                 hidden, mask = self._forward([texts[i] for i in idx])
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
@@ -219,50 +189,6 @@ class MiniLMFast(TextExpert):
                 for j, i in enumerate(idx):
                     tokens[i] = hidden[j, : int(mask[j].sum())].copy()
         return TextFeatures(sent, [t for t in tokens] if with_tokens else [])
-
-
-_CONTROLLER: list = []
-
-
-def _blas_controller():
-    """One threadpoolctl controller per process: finding the BLAS libraries scans the loaded
-    shared objects (~1 ms), too slow to repeat for every query.  None without threadpoolctl."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
-
-
-class _blas_threads:
-    """Limit BLAS to ``n`` threads for small products (``None``: leave as is).
-
-    A query's matrices are tiny (a few tokens x 384): a multi-threaded OpenBLAS spends far more
-    on waking and syncing its threads than on the product, and on a loaded 2-core machine one
-    query then took 0.2-2 s instead of 10 ms.  Uses threadpoolctl when installed (a dependency
-    of scikit-learn); without it, the limit is skipped.  Only from the main thread: the limit
-    is process-wide, and OpenBLAS ignores some changes made from other threads (raising the
-    count back, measured with OpenBLAS 0.3 pthreads), so overlapping limits from several
-    threads could leave it wrong for good.  Servers set one thread for the whole process instead
-    (``ServerConfig.blas_threads``).
-    """
-
-    def __init__(self, n: int | None):
-        self.n, self.limiter = n, None
-
-    def __enter__(self):
-        if self.n is not None and threading.current_thread() is threading.main_thread():
-            controller = _blas_controller()
-            if controller is not None:
-                self.limiter = controller.limit(limits=self.n, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self.limiter is not None:
-            self.limiter.restore_original_limits()
 
 
 _FAST: dict[str, MiniLMFast] = {}

@@ -136,7 +136,7 @@ def build_graph_file(model_dir: str | Path, prefix: str = "") -> Path:
     """Build and cache the ONNX file for the BERT in ``model_dir`` (``model.safetensors`` +
     ``config.json``); returns its path.  Written to a temporary name and renamed, so concurrent
     builders (server workers) never see half a file."""
-    from .minilm_fast import read_safetensors
+    from .safetensors_np import read_safetensors
 
     d = Path(model_dir)
     target = cached_graph_path(d / "model.safetensors")

@@ -31,7 +31,7 @@ _EXPERT_MODULES = [
     "soundseek.experts.minilm",
     "soundseek.experts.logmel",
     "soundseek.experts.yamnet",
-    "soundseek.experts.weights",  # registers the zoo (panns, vggish, passt, clap, bert, roberta) lazily
+    "soundseek.experts.zoo",  # registers the zoo (panns, vggish, passt, clap, bert, roberta) lazily
 ]
 _loaded = False
 

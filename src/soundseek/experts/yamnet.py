@@ -125,7 +125,7 @@ def _mel_bands() -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
     return k0, k1, starts, w_lo[:, None], w_hi[:, None]
 
 
-def _apply_mel(mag: np.ndarray) -> np.ndarray:
+def apply_mel(mag: np.ndarray) -> np.ndarray:
     """(n, 257) float64 magnitudes -> (n, 64) float64 ``mag @ mel_matrix()``, without BLAS.
 
     Summed in float64 over the two-band structure (:func:`_mel_bands`): 5.9e-8 relative to the
@@ -174,7 +174,7 @@ def log_mel_spectrogram(wave: np.ndarray, chunk_frames: int = 4096) -> np.ndarra
     for s in range(0, n_frames, chunk_frames):
         # The FFT runs in float64: numpy's float32 pocketfft path is ~5x slower here.
         x64 = np.multiply(frames[s : s + chunk_frames], window, dtype=np.float64)
-        out[s : s + chunk_frames] = _apply_mel(np.abs(np.fft.rfft(x64, n=N_FFT)))
+        out[s : s + chunk_frames] = apply_mel(np.abs(np.fft.rfft(x64, n=N_FFT)))
     out += np.float32(LOG_OFFSET)
     np.log(out, out=out)
     return out

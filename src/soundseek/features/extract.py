@@ -108,7 +108,7 @@ def extract_features(
         for p, h in batch:
             try:
                 if probe(p).duration_s > LONG_FILE_S:
-                    out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see _embed_long
+                    out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
                     continue
                 wave = load_audio(p, expert.sample_rate, **kwargs)
             except AudioError as e:
@@ -146,7 +146,7 @@ def extract_features(
             del decoded, good  # the batch's audio / patches are not needed while storing
             for p, h in long:
                 try:
-                    f, dur = _embed_long(p, expert, max_duration_s)
+                    f, dur = embed_long(p, expert, max_duration_s)
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                     continue
@@ -171,7 +171,7 @@ def extract_features(
     return report
 
 
-def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> tuple[AudioFeatures, float]:
+def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 

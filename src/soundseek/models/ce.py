@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .gated import AudioBatch, GatedEmbeddingUnit, MultiExpertConfig, MultiExpertModel, TextBatch
-from .moee import TextVLADEncoder
+from .heads import AudioBatch, TextBatch
+from .multi_expert import GatedEmbeddingUnit, MultiExpertConfig, MultiExpertModel
 from .netvlad import TemporalAggregator
+from .text_vlad import TextVLADEncoder
 
 
 class CollaborativeGating(nn.Module):

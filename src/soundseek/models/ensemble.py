@@ -22,7 +22,7 @@ class EnsembleModel(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None,
                  gate: "QueryGate | dict | None" = None):
-        """``gate``: query-adaptive weights for a label-bridge member (:mod:`soundseek.models.gate`);
+        """``gate``: query-adaptive weights for a label-bridge member (:mod:`soundseek.models.query_gate`);
         ``weights`` then stay the audio side's fixed scaling and the other members' proportions."""
         super().__init__()
         if not members:
@@ -32,7 +32,7 @@ class EnsembleModel(nn.Module):
         if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"ensemble weights must be {len(members)} non-negative numbers with a positive sum")
         self.register_buffer("weights", w / w.sum())
-        from .gate import QueryGate
+        from .query_gate import QueryGate
 
         self.gate = QueryGate.from_dict(gate) if isinstance(gate, dict) else gate
         if self.gate is not None:
@@ -135,7 +135,7 @@ class EnsembleModel(nn.Module):
     ) -> "EnsembleModel":
         """Load members with ``load(member_dir)`` (default: :func:`soundseek.models.load_model`)."""
         if load is None:
-            from . import load_model as load
+            from .loading import load_model as load
         d = Path(directory)
         meta = json.loads((d / "config.json").read_text())
         if meta.get("model_type") != "ensemble":

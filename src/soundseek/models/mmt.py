@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .gated import AudioBatch, GatedEmbeddingUnit, MultiExpertConfig, MultiExpertModel, TextBatch
+from .heads import AudioBatch, TextBatch
+from .multi_expert import GatedEmbeddingUnit, MultiExpertConfig, MultiExpertModel
 from .netvlad import masked_max
 
 

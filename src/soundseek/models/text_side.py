@@ -202,11 +202,11 @@ class Concat(TextSide):
 
 @register_text_side("gated_concat")
 class GatedConcat(TextSide):
-    """An ensemble whose label bridge's share depends on the query (:mod:`soundseek.models.gate`):
+    """An ensemble whose label bridge's share depends on the query (:mod:`soundseek.models.query_gate`):
     ``concat([w_i(x) / sqrt(base_i) * child_i(x)])``; the audio side keeps ``sqrt(base_i)``."""
 
     def __init__(self, parts: list[TextSide], base_weights: list[float], gate: dict):
-        from .gate import QueryGate
+        from .query_gate import QueryGate
 
         self.children = list(parts)
         self.base = np.asarray(base_weights, dtype=np.float32)
@@ -328,7 +328,7 @@ def model_source_stamp(spec: str | None) -> list | None:
     spec = str(spec)
     if spec.startswith("native:"):
         return []
-    from . import model_dir_for
+    from .model_dirs import model_dir_for
 
     d = model_dir_for(spec)
     if d is None or not d.is_dir():

@@ -33,7 +33,7 @@ class DataConfig:
 
 @dataclass
 class ModelSpec:
-    """Which model to train: ``type`` names a class in soundseek.models.MODEL_TYPES, ``params`` its config."""
+    """Which model to train: ``type`` names a class in soundseek.models.registry.MODEL_TYPES, ``params`` its config."""
 
     type: str = "dual_encoder"
     params: dict = field(default_factory=dict)
@@ -96,7 +96,7 @@ class TrainConfig:
     # -- YAML -------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return _build(cls, d or {}, "config")
+        return build_dataclass(cls, d or {}, "config")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -161,8 +161,11 @@ def apply_overrides(cfg: TrainConfig, overrides: dict | None, where: str = "over
     return cfg
 
 
-def _build(cls, d: dict, where: str):
-    """Dataclass from a dict, recursively, rejecting unknown keys with the list of known ones."""
+def build_dataclass(cls, d: dict, where: str):
+    """Dataclass from a dict, recursively, rejecting unknown keys with the list of known ones.
+
+    Public so that other configs (e.g. :class:`soundseek.train.experiment.ExperimentConfig`) parse
+    their YAML with the same checks; ``where`` names the place in error messages."""
     if not isinstance(d, dict):
         raise TypeError(f"{where} must be a mapping, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
@@ -174,7 +177,7 @@ def _build(cls, d: dict, where: str):
     for name, value in d.items():
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, value or {}, f"{where}.{name}")
+            kwargs[name] = build_dataclass(tp, value or {}, f"{where}.{name}")
         else:
             kwargs[name] = _coerce(value, tp, f"{where}.{name}")
     return cls(**kwargs)

@@ -34,8 +34,8 @@ from torch import nn
 
 from ..eval import metrics as M
 from ..models.ensemble import average_similarities
-from ..models.gated import ExpertSpec, MultiExpertConfig, MultiExpertModel, build_multiexpert
-from .config import TrainConfig, _build
+from ..models.multi_expert import ExpertSpec, MultiExpertConfig, MultiExpertModel, build_multiexpert
+from .config import TrainConfig, build_dataclass
 from .data import FeatureSet
 from .distill import paper_config, two_stage
 from .trainer import similarity_matrix, train_model
@@ -90,8 +90,8 @@ class ExperimentConfig:
     def from_dict(cls, d: dict) -> "ExperimentConfig":
         d = dict(d or {})
         models = d.pop("models", [])
-        cfg = _build(cls, d, "experiment")
-        cfg.models = [_build(ModelEntry, m, f"experiment.models[{i}]") for i, m in enumerate(models)]
+        cfg = build_dataclass(cls, d, "experiment")
+        cfg.models = [build_dataclass(ModelEntry, m, f"experiment.models[{i}]") for i, m in enumerate(models)]
         cfg.validate()
         return cfg
 
@@ -314,8 +314,9 @@ def _train_one(entry: ModelEntry, fs: FeatureSet, spec: DataSpec, seed: int, tra
     return model, [model]
 
 
-def _scores(models: list[nn.Module], fs: FeatureSet) -> torch.Tensor:
-    """Test similarity matrix (:func:`similarity_matrix`); several models (an ensemble) are averaged."""
+def model_scores(models: list[nn.Module], fs: FeatureSet) -> torch.Tensor:
+    """Test similarity matrix (:func:`similarity_matrix`); several models (an ensemble) are averaged.
+    Public: the tests check it equals the validation score a checkpoint was selected on."""
     return average_similarities([similarity_matrix(m, fs) for m in models])
 
 
@@ -345,9 +346,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
                 model, scorers = _train_one(entry, train_fs, cfg.data, seed, trained, progress=False,
                                             num_threads=cfg.num_threads)
                 trained[entry.name] = model
-                sim = _scores(scorers, test_fs)
+                sim = model_scores(scorers, test_fs)
                 if esc is not None:
-                    esc_sims[entry.name] = _scores(scorers, esc.fs)
+                    esc_sims[entry.name] = model_scores(scorers, esc.fs)
             if esc is not None:
                 rows[entry.name].esc50.append(esc50_scores(esc_sims[entry.name], esc))
             test_sims[entry.name] = sim
@@ -408,7 +409,7 @@ def _scale_curve(cfg, train_fs, test_fs, rows, progress) -> dict:
                 part = subset(train_fs, np.sort(rng.permutation(train_fs.n_clips)[:n]))
                 model, scorers = _train_one(entry, part, cfg.data, seed, {}, progress=False,
                                             num_threads=cfg.num_threads)
-                vals.append(M.retrieval_metrics(_scores(scorers, test_fs), test_fs.caption_clip).t2a.r10)
+                vals.append(M.retrieval_metrics(model_scores(scorers, test_fs), test_fs.caption_clip).t2a.r10)
             pts[frac] = vals
             if progress:
                 print(f"[experiment] scale {name} {frac:.2f}: t2a R@10 {np.mean(vals):.1f}")

@@ -18,7 +18,6 @@ Everything that trains or scores a retrieval model goes through this module: ``s
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import json
 import math
@@ -64,19 +63,18 @@ class TrainResult:
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    """Instantiate ``cfg.model.type`` (a key of ``soundseek.models.MODEL_TYPES``) from its params.
+    """Instantiate ``cfg.model.type`` (a key of :data:`soundseek.models.registry.MODEL_TYPES`).
 
     A class may offer ``from_config_dict(params)``; otherwise it is called as ``cls(**params)``.
     The global RNG is seeded with ``cfg.seed`` first, so the initial weights are reproducible.
     """
-    from ..models import MODEL_TYPES
+    from ..models.registry import MODEL_TYPES, model_class
 
     seed_everything(cfg.seed)
     mtype = cfg.model.type
     if mtype not in MODEL_TYPES:
         raise ValueError(f"unknown model type {mtype!r}; known: {sorted(MODEL_TYPES)}")
-    module, _, name = MODEL_TYPES[mtype].partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = model_class(mtype)
     params = dict(cfg.model.params)
     if hasattr(cls, "from_config_dict"):
         return cls.from_config_dict(params)
@@ -185,7 +183,7 @@ def similarity_matrix(
     every expert to that many evenly spaced frames per clip.  Multi-expert models embed each
     side once and mix (same numbers as their ``similarity``, fewer passes).
     """
-    from ..models.gated import MultiExpertModel, mixture_similarity
+    from ..models.multi_expert import MultiExpertModel, mixture_similarity
 
     was_training = model.training
     model.eval()

@@ -44,7 +44,7 @@ class BridgeSettings:
     class_text: str = "name"
     prior_alpha: float = 0.5
     bridge_weight: float = 0.6  # the bridge's fixed weight (audio-side scaling; its share without a gate)
-    # query-adaptive share of the bridge (soundseek.models.gate): gate_lo for descriptive queries,
+    # query-adaptive share of the bridge (soundseek.models.query_gate): gate_lo for descriptive queries,
     # gate_hi for queries that name a class, ramp across gate_tau ± gate_width/2 of the query's cosine
     # to its nearest class name; use_gate=False: fixed shares (bridge_weight)
     use_gate: bool = True

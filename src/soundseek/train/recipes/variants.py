@@ -166,16 +166,16 @@ def esc50_eval(model, root: Path) -> dict:
     import numpy as np
 
     from ...eval.protocols import (
-        DEFAULT_TEMPLATES, ModelEmbedder, _default_audio_features, _default_text_features, evaluate_classes, load_esc50,
+        DEFAULT_TEMPLATES, ModelEmbedder, default_audio_features, default_text_features, evaluate_classes, load_esc50,
     )  # fmt: skip
 
     if "items" not in _ESC:  # features are the same for every variant: compute them once
         _ESC["items"], _ESC["classes"] = load_esc50(root)
-        _ESC["text_fn"] = _default_text_features(model.config.text_expert)
+        _ESC["text_fn"] = default_text_features(model.config.text_expert)
         _ESC["text"] = {}
     audio_key = ("audio", model.config.audio_expert)  # once per audio expert
     if audio_key not in _ESC:
-        _ESC[audio_key] = _default_audio_features(model.config.audio_expert, progress=False)(_ESC["items"])
+        _ESC[audio_key] = default_audio_features(model.config.audio_expert, progress=False)(_ESC["items"])
 
     def text_features(texts):
         missing = [t for t in texts if t not in _ESC["text"]]

@@ -1,4 +1,5 @@
-"""Gated embedding units and the plumbing shared by the multi-expert models (MoEE, CE, MMT).
+"""The multi-expert base: configs, gated embedding units, mixture scoring and persistence shared
+by MoEE, CE and MMT (which each import this module, never each other).
 
 Batches are the shared :class:`~soundseek.models.heads.TextBatch` (the text expert's token
 features + mask are required) and :class:`~soundseek.models.heads.AudioBatch` (one padded
@@ -19,6 +20,17 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .heads import AudioBatch, TextBatch
+from .registry import MODEL_TYPES, model_class
+
+__all__ = [
+    "ExpertSpec",
+    "MultiExpertConfig",
+    "ContextGating",
+    "GatedEmbeddingUnit",
+    "mixture_similarity",
+    "MultiExpertModel",
+    "build_multiexpert",
+]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -193,12 +205,9 @@ class MultiExpertModel(nn.Module):
 
 
 def build_multiexpert(config: MultiExpertConfig) -> MultiExpertModel:
-    """Instantiate the model class named by ``config.kind``."""
-    from .ce import CollaborativeExperts
-    from .mmt import MultiModalTransformer
-    from .moee import MoEE
-
-    kinds = {"moee": MoEE, "ce": CollaborativeExperts, "mmt": MultiModalTransformer}
-    if config.kind not in kinds:
-        raise ValueError(f"unknown multi-expert model kind {config.kind!r}; use one of {sorted(kinds)}")
-    return kinds[config.kind](config)
+    """Instantiate the model class that :mod:`soundseek.models.registry` names for ``config.kind``."""
+    cls = model_class(config.kind) if config.kind in MODEL_TYPES else None
+    if cls is None or not issubclass(cls, MultiExpertModel):
+        kinds = sorted(k for k in MODEL_TYPES if issubclass(model_class(k), MultiExpertModel))
+        raise ValueError(f"unknown multi-expert model kind {config.kind!r}; use one of {kinds}")
+    return cls(config)

@@ -1,4 +1,4 @@
-"""Query-adaptive fusion (soundseek.models.gate): the bridge's share follows how closely a query
+"""Query-adaptive fusion (soundseek.models.query_gate): the bridge's share follows how closely a query
 names a sound class; torch ensemble, numpy text side and saved model agree."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from soundseek.models.gate import QueryGate
+from soundseek.models.query_gate import QueryGate
 
 
 def test_gate_ramp_and_member_weights():

@@ -1,0 +1,59 @@
+"""Loading saved retrieval models from a spec: a shipped model's name, a model directory, or
+``native:<audio>+<text>``.  Torch-free at import; torch comes with the model class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .model_dirs import SHIPPED_MODELS, ModelNotInstalledError, shipped_model_dir
+from .registry import MODEL_TYPES, model_class
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["load_model"]
+
+
+def load_model(spec: str | Path = "default") -> torch.nn.Module:
+    """Load a retrieval model from a spec, in eval mode.
+
+    ``"default"`` (or another name in :data:`SHIPPED_MODELS`): a model shipped with the package;
+    a directory written by ``save_pretrained``;
+    or ``"native:<audio_expert>+<text_expert>"`` for experts that already share a space (CLAP).
+    """
+    spec_s = str(spec)
+    if spec_s in SHIPPED_MODELS:
+        d = shipped_model_dir(spec_s)
+        if not (d / "config.json").is_file():
+            raise ModelNotInstalledError(
+                f"the shipped model {spec_s!r} is not installed (nothing at {d}); train it with "
+                "`python -m soundseek.train.recipes.everyday` or pass a model directory"
+            )
+        return _load_dir(d)
+    if spec_s.startswith("native:"):
+        body = spec_s[len("native:") :]
+        audio, sep, text = body.partition("+")
+        if not sep or not audio or not text:
+            raise ValueError(f"bad native model spec {spec_s!r}; expected 'native:<audio_expert>+<text_expert>'")
+        from .dual_encoder import NativeSpace
+
+        return NativeSpace(audio.strip(), text.strip()).eval()
+    path = Path(spec_s).expanduser()
+    if path.is_dir():
+        return _load_dir(path)
+    raise ModelNotInstalledError(
+        f"unknown model {spec_s!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
+        "'native:<audio>+<text>', and no such directory"
+    )
+
+
+def _load_dir(d: Path) -> torch.nn.Module:
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        raise ModelNotInstalledError(f"{d} is not a saved model: config.json is missing")
+    model_type = json.loads(cfg_path.read_text()).get("model_type", "dual_encoder")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"{d} holds an unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
+    return model_class(model_type).from_pretrained(d).eval()
