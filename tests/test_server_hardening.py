@@ -819,7 +819,11 @@ def test_cli_serve_options_reach_the_config(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(server_app, "serve", lambda index, host, port, config=None: calls.append(config))
-    r = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path), "--allow-origin", "http://localhost:3000",
+    with socket.socket() as s:  # serve checks that it can listen first: a port nobody uses
+        s.bind(("127.0.0.1", 0))
+        free_port = str(s.getsockname()[1])
+    r = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path), "--port", free_port,
+                                 "--allow-origin", "http://localhost:3000",
                                  "--allowed-host", "sounds.local", "--header-timeout", "2.5", "--keep-alive", "3",
                                  "--body-timeout", "4"])
     assert r.exit_code == 0, r.output

@@ -176,6 +176,7 @@ try {
   const first = page.locator("#results .hit").first();
   if (await first.count()) {
     const srcName = await first.locator(".name").textContent();
+    const srcId = await first.getAttribute("data-id");  // (the locator is lazy: read it before the click)
     await first.locator(".similar").click();
     await page.waitForFunction((n) => document.querySelector("#results-title").textContent === `More like ${n}`, srcName);
     await page.waitForSelector("#results .hit");
@@ -184,6 +185,48 @@ try {
     check(!simNames.includes(srcName), "more-like-this excludes the source item");
     report.similar = { source: srcName, top: simNames.slice(0, 5) };
     report.steps.push("more like this");
+
+    // 5b. every hit shows its folder (two files with the same name are told apart)
+    const folders = await page.$$eval("#results .hit .folder", (els) => els.map((e) => e.textContent));
+    check(folders.length === simNames.length && folders.every((f) => f.length > 0), `hits show their folder (${folders})`);
+    report.folders = folders.slice(0, 5);
+    report.steps.push("folders");
+
+    // 6. the page's state is in the URL: "more like this" is ?like=ID, and the URL alone brings it back
+    const likeUrl = new URL(page.url());
+    check(likeUrl.searchParams.get("like") === srcId, `more-like-this is in the URL (${likeUrl.search})`);
+    await page.goto(likeUrl.href);
+    await page.waitForFunction((n) => document.querySelector("#results-title").textContent === `More like ${n}`
+      && document.querySelectorAll("#results .hit").length > 0, srcName);
+    check(await page.inputValue("#k") === (likeUrl.searchParams.get("k") || "10"), "k restored from the URL");
+    report.steps.push("more like this from the URL");
+  }
+
+  // 7. a text search with filters survives a reload, and the back button returns to it
+  if (!opts.noText) {
+    const fq = opts.query;
+    await page.goto(`${origin}/?q=${encodeURIComponent(fq)}&k=20&mode=content&channels=1&max_duration=6`);
+    await page.waitForFunction((q) => document.querySelector("#results-title").textContent.includes(q), fq);
+    const restored = await page.evaluate(() => ({
+      q: document.querySelector("#q").value, k: document.querySelector("#k").value,
+      mode: document.querySelector("#mode").value, channels: document.querySelector("#channels").value,
+      max: document.querySelector("#max-duration").value }));
+    check(restored.q === fq && restored.k === "20" && restored.mode === "content" && restored.channels === "1"
+      && restored.max === "6", `query and filters restored from the URL (${JSON.stringify(restored)})`);
+    await page.locator("#results .hit .similar").first().click();
+    await page.waitForFunction(() => /^More like /.test(document.querySelector("#results-title").textContent));
+    check(new URL(page.url()).searchParams.get("like"), "more-like-this added to the history");
+    await page.goBack();
+    await page.waitForFunction((q) => document.querySelector("#results-title").textContent.includes(q)
+      && document.querySelector("#mode").value === "content", fq);
+    check(new URL(page.url()).searchParams.get("max_duration") === "6", "back returns to the filtered search");
+    await page.selectOption("#mode", "");  // a changed filter replaces the URL's state
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has("mode"));
+    await page.evaluate(() => {
+      document.querySelector("#channels").value = "";
+      document.querySelector("#max-duration").value = "";
+    });
+    report.steps.push("state in the URL");
   }
 
   if (opts.screenshot) {

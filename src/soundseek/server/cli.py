@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+#: the index the other commands use when none is given (soundseek.cli.DEFAULT_INDEX; this
+#: module sits below the main CLI and cannot import it)
+INDEX_ENV = "SOUNDSEEK_INDEX"
+DEFAULT_INDEX_DIR = ".soundseek"
+
+
+def default_index() -> Path:
+    """``$SOUNDSEEK_INDEX``, else ``./.soundseek``: the same index ``search``/``info`` use."""
+    return Path(os.environ.get(INDEX_ENV) or DEFAULT_INDEX_DIR)
+
+
+def startup_problem(index: Path, host: str, port: int) -> str | None:
+    """What stops ``serve`` before it starts (no index there, port in use), as one line."""
+    if not index.is_dir():
+        return (f"no index at {index}; make one with `soundseek index FOLDER` (or pass --index, or set "
+                f"{INDEX_ENV})")
+    from .runtime import port_problem
+
+    return port_problem(host, port)
 
 
 def register(app: typer.Typer) -> None:
@@ -13,7 +34,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve_cmd(
-        index: Path = typer.Option(..., "--index", "-i", help="Index folder to serve.", exists=True, file_okay=False),
+        index: Optional[Path] = typer.Option(
+            None, "--index", "-i", help=f"Index folder to serve [default: ${INDEX_ENV} or {DEFAULT_INDEX_DIR}]."),
         host: str = typer.Option("127.0.0.1", help="Bind address; loopback by default (only this machine)."),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
         allow_origin: Optional[List[str]] = typer.Option(
@@ -32,6 +54,11 @@ def register(app: typer.Typer) -> None:
         """Serve the web page and JSON API for an index (http://HOST:PORT/, API docs at /api/docs)."""
         from . import app as server_app
 
+        index = index if index is not None else default_index()
+        problem = startup_problem(index, host, port)
+        if problem:  # one line, before the banner
+            typer.echo(problem, err=True)
+            raise typer.Exit(1)
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
         from ..search import IndexDamagedError
 

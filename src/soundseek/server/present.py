@@ -31,6 +31,9 @@ def hit_json(hit: Any, expose_paths: bool) -> dict:
     out = {
         "id": hit.id,
         "name": path.name,
+        # the folder's own name tells apart files with the same name (a shared library's
+        # "attack_01.wav"s); like /api/stats' index name, one component reveals no layout
+        "folder": path.parent.name,
         "score": round(float(hit.score), 6),
         "duration": num(getattr(hit, "duration", None)),
         "start": start,

