@@ -6,26 +6,16 @@ Why: these are the rules of docs/architecture.md; a test keeps them true as the 
 from __future__ import annotations
 
 import ast
-import collections
+import sys
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "soundseek"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from architecture import LAYERS, PEERS, SRC, doc_diagram, imports, mermaid, modules, package  # noqa: E402
+
 TESTS = Path(__file__).resolve().parent
 
-# Lower layers never import higher ones; a package may import its own layer's peers only when
-# listed in PEERS. The package face `soundseek/__init__.py` is the top: nothing inside imports it.
-LAYERS = {
-    "audio": 0, "data": 0, "losses": 0,
-    "experts": 1,
-    "features": 2,
-    "models": 3,
-    "index": 4, "eval": 4, "search": 4,
-    "train": 5, "export": 5,
-    "server": 6, "demo": 6, "cli": 7, "__main__": 8,
-}
-PEERS = {("search", "index")}
 MAX_LINES = 600
 # Private names of other libraries that the code has a reason to use: numpy's pickle
 # reconstructor (named in torch.load's weights_only allow-list), torch's bf16 probe, os._exit in
@@ -33,50 +23,9 @@ MAX_LINES = 600
 ALLOWED_PRIVATE = {"_reconstruct", "_is_mkldnn_bf16_supported", "_exit", "_func"}
 
 
-def _modules() -> dict[str, Path]:
-    out = {}
-    for f in SRC.rglob("*.py"):
-        parts = list(f.relative_to(SRC.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = f
-    return out
-
-
-def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
-    edges: dict[str, set[str]] = collections.defaultdict(set)
-    for m, f in mods.items():
-        pkg = m if f.name == "__init__.py" else m.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(f.read_text())):
-            targets = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
-                    b = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    b = node.module or ""
-                if not b.startswith("soundseek"):
-                    continue
-                subs = [f"{b}.{a.name}" for a in node.names if f"{b}.{a.name}" in mods]
-                targets += subs if len(subs) == len(node.names) else [b, *subs]
-            elif isinstance(node, ast.Import):
-                targets += [a.name for a in node.names if a.name.startswith("soundseek")]
-            for t in targets:
-                while t not in mods and "." in t:
-                    t = t.rsplit(".", 1)[0]
-                if t in mods and t != m:
-                    edges[m].add(t)
-    return edges
-
-
-def _package(m: str) -> str:
-    parts = m.split(".")
-    return parts[1] if len(parts) > 1 else "<face>"
-
-
 def test_no_import_circles():
-    mods = _modules()
-    edges = _imports(mods)
+    mods = modules()
+    edges = imports(mods)
     # Tarjan's strongly connected components
     index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
 
@@ -102,7 +51,6 @@ def test_no_import_circles():
             if len(comp) > 1:
                 sccs.append(sorted(comp))
 
-    import sys
     sys.setrecursionlimit(10000)
     for v in sorted(mods):
         if v not in index:
@@ -111,12 +59,12 @@ def test_no_import_circles():
 
 
 def test_no_import_from_a_higher_layer():
-    edges = _imports(_modules())
+    edges = imports(modules())
     bad = []
     for a, bs in sorted(edges.items()):
-        pa = _package(a)
+        pa = package(a)
         for b in sorted(bs):
-            pb = _package(b)
+            pb = package(b)
             if pa == pb:
                 continue
             if pb == "<face>":
@@ -178,3 +126,7 @@ def test_no_private_names_used_from_outside(where):
     root = SRC if where == "src" else TESTS
     hits = [u for f in sorted(root.rglob("*.py")) for u in _private_uses(f)]
     assert not hits, "private names used from outside their class or module:\n" + "\n".join(hits)
+
+
+def test_the_diagram_in_the_docs_is_the_code():
+    assert doc_diagram() == mermaid(), "run `python tools/architecture.py --write`"

@@ -11,11 +11,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # lazy: keep `import soundseek` cheap (no torch at import time)
     if name == "Index":
-        from .search import Index
+        from .index.api import Index
 
         return Index
     if name == "Hit":
-        from .search import Hit
+        from .index.types import Hit
 
         return Hit
     raise AttributeError(name)

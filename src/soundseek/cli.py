@@ -113,7 +113,8 @@ def index_cmd(
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
     from .index.errors import MilvusUnavailable
-    from .search import Index, IndexBusyError
+    from .index.api import Index
+    from .index.errors import IndexBusyError
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
@@ -186,7 +187,8 @@ def search_cmd(
     import sqlite3
 
     from .audio import AudioError
-    from .search import Index, NoTextModelError
+    from .index.api import Index
+    from .index.errors import NoTextModelError
 
     if (query is None) == (audio is None):
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
@@ -272,7 +274,8 @@ def export_cmd(
     """Copy (or link) the files a text search finds into a folder; existing files are never
     overwritten (a taken name gets " (2)", " (3)", ...)."""
     from .export import export_files
-    from .search import Index, NoTextModelError
+    from .index.api import Index
+    from .index.errors import NoTextModelError
 
     try:
         idx = Index.open(index)
@@ -304,7 +307,7 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
 def _open_index(index: Path):
     """Index.open for the read-only commands: one line on failure; notes about damage worked
     around in memory (see Index._load_vectors) go to stderr."""
-    from .search import Index
+    from .index.api import Index
 
     try:
         idx = Index.open(index)

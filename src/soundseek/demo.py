@@ -57,7 +57,7 @@ def _rain(t, rng):
 
 
 def run_demo(data: Path | None, index_path: Path, queries: list[str], out: Console) -> None:
-    from .search import Index
+    from .index.api import Index
 
     if data is None:
         data = index_path / "demo-audio"

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(problem, err=True)
             raise typer.Exit(1)
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
-        from ..search import IndexDamagedError
+        from ..index.errors import IndexDamagedError
 
         options = config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers, body_timeout)
         try:

@@ -37,7 +37,7 @@ def parse_item_id(raw: str) -> int | None:
 def open_index(index: Any):
     """``index`` itself, or the :class:`soundseek.Index` opened from a folder path."""
     if isinstance(index, (str, os.PathLike)):
-        from soundseek.search import Index
+        from soundseek.index.api import Index
 
         return Index.open(index)
     return index
@@ -45,7 +45,7 @@ def open_index(index: Any):
 
 def is_soundseek_index(idx: Any) -> bool:
     try:
-        from soundseek.search import Index
+        from soundseek.index.api import Index
     except ImportError:  # pragma: no cover
         return False
     return isinstance(idx, Index)

@@ -117,8 +117,8 @@ def build_router(config: ServerConfig) -> APIRouter:
         tag: str | None = Query(None, max_length=200, description="only files with this machine tag"),
         facets: bool = Query(False, description="also return facet counts (format, channels, rate, duration)"),
     ) -> dict:
-        # imported here: soundseek.search costs ~0.2 s to import, and the server package must not
-        from soundseek.search import NoTextModelError
+        # imported here: `soundseek serve --help` imports the server package and should stay light
+        from soundseek.index.errors import NoTextModelError
 
         idx, cfg = state.index, state.config
         kw = search_filters(state, mode, min_duration, max_duration, channels, sample_rate, format, folder, tag)
