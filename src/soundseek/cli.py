@@ -112,7 +112,9 @@ def index_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
-    from .index.errors import MilvusUnavailable
+    import sqlite3
+
+    from .index.errors import DiskFullError, MilvusUnavailable, disk_full_error
     from .search import Index, IndexBusyError
 
     if max_duration is not None and not max_duration >= 0:
@@ -125,6 +127,8 @@ def index_cmd(
                                    vector_store=store, audio_pooling=audio_pooling)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
+    except (OSError, sqlite3.Error) as e:  # e.g. the disk is full before anything is indexed
+        _fail(str(disk_full_error(e, index) or e))
     if max_duration is not None:
         idx.config.max_duration_s = max_duration or None  # 0: no limit
     if ray:
@@ -139,7 +143,7 @@ def index_cmd(
                           f"({rr.wall_seconds:.1f} s)")
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
-    except IndexBusyError as e:
+    except (IndexBusyError, DiskFullError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))

@@ -41,7 +41,7 @@ from ..features import FeatureStore
 from . import lock as writer_lock
 from .catalog import Catalog, Item
 from .embedder import Embedder
-from .errors import IndexDamagedError, short_error
+from .errors import IndexDamagedError, disk_full_error, short_error
 from .ingest import Ingest
 from .query import Query
 from .tags import TagCache
@@ -174,6 +174,18 @@ class Index:
         """What was found damaged on open and worked around (for the CLI to print)."""
         return self.vectors.notes
 
+    def refresh(self) -> bool:
+        """Catch up with another process's writes: True when the vectors were reloaded.
+
+        Cheap when nothing changed (SQLite's data_version and a stat of the vector files), so a
+        long-lived reader such as the server can call it every second.  Queries keep running
+        while the new vectors load; they are swapped in under the index's lock.  Catalog reads
+        (items, metadata search, filters) are always live; only the vectors need this."""
+        changed = self.vectors.refresh()
+        if changed and not self.text_path.fast_state:
+            self.text_path.reset()  # e.g. the index was empty when it was opened: check the text side again
+        return changed
+
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""
         return self.vectors.rebuild(save=save)
@@ -189,10 +201,18 @@ class Index:
         Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
         whichever comes first, so a killed run (even ``kill -9``) leaves everything committed
         searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
-        process is writing to this index."""
+        process is writing to this index.  A full disk raises :class:`DiskFullError` (an
+        OSError) after removing half-written files: the next ``add`` continues.  A file that
+        changes while it is read is read again (and skipped with a reason if it keeps changing)."""
         writer_lock.acquire(self.path)
         try:
             return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+        except Exception as e:
+            full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
+            if full is None:
+                raise
+            self.ingest.abandon()
+            raise full from None
         finally:
             writer_lock.release(self.path)
 

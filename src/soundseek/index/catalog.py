@@ -181,6 +181,18 @@ class Catalog:
         with self._lock:
             self.db.commit()
 
+    def rollback(self) -> None:
+        """Drop what was written since the last commit (a write failed half-way)."""
+        with self._lock:
+            self.db.rollback()
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes whenever another connection (another
+        process) commits to this database; this connection's own commits leave it alone.  A
+        cheap way for a long-lived reader to notice new items (:meth:`Index.refresh`)."""
+        with self._lock:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
     def close(self) -> None:
         with self._lock:
             self.db.close()
