@@ -235,12 +235,13 @@ class Index:
         return self.query.search(text, k, mode, filters, **filter_kwargs)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
         """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
 
         With ``exclude_self`` the query file itself (same content) is left out of the results.
+        ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
         """
-        return self.query.search_audio(query, k, sample_rate, exclude_self)
+        return self.query.search_audio(query, k, sample_rate, exclude_self, filters, **filter_kwargs)
 
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
@@ -255,6 +256,11 @@ class Index:
 
     def failures(self) -> list[tuple[str, str]]:
         return self.meta.failures()
+
+    @property
+    def roots(self) -> list[str]:
+        """The folders indexed so far (resolved), e.g. to show hits' paths relative to them."""
+        return list(self.meta.get_meta("roots", []))
 
     def stats(self) -> dict:
         c = self.meta.counts()

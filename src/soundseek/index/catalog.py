@@ -166,6 +166,11 @@ class Catalog:
         with self._lock:
             self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?)", [(p, e, now) for p, e in failures])
 
+    def clear_failures(self, paths: list[str]) -> None:
+        """Forget the recorded failures of ``paths`` (uncommitted, like every write)."""
+        with self._lock:
+            self.db.executemany("DELETE FROM failures WHERE path=?", [(p,) for p in paths])
+
     def failures(self) -> list[tuple[str, str]]:
         with self._lock:
             return self.db.execute("SELECT path, error FROM failures ORDER BY path").fetchall()

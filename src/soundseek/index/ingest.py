@@ -23,7 +23,8 @@ from .window_store import WindowStore
 def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
     """Files to index, as resolved absolute paths (symbolic links followed): a file reached
     through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders); what cannot be read is listed in ``report.failed``.  Ray ingestion
+    scanned folders); what cannot be read is listed in ``report.failed``, always with an absolute
+    path (a link's own path, not resolved: its target is what is missing).  Ray ingestion
     (:mod:`soundseek.index.ray_extract`) scans with it too."""
     files, dirs = [], []
     for p in paths:
@@ -37,13 +38,13 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
                 if f.is_file():
                     files.append(str(f.resolve()))
                 elif f.is_symlink() and not f.exists():
-                    report.failed.append((str(f), "broken symbolic link (its target does not exist)"))
+                    report.failed.append((os.path.abspath(f), "broken symbolic link (its target does not exist)"))
         elif p.is_file():
             files.append(str(p.resolve()))
         elif p.is_symlink():
-            report.failed.append((str(p), "broken symbolic link (its target does not exist)"))
+            report.failed.append((os.path.abspath(p), "broken symbolic link (its target does not exist)"))
         else:
-            report.failed.append((str(p), "no such file or folder"))
+            report.failed.append((os.path.abspath(p), "no such file or folder"))
     return sorted(dict.fromkeys(files)), dirs
 
 
@@ -123,6 +124,10 @@ class Ingest:
             report.failed.extend((p, f"it changed while being indexed, {READ_ATTEMPTS} times in a row (still being "
                                      "written?); the next run indexes it once it stays the same") for p in sink.changed)
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
+            self.meta.set_meta("roots", sorted(set(self.meta.get_meta("roots", [])) | set(scanned_dirs)))
+            # earlier failures of files that are gone or were just scanned again are out of date
+            self.meta.clear_failures([p for p, _ in self.meta.failures()
+                                      if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
