@@ -97,7 +97,7 @@ def index_cmd(
     vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
                                      "'ivfpq'), 'flat', 'hnsw', 'sq8', 'fp16', 'hnswsq' or 'ivfpq' (docs/benchmarks.md)"),
     store: str = typer.Option("faiss", "--store", help="new index only: where window vectors live: 'faiss' (files in "
-                              "the index folder), 'milvus-lite' (embedded; pip install 'soundseek[scale]') or "
+                              "the index folder), 'milvus-lite' (embedded; pip install 'soundseek\\[scale]') or "
                               "milvus://HOST:PORT/COLLECTION (a Milvus server; docs/scaling.md)"),
     audio_pooling: str = typer.Option("non-silent", help="new index only: how a window's frames become its audio "
                                       "vector for 'more like this': 'non-silent' (frames weighted by 1 - P(Silence) "
@@ -112,12 +112,16 @@ def index_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
-    from .index.errors import MilvusUnavailable
+    import sqlite3
+
     from .index.api import Index
-    from .index.errors import IndexBusyError
+    from .index.errors import DiskFullError, IndexBusyError, MilvusUnavailable, disk_full_error
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
+    for p in paths:  # before anything is created: a typo must not leave an empty index behind
+        if not p.expanduser().exists() and not p.expanduser().is_symlink():
+            _fail(f"no such {'file' if p.suffix else 'folder'}: {p}")
     _set_threads(threads)
 
     try:
@@ -126,6 +130,8 @@ def index_cmd(
                                    vector_store=store, audio_pooling=audio_pooling)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
+    except (OSError, sqlite3.Error) as e:  # e.g. the disk is full before anything is indexed
+        _fail(str(disk_full_error(e, index) or e))
     if max_duration is not None:
         idx.config.max_duration_s = max_duration or None  # 0: no limit
     if ray:
@@ -140,7 +146,7 @@ def index_cmd(
                           f"({rr.wall_seconds:.1f} s)")
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
-    except IndexBusyError as e:
+    except (IndexBusyError, DiskFullError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
@@ -182,8 +188,10 @@ def search_cmd(
     folder: Optional[Path] = typer.Option(None, "--folder", help="only files under this folder"),
     tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag (e.g. Dog)"),
     export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
+    full_paths: bool = typer.Option(False, "--full-paths", help="show absolute paths in the table (default: "
+                                    "relative to the indexed folder, shortened in the middle to fit)"),
 ):
-    """Search the index by text, or by an example recording (--audio)."""
+    """Search the index by text, or by an example recording (--audio); the filters apply to both."""
     import sqlite3
 
     from .audio import AudioError
@@ -194,11 +202,11 @@ def search_cmd(
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
     idx = _open_index(index)
     filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag)
-    if audio is not None and (mode or filters):
-        _fail("--mode and the filters apply to text queries", 2)
+    if audio is not None and mode:
+        _fail("--mode applies to text queries (--audio searches by sound)", 2)
     try:
         hits = (idx.search(query, k=k, mode=mode, **filters) if query is not None
-                else idx.search_audio(audio, k=k))
+                else idx.search_audio(audio, k=k, **filters))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError, FileNotFoundError) as e:
@@ -223,12 +231,15 @@ def search_cmd(
                                    "hits": [h.to_dict() for h in hits]}))
         return
     if not hits:
-        console.print("no results (is the index empty?)")
+        console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True)
         return
-    t = Table(title=f"results for {query!r}" if query is not None else f"sounds like {audio}")
+    roots = [] if full_paths else idx.roots
+    budget = max(24, out.width // 2 - 10)  # the path column's share: one line per hit
+    t = Table(title=f"results for {query!r}" if query is not None
+              else f"sounds like {audio if full_paths else short_path(str(audio), roots, budget)}")
     t.add_column("#", justify="right")
     t.add_column("score", justify="right")
-    t.add_column("file", overflow="fold")
+    t.add_column("file", overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths)
     t.add_column("duration", justify="right")
     t.add_column("best window", justify="right")
     tagged = any(h.tags for h in hits)
@@ -239,13 +250,41 @@ def search_cmd(
         t.add_column("matched", overflow="fold")
     for r, h in enumerate(hits, 1):
         win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
-        row = [str(r), f"{h.score:.3f}", h.path, f"{h.duration:.1f} s", win]
+        row = [str(r), f"{h.score:.3f}", h.path if full_paths else short_path(h.path, roots, budget),
+               f"{h.duration:.1f} s", win]
         if tagged:
             row.append(", ".join(f"{tag.name} {tag.score:.2f}" for tag in h.tags))
         if matched:
             row.append(", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else ""))
         t.add_row(*row)
     out.print(t)
+
+
+def _no_results(idx, query, mode, filters) -> str:
+    """Why a search found nothing, in the user's terms."""
+    n = len(idx)
+    if not n:
+        return f"no results: the index at {idx.path} holds no files yet; run `soundseek index FOLDER`"
+    if filters:
+        return f"no results: no file passes the filters ({n} files indexed)"
+    if query is not None and mode == "metadata":
+        return f"no file name, folder or tag matches {query!r} ({n} files indexed); try --mode content"
+    return f"no results ({n} files indexed)"
+
+
+def short_path(path: str, roots: list[str], width: int) -> str:
+    """``path`` relative to the indexed folder holding it, shortened in the middle (keeping the
+    file name) to at most ``width`` characters: one line per hit in the results table."""
+    root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
+    text = os.path.relpath(path, root) if root else path.replace(os.path.expanduser("~"), "~", 1)
+    if len(text) <= width:
+        return text
+    name = os.path.basename(text)
+    if len(name) + 6 >= width:  # even the name alone is too long: keep its start and its end
+        half = (width - 1) // 2
+        return text[:half] + "…" + text[-(width - 1 - half):]
+    head = width - len(name) - 2
+    return text[:head] + "…" + os.sep + name
 
 
 def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag) -> dict:
@@ -272,7 +311,7 @@ def export_cmd(
     tag: Optional[str] = typer.Option(None, "--tag"),
 ):
     """Copy (or link) the files a text search finds into a folder; existing files are never
-    overwritten (a taken name gets " (2)", " (3)", ...)."""
+    overwritten (a taken name gets " (2)", " (3)", ...) and identical ones are not copied again."""
     from .export import export_files
     from .index.api import Index
     from .index.errors import NoTextModelError
@@ -283,10 +322,13 @@ def export_cmd(
                           **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag))
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
-    done = export_files([h.path for h in hits], to, link=link)
+    same: list[tuple[str, str]] = []
+    done = export_files([h.path for h in hits], to, link=link, already=same)
     for src, dst in done:
         out.print(f"{'linked' if link else 'copied'} {src} -> {dst}", highlight=False)
-    console.print(f"{len(done)} of {len(hits)} files {'linked' if link else 'copied'} into {to}")
+    there = f", {len(same)} already there" if same else ""
+    console.print(f"{len(done)} of {len(hits)} files {'linked' if link else 'copied'} into {to}{there}",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("info")
@@ -299,7 +341,11 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
         out.print_json(json.dumps({**stats, "skipped": [{"path": p, "error": e} for p, e in failures]}))
         return
     for key, value in stats.items():
-        out.print(f"[bold]{key:>13}[/]: {value:.2f}" if isinstance(value, float) else f"[bold]{key:>13}[/]: {value}")
+        if isinstance(value, dict):  # e.g. vector_index_in_use: "audio flat, text flat"
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none yet"
+        elif isinstance(value, float):
+            value = f"{value:.2f}"
+        out.print(f"[bold]{key:>19}[/]: {value}", highlight=False)
     for p, e in failures:
         out.print(f"  [red]skipped[/] {p}: {e}")
 

@@ -1,9 +1,11 @@
 """Search results out of soundseek: CSV / JSON / M3U text, or the files themselves copied or
-linked into a folder (never overwriting: a name already taken gets `` (2)``, `` (3)``, ...)."""
+linked into a folder (never overwriting: a name already taken gets `` (2)``, `` (3)``, ...;
+a file the folder already holds is not copied again)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -50,15 +52,53 @@ def free_name(dest: Path, name: str) -> Path:
     return target
 
 
-def export_files(paths, dest: str | os.PathLike, link: bool = False) -> list[tuple[str, str]]:
+def same_file(src: Path, candidate: Path, link: bool) -> bool:
+    """``candidate`` already holds ``src``: the same link target (``link``), or a plain file
+    with the same size and content hash."""
+    if link:
+        return candidate.is_symlink() and candidate.resolve() == src.resolve()
+    if candidate.is_symlink() or not candidate.is_file() or candidate.stat().st_size != src.stat().st_size:
+        return False
+    return _digest(candidate) == _digest(src)
+
+
+def _digest(path: Path) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def already_there(dest: Path, src: Path, link: bool) -> Path | None:
+    """The file under ``dest`` (``name``, ``name (2)``, ...) that already holds ``src``, or None."""
+    stem, suffix = src.stem, src.suffix
+    target, n = dest / src.name, 2
+    while target.exists() or target.is_symlink():
+        if same_file(src, target, link):
+            return target
+        target = dest / f"{stem} ({n}){suffix}"
+        n += 1
+    return None
+
+
+def export_files(paths, dest: str | os.PathLike, link: bool = False,
+                 already: list | None = None) -> list[tuple[str, str]]:
     """Copy (or symlink, with ``link``) each file into ``dest``; never overwrites.  Returns
-    [(source, written path)]; files missing on disk are skipped."""
+    [(source, written path)]; files missing on disk are skipped, and so are files ``dest``
+    already holds (same size and content hash; for links the same target): exporting again
+    into the same folder adds only what is new.  Those go to ``already`` as (source, path)."""
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
     done = []
     for src in paths:
         src = Path(src)
         if not src.is_file():
+            continue
+        there = already_there(dest, src, link)
+        if there is not None:
+            if already is not None:
+                already.append((str(src), str(there)))
             continue
         while True:
             target = free_name(dest, src.name)

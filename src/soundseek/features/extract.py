@@ -68,10 +68,15 @@ def extract_features(
     t0 = time.perf_counter()
     kwargs = {"max_duration_s": max_duration_s}  # None: no limit (memory stays bounded: long files stream)
 
+    # the bar starts now: hashing (and the first batch, with the expert's loading) takes a while
+    bar = ThroughputProgress(total=len(paths), enabled=progress and bool(paths), label=f"features {expert.name}")
+    bar.start()
+
     # 1. hash every file (cached by size+mtime) and split into cached / to compute.
     todo: list[tuple[str, str]] = []
     cached_batch = []
     for p in paths:
+        bar.status(f"checking {os.path.basename(p)}")
         try:
             h = store.hash_of(p)
         except OSError as e:
@@ -86,6 +91,7 @@ def extract_features(
             todo.append((p, h))
             continue
         report.cached += 1
+        bar.advance(1)
         report.durations[p] = stored.duration_s
         if keep:
             report.features[p] = stored.features
@@ -106,6 +112,7 @@ def extract_features(
     def decode(batch):
         out = []
         for p, h in batch:
+            bar.status(f"reading {os.path.basename(p)}")
             try:
                 if probe(p).duration_s > LONG_FILE_S:
                     out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
@@ -132,7 +139,6 @@ def extract_features(
 
     embed = expert.embed_prepared if staged else expert.embed
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
-    bar = ThroughputProgress(total=len(todo), enabled=progress and bool(todo), label=f"features {expert.name}")
     with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
         for i in range(len(batches)):

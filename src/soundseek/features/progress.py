@@ -1,65 +1,133 @@
-"""A rich progress bar that reports files/s and audio-seconds/s (how fast indexing really goes)."""
+"""Progress of long runs: files/s and audio-seconds/s (how fast indexing really goes).
+
+On a terminal a one-line bar that fits its width, started at once (it names the file being
+checked or read while the first batch, and the expert, load); when the output is piped or
+logged, a plain status line every few seconds, so a log shows the run moving."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Column
 from rich.text import Text
+
+#: Seconds between two status lines when the output is not a terminal.
+LINE_INTERVAL_S = 5.0
 
 
 class _Rate(ProgressColumn):
     def __init__(self, owner: "ThroughputProgress"):
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self.owner = owner
 
     def render(self, task) -> Text:
-        dt = max(time.perf_counter() - self.owner.t0, 1e-9)
-        files = task.completed / dt
-        audio = self.owner.audio_s / dt
-        return Text(f"{files:6.1f} files/s  {audio:7.1f} audio-s/s ({audio:.0f}x real time)", style="cyan")
+        return Text(self.owner.rate_text(task.completed), style="cyan")
 
 
 class ThroughputProgress:
-    """Context manager; ``advance(n_files, audio_seconds)``.  Silent when disabled or not a TTY
-    unless forced, so logs and CI output stay readable."""
+    """Context manager; ``advance(n_files, audio_seconds)``, ``status(text)`` (what is being
+    done now) and ``set_total(n)``.  A live bar on a terminal (or with ``SOUNDSEEK_PROGRESS=1``,
+    or on ``console``), status lines to ``stream`` (stderr) otherwise; nothing when disabled."""
 
-    def __init__(self, total: int, enabled: bool = True, label: str = "working"):
+    def __init__(self, total: int, enabled: bool = True, label: str = "working", console: Console | None = None,
+                 stream=None, interval_s: float = LINE_INTERVAL_S):
         self.enabled = enabled
         self.audio_s = 0.0
         self.t0 = time.perf_counter()
         self.total = total
+        self.done = 0
+        self.label = label
+        self.interval_s = interval_s
+        self.stream = stream
+        self.started = False
+        self._status = ""
+        self._lock = threading.Lock()
+        self._next_line = 0.0
         self._progress = None
-        if enabled:
+        live = console is not None or sys.stderr.isatty() or _forced()
+        if enabled and live:
+            console = console or Console(stderr=True)
+            width = console.width
             self._progress = Progress(
-                TextColumn(f"[bold]{label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn(f"[bold]{label}", table_column=Column(no_wrap=True)),
+                BarColumn(bar_width=max(6, min(30, width - 70))),
+                MofNCompleteColumn(table_column=Column(no_wrap=True)),
                 _Rate(self),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                console=console,
+                expand=True,
                 transient=False,
-                disable=not sys.stderr.isatty() and not _forced(),
             )
-            self._task = self._progress.add_task(label, total=total)
+            self._task = self._progress.add_task(label, total=total, status="")
+        elif enabled:
+            self.stream = stream or sys.stderr
+
+    def rate_text(self, completed: float) -> str:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        audio = self.audio_s / dt
+        return f"{completed / dt:.1f} files/s {audio:.0f}x"
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> "ThroughputProgress":
+        """Show the bar (or the first status line) now; entering the context does it too."""
+        if not self.started:
+            self.started = True
+            self.t0 = time.perf_counter()
+            if self._progress:
+                self._progress.start()
+            self._line(force=True)
+        return self
 
     def __enter__(self):
-        self.t0 = time.perf_counter()
-        if self._progress:
-            self._progress.__enter__()
-        return self
+        return self.start()
 
     def __exit__(self, *exc):
         if self._progress:
-            self._progress.__exit__(*exc)
+            self._progress.update(self._task, status="")
+            self._progress.stop()
+        self._status = ""
+        self._line(force=True)
 
+    # -- updates -----------------------------------------------------------------------------
     def advance(self, n: int, audio_seconds: float = 0.0) -> None:
         self.audio_s += audio_seconds
+        self.done += n
         if self._progress:
             self._progress.advance(self._task, n)
+        self._line()
+
+    def status(self, text: str) -> None:
+        """What is happening now (e.g. "reading door_01.wav"), shown after the counts."""
+        self._status = text
+        if self._progress:
+            self._progress.update(self._task, status=text)
+        self._line()
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self._progress:
+            self._progress.update(self._task, total=total)
+
+    def _line(self, force: bool = False) -> None:
+        """One status line to a non-terminal stream, at most every ``interval_s`` (or forced)."""
+        if self.stream is None or not self.started:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if not force and now < self._next_line:
+                return
+            self._next_line = now + self.interval_s
+            what = f", {self._status}" if self._status else ""
+            self.stream.write(f"{self.label}: {self.done}/{self.total} files, {self.rate_text(self.done)} "
+                              f"real time{what}\n")
+            self.stream.flush()
 
 
 def _forced() -> bool:
-    import os
-
     return os.environ.get("SOUNDSEEK_PROGRESS", "") == "1"

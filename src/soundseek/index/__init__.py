@@ -26,10 +26,12 @@ Names are imported lazily: ``soundseek search`` must not pay for what a text que
 from __future__ import annotations
 
 __all__ = ["Index", "IndexConfig", "Hit", "AddReport", "NoTextModelError", "IndexDamagedError", "IndexBusyError",
+           "DiskFullError",
            "Item", "Catalog", "VectorIndex", "VectorStore"]
 
 _LAZY = {"Index": "api", "IndexConfig": "types", "Hit": "types", "AddReport": "types",
          "NoTextModelError": "errors", "IndexDamagedError": "errors", "IndexBusyError": "lock",
+         "DiskFullError": "errors",
          "Item": "catalog", "Catalog": "catalog", "VectorIndex": "vectorstores.vectors",
          "VectorStore": "vectorstores"}
 

@@ -41,7 +41,7 @@ from ..features import FeatureStore
 from . import lock as writer_lock
 from .catalog import Catalog, Item
 from .embedder import Embedder
-from .errors import IndexDamagedError, short_error
+from .errors import IndexDamagedError, disk_full_error, short_error
 from .ingest import Ingest
 from .query import Query
 from .tags import TagCache
@@ -174,6 +174,18 @@ class Index:
         """What was found damaged on open and worked around (for the CLI to print)."""
         return self.vectors.notes
 
+    def refresh(self) -> bool:
+        """Catch up with another process's writes: True when the vectors were reloaded.
+
+        Cheap when nothing changed (SQLite's data_version and a stat of the vector files), so a
+        long-lived reader such as the server can call it every second.  Queries keep running
+        while the new vectors load; they are swapped in under the index's lock.  Catalog reads
+        (items, metadata search, filters) are always live; only the vectors need this."""
+        changed = self.vectors.refresh()
+        if changed and not self.text_path.fast_state:
+            self.text_path.reset()  # e.g. the index was empty when it was opened: check the text side again
+        return changed
+
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""
         return self.vectors.rebuild(save=save)
@@ -189,10 +201,18 @@ class Index:
         Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
         whichever comes first, so a killed run (even ``kill -9``) leaves everything committed
         searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
-        process is writing to this index."""
+        process is writing to this index.  A full disk raises :class:`DiskFullError` (an
+        OSError) after removing half-written files: the next ``add`` continues.  A file that
+        changes while it is read is read again (and skipped with a reason if it keeps changing)."""
         writer_lock.acquire(self.path)
         try:
             return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+        except Exception as e:
+            full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
+            if full is None:
+                raise
+            self.ingest.abandon()
+            raise full from None
         finally:
             writer_lock.release(self.path)
 
@@ -215,12 +235,13 @@ class Index:
         return self.query.search(text, k, mode, filters, **filter_kwargs)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
         """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
 
         With ``exclude_self`` the query file itself (same content) is left out of the results.
+        ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
         """
-        return self.query.search_audio(query, k, sample_rate, exclude_self)
+        return self.query.search_audio(query, k, sample_rate, exclude_self, filters, **filter_kwargs)
 
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
@@ -235,6 +256,11 @@ class Index:
 
     def failures(self) -> list[tuple[str, str]]:
         return self.meta.failures()
+
+    @property
+    def roots(self) -> list[str]:
+        """The folders indexed so far (resolved), e.g. to show hits' paths relative to them."""
+        return list(self.meta.get_meta("roots", []))
 
     def stats(self) -> dict:
         c = self.meta.counts()

@@ -166,6 +166,11 @@ class Catalog:
         with self._lock:
             self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?)", [(p, e, now) for p, e in failures])
 
+    def clear_failures(self, paths: list[str]) -> None:
+        """Forget the recorded failures of ``paths`` (uncommitted, like every write)."""
+        with self._lock:
+            self.db.executemany("DELETE FROM failures WHERE path=?", [(p,) for p in paths])
+
     def failures(self) -> list[tuple[str, str]]:
         with self._lock:
             return self.db.execute("SELECT path, error FROM failures ORDER BY path").fetchall()
@@ -180,6 +185,18 @@ class Catalog:
     def commit(self) -> None:
         with self._lock:
             self.db.commit()
+
+    def rollback(self) -> None:
+        """Drop what was written since the last commit (a write failed half-way)."""
+        with self._lock:
+            self.db.rollback()
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes whenever another connection (another
+        process) commits to this database; this connection's own commits leave it alone.  A
+        cheap way for a long-lived reader to notice new items (:meth:`Index.refresh`)."""
+        with self._lock:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

@@ -3,11 +3,13 @@ one-line wording of low-level errors that the index and its maintenance tools sh
 
 from __future__ import annotations
 
+import errno
+
 from .lock import IndexBusyError
 from .vectorstores.milvus_store import MilvusUnavailable
 
 __all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "MilvusUnavailable", "short_error",
-           "vector_file_error"]
+           "vector_file_error", "DiskFullError", "disk_full_error"]
 
 
 class NoTextModelError(RuntimeError):
@@ -16,6 +18,31 @@ class NoTextModelError(RuntimeError):
 
 class IndexDamagedError(RuntimeError):
     """An index file that cannot be read; the message says which and what to run."""
+
+
+class DiskFullError(OSError):
+    """The disk (or quota) filled up while writing an index; what was committed before is kept,
+    nothing half-written is left behind, and the next ``add`` continues."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_FULL_WORDS = ("no space left on device", "disk is full", "disk quota exceeded", "file too large", "os error 28")
+
+
+def disk_full_error(e: BaseException, index_path) -> DiskFullError | None:
+    """A :class:`DiskFullError` saying what to do, when ``e`` means the disk is full (an OSError
+    with ENOSPC/EDQUOT/EFBIG, SQLite's "database or disk is full", or the same words in FAISS's
+    or safetensors' messages, which are not OSErrors); else None."""
+    if isinstance(e, DiskFullError):
+        return e
+    full = isinstance(e, OSError) and e.errno in _FULL_ERRNOS
+    full = full or any(w in str(e).lower() for w in _FULL_WORDS)
+    if not full:
+        return None
+    err = DiskFullError(f"no space left on device while writing {index_path}/…; free space and run "
+                        "`soundseek index` again (what was committed is kept and the run continues where it stopped)")
+    err.errno = errno.ENOSPC  # one-argument OSError: str() is the message alone
+    return err
 
 
 def short_error(e: BaseException) -> str:

@@ -23,7 +23,8 @@ from .window_store import WindowStore
 def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
     """Files to index, as resolved absolute paths (symbolic links followed): a file reached
     through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders); what cannot be read is listed in ``report.failed``.  Ray ingestion
+    scanned folders); what cannot be read is listed in ``report.failed``, always with an absolute
+    path (a link's own path, not resolved: its target is what is missing).  Ray ingestion
     (:mod:`soundseek.index.ray_extract`) scans with it too."""
     files, dirs = [], []
     for p in paths:
@@ -37,13 +38,13 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
                 if f.is_file():
                     files.append(str(f.resolve()))
                 elif f.is_symlink() and not f.exists():
-                    report.failed.append((str(f), "broken symbolic link (its target does not exist)"))
+                    report.failed.append((os.path.abspath(f), "broken symbolic link (its target does not exist)"))
         elif p.is_file():
             files.append(str(p.resolve()))
         elif p.is_symlink():
-            report.failed.append((str(p), "broken symbolic link (its target does not exist)"))
+            report.failed.append((os.path.abspath(p), "broken symbolic link (its target does not exist)"))
         else:
-            report.failed.append((str(p), "no such file or folder"))
+            report.failed.append((os.path.abspath(p), "no such file or folder"))
     return sorted(dict.fromkeys(files)), dirs
 
 
@@ -87,12 +88,14 @@ class Ingest:
             self.meta.set_meta("expert_key", expert.key)
             self.text_path.refresh_once()
             todo, stale = [], []
+            listed: dict[str, tuple] = {}  # what each file looked like before it was read (see BatchSink)
             for p in files:
                 try:
                     st = os.stat(p)
                 except OSError as e:  # vanished or unreadable since the folder was scanned
                     report.failed.append((p, f"cannot read file ({e.strerror or e})"))
                     continue
+                listed[p] = file_signature(st)
                 item = known.get(p)
                 if item and item.size == st.st_size and item.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
@@ -107,17 +110,51 @@ class Ingest:
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)
-            sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s)
-            feat_report = extract_features(todo, expert, self.store, progress=progress, keep=False,
-                                           on_batch=sink, max_duration_s=self.config.max_duration_s)
-            report.failed.extend(feat_report.failed)
-            report.features_computed = feat_report.computed
+            sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s, listed)
+            for attempt in range(READ_ATTEMPTS):
+                if attempt:  # files that changed while being read: read them again as they are now
+                    todo, sink.changed = sink.changed, []
+                    todo = [p for p in todo if self.relist(p, listed, report)]
+                feat_report = extract_features(todo, expert, self.store, progress=progress and not attempt,
+                                               keep=False, on_batch=sink, max_duration_s=self.config.max_duration_s)
+                report.failed.extend(feat_report.failed)
+                report.features_computed += feat_report.computed
+                if not sink.changed:
+                    break
+            report.failed.extend((p, f"it changed while being indexed, {READ_ATTEMPTS} times in a row (still being "
+                                     "written?); the next run indexes it once it stays the same") for p in sink.changed)
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
+            self.meta.set_meta("roots", sorted(set(self.meta.get_meta("roots", [])) | set(scanned_dirs)))
+            # earlier failures of files that are gone or were just scanned again are out of date
+            self.meta.clear_failures([p for p, _ in self.meta.failures()
+                                      if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
         report.wall_seconds = time.perf_counter() - t0
         return report
+
+    @staticmethod
+    def relist(p: str, listed: dict, report: AddReport) -> bool:
+        """Record what ``p`` looks like now, before reading it again; False when it is gone."""
+        try:
+            listed[p] = file_signature(os.stat(p))
+            return True
+        except OSError as e:
+            report.failed.append((p, f"vanished while indexing ({e.strerror or e})"))
+            return False
+
+    def abandon(self) -> None:
+        """After a write failed (disk full): forget what was not committed, remove half-written
+        temporary files, and have the next ``add`` reload the vectors that were saved."""
+        with self.lock:
+            self.meta.rollback()
+            for tmp in self.path.rglob("*.tmp"):  # ours: the caller holds the writer lock
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+            self.vectors.seen = None  # out_of_date(): reloaded from disk before the next write
 
     def checkpoint(self) -> None:
         """Vectors first, then metadata: a kill in between is detected and repaired on open."""
@@ -171,18 +208,33 @@ class Ingest:
         self.meta.commit()
 
 
+#: How many times a file that changes while it is read is read again in one run before it is skipped.
+READ_ATTEMPTS = 3
+
+
+def file_signature(st: os.stat_result) -> tuple:
+    """(size, mtime, inode, device): a file whose signature changed was written or replaced."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
+
 class BatchSink:
     """What ``extract_features`` calls with each batch of extracted files: items, windows,
     metadata and vectors are written, and a checkpoint commits them every ``checkpoint_files``
-    files or ``checkpoint_s`` seconds, whichever comes first."""
+    files or ``checkpoint_s`` seconds, whichever comes first.
+
+    A file whose signature (:func:`file_signature`) differs from the one taken before it was
+    read changed while being read (its duration and features may belong to another content): it
+    is not stored but listed in :attr:`changed`, to be read again."""
 
     def __init__(self, ingest: Ingest, report: AddReport, roots: list[str], checkpoint_files: int,
-                 checkpoint_s: float):
+                 checkpoint_s: float, listed: dict[str, tuple]):
         self.ingest = ingest
         self.report = report
         self.roots = roots
         self.checkpoint_files = checkpoint_files
         self.checkpoint_s = checkpoint_s
+        self.listed = listed
+        self.changed: list[str] = []
         self.pending = 0  # files since the last checkpoint
         self.since = time.monotonic()
 
@@ -194,6 +246,11 @@ class BatchSink:
                 st = os.stat(p)
             except OSError as e:
                 report.failed.append((p, f"vanished while indexing ({e.strerror or e})"))
+                continue
+            if p in self.listed and file_signature(st) != self.listed[p]:
+                self.changed.append(p)
+                if not ing.meta.items_by_hash(h):  # features may mix two contents: never reuse them
+                    ing.store.forget([h], ing.embedder.expert.key)
                 continue
             wins = time_windows(dur, config.window_s, config.hop_s)
             item_id, wids = ing.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,

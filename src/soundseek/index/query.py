@@ -146,11 +146,26 @@ class Query:
         return hits
 
     # -- audio -------------------------------------------------------------------------------
+    def allowed(self, filters, filter_kwargs: dict) -> set[int] | None:
+        """The items that pass the filters (None: no filter given)."""
+        from .fulltext import Filters
+
+        filters = filters if filters is not None else Filters(**filter_kwargs)
+        if not filters.active:
+            return None
+        ft = self.meta.fulltext
+        if ft is None:
+            raise ValueError("this index has no metadata tables, so it cannot be filtered")
+        return ft.allowed(filters)
+
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search_audio`."""
         from ..audio import resample
 
+        allow = self.allowed(filters, filter_kwargs)
+        if allow is not None and not allow:
+            return []
         exclude: set[int] = set()
         if isinstance(query, np.ndarray):
             if not sample_rate:
@@ -173,7 +188,7 @@ class Query:
             if exclude_self:
                 exclude = set(self.meta.items_by_hash(h))
         with self.lock:
-            return self.nearest(self.embedder.pool(feats.frames), k, exclude)
+            return self.nearest(self.embedder.pool(feats.frames), k, exclude, allow)
 
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
@@ -185,11 +200,13 @@ class Query:
         with self.lock:
             return self.nearest(self.embedder.pool(stored.features.frames), k, exclude)
 
-    def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[Hit]:
-        """Hits for an audio vector: the files whose best window is closest to ``q``."""
+    def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
+                allow: set[int] | None = None) -> list[Hit]:
+        """Hits for an audio vector: the files whose best window is closest to ``q``
+        (``allow``: only these items)."""
         if k < 1:
             raise ValueError("k must be at least 1")
-        ranked = self.rank(self.vectors.audio, q, k, exclude)
+        ranked = self.rank(self.vectors.audio, q, k, exclude, allow)
         items = self.meta.items([r[0] for r in ranked])
         hits = []
         for item_id, score, wid, start, end in ranked:

@@ -39,6 +39,7 @@ class WindowStore:
         self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
         self.unavailable: list[str] = []  # why a vector store could not be reached (Milvus)
         self.seen: tuple | None = None  # stamp() when this process last loaded or saved the files
+        self.catalog_seen: int | None = None  # the catalog's data_version() when last loaded (see refresh)
 
     def paths(self) -> tuple[Path, Path]:
         return self.path / "audio.faiss", self.path / "text.faiss"
@@ -52,6 +53,7 @@ class WindowStore:
         metadata does not know yet, so a reader always sees a consistent index."""
         self.notes = []
         self.unavailable = []
+        self.catalog_seen = self.meta.data_version()
         self.seen = self.stamp()
         audio_p, text_p = self.paths()
         n_windows = self.meta.counts()["windows"]
@@ -94,6 +96,27 @@ class WindowStore:
             if unavailable:  # nothing on disk is wrong: `repair` would not help (and could not open it either)
                 self.notes.append(f"{'; '.join(unavailable)}: searching vectors rebuilt in memory from the "
                                   "feature store for this session; the index itself is fine")
+
+    def refresh(self) -> bool:
+        """Reload the vectors when another process changed the index since this one loaded
+        them; True when it did.  The new state is built aside (other queries keep running on
+        the old one), then swapped in under the lock.  Vectors in a Milvus store are live: only
+        the catalog (always read live) can change, so nothing is reloaded for them."""
+        version = self.meta.data_version()
+        if version == self.catalog_seen and self.stamp() == self.seen:
+            return False
+        if self.config.vector_store != "faiss":
+            self.catalog_seen = version
+            return False
+        fresh = WindowStore(self.path, self.config, self.meta, self.store, self.embedder, threading.RLock())
+        fresh.load()
+        with self.lock:
+            old = (self.audio, self.text)
+            self.audio, self.text = fresh.audio, fresh.text
+            self.notes, self.unavailable, self.seen = fresh.notes, fresh.unavailable, fresh.seen
+            self.catalog_seen = version
+        close_vectors(*old)
+        return True
 
     def out_of_date(self) -> bool:
         """True when the files changed under this process (another writer saved, or a crash left

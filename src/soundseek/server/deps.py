@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, ContextManager
 
@@ -75,6 +76,29 @@ class AppState:
         self.waveform_slots = threading.BoundedSemaphore(2)  # decoding long files is memory-heavy: bound it
         self._text_lock = threading.Lock()
         self._text_state: dict[str, bool] = {}
+        self.reload_interval_s = 1.0  # how often requests ask the index whether another process wrote to it
+        self._next_reload = 0.0
+        self._reloading = threading.Lock()
+
+    def poll_index(self) -> None:
+        """Live reload: at most every ``reload_interval_s``, a request starts a background
+        ``index.refresh()`` (new vectors are built aside and swapped in; queries never wait for
+        it).  Items indexed by another process become searchable within a second or two."""
+        refresh = getattr(self.index, "refresh", None)
+        now = time.monotonic()
+        if refresh is None or now < self._next_reload or not self._reloading.acquire(blocking=False):
+            return
+        self._next_reload = now + self.reload_interval_s
+
+        def run() -> None:
+            try:
+                refresh()
+            except Exception as e:  # never fatal: the index keeps answering from what it has
+                log.warning("reloading the index failed: %s", e)
+            finally:
+                self._reloading.release()
+
+        threading.Thread(target=run, name="soundseek-reload", daemon=True).start()
 
     @contextlib.contextmanager
     def query_guard(self, kind: str):
@@ -150,11 +174,15 @@ class AppState:
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.soundseek
+    state = request.app.state.soundseek
+    state.poll_index()
+    return state
 
 
 async def get_index(request: Request) -> Any:
-    return request.app.state.soundseek.index
+    state = request.app.state.soundseek
+    state.poll_index()
+    return state.index
 
 
 async def get_config(request: Request) -> ServerConfig:
