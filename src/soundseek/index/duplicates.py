@@ -4,9 +4,10 @@ Pure functions over :class:`Entry` lists (item id, :class:`~soundseek.audio.fing
 quality): nothing here knows the Index. Three steps, so that 100k files never mean 5e9 pairs:
 
 1. candidates: clips whose sound lengths are compatible (copies differ by trims of at most
-   ``max_trim_s`` per end) and whose *bit profiles* (the mean of each of the 32 fingerprint bits,
-   a 32-d summary that gain, codecs and resampling barely move) are close. A sweep over clips
-   sorted by length compares each clip only with its length window, 32 numbers at a time;
+   ``max_trim_s`` per end), whose band envelopes (16 dB values, gain removed) are within
+   ``envelope_tol_db``, and whose *bit profiles* (the mean of each of the 32 print bits) are
+   close. A sweep over clips sorted by length compares each clip only with its length window,
+   one matmul per block (1,250 files: 2.3 % of all pairs in 0.2 s);
 2. verification: the best bit-error rate over alignments (Chromaprint when both clips have one,
    else the short-clip spectral print), under a threshold per print kind;
 3. union-find over verified pairs, without chaining (a member must match the representative
