@@ -1,7 +1,7 @@
 """Near-duplicate groups over fingerprints, and collapsing them in a ranked list.
 
 Pure functions over :class:`Entry` lists (item id, :class:`~soundseek.audio.fingerprint.ClipPrint`,
-quality): nothing here knows the Index. Three steps, so that 100k files never mean 5e9 pairs:
+quality): nothing here knows the Index. Three steps, so that not every pair is verified:
 
 1. candidates: clips whose sound lengths are compatible (copies differ by trims of at most
    ``max_trim_s`` per end), whose band envelopes (16 dB values, gain removed) are within
