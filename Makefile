@@ -24,7 +24,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+# libchromaprint (Debian libchromaprint1) for near-duplicate fingerprints; soundseek binds it with
+# ctypes, so no Python package is needed. Without root/apt it warns and continues: fingerprinting
+# then raises a clear ChromaprintMissing error and short clips still get their spectral print.
 install: $(VENV)/.installed
+	-bash .ci/install-chromaprint.sh
 
 # The scaling extra, for its tests only (tests/test_milvus_store.py, tests/test_ray_index.py skip
 # without it): pymilvus + milvus-lite (~7 s to install here) and ray (~14 s); milvus-server: the

@@ -1,0 +1,286 @@
+"""Near-duplicate groups over fingerprints, and collapsing them in a ranked list.
+
+Pure functions over :class:`Entry` lists (item id, :class:`~soundseek.audio.fingerprint.ClipPrint`,
+quality): nothing here knows the Index. Three steps, so that not every pair is verified:
+
+1. candidates: clips whose sound lengths are compatible (copies differ by trims of at most
+   ``max_trim_s`` per end), whose band envelopes (16 dB values, gain removed) are within
+   ``envelope_tol_db``, and whose *bit profiles* (the mean of each of the 32 print bits) are
+   close. A sweep over clips sorted by length compares each clip only with its length window,
+   one matmul per block (1,250 files: 2.3 % of all pairs in 0.2 s);
+2. verification: the best bit-error rate over alignments (Chromaprint when both clips have one,
+   else the short-clip spectral print), under a threshold per print kind;
+3. union-find over verified pairs, without chaining (a member must match the representative
+   itself); the representative: highest quality, then the longest sound, then the lowest id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..audio.fingerprint import CHROMAPRINT_HOP_S, FP_RATE, ClipConfig, ClipPrint, best_ber
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One indexed file: its id, its prints, and a quality score (higher = better copy to show,
+    e.g. sample rate x bit depth, or lossless over lossy; 0 when unknown)."""
+
+    item_id: Hashable
+    print: ClipPrint
+    quality: float = 0.0
+
+
+@dataclass(frozen=True)
+class DupConfig:
+    """Thresholds, set on benchmarks/duplicates.py (docs/duplicates.md gives the numbers)."""
+
+    #: copies may lose this much sound at each end (trims), plus ``rel_len_tol`` of the length
+    max_trim_s: float = 0.5
+    rel_len_tol: float = 0.05
+    #: and keep at least this share of the longer one's sound (a 0.3-s excerpt of a 1.3-s sound
+    #: is a fragment, not a copy)
+    min_len_ratio: float = 0.5
+    #: candidate if the bit profiles differ (root-mean-square over the 32 bits) by at most
+    #: ``profile_tol + profile_noise / sqrt(words)``: a profile of few words is a noisy estimate
+    profile_tol: float = 0.08
+    profile_noise: float = 0.3
+    #: and their band envelopes (dB, gain removed) differ by at most this RMS
+    envelope_tol_db: float = 5.0
+    #: verified if best BER is at most this (Chromaprint / spectral print)
+    chromaprint_ber: float = 0.10
+    spectral_ber: float = 0.18
+    #: a Chromaprint match between clips that both have a spectral print (3-5 s of sound) must
+    #: also pass this spectral BER: Chromaprint hears pitch classes, so two recordings of one
+    #: electronic ring tone (ESC-50 1-72195-B-37 vs 1-74517-A-37) match at 0.07; copies <= 0.17
+    spectral_confirm_ber: float = 0.25
+    #: Chromaprint is used when both clips have at least this many words (~1 s past its 2.7 s warm-up)
+    min_chromaprint_words: int = 8
+    #: a spectral pair needs this many non-silent words in the shorter print (~70 ms of sound)
+    min_spectral_words: int = 6
+    #: the print settings the prints were made with (the spectral hop sets the alignment range)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+
+
+@dataclass(frozen=True)
+class DupGroup:
+    """Near-identical files; ``members[0]`` is the representative."""
+
+    members: tuple
+
+    @property
+    def representative(self) -> Hashable:
+        return self.members[0]
+
+    @property
+    def copies(self) -> tuple:
+        return self.members[1:]
+
+
+@dataclass
+class GroupedHit:
+    """A ranked row after collapsing: the best-ranked hit of its group and its group's other files
+    (``copies``: ids of the copies that were in the list, in rank order, then the group's other
+    members, representative first)."""
+
+    hit: Any
+    copies: list = field(default_factory=list)
+
+
+def bit_profile(words: np.ndarray) -> np.ndarray:
+    """Mean of each of the 32 bits over the non-silent (non-zero) words; 0.5 when there are none."""
+    w = np.asarray(words, dtype=np.uint32)
+    w = w[w != 0]
+    if len(w) == 0:
+        return np.full(32, 0.5, np.float32)
+    bits = (w[:, None] >> np.arange(32, dtype=np.uint32)[None, :]) & np.uint32(1)
+    return bits.mean(axis=0).astype(np.float32)
+
+
+def _kind(a: ClipPrint, b: ClipPrint, cfg: DupConfig) -> str | None:
+    if len(a.chromaprint) >= cfg.min_chromaprint_words and len(b.chromaprint) >= cfg.min_chromaprint_words:
+        return "chromaprint"
+    if min(int((a.spectral != 0).sum()), int((b.spectral != 0).sum())) >= cfg.min_spectral_words:
+        return "spectral"
+    return None
+
+
+def _spectral_usable(p: ClipPrint, cfg: DupConfig) -> bool:
+    return int((p.spectral != 0).sum()) >= cfg.min_spectral_words
+
+
+def pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> tuple[str | None, float, float | None]:
+    """(print kind used, its best BER over alignments covering the allowed trims, and the spectral
+    BER that confirms a Chromaprint match when both clips also have a spectral print, else None);
+    (None, 1.0, None) when the two clips share no usable print."""
+    kind = _kind(a, b, cfg)
+    sp_off = int(np.ceil(cfg.max_trim_s * FP_RATE / cfg.clip.spectral.hop)) + 2
+    if kind == "chromaprint":
+        off = int(np.ceil(cfg.max_trim_s / CHROMAPRINT_HOP_S)) + 1  # a start trim shifts by <= max_trim_s
+        ber = best_ber(a.chromaprint, b.chromaprint, off)[0]
+        confirm = None
+        if _spectral_usable(a, cfg) and _spectral_usable(b, cfg):
+            confirm = best_ber(a.spectral, b.spectral, sp_off, step=2)[0]
+        return kind, ber, confirm
+    if kind == "spectral":
+        return kind, best_ber(a.spectral, b.spectral, sp_off, step=2)[0], None
+    return None, 1.0, None
+
+
+def passes(check: tuple[str | None, float, float | None], cfg: DupConfig = DupConfig()) -> bool:
+    """Whether a :func:`pair_ber` result is a duplicate under ``cfg``'s thresholds."""
+    kind, ber, confirm = check
+    if kind == "chromaprint":
+        return ber <= cfg.chromaprint_ber and (confirm is None or confirm <= cfg.spectral_confirm_ber)
+    return kind == "spectral" and ber <= cfg.spectral_ber
+
+
+def is_duplicate(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> bool:
+    return passes(pair_ber(a, b, cfg), cfg)
+
+
+def candidate_pairs(entries: Sequence[Entry], cfg: DupConfig = DupConfig(), *, block: int = 256
+                    ) -> list[tuple[int, int]]:
+    """Index pairs (i < j) worth verifying: compatible sound lengths and close bit profiles.
+
+    Cost: O(n * w) profile comparisons for w clips per length window, blocked through numpy.
+    """
+    n = len(entries)
+    if n < 2:
+        return []
+    lens = np.array([e.print.sound_s for e in entries], np.float64)
+    # two profiles per clip; a pair is a candidate if, for a print kind both clips can use, the
+    # profiles are close (so a clip trimmed across the Chromaprint border still meets its copy)
+    kinds = []
+    for words_of, usable in (
+        (lambda p: p.chromaprint, lambda p: len(p.chromaprint) >= cfg.min_chromaprint_words),
+        (lambda p: p.spectral, lambda p: int((p.spectral != 0).sum()) >= cfg.min_spectral_words),
+    ):
+        kinds.append((np.stack([bit_profile(words_of(e.print)) for e in entries]),
+                      np.array([usable(e.print) for e in entries]),
+                      np.array([max(1, int((words_of(e.print) != 0).sum())) for e in entries], np.float64)))
+    envs = np.stack([e.print.envelope if len(e.print.envelope) else np.zeros(16, np.float32) for e in entries])
+    has_env = np.array([len(e.print.envelope) > 0 for e in entries])
+    order = np.argsort(lens, kind="stable")
+    sl, se, sh = lens[order], envs[order].astype(np.float64), has_env[order]
+    kinds = [(prof[order], ok[order], cnt[order]) for prof, ok, cnt in kinds]
+    out: set[tuple[int, int]] = set()
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        reach = lambda x: np.minimum(x * (1 + cfg.rel_len_tol) + 2 * cfg.max_trim_s,  # noqa: E731
+                                     x / cfg.min_len_ratio)
+        hi = int(np.searchsorted(sl, reach(sl[e - 1]), side="right"))
+        if hi <= s + 1:
+            continue
+        tol = reach(sl[s:e, None])
+        base = (sl[None, s:hi] <= tol) & (np.arange(s, e)[:, None] < np.arange(s, hi)[None, :])
+        a, b = se[s:e], se[s:hi]
+        d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / a.shape[1]
+        base &= (d2 <= cfg.envelope_tol_db ** 2) | ~sh[s:e, None] | ~sh[None, s:hi]
+        hit = np.zeros_like(base)
+        for prof, usable, cnt in kinds:
+            a, b = prof[s:e], prof[s:hi]  # RMS difference through one matmul: memory (e-s) x window
+            d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / 32.0
+            tol_p = cfg.profile_tol + cfg.profile_noise / np.sqrt(np.minimum(cnt[s:e, None], cnt[None, s:hi]))
+            hit |= (d2 <= tol_p ** 2) & usable[s:e, None] & usable[None, s:hi]
+        ii, jj = np.nonzero(base & hit)
+        for i, j in zip((ii + s).tolist(), (jj + s).tolist()):
+            a, b = int(order[i]), int(order[j])
+            out.add((min(a, b), max(a, b)))
+    return sorted(out)
+
+
+def union_find_groups(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (of size >= 2) of n nodes under ``pairs``, each sorted, in order."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comps: dict[int, list[int]] = {}
+    for i in range(n):
+        comps.setdefault(root(i), []).append(i)
+    return [c for c in sorted(comps.values()) if len(c) > 1]
+
+
+def _rep_key(e: Entry) -> tuple:
+    return (-e.quality, -e.print.sound_s, str(type(e.item_id)), e.item_id)
+
+
+def find_groups(entries: Sequence[Entry], cfg: DupConfig = DupConfig(),
+                progress: Callable[[int, int], None] | None = None) -> list[DupGroup]:
+    """Groups of near-identical files (size >= 2), representative first, ordered by representative.
+
+    ``progress(done, total)`` is called while verifying candidate pairs.
+    """
+    cands = candidate_pairs(entries, cfg)
+    verified = []
+    for k, (i, j) in enumerate(cands):
+        if is_duplicate(entries[i].print, entries[j].print, cfg):
+            verified.append((i, j))
+        if progress is not None and (k + 1) % 1000 == 0:
+            progress(k + 1, len(cands))
+    return groups_from_pairs(entries, verified)
+
+
+def groups_from_pairs(entries: Sequence[Entry], verified: Sequence[tuple[int, int]]) -> list[DupGroup]:
+    """Groups from verified pairs without chaining: in each connected component the representative
+    keeps only the members verified *directly* against it; the rest form groups of their own.
+
+    Why: plain union-find lets a chain of borderline pairs (take 12 ~ its copy ~ take 13 of a
+    fire crackle) merge different sounds; every real copy matches the representative itself.
+    """
+    adj: dict[int, set[int]] = {}
+    for i, j in verified:
+        adj.setdefault(i, set()).add(j)
+        adj.setdefault(j, set()).add(i)
+    groups = []
+    for comp in union_find_groups(len(entries), verified):
+        left = sorted(comp, key=lambda i: _rep_key(entries[i]))
+        while len(left) > 1:
+            rep = left[0]
+            members = [rep] + [i for i in left[1:] if i in adj.get(rep, ())]
+            if len(members) > 1:
+                groups.append(DupGroup(tuple(entries[i].item_id for i in members)))
+            left = [i for i in left if i not in members]
+    return sorted(groups, key=lambda g: (str(type(g.representative)), g.representative))
+
+
+def group_hits(hits: Sequence[Any], groups: Sequence[DupGroup],
+               key: Callable[[Any], Hashable] = lambda h: h["item_id"]) -> list[GroupedHit]:
+    """Collapse a ranked list: each group keeps one row, at the rank of its best-ranked hit.
+
+    Rows keep their order; the removed hits' ids lead that row's ``copies``. Hits outside every
+    group become rows with no copies.
+    """
+    of = {m: g for g in groups for m in g.members}
+    rows: list[GroupedHit] = []
+    row_of: dict[int, GroupedHit] = {}
+    for h in hits:
+        g = of.get(key(h))
+        if g is None:
+            rows.append(GroupedHit(h))
+            continue
+        row = row_of.get(id(g))
+        if row is None:
+            row_of[id(g)] = row = GroupedHit(h)
+            rows.append(row)
+        else:
+            row.copies.append(key(h))
+    for row in rows:
+        g = of.get(key(row.hit))
+        if g is not None:
+            seen = {key(row.hit), *row.copies}
+            row.copies.extend(m for m in g.members if m not in seen)
+    return rows
