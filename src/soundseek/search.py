@@ -659,14 +659,15 @@ class Index:
         """Files that best match a description, best first.
 
         ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
-        name, folders, embedded tags) or "hybrid" (both ranks fused with reciprocal rank fusion);
-        default hybrid when the index has metadata words, else content.  ``filters`` (a
-        :class:`soundseek.index.fulltext.Filters`) or keyword filters: ``min_duration``,
-        ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder`` (path prefix),
-        ``tag`` (a machine tag).  In hybrid mode a hit's score is its fused RRF score, except when
-        no file's words match the query: the content ranking is returned unchanged.
+        name, folders, embedded tags) or "hybrid" (both, calibrated and fused:
+        :mod:`soundseek.index.fusion`); default hybrid when the index has metadata words, else
+        content.  ``filters`` (a :class:`soundseek.index.fulltext.Filters`) or keyword filters:
+        ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
+        (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; when no file's
+        words match the query, hybrid returns exactly the content ranking and scores.
         """
-        from .index.fulltext import RRF_K, Filters, rrf
+        from .index import fusion
+        from .index.fulltext import Filters
 
         text = (text or "").strip()
         if not text:
@@ -687,7 +688,8 @@ class Index:
             if not allow:
                 return []
         pool = max(k, 100)
-        meta_rank = ft.search(text, pool, allow) if ft is not None and mode != "content" else []
+        meta_rank = ft.search(text, pool, allow, normalized=True) if ft is not None and mode != "content" else []
+        meta_rank = [(i, fusion.meta_score(sc)) for i, sc in meta_rank]
         if mode == "metadata":
             return self._hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
         try:
@@ -696,10 +698,11 @@ class Index:
             if mode != "hybrid" or not meta_rank:
                 raise
             content = []  # no text–audio model: hybrid is the metadata ranking
+        content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
         if not meta_rank:  # nothing matched by words: exactly the content ranking
             return self._hits(content[:k], text, ["content"])
         by_id = {r[0]: r for r in content}
-        fused = rrf([[r[0] for r in content], [i for i, _ in meta_rank]], k=RRF_K)[:k]
+        fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
         return self._hits(rows, text, ["hybrid"], content_ids=content_ids)
@@ -749,11 +752,12 @@ class Index:
 
     def _hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
-        from .index.fulltext import highlight
+        from .index.fulltext import highlight, query_terms
 
         ft = self.fulltext
         items = self.meta.items([r[0] for r in rows])
         info = ft.info([r[0] for r in rows]) if ft is not None else {}
+        found = ft.matches([r[0] for r in rows], text) if ft is not None and "content" not in signals else {}
         hits = []
         for item_id, score, wid, start, end in rows:
             item = items.get(item_id)
@@ -776,14 +780,14 @@ class Index:
             if meta is not None and "content" not in signals:
                 parts = []
                 for field_name in ("name", "folder", "embedded"):
-                    marked, w = highlight(meta[field_name], text)
+                    w = found.get(item_id, {}).get(field_name, [])  # by the search's own stemmer
                     if w:
                         matched.append(field_name)
                         words.extend(x for x in w if x not in words)
-                        parts.append(marked)
+                        parts.append(highlight(meta[field_name], " ".join(w))[0])
                 snippet = " · ".join(parts)
                 tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
-                if tag_words & {w.lower() for w in text.split()}:
+                if tag_words & set(query_terms(text)):
                     matched.append("tags")
             hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
                             tuple(matched), snippet, tuple(words)))
