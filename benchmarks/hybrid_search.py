@@ -1,14 +1,22 @@
-"""Content vs metadata vs hybrid text search (issue 12), measured honestly.
+"""Content vs metadata vs hybrid text search (issues 12 and 18), measured honestly.
 
-1. sfx-corpus test split, every caption a query for its clip: t2a R@1 / R@10 for the three modes,
-   (a) with the files' real names and folders, (b) with the files copied under opaque numeric
-   names into one flat folder (only content can work; hybrid must equal content);
-2. ESC-50 fold 1 (file names are numbers): each class name as a query, P@1 / P@10 (a hit is
-   relevant when it has the query's class); hybrid must not be worse than content.
+Libraries, built from the sfx corpora's real files of one split:
 
-    python benchmarks/hybrid_search.py [--work /tmp/hybrid-bench] [--json out.json]
+* **named**: the files with their real names and folders (as shipped by their packages);
+* **opaque**: the same files copied into one flat folder as ``ZOOM0001.wav``, ``ZOOM0002.ogg``, ...
+  (a field recorder's names) with their embedded tags kept, as a renamed file keeps them.
 
-Uses the current default model (``Index.create(path)``); ``--expert/--model`` override.
+Queries (never the file names): every caption of a file (relevant: that file, R@1 / R@10; and
+any file with the same label, P@1), and every label of the split (relevant: the files with that
+label, P@1 / P@5 / R@10).  ESC-50 fold 1 (names are numbers): the 50 class names, P@1 / P@10.
+
+    python benchmarks/hybrid_search.py --fit [--json fit.json]   # validation split: fit fusion
+    python benchmarks/hybrid_search.py [--json out.json]         # test split + ESC-50: report
+
+``--fit`` fits :data:`soundseek.index.fusion.PARAMS` (content and metadata logistic calibration,
+then the fusion weight) on the validation split only; the test split is only ever reported.  The
+report also gives reciprocal rank fusion (RRF, the fusion before issue 18) of the same two
+rankings.  Uses the current default model; ``--expert/--model`` override.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
+import os
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +35,14 @@ import numpy as np
 
 from soundseek import Index
 from soundseek.data.sfx_corpus import load_sfx_corpora
+from soundseek.index.fulltext import rrf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from experts import cpu_name  # noqa: E402  (benchmarks/experts.py)
 
 ESC50 = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50-fold1"
 MODES = ("content", "metadata", "hybrid")
+POOL = 100  # what Index.search fuses: the top max(k, 100) of each ranking
 
 
 def _index(path: Path, files, kwargs, features_from: Path | None = None) -> Index:
@@ -42,99 +56,167 @@ def _index(path: Path, files, kwargs, features_from: Path | None = None) -> Inde
     return idx
 
 
-def _t2a(idx: Index, queries: list[tuple[str, str]]) -> dict:
-    """queries: (caption, target path) -> R@1, R@10 per mode (percent), and whether hybrid ==
-    content on every query (same files in the same order)."""
-    out, same = {}, True
-    ranked = {}
-    for mode in MODES:
-        r1 = r10 = 0
-        ranked[mode] = []
-        for text, target in queries:
-            paths = [h.path for h in idx.search(text, k=10, mode=mode)]
-            ranked[mode].append(paths)
-            r1 += bool(paths) and paths[0] == target
-            r10 += target in paths
-        out[mode] = {"R@1": 100 * r1 / len(queries), "R@10": 100 * r10 / len(queries)}
-    same = ranked["hybrid"] == ranked["content"]
-    out["hybrid_equals_content"] = same
-    return out
-
-
-def _strip_tags(path: Path) -> None:
-    """Remove every place a file keeps words: tags (mutagen) and, for WAV, the LIST/INFO, bext,
-    iXML and id3 chunks (the audio chunks are copied byte for byte)."""
-    import struct
-
-    import mutagen
-
-    f = mutagen.File(str(path))
-    if f is not None and f.tags is not None:
-        f.delete()
-    data = path.read_bytes()
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return
-    out, pos = [], 12
-    while pos + 8 <= len(data):
-        cid, n = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        end = min(len(data), pos + 8 + n + (n & 1))
-        if cid not in (b"LIST", b"bext", b"iXML", b"id3 ", b"ID3 "):
-            out.append(data[pos:end])
-        pos = end
-    body = b"WAVE" + b"".join(out)
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-
-
-def _rrf_sweep(idx: Index, queries, ks=(10, 30, 60, 100)) -> dict:
-    """Hybrid R@1/R@10 for other RRF constants (sensitivity only: measured on the test split, so
-    the shipped k=60, the literature's value, was not chosen from it)."""
-    from soundseek.index import fulltext
-
-    out = {}
-    saved = fulltext.RRF_K
-    try:
-        for k in ks:
-            fulltext.RRF_K = k
-            r1 = r10 = 0
-            for text, target in queries:
-                paths = [h.path for h in idx.search(text, k=10, mode="hybrid")]
-                r1 += bool(paths) and paths[0] == target
-                r10 += target in paths
-            out[str(k)] = {"R@1": 100 * r1 / len(queries), "R@10": 100 * r10 / len(queries)}
-    finally:
-        fulltext.RRF_K = saved
-    return out
-
-
-def sfx(work: Path, kwargs: dict) -> dict:
-    clips = load_sfx_corpora(split="test")
-    by_path: dict[str, list[str]] = {}
+def library(work: Path, split: str, kwargs: dict) -> dict:
+    """The named and opaque libraries of one split, and their queries."""
+    clips = load_sfx_corpora(split=split)
+    caps: dict[str, list[str]] = {}
+    label: dict[str, str] = {}
     for c in clips:
-        by_path.setdefault(str(Path(c.audio_path).resolve()), []).extend(c.captions)
-    files = sorted(by_path)
-    t0 = time.perf_counter()
-    real = _index(work / "sfx-real", files, kwargs)
-    t_index = time.perf_counter() - t0
-    queries = [(cap, p) for p in files for cap in by_path[p]]
-    res_real = _t2a(real, queries)
-    sweep = _rrf_sweep(real, queries)
-
-    flat = work / "sfx-opaque-files"
+        p = str(Path(c.audio_path).resolve())
+        caps.setdefault(p, []).extend(c.captions)
+        label[p] = c.label
+    files = sorted(caps)
+    named = _index(work / f"sfx-{split}-named", files, kwargs)
+    flat = work / f"sfx-{split}-opaque-files"
     if flat.exists():
         shutil.rmtree(flat)
     flat.mkdir(parents=True)
     rename = {}
-    for i, p in enumerate(files):
-        q = flat / f"{i:06d}{Path(p).suffix}"
-        shutil.copyfile(p, q)
-        _strip_tags(q)  # opaque: no words in the name, the folder or the file's own tags
+    for i, p in enumerate(files, 1):
+        q = flat / f"ZOOM{i:04d}{Path(p).suffix.upper()}"
+        shutil.copyfile(p, q)  # tags kept: a renamed file keeps what is inside it
         rename[p] = str(q.resolve())
-    opaque = _index(work / "sfx-opaque", [str(flat)], kwargs, features_from=work / "sfx-real")
-    res_opaque = _t2a(opaque, [(cap, rename[p]) for cap, p in queries])
-    return {"clips": len(files), "queries": len(queries), "index_s": round(t_index, 1),
-            "real_names": res_real, "opaque_names": res_opaque, "rrf_k_sweep_real_names": sweep}
+    opaque = _index(work / f"sfx-{split}-opaque", [str(flat)], kwargs, features_from=work / f"sfx-{split}-named")
+    captions = [(cap, p) for p in files for cap in caps[p]]
+    labels = sorted(set(label.values()))
+    return {"files": files, "label": label, "named": named, "opaque": opaque, "rename": rename,
+            "captions": captions, "labels": labels}
 
 
+def _rankings(idx: Index, text: str, n: int) -> dict[str, list[tuple[str, float]]]:
+    out = {}
+    for mode in MODES:
+        out[mode] = [(h.path, h.score) for h in idx.search(text, k=n, mode=mode)]
+    return out
+
+
+def _metrics(lists: list[list[str]], relevant: list[set[str]], targets: list[str] | None) -> dict:
+    p1 = np.mean([bool(ls) and ls[0] in rel for ls, rel in zip(lists, relevant)])
+    p5 = np.mean([sum(x in rel for x in ls[:5]) / 5 for ls, rel in zip(lists, relevant)])
+    r10 = np.mean([len(set(ls[:10]) & rel) / len(rel) for ls, rel in zip(lists, relevant)])
+    out = {"P@1": 100 * float(p1), "P@5": 100 * float(p5), "R@10": 100 * float(r10)}
+    if targets is not None:  # one target file per query (caption queries)
+        out = {"R@1": 100 * float(np.mean([bool(ls) and ls[0] == t for ls, t in zip(lists, targets)])),
+               "R@10": 100 * float(np.mean([t in ls[:10] for ls, t in zip(lists, targets)])),
+               "label P@1": out["P@1"]}
+    return out
+
+
+def evaluate(lib: dict, which: str) -> dict:
+    """Every query on one library: metrics per mode (content, metadata, hybrid, and RRF of the
+    content and metadata rankings), and on how many queries hybrid differs from content."""
+    idx = lib[which]
+    to = (lambda p: lib["rename"][p]) if which == "opaque" else (lambda p: p)
+    label_of = {to(p): lab for p, lab in lib["label"].items()}
+    by_label: dict[str, set[str]] = {}
+    for p, lab in label_of.items():
+        by_label.setdefault(lab, set()).add(p)
+    out = {}
+    for qset, queries in (("captions", lib["captions"]), ("labels", [(lab, None) for lab in lib["labels"]])):
+        lists = {m: [] for m in MODES + ("rrf",)}
+        relevant, targets = [], []
+        for text, target in queries:
+            r = _rankings(idx, text, 10)
+            meta_pool = [h.path for h in idx.search(text, k=POOL, mode="metadata")]
+            if meta_pool:
+                content_pool = [h.path for h in idx.search(text, k=POOL, mode="content")]
+                r["rrf"] = [(p, s) for p, s in rrf([content_pool, meta_pool])[:10]]
+            else:
+                r["rrf"] = r["content"]
+            for m in lists:
+                lists[m].append([p for p, _ in r[m]])
+            lab = label_of[to(target)] if target else text
+            relevant.append(by_label[lab])
+            targets.append(to(target) if target else None)
+        t = targets if qset == "captions" else None
+        out[qset] = {m: _metrics(lists[m], relevant, t) for m in lists}
+        out[qset]["queries"] = len(queries)
+        out[qset]["hybrid_differs_from_content"] = sum(a != b for a, b in zip(lists["hybrid"], lists["content"]))
+    return out
+
+
+# -- fitting (validation split only) -----------------------------------------------------------
+def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
+    """Slope and offset of P(y=1 | x) = σ(a x + b) by Newton's method (tiny ridge on a)."""
+    X = np.stack([x, np.ones_like(x)], 1)
+    w = np.zeros(2)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        g = X.T @ (p - y) + np.array([l2 * w[0], 0])
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag([l2, 1e-9])
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    a, b = float(w[0]), float(w[1])
+    return a, b
+
+
+def fit(work: Path, kwargs: dict, reuse: dict | None = None) -> dict:
+    """Calibration and fusion weight from the validation split (``reuse``: its raw scores, saved
+    by an earlier run in ``work/fit-raw-val.json``)."""
+    from soundseek.index import fusion
+
+    lib = library(work, "val", kwargs)
+    raw: dict[str, list] = {"named": [], "opaque": []}
+    saved = fusion.PARAMS
+    fusion.PARAMS = fusion.RAW  # raw cosine and normalized BM25
+    try:
+        for which in raw:
+            if reuse is not None:
+                raw = reuse
+                break
+            idx = lib[which]
+            to = (lambda p: lib["rename"][p]) if which == "opaque" else (lambda p: p)
+            label_of = {to(p): lab for p, lab in lib["label"].items()}
+            queries = [(c, label_of[to(p)], to(p)) for c, p in lib["captions"]] + [(lab, lab, None) for lab in lib["labels"]]
+            for text, lab, target in queries:
+                content = [(h.path, h.score) for h in idx.search(text, k=len(lib["files"]), mode="content")]
+                meta = [(h.path, h.score) for h in idx.search(text, k=POOL, mode="metadata")]
+                raw[which].append({"label": lab, "target": target, "content": content, "meta": meta})
+    finally:
+        fusion.PARAMS = saved
+    (work / "fit-raw-val.json").write_text(json.dumps(raw))
+    label_of = {p: lab for p, lab in lib["label"].items()}
+    xs, ys, ms, ns = [], [], [], []
+    for q in raw["named"]:  # calibration: relevance = the file has the query's label
+        for p, s in q["content"]:
+            xs.append(s)
+            ys.append(label_of[p] == q["label"])
+        for p, s in q["meta"]:
+            ms.append(s)
+            ns.append(label_of[p] == q["label"])
+    ca, cb = _logistic_fit(np.array(xs), np.array(ys, float))
+    ma, mb = _logistic_fit(np.array(ms), np.array(ns, float))
+
+    def score(which: str, weight: float) -> dict:
+        p = fusion.FusionParams(ca, cb, ma, mb, weight)
+        to = (lambda x: lib["rename"][x]) if which == "opaque" else (lambda x: x)
+        lab_of = {to(x): lab for x, lab in lib["label"].items()}
+        res = {"content": [], "hybrid": []}
+        for q in raw[which]:
+            c = [(x, fusion.content_score(s, p)) for x, s in q["content"]]
+            m = [(x, fusion.meta_score(s, p)) for x, s in q["meta"]]
+            fused = fusion.fuse_rankings(c[:POOL], m, p) if m else c
+            for mode, ranked in (("content", c), ("hybrid", fused)):
+                top = ranked[0][0]
+                res[mode].append(top == q["target"] if q["target"] else lab_of[top] == q["label"])
+                res[mode].append(lab_of[top] == q["label"])
+        return {k: 100 * float(np.mean(v)) for k, v in res.items()}
+
+    grid = [round(w, 2) for w in np.linspace(0, 1, 21)]
+    sweep = {str(w): {which: score(which, w) for which in raw} for w in grid}
+    ok = [w for w in grid if sweep[str(w)]["opaque"]["hybrid"] >= sweep[str(w)]["opaque"]["content"]]
+    best = max(ok, key=lambda w: (sweep[str(w)]["named"]["hybrid"], -abs(w - 0.5)))
+    return {"split": "val", "files": len(lib["files"]), "caption_queries": len(lib["captions"]),
+            "label_queries": len(lib["labels"]), "pairs_content": len(xs), "pairs_meta": len(ms),
+            "content_slope": ca, "content_offset": cb, "meta_slope": ma, "meta_offset": mb, "weight": best,
+            "objective": "named library, mean over val queries of: top-1 is the caption's file, top-1 has the "
+                         "query's label (caption and label queries); only weights with opaque hybrid >= content",
+            "weight_sweep": sweep}
+
+
+# -- ESC-50 ------------------------------------------------------------------------------------
 def esc50(work: Path, kwargs: dict) -> dict:
     with open(ESC50 / "meta.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -162,6 +244,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/hybrid-bench"))
     ap.add_argument("--expert", default=None)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--fit", action="store_true", help="fit the fusion on the validation split")
+    ap.add_argument("--reuse-raw", action="store_true", help="--fit on the raw scores of the last --fit run")
+    ap.add_argument("--no-esc50", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     kwargs = {}
@@ -170,12 +255,28 @@ def main() -> None:
     if a.model:
         kwargs["model"] = a.model
     a.work.mkdir(parents=True, exist_ok=True)
-    res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.processor()
-           or platform.machine(), "index_kwargs": kwargs, "sfx_test": sfx(a.work, kwargs)}
-    cfg = Index.open(a.work / "sfx-real").config
+    t0 = time.perf_counter()
+    res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{cpu_name()} ({os.cpu_count()} cores, shared)", "index_kwargs": kwargs}
+    if a.fit:
+        raw = a.work / "fit-raw-val.json"
+        res["fit"] = fit(a.work, kwargs, json.loads(raw.read_text()) if a.reuse_raw and raw.is_file() else None)
+        cfg = Index.open(a.work / "sfx-val-named").config
+    else:
+        try:
+            from soundseek.index import fusion
+
+            res["fusion"] = {k: v for k, v in fusion.PARAMS.__dict__.items()}
+        except ImportError:  # a soundseek from before issue 18 (RRF): the "before" numbers
+            res["fusion"] = "rrf (before issue 18)"
+        lib = library(a.work, "test", kwargs)
+        res["sfx_test"] = {"files": len(lib["files"]), "named": evaluate(lib, "named"),
+                           "opaque": evaluate(lib, "opaque")}
+        cfg = Index.open(a.work / "sfx-test-named").config
+        if (ESC50 / "meta.csv").is_file() and not a.no_esc50:
+            res["esc50_fold1"] = esc50(a.work, kwargs)
     res["audio_expert"], res["model"] = cfg.audio_expert, cfg.model
-    if (ESC50 / "meta.csv").is_file():
-        res["esc50_fold1"] = esc50(a.work, kwargs)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
     text = json.dumps(res, indent=2)
     print(text)
     if a.json:

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from soundseek import Index
 from soundseek.export import export_files, format_hits
+from soundseek.index import fusion
 from soundseek.index.fulltext import FullText, Filters, fts_query, highlight, rrf
 from soundseek.index.file_info import (FileMetadata, embedded_text, expand_ucs, extract, folder_words,
                                       name_words, split_words, ucs_table)
@@ -164,7 +165,7 @@ def test_fts_bm25_ranking(store):
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
     # machine tags never rank; FTS syntax in a query is just words
     assert ft.search("speech") == []
-    assert ft.search('door" OR NEAR(') and fts_query('a "b') == '"a" OR "b"'
+    assert ft.search('door" OR NEAR(') and fts_query('the "door* creak') == '"door" OR "creak"'
     assert ft.has_words()
 
 
@@ -255,13 +256,14 @@ def index(library, tmp_path_factory):
 def test_index_keeps_metadata_and_hybrid_finds_by_name(index):
     assert index.fulltext.has_words()
     hits = index.search("wood door creak", k=5)  # hybrid by default
-    # hybrid = RRF of the content ranking and the metadata ranking (synthetic tones: the content
-    # order is arbitrary, so the fused order is checked, not a winner)
-    content = [h.id for h in index.search("wood door creak", k=5, mode="content")]
-    meta_ids = [h.id for h in index.search("wood door creak", k=5, mode="metadata")]
-    fused = rrf([content, meta_ids])
+    # hybrid = calibrated fusion of the content and the metadata scores (synthetic tones: the
+    # content order is arbitrary, so the fused order is checked, not a winner)
+    content = [(h.id, h.score) for h in index.search("wood door creak", k=5, mode="content")]
+    meta_ids = [(h.id, h.score) for h in index.search("wood door creak", k=5, mode="metadata")]
+    fused = fusion.fuse_rankings(content, meta_ids)
     assert [h.id for h in hits] == [i for i, _ in fused][:5]
     assert [h.score for h in hits] == pytest.approx([s for _, s in fused][:5])
+    assert all(0 <= h.score <= 1 for h in hits)
     wood = next(h for h in hits if Path(h.path).name == "DOOR Wood Creak Slow Close 01.wav")
     assert wood in hits[:2]
     assert {"content", "name", "folder"} <= set(wood.matched) and "creak" in wood.words

@@ -225,12 +225,12 @@ class Index:
         """Files that best match a description, best first.
 
         ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
-        name, folders, embedded tags) or "hybrid" (both ranks fused with reciprocal rank fusion);
-        default hybrid when the index has metadata words, else content.  ``filters`` (a
-        :class:`soundseek.index.fulltext.Filters`) or keyword filters: ``min_duration``,
-        ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder`` (path prefix),
-        ``tag`` (a machine tag).  In hybrid mode a hit's score is its fused RRF score, except when
-        no file's words match the query: the content ranking is returned unchanged.
+        name, folders, embedded tags) or "hybrid" (both, calibrated and fused:
+        :mod:`soundseek.index.fusion`); default hybrid when the index has metadata words, else
+        content.  ``filters`` (a :class:`soundseek.index.fulltext.Filters`) or keyword filters:
+        ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
+        (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; when no file's
+        words match the query, hybrid returns exactly the content ranking and scores.
         """
         return self.query.search(text, k, mode, filters, **filter_kwargs)
 

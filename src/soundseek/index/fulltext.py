@@ -7,9 +7,14 @@ the same transaction as its ``items`` row; a trigger deletes them with the item)
     item_info(item_id, sample_rate, channels, format, folder, machine_tags JSON, has_words)
     item_fts(name, folder, embedded, machine)   FTS5, rowid = item id, porter + unicode61
 
-Ranking uses only the file's own words (name, folder, embedded tags).  Machine tags are stored,
-searchable with the ``tag`` filter and reported on hits, but never rank: a file named by opaque
-ids then has no metadata rank at all and hybrid search returns exactly the content ranking.
+Ranking uses only the file's own words (name, folder, embedded tags), weighted name > folder >
+embedded, and only the query's content words: stop words ("a", "on", "the sound of") and
+one-letter tokens are left out, so "a gunshot" cannot match a title because it holds "a".
+Machine tags are stored, searchable with the ``tag`` filter and reported on hits, but never rank:
+a file named by opaque ids then has no metadata rank at all and hybrid search returns exactly the
+content ranking.  :meth:`FullText.search` with ``normalized=True`` divides BM25 by the most the
+query's words could score (sum of their IDF times k1 + 1), a 0–1 value that
+:mod:`soundseek.index.fusion` calibrates; :meth:`FullText.matches` says which words matched where.
 """
 
 from __future__ import annotations
@@ -22,8 +27,28 @@ from dataclasses import dataclass
 from .file_info import FileMetadata
 
 RRF_K = 60
-# BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks)
-BM25_WEIGHTS = (4.0, 1.0, 2.0, 0.0)
+# BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
+# name is the most deliberate description, its folders describe a group, embedded titles and
+# comments are often boilerplate ("recorded with ...").
+BM25_WEIGHTS = (4.0, 2.0, 1.0, 0.0)
+RANKED_FIELDS = ("name", "folder", "embedded")
+BM25_K1 = 1.2  # FTS5's fixed bm25 constants (k1, b = 0.75)
+#: FTS5 column filter: the query's words match only the fields that rank
+_COLUMNS = "{" + " ".join(RANKED_FIELDS) + "}"
+
+#: Query words that carry no description of a sound: articles, prepositions, pronouns, auxiliary
+#: verbs, and the filler of spoken queries ("the sound of", "someone", "something").  Left out of
+#: the metadata query only; the text–audio model still reads the whole sentence.
+STOP_WORDS = frozenset("""
+a an the and or but nor of on in at to into onto from by for with without within over under up down
+out off about above below across after before behind between near through during against along
+around among upon via as than then so too very just also only again is are was were be been being
+am do does did doing has have had having will would shall should can could may might must it its
+this that these those there here who whom whose which what when where why how all any some each
+every both either neither no not few more most other such own same i me my we us our you your he
+him his she her they them their one ones someone somebody something somewhere thing things sound
+sounds sounding like kind sort lot lots
+""".split())
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS item_info (
@@ -138,8 +163,12 @@ class FullText:
                                    args).fetchall()
         return {r[0] for r in rows}
 
-    def search(self, text: str, limit: int = 200, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        """(item id, BM25 score; higher is better) for the file's own words, best first."""
+    def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
+               normalized: bool = False) -> list[tuple[int, float]]:
+        """(item id, BM25 score; higher is better) for the file's own words, best first.
+
+        ``normalized``: the score divided by :meth:`score_scale` (0–1: 1 would be every query
+        word matched as strongly as BM25 allows)."""
         q = fts_query(text)
         if not q:
             return []
@@ -148,9 +177,49 @@ class FullText:
                f"WHERE item_fts MATCH ? ORDER BY s, rowid LIMIT ?")
         fetch = limit if allowed is None else max(limit * 4, 1000)
         with self.meta.lock:
-            rows = self.db.execute(sql, (q, fetch)).fetchall()
+            rows = self.db.execute(sql, (f"{_COLUMNS} : ({q})", fetch)).fetchall()
         out = [(int(r), -float(s)) for r, s in rows if s < 0 and (allowed is None or r in allowed)]
-        return out[:limit]
+        out = out[:limit]
+        if normalized and out:
+            scale = self.score_scale(text)
+            out = [(i, min(1.0, s / scale)) for i, s in out]
+        return out
+
+    def score_scale(self, text: str) -> float:
+        """The most BM25 can give this query here: sum over its words of IDF × (k1 + 1), with
+        FTS5's IDF, log((N − n + 0.5) / (n + 0.5)) (floored at 1e-6), n = files holding the word
+        in a ranked field.  Words no file holds count too: a query half of whose words match
+        scores at most about half."""
+        import math
+
+        terms = query_terms(text)
+        with self.meta.lock:
+            n_docs = self.db.execute("SELECT COUNT(*) FROM item_fts").fetchone()[0]
+            total = 0.0
+            for t in terms:
+                n = self.db.execute("SELECT COUNT(*) FROM item_fts WHERE item_fts MATCH ?",
+                                    (f'{_COLUMNS} : "{t}"',)).fetchone()[0]
+                total += max(1e-6, math.log((n_docs - n + 0.5) / (n + 0.5)))
+        return total * (BM25_K1 + 1.0) or 1.0
+
+    def matches(self, ids, text: str) -> dict[int, dict[str, list[str]]]:
+        """Which query words (as typed, stop words left out) matched which ranked field of each
+        file, by the same tokenizer and stemmer as the search: {id: {"name": [...], ...}}."""
+        ids = [int(i) for i in ids]
+        terms = query_terms(text)
+        out: dict[int, dict[str, list[str]]] = {}
+        if not ids or not terms:
+            return out
+        marks = ",".join("?" * len(ids))
+        with self.meta.lock:
+            for t in terms:
+                for field_name in RANKED_FIELDS:
+                    rows = self.db.execute(
+                        f"SELECT rowid FROM item_fts WHERE item_fts MATCH ? AND rowid IN ({marks})",
+                        [f'{{{field_name}}} : "{t}"'] + ids).fetchall()
+                    for (r,) in rows:
+                        out.setdefault(int(r), {}).setdefault(field_name, []).append(t)
+        return out
 
     def info(self, ids) -> dict[int, dict]:
         ids = [int(i) for i in ids]
@@ -192,9 +261,15 @@ def query_words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "") if not w.isdigit()]
 
 
+def query_terms(text: str) -> list[str]:
+    """The words of a query that may match a file's words: no stop words, no one-letter tokens,
+    no numbers, each once."""
+    return list(dict.fromkeys(w for w in query_words(text) if len(w) > 1 and w not in STOP_WORDS))
+
+
 def fts_query(text: str) -> str:
     """A user's words as an FTS5 OR query (each a quoted term: no FTS syntax leaks through)."""
-    words = list(dict.fromkeys(query_words(text)))
+    words = query_terms(text)
     return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
 
 
@@ -224,8 +299,9 @@ def _same_word(a: str, b: str) -> bool:
 
 
 def highlight(text: str, query: str) -> tuple[str, list[str]]:
-    """``text`` with the query's words (loosely stemmed) wrapped in [ ]; the words matched."""
-    words = query_words(query)
+    """``text`` with the query's words (loosely stemmed, stop words left out) wrapped in [ ]; the
+    words matched."""
+    words = query_terms(query)
     matched: list[str] = []
 
     def mark(m):

@@ -37,7 +37,8 @@ class Query:
     # -- text --------------------------------------------------------------------------------
     def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search`."""
-        from .fulltext import RRF_K, Filters, rrf
+        from . import fusion
+        from .fulltext import Filters
 
         text = (text or "").strip()
         if not text:
@@ -58,7 +59,8 @@ class Query:
             if not allow:
                 return []
         pool = max(k, 100)
-        meta_rank = ft.search(text, pool, allow) if ft is not None and mode != "content" else []
+        meta_rank = ft.search(text, pool, allow, normalized=True) if ft is not None and mode != "content" else []
+        meta_rank = [(i, fusion.meta_score(sc)) for i, sc in meta_rank]
         if mode == "metadata":
             return self.hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
         try:
@@ -67,10 +69,11 @@ class Query:
             if mode != "hybrid" or not meta_rank:
                 raise
             content = []  # no text–audio model: hybrid is the metadata ranking
+        content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
         if not meta_rank:  # nothing matched by words: exactly the content ranking
             return self.hits(content[:k], text, ["content"])
         by_id = {r[0]: r for r in content}
-        fused = rrf([[r[0] for r in content], [i for i, _ in meta_rank]], k=RRF_K)[:k]
+        fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
         return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
@@ -105,11 +108,12 @@ class Query:
 
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
-        from .fulltext import highlight
+        from .fulltext import highlight, query_terms
 
         ft = self.meta.fulltext
         items = self.meta.items([r[0] for r in rows])
         info = ft.info([r[0] for r in rows]) if ft is not None else {}
+        found = ft.matches([r[0] for r in rows], text) if ft is not None and "content" not in signals else {}
         hits = []
         for item_id, score, wid, start, end in rows:
             item = items.get(item_id)
@@ -132,14 +136,14 @@ class Query:
             if meta is not None and "content" not in signals:
                 parts = []
                 for field_name in ("name", "folder", "embedded"):
-                    marked, w = highlight(meta[field_name], text)
+                    w = found.get(item_id, {}).get(field_name, [])  # by the search's own stemmer
                     if w:
                         matched.append(field_name)
                         words.extend(x for x in w if x not in words)
-                        parts.append(marked)
+                        parts.append(highlight(meta[field_name], " ".join(w))[0])
                 snippet = " · ".join(parts)
                 tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
-                if tag_words & {w.lower() for w in text.split()}:
+                if tag_words & set(query_terms(text)):
                     matched.append("tags")
             hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
                             tuple(matched), snippet, tuple(words)))

@@ -109,8 +109,10 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   folder.textContent = folderLabel || "";
   if (folderLabel && hit.path) folder.title = shortPath(parentPath(hit.path));
   li.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
+  li.querySelector(".score").title = "0–1 in every mode: how well the sound and its own words match the description";
   li.querySelector(".duration").textContent = hit.duration != null ? fmtSeconds(hit.duration) : "";
-  // which signals matched: the sound (content), and/or words of the name, folder or tags
+  // which signals matched: the sound (content), and/or words of the name, folder or tags; the
+  // words are the query words the metadata search matched (never a stop word such as "a")
   const signals = (hit.matched || []).filter((m) => m !== "hybrid");
   if (signals.length && !(signals.length === 1 && signals[0] === "content")) {
     const words = (hit.words || []).length ? `: ${hit.words.join(", ")}` : "";
