@@ -11,8 +11,8 @@ from conftest import ESC50, esc50_meta, needs_shared
 
 from soundseek.index import fusion
 from soundseek.index.fulltext import STOP_WORDS, FullText, fts_query, query_terms
-from soundseek.index.meta import MetaStore
-from soundseek.index.metadata import FileMetadata
+from soundseek.index.catalog import Catalog
+from soundseek.index.file_info import FileMetadata
 
 
 # -- the query's words -------------------------------------------------------------------------
@@ -26,7 +26,7 @@ def test_stop_words_and_single_letters_leave_the_query():
 
 @pytest.fixture
 def store(tmp_path):
-    meta = MetaStore(tmp_path / "meta.sqlite")
+    meta = Catalog(tmp_path / "meta.sqlite")
     ft = FullText(meta)
     ids = {}
 
