@@ -112,7 +112,7 @@ def index_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
-    from .index.errors import MilvusUnavailable
+    from .index.errors import IndexReadOnlyError, LockFileError, MilvusUnavailable
     from .search import Index, IndexBusyError
 
     if max_duration is not None and not max_duration >= 0:
@@ -139,7 +139,7 @@ def index_cmd(
                           f"({rr.wall_seconds:.1f} s)")
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
-    except IndexBusyError as e:
+    except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
@@ -323,7 +323,12 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
     report = check(index)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
-    elif report.ok:
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if report.ok:
         out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
                   f"{report.counts.get('windows', 0)} windows, every file readable", highlight=False, soft_wrap=True)
     else:

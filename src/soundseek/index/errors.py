@@ -3,11 +3,12 @@ one-line wording of low-level errors that the index and its maintenance tools sh
 
 from __future__ import annotations
 
-from .lock import IndexBusyError
+from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
+from .types import ConfigError, NewerFormatError
 from .vectorstores.milvus_store import MilvusUnavailable
 
-__all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "MilvusUnavailable", "short_error",
-           "vector_file_error"]
+__all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "IndexReadOnlyError", "LockFileError",
+           "ConfigError", "NewerFormatError", "MilvusUnavailable", "short_error", "vector_file_error"]
 
 
 class NoTextModelError(RuntimeError):

@@ -113,6 +113,7 @@ class Ingest:
             report.failed.extend(feat_report.failed)
             report.features_computed = feat_report.computed
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
+            self.store.record_missing_checksums()  # shards written before checksums existed
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
