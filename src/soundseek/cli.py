@@ -115,7 +115,8 @@ def index_cmd(
     import sqlite3
 
     from .index.api import Index
-    from .index.errors import DiskFullError, IndexBusyError, MilvusUnavailable, disk_full_error
+    from .index.errors import (DiskFullError, IndexBusyError, IndexReadOnlyError, LockFileError, MilvusUnavailable,
+                               disk_full_error)
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
@@ -146,7 +147,7 @@ def index_cmd(
                           f"({rr.wall_seconds:.1f} s)")
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
-    except (IndexBusyError, DiskFullError) as e:
+    except (IndexBusyError, IndexReadOnlyError, LockFileError, DiskFullError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
@@ -372,7 +373,12 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
     report = check(index)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
-    elif report.ok:
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if report.ok:
         out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
                   f"{report.counts.get('windows', 0)} windows, every file readable", highlight=False, soft_wrap=True)
     else:

@@ -9,6 +9,10 @@ Crash safety (``kill -9`` at any moment): a shard is written to a temporary file
 renamed into place *before* its manifest rows are committed in one SQLite transaction (WAL).  A
 kill before the commit leaves an unreferenced shard (removed by :meth:`FeatureStore.gc`) and
 loses only that batch; a committed row always points at a complete shard.
+
+Each shard's size and BLAKE2b checksum are recorded with its rows (``shard_sums``): damage inside
+a shard, which still reads, is found by :meth:`FeatureStore.verify_shard` (``soundseek check``).
+A store opened with ``read_only=True`` (an index's readers) never creates or changes a file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experts.base import AudioFeatures
+from . import dbfiles
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS features (
@@ -38,6 +43,7 @@ CREATE TABLE IF NOT EXISTS features (
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shard_sums (shard TEXT PRIMARY KEY, size INTEGER NOT NULL, blake2b TEXT NOT NULL);
 """
 
 
@@ -64,17 +70,52 @@ class StoredFeatures:
 class FeatureStore:
     """Append-only store of expert features keyed by content hash and expert key."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, read_only: bool = False):
+        """``read_only``: never create or change a file (an index's readers); a missing manifest
+        reads as an empty store.  :meth:`ensure_writable` turns it into a writer."""
         self.root = Path(root) if root is not None else default_cache_dir() / "features"
+        self._lock = threading.RLock()
+        self._open_shards: OrderedDict[str, object] = OrderedDict()
+        self.read_only = read_only
+        if read_only:
+            manifest = self.root / "manifest.sqlite"
+            if manifest.is_file():
+                self._db = dbfiles.connect_read_only(manifest, timeout=60)
+            else:  # nothing stored yet: an empty store in memory (creating the file would be a write)
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
+                self._db.executescript(_SCHEMA)
+        else:
+            self._db = self._connect_writable()
+
+    def _connect_writable(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "shards").mkdir(exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.root / "manifest.sqlite", check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
-        self._open_shards: OrderedDict[str, object] = OrderedDict()
+        db = sqlite3.connect(self.root / "manifest.sqlite", check_same_thread=False, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        db.commit()
+        return db
+
+    def ensure_writable(self) -> None:
+        """Reopen a read-only store for writing (the caller holds the index's writer lock)."""
+        with self._lock:
+            if self.read_only:
+                db = self._connect_writable()
+                self._db.close()
+                self._db, self.read_only = db, False
+
+    def begin_writing(self) -> None:
+        """Writable, in WAL mode while the writer works (see :mod:`soundseek.features.dbfiles`)."""
+        self.ensure_writable()
+        with self._lock:
+            dbfiles.begin_writing(self._db)
+
+    def end_writing(self) -> None:
+        """Back to a rollback journal, so readers of the index create no -wal/-shm files."""
+        with self._lock:
+            if not self.read_only:
+                dbfiles.end_writing(self._db)
 
     # -- content hashes, cached by (path, size, mtime) so unchanged files are not re-read ------
     def hash_of(self, path: str | os.PathLike) -> str:
@@ -85,6 +126,8 @@ class FeatureStore:
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return row[2]
         h = file_hash(p)
+        if self.read_only:
+            return h  # readers never write the cache
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, hash) VALUES (?,?,?,?)",
@@ -131,6 +174,7 @@ class FeatureStore:
         items = [it for it in {h: (h, f, d) for h, f, d in items}.values()]  # one entry per hash
         if not items:
             return
+        self.ensure_writable()
         rel = Path("shards") / _safe(expert_key) / f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.safetensors"
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +186,7 @@ class FeatureStore:
         save_file(tensors, str(tmp), metadata={"expert": expert_key})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        size, digest = tmp.stat().st_size, file_hash(tmp)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         now = time.time()
@@ -155,9 +200,11 @@ class FeatureStore:
                         for h, f, d in items
                     ],
                 )
+                self._db.execute("INSERT OR REPLACE INTO shard_sums VALUES (?,?,?)", (str(rel), size, digest))
 
     def forget(self, hashes: list[str], expert_key: str) -> None:
         """Drop the rows of ``hashes`` (e.g. their shard was lost) so they are computed again."""
+        self.ensure_writable()
         with self._lock:
             self._open_shards.clear()
             with self._db:
@@ -178,8 +225,11 @@ class FeatureStore:
 
     def gc(self) -> int:
         """Delete shard files no manifest row points at (left by a killed run). Returns count."""
+        self.ensure_writable()
         with self._lock:
             used = {r[0] for r in self._db.execute("SELECT DISTINCT shard FROM features")}
+            with self._db:
+                self._db.execute("DELETE FROM shard_sums WHERE shard NOT IN (SELECT DISTINCT shard FROM features)")
         removed = 0
         for p in (self.root / "shards").rglob("*"):
             if not p.is_file():
@@ -200,6 +250,67 @@ class FeatureStore:
         with self._lock:
             row = self._db.execute("SELECT shard FROM features WHERE hash=?", (content_hash,)).fetchone()
         return row[0] if row else None
+
+    # -- checksums of shards (verified by `soundseek check`, never on a normal read) ------------
+    def shards(self, expert_key: str | None = None) -> dict[str, list[str]]:
+        """shard file -> the content hashes it holds (of ``expert_key``, or all)."""
+        q, args = "SELECT shard, hash FROM features", ()
+        if expert_key is not None:
+            q, args = q + " WHERE expert=?", (expert_key,)
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for shard, h in self._db.execute(q + " ORDER BY shard, hash", args):
+                out.setdefault(shard, []).append(h)
+        return out
+
+    def recorded_checksum(self, rel: str) -> tuple[int, str] | None:
+        """(size, BLAKE2b) recorded for a shard, or None (written before checksums existed)."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT size, blake2b FROM shard_sums WHERE shard=?", (rel,)).fetchone()
+            except sqlite3.OperationalError:  # a manifest older than the table, opened read-only
+                return None
+        return (int(row[0]), row[1]) if row else None
+
+    def verify_shard(self, rel: str) -> bool | None:
+        """True when the shard's bytes match its recorded checksum, False when they do not (or
+        the file is gone), None when no checksum was recorded.  Reads the whole shard."""
+        rec = self.recorded_checksum(rel)
+        p = self.root / rel
+        if not p.is_file():
+            return False
+        if rec is None:
+            return None
+        return p.stat().st_size == rec[0] and file_hash(p) == rec[1]
+
+    def record_missing_checksums(self) -> int:
+        """Record the checksum of every shard that has none (shards written by an older
+        version); a writer's job.  Returns how many were recorded."""
+        self.ensure_writable()
+        with self._lock:
+            todo = [r[0] for r in self._db.execute(
+                "SELECT DISTINCT shard FROM features WHERE shard NOT IN (SELECT shard FROM shard_sums)")]
+        rows = []
+        for rel in todo:
+            p = self.root / rel
+            if p.is_file():
+                rows.append((rel, p.stat().st_size, file_hash(p)))
+        if rows:
+            with self._lock, self._db:
+                self._db.executemany("INSERT OR REPLACE INTO shard_sums VALUES (?,?,?)", rows)
+        return len(rows)
+
+    def forget_shard(self, rel: str) -> list[str]:
+        """Drop every row that points at a damaged shard (and its checksum); returns the
+        content hashes it held, to be computed again.  The file goes with the next :meth:`gc`."""
+        self.ensure_writable()
+        with self._lock:
+            self._open_shards.clear()
+            hashes = [r[0] for r in self._db.execute("SELECT hash FROM features WHERE shard=?", (rel,))]
+            with self._db:
+                self._db.execute("DELETE FROM features WHERE shard=?", (rel,))
+                self._db.execute("DELETE FROM shard_sums WHERE shard=?", (rel,))
+        return hashes
 
     def close(self) -> None:
         with self._lock:

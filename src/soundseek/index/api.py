@@ -22,6 +22,11 @@ and that window is reported as the matching time span.  The vector files are der
 run is killed after committing metadata but before saving them, :meth:`Index.open` rebuilds them
 from the feature store.
 
+Readers never create or change a file: :meth:`Index.open` opens the SQLite files read-only (an
+index on a read-only mount is searchable); :meth:`Index.add`, :meth:`Index.remove` and
+``soundseek repair`` write inside :meth:`Index.writing` (the writer lock, then writable
+connections).
+
 :class:`Index` is a facade: each concern lives in a room it owns (``meta``: :class:`Catalog`,
 ``embedder``, ``vectors``: :class:`WindowStore`, ``text_path``, ``tag_cache``, ``ingest``,
 ``query``) and its methods delegate to them.
@@ -29,11 +34,12 @@ from the feature store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -46,7 +52,7 @@ from .ingest import Ingest
 from .query import Query
 from .tags import TagCache
 from .text_path import TextPath
-from .types import AUDIO_POOLINGS, FORMAT_VERSION, AddReport, Hit, IndexConfig
+from .types import AUDIO_POOLINGS, AddReport, Hit, IndexConfig, NewerFormatError
 from .vectorstores.backends import validate_store
 from .window_store import WindowStore
 
@@ -54,11 +60,14 @@ from .window_store import WindowStore
 class Index:
     """A searchable collection of audio files (see module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, config: IndexConfig):
+    def __init__(self, path: str | os.PathLike, config: IndexConfig, writable: bool = False):
+        """``writable``: create the SQLite files (a new index); otherwise they are opened
+        read-only until :meth:`writing`."""
         self.path = Path(path)
         self.config = config
-        self.meta = Catalog(self.path / "meta.sqlite")
-        self.store = FeatureStore(self.path / "features")
+        self._writing = 0  # depth of writing() in this object
+        self.meta = Catalog(self.path / "meta.sqlite", read_only=not writable)
+        self.store = FeatureStore(self.path / "features", read_only=not writable)
         lock = threading.RLock()  # one writer or reader of the vector stores at a time
         self.embedder = Embedder(config, self.meta)
         self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
@@ -86,12 +95,16 @@ class Index:
         vector_store = validate_store(vector_store)
         if audio_pooling not in AUDIO_POOLINGS:
             raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
-        path.mkdir(parents=True, exist_ok=True)
         config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s,
                              hop_s=hop_s, vector_index=vector_index, expert_options=dict(expert_options or {}),
                              text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling)
+        config.validate()
+        path.mkdir(parents=True, exist_ok=True)
         config.save(path / "index.json")
-        return cls(path, config)
+        idx = cls(path, config, writable=True)
+        idx.meta.end_writing()  # rollback journal between writers: readers create no -wal/-shm
+        idx.store.end_writing()
+        return idx
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Index":
@@ -99,14 +112,17 @@ class Index:
         if not (path / "index.json").is_file():
             raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
         try:
-            config = IndexConfig.load(path / "index.json")
+            config = IndexConfig.load(path / "index.json")  # validated: what `soundseek check` accepts
+        except NewerFormatError as e:
+            raise RuntimeError(f"{path} was written by a newer soundseek ({e})") from None
         except (OSError, ValueError, TypeError, AttributeError) as e:
             raise IndexDamagedError(
                 f"{path / 'index.json'} is damaged ({short_error(e)}); `soundseek check --index {path}` "
                 "says what else is wrong; re-create the index with `soundseek index DIR --index NEW`"
             ) from None
-        if config.format_version > FORMAT_VERSION:
-            raise RuntimeError(f"{path} was written by a newer soundseek (format {config.format_version}); upgrade")
+        if not (path / "meta.sqlite").is_file():
+            raise IndexDamagedError(f"meta.sqlite is missing from {path}; run `soundseek repair --index {path}` "
+                                    "to rebuild what the feature store remembers, or re-index")
         try:
             return cls(path, config)
         except sqlite3.DatabaseError as e:
@@ -204,21 +220,42 @@ class Index:
         process is writing to this index.  A full disk raises :class:`DiskFullError` (an
         OSError) after removing half-written files: the next ``add`` continues.  A file that
         changes while it is read is read again (and skipped with a reason if it keeps changing)."""
-        writer_lock.acquire(self.path)
-        try:
-            return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
-        except Exception as e:
-            full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
-            if full is None:
-                raise
-            self.ingest.abandon()
-            raise full from None
-        finally:
-            writer_lock.release(self.path)
+        with self.writing():
+            try:
+                return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+            except Exception as e:
+                full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
+                if full is None:
+                    raise
+                self.ingest.abandon()
+                raise full from None
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""
-        return self.ingest.remove(paths)
+        with self.writing():
+            return self.ingest.remove(paths)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["Index"]:
+        """Take the writer lock (:class:`IndexBusyError` at once when another process writes,
+        :class:`~soundseek.index.lock.IndexReadOnlyError` when the folder cannot be written),
+        turn the SQLite connections writable (WAL while writing) and, when done, hand the
+        files back in rollback-journal mode.  Re-entrant."""
+        writer_lock.acquire(self.path)
+        self._writing += 1
+        try:
+            if self._writing == 1:
+                self.meta.begin_writing()
+                self.store.begin_writing()
+            yield self
+        finally:
+            self._writing -= 1
+            try:
+                if self._writing == 0:
+                    self.meta.end_writing()
+                    self.store.end_writing()
+            finally:
+                writer_lock.release(self.path)
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:

@@ -1,6 +1,10 @@
-"""The catalog of an index (``meta.sqlite``, SQLite in WAL mode): indexed files, their time
-windows, the last failures, a few key/value facts, and the full-text tables that share its
-connection (:mod:`soundseek.index.fulltext`)."""
+"""The catalog of an index (``meta.sqlite``): indexed files, their time windows, the last
+failures, a few key/value facts, and the full-text tables that share its connection
+(:mod:`soundseek.index.fulltext`).
+
+Readers open it read-only and never create or change a file (:mod:`soundseek.features.dbfiles`);
+a writer turns it writable (:meth:`Catalog.begin_writing`, WAL while it writes) and hands it back
+in rollback-journal mode (:meth:`Catalog.end_writing`)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..features import dbfiles
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -49,15 +55,49 @@ class Catalog:
     """Rows of one index.  Writes are not committed until :meth:`commit` (the ingest's
     checkpoints), so a file's item, windows and metadata land in one transaction."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
+        """``read_only``: a reader's connection (FileNotFoundError when the file is missing:
+        a reader never creates it); otherwise the file and its tables are created as needed."""
         self.path = Path(path)
         self._lock = threading.RLock()
         self._fulltext = None  # FullText once created; False when it cannot be
-        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+        self.read_only = read_only
+        if read_only:
+            self.db = dbfiles.connect_read_only(self.path, timeout=60)
+            self.db.execute("PRAGMA foreign_keys=ON")
+        else:
+            self.db = self._connect_writable()
+
+    def _connect_writable(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        db.commit()
+        return db
+
+    def ensure_writable(self) -> None:
+        """Reopen a reader's connection for writing (the caller holds the writer lock)."""
+        with self._lock:
+            if self.read_only:
+                db = self._connect_writable()
+                self.db.close()
+                self.db, self.read_only = db, False
+                if self._fulltext is False:
+                    self._fulltext = None  # a writer can create the tables a reader could not
+
+    def begin_writing(self) -> None:
+        """Writable, in WAL mode while this process writes (readers keep reading)."""
+        self.ensure_writable()
+        with self._lock:
+            dbfiles.begin_writing(self.db)
+
+    def end_writing(self) -> None:
+        """Commit, and back to a rollback journal so that readers need no -wal/-shm files."""
+        with self._lock:
+            if not self.read_only:
+                self.db.commit()
+                dbfiles.end_writing(self.db)
 
     @property
     def lock(self) -> threading.RLock:
@@ -85,6 +125,7 @@ class Catalog:
         return json.loads(row[0]) if row else default
 
     def set_meta(self, key: str, value) -> None:
+        self.ensure_writable()
         with self._lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value)))
 
@@ -117,6 +158,7 @@ class Catalog:
     def add_item(self, path: str, hash_: str, size: int, mtime_ns: int, duration: float,
                  windows: list[tuple[float, float]]) -> tuple[int, list[int]]:
         """Insert a file and its windows (not yet committed: call :meth:`commit`)."""
+        self.ensure_writable()
         with self._lock:
             cur = self.db.execute(
                 "INSERT INTO items(path, hash, size, mtime_ns, duration_s, added) VALUES (?,?,?,?,?,?)",
@@ -135,6 +177,7 @@ class Catalog:
         item_ids = [int(i) for i in item_ids]
         if not item_ids:
             return []
+        self.ensure_writable()
         q = ",".join("?" * len(item_ids))
         with self._lock:
             win = [r[0] for r in self.db.execute(f"SELECT id FROM windows WHERE item_id IN ({q})", item_ids)]
@@ -162,6 +205,7 @@ class Catalog:
             return [r[0] for r in self.db.execute("SELECT id FROM items WHERE hash=?", (hash_,))]
 
     def record_failures(self, failures: list[tuple[str, str]]) -> None:
+        self.ensure_writable()
         now = time.time()
         with self._lock:
             self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?)", [(p, e, now) for p, e in failures])

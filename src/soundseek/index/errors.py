@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import errno
 
-from .lock import IndexBusyError
+from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
+from .types import ConfigError, NewerFormatError
 from .vectorstores.milvus_store import MilvusUnavailable
 
-__all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "MilvusUnavailable", "short_error",
-           "vector_file_error", "DiskFullError", "disk_full_error"]
+__all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "IndexReadOnlyError", "LockFileError",
+           "ConfigError", "NewerFormatError", "MilvusUnavailable", "short_error", "vector_file_error",
+           "DiskFullError", "disk_full_error"]
 
 
 class NoTextModelError(RuntimeError):

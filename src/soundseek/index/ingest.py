@@ -128,6 +128,7 @@ class Ingest:
             # earlier failures of files that are gone or were just scanned again are out of date
             self.meta.clear_failures([p for p, _ in self.meta.failures()
                                       if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
+            self.store.record_missing_checksums()  # shards written before checksums existed
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()

@@ -8,7 +8,9 @@ whether a writer is active (:func:`writer_active`).
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -20,6 +22,35 @@ _guard = threading.Lock()
 
 class IndexBusyError(RuntimeError):
     """Another process is writing to the index."""
+
+
+class IndexReadOnlyError(RuntimeError):
+    """The index folder cannot be written (a read-only mount or no permission): readers work,
+    writers (``index``, ``repair``) cannot."""
+
+
+class LockFileError(RuntimeError):
+    """``write.lock`` is not a regular file (a folder, a fifo, ...): ``soundseek repair`` replaces it."""
+
+
+def read_only_message(index_dir: str | os.PathLike, why: str) -> str:
+    return (f"{Path(index_dir).expanduser()} is read-only ({why}): search, info, check and serve work, but "
+            "indexing and repair need write access (copy the index to a writable folder)")
+
+
+def lock_file_problem(index_dir: str | os.PathLike) -> str | None:
+    """What is wrong with ``write.lock`` (not a regular file), or None.  Never opens it."""
+    p = Path(index_dir).expanduser() / LOCK_NAME
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a fifo" if stat.S_ISFIFO(st.st_mode)
+            else "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a device or other special file")
+    return f"{LOCK_NAME} is {kind}, not a lock file"
 
 
 def _lock_path(index_dir: str | os.PathLike) -> Path:
@@ -36,7 +67,16 @@ def acquire(index_dir: str | os.PathLike) -> None:
         if key in _held:
             _held[key][1] += 1
             return
-        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        odd = lock_file_problem(p.parent)
+        if odd:
+            raise LockFileError(f"{odd}: no writer can take the lock; run `soundseek repair --index {p.parent}`")
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise IndexReadOnlyError(read_only_message(p.parent, e.strerror or str(e))) from None
+            raise LockFileError(f"{LOCK_NAME} cannot be opened ({e.strerror or e}); "
+                                f"run `soundseek repair --index {p.parent}`") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -81,8 +121,10 @@ def writer_active(index_dir: str | os.PathLike) -> bool:
     p = _lock_path(index_dir)
     if str(p) in _held:
         return True
+    if lock_file_problem(p.parent):
+        return False  # a folder or a fifo: no writer could hold it (opening a fifo would block)
     try:
-        fd = os.open(p, os.O_RDONLY)
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return False
     try:

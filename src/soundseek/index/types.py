@@ -35,13 +35,61 @@ class IndexConfig:
 
     @classmethod
     def load(cls, path: Path) -> "IndexConfig":
+        """Read and :meth:`validate` ``index.json`` (what ``Index.open`` and ``soundseek check``
+        both use: they accept exactly the same files)."""
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         known = {f for f in cls.__dataclass_fields__}
         cfg = cls(**{k: v for k, v in data.items() if k in known})
-        if cfg.audio_pooling not in AUDIO_POOLINGS:
-            raise ValueError(f"unknown audio_pooling {cfg.audio_pooling!r} (this soundseek knows "
-                             f"{', '.join(AUDIO_POOLINGS)}): made by a newer soundseek?")
+        cfg.validate()
         return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` (a ValueError naming the field) when a value is out of
+        range; :class:`NewerFormatError` when a newer soundseek wrote the index.  The one place
+        that decides whether a configuration can be used."""
+        from .vectorstores.backends import validate_store
+        from .vectorstores.vectors import KINDS
+
+        if not isinstance(self.format_version, int) or isinstance(self.format_version, bool):
+            raise ConfigError(f"format_version must be an integer, not {self.format_version!r}")
+        if self.format_version > FORMAT_VERSION:
+            raise NewerFormatError(f"format_version {self.format_version}: written by a newer soundseek "
+                                   f"(this one reads format {FORMAT_VERSION}); upgrade")
+        for name in ("window_s", "hop_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < float("inf"):
+                raise ConfigError(f"{name} must be a positive number of seconds, not {v!r}")
+        if self.hop_s > self.window_s:
+            raise ConfigError(f"hop_s ({self.hop_s}) must not exceed window_s ({self.window_s})")
+        md = self.max_duration_s
+        if md is not None and (not isinstance(md, (int, float)) or isinstance(md, bool) or not md > 0):
+            raise ConfigError(f"max_duration_s must be a positive number of seconds or null, not {md!r}")
+        if not isinstance(self.audio_expert, str) or not self.audio_expert:
+            raise ConfigError(f"audio_expert must be an expert's name, not {self.audio_expert!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ConfigError(f"model must be a model spec or null, not {self.model!r}")
+        if self.vector_index not in KINDS:
+            raise ConfigError(f"vector_index: unknown index kind {self.vector_index!r}: use one of {', '.join(KINDS)}")
+        try:
+            validate_store(self.vector_store if isinstance(self.vector_store, str) else repr(self.vector_store))
+        except ValueError as e:
+            raise ConfigError(f"vector_store: {e}") from None
+        for name in ("expert_options", "text_expert_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a JSON object")
+        if self.audio_pooling not in AUDIO_POOLINGS:
+            raise ConfigError(f"unknown audio_pooling {self.audio_pooling!r} (this soundseek knows "
+                              f"{', '.join(AUDIO_POOLINGS)}): made by a newer soundseek?")
+
+
+class ConfigError(ValueError):
+    """A value in ``index.json`` that this soundseek cannot use (the message names the field)."""
+
+
+class NewerFormatError(ConfigError):
+    """``index.json`` was written by a newer soundseek."""
 
 
 @dataclass(frozen=True)

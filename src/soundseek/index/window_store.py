@@ -3,7 +3,8 @@ and ``text.faiss`` (the model's text–audio space), or their Milvus collections
 
 They are derived data: missing, unreadable or out-of-step files are rebuilt from the feature
 store, saved when this process holds the writer lock and otherwise kept in memory with a note
-(:attr:`WindowStore.notes`) that ``soundseek repair`` fixes it."""
+(:attr:`WindowStore.notes`) that ``soundseek repair`` fixes it.  Each save records the files'
+checksums (:mod:`soundseek.index.checksums`); opening compares only their sizes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..experts.base import AudioFeatures
 from ..features import FeatureStore
+from . import checksums
 from . import lock as writer_lock
 from .catalog import Catalog
 from .embedder import Embedder
@@ -61,9 +63,12 @@ class WindowStore:
         from .vectorstores.milvus_store import MilvusUnavailable
 
         damaged, uneven, unavailable = [], [], []
+        sums = checksums.read(self.path)
+        mid_write = None  # asked once: another process is writing (its files may be ahead of their sums)
+        has_text = bool(self.meta.get_meta("model_fingerprint"))  # text vectors were computed
         for name, p in (("audio", audio_p), ("text", text_p)):
             if not p.is_file():
-                if name == "audio" and n_windows:
+                if n_windows and (name == "audio" or has_text):
                     damaged.append(f"{p.name} is missing")
                 continue
             try:
@@ -75,6 +80,14 @@ class WindowStore:
             except Exception as e:  # truncated or garbage file: FAISS/numpy raise all sorts
                 damaged.append(f"{p.name} cannot be read ({vector_file_error(e)})")
                 continue
+            wrong_size = checksums.size_mismatch(self.path, p.name, sums)  # free: no hashing on open
+            if wrong_size and not writer_lock.held(self.path):
+                if mid_write is None:
+                    mid_write = writer_lock.writer_active(self.path)
+                if not mid_write:  # (a writer saves the files just before their checksums)
+                    close_vectors(v)
+                    damaged.append(wrong_size)
+                    continue
             if len(v) != n_windows:
                 uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
             setattr(self, name, v)
@@ -197,11 +210,13 @@ class WindowStore:
                 v.remove(window_ids)
 
     def save(self) -> None:
+        """Write both vector files, then record their checksums (a writer's job)."""
         audio_p, text_p = self.paths()
         if self.audio is not None:
             self.audio.save(audio_p)
         if self.text is not None:
             self.text.save(text_p)
+        checksums.record(self.path, [audio_p.name, text_p.name])
         self.seen = self.stamp()
 
     def stamp(self) -> tuple:

@@ -1,7 +1,10 @@
 """``soundseek check``: find damage in an index folder without writing anything.
 
 Like FAISS's ``contrib`` tools, it takes an index folder, not an open :class:`Index` (a damaged
-index may not open); :mod:`soundseek.index.maintenance.repair` fixes what it finds.
+index may not open); :mod:`soundseek.index.maintenance.repair` fixes what it finds.  It accepts
+exactly the configurations :meth:`Index.open` accepts (:meth:`IndexConfig.validate`), opens every
+SQLite file read-only (an index on a read-only mount checks ok), and verifies the recorded
+checksums of the vector files and feature shards (:mod:`soundseek.index.checksums`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...features import dbfiles
+from .. import checksums
 from ..errors import short_error, vector_file_error
-from ..types import IndexConfig
+from ..lock import lock_file_problem
+from ..types import IndexConfig, NewerFormatError
 
 
 @dataclass
@@ -21,13 +27,15 @@ class CheckReport:
     path: str
     problems: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not damage (e.g. no checksum recorded)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "ok": self.ok, "problems": list(self.problems), **self.counts}
+        return {"path": self.path, "ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
+                **self.counts}
 
 
 def sqlite_problem(path: Path) -> str | None:
@@ -35,7 +43,7 @@ def sqlite_problem(path: Path) -> str | None:
     if not path.is_file():
         return f"{path.name} is missing"
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        db = dbfiles.connect_read_only(path)
         try:
             rows = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
         finally:
@@ -45,6 +53,38 @@ def sqlite_problem(path: Path) -> str | None:
     if rows != ["ok"]:
         return f"{path.name} is damaged ({'; '.join(rows[:3])}{' ...' if len(rows) > 3 else ''})"
     return None
+
+
+def load_config(root: Path, problems: list[str]) -> IndexConfig | None:
+    """``index.json`` as :meth:`Index.open` reads it, or None with the reason in ``problems``."""
+    try:
+        return IndexConfig.load(root / "index.json")
+    except FileNotFoundError:
+        problems.append("index.json is missing: this is not an index (or it lost its configuration)")
+    except NewerFormatError as e:
+        problems.append(f"index.json: {e}")
+    except Exception as e:
+        problems.append(f"index.json is damaged ({short_error(e)})")
+    return None
+
+
+def fulltext_problems(db: sqlite3.Connection, n_items: int) -> list[str]:
+    """The metadata search rows (item_info, item_fts) must cover every item."""
+    have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name IN ('item_info', 'item_fts')")}
+    if len(have) < 2:
+        return [f"meta.sqlite has no metadata search tables ({n_items} files cannot be found by name or tag)"]
+    out = []
+    for table, key in (("item_info", "item_id"), ("item_fts", "rowid")):
+        try:
+            n = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            lacking = db.execute(f"SELECT COUNT(*) FROM items WHERE id NOT IN (SELECT {key} FROM {table})").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            out.append(f"meta.sqlite: {table} cannot be read ({short_error(e)})")
+            continue
+        if lacking or n != n_items:
+            out.append(f"meta.sqlite: {table} has {n} rows for {n_items} files ({lacking} files without metadata "
+                       "search rows)")
+    return out
 
 
 def check(index_dir: str | os.PathLike) -> CheckReport:
@@ -58,14 +98,12 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     if not root.is_dir():
         p.append(f"no index folder at {root}")
         return report
-    try:
-        config = IndexConfig.load(root / "index.json")
-    except FileNotFoundError:
-        p.append("index.json is missing: this is not an index (or it lost its configuration)")
+    config = load_config(root, p)
+    if config is None:
         return report
-    except Exception as e:
-        p.append(f"index.json is damaged ({short_error(e)})")
-        return report
+    odd_lock = lock_file_problem(root)
+    if odd_lock:
+        p.append(f"{odd_lock} (indexing and repair cannot take the writer lock; repair replaces it)")
     meta_problem = sqlite_problem(root / "meta.sqlite")
     if meta_problem:
         p.append(meta_problem)
@@ -75,34 +113,22 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
         p.append("features/" + manifest_problem)
     if meta_problem:
         return report  # nothing below can be trusted without the metadata
-    db = sqlite3.connect(f"file:{root / 'meta.sqlite'}?mode=ro", uri=True, timeout=30)
+    db = dbfiles.connect_read_only(root / "meta.sqlite")
     try:
         items = db.execute("SELECT id, path, hash FROM items ORDER BY id").fetchall()
         n_windows = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-        expert_key = (db.execute("SELECT value FROM meta WHERE key='expert_key'").fetchone() or [None])[0]
+        facts = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('expert_key', 'model_fingerprint')"))
         orphans = db.execute("SELECT COUNT(*) FROM windows WHERE item_id NOT IN (SELECT id FROM items)").fetchone()[0]
+        if items:
+            p.extend(fulltext_problems(db, len(items)))
     finally:
         db.close()
-    expert_key = json.loads(expert_key) if expert_key else None
+    expert_key = json.loads(facts["expert_key"]) if facts.get("expert_key") else None
     report.counts = {"items": len(items), "windows": n_windows}
     if orphans:
         p.append(f"meta.sqlite has {orphans} windows of files that are not in the index")
-    for name in ("audio.faiss", "text.faiss"):
-        f = root / name
-        if not f.is_file():
-            if name == "audio.faiss" and n_windows:
-                p.append(f"{name} is missing ({n_windows} windows have no vectors)")
-            continue
-        try:
-            v = open_vectors(f, config.vector_index)
-        except MilvusUnavailable as e:  # not damage: the store cannot be reached from here now
-            p.append(f"{name}: cannot check the vectors: {e}")
-            continue
-        except Exception as e:
-            p.append(f"{name} cannot be read ({vector_file_error(e)})")
-            continue
-        if len(v) != n_windows:
-            p.append(f"{name} holds {len(v)} vectors but meta.sqlite has {n_windows} windows")
+    check_vector_files(root, config, n_windows, bool(facts.get("model_fingerprint")), report, open_vectors,
+                       MilvusUnavailable)
     if manifest_problem or not items:
         if manifest_problem and items:
             p.append(f"the features of all {len(items)} files are unreachable (feature manifest damaged)")
@@ -110,10 +136,55 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     if expert_key is None:
         p.append("meta.sqlite does not record which expert computed the features")
         return report
+    check_features(root, items, expert_key, report)
+    return report
+
+
+def check_vector_files(root: Path, config: IndexConfig, n_windows: int, has_text: bool, report: CheckReport,
+                       open_vectors, unavailable_error) -> None:
+    """Each vector file: present where vectors are expected, readable, as long as the windows,
+    and equal to its recorded checksum."""
+    p = report.problems
+    sums = checksums.read(root)
+    for name, expected in (("audio.faiss", n_windows > 0), ("text.faiss", n_windows > 0 and has_text)):
+        f = root / name
+        if not f.is_file():
+            if expected:
+                what = "" if name == "audio.faiss" else " text"
+                p.append(f"{name} is missing ({n_windows} windows have no{what} vectors; repair rebuilds it)")
+            continue
+        try:
+            v = open_vectors(f, config.vector_index)
+        except unavailable_error as e:  # not damage: the store cannot be reached from here now
+            p.append(f"{name}: cannot check the vectors: {e}")
+            continue
+        except Exception as e:
+            p.append(f"{name} cannot be read ({vector_file_error(e)})")
+            continue
+        n = len(v)
+        close = getattr(v, "close", None)
+        if close is not None:
+            close()
+        if n != n_windows:
+            p.append(f"{name} holds {n} vectors but meta.sqlite has {n_windows} windows")
+            continue
+        ok = checksums.verify(root, name, sums)
+        if ok is None:
+            report.notes.append(f"{name}: no checksum recorded (written by an older soundseek; the next "
+                                "index run or repair records it)")
+        elif not ok:
+            p.append(f"{name} does not match its recorded checksum (damaged inside; repair rebuilds it)")
+
+
+def check_features(root: Path, items: list, expert_key: str, report: CheckReport) -> None:
+    """Every item's features readable and non-empty, and each shard equal to its checksum."""
     from ...features import FeatureStore
 
-    store = FeatureStore(root / "features")
+    p = report.problems
+    store = FeatureStore(root / "features", read_only=True)
     try:
+        verdict: dict[str, bool | None] = {}
+        unrecorded = 0
         for item_id, path, h in items:
             try:
                 got = store.get(h, expert_key)
@@ -122,8 +193,19 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
                 continue
             if got is None:
                 p.append(f"item {item_id} ({path}): features missing from the feature store")
-            elif got.features.frames.ndim != 2 or len(got.features.frames) == 0:
+                continue
+            if got.features.frames.ndim != 2 or len(got.features.frames) == 0:
                 p.append(f"item {item_id} ({path}): stored features are empty")
+                continue
+            shard = store.shard_of(h)
+            if shard not in verdict:
+                verdict[shard] = store.verify_shard(shard)
+                unrecorded += verdict[shard] is None
+            if verdict[shard] is False:
+                p.append(f"item {item_id} ({path}): feature shard {shard} does not match its recorded checksum "
+                         "(damaged inside; repair re-extracts it)")
+        if unrecorded:
+            report.notes.append(f"{unrecorded} feature shards: no checksum recorded (written by an older "
+                                "soundseek; the next index run or repair records them)")
     finally:
         store.close()
-    return report
