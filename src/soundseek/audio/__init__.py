@@ -12,7 +12,7 @@ from .io import (
     stream_audio,
 )
 from .paths import display_path, path_problem
-from .windows import Window, frame_window_masks, time_windows
+from .windows import Window, frame_window_masks, frame_window_ranges, time_windows
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -21,6 +21,7 @@ __all__ = [
     "MIN_DURATION_S",
     "Window",
     "frame_window_masks",
+    "frame_window_ranges",
     "display_path",
     "is_audio_path",
     "load_audio",

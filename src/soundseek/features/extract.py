@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from ..audio import AudioError, load_audio, probe, stream_audio
-from ..experts.base import AudioExpert, AudioFeatures
+from ..experts.base import AudioExpert, AudioFeatures, is_frame_file
 from .progress import ThroughputProgress
 from .store import FeatureStore
 from ..audio.io import DEFAULT_MAX_DURATION_S
@@ -144,9 +144,11 @@ def extract_features(
             feats, good = _embed_guarded(expert, embed, good, report.failed)
             batch_done = [(p, h, f, n / expert.sample_rate) for (p, h, _, n), f in zip(good, feats)]
             del decoded, good  # the batch's audio / patches are not needed while storing
+            scratch = []
             for p, h in long:
+                scratch.append(store.scratch_path(expert.key))
                 try:
-                    f, dur = _embed_long(p, expert, max_duration_s)
+                    f, dur = _embed_long(p, expert, max_duration_s, scratch[-1])
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                     continue
@@ -157,7 +159,14 @@ def extract_features(
                     report.failed.append((p, _expert_error(expert)))
                     continue
                 batch_done.append((p, h, f, dur))
-            store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+            try:
+                store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+                if scratch:  # long files: their frames now come memory-mapped from the shard
+                    batch_done = [(p, h, store.get(h, expert.key).features if is_frame_file(f.frames) else f, dur)
+                                  for p, h, f, dur in batch_done]
+            finally:
+                for tmp in scratch:
+                    tmp.unlink(missing_ok=True)
             for p, _, f, dur in batch_done:
                 report.durations[p] = dur
                 report.audio_seconds += dur
@@ -171,13 +180,16 @@ def extract_features(
     return report
 
 
-def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> tuple[AudioFeatures, float]:
+def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
+                scratch: str | os.PathLike) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
     Segment boundaries fall on whole expert hops, and each segment is embedded with the audio
     that follows it as context, so frames keep one time grid; only the expert's own padding at a
     segment's start makes the first frame of each segment differ slightly from a whole-file run.
+    The frames are appended to the file ``scratch`` as they come and returned memory-mapped from
+    it (read-only), so they never sit in memory all at once either; the caller removes it.
     """
     sr = expert.sample_rate
     ctx_n = int(round(_CONTEXT_S * sr))
@@ -185,10 +197,10 @@ def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) ->
     parts: list[np.ndarray] = []
     have = 0
     total = 0
-    frames: list[np.ndarray] = []
     pooled_sum = None
     n_frames = 0
     first: AudioFeatures | None = None
+    out = open(scratch, "wb")
 
     def run(wave: np.ndarray, keep_s: float | None) -> None:
         nonlocal first, pooled_sum, n_frames, seg_n
@@ -200,10 +212,10 @@ def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) ->
                 seg_n = min(int(round(hops * f.hop_s * sr)), len(wave) - ctx_n)
                 keep_s = seg_n / sr
         kept = f.frames
-        if keep_s is not None and f.hop_s > 0:
-            kept = f.frames[f.frame_times() < keep_s - 1e-9]
+        if keep_s is not None and f.hop_s > 0:  # frame times increase: the kept frames are a prefix
+            kept = f.frames[: int(np.count_nonzero(f.frame_times() < keep_s - 1e-9))]
         if len(kept):
-            frames.append(np.ascontiguousarray(kept, dtype=np.float32))
+            out.write(memoryview(np.ascontiguousarray(kept, dtype=np.float32)).cast("B"))
             part = np.asarray(f.pooled, np.float64) * len(kept)  # the expert's pooling, frame-weighted
             pooled_sum = part if pooled_sum is None else pooled_sum + part
             n_frames += len(kept)
@@ -214,20 +226,25 @@ def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) ->
         parts = [whole]
         return whole
 
-    for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
-        parts.append(chunk)
-        have += len(chunk)
-        total += len(chunk)
-        while have >= seg_n + ctx_n:
-            whole = joined()
-            run(whole[: seg_n + ctx_n], seg_n / sr)
-            rest = whole[seg_n:].copy()
-            parts, have = [rest], len(rest)
-    if have:
-        run(joined(), None)
-    out = np.concatenate(frames) if frames else np.zeros((0, expert.dim), np.float32)
-    pooled = (pooled_sum / max(1, n_frames)).astype(np.float32) if pooled_sum is not None else out.mean(0)
-    return AudioFeatures(out, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
+    with out:
+        for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
+            parts.append(chunk)
+            have += len(chunk)
+            total += len(chunk)
+            while have >= seg_n + ctx_n:
+                whole = joined()
+                run(whole[: seg_n + ctx_n], seg_n / sr)
+                rest = whole[seg_n:].copy()
+                parts, have = [rest], len(rest)
+        if have:
+            run(joined(), None)
+    if n_frames:
+        frames = np.memmap(scratch, dtype=np.float32, mode="r", shape=(n_frames, expert.dim))
+        pooled = (pooled_sum / n_frames).astype(np.float32)
+    else:
+        frames = np.zeros((0, expert.dim), np.float32)
+        pooled = frames.mean(0)
+    return AudioFeatures(frames, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
 
 
 def _expert_error(expert: AudioExpert) -> str:
