@@ -11,6 +11,7 @@ from .io import (
     resample,
     stream_audio,
 )
+from .envelope import envelope_of, waveform_envelope
 from .paths import display_path, path_problem
 from .windows import Window, frame_window_masks, frame_window_ranges, time_windows
 
@@ -23,6 +24,7 @@ __all__ = [
     "frame_window_masks",
     "frame_window_ranges",
     "display_path",
+    "envelope_of",
     "is_audio_path",
     "load_audio",
     "path_problem",
@@ -30,4 +32,5 @@ __all__ = [
     "resample",
     "stream_audio",
     "time_windows",
+    "waveform_envelope",
 ]

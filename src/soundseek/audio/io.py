@@ -30,7 +30,8 @@ DEFAULT_MAX_DURATION_S = 3 * 3600.0
 MIN_DURATION_S = 0.1
 #: Peak below this (dBFS) counts as digital silence: nothing to search for.
 SILENCE_PEAK_DBFS = -80.0
-_BLOCK_FRAMES = 1 << 18
+#: Frames decoded per read (256 Ki frames: 1 MB per channel as float32).
+BLOCK_FRAMES = 1 << 18
 
 
 class AudioError(ValueError):
@@ -102,7 +103,7 @@ def load_audio(
     has it already (the header is not read twice).
     """
     info = _probe_decodable(path, max_duration_s, info)
-    parts = list(_mono_blocks(path, info, sr, _BLOCK_FRAMES))
+    parts = list(mono_blocks(path, info, sr, BLOCK_FRAMES))
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     _check_decoded_length(path, info, len(wave) / sr)
     if not np.all(np.isfinite(wave)):
@@ -157,8 +158,8 @@ def stream_audio(
         have = len(rest)
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    block_frames = min(_BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
-    for part in _mono_blocks(path, info, sr, block_frames):
+    block_frames = min(BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
+    for part in mono_blocks(path, info, sr, block_frames):
         take(part)
         while have >= seg_n:
             yield pop(seg_n)
@@ -179,7 +180,7 @@ def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None 
     return info
 
 
-def _mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
+def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
     """Decode ``path`` in blocks of ``block_frames`` frames, downmix each to mono and resample it
     to ``sr`` as a stream: yields float32 chunks (some may be empty), the resampler's tail last.
 
