@@ -6,7 +6,10 @@ RSS (``ru_maxrss``).  Three stages, each in its own process:
 
 * ``features``: ``extract_features`` into a fresh feature store (decode, resample, expert,
   storing the frames) — what ``soundseek.features`` owns;
-* ``stream``: ``extract_features_stream`` (frames written to disk as they are computed);
+* ``ingest``: ``extract_features`` plus, in its ``on_batch``, what the index's ingest does per
+  file, written against the streaming API (``features.window_frames``): every 10-s window's
+  audio vector (mean+max weighted by 1 - P(silence)), its text-side vector from the default
+  model (512 windows at a time), and the file's machine tags;
 * ``index``: ``Index.create(...)`` (the shipped default model) + ``add`` of the file: features
   plus the index's own ingest (windows, metadata, audio and text vectors).
 
@@ -65,29 +68,26 @@ def child(stage: str, path: str, expert_name: str) -> dict:
     os.environ["SOUNDSEEK_CACHE"] = str(work / "cache")
     t0 = time.perf_counter()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if stage in ("features", "stream"):
+    if stage in ("features", "ingest"):
         from soundseek.experts import get_audio_expert
         from soundseek.features import FeatureStore, extract_features
 
         expert = get_audio_expert(expert_name)
         store = FeatureStore(work / "store")
+        on_batch, frames = None, None
+        if stage == "ingest":
+            on_batch, counts = ingest_like_the_index(expert_name)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if stage == "features":
-            rep = extract_features([path], expert, store, progress=False, keep=False, max_duration_s=None)
-            failed, frames = rep.failed, None
-        else:
-            from soundseek.features import extract_features_stream
-
-            frames, failed = 0, []
-            for item in extract_features_stream([path], expert, store, max_duration_s=None):
-                if item.error:
-                    failed.append((item.path, item.error))
-                else:
-                    frames += len(item.features.frames)
+        rep = extract_features([path], expert, store, progress=False, keep=False, max_duration_s=None,
+                               on_batch=on_batch)
+        failed = rep.failed
+        if stage == "ingest":
+            frames = counts
     else:
         from soundseek import Index
 
         idx = Index.create(work / "idx", audio_expert=expert_name)  # the shipped default model
+        idx.config.max_duration_s = None
         idx.expert, idx.model  # load expert and model before measuring the baseline
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rep = idx.add([path], progress=False)
@@ -98,10 +98,49 @@ def child(stage: str, path: str, expert_name: str) -> dict:
             "wall_s": time.perf_counter() - t0, "failed": failed, "frames": frames}
 
 
+def ingest_like_the_index(expert_name: str):
+    """An ``on_batch`` doing per file what ``Index.add`` does, through the streaming API: window
+    vectors read window by window, text-side vectors 512 windows at a time, tags in chunks."""
+    import numpy as np
+    import torch
+
+    from soundseek.audio import time_windows
+    from soundseek.experts.tagger import tagger_for
+    from soundseek.features import pooled_vector, window_frames
+    from soundseek.models import load_model, pad_frames
+
+    model = load_model("default")
+    tagger = tagger_for(expert_name)
+    counts = {"windows": 0, "audio_vectors_mb": 0.0}
+
+    def on_batch(done):
+        for _p, _h, feats, dur in done:
+            wins = time_windows(dur, 10.0, 5.0)
+            audio, text, segs = [], [], []
+            for _i, fr in window_frames(feats, wins):
+                w = tagger.sound_weights(fr) if tagger is not None else None
+                audio.append(pooled_vector(fr, w))
+                segs.append(np.array(fr))
+                if len(segs) == 512:
+                    with torch.inference_mode():
+                        text.append(model.encode_audio(*pad_frames(segs)).float().numpy())
+                    segs = []
+            if segs:
+                with torch.inference_mode():
+                    text.append(model.encode_audio(*pad_frames(segs)).float().numpy())
+            if tagger is not None:
+                tagger.tags(feats.frames, k=5)
+            audio = np.stack(audio)
+            counts["windows"] += len(audio)
+            counts["audio_vectors_mb"] += (audio.nbytes + sum(t.nbytes for t in text)) / 2**20
+
+    return on_batch, counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", default="5,60,240")
-    ap.add_argument("--stages", default="features,stream,index")
+    ap.add_argument("--stages", default="features,ingest,index")
     ap.add_argument("--expert", default="yamnet")
     ap.add_argument("--workdir", default="/tmp/soundseek-memory")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio import AudioError, load_audio, probe, stream_audio
 from ..experts.base import AudioExpert, AudioFeatures, is_frame_file
+from ..experts.threads import few_threads
 from .progress import ThroughputProgress
 from .store import FeatureStore
 from ..audio.io import DEFAULT_MAX_DURATION_S
@@ -55,12 +56,15 @@ def extract_features(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     keep: bool = True,
     on_batch=None,
+    small_threads: int | None = 1,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
     ``keep=False`` does not hold the features in the report (for very large collections: read
     them back from the store).  ``on_batch(list[(path, hash, AudioFeatures, duration)])`` is
     called after each batch is safely stored (cached files included), e.g. to index it.
+    ``small_threads``: threads for BLAS during the run, and for torch inside ``on_batch``
+    (:func:`soundseek.experts.threads.few_threads`; None: leave them as they are).
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
@@ -91,10 +95,12 @@ def extract_features(
             report.features[p] = stored.features
         cached_batch.append((p, h, stored.features, stored.duration_s))
         if on_batch and len(cached_batch) >= 256:
-            on_batch(cached_batch)
+            with few_threads(small_threads):
+                on_batch(cached_batch)
             cached_batch = []
     if on_batch and cached_batch:
-        on_batch(cached_batch)
+        with few_threads(small_threads):
+            on_batch(cached_batch)
 
     # 2. decode + embed the rest, batch by batch.  A worker thread decodes (and, for experts that
     #    split embed() into prepare() + embed_prepared(), runs the front end of) the next batch
@@ -107,10 +113,11 @@ def extract_features(
         out = []
         for p, h in batch:
             try:
-                if probe(p).duration_s > LONG_FILE_S:
+                info = probe(p)
+                if info.duration_s > LONG_FILE_S:
                     out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see _embed_long
                     continue
-                wave = load_audio(p, expert.sample_rate, **kwargs)
+                wave = load_audio(p, expert.sample_rate, info=info, **kwargs)  # header read once
             except AudioError as e:
                 out.append((p, h, None, 0, e.reason))
                 continue
@@ -133,7 +140,11 @@ def extract_features(
     embed = expert.embed_prepared if staged else expert.embed
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
     bar = ThroughputProgress(total=len(todo), enabled=progress and bool(todo), label=f"features {expert.name}")
-    with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+    # BLAS on one thread for the whole run (tags, pooling: small products next to a busy decode
+    # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
+    # expert's own network
+    with bar, few_threads(small_threads, torch_too=False), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
         for i in range(len(batches)):
             decoded = pending.result()
@@ -174,7 +185,8 @@ def extract_features(
                 if keep:
                     report.features[p] = f
             if on_batch and batch_done:
-                on_batch(batch_done)
+                with few_threads(small_threads):
+                    on_batch(batch_done)
             bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report
