@@ -8,8 +8,9 @@ RSS (``ru_maxrss``).  Three stages, each in its own process:
   storing the frames) — what ``soundseek.features`` owns;
 * ``ingest``: ``extract_features`` plus, in its ``on_batch``, what the index's ingest does per
   file, written against the streaming API (``features.window_frames``): every 10-s window's
-  audio vector (mean+max weighted by 1 - P(silence)), its text-side vector from the default
-  model (512 windows at a time), and the file's machine tags;
+  audio vector (mean+max weighted by 1 - P(silence)) and text-side vector from the default model,
+  512 windows at a time, handed on (kept, as a vector index keeps them) without stacking them
+  per file; and the file's machine tags.  ``frames`` in its row: windows and MB of vectors kept;
 * ``index``: ``Index.create(...)`` (the shipped default model) + ``add`` of the file: features
   plus the index's own ingest (windows, metadata, audio and text vectors).
 
@@ -111,28 +112,31 @@ def ingest_like_the_index(expert_name: str):
 
     model = load_model("default")
     tagger = tagger_for(expert_name)
-    counts = {"windows": 0, "audio_vectors_mb": 0.0}
+    counts = {"windows": 0, "vectors_kept_mb": 0.0}
+    kept: list = []  # what a vector index holds after the file: its windows' vectors, nothing else
+
+    def flush(audio, segs):
+        with torch.inference_mode():
+            text = model.encode_audio(*pad_frames(segs)).float().numpy()
+        audio = np.stack(audio)
+        kept.extend([audio, text])  # vectors go to the index 512 windows at a time, never stacked per file
+        counts["windows"] += len(audio)
+        counts["vectors_kept_mb"] += (audio.nbytes + text.nbytes) / 2**20
 
     def on_batch(done):
         for _p, _h, feats, dur in done:
-            wins = time_windows(dur, 10.0, 5.0)
-            audio, text, segs = [], [], []
-            for _i, fr in window_frames(feats, wins):
+            audio, segs = [], []
+            for _i, fr in window_frames(feats, time_windows(dur, 10.0, 5.0)):
                 w = tagger.sound_weights(fr) if tagger is not None else None
                 audio.append(pooled_vector(fr, w))
                 segs.append(np.array(fr))
                 if len(segs) == 512:
-                    with torch.inference_mode():
-                        text.append(model.encode_audio(*pad_frames(segs)).float().numpy())
-                    segs = []
+                    flush(audio, segs)
+                    audio, segs = [], []
             if segs:
-                with torch.inference_mode():
-                    text.append(model.encode_audio(*pad_frames(segs)).float().numpy())
+                flush(audio, segs)
             if tagger is not None:
                 tagger.tags(feats.frames, k=5)
-            audio = np.stack(audio)
-            counts["windows"] += len(audio)
-            counts["audio_vectors_mb"] += (audio.nbytes + sum(t.nbytes for t in text)) / 2**20
 
     return on_batch, counts
 

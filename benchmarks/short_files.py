@@ -7,7 +7,8 @@ model, then ``add`` of the file list), repeated ``--repeats`` times; reported: w
 CPU time, x real time (audio seconds / wall seconds) and the load average before the run.
 ``--profile`` also writes a cProfile of one run, summed by where the time goes.
 
-    python benchmarks/short_files.py [--limit 900] [--repeats 3] [--profile] [--out benchmarks/results]
+    python benchmarks/short_files.py [--limit 900] [--repeats 3] [--profile] [--src OTHER/src]
+        [--tag NAME] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ DATA = REPO.parent / "shared" / "data"
 
 # where a profile's time goes: (label, substrings of "file:function" of the frames it covers)
 PARTS = [
-    ("probe (header)", ("audio/io.py:probe", "audio/io.py:_looks_mp3", "soundfile.py:info")),
+    # cProfile sees the main thread only: decoding and the front end run in the decode thread
+    ("headers read again (sf.info, main thread)", ("audio/io.py:probe", "soundfile.py:info")),
     ("decode + resample", ("audio/io.py:load_audio", "audio/io.py:mono_blocks")),
     ("yamnet front end", ("yamnet.py:prepare",)),
     ("yamnet network (ONNX)", ("yamnet.py:_run",)),
@@ -41,14 +43,14 @@ PARTS = [
 ]
 
 
-def short_files(max_s: float, limit: int) -> list[tuple[str, float]]:
+def short_files(max_s: float, limit: int, folders: list[Path] | None = None) -> list[tuple[str, float]]:
     import soundfile as sf
 
     sys.path.insert(0, str(REPO / "src"))
     from soundseek.audio import MIN_DURATION_S, is_audio_path
 
     out = []
-    for root in sorted(DATA.glob("sfx-corpus*")):
+    for root in folders or sorted(DATA.glob("sfx-corpus*")):
         for p in sorted(root.rglob("*")):
             if not is_audio_path(p) or not p.is_file():
                 continue
@@ -64,7 +66,6 @@ def short_files(max_s: float, limit: int) -> list[tuple[str, float]]:
 def child(list_file: str, profile: str | None) -> dict:
     import resource
 
-    sys.path.insert(0, str(REPO / "src"))
     files = json.loads(Path(list_file).read_text())
     work = Path(tempfile.mkdtemp(prefix="soundseek-short-"))
     os.environ["SOUNDSEEK_CACHE"] = str(work / "cache")
@@ -112,23 +113,27 @@ def summarize_profile(path: str) -> list[tuple[str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-s", type=float, default=2.0)
+    ap.add_argument("--folder", action="append", default=None,
+                    help="take the files from this folder instead (repeatable), e.g. ESC-50's 5-s clips with --max-s 6")
     ap.add_argument("--limit", type=int, default=900)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--src", default=str(REPO / "src"),
+                    help="the soundseek source tree to time (e.g. an older checkout's src/, for a before/after)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--child", nargs=2, metavar=("LIST", "PROFILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], None if args.child[1] == "-" else args.child[1])))
         return
-    files = short_files(args.max_s, args.limit)
+    files = short_files(args.max_s, args.limit, [Path(f) for f in args.folder] if args.folder else None)
     durs = sorted(d for _, d in files)
     print(f"{len(files)} files < {args.max_s:g} s, median {statistics.median(durs):.2f} s, "
           f"{sum(durs) / 60:.1f} min in all")
     work = Path(tempfile.mkdtemp(prefix="soundseek-short-bench-"))
     (work / "files.json").write_text(json.dumps([p for p, _ in files]))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(args.src).resolve())}
     runs = []
     for i in range(args.repeats + (1 if args.profile else 0)):
         prof = str(work / "add.prof") if args.profile and i == args.repeats else "-"
@@ -146,7 +151,7 @@ def main() -> None:
     timed = [r for r in runs if not r["profiled"]]
     result = {"files": len(files), "median_s": statistics.median(durs), "audio_min": sum(durs) / 60,
               "runs": runs, "median_x_real_time": statistics.median(r["x_real_time"] for r in timed) if timed else None,
-              "machine": _machine(), "date": date.today().isoformat()}
+              "machine": _machine(), "date": date.today().isoformat(), "src": str(Path(args.src).resolve())}
     if args.profile:
         result["profile"] = summarize_profile(str(work / "add.prof"))
         for label, t in result["profile"]:

@@ -193,7 +193,7 @@ def extract_features(
 
 
 def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
-                scratch: str | os.PathLike) -> tuple[AudioFeatures, float]:
+                scratch: str | os.PathLike | None = None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
@@ -202,7 +202,18 @@ def _embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
     segment's start makes the first frame of each segment differ slightly from a whole-file run.
     The frames are appended to the file ``scratch`` as they come and returned memory-mapped from
     it (read-only), so they never sit in memory all at once either; the caller removes it.
+    Without ``scratch`` the frames are returned in memory (a temporary file is used and removed).
     """
+    if scratch is None:
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix="soundseek-frames-", suffix=".tmp")
+        os.close(fd)
+        try:
+            f, dur = _embed_long(path, expert, max_duration_s, tmp)
+            return AudioFeatures(np.array(f.frames), f.pooled, f.hop_s, f.window_s, f.offset_s), dur
+        finally:
+            os.unlink(tmp)
     sr = expert.sample_rate
     ctx_n = int(round(_CONTEXT_S * sr))
     seg_n = int(round(SEGMENT_S * sr))  # re-aligned to whole hops once the first segment tells the hop
