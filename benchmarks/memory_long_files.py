@@ -34,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 22050
+#: Windows per call of the model in the ingest stage (the index uses 512).
+WINDOW_BATCH = int(os.environ.get("SOUNDSEEK_BENCH_WINDOW_BATCH", "512"))
 
 
 def synth(path: Path, minutes: float, seed: int = 0) -> Path:
@@ -130,7 +132,7 @@ def ingest_like_the_index(expert_name: str):
                 w = tagger.sound_weights(fr) if tagger is not None else None
                 audio.append(pooled_vector(fr, w))
                 segs.append(np.array(fr))
-                if len(segs) == 512:
+                if len(segs) == WINDOW_BATCH:
                     flush(audio, segs)
                     audio, segs = [], []
             if segs:
