@@ -2,6 +2,7 @@
 
 from .io import (
     AUDIO_EXTENSIONS,
+    MIN_DURATION_S,
     AudioError,
     AudioInfo,
     is_audio_path,
@@ -10,18 +11,26 @@ from .io import (
     resample,
     stream_audio,
 )
-from .windows import Window, frame_window_masks, time_windows
+from .envelope import envelope_of, waveform_envelope
+from .paths import display_path, path_problem
+from .windows import Window, frame_window_masks, frame_window_ranges, time_windows
 
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioError",
     "AudioInfo",
+    "MIN_DURATION_S",
     "Window",
     "frame_window_masks",
+    "frame_window_ranges",
+    "display_path",
+    "envelope_of",
     "is_audio_path",
     "load_audio",
+    "path_problem",
     "probe",
     "resample",
     "stream_audio",
     "time_windows",
+    "waveform_envelope",
 ]

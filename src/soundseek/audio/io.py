@@ -9,11 +9,15 @@ says what is wrong with the file; callers skip the file and list it in their sum
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from .paths import path_problem
+from .quiet import quiet_stderr
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64"}
@@ -22,9 +26,12 @@ AUDIO_EXTENSIONS = frozenset(
 #: Longest file decoded by default (seconds).  Longer files are refused with a clear message
 #: instead of silently eating memory; raise it with ``max_duration_s``.
 DEFAULT_MAX_DURATION_S = 3 * 3600.0
+#: Shortest file accepted (seconds): a few samples hold nothing an expert can describe.
+MIN_DURATION_S = 0.1
 #: Peak below this (dBFS) counts as digital silence: nothing to search for.
 SILENCE_PEAK_DBFS = -80.0
-_BLOCK_FRAMES = 1 << 18
+#: Frames decoded per read (256 Ki frames: 1 MB per channel as float32).
+BLOCK_FRAMES = 1 << 18
 
 
 class AudioError(ValueError):
@@ -50,28 +57,35 @@ def is_audio_path(path: str | os.PathLike) -> bool:
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Read the header only; raises AudioError for anything libsndfile refuses."""
+    """Read the header only; raises AudioError for anything libsndfile refuses, and for files
+    shorter than :data:`MIN_DURATION_S` (a file with no samples at all passes: decoding says so)."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
+    problem = path_problem(path)
+    if problem is not None:
+        raise AudioError(path, problem)
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
-    if path.suffix.lower() == ".mp3":
-        _check_mp3_start(path)  # before libmpg123 sees it: it prints to stderr on garbage
+    mp3 = _looks_mp3(path)
     try:
-        info = sf.info(str(path))
+        with _quiet(mp3):
+            info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse text
+        if mp3:  # libsndfile's text for a broken MPEG stream is "File does not exist ... (possibly a pipe?)"
+            raise AudioError(path, "not a decodable MP3: no valid MPEG audio frame (corrupt or truncated data)") from None
         raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(path, "audio header has no sample rate or channels")
     frames = int(info.frames)
-    return AudioInfo(
+    out = AudioInfo(
         duration_s=frames / info.samplerate if frames > 0 else 0.0,
         sample_rate=int(info.samplerate),
         channels=int(info.channels),
         format=str(info.format),
         frames=frames,
     )
+    if 0 < out.duration_s < MIN_DURATION_S:
+        raise AudioError(path, f"too short ({out.duration_s:.3f} s < {MIN_DURATION_S:g} s); nothing to index")
+    return out
 
 
 def load_audio(
@@ -80,15 +94,18 @@ def load_audio(
     *,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     reject_silence: bool = True,
+    info: AudioInfo | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
-    Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, silent (when
-    ``reject_silence``) and over-long files.
+    Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, too short, silent (when
+    ``reject_silence``) and over-long files.  ``info``: the file's :func:`probe`, when the caller
+    has it already (the header is not read twice).
     """
-    info = _probe_decodable(path, max_duration_s)
-    parts = list(_mono_blocks(path, info, sr, _BLOCK_FRAMES))
+    info = _probe_decodable(path, max_duration_s, info)
+    parts = list(mono_blocks(path, info, sr, BLOCK_FRAMES))
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    _check_decoded_length(path, info, len(wave) / sr)
     if not np.all(np.isfinite(wave)):
         raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
     if reject_silence:
@@ -118,10 +135,13 @@ def stream_audio(
     have = 0
     peak = 0.0
 
+    total = 0
+
     def take(part: np.ndarray):
-        nonlocal have, peak
+        nonlocal have, peak, total
         if len(part) == 0:
             return
+        total += len(part)
         if not np.all(np.isfinite(part)):
             raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
         peak = max(peak, float(np.max(np.abs(part))))
@@ -138,27 +158,29 @@ def stream_audio(
         have = len(rest)
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    block_frames = min(_BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
-    for part in _mono_blocks(path, info, sr, block_frames):
+    block_frames = min(BLOCK_FRAMES, max(4096, int(segment_s * info.sample_rate)))
+    for part in mono_blocks(path, info, sr, block_frames):
         take(part)
         while have >= seg_n:
             yield pop(seg_n)
+    _check_decoded_length(path, info, total / sr)
     while have > 0:
         yield pop(min(seg_n, have))
     if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
         raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
 
 
-def _probe_decodable(path, max_duration_s: float | None) -> AudioInfo:
-    """:func:`probe`, then refuse a file with no samples or one longer than ``max_duration_s``."""
-    info = probe(path)
+def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None = None) -> AudioInfo:
+    """:func:`probe` (unless given), then refuse a file with no samples or one longer than
+    ``max_duration_s``."""
+    info = info if info is not None else probe(path)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
     _check_duration(path, info, max_duration_s)
     return info
 
 
-def _mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
+def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
     """Decode ``path`` in blocks of ``block_frames`` frames, downmix each to mono and resample it
     to ``sr`` as a stream: yields float32 chunks (some may be empty), the resampler's tail last.
 
@@ -168,25 +190,44 @@ def _mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
     import soxr
 
     stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32") if info.sample_rate != sr else None
+    mp3 = info.format == "MP3" or Path(path).suffix.lower() == ".mp3"
     read = 0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _quiet(mp3):
+            f = sf.SoundFile(str(path))
+        try:
             while True:
-                block = f.read(block_frames, dtype="float32", always_2d=True)
+                with _quiet(mp3):  # never held across a yield: other threads' stderr waits only for one read
+                    block = f.read(block_frames, dtype="float32", always_2d=True)
                 if len(block) == 0:
                     break
                 read += len(block)
                 mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
                 del block
                 yield stream.resample_chunk(mono, last=False) if stream else mono
+        finally:
+            with _quiet(mp3):
+                f.close()
         if stream:
             yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
     except AudioError:
         raise
     except Exception as e:
+        if mp3:
+            raise AudioError(path, f"not a decodable MP3: corrupt MPEG data after {read / info.sample_rate:.2f} s") from None
         raise AudioError(path, f"decoding failed after {read / info.sample_rate:.2f} s ({_short(e)})") from None
     if read == 0:
         raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
+
+
+def _check_decoded_length(path, info: AudioInfo, seconds: float) -> None:
+    """The header may promise more than decodes (a damaged MP3 can stop after a few samples)."""
+    if seconds >= MIN_DURATION_S:
+        return
+    if info.format == "MP3":
+        raise AudioError(path, f"not a decodable MP3: only {seconds:.3f} s of its {info.duration_s:.2f} s "
+                               "decode (corrupt MPEG data)")
+    raise AudioError(path, f"too short ({seconds:.3f} s < {MIN_DURATION_S:g} s after decoding); nothing to index")
 
 
 def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:
@@ -198,11 +239,24 @@ def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None
         )
 
 
-def _check_mp3_start(path: Path) -> None:
-    """An MP3 starts with an ID3v2 tag or an MPEG audio frame header (11 sync bits, a valid
-    layer, bitrate and sample rate).  Anything else is refused here, quietly."""
+def _looks_mp3(path: Path) -> bool:
+    """An MP3 by name or by its first bytes (libsndfile hands those to libmpg123 whatever the
+    name); an ``.mp3`` that does not start like one is refused here, quietly."""
     with open(path, "rb") as f:
         head = f.read(4)
+    if path.suffix.lower() == ".mp3":
+        _check_mp3_start(path, head)
+        return True
+    return head[:3] == b"ID3" or (len(head) == 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _quiet(mp3: bool):
+    return quiet_stderr() if mp3 else nullcontext()
+
+
+def _check_mp3_start(path: Path, head: bytes) -> None:
+    """An MP3 starts with an ID3v2 tag or an MPEG audio frame header (11 sync bits, a valid
+    layer, bitrate and sample rate).  Anything else is refused here, quietly."""
     if head[:3] == b"ID3":
         return
     if len(head) == 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:

@@ -9,9 +9,14 @@ sees these arrays, so any expert can feed any model.
 from __future__ import annotations
 
 import abc
+import mmap
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
+
+#: Frames read at a time by :func:`frame_chunks` (2048 x 1024 float32 = 8 MB).
+CHUNK_FRAMES = 2048
 
 
 @dataclass
@@ -51,6 +56,36 @@ class AudioFeatures:
             window_s=self.window_s,
             offset_s=float(t[keep[0]]),
         )
+
+
+def is_frame_file(frames) -> bool:
+    """True for frames memory-mapped from a file as a whole (the feature store hands out long
+    files' frames that way), i.e. readable piecewise with :func:`read_frames`."""
+    return (isinstance(frames, np.memmap) and isinstance(frames.base, mmap.mmap) and bool(frames.filename)
+            and frames.ndim == 2 and frames.flags.c_contiguous)
+
+
+def read_frames(frames: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``frames[lo:hi]`` as an array in memory.  For frames mapped from a file
+    (:func:`is_frame_file`) the rows are *read* from the file, not paged in through the mapping,
+    so walking a long file piece by piece keeps this process's resident memory flat."""
+    lo, hi = max(0, int(lo)), min(len(frames), int(hi))
+    if not is_frame_file(frames):
+        return frames[lo:hi]
+    n, dim = max(0, hi - lo), frames.shape[1]
+    with open(frames.filename, "rb") as f:
+        f.seek(frames.offset + lo * dim * frames.dtype.itemsize)
+        out = np.fromfile(f, dtype=frames.dtype, count=n * dim)
+    if len(out) != n * dim:
+        raise OSError(f"{frames.filename}: frames {lo}:{hi} are cut short (file changed or truncated)")
+    return out.reshape(n, dim)
+
+
+def frame_chunks(frames: np.ndarray, chunk: int = CHUNK_FRAMES) -> Iterator[np.ndarray]:
+    """Consecutive runs of at most ``chunk`` frames (see :func:`read_frames`): what a consumer of
+    a whole long file iterates over so it never holds all of its frames at once."""
+    for i in range(0, len(frames), max(1, int(chunk))):
+        yield read_frames(frames, i, i + chunk)
 
 
 @dataclass

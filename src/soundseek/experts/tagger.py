@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import CHUNK_FRAMES, frame_chunks
+
 
 @dataclass(frozen=True)
 class Tag:
@@ -48,7 +50,11 @@ class ClassTagger:
     def sound_probs(self, frames: np.ndarray) -> np.ndarray:
         """(T, D) frames -> (C,) class probabilities averaged over the frames that sound, each
         weighted by 1 − P(Silence): a short bark padded with silence is tagged "Dog", not
-        "Silence".  A window that is (nearly) all silence keeps the plain mean ("Silence")."""
+        "Silence".  A window that is (nearly) all silence keeps the plain mean ("Silence").
+        More than :data:`CHUNK_FRAMES` frames (a long file's) are summed chunk by chunk, so the
+        (T, C) probabilities of an 8-hour file are never held at once."""
+        if len(frames) > CHUNK_FRAMES:
+            return self._sound_probs_chunked(frames)
         z = np.asarray(frames, dtype=np.float32) @ self.weight + self.bias
         p = 0.5 * (1.0 + np.tanh(0.5 * z))
         if "Silence" not in self.names:
@@ -57,6 +63,22 @@ class ClassTagger:
         if float(w.sum()) < 0.5:
             return p.mean(axis=0)
         return (p * w[:, None]).sum(axis=0) / float(w.sum())
+
+    def _sound_probs_chunked(self, frames: np.ndarray) -> np.ndarray:
+        silence = self.names.index("Silence") if "Silence" in self.names else None
+        total = np.zeros(len(self.names), np.float64)
+        weighted = np.zeros(len(self.names), np.float64)
+        w_sum = 0.0
+        for chunk in frame_chunks(frames):
+            p = 0.5 * (1.0 + np.tanh(0.5 * (np.asarray(chunk, dtype=np.float32) @ self.weight + self.bias)))
+            total += p.sum(axis=0, dtype=np.float64)
+            if silence is not None:
+                w = 1.0 - p[:, silence]
+                weighted += (p * w[:, None]).sum(axis=0, dtype=np.float64)
+                w_sum += float(w.sum(dtype=np.float64))
+        if silence is None or w_sum < 0.5:
+            return (total / len(frames)).astype(np.float32)
+        return (weighted / w_sum).astype(np.float32)
 
     def tags(self, frames: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
         """Up to ``k`` classes with probability >= ``min_score`` (always at least the best one),

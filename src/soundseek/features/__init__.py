@@ -1,6 +1,7 @@
 """Feature extraction and the on-disk feature store (computed once per file content and expert)."""
 
 from .extract import FeatureReport, extract_features, pooled_vector
+from .frames import window_frames
 from .store import FeatureStore, StoredFeatures, default_cache_dir, file_hash
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "extract_features",
     "file_hash",
     "pooled_vector",
+    "window_frames",
 ]

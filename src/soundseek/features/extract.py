@@ -17,7 +17,8 @@ from typing import Iterable
 import numpy as np
 
 from ..audio import AudioError, load_audio, probe, stream_audio
-from ..experts.base import AudioExpert, AudioFeatures
+from ..experts.base import AudioExpert, AudioFeatures, is_frame_file
+from ..experts.threads import few_threads
 from .progress import ThroughputProgress
 from .store import FeatureStore
 from ..audio.io import DEFAULT_MAX_DURATION_S
@@ -55,12 +56,15 @@ def extract_features(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     keep: bool = True,
     on_batch=None,
+    small_threads: int | None = 1,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
     ``keep=False`` does not hold the features in the report (for very large collections: read
     them back from the store).  ``on_batch(list[(path, hash, AudioFeatures, duration)])`` is
     called after each batch is safely stored (cached files included), e.g. to index it.
+    ``small_threads``: threads for BLAS during the run, and for torch inside ``on_batch``
+    (:func:`soundseek.experts.threads.few_threads`; None: leave them as they are).
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
@@ -97,10 +101,12 @@ def extract_features(
             report.features[p] = stored.features
         cached_batch.append((p, h, stored.features, stored.duration_s))
         if on_batch and len(cached_batch) >= 256:
-            on_batch(cached_batch)
+            with few_threads(small_threads):
+                on_batch(cached_batch)
             cached_batch = []
     if on_batch and cached_batch:
-        on_batch(cached_batch)
+        with few_threads(small_threads):
+            on_batch(cached_batch)
 
     # 2. decode + embed the rest, batch by batch.  A worker thread decodes (and, for experts that
     #    split embed() into prepare() + embed_prepared(), runs the front end of) the next batch
@@ -114,10 +120,11 @@ def extract_features(
         for p, h in batch:
             bar.status(f"reading {os.path.basename(p)}")
             try:
-                if probe(p).duration_s > LONG_FILE_S:
+                info = probe(p)
+                if info.duration_s > LONG_FILE_S:
                     out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
                     continue
-                wave = load_audio(p, expert.sample_rate, **kwargs)
+                wave = load_audio(p, expert.sample_rate, info=info, **kwargs)  # header read once
             except AudioError as e:
                 out.append((p, h, None, 0, e.reason))
                 continue
@@ -139,7 +146,11 @@ def extract_features(
 
     embed = expert.embed_prepared if staged else expert.embed
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
-    with bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+    # BLAS on one thread for the whole run (tags, pooling: small products next to a busy decode
+    # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
+    # expert's own network
+    with bar, few_threads(small_threads, torch_too=False), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
         for i in range(len(batches)):
             decoded = pending.result()
@@ -150,9 +161,11 @@ def extract_features(
             feats, good = _embed_guarded(expert, embed, good, report.failed)
             batch_done = [(p, h, f, n / expert.sample_rate) for (p, h, _, n), f in zip(good, feats)]
             del decoded, good  # the batch's audio / patches are not needed while storing
+            scratch = []
             for p, h in long:
+                scratch.append(store.scratch_path(expert.key))
                 try:
-                    f, dur = embed_long(p, expert, max_duration_s)
+                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1])
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                     continue
@@ -163,7 +176,14 @@ def extract_features(
                     report.failed.append((p, _expert_error(expert)))
                     continue
                 batch_done.append((p, h, f, dur))
-            store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+            try:
+                store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+                if scratch:  # long files: their frames now come memory-mapped from the shard
+                    batch_done = [(p, h, store.get(h, expert.key).features if is_frame_file(f.frames) else f, dur)
+                                  for p, h, f, dur in batch_done]
+            finally:
+                for tmp in scratch:
+                    tmp.unlink(missing_ok=True)
             for p, _, f, dur in batch_done:
                 report.durations[p] = dur
                 report.audio_seconds += dur
@@ -171,30 +191,45 @@ def extract_features(
                 if keep:
                     report.features[p] = f
             if on_batch and batch_done:
-                on_batch(batch_done)
+                with few_threads(small_threads):
+                    on_batch(batch_done)
             bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report
 
 
-def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> tuple[AudioFeatures, float]:
+def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
+                scratch: str | os.PathLike | None = None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
     Segment boundaries fall on whole expert hops, and each segment is embedded with the audio
     that follows it as context, so frames keep one time grid; only the expert's own padding at a
     segment's start makes the first frame of each segment differ slightly from a whole-file run.
+    The frames are appended to the file ``scratch`` as they come and returned memory-mapped from
+    it (read-only), so they never sit in memory all at once either; the caller removes it.
+    Without ``scratch`` the frames are returned in memory (a temporary file is used and removed).
     """
+    if scratch is None:
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix="soundseek-frames-", suffix=".tmp")
+        os.close(fd)
+        try:
+            f, dur = embed_long(path, expert, max_duration_s, tmp)
+            return AudioFeatures(np.array(f.frames), f.pooled, f.hop_s, f.window_s, f.offset_s), dur
+        finally:
+            os.unlink(tmp)
     sr = expert.sample_rate
     ctx_n = int(round(_CONTEXT_S * sr))
     seg_n = int(round(SEGMENT_S * sr))  # re-aligned to whole hops once the first segment tells the hop
     parts: list[np.ndarray] = []
     have = 0
     total = 0
-    frames: list[np.ndarray] = []
     pooled_sum = None
     n_frames = 0
     first: AudioFeatures | None = None
+    out = open(scratch, "wb")
 
     def run(wave: np.ndarray, keep_s: float | None) -> None:
         nonlocal first, pooled_sum, n_frames, seg_n
@@ -206,10 +241,10 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> 
                 seg_n = min(int(round(hops * f.hop_s * sr)), len(wave) - ctx_n)
                 keep_s = seg_n / sr
         kept = f.frames
-        if keep_s is not None and f.hop_s > 0:
-            kept = f.frames[f.frame_times() < keep_s - 1e-9]
+        if keep_s is not None and f.hop_s > 0:  # frame times increase: the kept frames are a prefix
+            kept = f.frames[: int(np.count_nonzero(f.frame_times() < keep_s - 1e-9))]
         if len(kept):
-            frames.append(np.ascontiguousarray(kept, dtype=np.float32))
+            out.write(memoryview(np.ascontiguousarray(kept, dtype=np.float32)).cast("B"))
             part = np.asarray(f.pooled, np.float64) * len(kept)  # the expert's pooling, frame-weighted
             pooled_sum = part if pooled_sum is None else pooled_sum + part
             n_frames += len(kept)
@@ -220,20 +255,25 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None) -> 
         parts = [whole]
         return whole
 
-    for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
-        parts.append(chunk)
-        have += len(chunk)
-        total += len(chunk)
-        while have >= seg_n + ctx_n:
-            whole = joined()
-            run(whole[: seg_n + ctx_n], seg_n / sr)
-            rest = whole[seg_n:].copy()
-            parts, have = [rest], len(rest)
-    if have:
-        run(joined(), None)
-    out = np.concatenate(frames) if frames else np.zeros((0, expert.dim), np.float32)
-    pooled = (pooled_sum / max(1, n_frames)).astype(np.float32) if pooled_sum is not None else out.mean(0)
-    return AudioFeatures(out, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
+    with out:
+        for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
+            parts.append(chunk)
+            have += len(chunk)
+            total += len(chunk)
+            while have >= seg_n + ctx_n:
+                whole = joined()
+                run(whole[: seg_n + ctx_n], seg_n / sr)
+                rest = whole[seg_n:].copy()
+                parts, have = [rest], len(rest)
+        if have:
+            run(joined(), None)
+    if n_frames:
+        frames = np.memmap(scratch, dtype=np.float32, mode="r", shape=(n_frames, expert.dim))
+        pooled = (pooled_sum / n_frames).astype(np.float32)
+    else:
+        frames = np.zeros((0, expert.dim), np.float32)
+        pooled = frames.mean(0)
+    return AudioFeatures(frames, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
 
 
 def _expert_error(expert: AudioExpert) -> str:

@@ -18,8 +18,10 @@ A store opened with ``read_only=True`` (an index's readers) never creates or cha
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
+import struct
 import threading
 import time
 import uuid
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experts.base import AudioFeatures
+from ..experts.base import AudioFeatures, frame_chunks, is_frame_file
 from . import dbfiles
 
 _SCHEMA = """
@@ -48,6 +50,10 @@ CREATE TABLE IF NOT EXISTS shard_sums (shard TEXT PRIMARY KEY, size INTEGER NOT 
 
 
 _POOLED = ":pooled"
+#: Frames at least this large (bytes) are handed out memory-mapped from their shard instead of
+#: read into memory (16 MB: ~34 min of YAMNet frames): a long file costs address space, not RSS,
+#: and :func:`soundseek.experts.base.read_frames` reads it piece by piece.
+MMAP_MIN_BYTES = 16 << 20
 
 
 def default_cache_dir() -> Path:
@@ -154,14 +160,18 @@ class FeatureStore:
     def get(self, content_hash: str, expert_key: str) -> StoredFeatures | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT shard, hop_s, window_s, offset_s, duration_s FROM features WHERE hash=? AND expert=?",
+                "SELECT shard, hop_s, window_s, offset_s, duration_s, n_frames, dim FROM features "
+                "WHERE hash=? AND expert=?",
                 (content_hash, expert_key),
             ).fetchone()
             if row is None:
                 return None
-            shard, hop_s, window_s, offset_s, duration_s = row
+            shard, hop_s, window_s, offset_s, duration_s, n_frames, dim = row
             handle = self._shard(shard)
-            frames = np.asarray(handle.get_tensor(content_hash), dtype=np.float32)
+            big = int(n_frames) * int(dim) * 4 >= MMAP_MIN_BYTES
+            frames = _mapped(self.root / shard, content_hash) if big else None
+            if frames is None:
+                frames = np.asarray(handle.get_tensor(content_hash), dtype=np.float32)
             pooled_key = content_hash + _POOLED
             pooled = handle.get_tensor(pooled_key) if pooled_key in handle.keys() else frames.mean(0)
         return StoredFeatures(AudioFeatures(frames, np.asarray(pooled, np.float32), hop_s, window_s, offset_s),
@@ -179,11 +189,17 @@ class FeatureStore:
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
-        tensors = {}
-        for h, f, _ in items:  # the expert's own pooled vector is kept too (not all experts average)
-            tensors[h] = np.ascontiguousarray(f.frames, dtype=np.float32)
-            tensors[h + _POOLED] = np.ascontiguousarray(f.pooled, dtype=np.float32)
-        save_file(tensors, str(tmp), metadata={"expert": expert_key})
+        if any(is_frame_file(f.frames) for _, f, _ in items):  # a long file's frames: copied piece by piece
+            tensors = []
+            for h, f, _ in items:
+                tensors += [(h, f.frames), (h + _POOLED, np.ascontiguousarray(f.pooled, dtype=np.float32))]
+            write_safetensors(tmp, tensors, {"expert": expert_key})
+        else:
+            tensors = {}
+            for h, f, _ in items:  # the expert's own pooled vector is kept too (not all experts average)
+                tensors[h] = np.ascontiguousarray(f.frames, dtype=np.float32)
+                tensors[h + _POOLED] = np.ascontiguousarray(f.pooled, dtype=np.float32)
+            save_file(tensors, str(tmp), metadata={"expert": expert_key})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         size, digest = tmp.stat().st_size, file_hash(tmp)
@@ -201,6 +217,13 @@ class FeatureStore:
                     ],
                 )
                 self._db.execute("INSERT OR REPLACE INTO shard_sums VALUES (?,?,?)", (str(rel), size, digest))
+
+    def scratch_path(self, expert_key: str) -> Path:
+        """A fresh temporary file next to the shards (same file system, removed by :meth:`gc`
+        if a run is killed) where a long file's frames are written as they are computed."""
+        folder = self.root / "shards" / _safe(expert_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"frames-{uuid.uuid4().hex}.tmp"
 
     def forget(self, hashes: list[str], expert_key: str) -> None:
         """Drop the rows of ``hashes`` (e.g. their shard was lost) so they are computed again."""
@@ -329,6 +352,43 @@ class FeatureStore:
         else:
             self._open_shards.move_to_end(rel)
         return handle
+
+
+def write_safetensors(path: str | os.PathLike, tensors: list[tuple[str, np.ndarray]], metadata: dict) -> None:
+    """Write float32 ``tensors`` as a safetensors file without building it in memory: the header,
+    then each tensor streamed in chunks (frames mapped from a file are read piece by piece)."""
+    header: dict = {"__metadata__": dict(metadata)}
+    pos = 0
+    for name, arr in tensors:
+        if arr.dtype != np.float32:
+            raise TypeError(f"{name}: float32 expected, got {arr.dtype}")
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [pos, pos + arr.nbytes]}
+        pos += arr.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for _, arr in tensors:
+            rows = max(1, (4 << 20) // max(1, arr[:1].nbytes)) if arr.ndim == 2 else 0  # 4 MB at a time
+            for chunk in frame_chunks(arr, rows) if arr.ndim == 2 else (arr,):
+                f.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+
+
+def _mapped(path: Path, name: str) -> np.ndarray | None:
+    """Tensor ``name`` of a safetensors file memory-mapped (read-only) when it is at least
+    :data:`MMAP_MIN_BYTES` and float32 (2-D); else None (read it the usual way)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    meta = header.get(name)
+    if not meta or meta.get("dtype") != "F32" or len(meta.get("shape", ())) != 2:
+        return None
+    begin, end = meta["data_offsets"]
+    shape = tuple(int(x) for x in meta["shape"])
+    if end - begin < MMAP_MIN_BYTES or end - begin != shape[0] * shape[1] * 4:
+        return None
+    return np.memmap(path, dtype=np.float32, mode="r", offset=8 + n + begin, shape=shape)
 
 
 def _safe(key: str) -> str:

@@ -1,0 +1,54 @@
+"""How a path that is not a usable file is described, and how skipped paths are shown.
+
+Both exist so every "skipped" line a user reads names the file the same way (absolute, the
+link itself rather than its target) and says what is wrong with it (a loop is not a broken
+link, a folder is not a missing file).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """The absolute, normalised form of ``path`` *without* following symbolic links: what a
+    report of skipped files shows, so relative and absolute inputs read the same and a broken
+    link is named by the link, not by a target that does not exist."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a regular file, in words, or None when it can.
+
+    Distinguishes a symbolic link loop, a broken symbolic link, a folder, a pipe/socket/device,
+    a permission problem and a plain missing file."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link points back to itself through other links)"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            if os.path.islink(p) or _has_link_parent(p):
+                return "broken symbolic link (its target does not exist)"
+            return "file not found"
+        if e.errno == errno.EACCES:
+            return "permission denied"
+        return f"cannot read file ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
+
+
+def _has_link_parent(p: str) -> bool:
+    """True when a folder on the way to ``p`` is a symbolic link whose target is missing."""
+    head = os.path.dirname(os.path.abspath(p))
+    while head and head != os.path.dirname(head):
+        if os.path.islink(head) and not os.path.exists(head):
+            return True
+        head = os.path.dirname(head)
+    return False
