@@ -89,9 +89,12 @@ def _fail(msg: str, code: int = 1):
 def index_cmd(
     paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
     index: Path = IndexOpt,
-    expert: str = typer.Option("yamnet", help="audio expert (new index only): yamnet (default: AudioSet-trained, "
-                               "tags every hit), aisfx (sound-effects CNN; use --model aisfx-minilm-v1), ..."),
-    model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="new index only: 'fast' (the default: yamnet + "
+                                          "the default model) or 'quality' (yamnet and the aisfx sound-effects CNN on "
+                                          "every file, fused: better on game and foley sounds; QUALITY_SPEED)"),
+    expert: Optional[str] = typer.Option(None, help="audio expert (new index only): yamnet (default: AudioSet-trained, "
+                                         "tags every hit), aisfx (sound-effects CNN; use --model aisfx-minilm-v1), ..."),
+    model: Optional[str] = typer.Option(None, help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
     vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
@@ -117,12 +120,14 @@ def index_cmd(
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
+    if profile is not None and (expert is not None or model is not None):
+        _fail("--profile sets the audio expert and the model: give either --profile or --expert/--model", 2)
     _set_threads(threads)
-
+    model = model or "default"
     try:
-        idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
+        idx = Index.open_or_create(index, audio_expert=expert or "yamnet", model=None if model == "none" else model,
                                    window_s=window, hop_s=hop, vector_index=vector_index,
-                                   vector_store=store, audio_pooling=audio_pooling)
+                                   vector_store=store, audio_pooling=audio_pooling, profile=profile)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     if max_duration is not None:
