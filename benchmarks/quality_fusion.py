@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--aisfx-heads", default="aisfx-minilm-v1", help="a saved ensemble of aisfx heads (or a shipped name)")
+    p.add_argument("--n-heads", type=int, default=None, help="use the first N aisfx heads (default: all)")
     p.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--feature-cache", type=Path, default=None)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
     else:
         default = load_model("default")
-        heads = list(load_model(a.aisfx_heads).members)
+        heads = list(load_model(a.aisfx_heads).members)[: a.n_heads]
         esc_items, esc_classes = P.load_esc50(a.data_root / "esc50-fold1")
         val_items = load_sfx_corpora(split="val")
         for share in a.shares:

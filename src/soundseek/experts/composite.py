@@ -58,12 +58,13 @@ class CompositeExpert(AudioExpert):
     """Frames of several experts concatenated on the first one's grid (see module docstring)."""
 
     def __init__(self, names: tuple[str, ...] = ("yamnet", "aisfx"), threads: int | None = None,
-                 options: dict[str, dict] | None = None):
+                 precision: str | None = None):
+        """``threads``: for every part; ``precision``: aisfx's ("auto", "fp32", "bf16")."""
         if len(names) < 2:
             raise ValueError("a composite expert needs at least two experts")
-        options = options or {}
         kw = {} if threads is None else {"threads": threads}
-        self.experts = [get_audio_expert(n, **{**kw, **options.get(n, {})}) for n in names]
+        self.experts = [get_audio_expert(n, **kw, **({"precision": precision} if precision and n == "aisfx" else {}))
+                        for n in names]
         first = self.experts[0]
         self.name = "+".join(names)
         # the parts' keys are in the version: a new version of either part invalidates stored frames
