@@ -149,7 +149,6 @@ def test_profile_cannot_be_mixed_with_an_expert_or_model(tmp_path):
         Index.create(tmp_path / "b", profile="best")
 
 
-@pytest.mark.slow
 @needs_shared("data/esc50-fold1")
 def test_quality_index_searches_three_real_clips(tmp_path):
     from soundseek import Index
@@ -173,3 +172,22 @@ def test_quality_index_searches_three_real_clips(tmp_path):
     reopened = Index.open(tmp_path / "q.idx")
     assert reopened.search("a dog barking", k=1, mode="content")[0].path.endswith(DOG)
     reopened.close()
+
+
+@needs_shared("data/esc50-fold1")
+def test_cli_index_profile_quality(tmp_path):
+    from typer.testing import CliRunner
+
+    from soundseek.cli import app
+
+    runner = CliRunner()
+    idx = str(tmp_path / "idx")
+    res = runner.invoke(app, ["index", str(_clip(DOG)), "--index", idx, "--profile", "quality", "--expert", "aisfx"])
+    assert res.exit_code == 2 and "either --profile or --expert/--model" in res.output
+    res = runner.invoke(app, ["index", str(_clip(DOG)), str(_clip(RAIN)), "--index", idx, "--profile", "quality", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["added"] == 2 and report["profile"] == "quality" and report["model"] == "quality"
+    res = runner.invoke(app, ["search", "rain falling", "--index", idx, "--json", "-k", "1", "--mode", "content"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["hits"][0]["path"].endswith(RAIN)
