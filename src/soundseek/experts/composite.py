@@ -13,7 +13,9 @@ A model reads its part with :attr:`CompositeExpert.parts` (``{"yamnet": (0, 1024
 Audio is decoded once at the highest rate among the parts (44.1 kHz, aisfx's) and resampled for
 the others (soxr), so YAMNet's frames differ from a direct 16 kHz decode by resampling round-off
 only.  Both front ends run in :meth:`prepare` (the pipeline's decode thread), both networks in
-:meth:`embed_prepared`.
+:meth:`embed_prepared`.  Files longer than 3 min are embedded in 120-s segments
+(:func:`soundseek.features.extract.embed_long`); aisfx's blocks restart at each segment, so past
+the first one they are cut at another phase than in a whole-file run (still blocks of the same audio).
 """
 
 from __future__ import annotations
