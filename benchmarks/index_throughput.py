@@ -5,6 +5,7 @@ process, median of ``--repeats`` runs interleaved across rows):
 
 * yamnet, native ISA, and with the CPU forced to its AVX2 path;
 * aisfx, native ISA (bf16 where the CPU has it), and forced to AVX2 (fp32, as on such CPUs);
+* ``yamnet+aisfx`` (the quality profile's composite expert: both networks on every file), same two ISAs;
 * the CLAP-HTSAT audio tower forward pass on the same clips, side by side (random weights from
   its default config: same speed as the real ones);
 * a default index (``Index.create`` defaults: expert and text model) with query latencies.
@@ -23,7 +24,7 @@ Also reported: CPU-seconds (user + sys) per minute of audio, which a loaded mach
 much less than wall time, and the load average before each run.
 
     python benchmarks/index_throughput.py [--data ../shared/data/esc50-fold1/audio] [--threads 2]
-        [--repeats 3] [--experts yamnet,aisfx] [--isa native,avx2] [--ort-avx2 patch|off]
+        [--repeats 3] [--experts yamnet,aisfx,yamnet+aisfx] [--isa native,avx2] [--ort-avx2 patch|off]
         [--clap-clips 40] [--queries 50] [--out benchmarks/results]
 """
 
@@ -128,7 +129,7 @@ def child(spec: dict) -> dict:
     t_start = time.perf_counter()
     from soundseek import Index
 
-    if spec["expert"] == "aisfx":
+    if "aisfx" in spec["expert"].split("+"):  # aisfx alone or in the quality profile's yamnet+aisfx
         import torch
 
         torch.set_num_threads(spec["threads"])
@@ -144,6 +145,8 @@ def child(spec: dict) -> dict:
         extra = {}
         if spec["expert"] == "aisfx":
             extra["precision"] = idx.expert.precision
+        elif hasattr(idx.expert, "experts"):  # a composite expert (soundseek.experts.composite)
+            extra["precision"] = ",".join(getattr(e, "precision", "-") for e in idx.expert.experts)
         idx.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -257,7 +260,9 @@ def main() -> None:
                     env = dict(AVX2_ENV)
                     if expert == "aisfx":
                         spec["expert_options"] = {"precision": "fp32"}  # what an AVX2-only CPU runs
-                    if expert == "yamnet" and ort_path is not None:
+                    elif expert == "yamnet+aisfx":
+                        spec["expert_options"] = {"precision": "fp32"}
+                    if expert in ("yamnet", "yamnet+aisfx") and ort_path is not None:
                         path = [str(ort_path)]
                 configs.append((f"{expert} {isa}", spec, env, path))
         runs: dict[str, list] = {name: [] for name, *_ in configs}

@@ -36,7 +36,7 @@ def tiny(monkeypatch):
 def test_the_package_face_shows_the_registry_table():
     assert models.MODEL_TYPES is registry.MODEL_TYPES
     assert models.register_model_type is registry.register_model_type
-    assert set(registry.MODEL_TYPES) == {"dual_encoder", "moee", "ce", "mmt", "ensemble", "label_bridge"}
+    assert set(registry.MODEL_TYPES) == {"dual_encoder", "moee", "ce", "mmt", "ensemble", "label_bridge", "expert_part"}
     assert registry.model_class("moee") is MoEE
 
 

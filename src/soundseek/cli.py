@@ -89,9 +89,12 @@ def _fail(msg: str, code: int = 1):
 def index_cmd(
     paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
     index: Path = IndexOpt,
-    expert: str = typer.Option("yamnet", help="audio expert (new index only): yamnet (default: AudioSet-trained, "
-                               "tags every hit), aisfx (sound-effects CNN; use --model aisfx-minilm-v1), ..."),
-    model: str = typer.Option("default", help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="new index only: 'fast' (the default: yamnet + "
+                                          "the default model) or 'quality' (yamnet and the aisfx sound-effects CNN on "
+                                          "every file, fused: better on game and foley sounds; indexing ~3x slower: 29x real time vs 95x for the default on a shared 2-core Xeon, 14x vs 43x on AVX2-only CPUs)"),
+    expert: Optional[str] = typer.Option(None, help="audio expert (new index only): yamnet (default: AudioSet-trained, "
+                                         "tags every hit), aisfx (sound-effects CNN; use --model aisfx-minilm-v1), ..."),
+    model: Optional[str] = typer.Option(None, help="text–audio model: 'default', a folder, 'native:A+T', or 'none' (new index only)"),
     window: float = typer.Option(10.0, help="window length in seconds for long files (new index only)"),
     hop: float = typer.Option(5.0, help="hop between windows in seconds (new index only)"),
     vector_index: str = typer.Option("auto", help="new index only: 'auto' (exact 'flat' while small, then compressed "
@@ -120,15 +123,17 @@ def index_cmd(
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
+    if profile is not None and (expert is not None or model is not None):
+        _fail("--profile sets the audio expert and the model: give either --profile or --expert/--model", 2)
     for p in paths:  # before anything is created: a typo must not leave an empty index behind
         if not p.expanduser().exists() and not p.expanduser().is_symlink():
             _fail(f"no such {'file' if p.suffix else 'folder'}: {p}")
     _set_threads(threads)
-
+    model = model or "default"
     try:
-        idx = Index.open_or_create(index, audio_expert=expert, model=None if model == "none" else model,
+        idx = Index.open_or_create(index, audio_expert=expert or "yamnet", model=None if model == "none" else model,
                                    window_s=window, hop_s=hop, vector_index=vector_index,
-                                   vector_store=store, audio_pooling=audio_pooling)
+                                   vector_store=store, audio_pooling=audio_pooling, profile=profile)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     except (OSError, sqlite3.Error) as e:  # e.g. the disk is full before anything is indexed
@@ -196,7 +201,6 @@ def search_cmd(
     import sqlite3
 
     from .audio import AudioError
-    from .index.api import Index
     from .index.errors import NoTextModelError
 
     if (query is None) == (audio is None):

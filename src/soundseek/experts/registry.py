@@ -31,6 +31,7 @@ _EXPERT_MODULES = [
     "soundseek.experts.minilm",
     "soundseek.experts.logmel",
     "soundseek.experts.yamnet",
+    "soundseek.experts.composite",  # yamnet+aisfx (the quality profile)
     "soundseek.experts.zoo",  # registers the zoo (panns, vggish, passt, clap, bert, roberta) lazily
 ]
 _loaded = False

@@ -103,5 +103,13 @@ def tagger_for(expert_name: str) -> ClassTagger | None:
 
             with np.load(prepare_model() / "classifier.npz") as z:
                 tagger = ClassTagger(list(class_names()), z["weight"], z["bias"])
+        elif expert_name == "yamnet+aisfx":  # composite: yamnet's classifier on its first 1024 dims
+            from .aisfx import AisfxExpert
+            from .yamnet import EMB_DIM
+
+            base = tagger_for("yamnet")
+            w = np.zeros((len(base.names), EMB_DIM + AisfxExpert.dim), np.float32)
+            w[:, :EMB_DIM] = base.weight.T
+            tagger = ClassTagger(base.names, w, base.bias)
         _TAGGERS[expert_name] = tagger
     return _TAGGERS[expert_name]

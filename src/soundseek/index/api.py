@@ -52,7 +52,7 @@ from .ingest import Ingest
 from .query import Query
 from .tags import TagCache
 from .text_path import TextPath
-from .types import AUDIO_POOLINGS, AddReport, Hit, IndexConfig, NewerFormatError
+from .types import AUDIO_POOLINGS, PROFILES, AddReport, Hit, IndexConfig, NewerFormatError
 from .vectorstores.backends import validate_store
 from .window_store import WindowStore
 
@@ -84,8 +84,18 @@ class Index:
     def create(cls, path: str | os.PathLike, audio_expert: str = "yamnet", model: str | None = "default",
                window_s: float = 10.0, hop_s: float = 5.0, vector_index: str = "auto",
                expert_options: dict | None = None, text_expert_options: dict | None = None,
-               exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent") -> "Index":
+               exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent",
+               profile: str | None = None) -> "Index":
+        """``profile`` ("fast" or "quality", :data:`~soundseek.index.types.PROFILES`) sets the
+        audio expert and the model together; it cannot be combined with other values of them."""
         path = Path(path).expanduser()
+        if profile is not None:
+            if profile not in PROFILES:
+                raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+            if (audio_expert, model) != ("yamnet", "default"):
+                raise ValueError(f"profile {profile!r} sets the audio expert and the model: give either "
+                                 "the profile or an expert/model, not both")
+            audio_expert, model = PROFILES[profile]["audio_expert"], PROFILES[profile]["model"]
         if (path / "index.json").exists():
             if not exist_ok:
                 raise FileExistsError(f"{path} already holds an index; open it with Index.open({str(path)!r})")
@@ -97,7 +107,8 @@ class Index:
             raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
         config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s,
                              hop_s=hop_s, vector_index=vector_index, expert_options=dict(expert_options or {}),
-                             text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling)
+                             text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling,
+                             profile=profile)
         config.validate()
         path.mkdir(parents=True, exist_ok=True)
         config.save(path / "index.json")
@@ -307,6 +318,7 @@ class Index:
             **c,
             "audio_expert": loaded.key if loaded else self.config.audio_expert,
             "model": self.config.model,
+            "profile": self.config.profile,
             "text_search": self.has_text_model,
             "window_s": self.config.window_s,
             "hop_s": self.config.hop_s,

@@ -9,6 +9,16 @@ from pathlib import Path
 FORMAT_VERSION = 1
 AUDIO_POOLINGS = ("non-silent", "mean-max")
 
+#: ``soundseek index --profile``: an audio expert and a text–audio model that belong together.
+#: ``fast`` (the default): YAMNet alone.  ``quality``: YAMNet and aisfx (a sound-effects CNN) run
+#: on every file (soundseek.experts.composite), and the ``quality`` model fuses the default's
+#: members with heads over aisfx: better on game and foley sounds, indexing several times slower
+#: (docs/training.md, *The quality profile*).
+PROFILES: dict[str, dict[str, str]] = {
+    "fast": {"audio_expert": "yamnet", "model": "default"},
+    "quality": {"audio_expert": "yamnet+aisfx", "model": "quality"},
+}
+
 
 @dataclass
 class IndexConfig:
@@ -28,6 +38,7 @@ class IndexConfig:
     # "mean-max" (indexes made before 2026-11-30) or "non-silent" (frames weighted by 1 − P(Silence)
     # where the expert has a Silence class, e.g. yamnet; the same as mean-max otherwise)
     audio_pooling: str = "mean-max"
+    profile: str | None = None  # the PROFILES entry the index was created with (None: expert/model given)
     format_version: int = FORMAT_VERSION
 
     def save(self, path: Path) -> None:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["load_model"]
 
+#: The recipe (module of soundseek.train.recipes) that builds each shipped model.
+_RECIPES = {"default": "everyday", "aisfx-minilm-v1": "default", "quality": "quality"}
+
 
 def load_model(spec: str | Path = "default") -> torch.nn.Module:
     """Load a retrieval model from a spec, in eval mode.
@@ -29,7 +32,7 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
         if not (d / "config.json").is_file():
             raise ModelNotInstalledError(
                 f"the shipped model {spec_s!r} is not installed (nothing at {d}); train it with "
-                "`python -m soundseek.train.recipes.everyday` or pass a model directory"
+                f"`python -m soundseek.train.recipes.{_RECIPES.get(spec_s, 'everyday')}` or pass a model directory"
             )
         return _load_dir(d)
     if spec_s.startswith("native:"):

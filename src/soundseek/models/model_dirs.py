@@ -12,6 +12,8 @@ __all__ = [
     "shipped_model_dir",
     "default_model_dir",
     "model_dir_for",
+    "resolve_model_ref",
+    "referenced_dirs",
 ]
 
 
@@ -22,7 +24,10 @@ class ModelNotInstalledError(FileNotFoundError):
 #: Models shipped inside the package, by name (``soundseek/assets/models/<name>``).
 #: ``default``: YAMNet label bridge fused with heads over yamnet + minilm (recipes/everyday.py);
 #: ``aisfx-minilm-v1``: the previous default (5 MLP heads over aisfx + minilm, recipes/default.py).
-SHIPPED_MODELS = ("default", "aisfx-minilm-v1")
+#: ``quality``: the default's members and aisfx-minilm-v1's heads over the composite expert
+#: ``yamnet+aisfx`` (``soundseek index --profile quality``; recipes/quality.py), by reference.
+SHIPPED_MODELS = ("default", "aisfx-minilm-v1", "quality")
+SHIPPED_REF = "shipped:"
 
 
 def shipped_model_dir(name: str = "default") -> Path:
@@ -48,3 +53,30 @@ def model_dir_for(spec: str | Path | None) -> Path | None:
         return None
     path = Path(spec_s).expanduser()
     return path if path.is_dir() else None
+
+
+def resolve_model_ref(ref: str, base: Path) -> Path:
+    """Where a model reference in a saved model points: ``"shipped:<name>[/<sub>]"`` is a folder
+    of a model shipped with the package; anything else is a folder relative to ``base``."""
+    if ref.startswith(SHIPPED_REF):
+        name, _, sub = ref[len(SHIPPED_REF):].partition("/")
+        d = shipped_model_dir(name)
+        return d / sub if sub else d
+    return Path(base) / ref
+
+
+def referenced_dirs(d: Path) -> list[tuple[str, Path]]:
+    """``(reference, folder)`` of every shipped model a saved model's ``config.json`` files reference
+    (``{"model": "shipped:..."}``, as :class:`~soundseek.models.parts.ExpertPart` saves), sorted:
+    what a model's files on disk include besides its own folder."""
+    import json
+
+    refs = set()
+    for cfg in sorted(Path(d).rglob("config.json")):
+        try:
+            ref = json.loads(cfg.read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(ref, str) and ref.startswith(SHIPPED_REF):
+            refs.add(ref)
+    return [(r, resolve_model_ref(r, d)) for r in sorted(refs)]

@@ -24,6 +24,7 @@ MODEL_TYPES: dict[str, str] = {
     "mmt": "soundseek.models.mmt:MultiModalTransformer",
     "ensemble": "soundseek.models.ensemble:EnsembleModel",
     "label_bridge": "soundseek.models.bridge:LabelBridge",
+    "expert_part": "soundseek.models.parts:ExpertPart",
 }
 
 

@@ -328,18 +328,25 @@ def model_source_stamp(spec: str | None) -> list | None:
     spec = str(spec)
     if spec.startswith("native:"):
         return []
-    from .model_dirs import model_dir_for
+    from .model_dirs import model_dir_for, referenced_dirs
 
     d = model_dir_for(spec)
     if d is None or not d.is_dir():
         return None
+    stamp = _dir_stamp(d, "")
+    for ref, rd in referenced_dirs(d):  # weights a model only references (the quality model)
+        stamp += _dir_stamp(rd, ref + "/") if rd.is_dir() else [[ref, -1, -1, ""]]
+    return stamp
+
+
+def _dir_stamp(d: Path, prefix: str) -> list:
     stamp = []
     for root, dirs, files in os.walk(d):
         dirs[:] = sorted(x for x in dirs if x != "__pycache__")
         for name in sorted(files):
             p = Path(root) / name
             st = p.stat()
-            stamp.append([p.relative_to(d).as_posix(), st.st_size, st.st_mtime_ns, _sample_digest(p, st.st_size)])
+            stamp.append([prefix + p.relative_to(d).as_posix(), st.st_size, st.st_mtime_ns, _sample_digest(p, st.st_size)])
     return stamp
 
 
