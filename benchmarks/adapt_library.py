@@ -64,27 +64,82 @@ def label_halves(labels: dict[str, str], seed: int = 0) -> tuple[list[str], list
     return sorted(names[i] for i in perm[:half]), sorted(names[i] for i in perm[half:])
 
 
-def build_library(root: Path, pkg: str, named_labels: set[str], seed: int = 0) -> dict[str, str | None]:
+def opaque_files(pkg: str, protocol: str, fold: int, seed: int = 0) -> set[str]:
+    """The labelled files that lose their names in ``fold``.  ``labels`` (the issue's protocol):
+    every file of half the labels, so test sounds are kinds the named files never show;
+    ``files``: half the files of every label (labels with one file alternate), the case of new
+    recordings of kinds the library already has names for."""
+    labels, _ = package_files(pkg)
+    if protocol == "labels":
+        test = set(label_halves(labels, seed)[1 - fold])
+        return {f for f, lab in labels.items() if lab in test}
+    if protocol != "files":
+        raise ValueError(f"protocol must be labels or files, not {protocol!r}")
+    rng = np.random.default_rng(seed)
+    out, flip = set(), 0
+    for lab in sorted(set(labels.values())):
+        fs = sorted(f for f, la in labels.items() if la == lab)
+        perm = [fs[i] for i in rng.permutation(len(fs))]
+        if len(fs) == 1:
+            flip += 1
+            half = perm if (flip + fold) % 2 else []
+        else:
+            k = len(fs) // 2 if fold == 0 else len(fs) - len(fs) // 2
+            half = perm[:k] if fold == 0 else perm[len(fs) // 2:]
+        out.update(half)
+    return out
+
+
+def strip_tags(src: Path, dst: Path) -> None:
+    """Copy ``src`` without embedded text (Vorbis/FLAC comments, ID3, RIFF INFO/bext), same audio:
+    WAV is rewritten sample for sample, Ogg/FLAC keep their stream and lose their comments."""
+    import soundfile as sf
+
+    from soundseek.index.metadata import embedded_text
+
+    if src.suffix.lower() == ".wav":
+        info = sf.info(str(src))
+        dtype = {"PCM_16": "int16", "PCM_U8": "int16", "PCM_S8": "int16", "FLOAT": "float32",
+                 "DOUBLE": "float64"}.get(info.subtype, "int32")  # integer PCM read and written exactly
+        data, sr = sf.read(str(src), dtype=dtype, always_2d=True)
+        sf.write(str(dst), data, sr, subtype=info.subtype, format="WAV")
+    else:
+        import mutagen
+
+        shutil.copy2(src, dst)
+        f = mutagen.File(str(dst))
+        if f is not None and f.tags is not None:
+            f.delete()
+            f.save()
+    assert not embedded_text(dst), (dst, embedded_text(dst))
+
+
+def build_library(root: Path, pkg: str, opaque: set[str], seed: int = 0) -> dict[str, str | None]:
     """Lay the library out under ``root``; returns absolute path -> label (None: unlabelled named
-    file) for every file; opaque files are the ones under ``root/recorder``."""
+    file) for every file; the ``opaque`` ones go to ``root/recorder/ZOOMnnnn.EXT``."""
     labels, rest = package_files(pkg)
     if root.exists():
         shutil.rmtree(root)
-    opaque = [f for f in sorted(labels) if labels[f] not in named_labels]
-    order = np.random.default_rng(seed + 1).permutation(len(opaque))
+    hidden = sorted(opaque)
+    order = np.random.default_rng(seed + 1).permutation(len(hidden))
+    number = {f: int(order[i]) + 1 for i, f in enumerate(hidden)}
     out: dict[str, str | None] = {}
     for f in sorted(labels) + rest:
         src = CORPUS / f
-        if f in labels and labels[f] not in named_labels:
-            dst = root / OPAQUE_DIR / f"ZOOM{int(np.flatnonzero(order == opaque.index(f))[0]) + 1:04d}{src.suffix.upper()}"
+        if f in number:
+            dst = root / OPAQUE_DIR / f"ZOOM{number[f]:04d}{src.suffix.upper()}"
         else:
             dst = root / Path(*Path(f).parts[2:])  # the package's own folders below audio/<pkg>/
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+        if f in number:  # a recorder writes no titles: the copy loses every embedded tag
+            strip_tags(src, dst)
+        else:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
         out[str(dst.resolve())] = labels.get(f)
+    root.with_name(root.name + ".truth.json").write_text(json.dumps(out, indent=0) + "\n")
     return out
 
 
@@ -107,7 +162,8 @@ def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentence
             "library": rank_metrics(s, rel).to_dict()}
 
 
-def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, features_from: Path | None) -> dict:
+def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, features_from: Path | None,
+             protocol: str = "labels") -> dict:
     import soundseek
     from soundseek.adapt import AdaptConfig, adapt_index
     from soundseek.adapt.library import collect_library
@@ -115,11 +171,12 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     from soundseek.models import load_model
 
     labels, _ = package_files(pkg)
-    halves = label_halves(labels)
-    named = set(halves[fold])
-    lib = work / "libs" / f"{pkg}-fold{fold}"
-    truth = build_library(lib, pkg, named)
-    idx_path = work / "index" / f"{pkg}-fold{fold}"
+    hidden = opaque_files(pkg, protocol, fold)
+    test_labels = {labels[f] for f in hidden}
+    named_labels = {lab for f, lab in labels.items() if f not in hidden}
+    lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
+    truth = build_library(lib, pkg, hidden)
+    idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
     if idx_path.exists():
         shutil.rmtree(idx_path)
     if features_from is not None and (features_from / "features").is_dir():
@@ -130,10 +187,10 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     base = load_model(str(base_dir))
     sentences = caption_vectors(base, [q for q, _ in queries])
     files = collect_library(idx, max_windows=None)
-    out = {"package": pkg, "fold": fold, "files": len(files), "failed": len(rep.failed),
+    out = {"package": pkg, "protocol": protocol, "fold": fold, "files": len(files), "failed": len(rep.failed),
            "opaque_files": sum(f"/{OPAQUE_DIR}/" in f.path for f in files),
-           "named_labels": len(named), "test_labels": len(halves[1 - fold]),
-           "queries": sum(lab in set(halves[1 - fold]) for _, lab in queries)}
+           "named_labels": len(named_labels), "test_labels": len(test_labels),
+           "queries": sum(lab in test_labels for _, lab in queries)}
     out["base"] = evaluate(base, files, truth, queries, sentences)
     # the index ranks the same way (content mode): top-5 of the first queries must agree
     for q, _ in queries[:5]:
@@ -151,7 +208,7 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
                      "named_files": report.named_files, "caption_groups": report.caption_groups,
                      "seconds": round(time.perf_counter() - t0, 1),
                      "forced": forced, "served": forced if report.kept else out["base"]})
-        print(f"{pkg} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
+        print(f"{pkg} {protocol} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
               f"->{report.check.get('adapted', {}).get('map', 0):.3f}  opaque P@1 {out['base']['opaque']['p1']:.3f}"
               f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}",
               flush=True)
@@ -171,8 +228,8 @@ def evaluate_top(model, files, sentence: np.ndarray, k: int = 5) -> list[str]:
 def summarise(folds: list[dict]) -> dict:
     """Per package: query-weighted means over folds, per seed; then mean and spread over seeds."""
     out = {}
-    for pkg in sorted({f["package"] for f in folds}):
-        fs = [f for f in folds if f["package"] == pkg]
+    for key in sorted({(f["protocol"], f["package"]) for f in folds}):
+        fs = [f for f in folds if (f["protocol"], f["package"]) == key]
         w = np.array([f["queries"] for f in fs], dtype=float)
 
         def avg(get):
@@ -186,7 +243,7 @@ def summarise(folds: list[dict]) -> dict:
                 row[f"{kind}_{m}"] = float(np.mean(per_seed))
                 row[f"{kind}_{m}_seeds"] = per_seed
         row["kept"] = [[r["kept"] for r in f["runs"]] for f in fs]
-        out[pkg] = row
+        out["/".join(key)] = row
     return out
 
 
@@ -196,6 +253,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--base-seeds", type=int, default=3)
     p.add_argument("--packages", nargs="*", default=list(LEAVE_OUT))
+    p.add_argument("--protocols", nargs="*", default=["labels", "files"])
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     import torch
@@ -206,12 +264,13 @@ def main(argv=None) -> int:
     folds = []
     for pkg in a.packages:
         first = None
-        for fold in (0, 1):
-            folds.append(run_fold(a.work, base_dir, pkg, fold, a.seeds, first))
-            first = a.work / "index" / f"{pkg}-fold0"
+        for protocol in a.protocols:
+            for fold in (0, 1):
+                folds.append(run_fold(a.work, base_dir, pkg, fold, a.seeds, first, protocol))
+                first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
     summary = summarise(folds)
     for pkg, r in summary.items():
-        print(f"{pkg:10s} {r['queries']:3d} queries  P@1 {r['base_p1']:.3f} -> {r['served_p1']:.3f} "
+        print(f"{pkg:18s} {r['queries']:3d} queries  P@1 {r['base_p1']:.3f} -> {r['served_p1']:.3f} "
               f"(forced {r['forced_p1']:.3f})  P@5 {r['base_p5']:.3f} -> {r['served_p5']:.3f}  "
               f"R@10 {r['base_r10']:.3f} -> {r['served_r10']:.3f}  kept {r['kept']}")
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or

@@ -17,7 +17,8 @@ Rules, in order:
   (zoom, tascam, rec, track, audio, untitled, ...) are dropped; so are generic folder names
   (sounds, sfx, data, assets, usr, share, ...);
 * the name's words are the caption's core; the last ``folder_depth`` folders add context in
-  front; embedded titles/descriptions (when the catalog found any) follow, capped;
+  front; embedded titles/descriptions (when the catalog found any) name files whose own name
+  is opaque (``use_embedded="always"``: they also extend named files), capped;
 * opaque: when the *name* (and the embedded tags) leave no word, the file gets no caption: folder
   words alone ("sounds/misc") say too little about one file.
 """
@@ -46,6 +47,7 @@ rec recording recordings track tracks part pt pts seg segment ch chan channel
 loop loops looped seamless oneshot
 zoom tascam sony roland marantz olympus nagra dr zh zhn memo img mov mvi dsc vid pxl
 lib library pack collection vol volume misc miscellaneous other others various general default
+www com org net http https freesound soundbible
 """.split())
 
 #: Folder names that only organise files (game/asset layouts, operating system paths).
@@ -68,7 +70,10 @@ class CaptionConfig:
     """How weak captions are built (part of the adaptation report)."""
 
     folder_depth: int = 2  # folders above the file that add context (0: name only)
-    use_embedded: bool = True  # embedded titles / descriptions (ID3, Vorbis, RIFF INFO, BWF)
+    # embedded titles / descriptions (ID3, Vorbis, RIFF INFO, BWF): "fallback" = only for files
+    # whose name says nothing (on the corpora, tags of named files were mostly noise: genre "Pop",
+    # "Modified by <person>", freesound ids), "always", or "never"
+    use_embedded: str = "fallback"
     max_embedded_words: int = 8
     min_name_words: int = 1  # fewer content words in the name (+ tags): opaque, no caption
     drop_words: tuple[str, ...] = ()  # extra words to ignore (a library's own jargon)
@@ -156,7 +161,9 @@ def weak_caption(path: str | os.PathLike, embedded: Iterable[str] = (), root: st
     words, ucs = stem_words(Path(path).stem)
     name = _dedupe(_content(words, extra))[:MAX_NAME_WORDS]
     emb: list[str] = []
-    if config.use_embedded:
+    if config.use_embedded not in ("fallback", "always", "never"):
+        raise ValueError(f"use_embedded must be fallback, always or never, not {config.use_embedded!r}")
+    if config.use_embedded == "always" or (config.use_embedded == "fallback" and not name):
         for text in embedded:
             emb.extend(_content(split_words(text), extra))
         emb = [w for w in _dedupe(emb) if w not in name][: config.max_embedded_words]

@@ -48,6 +48,7 @@ class AdaptConfig:
     min_named_files: int = 20
     min_groups: int = 8
     out_dir: str = "adapted"  # relative to the index folder (or absolute)
+    bridge_shift: float = 0.0  # lower the label bridge's query-gate shares (lo, hi) by this much
     always_save: bool = False  # save the adapted model even when the check discards it (benchmarks)
     threads: int = 1
     caption: CaptionConfig = field(default_factory=CaptionConfig)
@@ -188,6 +189,17 @@ def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, 
     return model.eval()
 
 
+def shift_bridge(model, shift: float):
+    """The ensemble with its query gate's bridge shares lowered by ``shift`` (kept in [0.05, 0.95])."""
+    from ..models.ensemble import EnsembleModel
+
+    if not shift or not isinstance(model, EnsembleModel) or model.gate is None:
+        return model
+    g = model.gate.to_dict()
+    g.update(lo=float(np.clip(g["lo"] - shift, 0.05, 0.95)), hi=float(np.clip(g["hi"] - shift, 0.05, 0.95)))
+    return EnsembleModel(list(model.members), model.weights.tolist(), gate=g).eval()
+
+
 def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndarray, cfg: AdaptConfig):
     """The base model with each trainable member's audio head tuned on ``files``."""
     out = copy.deepcopy(base)
@@ -203,7 +215,7 @@ def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndar
             out = tuned
         else:
             out.members[i] = tuned
-    return out.eval()
+    return shift_bridge(out.eval(), cfg.bridge_shift)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,8 +268,8 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True)
 
     def report(kept: bool, reason: str, n_files: int, named: list, groups: int, chk: dict, model_dir=None):
         r = AdaptReport(kept, reason, spec, model_dir, n_files, len(named), groups, chk,
-                        round(time.perf_counter() - t0, 1), asdict(cfg),
-                        [(Path(f.path).name, f.caption.text) for f in named[:8]])
+                        round(time.perf_counter() - t0, 1), json.loads(json.dumps(asdict(cfg))),
+                        _examples(named))
         r.save(out / REPORT_FILE)
         return r
 
@@ -294,6 +306,16 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True)
     final = adapt_model(base, train_files, text, group, cfg)
     final.save_pretrained(out)
     return report(kept, verdict, len(files), named, len(captions), chk, str(out))
+
+
+def _examples(named: list[LibraryFile], k: int = 8) -> list[list[str]]:
+    """[file name, caption] of the first file of ``k`` different captions (lists: as read from JSON)."""
+    seen, out = set(), []
+    for f in named:
+        if f.caption.text not in seen and len(out) < k:
+            seen.add(f.caption.text)
+            out.append([Path(f.path).name, f.caption.text])
+    return out
 
 
 def _capped(f: LibraryFile, k: int) -> LibraryFile:
