@@ -37,6 +37,7 @@ class AdaptConfig:
 
     seed: int = 0
     epochs: int = 30
+    max_steps: int = 600  # per member: a large library gets fewer epochs, not more time
     lr: float = 3e-4
     batch_size: int = 64
     temperature: float = 0.07
@@ -48,6 +49,8 @@ class AdaptConfig:
     min_named_files: int = 20
     min_groups: int = 8
     out_dir: str = "adapted"  # relative to the index folder (or absolute)
+    keep_weight: float = 5.0  # learning without forgetting on the bridge's class prompts (0: off)
+    keep_temperature: float = 0.1
     bridge_shift: float = 0.0  # lower the label bridge's query-gate shares (lo, hi) by this much
     always_save: bool = False  # save the adapted model even when the check discards it (benchmarks)
     threads: int = 1
@@ -144,10 +147,14 @@ def pooled_inputs(files: list[LibraryFile], pooling: str) -> tuple[np.ndarray, n
 
 
 def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, group: np.ndarray,
-                 cfg: AdaptConfig, seed: int):
+                 cfg: AdaptConfig, seed: int, keep: tuple[np.ndarray, np.ndarray] | None = None):
     """A copy of ``head`` (DualEncoder) with its audio head (and text head if ``cfg.train_text``)
     tuned on windows ``pooled`` of files ``owner``; ``text[f]`` is file f's caption vector and
-    ``group[f]`` its caption group (same group = positives)."""
+    ``group[f]`` its caption group (same group = positives).  ``keep`` = (pooled windows of the
+    whole library, sentence vectors of general prompts): every step also pulls the tuned audio
+    side's distribution over the prompts back to the shipped one on a batch of the library's
+    windows (learning without forgetting, weight ``cfg.keep_weight``), so that learning the
+    library's names does not unlearn how people describe sounds."""
     import torch
     import torch.nn.functional as F
 
@@ -166,13 +173,23 @@ def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, 
     n = len(by_file)
     with torch.no_grad():
         t_fixed = F.normalize(model.text_head(model.text_norm(t_all)), dim=-1) if not cfg.train_text else None
+    lwf = keep is not None and cfg.keep_weight > 0
+    if lwf:
+        k_all = torch.from_numpy(keep[0])
+        with torch.no_grad():
+            head.eval()
+            k_prompts = F.normalize(head.text_head(head.text_norm(torch.from_numpy(keep[1]))), dim=-1)
+            k_base = F.normalize(head.audio_head(head.audio_norm(k_all)), dim=-1) @ k_prompts.T
+            k_target = torch.softmax(k_base / cfg.keep_temperature, dim=-1)
+    steps = 0
     for _ in range(cfg.epochs):
         model.train()
         order = rng.permutation(n)
         for lo in range(0, n, cfg.batch_size):
             fb = order[lo:lo + cfg.batch_size]
-            if len(fb) < 2:
+            if len(fb) < 2 or steps >= cfg.max_steps:
                 continue
+            steps += 1
             wb = np.array([rng.choice(by_file[f]) for f in fb])
             a = F.normalize(model.audio_head(model.audio_norm(p_all[wb])), dim=-1)
             if cfg.train_text:
@@ -183,6 +200,11 @@ def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, 
             loss = nt_xent_loss(t @ a.T, pos, cfg.temperature)
             if cfg.anchor:
                 loss = loss + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, anchors))
+            if lwf:
+                kb = torch.from_numpy(rng.integers(0, len(k_all), cfg.batch_size))
+                ka = F.normalize(model.audio_head(model.audio_norm(k_all[kb])), dim=-1)
+                logp = torch.log_softmax(ka @ k_prompts.T / cfg.keep_temperature, dim=-1)
+                loss = loss + cfg.keep_weight * F.kl_div(logp, k_target[kb], reduction="batchmean")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -200,17 +222,34 @@ def shift_bridge(model, shift: float):
     return EnsembleModel(list(model.members), model.weights.tolist(), gate=g).eval()
 
 
-def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndarray, cfg: AdaptConfig):
-    """The base model with each trainable member's audio head tuned on ``files``."""
+def prompt_vectors(model) -> np.ndarray | None:
+    """General sound descriptions to keep the audio side anchored to: the label bridge's class
+    prompts ("the sound of dog", 521 AudioSet classes), None for models without a bridge."""
+    from ..models.ensemble import EnsembleModel
+
+    for m in (model.members if isinstance(model, EnsembleModel) else [model]):
+        if hasattr(m, "class_vectors"):
+            return m.class_vectors.detach().float().cpu().numpy()
+    return None
+
+
+def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndarray, cfg: AdaptConfig,
+                library: list[LibraryFile] | None = None):
+    """The base model with each trainable member's audio head tuned on ``files``; ``library``
+    (default ``files``): the windows the shipped behaviour is kept on (see :func:`adapt_member`)."""
     out = copy.deepcopy(base)
+    prompts = prompt_vectors(base)
     pooled_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    keep_cache: dict[str, np.ndarray] = {}
     for k, i in enumerate(trainable_members(base)):
         head = member(base, i)
         pooling = head.config.pooling
         if pooling not in pooled_cache:
             pooled_cache[pooling] = pooled_inputs(files, pooling)
+            keep_cache[pooling] = pooled_cache[pooling][0] if library is None else pooled_inputs(library, pooling)[0]
         pooled, owner = pooled_cache[pooling]
-        tuned = adapt_member(head, pooled, owner, text, group, cfg, seed=cfg.seed * 1000 + k)
+        keep = None if prompts is None or prompts.shape[1] != head.config.text_dim else (keep_cache[pooling], prompts)
+        tuned = adapt_member(head, pooled, owner, text, group, cfg, seed=cfg.seed * 1000 + k, keep=keep)
         if out is base or not hasattr(out, "members"):
             out = tuned
         else:
@@ -244,12 +283,15 @@ def check(base, adapted, files: list[LibraryFile], text: np.ndarray, group: np.n
 # the public entry point
 
 
-def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True) -> AdaptReport:
+def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
+                base_model: str | None = None) -> AdaptReport:
     """Learn from the index's named files; save the adapted model (when it helps) and a report.
 
-    Writes ``<index>/<config.out_dir>/`` (a model directory, only when kept) and
-    ``<index>/<config.out_dir>.json``-style report ``<out>/adapt_report.json`` (always).
-    The index itself is not changed: using the adapted model is the index's job (see docs)."""
+    ``base_model``: the model spec to start from (default: the index's own model spec; pass the
+    original one when the index already serves an adapted model).  Writes ``<index>/<out_dir>/``:
+    a model directory (only when kept, or with ``always_save``) and ``adapt_report.json``
+    (always; an earlier run's output there is replaced).  The index itself is not changed:
+    serving the adapted model is the index's job (docs/adaptation.md lists the hook)."""
     import torch
 
     from ..models import load_model
@@ -259,7 +301,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True)
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out_dir)
     out = out if out.is_absolute() else Path(index.path) / out
-    spec = str(index.model_spec if hasattr(index, "model_spec") else index.config.model)
+    spec = str(base_model or (index.model_spec if hasattr(index, "model_spec") else index.config.model))
     base = load_model(spec)
     if (out / REPORT_FILE).is_file():  # an earlier run's output (ours): replaced, never mixed
         import shutil
@@ -291,7 +333,8 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True)
     fit = ~held
     if progress:
         print(f"adapting on {int(fit.sum())} named files, checking on {int(held.sum())} held-out files", flush=True)
-    trial = adapt_model(base, [f for f, k in zip(train_files, fit) if k], text[fit], group[fit], cfg)
+    library = [_capped(f, cfg.max_windows) for f in files]  # named and unnamed: what search will rank
+    trial = adapt_model(base, [f for f, k in zip(train_files, fit) if k], text[fit], group[fit], cfg, library)
     chk = check(base, trial, [f for f, k in zip(named, held) if k], text[held], group[held])
     gain = chk["adapted"]["map"] - chk["base"]["map"]
     chk.update({"gain_map": round(gain, 4), "train_files": int(fit.sum()), "held_out_files": int(held.sum()),
@@ -303,7 +346,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True)
         print(verdict, flush=True)
     if not kept and not cfg.always_save:
         return report(False, verdict, len(files), named, len(captions), chk)
-    final = adapt_model(base, train_files, text, group, cfg)
+    final = adapt_model(base, train_files, text, group, cfg, library)
     final.save_pretrained(out)
     return report(kept, verdict, len(files), named, len(captions), chk, str(out))
 
