@@ -1,0 +1,286 @@
+"""Library adaptation, measured (issue 18): leave-packages-out, half the labels named, half opaque.
+
+1. Base: the default recipe retrained WITHOUT the library packages (``adapt_base.py``, cached).
+2. Each left-out package becomes a user library: its files keep their package folders and
+   names, except the files of half its labels, which are renamed ``recorder/ZOOM0001.ogg`` ...
+   (opaque; numbered in a seeded random order).  Labels are the corpus recipe's per-file labels
+   (``data/recipes/sfx_corpus/captions.csv``); files the recipe left out (fantasy effects, voice
+   lines, near-silent) stay in the library under their names, as in a real library; duplicates of
+   other files are dropped (a named copy would leak an opaque file's audio).  Two folds per
+   package: fold 0 names the first half of the labels, fold 1 the other half.
+3. Queries: ``benchmarks/queries/<package>.csv`` (query,label), written before any scoring.
+4. Content-only ranking of the opaque files for the queries of their labels, before and after
+   :func:`soundseek.adapt.adapt_index` (``--seeds`` runs; the hold-out check decides keep/discard:
+   a discarded run serves the base model).  Also reported: the adapted model even where the
+   check discarded it ("forced"), and ranking over the whole library (named files included).
+
+    PYTHONPATH=src python benchmarks/adapt_library.py [--work runs/adapt_bench] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_base import LEAVE_OUT, train_base  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RECIPE = HERE.parent / "src" / "soundseek" / "data" / "recipes" / "sfx_corpus"
+CORPUS = HERE.parents[1] / "shared" / "data" / "sfx-corpus"
+OPAQUE_DIR = "recorder"
+
+
+def package_files(pkg: str) -> tuple[dict[str, str], list[str]]:
+    """(labelled file -> label, unlabelled files kept in the library), paths relative to the corpus."""
+    labels: dict[str, str] = {}
+    with open(RECIPE / "captions.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["file"].split("/")[1] == pkg:
+                labels.setdefault(r["file"], r["label"])
+    rest = []
+    with open(RECIPE / "excluded.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["file"].split("/")[1] == pkg and "duplicate" not in r["reason"] and r["file"] not in labels:
+                rest.append(r["file"])
+    return labels, sorted(rest)
+
+
+def label_halves(labels: dict[str, str], seed: int = 0) -> tuple[list[str], list[str]]:
+    names = sorted(set(labels.values()))
+    perm = np.random.default_rng(seed).permutation(len(names))
+    half = len(names) // 2
+    return sorted(names[i] for i in perm[:half]), sorted(names[i] for i in perm[half:])
+
+
+def opaque_files(pkg: str, protocol: str, fold: int, seed: int = 0) -> set[str]:
+    """The labelled files that lose their names in ``fold``.  ``labels`` (the issue's protocol):
+    every file of half the labels, so test sounds are kinds the named files never show;
+    ``files``: half the files of every label (labels with one file alternate), the case of new
+    recordings of kinds the library already has names for."""
+    labels, _ = package_files(pkg)
+    if protocol == "labels":
+        test = set(label_halves(labels, seed)[1 - fold])
+        return {f for f, lab in labels.items() if lab in test}
+    if protocol != "files":
+        raise ValueError(f"protocol must be labels or files, not {protocol!r}")
+    rng = np.random.default_rng(seed)
+    out, flip = set(), 0
+    for lab in sorted(set(labels.values())):
+        fs = sorted(f for f, la in labels.items() if la == lab)
+        perm = [fs[i] for i in rng.permutation(len(fs))]
+        if len(fs) == 1:
+            flip += 1
+            half = perm if (flip + fold) % 2 else []
+        else:
+            k = len(fs) // 2 if fold == 0 else len(fs) - len(fs) // 2
+            half = perm[:k] if fold == 0 else perm[len(fs) // 2:]
+        out.update(half)
+    return out
+
+
+def strip_tags(src: Path, dst: Path) -> None:
+    """Copy ``src`` without embedded text (Vorbis/FLAC comments, ID3, RIFF INFO/bext), same audio:
+    WAV is rewritten sample for sample, Ogg/FLAC keep their stream and lose their comments."""
+    import soundfile as sf
+
+    from soundseek.index.file_info import embedded_text
+
+    if src.suffix.lower() == ".wav":
+        info = sf.info(str(src))
+        dtype = {"PCM_16": "int16", "PCM_U8": "int16", "PCM_S8": "int16", "FLOAT": "float32",
+                 "DOUBLE": "float64"}.get(info.subtype, "int32")  # integer PCM read and written exactly
+        data, sr = sf.read(str(src), dtype=dtype, always_2d=True)
+        sf.write(str(dst), data, sr, subtype=info.subtype, format="WAV")
+    else:
+        import mutagen
+
+        shutil.copy2(src, dst)
+        f = mutagen.File(str(dst))
+        if f is not None and f.tags is not None:
+            f.delete()
+            f.save()
+    assert not embedded_text(dst), (dst, embedded_text(dst))
+
+
+def build_library(root: Path, pkg: str, opaque: set[str], seed: int = 0) -> dict[str, str | None]:
+    """Lay the library out under ``root``; returns absolute path -> label (None: unlabelled named
+    file) for every file; the ``opaque`` ones go to ``root/recorder/ZOOMnnnn.EXT``."""
+    labels, rest = package_files(pkg)
+    if root.exists():
+        shutil.rmtree(root)
+    hidden = sorted(opaque)
+    order = np.random.default_rng(seed + 1).permutation(len(hidden))
+    number = {f: int(order[i]) + 1 for i, f in enumerate(hidden)}
+    out: dict[str, str | None] = {}
+    for f in sorted(labels) + rest:
+        src = CORPUS / f
+        if f in number:
+            dst = root / OPAQUE_DIR / f"ZOOM{number[f]:04d}{src.suffix.upper()}"
+        else:
+            dst = root / Path(*Path(f).parts[2:])  # the package's own folders below audio/<pkg>/
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if f in number:  # a recorder writes no titles: the copy loses every embedded tag
+            strip_tags(src, dst)
+        else:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+        out[str(dst.resolve())] = labels.get(f)
+    root.with_name(root.name + ".truth.json").write_text(json.dumps(out, indent=0) + "\n")
+    return out
+
+
+def read_queries(pkg: str) -> list[tuple[str, str]]:
+    with open(HERE / "queries" / f"{pkg}.csv", newline="") as f:
+        return [(r["query"], r["label"]) for r in csv.DictReader(f)]
+
+
+def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentences: np.ndarray) -> dict:
+    from soundseek.adapt.scoring import file_scores, rank_metrics, window_vectors
+
+    labels = np.array([truth.get(f.path) or "" for f in files], dtype=object)
+    opaque = np.array([f"/{OPAQUE_DIR}/" in f.path for f in files])
+    qlab = np.array([lab for _, lab in queries], dtype=object)
+    ask = np.array([lab in set(labels[opaque]) for lab in qlab])
+    wins = window_vectors(model, files)
+    s = file_scores(model, sentences[ask], files, wins)
+    rel = (qlab[ask][:, None] == labels[None, :]) & opaque[None, :]
+    return {"opaque": rank_metrics(s[:, opaque], rel[:, opaque]).to_dict(),
+            "library": rank_metrics(s, rel).to_dict()}
+
+
+def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, features_from: Path | None,
+             protocol: str = "labels") -> dict:
+    import soundseek
+    from soundseek.adapt import AdaptConfig, adapt_index
+    from soundseek.adapt.library import collect_library
+    from soundseek.adapt.trainer import caption_vectors
+    from soundseek.models import load_model
+
+    labels, _ = package_files(pkg)
+    hidden = opaque_files(pkg, protocol, fold)
+    test_labels = {labels[f] for f in hidden}
+    named_labels = {lab for f, lab in labels.items() if f not in hidden}
+    lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
+    truth = build_library(lib, pkg, hidden)
+    idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
+    if idx_path.exists():
+        shutil.rmtree(idx_path)
+    if features_from is not None and (features_from / "features").is_dir():
+        shutil.copytree(features_from / "features", idx_path / "features")  # same audio: reuse features
+    idx = soundseek.Index.create(idx_path, model=str(base_dir))
+    rep = idx.add(lib, progress=False)
+    queries = read_queries(pkg)
+    base = load_model(str(base_dir))
+    sentences = caption_vectors(base, [q for q, _ in queries])
+    files = collect_library(idx, max_windows=None)
+    out = {"package": pkg, "protocol": protocol, "fold": fold, "files": len(files), "failed": len(rep.failed),
+           "opaque_files": sum(f"/{OPAQUE_DIR}/" in f.path for f in files),
+           "named_labels": len(named_labels), "test_labels": len(test_labels),
+           "queries": sum(lab in test_labels for _, lab in queries)}
+    out["base"] = evaluate(base, files, truth, queries, sentences)
+    # the index ranks the same way (content mode): top-5 of the first queries must agree
+    for q, _ in queries[:5]:
+        got = [h.path for h in idx.search(q, k=5, mode="content")]
+        s = evaluate_top(base, files, caption_vectors(base, [q]))
+        assert got == s, (q, got, s)
+    runs = []
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        cfg = AdaptConfig(seed=seed, out_dir=f"adapted-s{seed}")
+        report = adapt_index(idx, replace(cfg, always_save=True), progress=False)
+        model = load_model(report.model_dir)
+        forced = evaluate(model, files, truth, queries, sentences)
+        runs.append({"seed": seed, "kept": report.kept, "reason": report.reason, "check": report.check,
+                     "named_files": report.named_files, "caption_groups": report.caption_groups,
+                     "seconds": round(time.perf_counter() - t0, 1),
+                     "forced": forced, "served": forced if report.kept else out["base"]})
+        print(f"{pkg} {protocol} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
+              f"->{report.check.get('adapted', {}).get('map', 0):.3f}  opaque P@1 {out['base']['opaque']['p1']:.3f}"
+              f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}",
+              flush=True)
+    out["runs"] = runs
+    out["examples"] = report.examples
+    idx.close()
+    return out
+
+
+def evaluate_top(model, files, sentence: np.ndarray, k: int = 5) -> list[str]:
+    from soundseek.adapt.scoring import file_scores
+
+    s = file_scores(model, sentence, files)[0]
+    return [files[i].path for i in np.argsort(-s, kind="stable")[:k]]
+
+
+def summarise(folds: list[dict]) -> dict:
+    """Per package: query-weighted means over folds, per seed; then mean and spread over seeds."""
+    out = {}
+    for key in sorted({(f["protocol"], f["package"]) for f in folds}):
+        fs = [f for f in folds if (f["protocol"], f["package"]) == key]
+        w = np.array([f["queries"] for f in fs], dtype=float)
+
+        def avg(get):
+            return float(np.dot([get(f) for f in fs], w) / w.sum())
+
+        row = {"queries": int(w.sum())}
+        for m in ("p1", "p5", "r10"):
+            row[f"base_{m}"] = avg(lambda f: f["base"]["opaque"][m])
+            for kind in ("served", "forced"):
+                per_seed = [avg(lambda f, s=s: f["runs"][s][kind]["opaque"][m]) for s in range(len(fs[0]["runs"]))]
+                row[f"{kind}_{m}"] = float(np.mean(per_seed))
+                row[f"{kind}_{m}_seeds"] = per_seed
+        row["kept"] = [[r["kept"] for r in f["runs"]] for f in fs]
+        out["/".join(key)] = row
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", type=Path, default=Path("runs/adapt_bench"))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--base-seeds", type=int, default=3)
+    p.add_argument("--packages", nargs="*", default=list(LEAVE_OUT))
+    p.add_argument("--protocols", nargs="*", default=["labels", "files"])
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    base_dir = train_base(a.work / "base", a.base_seeds)
+    folds = []
+    for pkg in a.packages:
+        first = None
+        for protocol in a.protocols:
+            for fold in (0, 1):
+                folds.append(run_fold(a.work, base_dir, pkg, fold, a.seeds, first, protocol))
+                first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
+    summary = summarise(folds)
+    for pkg, r in summary.items():
+        print(f"{pkg:18s} {r['queries']:3d} queries  P@1 {r['base_p1']:.3f} -> {r['served_p1']:.3f} "
+              f"(forced {r['forced_p1']:.3f})  P@5 {r['base_p5']:.3f} -> {r['served_p5']:.3f}  "
+              f"R@10 {r['base_r10']:.3f} -> {r['served_r10']:.3f}  kept {r['kept']}")
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
+              platform.machine(), "cpus": os.cpu_count(), "minutes": round((time.perf_counter() - t0) / 60, 1),
+              "base": json.loads((a.work / "base" / "metrics.json").read_text()), "summary": summary, "folds": folds}
+    out = a.json or a.work / "adapt_library.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Weak captions from what a library already says about each file: its name, folders, tags.
+
+A sound designer's library is mostly named by hand ("BIRD Chirping Sparrow Morning 01.wav",
+``DOORWood_Creak Long_JD_Lib.wav``, ``sounds/animals/moose_00.ogg``); field recordings are not
+("ZOOM0001.WAV", "Track 12.wav", "3f9a1c2e.wav").  :func:`weak_caption` turns the first kind into
+a short caption ("door wood creak long", "animals moose") and says ``None`` for the second, so
+adaptation (:mod:`soundseek.adapt.trainer`) learns only from files whose names carry meaning.
+
+Rules, in order:
+
+* words: CamelCase, underscores, hyphens, dots and spaces split (``index.file_info.split_words``);
+  numbers, take numbers and hash-like chunks dropped;
+* UCS: a name starting with a CatID (``DOORWood_...``) has the CatID expanded (package table
+  ``index/data/ucs_categories.json``) and keeps only its FXName part (creator / library ids after
+  it are not about the sound);
+* technical words (mono, stereo, 48k, 24bit, take, v2, wav, mix, final, ...) and recorder names
+  (zoom, tascam, rec, track, audio, untitled, ...) are dropped; so are generic folder names
+  (sounds, sfx, data, assets, usr, share, ...);
+* the name's words are the caption's core; the last ``folder_depth`` folders add context in
+  front; embedded titles/descriptions (when the catalog found any) name files whose own name
+  is opaque (``use_embedded="always"``: they also extend named files), capped;
+* opaque: when the *name* (and the embedded tags) leave no word, the file gets no caption: folder
+  words alone ("sounds/misc") say too little about one file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..index.file_info import expand_ucs, split_words
+
+#: Words about the recording, the file or the take, never about the sound.
+TECHNICAL_WORDS = frozenset("""
+mono stereo st ste ms lr xy surround binaural ambisonic ambix fuma
+wav wave ogg mp3 flac aif aiff aifc m4a wma opus pcm bwf rf64 caf
+bit bits khz hz kbps k fs sr
+take tk tks takes alt alts var vars variation variations version ver rev revision
+v mix mixed mixdown final finals edit edited edits master mastered premaster norm normalized
+normalised processed raw clean cleaned render rendered bounce bounced export exported
+copy dup duplicate new orig original backup temp tmp test tests untitled unnamed unknown
+file files sample samples clip clips sound sounds audio snd sfx fx foley soundfx soundeffect soundeffects
+rec recording recordings track tracks part pt pts seg segment ch chan channel
+loop loops looped seamless oneshot
+zoom tascam sony roland marantz olympus nagra dr zh zhn memo img mov mvi dsc vid pxl
+lib library pack collection vol volume misc miscellaneous other others various general default
+www com org net http https freesound soundbible
+""".split())
+
+#: Folder names that only organise files (game/asset layouts, operating system paths).
+GENERIC_FOLDERS = frozenset("""
+data core res resource resources asset assets extracted usr share local lib games game base pk3 ocg
+media content contents main src source sources bin build dist public static
+sound sounds sfx snd audio audios fx foley samples sample effects effect wav wave ogg
+library libraries lib misc other others new old temp tmp export exports bounce bounces import imports
+home users user documents desktop downloads music
+""".split())
+
+#: Most name words a caption keeps (long descriptive names are truncated, not dropped).
+MAX_NAME_WORDS = 12
+_HEX = re.compile(r"^[0-9a-f]{6,}$")
+_VOWEL = re.compile(r"[aeiouy]")
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """How weak captions are built (part of the adaptation report)."""
+
+    folder_depth: int = 2  # folders above the file that add context (0: name only)
+    # embedded titles / descriptions (ID3, Vorbis, RIFF INFO, BWF): "fallback" = only for files
+    # whose name says nothing (on the corpora, tags of named files were mostly noise: genre "Pop",
+    # "Modified by <person>", freesound ids), "always", or "never"
+    use_embedded: str = "fallback"
+    max_embedded_words: int = 8
+    min_name_words: int = 1  # fewer content words in the name (+ tags): opaque, no caption
+    drop_words: tuple[str, ...] = ()  # extra words to ignore (a library's own jargon)
+    # folder words found above more than this share of a library's files ("My SFX", the game's
+    # name) say nothing about one file: :func:`library_captions` drops them from folder context
+    max_folder_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class WeakCaption:
+    """A file's caption, the words it came from, and its group (files named alike)."""
+
+    text: str
+    name_words: tuple[str, ...]
+    folder_words: tuple[str, ...] = ()
+    embedded_words: tuple[str, ...] = ()
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def group(self) -> str:
+        """Files with the same caption are one group: a hold-out never splits a group."""
+        return self.text
+
+
+def _content(words: Iterable[str], extra: frozenset[str] = frozenset()) -> list[str]:
+    out = []
+    for w in words:
+        w = w.lower()
+        if len(w) < 2 or w in TECHNICAL_WORDS or w in extra:
+            continue
+        if _HEX.match(w) or not _VOWEL.search(w):  # "deadbeef", "brrt", "mp", "wvr": not words
+            continue
+        if re.fullmatch(r"(v|take|tk|t|ch)\d*", w):
+            continue
+        out.append(w)
+    return out
+
+
+def _dedupe(words: Iterable[str]) -> list[str]:
+    seen, out = set(), []
+    for w in words:
+        if w not in seen:
+            seen.add(w)
+            out.append(w)
+    return out
+
+
+def stem_words(stem: str) -> tuple[list[str], bool]:
+    """Words of a file name without its extension, and whether it started with a UCS CatID."""
+    parts = stem.split("_")
+    ucs = expand_ucs(parts[0]) if len(parts) > 1 else None
+    if ucs is not None:
+        # UCS: CatID_FXName_CreatorID_SourceID; only the FXName (and the CatID) describe the sound
+        return ucs + split_words(parts[1]), True
+    return split_words(stem), False
+
+
+def folder_context(path: str | os.PathLike, root: str | os.PathLike | None = None, depth: int = 2) -> list[str]:
+    """Words of the last ``depth`` meaningful folders above the file (below ``root`` if given)."""
+    parent = Path(path).parent
+    parts = list(parent.parts)
+    if root is not None:
+        try:
+            parts = list(parent.relative_to(root).parts)
+        except ValueError:
+            pass
+    kept: list[list[str]] = []
+    for part in reversed(parts):
+        if len(kept) >= depth:
+            break
+        words = expand_ucs(part) or split_words(part)
+        words = [w for w in words if w not in GENERIC_FOLDERS]
+        if re.fullmatch(r"[\d.\-_ ]*", part) or not words:
+            continue  # "1.16", "sounds", "Sound.ocg": organisation, not content
+        kept.append(words)
+    return [w for words in reversed(kept) for w in words]
+
+
+def weak_caption(path: str | os.PathLike, embedded: Iterable[str] = (), root: str | os.PathLike | None = None,
+                 config: CaptionConfig = CaptionConfig(),
+                 common_folder_words: frozenset[str] = frozenset()) -> WeakCaption | None:
+    """The weak caption of one file, or None when its name is opaque (see module docstring).
+    ``common_folder_words``: folder words to leave out (see :func:`library_captions`)."""
+    extra = frozenset(w.lower() for w in config.drop_words)
+    words, ucs = stem_words(Path(path).stem)
+    name = _dedupe(_content(words, extra))[:MAX_NAME_WORDS]
+    emb: list[str] = []
+    if config.use_embedded not in ("fallback", "always", "never"):
+        raise ValueError(f"use_embedded must be fallback, always or never, not {config.use_embedded!r}")
+    if config.use_embedded == "always" or (config.use_embedded == "fallback" and not name):
+        for text in embedded:
+            emb.extend(_content(split_words(text), extra))
+        emb = [w for w in _dedupe(emb) if w not in name][: config.max_embedded_words]
+    if len(name) + len(emb) < config.min_name_words:
+        return None
+    folders = _dedupe(_content(folder_context(path, root, config.folder_depth), extra)) if config.folder_depth else []
+    folders = [w for w in folders if w not in name and w not in emb and w not in common_folder_words]
+    text = " ".join(folders + name + emb)
+    sources = tuple(s for s, ok in (("ucs", ucs), ("name", bool(name)), ("folder", bool(folders)),
+                                    ("embedded", bool(emb))) if ok)
+    return WeakCaption(text, tuple(name), tuple(folders), tuple(emb), sources)
+
+
+def library_captions(paths: list[str], embedded: dict[str, list[str]] | None = None,
+                     root: str | os.PathLike | None = None,
+                     config: CaptionConfig = CaptionConfig()) -> dict[str, WeakCaption | None]:
+    """Weak captions of a whole library: ``root`` defaults to the files' common folder, and
+    folder words above more than ``config.max_folder_share`` of the files are dropped."""
+    if not paths:
+        return {}
+    if root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    embedded = embedded or {}
+    counts: dict[str, int] = {}
+    if config.folder_depth:
+        for p in paths:
+            for w in set(folder_context(p, root, config.folder_depth)):
+                counts[w] = counts.get(w, 0) + 1
+    common = frozenset(w for w, n in counts.items() if len(paths) > 2 and n > config.max_folder_share * len(paths))
+    return {p: weak_caption(p, embedded.get(p, ()), root, config, common) for p in paths}
