@@ -113,6 +113,8 @@ def index_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),
+    adapt: bool = typer.Option(False, "--adapt", help="then learn from the library's own file names "
+                               "(`soundseek adapt`, minutes)"),
 ):
     """Index (or update) a collection: new and changed files are added, unchanged ones skipped."""
     import sqlite3
@@ -175,6 +177,13 @@ def index_cmd(
         console.print(t)
     if not idx.has_text_model and idx.config.model:
         console.print(f"[yellow]note:[/] text search unavailable: {idx.model_error}")
+    elif adapt:
+        from .adapt.cli import run as run_adapt
+
+        try:
+            run_adapt(idx, progress=not quiet, console=console)
+        except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
+            _fail(str(e))
 
 
 @app.command("search")
@@ -342,8 +351,14 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
     idx = _open_index(index)
     stats = idx.stats()
     failures = idx.failures()
+    state = None
+    if idx.config.model:
+        from .adapt.apply import adaptation_state
+
+        state = adaptation_state(idx)
     if as_json:
-        out.print_json(json.dumps({**stats, "skipped": [{"path": p, "error": e} for p, e in failures]}))
+        out.print_json(json.dumps({**stats, "adaptation": state,
+                                   "skipped": [{"path": p, "error": e} for p, e in failures]}))
         return
     for key, value in stats.items():
         if isinstance(value, dict):  # e.g. vector_index_in_use: "audio flat, text flat"
@@ -351,6 +366,11 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
         elif isinstance(value, float):
             value = f"{value:.2f}"
         out.print(f"[bold]{key:>19}[/]: {value}", highlight=False)
+    if state is not None:
+        from .adapt.apply import describe
+
+        for i, line in enumerate(describe(state)):
+            out.print(f"[bold]{'adaptation' if i == 0 else '':>19}[/]{':' if i == 0 else ' '} {line}", highlight=False)
     for p, e in failures:
         out.print(f"  [red]skipped[/] {p}: {e}")
 
@@ -436,6 +456,7 @@ _SUBCOMMANDS = [  # modules exposing register(app)
     "soundseek.train.experiment_cli",  # experiment
     "soundseek.experts.cli",  # models list|download|verify
     "soundseek.data.cli",  # data download|info
+    "soundseek.adapt.cli",  # adapt
 ]
 
 

@@ -32,15 +32,8 @@ class LibraryFile:
 
 
 def library_items(index) -> list:
-    """Every indexed file (``Item``: id, path, hash, duration), by id.
-
-    Needs a public item list on the index; until ``Index.items()`` exists it reads the metadata
-    store the index exposes as ``index.meta`` (``items_by_path``)."""
-    if hasattr(index, "items") and callable(index.items):
-        items = list(index.items())
-    else:
-        items = list(index.meta.items_by_path().values())
-    return sorted(items, key=lambda it: it.id)
+    """Every indexed file (``Item``: id, path, hash, duration), by id (``Index.items()``)."""
+    return sorted(index.items(), key=lambda it: it.id)
 
 
 def embedded_words(index, items) -> dict[str, list[str]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 
 from .captions import CaptionConfig
 from .library import LibraryFile, collect_library
+from .progress import StepBar, planned_steps
 from .scoring import file_scores, rank_metrics, window_vectors
 
 REPORT_FILE = "adapt_report.json"
@@ -151,7 +153,7 @@ def pooled_inputs(files: list[LibraryFile], pooling: str) -> tuple[np.ndarray, n
 
 
 def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, group: np.ndarray,
-                 cfg: AdaptConfig, seed: int, keep: tuple[np.ndarray, np.ndarray] | None = None):
+                 cfg: AdaptConfig, seed: int, keep: tuple[np.ndarray, np.ndarray] | None = None, on_step=None):
     """A copy of ``head`` (DualEncoder) with its audio head (and text head if ``cfg.train_text``)
     tuned on windows ``pooled`` of files ``owner``; ``text[f]`` is file f's caption vector and
     ``group[f]`` its caption group (same group = positives).  ``keep`` = (pooled windows of the
@@ -212,6 +214,8 @@ def adapt_member(head, pooled: np.ndarray, owner: np.ndarray, text: np.ndarray, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if on_step is not None:
+                on_step()
     return model.eval()
 
 
@@ -238,7 +242,7 @@ def prompt_vectors(model) -> np.ndarray | None:
 
 
 def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndarray, cfg: AdaptConfig,
-                library: list[LibraryFile] | None = None):
+                library: list[LibraryFile] | None = None, on_step=None):
     """The base model with each trainable member's audio head tuned on ``files``; ``library``
     (default ``files``): the windows the shipped behaviour is kept on (see :func:`adapt_member`)."""
     out = copy.deepcopy(base)
@@ -253,7 +257,8 @@ def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndar
             keep_cache[pooling] = pooled_cache[pooling][0] if library is None else pooled_inputs(library, pooling)[0]
         pooled, owner = pooled_cache[pooling]
         keep = None if prompts is None or prompts.shape[1] != head.config.text_dim else (keep_cache[pooling], prompts)
-        tuned = adapt_member(head, pooled, owner, text, group, cfg, seed=cfg.seed * 1000 + k, keep=keep)
+        tuned = adapt_member(head, pooled, owner, text, group, cfg, seed=cfg.seed * 1000 + k, keep=keep,
+                             on_step=on_step)
         if out is base or not hasattr(out, "members"):
             out = tuned
         else:
@@ -336,9 +341,14 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     held = split_groups(group, cfg.holdout_fraction, cfg.seed)
     fit = ~held
     if progress:
-        print(f"adapting on {int(fit.sum())} named files, checking on {int(held.sum())} held-out files", flush=True)
+        print(f"adapting on {int(fit.sum())} named files, checking on {int(held.sum())} held-out files",
+              file=sys.stderr, flush=True)
     library = [_capped(f, cfg.max_windows) for f in files]  # named and unnamed: what search will rank
-    trial = adapt_model(base, [f for f, k in zip(train_files, fit) if k], text[fit], group[fit], cfg, library)
+    members = len(trainable_members(base))
+    steps = planned_steps(int(fit.sum()), members, cfg.epochs, cfg.batch_size, cfg.max_steps)
+    with StepBar(steps, progress, "trial training") as bar:
+        trial = adapt_model(base, [f for f, k in zip(train_files, fit) if k], text[fit], group[fit], cfg, library,
+                            on_step=bar)
     chk = check(base, trial, [f for f, k in zip(named, held) if k], text[held], group[held])
     gain = chk["adapted"]["map"] - chk["base"]["map"]
     chk.update({"gain_map": round(gain, 4), "train_files": int(fit.sum()), "held_out_files": int(held.sum()),
@@ -347,10 +357,12 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     verdict = (f"held-out mAP {chk['base']['map']:.3f} -> {chk['adapted']['map']:.3f}: "
                + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
     if progress:
-        print(verdict, flush=True)
+        print(verdict, file=sys.stderr, flush=True)
     if not kept and not cfg.always_save:
         return report(False, verdict, len(files), named, len(captions), chk)
-    final = adapt_model(base, train_files, text, group, cfg, library)
+    steps = planned_steps(len(train_files), members, cfg.epochs, cfg.batch_size, cfg.max_steps)
+    with StepBar(steps, progress, "final training") as bar:
+        final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
     final.save_pretrained(out)
     return report(kept, verdict, len(files), named, len(captions), chk, str(out))
 

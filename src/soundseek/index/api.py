@@ -9,13 +9,15 @@
 
 Layout of an index directory::
 
-    index.json        IndexConfig (expert, model, windows)
+    index.json        IndexConfig (expert, model, windows, adapted_model)
     meta.sqlite       files, their time windows, last failures (Catalog)
     features/         FeatureStore: expert frames per file content (reused by re-indexing)
     audio.faiss       window vectors in the audio expert's own space (query by example)
     text.faiss        window vectors in the text–audio space of the model (text queries)
     text_side.json    the model's text side as numpy arrays (+ text_side.npz), keyed by the
                       model fingerprint: text queries run without torch when it is fresh
+    adapted/          ``soundseek adapt``: the model adapted to the library (when kept) and
+                      adapt_report.json (soundseek.adapt; served via :meth:`Index.set_adapted_model`)
 
 Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
 and that window is reported as the matching time span.  The vector files are derived data: if a
@@ -35,6 +37,7 @@ connections).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -69,7 +72,7 @@ class Index:
         self.meta = Catalog(self.path / "meta.sqlite", read_only=not writable)
         self.store = FeatureStore(self.path / "features", read_only=not writable)
         lock = threading.RLock()  # one writer or reader of the vector stores at a time
-        self.embedder = Embedder(config, self.meta)
+        self.embedder = Embedder(config, self.meta, self.path)
         self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
         self.text_path = TextPath(self.path, config, self.meta, self.embedder, self.vectors)
         self.tag_cache = TagCache(config, self.store, self.embedder)
@@ -213,6 +216,17 @@ class Index:
             self.text_path.reset()  # e.g. the index was empty when it was opened: check the text side again
         return changed
 
+    def set_adapted_model(self, folder: str | None) -> bool:
+        """Serve the library-adapted model in ``folder`` (relative to the index; None: the base
+        model) from now on: saved in ``index.json``; when the model in use changes, every window
+        vector is recomputed from the feature store and the torch-free text side re-exported.
+        Takes the writer lock.  True when the vectors were rebuilt."""
+        dataclasses.replace(self.config, adapted_model=folder).validate()  # a bad folder changes nothing
+        with self.writing():
+            self.config.adapted_model = folder
+            self.config.save(self.path / "index.json")
+            return self.text_path.model_replaced()
+
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""
         return self.vectors.rebuild(save=save)
@@ -299,6 +313,10 @@ class Index:
     def item(self, item_id: int) -> Item:
         return self.meta.item(item_id)
 
+    def items(self) -> list[Item]:
+        """Every indexed file, by id."""
+        return sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
+
     def __len__(self) -> int:
         return self.meta.counts()["items"]
 
@@ -318,6 +336,7 @@ class Index:
             **c,
             "audio_expert": loaded.key if loaded else self.config.audio_expert,
             "model": self.config.model,
+            "adapted_model": self.config.adapted_model if self.embedder.adapted_dir() else None,
             "profile": self.config.profile,
             "text_search": self.has_text_model,
             "window_s": self.config.window_s,

@@ -1,8 +1,11 @@
 """The index's encoders: its audio expert, its text–audio model (loaded lazily, with the reason
-when it cannot be), the fingerprint of the model's weights, and the pooling of a window's
+when it cannot be; the library-adapted one when ``soundseek adapt`` kept one), the fingerprint of the model's weights, and the pooling of a window's
 frames into the vectors that are stored and searched."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -18,9 +21,15 @@ from .types import IndexConfig
 class Embedder:
     """Loads once, on first use: an audio-only index never imports torch (~1 CPU-s)."""
 
-    def __init__(self, config: IndexConfig, meta: Catalog):
+    #: written by ``soundseek adapt`` into the adapted model's folder; ``"kept": true`` serves it
+    ADAPT_REPORT = "adapt_report.json"
+
+    def __init__(self, config: IndexConfig, meta: Catalog, path: Path | None = None):
+        """``path``: the index folder (where ``config.adapted_model`` lives; None: never adapted)."""
         self.config = config
         self.meta = meta
+        self.path = path
+        self._adapted: tuple | None = None  # (config.adapted_model, its folder or None) once checked
         self._expert = None
         self._model = None
         self._model_error: Exception | None = None
@@ -79,12 +88,44 @@ class Embedder:
 
     @property
     def model_spec(self) -> str | None:
-        """The model actually loaded.  Indexes made before the yamnet default (audio expert
-        ``aisfx``, model ``default``) keep the model they were built with, ``aisfx-minilm-v1``."""
+        """The model actually loaded: the library-adapted model's folder when ``soundseek adapt``
+        kept one (:meth:`adapted_dir`), else :attr:`base_model_spec`."""
+        adapted = self.adapted_dir()
+        return str(adapted) if adapted is not None else self.base_model_spec
+
+    @property
+    def base_model_spec(self) -> str | None:
+        """The configured model, never an adapted one (adaptation starts from it).  Indexes made
+        before the yamnet default (audio expert ``aisfx``, model ``default``) keep the model they
+        were built with, ``aisfx-minilm-v1``."""
         spec = self.config.model
         if spec == "default" and self.config.audio_expert == "aisfx":
             return "aisfx-minilm-v1"
         return spec
+
+    def adapted_dir(self) -> Path | None:
+        """The adapted model's folder when ``config.adapted_model`` names one whose report says
+        kept, else None: a missing or discarded adaptation falls back to the base model, so an
+        interrupted ``soundseek adapt`` never leaves an index without a model.  Checked once per
+        value of ``config.adapted_model``."""
+        name = self.config.adapted_model
+        if self._adapted is None or self._adapted[0] != name:
+            found = None
+            if name and self.config.model and self.path is not None:
+                d = Path(self.path) / name
+                try:
+                    kept = json.loads((d / self.ADAPT_REPORT).read_text()).get("kept") is True
+                except (OSError, ValueError, AttributeError):
+                    kept = False
+                found = d if kept and (d / "config.json").is_file() else None
+            self._adapted = (name, found)
+        return self._adapted[1]
+
+    def reset_model(self) -> None:
+        """Forget the loaded model (``config.adapted_model`` changed): the next use loads the one now in use."""
+        self._model = None
+        self._model_error = None
+        self._adapted = None
 
     def fingerprint(self) -> str | None:
         """Identity of the text–audio model's weights: a retrained model invalidates text vectors."""

@@ -64,6 +64,21 @@ class TextPath:
             self.meta.set_meta("model_fingerprint", fp)
             self.export(fp)
 
+    def model_replaced(self) -> bool:
+        """A writer replaced the model in use (``Index.set_adapted_model``): recompute every
+        window vector from the feature store when its fingerprint changed, stamp it and export
+        the new text side.  True when the vectors were rebuilt."""
+        self.embedder.reset_model()
+        self._fast = None
+        if self.vectors.audio is None or self.embedder.model is None:
+            return False
+        rebuilt = self.meta.get_meta("model_fingerprint") != self.embedder.fingerprint()
+        if rebuilt:
+            self.vectors.rebuild(save=True)
+        self.stamp_and_export()
+        self._checked = True
+        return rebuilt
+
     def read_fresh_header(self) -> dict | None:
         """The saved text side's header if it still matches this index's model and vectors."""
         from ..models.text_side import TextSide, model_source_stamp

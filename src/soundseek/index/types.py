@@ -39,6 +39,9 @@ class IndexConfig:
     # where the expert has a Silence class, e.g. yamnet; the same as mean-max otherwise)
     audio_pooling: str = "mean-max"
     profile: str | None = None  # the PROFILES entry the index was created with (None: expert/model given)
+    # `soundseek adapt`: the model adapted to this library, a folder relative to the index
+    # ("adapted"); served instead of ``model`` while its adapt_report.json says kept (None: base model)
+    adapted_model: str | None = None
     format_version: int = FORMAT_VERSION
 
     def save(self, path: Path) -> None:
@@ -81,6 +84,9 @@ class IndexConfig:
             raise ConfigError(f"audio_expert must be an expert's name, not {self.audio_expert!r}")
         if self.model is not None and not isinstance(self.model, str):
             raise ConfigError(f"model must be a model spec or null, not {self.model!r}")
+        am = self.adapted_model
+        if am is not None and (not isinstance(am, str) or not am or Path(am).is_absolute() or ".." in Path(am).parts):
+            raise ConfigError(f"adapted_model must be a folder inside the index (e.g. \"adapted\") or null, not {am!r}")
         if self.vector_index not in KINDS:
             raise ConfigError(f"vector_index: unknown index kind {self.vector_index!r}: use one of {', '.join(KINDS)}")
         try:

@@ -1,0 +1,74 @@
+"""Adaptation as the product serves it: run it on an index and install the kept model, go back
+to the base model, and read what the last run decided (``soundseek adapt`` / ``info``).
+
+Only public seams of the index are used (``Index.writing``, ``Index.set_adapted_model``,
+``Index.embedder.base_model_spec``): the index (layer 4) knows nothing of adaptation beyond
+``IndexConfig.adapted_model``, a model folder it serves while its report says kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .trainer import REPORT_FILE, AdaptConfig, AdaptReport, adapt_index
+
+
+def adapt_and_install(index, config: AdaptConfig | None = None, progress: bool = True) -> AdaptReport:
+    """Adapt ``index``'s model to its library (always from the configured base model, never
+    from an adapted one) and serve the result: the adapted model when the held-out check kept
+    it, else the base model (a discarded run replaces an earlier kept one).  The window vectors
+    are then recomputed from the cached features and the torch-free text side re-exported, so
+    text search stays as fast as before.  Holds the writer lock throughout."""
+    cfg = config or AdaptConfig()
+    if Path(cfg.out_dir).is_absolute():
+        raise ValueError(f"out_dir must be a folder inside the index, not {cfg.out_dir!r}")
+    with index.writing():
+        report = adapt_index(index, cfg, progress, base_model=index.embedder.base_model_spec)
+        t0 = time.perf_counter()
+        if progress:
+            print("recomputing the search vectors with the " + ("adapted" if report.kept else "base") + " model",
+                  file=sys.stderr, flush=True)
+        index.set_adapted_model(cfg.out_dir if report.kept else None)
+    report.seconds = round(report.seconds + time.perf_counter() - t0, 1)
+    return report
+
+
+def revert(index) -> bool:
+    """Serve the base model again (the adapted model and its report stay on disk: ``info``
+    still shows them).  True when the search vectors were recomputed."""
+    return index.set_adapted_model(None)
+
+
+def adaptation_state(index) -> dict | None:
+    """The last run's report (``adapt_report.json`` as a dict) with ``in_use`` (its model serves
+    searches now) and ``date`` (ISO, UTC, of the report), or None when the index was never adapted."""
+    folder = index.config.adapted_model or AdaptConfig().out_dir
+    path = Path(index.path) / folder / REPORT_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    state["in_use"] = index.embedder.adapted_dir() is not None
+    state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    return state
+
+
+def describe(state: dict) -> list[str]:
+    """``adaptation_state`` as readable lines (``soundseek info`` / ``adapt``)."""
+    chk = state.get("check") or {}
+    lines = [f"{'in use' if state['in_use'] else 'not in use'}: {state.get('reason', '')} ({state.get('date', '')})"]
+    if state.get("kept") and not state["in_use"]:
+        lines[0] = f"reverted to the base model; last run: {state.get('reason', '')} ({state.get('date', '')})"
+    lines.append(f"{state.get('named_files', 0)} of {state.get('files', 0)} files named, "
+                 f"{state.get('caption_groups', 0)} distinct names")
+    if "base" in chk and "adapted" in chk:
+        b, a = chk["base"], chk["adapted"]
+        lines.append(f"held-out check ({chk.get('held_out_files', 0)} files, {chk.get('held_out_groups', 0)} names): "
+                     + ", ".join(f"{k} {b[m]:.3f} -> {a[m]:.3f}" for k, m in
+                                 (("P@1", "p1"), ("P@5", "p5"), ("R@10", "r10"), ("mAP", "map")) if m in b and m in a))
+    return lines

@@ -1,0 +1,78 @@
+"""`soundseek adapt`: wired into the main CLI with :func:`register`; :func:`run` is shared
+with ``soundseek index --adapt``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def run(idx, seed: int = 0, progress: bool = True, console: Console | None = None):
+    """Adapt and install (:func:`~soundseek.adapt.apply.adapt_and_install`), then print what was
+    decided: the named files used, the held-out check, kept or discarded and why, the time."""
+    from .apply import adapt_and_install, adaptation_state, describe
+    from .trainer import AdaptConfig
+
+    console = console or Console(stderr=True)
+    report = adapt_and_install(idx, AdaptConfig(seed=seed), progress=progress)
+    verdict = "[bold green]kept[/]" if report.kept else "[yellow]not kept[/]"
+    console.print(f"adaptation {verdict}: {report.reason} ({report.seconds:.0f} s)", highlight=False, soft_wrap=True)
+    state = adaptation_state(idx)
+    for line in describe(state)[1:] if state else []:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if report.examples:
+        shown = ", ".join(f"{name} -> {cap!r}" for name, cap in report.examples[:4])
+        console.print(f"  names read as: {shown}", highlight=False, soft_wrap=True)
+    console.print(f"  text search now uses the {'adapted' if report.kept else 'base'} model "
+                  f"({'`soundseek adapt --revert` goes back' if report.kept else idx.embedder.base_model_spec})",
+                  highlight=False, soft_wrap=True)
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``adapt`` command to ``app``."""
+
+    @app.command("adapt")
+    def adapt_cmd(
+        index: Path = typer.Option(".soundseek", "--index", "-i", envvar="SOUNDSEEK_INDEX",
+                                   help="index folder (env SOUNDSEEK_INDEX)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the held-out split and the training"),
+        revert: bool = typer.Option(False, "--revert", help="serve the base model again"),
+        as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress"),
+    ) -> None:
+        """Learn from the library's own file names to find its unnamed files by sound (minutes).
+
+        Weak captions come from names, folders and embedded tags; the model's audio side is tuned
+        on the named files and kept only when a held-out part of them is ranked better
+        (docs/adaptation.md).  The index then serves the adapted model; `--revert` goes back."""
+        from ..index.api import Index
+        from ..index.errors import IndexBusyError, IndexReadOnlyError, LockFileError
+        from .apply import adaptation_state, revert as revert_model
+
+        console = Console(stderr=True)
+        try:
+            idx = Index.open(index)
+        except (FileNotFoundError, RuntimeError) as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        if not idx.config.model:
+            console.print("[bold red]error:[/] this index has no text–audio model to adapt", highlight=False)
+            raise typer.Exit(1)
+        try:
+            if revert:
+                revert_model(idx)
+                if not as_json:
+                    console.print(f"text search uses the base model ({idx.embedder.base_model_spec}) again",
+                                  highlight=False)
+            else:
+                run(idx, seed, progress=not quiet and not as_json, console=Console(stderr=True, quiet=as_json))
+        except (IndexBusyError, IndexReadOnlyError, LockFileError, ValueError) as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        if as_json:
+            Console().print_json(json.dumps(adaptation_state(idx)))
+        idx.close()
