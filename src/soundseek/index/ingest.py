@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ..audio import is_audio_path, time_windows
+from ..audio import MIN_DURATION_S, display_path, is_audio_path, path_problem, time_windows
 from ..features import FeatureStore, extract_features
 from . import lock as writer_lock
 from .catalog import Catalog
@@ -23,9 +23,10 @@ from .window_store import WindowStore
 def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
     """Files to index, as resolved absolute paths (symbolic links followed): a file reached
     through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders); what cannot be read is listed in ``report.failed``, always with an absolute
-    path (a link's own path, not resolved: its target is what is missing).  Ray ingestion
-    (:mod:`soundseek.index.ray_extract`) scans with it too."""
+    scanned folders); what cannot be read is listed in ``report.failed`` by
+    :func:`soundseek.audio.display_path` (absolute, a link's own path: its target is what is
+    missing) with :func:`soundseek.audio.path_problem`'s reason (a loop is not a broken link).
+    Ray ingestion (:mod:`soundseek.index.ray_extract`) scans with it too."""
     files, dirs = [], []
     for p in paths:
         p = Path(p).expanduser()
@@ -37,14 +38,16 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
                     continue
                 if f.is_file():
                     files.append(str(f.resolve()))
-                elif f.is_symlink() and not f.exists():
-                    report.failed.append((os.path.abspath(f), "broken symbolic link (its target does not exist)"))
+                elif f.is_symlink():  # broken, or a loop
+                    report.failed.append((display_path(f), path_problem(f) or "cannot be read"))
         elif p.is_file():
             files.append(str(p.resolve()))
         elif p.is_symlink():
-            report.failed.append((os.path.abspath(p), "broken symbolic link (its target does not exist)"))
+            report.failed.append((display_path(p), path_problem(p) or "cannot be read"))
         else:
-            report.failed.append((os.path.abspath(p), "no such file or folder"))
+            problem = path_problem(p)
+            report.failed.append((display_path(p), "no such file or folder" if problem in (None, "file not found")
+                                  else problem))
     return sorted(dict.fromkeys(files)), dirs
 
 
@@ -116,7 +119,8 @@ class Ingest:
                     todo, sink.changed = sink.changed, []
                     todo = [p for p in todo if self.relist(p, listed, report)]
                 feat_report = extract_features(todo, expert, self.store, progress=progress and not attempt,
-                                               keep=False, on_batch=sink, max_duration_s=self.config.max_duration_s)
+                                               keep=False, on_batch=sink, max_duration_s=self.config.max_duration_s,
+                                               min_duration_s=MIN_DURATION_S)  # nothing to index in a few samples
                 report.failed.extend(feat_report.failed)
                 report.features_computed += feat_report.computed
                 if not sink.changed:
