@@ -148,14 +148,12 @@ def test_sox_generated_24bit_stereo_wav(tmp_path):
 
 
 def test_probe_remembers_a_header_until_the_file_changes(tmp_path, monkeypatch):
-    import soundseek.audio.io as io_mod
-
     path = tmp_path / "a.wav"
     sf.write(path, np.zeros(16000, np.float32) + 0.1, 16000)
     first = probe(path)
     reads = []
-    real = io_mod._read_header
-    monkeypatch.setattr(io_mod, "_read_header", lambda p: reads.append(p) or real(p))
+    real = sf.info
+    monkeypatch.setattr(sf, "info", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
     assert probe(path) == first and probe(str(path)) == first and not reads  # a stat, no second open
     sf.write(path, np.zeros(22050 * 2, np.float32) + 0.1, 22050, subtype="PCM_24")  # rewritten in place
     again = probe(path)
