@@ -36,10 +36,10 @@ PARTS = [
     ("yamnet network (ONNX)", ("yamnet.py:_run",)),
     ("content hash", ("store.py:hash_of",)),
     ("feature store write", ("store.py:put_many",)),
-    ("index: window vectors + model", ("search.py:_add_window_vectors",)),
-    ("index: metadata (tags, words)", ("search.py:_record_metadata",)),
-    ("index: SQLite rows", ("meta.py:add_item",)),
-    ("index: checkpoints (vectors + commit)", ("search.py:_checkpoint",)),
+    ("index: window vectors + model", ("window_store.py:add_windows",)),
+    ("index: metadata (tags, words, format)", ("ingest.py:record_metadata", "ingest.py:record_metadata_many")),
+    ("index: SQLite rows", ("catalog.py:add_item", "catalog.py:add_items")),
+    ("index: checkpoints (vectors + commit)", ("ingest.py:checkpoint",)),
 ]
 
 

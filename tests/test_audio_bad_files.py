@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import numpy as np
@@ -104,12 +105,41 @@ def test_files_under_the_minimum_duration_are_refused_with_a_reason(tmp_path, sa
     path = tmp_path / "tiny.wav"
     sf.write(path, np.full(samples, 0.5), 44100)  # 4000 samples = 0.09 s
     assert samples / 44100 < MIN_DURATION_S
-    for call in (lambda: probe(path), lambda: load_audio(path, 16000), lambda: list(stream_audio(path, 16000, 1.0))):
+    limit = {"min_duration_s": MIN_DURATION_S}  # an index's policy (decoding itself has no minimum)
+    for call in (lambda: probe(path, **limit), lambda: load_audio(path, 16000, **limit),
+                 lambda: list(stream_audio(path, 16000, 1.0, **limit))):
         with pytest.raises(AudioError, match=r"too short \(.* s < 0\.1 s\)"):
             call()
     sf.write(path, np.full(int(44100 * MIN_DURATION_S) + 1, 0.5), 44100)
-    assert probe(path).duration_s >= MIN_DURATION_S
-    assert len(load_audio(path, 16000)) > 0
+    assert probe(path, **limit).duration_s >= MIN_DURATION_S
+    assert len(load_audio(path, 16000, **limit)) > 0
+
+
+def test_soundseek_index_refuses_a_one_sample_file_with_a_reason(tmp_path):
+    from typer.testing import CliRunner
+
+    from soundseek import Index
+    from soundseek.cli import app
+
+    (tmp_path / "sfx").mkdir()
+    sf.write(tmp_path / "sfx" / "tiny.wav", np.full(1, 0.5), 44100)
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "sfx" / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    res = CliRunner().invoke(app, ["index", str(tmp_path / "sfx"), "--index", str(tmp_path / "idx"),
+                                   "--expert", "logmel", "--model", "none"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "tiny.wav" in res.output and re.search(r"too short \(0\.000 s < 0\.1 s\)", res.output), res.output
+    with Index.open(tmp_path / "idx") as idx:
+        assert [os.path.basename(i.path) for i in idx.meta.items_by_path().values()] == ["tone.wav"]
+
+
+def test_decoding_itself_keeps_short_real_effects(tmp_path):
+    """Training corpora hold real 35-99 ms effects: only an index refuses them."""
+    path = tmp_path / "blip.wav"
+    sf.write(path, np.full(int(44100 * 0.05), 0.5), 44100)
+    assert abs(probe(path).duration_s - 0.05) < 1e-3
+    assert abs(len(load_audio(path, 16000)) - 800) <= 2
+    assert sum(len(x) for x in stream_audio(path, 16000, 1.0)) == len(load_audio(path, 16000))
 
 
 def test_display_path_is_absolute_and_keeps_the_link_name(tmp_path, monkeypatch):

@@ -145,3 +145,16 @@ def test_sox_generated_24bit_stereo_wav(tmp_path):
     subprocess.run(["sox", "-n", "-b", "24", "-r", "48000", "-c", "2", str(path), "synth", "1", "sine", "1000"],
                    check=True)
     assert len(load_audio(path, 16000)) == 16000
+
+
+def test_probe_remembers_a_header_until_the_file_changes(tmp_path, monkeypatch):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(16000, np.float32) + 0.1, 16000)
+    first = probe(path)
+    reads = []
+    real = sf.info
+    monkeypatch.setattr(sf, "info", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    assert probe(path) == first and probe(str(path)) == first and not reads  # a stat, no second open
+    sf.write(path, np.zeros(22050 * 2, np.float32) + 0.1, 22050, subtype="PCM_24")  # rewritten in place
+    again = probe(path)
+    assert (again.sample_rate, again.frames) == (22050, 44100) and len(reads) == 1

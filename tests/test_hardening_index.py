@@ -371,6 +371,28 @@ def test_dangling_symlink_and_fake_mp3_are_listed_with_reasons(tmp_path):
     assert "mpg123" not in r.stderr.lower() and r.stderr.strip() == ""  # libmpg123 stays quiet
 
 
+def test_skipped_paths_say_loop_or_broken_and_are_absolute(tmp_path, monkeypatch):
+    from soundseek.index.ingest import collect_files
+    from soundseek.index.types import AddReport
+
+    audio = tmp_path / "audio"
+    _write_clips(audio, 1)
+    (audio / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (audio / "a.wav").symlink_to(audio / "b.wav")
+    (audio / "b.wav").symlink_to(audio / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    (audio / "loop.flac").symlink_to(audio / "loop.flac")
+    report = AddReport()
+    files, _ = collect_files(["audio", "audio/loop.flac", "missing.wav"], True, report)
+    why = dict(report.failed)
+    assert len(files) == 1
+    assert all(os.path.isabs(p) for p in why), why
+    assert "broken symbolic link" in why[str(audio / "gone.wav")]
+    for name in ("a.wav", "b.wav", "loop.flac"):
+        assert "symbolic link loop" in why[str(audio / name)], why
+    assert why[str(tmp_path / "missing.wav")] == "no such file or folder"
+
+
 def test_max_duration_is_validated_and_zero_means_no_limit(tmp_path):
     audio = tmp_path / "audio"
     _write_clips(audio, 1, seconds=5.0)

@@ -377,6 +377,46 @@ def test_waveform_png_and_cache(client):
     assert again.status_code == 304
 
 
+def _drawn_whole(wave: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The waveform as the server drew it before it streamed: the whole decode in memory, its
+    samples scaled to the loudest, each column's min and max (the reference for pixel equality)."""
+    rgba = np.zeros((height, width, 4), np.uint8)
+    wave = wave / (float(np.max(np.abs(wave))) or 1.0)
+    edges = np.linspace(0, len(wave), width + 1).astype(int)
+    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
+    edges = np.minimum(edges, len(wave))
+    mid = (height - 1) / 2.0
+    for x in range(width):
+        seg = wave[edges[x] : max(edges[x + 1], edges[x] + 1)]
+        if len(seg):
+            y0, y1 = int(round(mid - float(seg.max()) * mid)), int(round(mid - float(seg.min()) * mid))
+            rgba[max(0, y0) : min(height, y1 + 1), x] = (70, 130, 200, 255)
+    rgba[int(mid)] = np.maximum(rgba[int(mid)], np.array([70, 130, 200, 120], np.uint8))
+    return rgba
+
+
+REAL_CLIPS = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50-fold1" / "audio").glob("*.flac"))[:3]
+
+
+@pytest.mark.skipif(not REAL_CLIPS, reason="needs ../shared/data/esc50-fold1")
+def test_waveform_of_real_clips_streamed_is_pixel_equal_to_the_whole_decode():
+    from PIL import Image
+
+    from soundseek.server.waveform import render_waveform_png
+
+    cfg = ServerConfig()
+    with LocalClient(create_app(FakeIndex(REAL_CLIPS))) as c:
+        for i, clip in enumerate(REAL_CLIPS):
+            r = c.get(f"/api/items/{i}/waveform.png")
+            assert r.status_code == 200
+            got = np.asarray(Image.open(io.BytesIO(r.content)))
+            wave = load_audio(clip, sf.info(str(clip)).samplerate, reject_silence=False)  # its own rate
+            want = _drawn_whole(wave, cfg.waveform_width, cfg.waveform_height)
+            assert np.array_equal(got, want), f"{clip.name}: {np.sum(np.any(got != want, axis=(0, 2)))} columns differ"
+            mem = np.asarray(Image.open(io.BytesIO(render_waveform_png(wave, cfg.waveform_width, cfg.waveform_height))))
+            assert np.array_equal(mem, want)
+
+
 # ---- similar ---------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ says what is wrong with the file; callers skip the file and list it in their sum
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ AUDIO_EXTENSIONS = frozenset(
 #: Longest file decoded by default (seconds).  Longer files are refused with a clear message
 #: instead of silently eating memory; raise it with ``max_duration_s``.
 DEFAULT_MAX_DURATION_S = 3 * 3600.0
-#: Shortest file accepted (seconds): a few samples hold nothing an expert can describe.
+#: Shortest file an index accepts (seconds): a few samples hold nothing an expert can describe.
+#: A policy of the caller (``min_duration_s=MIN_DURATION_S``), not a limit of decoding: training
+#: corpora keep their real 35-99 ms effects.
 MIN_DURATION_S = 0.1
 #: Peak below this (dBFS) counts as digital silence: nothing to search for.
 SILENCE_PEAK_DBFS = -80.0
@@ -56,15 +59,38 @@ def is_audio_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
-def probe(path: str | os.PathLike) -> AudioInfo:
+def probe(path: str | os.PathLike, *, min_duration_s: float | None = None) -> AudioInfo:
     """Read the header only; raises AudioError for anything libsndfile refuses, and for files
-    shorter than :data:`MIN_DURATION_S` (a file with no samples at all passes: decoding says so)."""
+    shorter than ``min_duration_s`` when given (e.g. :data:`MIN_DURATION_S`; a file with no
+    samples at all passes: decoding says so)."""
     path = Path(path)
     problem = path_problem(path)
     if problem is not None:
         raise AudioError(path, problem)
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    out = _PROBED.get(key)
+    if out is None:
+        out = _read_header(path)
+        with _PROBED_LOCK:
+            _PROBED[key] = out
+            while len(_PROBED) > PROBE_CACHE_SIZE:
+                _PROBED.pop(next(iter(_PROBED)))
+    _check_min_duration(path, out, min_duration_s)
+    return out
+
+
+#: Headers remembered by :func:`probe`, keyed by (path, size, mtime, inode, device): an index
+#: reads a file's header to decode it and again for its metadata, which then costs a ``stat``
+#: (libsndfile's open was 1 ms of the ~8 ms a short sound effect costs to index).
+PROBE_CACHE_SIZE = 4096
+_PROBED: dict[tuple, "AudioInfo"] = {}
+_PROBED_LOCK = threading.Lock()
+
+
+def _read_header(path: Path) -> AudioInfo:
     mp3 = _looks_mp3(path)
     try:
         with _quiet(mp3):
@@ -83,9 +109,12 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         format=str(info.format),
         frames=frames,
     )
-    if 0 < out.duration_s < MIN_DURATION_S:
-        raise AudioError(path, f"too short ({out.duration_s:.3f} s < {MIN_DURATION_S:g} s); nothing to index")
     return out
+
+
+def _check_min_duration(path, info: AudioInfo, min_duration_s: float | None) -> None:
+    if min_duration_s is not None and 0 < info.duration_s < min_duration_s:
+        raise AudioError(path, f"too short ({info.duration_s:.3f} s < {min_duration_s:g} s); nothing to index")
 
 
 def load_audio(
@@ -95,17 +124,19 @@ def load_audio(
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     reject_silence: bool = True,
     info: AudioInfo | None = None,
+    min_duration_s: float | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
     Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, too short, silent (when
     ``reject_silence``) and over-long files.  ``info``: the file's :func:`probe`, when the caller
-    has it already (the header is not read twice).
+    has it already (the header is not read twice).  ``min_duration_s``: refuse files shorter
+    than this (an index passes :data:`MIN_DURATION_S`; None: no limit).
     """
-    info = _probe_decodable(path, max_duration_s, info)
+    info = _probe_decodable(path, max_duration_s, info, min_duration_s)
     parts = list(mono_blocks(path, info, sr, BLOCK_FRAMES))
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    _check_decoded_length(path, info, len(wave) / sr)
+    _check_decoded_length(path, info, len(wave) / sr, min_duration_s)
     if not np.all(np.isfinite(wave)):
         raise AudioError(path, "contains NaN or infinite samples (corrupt data)")
     if reject_silence:
@@ -122,6 +153,7 @@ def stream_audio(
     *,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     reject_silence: bool = True,
+    min_duration_s: float | None = None,
 ):
     """Decode ``path`` to mono float32 at ``sr`` Hz as consecutive segments of ``segment_s``
     seconds (the last one shorter): memory stays bounded whatever the file's length.
@@ -129,7 +161,7 @@ def stream_audio(
     The same checks as :func:`load_audio`; those that need the whole file (silence) raise after
     the last segment, so a caller must treat what it got as void when this raises.
     """
-    info = _probe_decodable(path, max_duration_s)
+    info = _probe_decodable(path, max_duration_s, min_duration_s=min_duration_s)
     seg_n = max(1, int(round(segment_s * sr)))
     buf: list[np.ndarray] = []
     have = 0
@@ -163,17 +195,19 @@ def stream_audio(
         take(part)
         while have >= seg_n:
             yield pop(seg_n)
-    _check_decoded_length(path, info, total / sr)
+    _check_decoded_length(path, info, total / sr, min_duration_s)
     while have > 0:
         yield pop(min(seg_n, have))
     if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
         raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
 
 
-def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None = None) -> AudioInfo:
-    """:func:`probe` (unless given), then refuse a file with no samples or one longer than
-    ``max_duration_s``."""
-    info = info if info is not None else probe(path)
+def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None = None,
+                     min_duration_s: float | None = None) -> AudioInfo:
+    """:func:`probe` (unless given), then refuse a file with no samples, one shorter than
+    ``min_duration_s`` or one longer than ``max_duration_s``."""
+    info = info if info is not None else probe(path, min_duration_s=min_duration_s)
+    _check_min_duration(path, info, min_duration_s)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
     _check_duration(path, info, max_duration_s)
@@ -220,14 +254,17 @@ def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
         raise AudioError(path, "contains no audio samples (truncated or empty data chunk)")
 
 
-def _check_decoded_length(path, info: AudioInfo, seconds: float) -> None:
-    """The header may promise more than decodes (a damaged MP3 can stop after a few samples)."""
+def _check_decoded_length(path, info: AudioInfo, seconds: float, min_duration_s: float | None) -> None:
+    """The header may promise more than decodes (a damaged MP3 can stop after a few samples):
+    an MP3 whose header promised at least :data:`MIN_DURATION_S` and that decodes to less is
+    corrupt whatever the caller's limit; other files are refused under ``min_duration_s``."""
     if seconds >= MIN_DURATION_S:
         return
-    if info.format == "MP3":
+    if info.format == "MP3" and info.duration_s >= MIN_DURATION_S:
         raise AudioError(path, f"not a decodable MP3: only {seconds:.3f} s of its {info.duration_s:.2f} s "
                                "decode (corrupt MPEG data)")
-    raise AudioError(path, f"too short ({seconds:.3f} s < {MIN_DURATION_S:g} s after decoding); nothing to index")
+    if min_duration_s is not None and seconds < min_duration_s:
+        raise AudioError(path, f"too short ({seconds:.3f} s < {min_duration_s:g} s after decoding); nothing to index")
 
 
 def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:

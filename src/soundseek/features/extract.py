@@ -57,6 +57,7 @@ def extract_features(
     keep: bool = True,
     on_batch=None,
     small_threads: int | None = 1,
+    min_duration_s: float | None = None,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
@@ -65,12 +66,15 @@ def extract_features(
     called after each batch is safely stored (cached files included), e.g. to index it.
     ``small_threads``: threads for BLAS during the run, and for torch inside ``on_batch``
     (:func:`soundseek.experts.threads.few_threads`; None: leave them as they are).
+    ``min_duration_s``: skip files shorter than this with a reason (an index passes
+    :data:`soundseek.audio.MIN_DURATION_S`; None: no limit, as training wants).
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
     report = FeatureReport()
     t0 = time.perf_counter()
-    kwargs = {"max_duration_s": max_duration_s}  # None: no limit (memory stays bounded: long files stream)
+    # None: no limit (memory stays bounded: long files stream)
+    kwargs = {"max_duration_s": max_duration_s, "min_duration_s": min_duration_s}
 
     # the bar starts now: hashing (and the first batch, with the expert's loading) takes a while
     bar = ThroughputProgress(total=len(paths), enabled=progress and bool(paths), label=f"features {expert.name}")
@@ -93,6 +97,10 @@ def extract_features(
             stored = None
         if stored is None:
             todo.append((p, h))
+            continue
+        if min_duration_s is not None and 0 < stored.duration_s < min_duration_s:  # cached by a run without the limit
+            report.failed.append((p, f"too short ({stored.duration_s:.3f} s < {min_duration_s:g} s); nothing to index"))
+            bar.advance(1)
             continue
         report.cached += 1
         bar.advance(1)
@@ -120,7 +128,7 @@ def extract_features(
         for p, h in batch:
             bar.status(f"reading {os.path.basename(p)}")
             try:
-                info = probe(p)
+                info = probe(p, min_duration_s=min_duration_s)
                 if info.duration_s > LONG_FILE_S:
                     out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
                     continue
@@ -165,7 +173,7 @@ def extract_features(
             for p, h in long:
                 scratch.append(store.scratch_path(expert.key))
                 try:
-                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1])
+                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1], min_duration_s=min_duration_s)
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                     continue
@@ -199,7 +207,8 @@ def extract_features(
 
 
 def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
-                scratch: str | os.PathLike | None = None) -> tuple[AudioFeatures, float]:
+               scratch: str | os.PathLike | None = None, *,
+               min_duration_s: float | None = None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
@@ -216,7 +225,7 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
         fd, tmp = tempfile.mkstemp(prefix="soundseek-frames-", suffix=".tmp")
         os.close(fd)
         try:
-            f, dur = embed_long(path, expert, max_duration_s, tmp)
+            f, dur = embed_long(path, expert, max_duration_s, tmp, min_duration_s=min_duration_s)
             return AudioFeatures(np.array(f.frames), f.pooled, f.hop_s, f.window_s, f.offset_s), dur
         finally:
             os.unlink(tmp)
@@ -256,7 +265,7 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
         return whole
 
     with out:
-        for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s):
+        for chunk in stream_audio(path, sr, 5.0, max_duration_s=max_duration_s, min_duration_s=min_duration_s):
             parts.append(chunk)
             have += len(chunk)
             total += len(chunk)

@@ -240,8 +240,8 @@ class Index:
         never stops the run: it is listed in ``report.failed``.
 
         Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
-        whichever comes first, so a killed run (even ``kill -9``) leaves everything committed
-        searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
+        whichever comes first (spaced to keep them under ~5 % of the run as the index grows), so
+        a killed run (even ``kill -9``) leaves everything committed searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
         process is writing to this index.  A full disk raises :class:`DiskFullError` (an
         OSError) after removing half-written files: the next ``add`` continues.  A file that
         changes while it is read is read again (and skipped with a reason if it keeps changing)."""

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from ..audio import frame_window_masks
 from ..experts import get_audio_expert
-from ..experts.base import AudioFeatures
-from ..features import pooled_vector
+from ..experts.base import AudioFeatures, frame_chunks, is_frame_file
+from ..features import pooled_vector, window_frames
 from .catalog import Catalog
 from .errors import short_error
 from .types import IndexConfig
+
+#: Windows pooled, run through the model's ``encode_audio`` and added to the vector stores at a
+#: time: the model's activations stay small (~10 MB at 64, ~100 MB at 512) and no file's vectors
+#: are ever stacked whole, so an 8-hour file indexes at the memory of a 5-minute one.
+WINDOW_BATCH = 64
 
 
 class Embedder:
@@ -166,11 +171,51 @@ class Embedder:
             self._weigher = weigher
         return self._weigher or None
 
-    def window_vectors(self, feats: AudioFeatures, windows) -> tuple[np.ndarray, list[np.ndarray]]:
-        """A file's features and windows -> (pooled audio vector per window, frames per window)."""
-        masks = frame_window_masks(feats.frame_times(), feats.window_s, windows, duration_s=windows[-1].end_s)
-        audio = np.stack([self.pool(feats.frames[m]) for m in masks])
-        return audio, [feats.frames[m] for m in masks]
+    def pool_file(self, frames: np.ndarray) -> np.ndarray:
+        """:meth:`pool` of a whole file's frames; frames mapped from a file (a long file's,
+        :func:`soundseek.experts.base.is_frame_file`) are read chunk by chunk, so pooling an
+        8-hour file never holds its frames (the same vector up to float rounding)."""
+        if not is_frame_file(frames):
+            return self.pool(frames)
+        weigher = self.sound_weigher()
+        total = weighted = top = top_kept = None
+        n, w_sum = 0, 0.0
+        for chunk in frame_chunks(frames):
+            chunk = np.asarray(chunk, dtype=np.float32)
+            n += len(chunk)
+            total = _add(total, chunk.sum(axis=0, dtype=np.float64))
+            top = _max(top, chunk.max(axis=0))
+            if weigher is not None:
+                w = np.clip(np.asarray(weigher.sound_weights(chunk), dtype=np.float32), 0.0, 1.0)
+                weighted = _add(weighted, (chunk * w[:, None]).sum(axis=0, dtype=np.float64))
+                w_sum += float(w.sum(dtype=np.float64))
+                if (w >= 0.5).any():
+                    top_kept = _max(top_kept, chunk[w >= 0.5].max(axis=0))
+        if weigher is None or w_sum <= 1e-6:  # as pooled_vector: no weights, or all silence
+            mean = total / n
+        else:
+            mean = weighted / w_sum
+        high = top if weigher is None or top_kept is None else top_kept
+        v = np.concatenate([mean.astype(np.float32), high])
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    def window_batches(self, feats: AudioFeatures, windows, size: int = WINDOW_BATCH,
+                       with_frames: bool = True) -> Iterator[tuple[int, np.ndarray, list[np.ndarray]]]:
+        """A file's windows, ``size`` at a time: ``(index of the first window, pooled audio
+        vectors (n, d), a copy of each window's frames (empty unless ``with_frames``))``.  Frames
+        are walked window by window (:func:`soundseek.features.window_frames`): no (windows x
+        frames) mask, no copy of the file's frames, whatever its length; the copies are a
+        window's size, so no block read from a long file is kept alive by them."""
+        first, audio, segs = 0, [], []
+        for i, fr in window_frames(feats, windows):
+            audio.append(self.pool(fr))
+            if with_frames:
+                segs.append(np.array(fr))
+            if len(audio) == size:
+                yield first, np.stack(audio), segs
+                first, audio, segs = i + 1, [], []
+        if audio:
+            yield first, np.stack(audio), segs
 
     def text_space(self, segments: list[np.ndarray]) -> np.ndarray | None:
         """Windows' frames -> their vectors in the model's text–audio space (None: no model)."""
@@ -182,8 +227,16 @@ class Embedder:
         from ..models import pad_frames
 
         chunks = []
-        for i in range(0, len(segments), 512):
-            frames, mask = pad_frames(segments[i : i + 512])
+        for i in range(0, len(segments), WINDOW_BATCH):
+            frames, mask = pad_frames(segments[i : i + WINDOW_BATCH])
             with torch.inference_mode():
                 chunks.append(model.encode_audio(frames, mask).float().numpy())
         return np.concatenate(chunks)
+
+
+def _add(acc, x):
+    return x if acc is None else acc + x
+
+
+def _max(acc, x):
+    return x if acc is None else np.maximum(acc, x)

@@ -192,10 +192,10 @@ def audio_format(path: str | os.PathLike) -> tuple[int | None, int | None, str]:
     """(sample rate, channels, format) of a file; format is the lower-case extension."""
     fmt = Path(path).suffix.lower().lstrip(".")
     try:
-        import soundfile as sf
+        from ..audio import probe
 
-        info = sf.info(str(path))
-        return int(info.samplerate), int(info.channels), fmt
+        info = probe(path)  # the header read to decode the file, remembered (no second open)
+        return info.sample_rate, info.channels, fmt
     except Exception:
         pass
     try:

@@ -192,7 +192,7 @@ class Query:
             if exclude_self:
                 exclude = set(self.meta.items_by_hash(h))
         with self.lock:
-            return self.nearest(self.embedder.pool(feats.frames), k, exclude, allow)
+            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow)
 
     def similar(self, item_id: int, k: int = 10) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
@@ -202,7 +202,7 @@ class Query:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
         with self.lock:
-            return self.nearest(self.embedder.pool(stored.features.frames), k, exclude)
+            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
                 allow: set[int] | None = None) -> list[Hit]:

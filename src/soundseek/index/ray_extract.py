@@ -63,6 +63,7 @@ def simulate_worker_crash() -> None:
 def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max_duration_s, threads: int):
     """In a worker: features of ``paths`` -> ([(path, frames, pooled, hop, window, offset, duration)], failed)."""
     from soundseek.experts import get_audio_expert
+    from soundseek.audio import MIN_DURATION_S
     from soundseek.features import FeatureStore, extract_features
 
     if threads:
@@ -81,7 +82,8 @@ def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max
     with tempfile.TemporaryDirectory(prefix="soundseek-ray-") as d:
         store = FeatureStore(d)
         try:
-            rep = extract_features(paths, expert, store, progress=False, keep=True, max_duration_s=max_duration_s)
+            rep = extract_features(paths, expert, store, progress=False, keep=True, max_duration_s=max_duration_s,
+                                   min_duration_s=MIN_DURATION_S)  # an index refuses files under 0.1 s
         finally:
             store.close()
     out = [(p, f.frames, f.pooled, f.hop_s, f.window_s, f.offset_s, rep.durations[p]) for p, f in rep.features.items()]

@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
+
+from ..experts.base import read_frames
 from ..features import FeatureStore
 from .catalog import Item
 from .embedder import Embedder
@@ -70,9 +73,12 @@ class TagCache:
         if stored is None:
             return ()
         feats = stored.features
-        frames = feats.frames
+        frames = feats.frames  # a whole long file's are memory-mapped: the tagger reads them in chunks
         if start is not None and end is not None:  # else a hit without a window: the whole file
+            # frames starting in [start, end): one run (frame times increase), read alone
             t = feats.frame_times()
-            keep = (t >= start - 1e-6) & (t < end) if len(t) else t.astype(bool)
-            frames = feats.frames[keep] if keep.any() else feats.frames
+            lo = int(np.searchsorted(t, start - 1e-6, side="left"))
+            hi = int(np.searchsorted(t, end, side="left"))
+            if hi > lo:
+                frames = read_frames(feats.frames, lo, hi)
         return tuple(tagger.tags(frames))

@@ -19,7 +19,7 @@ from ..features import FeatureStore
 from . import checksums
 from . import lock as writer_lock
 from .catalog import Catalog
-from .embedder import Embedder
+from .embedder import WINDOW_BATCH, Embedder
 from .errors import vector_file_error
 from .types import IndexConfig
 from .vectorstores.backends import close_vectors, new_vectors, open_vectors
@@ -187,22 +187,36 @@ class WindowStore:
             return missing
 
     def add_windows(self, batch) -> None:
-        """batch: [(features, [(window_id, start, end), ...])] -> vectors into both stores."""
+        """batch: [(features, [(window_id, start, end), ...])] -> vectors into both stores,
+        :data:`~soundseek.index.embedder.WINDOW_BATCH` windows at a time (across files for
+        short ones): memory stays that of one batch whatever a file's length."""
         from ..audio import Window
 
-        ids, audio_vecs, segs = [], [], []
+        ids: list[int] = []
+        audio: list[np.ndarray] = []
+        segs: list[np.ndarray] = []
+        with_frames = self.embedder.model is not None  # the frames only feed the text-side heads
         for feats, wins in batch:
-            a, s = self.embedder.window_vectors(feats, [Window(st, en) for _, st, en in wins])
-            ids.extend(w for w, _, _ in wins)
-            audio_vecs.append(a)
-            segs.extend(s)
-        ids = np.asarray(ids, dtype=np.int64)
-        audio_vecs = np.concatenate(audio_vecs)
-        text_vecs = self.embedder.text_space(segs)
+            for first, a, s in self.embedder.window_batches(feats, [Window(st, en) for _, st, en in wins],
+                                                            with_frames=with_frames):
+                ids.extend(w for w, _, _ in wins[first : first + len(a)])
+                audio.append(a)
+                segs.extend(s)
+                if len(ids) >= WINDOW_BATCH:
+                    self.add_vectors(ids, audio, segs)
+                    ids, audio, segs = [], [], []
+        if ids:
+            self.add_vectors(ids, audio, segs)
+
+    def add_vectors(self, ids: list[int], audio: list[np.ndarray], segs: list[np.ndarray]) -> None:
+        """One batch of windows: their pooled audio vectors (in blocks) and frames -> both stores."""
+        audio_vecs = np.concatenate(audio) if len(audio) > 1 else audio[0]
+        text_vecs = self.embedder.text_space(segs) if segs else None
         self._ensure(audio_vecs.shape[1], None if text_vecs is None else text_vecs.shape[1])
-        self.audio.add(ids, audio_vecs)
+        ids_arr = np.asarray(ids, dtype=np.int64)
+        self.audio.add(ids_arr, audio_vecs)
         if text_vecs is not None:
-            self.text.add(ids, text_vecs)
+            self.text.add(ids_arr, text_vecs)
 
     def remove(self, window_ids: list[int]) -> None:
         for v in (self.audio, self.text):

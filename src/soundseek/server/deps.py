@@ -73,7 +73,7 @@ class AppState:
         self.warmed: set[str] = set()
         self.text_batcher = None
         self.waveforms = WaveformCache(config.waveform_cache_items)
-        self.waveform_slots = threading.BoundedSemaphore(2)  # decoding long files is memory-heavy: bound it
+        self.waveform_slots = threading.BoundedSemaphore(2)  # drawing decodes a whole file (streamed): bound the CPU
         self._text_lock = threading.Lock()
         self._text_state: dict[str, bool] = {}
         self.reload_interval_s = 1.0  # how often requests ask the index whether another process wrote to it

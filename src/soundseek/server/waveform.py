@@ -10,27 +10,36 @@ import numpy as np
 
 
 def render_waveform_png(wave: np.ndarray, width: int, height: int) -> bytes:
-    """Min/max envelope of ``wave`` as a small PNG (transparent background).
+    """Min/max envelope of ``wave`` (in memory) as a small PNG: :func:`render_envelope_png` of
+    :func:`soundseek.audio.envelope_of`."""
+    from soundseek.audio import envelope_of
 
-    Drawn with numpy + Pillow: a few ms per image, no matplotlib state shared between threads.
-    """
+    mins, maxs = envelope_of(np.asarray(wave, dtype=np.float32), width)
+    return render_envelope_png(mins, maxs, height)
+
+
+def render_envelope_png(mins: np.ndarray, maxs: np.ndarray, height: int) -> bytes:
+    """Per-column lowest and highest sample (NaN: an empty column) as a small PNG (transparent
+    background), scaled to the loudest sample; the server gets them from
+    :func:`soundseek.audio.waveform_envelope`, which streams the file, so drawing an 8-hour item
+    holds one block of audio, never the file.
+
+    Drawn with numpy + Pillow: a few ms per image, no matplotlib state shared between threads."""
     from PIL import Image
 
+    mins = np.asarray(mins, dtype=np.float32)
+    maxs = np.asarray(maxs, dtype=np.float32)
+    width = len(mins)
     rgba = np.zeros((height, width, 4), np.uint8)
-    if len(wave) == 0:
+    filled = np.isfinite(mins) & np.isfinite(maxs)
+    if not filled.any():
         return _png(Image.fromarray(rgba, "RGBA"))
-    peak = float(np.max(np.abs(wave))) or 1.0
-    wave = wave / peak
-    edges = np.linspace(0, len(wave), width + 1).astype(int)
-    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
-    edges = np.minimum(edges, len(wave))
+    peak = float(max(np.max(np.abs(mins[filled])), np.max(np.abs(maxs[filled])))) or 1.0
+    lows, highs = mins / peak, maxs / peak  # float32, as scaling the samples themselves gives
     mid = (height - 1) / 2.0
     color = np.array([70, 130, 200, 255], np.uint8)
-    for x in range(width):
-        seg = wave[edges[x] : max(edges[x + 1], edges[x] + 1)]
-        if len(seg) == 0:
-            continue
-        lo, hi = float(seg.min()), float(seg.max())
+    for x in np.flatnonzero(filled):
+        lo, hi = float(lows[x]), float(highs[x])
         y0 = int(round(mid - hi * mid))
         y1 = int(round(mid - lo * mid))
         rgba[max(0, y0) : min(height, y1 + 1), x] = color

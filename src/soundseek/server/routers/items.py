@@ -11,14 +11,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from soundseek.audio import AudioError, load_audio, probe
+from soundseek.audio import AudioError, probe, waveform_envelope
 
 from ..config import ServerConfig
 from ..deps import StateDep
 from ..errors import ApiError
 from ..media import AUDIO_MEDIA_TYPES, AudioFileResponse
 from ..present import ItemHit, hit_json, num, private, results
-from ..waveform import render_waveform_png
+from ..waveform import render_envelope_png
 
 
 def build_router(config: ServerConfig) -> APIRouter:
@@ -119,13 +119,13 @@ def build_router(config: ServerConfig) -> APIRouter:
         png = state.waveforms.get(key)
         if png is None:
             try:
-                # a low rate is plenty for a 480-px envelope and keeps long files cheap
+                # streamed at the file's own rate: one block of audio in memory whatever its length
                 with state.waveform_slots:
-                    wave = load_audio(path, 4000, max_duration_s=None, reject_silence=False)
+                    mins, maxs = waveform_envelope(path, cfg.waveform_width)
             except AudioError as e:
                 reason = e.reason if cfg.expose_paths else private(e.reason, path)
                 raise ApiError(422, "undecodable_audio", f"cannot draw item {item_id}: {reason}") from None
-            png = render_waveform_png(wave, cfg.waveform_width, cfg.waveform_height)
+            png = render_envelope_png(mins, maxs, cfg.waveform_height)
             state.waveforms.put(key, png)
         return Response(png, media_type="image/png", headers=headers)
 
