@@ -13,16 +13,18 @@ __all__ = ["blas_controller", "blas_threads"]
 _CONTROLLER: list = []
 
 
-def blas_controller():
+def blas_controller(fresh: bool = False):
     """One threadpoolctl controller per process: finding the BLAS libraries scans the loaded
-    shared objects (~1 ms), too slow to repeat for every query.  None without threadpoolctl."""
-    if not _CONTROLLER:
+    shared objects (~1 ms), too slow to repeat for every query.  ``fresh=True`` scans again (and
+    keeps the new one): a library loaded since (FAISS brings its own OpenBLAS) is then limited
+    too; for callers that run once per long job.  None without threadpoolctl."""
+    if not _CONTROLLER or (fresh and _CONTROLLER[0] is not None):
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
-            _CONTROLLER.append(None)
+            _CONTROLLER[:] = [None]
         else:
-            _CONTROLLER.append(ThreadpoolController())
+            _CONTROLLER[:] = [ThreadpoolController()]
     return _CONTROLLER[0]
 
 

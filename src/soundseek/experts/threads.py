@@ -13,20 +13,9 @@ import sys
 import threading
 from contextlib import contextmanager
 
-_CONTROLLER: list = []
+from .blas import blas_controller
 
-
-def blas_controller():
-    """One threadpoolctl controller per process (finding the BLAS libraries scans the loaded
-    shared objects, ~1 ms); None without threadpoolctl."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
+__all__ = ["few_threads", "blas_controller"]
 
 
 @contextmanager
@@ -40,7 +29,7 @@ def few_threads(n: int | None = 1, torch_too: bool = True):
         yield
         return
     limiter = None
-    controller = blas_controller()
+    controller = blas_controller(fresh=True)  # once per indexing run: includes libraries loaded since
     if controller is not None:
         limiter = controller.limit(limits=n, user_api="blas")
     torch = sys.modules.get("torch") if torch_too else None
