@@ -69,6 +69,15 @@ app = _LazyTyper(
 console = Console(stderr=True)
 out = Console()
 
+
+@app.callback()
+def _terminal_width() -> None:
+    # rich reads COLUMNS when a Console is made (at import); a command run later in the same
+    # process (tests, embedding apps) with another COLUMNS must see that width
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit():
+        out.width = console.width = int(cols)
+
 DEFAULT_INDEX = os.environ.get("SOUNDSEEK_INDEX", ".soundseek")
 IndexOpt = typer.Option(DEFAULT_INDEX, "--index", "-i", help="index folder (env SOUNDSEEK_INDEX)")
 
