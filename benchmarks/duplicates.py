@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
-from soundseek.audio import load_audio, resample
+from soundseek.audio import AudioError, load_audio, resample
 from soundseek.audio.fingerprint import chromaprint_version, clip_print
 from soundseek.index.duplicates import (DupConfig, Entry, bit_profile, candidate_pairs, find_groups, pair_ber, passes,
                                        groups_from_pairs, union_find_groups)
@@ -142,10 +142,15 @@ def main() -> None:
     files += [(p, -1, "distractor") for p in distract]
 
     cfg = DupConfig()
-    entries, minutes, t_fp, t_dec, lens, pcm_hash = [], 0.0, 0.0, 0.0, [], []
-    for i, (p, _, _) in enumerate(files):
+    entries, minutes, t_fp, t_dec, lens, pcm_hash, kept = [], 0.0, 0.0, 0.0, [], [], []
+    for p, g, label in files:
         t0 = time.perf_counter()
-        w = load_audio(p, SR, reject_silence=False)
+        try:
+            w = load_audio(p, SR, reject_silence=False)
+        except AudioError:  # ingest refuses it too (e.g. under 0.1 s): never indexed, never grouped
+            continue
+        kept.append((p, g, label))
+        i = len(entries)
         t1 = time.perf_counter()
         cp = clip_print(w, SR, cfg.clip)
         t_fp += time.perf_counter() - t1
@@ -154,6 +159,8 @@ def main() -> None:
         lens.append(len(w) / SR)
         pcm_hash.append(hashlib.sha1(sf.read(str(p), dtype="int16")[0].tobytes()).hexdigest())
         entries.append(Entry(i, cp, quality=0.0))
+    skipped = len(files) - len(kept)
+    files = kept
 
     # truth: a copy belongs with its source; and the corpora themselves hold byte-identical
     # sounds under other names (0ad's fs_rock3.ogg == fs_gravel3.ogg): those are duplicates too
@@ -217,7 +224,7 @@ def main() -> None:
     orig = {g: i for i, (_, g, t) in enumerate(files) if t == "original"}
     by_t, by_len = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
     for j, (_, g, label) in enumerate(files):
-        if g < 0 or label == "original":
+        if g < 0 or label == "original" or g not in orig:  # its source is not indexable
             continue
         found = frozenset((orig[g], j)) in pred
         for d, k in ((by_t, label if "+" not in label else "3 chained"), (by_len, bucket(lens[orig[g]]))):
@@ -257,7 +264,7 @@ def main() -> None:
         "machine": f"{cpu_name()} ({os.cpu_count()} cores, shared)",
         "python": platform.python_version(), "chromaprint": chromaprint_version(),
         "data": {"sources": len(sources), "copies": 2 * len(sources), "distractors": len(distract),
-                 "files": n, "audio_minutes": round(minutes, 2),
+                 "files": n, "audio_minutes": round(minutes, 2), "not_indexable": skipped,
                  "identical_or_near_identical_pairs_in_corpora": len(identical),
                  "sources_under_1s": sum(lens[i] < 1 for i, f in enumerate(files) if f[2] == "original")},
         "config": {k: (v if k != "clip" else str(v)) for k, v in vars(cfg).items()},

@@ -170,6 +170,22 @@ def index_cmd(
         console.print(t)
     if not idx.has_text_model and idx.config.model:
         console.print(f"[yellow]note:[/] text search unavailable: {idx.model_error}")
+    _duplicates_note(report.duplicates, idx.path)
+
+
+def _duplicates_note(dup: dict, path) -> None:
+    """One line about the near-duplicate groups after an index run (docs/duplicates.md)."""
+    if dup.get("error"):
+        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({dup['error']}); search works without it",
+                      highlight=False, soft_wrap=True)
+    elif dup.get("groups"):
+        console.print(f"{dup['groups']} group(s) of near-identical files, shown as one result each "
+                      f"(`soundseek duplicates --index {path}` lists them)", highlight=False, soft_wrap=True)
+    if dup and not dup.get("chromaprint", True):
+        from .audio.fingerprint import INSTALL_HINT
+
+        console.print(f"[yellow]note:[/] {INSTALL_HINT} Until then only files with up to 5 s of sound are grouped.",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command("search")
