@@ -200,20 +200,26 @@ def main() -> None:
     groups = find_groups(entries, cfg)
     t_group = time.perf_counter() - t0
 
-    def pairs_at(cp_thr: float, sp_thr: float) -> set:
-        at = replace(cfg, chromaprint_ber=cp_thr, spectral_ber=sp_thr)
+    def pairs_at(cp_thr: float, sp_far: float, flat: float | None = None) -> set:
+        """Pairs under other thresholds: Chromaprint BER, the spectral curve's offset
+        (``spectral_ber_far``), or one flat spectral threshold (the rule before 2026-12-07)."""
+        at = replace(cfg, chromaprint_ber=cp_thr, spectral_ber_far=sp_far)
+        if flat is not None:
+            at = replace(at, spectral_ber=flat, spectral_ber_max=flat)
         ok = [c for c, chk in zip(cands, bers) if passes(chk, at)]
         return {frozenset(p) for g in groups_from_pairs(entries, ok) for p in combinations(g.members, 2)}
 
     sweep = []
-    for sp_thr in (0.15, 0.18, 0.2, 0.22, 0.25, 0.3):
-        for cp_thr in (0.1, 0.15, 0.2):
-            pr = pairs_at(cp_thr, sp_thr)
-            sweep.append({"chromaprint_ber": cp_thr, "spectral_ber": sp_thr,
+    for sp_far, flat in [(f, None) for f in (0.33, 0.36, 0.39, 0.42)] + \
+            [(cfg.spectral_ber_far, f) for f in (0.15, 0.18, 0.2, 0.25, 0.3)]:
+        for cp_thr in (0.1, 0.15):
+            pr = pairs_at(cp_thr, sp_far, flat)
+            sweep.append({"chromaprint_ber": cp_thr, "spectral_ber_far" if flat is None else "spectral_flat":
+                          sp_far if flat is None else flat,
                           "precision": round(len(pr & truth) / max(1, len(pr)), 4),
                           "recall": round(len(pr & truth) / max(1, len(truth)), 4)})
     pred = {frozenset(p) for g in groups for p in combinations(g.members, 2)}
-    assert pred == pairs_at(cfg.chromaprint_ber, cfg.spectral_ber)
+    assert pred == pairs_at(cfg.chromaprint_ber, cfg.spectral_ber_far)
     tp = truth & pred
     cand_set = {frozenset(c) for c in cands}
 
@@ -234,13 +240,13 @@ def main() -> None:
     false_pairs = []
     for pr in sorted(pred - truth, key=sorted):
         i, j = sorted(pr)
-        kind, ber, _ = pair_ber(entries[i].print, entries[j].print, cfg)
+        kind, ber = pair_ber(entries[i].print, entries[j].print, cfg)[:2]
         false_pairs.append({"a": name(i), "b": name(j), "kind": kind, "ber": round(ber, 3),
                             "sound_s": [round(entries[i].print.sound_s, 2), round(entries[j].print.sound_s, 2)]})
     missed = []
     for pr in sorted(truth - pred, key=sorted):
         i, j = sorted(pr)
-        kind, ber, _ = pair_ber(entries[i].print, entries[j].print, cfg)
+        kind, ber = pair_ber(entries[i].print, entries[j].print, cfg)[:2]
         pa, pb = (entries[k].print for k in (i, j))
         words = [int((p.spectral != 0).sum()) for p in (pa, pb)]
         prms = float(np.sqrt(np.mean((bit_profile(pa.spectral) - bit_profile(pb.spectral)) ** 2)))
@@ -252,10 +258,10 @@ def main() -> None:
     # BER of every true pair and of every candidate non-pair: the margin the thresholds sit in
     pos = defaultdict(list)
     for pr in truth:
-        k, b, _ = pair_ber(*(entries[i].print for i in sorted(pr)), cfg)
+        k, b = pair_ber(*(entries[i].print for i in sorted(pr)), cfg)[:2]
         pos[k].append(b)
     neg = defaultdict(list)
-    for c, (k, b, _) in zip(cands, bers):
+    for c, (k, b, _, _) in zip(cands, bers):
         if frozenset(c) not in truth:
             neg[k].append(b)
     n = len(files)
