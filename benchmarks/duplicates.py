@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
-from soundseek.audio import load_audio, resample
+from soundseek.audio import AudioError, load_audio, resample
 from soundseek.audio.fingerprint import chromaprint_version, clip_print
 from soundseek.index.duplicates import (DupConfig, Entry, bit_profile, candidate_pairs, find_groups, pair_ber, passes,
                                        groups_from_pairs, union_find_groups)
@@ -142,10 +142,15 @@ def main() -> None:
     files += [(p, -1, "distractor") for p in distract]
 
     cfg = DupConfig()
-    entries, minutes, t_fp, t_dec, lens, pcm_hash = [], 0.0, 0.0, 0.0, [], []
-    for i, (p, _, _) in enumerate(files):
+    entries, minutes, t_fp, t_dec, lens, pcm_hash, kept = [], 0.0, 0.0, 0.0, [], [], []
+    for p, g, label in files:
         t0 = time.perf_counter()
-        w = load_audio(p, SR, reject_silence=False)
+        try:
+            w = load_audio(p, SR, reject_silence=False)
+        except AudioError:  # ingest refuses it too (e.g. under 0.1 s): never indexed, never grouped
+            continue
+        kept.append((p, g, label))
+        i = len(entries)
         t1 = time.perf_counter()
         cp = clip_print(w, SR, cfg.clip)
         t_fp += time.perf_counter() - t1
@@ -154,6 +159,8 @@ def main() -> None:
         lens.append(len(w) / SR)
         pcm_hash.append(hashlib.sha1(sf.read(str(p), dtype="int16")[0].tobytes()).hexdigest())
         entries.append(Entry(i, cp, quality=0.0))
+    skipped = len(files) - len(kept)
+    files = kept
 
     # truth: a copy belongs with its source; and the corpora themselves hold byte-identical
     # sounds under other names (0ad's fs_rock3.ogg == fs_gravel3.ogg): those are duplicates too
@@ -193,20 +200,26 @@ def main() -> None:
     groups = find_groups(entries, cfg)
     t_group = time.perf_counter() - t0
 
-    def pairs_at(cp_thr: float, sp_thr: float) -> set:
-        at = replace(cfg, chromaprint_ber=cp_thr, spectral_ber=sp_thr)
+    def pairs_at(cp_thr: float, sp_far: float, flat: float | None = None) -> set:
+        """Pairs under other thresholds: Chromaprint BER, the spectral curve's offset
+        (``spectral_ber_far``), or one flat spectral threshold (the rule before 2026-12-07)."""
+        at = replace(cfg, chromaprint_ber=cp_thr, spectral_ber_far=sp_far)
+        if flat is not None:
+            at = replace(at, spectral_ber=flat, spectral_ber_max=flat)
         ok = [c for c, chk in zip(cands, bers) if passes(chk, at)]
         return {frozenset(p) for g in groups_from_pairs(entries, ok) for p in combinations(g.members, 2)}
 
     sweep = []
-    for sp_thr in (0.15, 0.18, 0.2, 0.22, 0.25, 0.3):
-        for cp_thr in (0.1, 0.15, 0.2):
-            pr = pairs_at(cp_thr, sp_thr)
-            sweep.append({"chromaprint_ber": cp_thr, "spectral_ber": sp_thr,
+    for sp_far, flat in [(f, None) for f in (0.33, 0.36, 0.39, 0.42)] + \
+            [(cfg.spectral_ber_far, f) for f in (0.15, 0.18, 0.2, 0.25, 0.3)]:
+        for cp_thr in (0.1, 0.15):
+            pr = pairs_at(cp_thr, sp_far, flat)
+            sweep.append({"chromaprint_ber": cp_thr, "spectral_ber_far" if flat is None else "spectral_flat":
+                          sp_far if flat is None else flat,
                           "precision": round(len(pr & truth) / max(1, len(pr)), 4),
                           "recall": round(len(pr & truth) / max(1, len(truth)), 4)})
     pred = {frozenset(p) for g in groups for p in combinations(g.members, 2)}
-    assert pred == pairs_at(cfg.chromaprint_ber, cfg.spectral_ber)
+    assert pred == pairs_at(cfg.chromaprint_ber, cfg.spectral_ber_far)
     tp = truth & pred
     cand_set = {frozenset(c) for c in cands}
 
@@ -217,7 +230,7 @@ def main() -> None:
     orig = {g: i for i, (_, g, t) in enumerate(files) if t == "original"}
     by_t, by_len = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
     for j, (_, g, label) in enumerate(files):
-        if g < 0 or label == "original":
+        if g < 0 or label == "original" or g not in orig:  # its source is not indexable
             continue
         found = frozenset((orig[g], j)) in pred
         for d, k in ((by_t, label if "+" not in label else "3 chained"), (by_len, bucket(lens[orig[g]]))):
@@ -227,13 +240,13 @@ def main() -> None:
     false_pairs = []
     for pr in sorted(pred - truth, key=sorted):
         i, j = sorted(pr)
-        kind, ber, _ = pair_ber(entries[i].print, entries[j].print, cfg)
+        kind, ber = pair_ber(entries[i].print, entries[j].print, cfg)[:2]
         false_pairs.append({"a": name(i), "b": name(j), "kind": kind, "ber": round(ber, 3),
                             "sound_s": [round(entries[i].print.sound_s, 2), round(entries[j].print.sound_s, 2)]})
     missed = []
     for pr in sorted(truth - pred, key=sorted):
         i, j = sorted(pr)
-        kind, ber, _ = pair_ber(entries[i].print, entries[j].print, cfg)
+        kind, ber = pair_ber(entries[i].print, entries[j].print, cfg)[:2]
         pa, pb = (entries[k].print for k in (i, j))
         words = [int((p.spectral != 0).sum()) for p in (pa, pb)]
         prms = float(np.sqrt(np.mean((bit_profile(pa.spectral) - bit_profile(pb.spectral)) ** 2)))
@@ -245,10 +258,10 @@ def main() -> None:
     # BER of every true pair and of every candidate non-pair: the margin the thresholds sit in
     pos = defaultdict(list)
     for pr in truth:
-        k, b, _ = pair_ber(*(entries[i].print for i in sorted(pr)), cfg)
+        k, b = pair_ber(*(entries[i].print for i in sorted(pr)), cfg)[:2]
         pos[k].append(b)
     neg = defaultdict(list)
-    for c, (k, b, _) in zip(cands, bers):
+    for c, (k, b, _, _) in zip(cands, bers):
         if frozenset(c) not in truth:
             neg[k].append(b)
     n = len(files)
@@ -257,7 +270,7 @@ def main() -> None:
         "machine": f"{cpu_name()} ({os.cpu_count()} cores, shared)",
         "python": platform.python_version(), "chromaprint": chromaprint_version(),
         "data": {"sources": len(sources), "copies": 2 * len(sources), "distractors": len(distract),
-                 "files": n, "audio_minutes": round(minutes, 2),
+                 "files": n, "audio_minutes": round(minutes, 2), "not_indexable": skipped,
                  "identical_or_near_identical_pairs_in_corpora": len(identical),
                  "sources_under_1s": sum(lens[i] < 1 for i, f in enumerate(files) if f[2] == "original")},
         "config": {k: (v if k != "clip" else str(v)) for k, v in vars(cfg).items()},

@@ -197,9 +197,12 @@ def test_ties_are_broken_deterministically(tmp_path):
         shutil.copy(ESC50 / "audio" / r["filename"], tmp_path / name)
     idx = Index.create(tmp_path / "idx", model=None)
     idx.add(tmp_path, progress=False)
-    hits = idx.search_audio(ESC50 / "audio" / r["filename"], k=3, exclude_self=False)
+    hits = idx.search_audio(ESC50 / "audio" / r["filename"], k=3, exclude_self=False, group=False)
     assert [Path(h.path).name for h in hits] == ["a.flac", "b.flac", "c.flac"]
     assert collections.Counter(round(h.score, 5) for h in hits).most_common(1)[0][1] == 3
+    # grouped (the default), the three copies are one row: the first-ranked, the others as copies
+    [row] = idx.search_audio(ESC50 / "audio" / r["filename"], k=3, exclude_self=False)
+    assert Path(row.path).name == "a.flac" and [Path(p).name for _, p in row.copies] == ["b.flac", "c.flac"]
 
 
 def test_clap_native_space_indexes_and_searches_without_training(tmp_path):

@@ -193,6 +193,22 @@ def index_cmd(
             run_adapt(idx, progress=not quiet, console=console)
         except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
             _fail(str(e))
+    _duplicates_note(report.duplicates, idx.path)
+
+
+def _duplicates_note(dup: dict, path) -> None:
+    """One line about the near-duplicate groups after an index run (docs/duplicates.md)."""
+    if dup.get("error"):
+        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({dup['error']}); search works without it",
+                      highlight=False, soft_wrap=True)
+    elif dup.get("groups"):
+        console.print(f"{dup['groups']} group(s) of near-identical files, shown as one result each "
+                      f"(`soundseek duplicates --index {path}` lists them)", highlight=False, soft_wrap=True)
+    if dup and not dup.get("chromaprint", True):
+        from .audio.fingerprint import INSTALL_HINT
+
+        console.print(f"[yellow]note:[/] {INSTALL_HINT} Until then only files with up to 5 s of sound are grouped.",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command("search")
@@ -214,6 +230,8 @@ def search_cmd(
     export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
     full_paths: bool = typer.Option(False, "--full-paths", help="show absolute paths in the table (default: "
                                     "relative to the indexed folder, shortened in the middle to fit)"),
+    no_group: bool = typer.Option(False, "--no-group", help="show near-identical copies as rows of their own "
+                                  "(default: one row per group, '+N copies'; `soundseek duplicates` lists them)"),
 ):
     """Search the index by text, or by an example recording (--audio); the filters apply to both."""
     import sqlite3
@@ -228,8 +246,8 @@ def search_cmd(
     if audio is not None and mode:
         _fail("--mode applies to text queries (--audio searches by sound)", 2)
     try:
-        hits = (idx.search(query, k=k, mode=mode, **filters) if query is not None
-                else idx.search_audio(audio, k=k, **filters))
+        hits = (idx.search(query, k=k, mode=mode, group=not no_group, **filters) if query is not None
+                else idx.search_audio(audio, k=k, group=not no_group, **filters))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError, FileNotFoundError) as e:
@@ -271,6 +289,9 @@ def search_cmd(
     matched = any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits)
     if matched:
         t.add_column("matched", overflow="fold")
+    copies = any(h.copies for h in hits)
+    if copies:
+        t.add_column("copies", no_wrap=True)
     for r, h in enumerate(hits, 1):
         win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
         row = [str(r), f"{h.score:.3f}", h.path if full_paths else short_path(h.path, roots, budget),
@@ -279,6 +300,8 @@ def search_cmd(
             row.append(", ".join(f"{tag.name} {tag.score:.2f}" for tag in h.tags))
         if matched:
             row.append(", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else ""))
+        if copies:
+            row.append(f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else "")
         t.add_row(*row)
     out.print(t)
 
@@ -466,6 +489,7 @@ _SUBCOMMANDS = [  # modules exposing register(app)
     "soundseek.experts.cli",  # models list|download|verify
     "soundseek.data.cli",  # data download|info
     "soundseek.adapt.cli",  # adapt
+    "soundseek.index.cli",  # duplicates
 ]
 
 

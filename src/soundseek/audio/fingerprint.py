@@ -32,7 +32,8 @@ from .io import resample
 FP_RATE = 11025
 #: Chromaprint's word hop in seconds (4096-sample frames, 1365-sample hop at 11025 Hz).
 CHROMAPRINT_HOP_S = 1365 / FP_RATE
-_INSTALL_HINT = (
+#: How to install libchromaprint (the message of :class:`ChromaprintMissing`).
+INSTALL_HINT = (
     "libchromaprint is not installed; near-duplicate fingerprints need it. "
     "Install it with `apt-get install libchromaprint1` (Debian/Ubuntu), `brew install chromaprint` "
     "(macOS) or `bash .ci/install-chromaprint.sh`."
@@ -127,7 +128,7 @@ def fingerprint(wave: np.ndarray, sr: int, *, trim: bool = True) -> np.ndarray:
     """
     lib = load_chromaprint()
     if lib is None:
-        raise ChromaprintMissing(_INSTALL_HINT)
+        raise ChromaprintMissing(INSTALL_HINT)
     x = _to_fp_rate(wave, sr)
     if trim:
         x = trim_silence(x, FP_RATE)

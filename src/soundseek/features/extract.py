@@ -58,6 +58,7 @@ def extract_features(
     on_batch=None,
     small_threads: int | None = 1,
     min_duration_s: float | None = None,
+    on_wave=None,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
@@ -68,6 +69,9 @@ def extract_features(
     (:func:`soundseek.experts.threads.few_threads`; None: leave them as they are).
     ``min_duration_s``: skip files shorter than this with a reason (an index passes
     :data:`soundseek.audio.MIN_DURATION_S`; None: no limit, as training wants).
+    ``on_wave(path, wave, sample_rate)`` sees each decoded file's wave (mono, the expert's rate;
+    of a streamed long file its first ``SEGMENT_S`` seconds) in the decode thread, before the
+    expert does: e.g. to fingerprint it without a second decode.  Cached files are not decoded.
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
@@ -133,6 +137,8 @@ def extract_features(
                     out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
                     continue
                 wave = load_audio(p, expert.sample_rate, info=info, **kwargs)  # header read once
+                if on_wave is not None:
+                    on_wave(p, wave, expert.sample_rate)
             except AudioError as e:
                 out.append((p, h, None, 0, e.reason))
                 continue
@@ -173,7 +179,8 @@ def extract_features(
             for p, h in long:
                 scratch.append(store.scratch_path(expert.key))
                 try:
-                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1], min_duration_s=min_duration_s)
+                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1], min_duration_s=min_duration_s,
+                                        on_head=on_wave)
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                     continue
@@ -207,8 +214,8 @@ def extract_features(
 
 
 def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
-               scratch: str | os.PathLike | None = None, *,
-               min_duration_s: float | None = None) -> tuple[AudioFeatures, float]:
+               scratch: str | os.PathLike | None = None, *, min_duration_s: float | None = None,
+               on_head=None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
@@ -218,6 +225,8 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
     The frames are appended to the file ``scratch`` as they come and returned memory-mapped from
     it (read-only), so they never sit in memory all at once either; the caller removes it.
     Without ``scratch`` the frames are returned in memory (a temporary file is used and removed).
+    ``on_head(path, wave, rate)`` is called once with the file's first segment (see
+    :func:`extract_features`' ``on_wave``).
     """
     if scratch is None:
         import tempfile
@@ -225,7 +234,8 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
         fd, tmp = tempfile.mkstemp(prefix="soundseek-frames-", suffix=".tmp")
         os.close(fd)
         try:
-            f, dur = embed_long(path, expert, max_duration_s, tmp, min_duration_s=min_duration_s)
+            f, dur = embed_long(path, expert, max_duration_s, tmp, min_duration_s=min_duration_s,
+                                on_head=on_head)
             return AudioFeatures(np.array(f.frames), f.pooled, f.hop_s, f.window_s, f.offset_s), dur
         finally:
             os.unlink(tmp)
@@ -271,10 +281,15 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
             total += len(chunk)
             while have >= seg_n + ctx_n:
                 whole = joined()
+                if on_head is not None:
+                    on_head(path, whole[:seg_n], sr)
+                    on_head = None
                 run(whole[: seg_n + ctx_n], seg_n / sr)
                 rest = whole[seg_n:].copy()
                 parts, have = [rest], len(rest)
         if have:
+            if on_head is not None:  # shorter than one segment and its context
+                on_head(path, joined()[:seg_n], sr)
             run(joined(), None)
     if n_frames:
         frames = np.memmap(scratch, dtype=np.float32, mode="r", shape=(n_frames, expert.dim))

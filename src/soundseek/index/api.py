@@ -49,6 +49,7 @@ import numpy as np
 from ..features import FeatureStore
 from . import lock as writer_lock
 from .catalog import Catalog, Item
+from .dupstore import DupStore
 from .embedder import Embedder
 from .errors import IndexDamagedError, disk_full_error, short_error
 from .ingest import Ingest
@@ -76,8 +77,9 @@ class Index:
         self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
         self.text_path = TextPath(self.path, config, self.meta, self.embedder, self.vectors)
         self.tag_cache = TagCache(config, self.store, self.embedder)
+        self.dups = DupStore(self.meta)
         self.ingest = Ingest(self.path, config, self.meta, self.store, self.embedder, self.vectors,
-                             self.text_path, lock)
+                             self.text_path, lock, dups=self.dups)
         self.query = Query(config, self.meta, self.store, self.embedder, self.vectors, self.text_path,
                            self.tag_cache, lock)
         self.vectors.load()
@@ -258,7 +260,11 @@ class Index:
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""
         with self.writing():
-            return self.ingest.remove(paths)
+            n = self.ingest.remove(paths)
+            if n:
+                self.dups.regroup()  # a removed representative hands its group on
+                self.meta.commit()
+            return n
 
     @contextlib.contextmanager
     def writing(self) -> Iterator["Index"]:
@@ -283,7 +289,8 @@ class Index:
                 writer_lock.release(self.path)
 
     # -- searching -----------------------------------------------------------------------------
-    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
+    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, group: bool = True,
+               **filter_kwargs) -> list[Hit]:
         """Files that best match a description, best first.
 
         ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
@@ -293,21 +300,37 @@ class Index:
         ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
         (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; when no file's
         words match the query, hybrid returns exactly the content ranking and scores.
+        ``group``: near-identical files (another format, gain, trim, rate) take one row, the
+        others listed in its ``copies`` (docs/duplicates.md); still ``k`` rows when there are.
         """
-        return self.query.search(text, k, mode, filters, **filter_kwargs)
+        if not group:
+            return self.query.search(text, k, mode, filters, **filter_kwargs)
+        return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters, **filter_kwargs), k)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, group: bool = True, **filter_kwargs) -> list[Hit]:
         """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
 
         With ``exclude_self`` the query file itself (same content) is left out of the results.
         ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
+        ``group``: as for :meth:`search`.
         """
-        return self.query.search_audio(query, k, sample_rate, exclude_self, filters, **filter_kwargs)
+        return self.query.search_audio(query, k, sample_rate, exclude_self, filters,
+                                       dups=self.dups if group else None, **filter_kwargs)
 
-    def similar(self, item_id: int, k: int = 10) -> list[Hit]:
-        """"More like this": the files that sound most like an indexed file."""
-        return self.query.similar(item_id, k)
+    def similar(self, item_id: int, k: int = 10, group: bool = True) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file (``group``: as for
+        :meth:`search`)."""
+        return self.query.similar(item_id, k, dups=self.dups if group else None)
+
+    def duplicates(self, update: bool = False, progress: bool = False):
+        """Groups of near-identical files (:class:`soundseek.index.dupstore.GroupInfo`, the
+        representative first).  ``update``: first fingerprint the files that have no print yet
+        and regroup (takes the writer lock; what ``index`` does after every run)."""
+        if update:
+            with self.writing():
+                self.dups.update(progress)
+        return self.dups.groups()
 
     # -- inspection ----------------------------------------------------------------------------
     def item(self, item_id: int) -> Item:

@@ -1,5 +1,6 @@
 """The catalog of an index (``meta.sqlite``): indexed files, their time windows, the last
-failures, a few key/value facts, and the full-text tables that share its connection
+failures, a few key/value facts, the near-duplicate tables (fingerprints, verified pairs, groups:
+created on an older index by its next writer), and the full-text tables that share its connection
 (:mod:`soundseek.index.fulltext`).
 
 Readers open it read-only and never create or change a file (:mod:`soundseek.features.dbfiles`);
@@ -32,6 +33,20 @@ CREATE TABLE IF NOT EXISTS windows (
 CREATE INDEX IF NOT EXISTS windows_item ON windows(item_id);
 CREATE TABLE IF NOT EXISTS failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, time REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- near-duplicates (soundseek.index.dupstore): a print per file, verified pairs, groups
+CREATE TABLE IF NOT EXISTS fingerprints (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE, print BLOB NOT NULL,
+    checked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS dup_pairs (
+    a INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    b INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE, PRIMARY KEY (a, b)
+);
+CREATE TABLE IF NOT EXISTS dup_groups (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE, group_id INTEGER NOT NULL,
+    is_representative INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dup_groups_group ON dup_groups(group_id);
 """
 
 

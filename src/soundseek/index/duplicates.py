@@ -9,7 +9,8 @@ quality): nothing here knows the Index. Three steps, so that not every pair is v
    close. A sweep over clips sorted by length compares each clip only with its length window,
    one matmul per block (1,250 files: 2.3 % of all pairs in 0.2 s);
 2. verification: the best bit-error rate over alignments (Chromaprint when both clips have one,
-   else the short-clip spectral print), under a threshold per print kind;
+   else the short-clip spectral print), under a threshold per print kind (for the spectral print
+   one that rises with the number of words compared: :func:`spectral_threshold`);
 3. union-find over verified pairs, without chaining (a member must match the representative
    itself); the representative: highest quality, then the longest sound, then the lowest id.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,9 +52,21 @@ class DupConfig:
     profile_noise: float = 0.3
     #: and their band envelopes (dB, gain removed) differ by at most this RMS
     envelope_tol_db: float = 5.0
-    #: verified if best BER is at most this (Chromaprint / spectral print)
+    #: verified if best BER is at most this (Chromaprint)
     chromaprint_ber: float = 0.10
+    #: spectral print: verified if best BER <= min(spectral_ber_max, max(spectral_ber,
+    #: spectral_ber_far - spectral_ber_noise / sqrt(n))), n = non-silent words of the shorter print.
+    #: Why it rises with n: unrelated prints' BER centres on ~0.46 with a spread ~ 1/sqrt(n) (in
+    #: the benchmark a 1-s clip's non-copies never fell below 0.30, a 0.2-s clip's reach 0.18),
+    #: while a copy's BER does not shrink with length (a clipped +6 dB copy of a 1.8-s blast:
+    #: 0.26). The floor is the flat rule used before, so only prints of more than 31 words (about
+    #: 0.36 s of sound) are judged more loosely; wesnoth's bow-miss.ogg vs a copy of bow.ogg (61
+    #: words, BER 0.24: another take that starts with the same release) stays out. Chosen on
+    #: benchmarks/duplicates.py seed 0, checked on seed 1 (docs/duplicates.md).
     spectral_ber: float = 0.18
+    spectral_ber_far: float = 0.36
+    spectral_ber_noise: float = 1.0
+    spectral_ber_max: float = 0.30
     #: a Chromaprint match between clips that both have a spectral print (3-5 s of sound) must
     #: also pass this spectral BER: Chromaprint hears pitch classes, so two recordings of one
     #: electronic ring tone (ESC-50 1-72195-B-37 vs 1-74517-A-37) match at 0.07; copies <= 0.17
@@ -64,6 +77,12 @@ class DupConfig:
     min_spectral_words: int = 6
     #: the print settings the prints were made with (the spectral hop sets the alignment range)
     clip: ClipConfig = field(default_factory=ClipConfig)
+
+
+def spectral_threshold(words: int, cfg: DupConfig) -> float:
+    """Highest spectral BER of a copy whose shorter print has ``words`` non-silent words."""
+    return min(cfg.spectral_ber_max, max(cfg.spectral_ber, cfg.spectral_ber_far - cfg.spectral_ber_noise
+                                         / np.sqrt(max(1, words))))
 
 
 @dataclass(frozen=True)
@@ -113,10 +132,27 @@ def _spectral_usable(p: ClipPrint, cfg: DupConfig) -> bool:
     return int((p.spectral != 0).sum()) >= cfg.min_spectral_words
 
 
-def pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> tuple[str | None, float, float | None]:
-    """(print kind used, its best BER over alignments covering the allowed trims, and the spectral
-    BER that confirms a Chromaprint match when both clips also have a spectral print, else None);
-    (None, 1.0, None) when the two clips share no usable print."""
+class Check(NamedTuple):
+    """What :func:`pair_ber` measured: the print kind used (None: no usable print in common),
+    its best BER over alignments covering the allowed trims, the spectral BER that confirms a
+    Chromaprint match when both clips also have a spectral print (else None), and the
+    non-silent spectral words of the shorter print (the spectral threshold depends on it)."""
+
+    kind: str | None
+    ber: float
+    confirm: float | None
+    words: int = 0
+
+
+def pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> Check:
+    """Compare two clips (see :class:`Check`); ``Check(None, 1.0, None)`` when they share no
+    usable print."""
+    words = min(int((a.spectral != 0).sum()), int((b.spectral != 0).sum()))
+    check = _pair_ber(a, b, cfg)
+    return Check(*check, words)
+
+
+def _pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig) -> tuple[str | None, float, float | None]:
     kind = _kind(a, b, cfg)
     sp_off = int(np.ceil(cfg.max_trim_s * FP_RATE / cfg.clip.spectral.hop)) + 2
     if kind == "chromaprint":
@@ -131,12 +167,11 @@ def pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> tuple[
     return None, 1.0, None
 
 
-def passes(check: tuple[str | None, float, float | None], cfg: DupConfig = DupConfig()) -> bool:
+def passes(check: Check, cfg: DupConfig = DupConfig()) -> bool:
     """Whether a :func:`pair_ber` result is a duplicate under ``cfg``'s thresholds."""
-    kind, ber, confirm = check
-    if kind == "chromaprint":
-        return ber <= cfg.chromaprint_ber and (confirm is None or confirm <= cfg.spectral_confirm_ber)
-    return kind == "spectral" and ber <= cfg.spectral_ber
+    if check.kind == "chromaprint":
+        return check.ber <= cfg.chromaprint_ber and (check.confirm is None or check.confirm <= cfg.spectral_confirm_ber)
+    return check.kind == "spectral" and check.ber <= spectral_threshold(check.words, cfg)
 
 
 def is_duplicate(a: ClipPrint, b: ClipPrint, cfg: DupConfig = DupConfig()) -> bool:

@@ -4,6 +4,7 @@ a killed run (even ``kill -9``) leaves everything committed searchable."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -60,7 +61,7 @@ class Ingest:
     """The writing side of an index (one writer at a time: the caller holds the writer lock)."""
 
     def __init__(self, path: Path, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
-                 vectors: WindowStore, text_path: TextPath, lock: threading.RLock):
+                 vectors: WindowStore, text_path: TextPath, lock: threading.RLock, dups=None):
         self.path = path
         self.config = config
         self.meta = meta
@@ -69,6 +70,7 @@ class Ingest:
         self.vectors = vectors
         self.text_path = text_path
         self.lock = lock
+        self.dups = dups  # DupStore: prints of the decoded waves, groups after each run (or None)
 
     def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
             checkpoint_s: float) -> AddReport:
@@ -120,7 +122,8 @@ class Ingest:
                     todo = [p for p in todo if self.relist(p, listed, report)]
                 feat_report = extract_features(todo, expert, self.store, progress=progress and not attempt,
                                                keep=False, on_batch=sink, max_duration_s=self.config.max_duration_s,
-                                               min_duration_s=MIN_DURATION_S)  # nothing to index in a few samples
+                                               min_duration_s=MIN_DURATION_S,  # nothing to index in a few samples
+                                               on_wave=self.dups.on_wave if self.dups else None)
                 report.failed.extend(feat_report.failed)
                 report.features_computed += feat_report.computed
                 if not sink.changed:
@@ -136,8 +139,23 @@ class Ingest:
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
+            if self.dups is not None:
+                report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
         return report
+
+    def update_duplicates(self, progress: bool) -> dict:
+        """Fingerprint what has no print yet and regroup (:meth:`DupStore.update`); a failure
+        here never fails the run (the files are indexed), it is reported instead."""
+        from .errors import disk_full_error
+
+        try:
+            return dataclasses.asdict(self.dups.update(progress))
+        except Exception as e:
+            if disk_full_error(e, self.path) is not None:
+                raise
+            self.meta.rollback()
+            return {"error": f"{type(e).__name__}: {e}"}
 
     @staticmethod
     def relist(p: str, listed: dict, report: AddReport) -> bool:
@@ -268,6 +286,8 @@ class BatchSink:
             item_id, wids = ing.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
                                               [(w.start_s, w.end_s) for w in wins])
             ing.record_metadata(item_id, p, feats, self.roots)  # same transaction
+            if ing.dups is not None:
+                ing.dups.record(item_id, p)
             batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
             report.added += 1
             report.audio_seconds += dur

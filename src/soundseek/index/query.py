@@ -163,8 +163,9 @@ class Query:
         return ft.allowed(filters)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
-        """See :meth:`soundseek.index.api.Index.search_audio`."""
+                     exclude_self: bool = True, filters=None, dups=None, **filter_kwargs) -> list[Hit]:
+        """See :meth:`soundseek.index.api.Index.search_audio` (``dups``: a DupStore that
+        collapses near-identical files, or None)."""
         from ..audio import resample
 
         allow = self.allowed(filters, filter_kwargs)
@@ -192,9 +193,9 @@ class Query:
             if exclude_self:
                 exclude = set(self.meta.items_by_hash(h))
         with self.lock:
-            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow)
+            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups)
 
-    def similar(self, item_id: int, k: int = 10) -> list[Hit]:
+    def similar(self, item_id: int, k: int = 10, dups=None) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file."""
         item = self.meta.item(item_id)
         stored = self.store.get(item.hash, self.embedder.feature_key)
@@ -202,14 +203,16 @@ class Query:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
         with self.lock:
-            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude)
+            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, dups=dups)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
-                allow: set[int] | None = None) -> list[Hit]:
+                allow: set[int] | None = None, dups=None) -> list[Hit]:
         """Hits for an audio vector: the files whose best window is closest to ``q``
-        (``allow``: only these items)."""
+        (``allow``: only these items; ``dups``: collapse near-identical files, k rows)."""
         if k < 1:
             raise ValueError("k must be at least 1")
+        if dups is not None:
+            return dups.ranked(lambda n: self.nearest(q, n, exclude, allow), k, exclude)
         ranked = self.rank(self.vectors.audio, q, k, exclude, allow)
         items = self.meta.items([r[0] for r in ranked])
         hits = []

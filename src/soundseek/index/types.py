@@ -126,6 +126,8 @@ class Hit:
     matched: tuple = ()
     snippet: str = ""  # the file's own words with the matched ones in [brackets]
     words: tuple = ()  # the query words found in the file's metadata
+    # near-identical files collapsed into this row ((id, path), ...; soundseek.index.dupstore)
+    copies: tuple = ()
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
@@ -133,6 +135,7 @@ class Hit:
         d["matched"] = list(self.matched)
         d["snippet"] = self.snippet
         d["words"] = list(self.words)
+        d["copies"] = [{"id": i, "path": p} for i, p in self.copies]
         return d
 
 
@@ -145,6 +148,7 @@ class AddReport:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     features_computed: int = 0
+    duplicates: dict = field(default_factory=dict)  # what the near-duplicate update did (DupReport)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -56,7 +56,35 @@ def hit_json(hit: Any, expose_paths: bool) -> dict:
             snippet = " · ".join(p for p, f in zip(parts, fields) if f != "folder")
     out["snippet"] = snippet
     out["words"] = list(getattr(hit, "words", None) or ())
+    # near-identical files collapsed into this row (another format, gain, trim, rate)
+    out["copies"] = [copy_json(i, p, expose_paths) for i, p in (getattr(hit, "copies", None) or ())]
     return out
+
+
+#: the ``group`` query parameter of the search routes
+GROUP_HELP = "collapse near-identical files (another format, gain, trim, rate) into one result with 'copies'"
+
+
+def copy_json(item_id: Any, path: Any, expose_paths: bool) -> dict:
+    """One copy of a hit: its id, name, folder and audio URL (and its path when paths are shown)."""
+    p = Path(str(path))
+    out = {"id": item_id, "name": p.name, "folder": p.parent.name, "audio_url": f"/api/items/{item_id}/audio"}
+    if expose_paths:
+        out["path"] = str(p)
+    return out
+
+
+def group_kwargs(fn: Any, group: bool) -> dict:
+    """``{"group": False}`` when the request turns grouping off (and ``fn`` takes it); the plain
+    call otherwise, so an index without near-duplicate grouping is served the same."""
+    import inspect
+
+    if group:
+        return {}
+    try:
+        return {"group": False} if "group" in inspect.signature(fn).parameters else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def results(mode: str, t0: float, hits: list, *, expose_paths: bool, **extra) -> dict:

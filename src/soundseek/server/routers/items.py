@@ -17,7 +17,7 @@ from ..config import ServerConfig
 from ..deps import StateDep
 from ..errors import ApiError
 from ..media import AUDIO_MEDIA_TYPES, AudioFileResponse
-from ..present import ItemHit, hit_json, num, private, results
+from ..present import GROUP_HELP, ItemHit, group_kwargs, hit_json, num, private, results
 from ..waveform import render_envelope_png
 
 
@@ -77,7 +77,8 @@ def build_router(config: ServerConfig) -> APIRouter:
 
     @router.get("/api/items/{item_id}/similar", tags=["search"], summary="More like this: sounds similar to an item")
     def item_similar(
-        item_id: str, state: StateDep, k: int = Query(config.default_k, description=f"1..{config.max_k}")
+        item_id: str, state: StateDep, k: int = Query(config.default_k, description=f"1..{config.max_k}"),
+        group: bool = Query(True, description=GROUP_HELP),
     ) -> dict:
         idx, cfg = state.index, state.config
         state.check_k(k)
@@ -87,7 +88,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         try:
             with state.query_guard("similar"):
                 if hasattr(idx, "similar"):  # reuses the stored features: no decoding
-                    hits = idx.similar(typed, k)
+                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group))
                 else:
                     hits = idx.search_audio(str(path), k + 1)
         except AudioError as e:

@@ -121,6 +121,30 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
     if (hit.snippet) matched.title = hit.snippet;
   }
 
+  // near-identical files (another format, gain, trim, rate) collapsed into this row
+  const copies = hit.copies || [];
+  if (copies.length) {
+    const box = document.createElement("details");
+    box.className = "copies";
+    const summary = document.createElement("summary");
+    summary.className = "badge";
+    summary.textContent = `+${copies.length} ${copies.length === 1 ? "copy" : "copies"}`;
+    summary.title = "near-identical files: another format, gain, trim or sample rate";
+    box.appendChild(summary);
+    const list = document.createElement("ul");
+    for (const c of copies) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = c.audio_url;
+      link.textContent = c.folder ? `${c.folder}/${c.name}` : c.name;
+      if (c.path) link.title = c.path;
+      item.appendChild(link);
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+    li.querySelector(".hit-meta").appendChild(box);
+  }
+
   // what the window sounds like (AudioSet classes of the yamnet expert): why it matched
   const tags = hit.tags || [];
   if (tags.length) {

@@ -1,0 +1,94 @@
+"""`soundseek duplicates`: list the groups of near-identical files of an index.
+
+Wire into the main CLI with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def duplicates_report(idx, update: bool, progress: bool) -> dict:
+    """Groups and counts as ``--json`` prints them.  ``update``: fingerprint files that have no
+    print yet (indexed before prints existed) and regroup first, when the index can be written."""
+    from ..audio.fingerprint import INSTALL_HINT, load_chromaprint
+    from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
+
+    notes = []
+    counts = idx.dups.counts()
+    if update and counts["fingerprinted"] < counts["files"]:
+        try:
+            idx.duplicates(update=True, progress=progress)
+        except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
+            notes.append(f"{counts['files'] - counts['fingerprinted']} files have no fingerprint yet and could not "
+                         f"be fingerprinted now ({e}); the next `soundseek index` run does it")
+        counts = idx.dups.counts()
+    if load_chromaprint() is None:
+        notes.append(f"{INSTALL_HINT} Without it, only files with up to 5 s of sound are grouped.")
+    groups = [{"id": g.group_id,
+               "representative": {"id": g.members[0][0], "path": g.members[0][1], "size": g.members[0][2],
+                                  "duration": round(g.members[0][3], 3)},
+               "copies": [{"id": i, "path": p, "size": s, "duration": round(d, 3)} for i, p, s, d in g.members[1:]]}
+              for g in idx.duplicates()]
+    return {"index": str(idx.path), **counts, "groups": groups, "notes": notes}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("duplicates")
+    def duplicates_cmd(
+        index: Path = typer.Option(Path(os.environ.get("SOUNDSEEK_INDEX", ".soundseek")), "--index", "-i",
+                                   help="index folder (env SOUNDSEEK_INDEX)"),
+        as_json: bool = typer.Option(False, "--json", help="print the groups as JSON"),
+        no_update: bool = typer.Option(False, "--no-update", help="only list: do not fingerprint files indexed "
+                                       "before fingerprints existed"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    ):
+        """List groups of near-identical files (another format, gain, trim, sample rate): the
+        representative (best quality: lossless, then higher rate and bit depth, then longest) and
+        its copies.  Search results show each group as one row with "+N copies"."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from .api import Index
+
+        out, err = Console(), Console(stderr=True)
+        try:
+            idx = Index.open(index)
+        except (FileNotFoundError, RuntimeError) as e:
+            err.print(f"[bold red]error:[/] {e}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1)
+        with idx:
+            rep = duplicates_report(idx, not no_update, progress=not quiet and not as_json)
+        if as_json:
+            out.print_json(json.dumps(rep))
+            return
+        for note in rep["notes"]:
+            err.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
+        if not rep["groups"]:
+            why = "" if rep["fingerprinted"] == rep["files"] else \
+                f" ({rep['files'] - rep['fingerprinted']} of {rep['files']} files not fingerprinted yet)"
+            out.print(f"no near-duplicates among the {rep['files']} files of {index}{why}", highlight=False)
+            return
+        n = len(rep["groups"])
+        t = Table(title=f"{n} group{'' if n == 1 else 's'} of near-identical files ({rep['in_groups']} files)")
+        t.add_column("group", justify="right")
+        t.add_column("file", overflow="fold")
+        t.add_column("size", justify="right")
+        t.add_column("duration", justify="right")
+        for g in rep["groups"]:
+            for k, m in enumerate([g["representative"], *g["copies"]]):
+                t.add_row(str(g["id"]) if k == 0 else "", m["path"] if k == 0 else f"  = {m['path']}",
+                          _size(m["size"]), f"{m['duration']:.2f} s", end_section=k == len(g["copies"]))
+        out.print(t)

@@ -1,0 +1,298 @@
+"""Near-duplicate groups of one index: the prints in the catalog, verified pairs, stored groups,
+and collapsing a ranked list of hits into one row per group (issue 18 item 4; docs/duplicates.md).
+
+Writing side (the ingest, under the writer lock):
+
+* :meth:`DupStore.on_wave` prints a file from the wave the feature extraction already decoded
+  (no second decode; it runs in the decode thread) and :meth:`record` stores it with the file's
+  item row, in the same transaction;
+* :meth:`update`, at the end of every ``index`` run: files without a print (indexed before
+  prints existed, or whose features came from the cache, so nothing was decoded) get one (a
+  copy of an identical file's print, else a decode of their first 120 s), every *new* print is
+  verified against the candidates among all prints (pairs found earlier are kept: one new file
+  costs one sweep, not all pairs again), and the groups are rebuilt from the verified pairs.
+
+Reading side: :meth:`collapse` (one row per group, the others as ``Hit.copies``) and
+:meth:`groups` (``soundseek duplicates``).  An index made before prints existed has none of the
+tables until its next writer run; it reads as "no groups".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..audio.fingerprint import ClipPrint, clip_print, load_chromaprint
+from .catalog import Catalog
+from .duplicates import DupConfig, DupGroup, Entry, candidate_pairs, group_hits, groups_from_pairs, is_duplicate
+
+#: formats whose samples are exact (a copy in one of these is preferred as the representative)
+LOSSLESS = {"wav", "wave", "flac", "aif", "aiff", "aifc", "caf", "w64", "rf64", "wv"}
+_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64,
+         "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32}
+
+
+def file_quality(path: str) -> float:
+    """Which copy to show first: lossless over lossy, then the higher sample rate, then the
+    higher bit depth (0 when the file cannot be read)."""
+    fmt = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    try:
+        import soundfile as sf
+
+        info = sf.info(path)
+        rate, bits = int(info.samplerate), _BITS.get(str(info.subtype), 0)
+    except Exception:
+        rate, bits = 0, 0
+    return (1e9 if fmt in LOSSLESS else 0.0) + rate * 100.0 + bits
+
+
+@dataclass
+class DupReport:
+    """What :meth:`DupStore.update` did."""
+
+    printed: int = 0  # files fingerprinted after the fact (decoded again)
+    copied: int = 0  # prints taken from an identical file
+    failed: int = 0  # files that could not be decoded for a print
+    verified: int = 0  # candidate pairs checked
+    groups: int = 0
+    seconds: float = 0.0
+    chromaprint: bool = True  # libchromaprint was available
+
+
+@dataclass
+class GroupInfo:
+    """One group as ``soundseek duplicates`` lists it: representative first."""
+
+    group_id: int
+    members: list = field(default_factory=list)  # [(id, path, size bytes, duration s)]
+
+
+class DupStore:
+    """The duplicate tables of one index (see module docstring)."""
+
+    #: first seconds of a file that are printed (as fpcalc: two files that agree this long are copies)
+    HEAD_S = 120.0
+    #: the rate prints are made from when a file is decoded again (any rate gives the same groups:
+    #: resampled copies group at recall 1.00, docs/duplicates.md)
+    BACKFILL_RATE = 16000
+
+    def __init__(self, meta: Catalog, config: DupConfig | None = None):
+        self.meta = meta
+        self.config = config or DupConfig()
+        #: False: no prints at index time and no update (e.g. to measure indexing without them)
+        self.enabled = True
+        self.pending: dict[str, bytes] = {}  # path -> print, from the decode thread to the sink
+
+    # -- writing ---------------------------------------------------------------------------
+    def on_wave(self, path: str, wave: np.ndarray, sr: int) -> None:
+        """Print a decoded file (called from the decode thread; never raises)."""
+        if not self.enabled:
+            return
+        try:
+            self.pending[path] = clip_print(wave[: int(self.HEAD_S * sr)], sr, self.config.clip,
+                                            missing_ok=True).to_bytes()
+        except Exception:  # a print is a bonus: the file is indexed anyway, and printed again later
+            pass
+
+    def record(self, item_id: int, path: str) -> None:
+        """Store the print :meth:`on_wave` made for ``path`` with its item (uncommitted)."""
+        blob = self.pending.pop(path, None)
+        if blob is not None:
+            with self.meta.lock:
+                self.meta.db.execute("INSERT OR REPLACE INTO fingerprints(item_id, print, checked) VALUES (?,?,0)",
+                                     (int(item_id), blob))
+
+    def settings_key(self) -> tuple[str, str]:
+        """(print settings, grouping settings) as text: a change invalidates prints / pairs."""
+        cfg = dataclasses.asdict(self.config)
+        clip = cfg.pop("clip")
+        return json.dumps(clip, sort_keys=True), json.dumps(cfg, sort_keys=True)
+
+    def update(self, progress: bool = False, load_head: Callable[[str], tuple[np.ndarray, int]] | None = None
+               ) -> DupReport:
+        """Print what has no print, verify new prints, rebuild the groups (commits)."""
+        import time
+
+        t0 = time.perf_counter()
+        report = DupReport(chromaprint=load_chromaprint() is not None)
+        if not self.enabled:
+            return report
+        self.pending.clear()
+        db, lock = self.meta.db, self.meta.lock
+        clip_key, group_key = self.settings_key()
+        with lock:
+            if self.meta.get_meta("dup_print_settings") not in (None, clip_key):
+                db.execute("DELETE FROM fingerprints")  # made another way: print again
+            if self.meta.get_meta("dup_group_settings") not in (None, group_key):
+                db.execute("DELETE FROM dup_pairs")
+                db.execute("UPDATE fingerprints SET checked=0")
+            # long sounds printed while libchromaprint was missing: print again now it is here
+            if report.chromaprint:
+                stale = [i for i, blob in db.execute("SELECT item_id, print FROM fingerprints")
+                         if self._needs_chromaprint(ClipPrint.from_bytes(blob))]
+                db.executemany("DELETE FROM fingerprints WHERE item_id=?", [(i,) for i in stale])
+        self.meta.set_meta("dup_print_settings", clip_key)
+        self.meta.set_meta("dup_group_settings", group_key)
+        self._backfill(report, progress, load_head or self.load_head)
+        self.meta.commit()
+        self._verify_new(report)
+        report.groups = self.regroup()
+        self.meta.commit()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _needs_chromaprint(self, p: ClipPrint) -> bool:
+        return p.sound_s >= self.config.clip.chromaprint_min_s and len(p.chromaprint) == 0 and \
+            p.sound_s > self.config.clip.spectral_max_s
+
+    def load_head(self, path: str) -> tuple[np.ndarray, int]:
+        """The first :attr:`HEAD_S` seconds of a file, mono, at :attr:`BACKFILL_RATE`."""
+        from ..audio import stream_audio
+
+        for chunk in stream_audio(path, self.BACKFILL_RATE, self.HEAD_S, max_duration_s=None, reject_silence=False):
+            return chunk, self.BACKFILL_RATE
+        return np.zeros(0, np.float32), self.BACKFILL_RATE
+
+    def _backfill(self, report: DupReport, progress: bool, load_head) -> None:
+        db, lock = self.meta.db, self.meta.lock
+        with lock:
+            missing = db.execute("SELECT i.id, i.path, i.hash FROM items i LEFT JOIN fingerprints f "
+                                 "ON f.item_id = i.id WHERE f.item_id IS NULL ORDER BY i.id").fetchall()
+            if not missing:
+                return
+            by_hash = dict(db.execute("SELECT i.hash, f.print FROM fingerprints f JOIN items i ON i.id = f.item_id"))
+        from ..features.progress import ThroughputProgress
+
+        bar = ThroughputProgress(total=len(missing), enabled=progress, label="fingerprints")
+        with bar:
+            for k, (item_id, path, hash_) in enumerate(missing):
+                blob, secs = by_hash.get(hash_), 0.0
+                if blob is not None:
+                    report.copied += 1
+                else:
+                    bar.status(f"reading {os.path.basename(path)}")
+                    try:
+                        wave, sr = load_head(path)
+                        blob = by_hash[hash_] = clip_print(wave, sr, self.config.clip, missing_ok=True).to_bytes()
+                        report.printed += 1
+                        secs = len(wave) / sr
+                    except Exception:  # vanished, unreadable now: tried again next run
+                        report.failed += 1
+                if blob is not None:
+                    with lock:
+                        db.execute("INSERT OR REPLACE INTO fingerprints(item_id, print, checked) VALUES (?,?,0)",
+                                   (item_id, blob))
+                bar.advance(1, secs)
+                if k % 256 == 255:
+                    self.meta.commit()
+
+    def _verify_new(self, report: DupReport) -> None:
+        db, lock = self.meta.db, self.meta.lock
+        with lock:
+            rows = db.execute("SELECT item_id, print, checked FROM fingerprints ORDER BY item_id").fetchall()
+        new = {r[0] for r in rows if not r[2]}
+        if not new:
+            return
+        entries = [Entry(r[0], ClipPrint.from_bytes(r[1])) for r in rows]
+        found = []
+        for i, j in candidate_pairs(entries, self.config):
+            a, b = entries[i], entries[j]
+            if a.item_id not in new and b.item_id not in new:
+                continue  # checked in an earlier run
+            report.verified += 1
+            if is_duplicate(a.print, b.print, self.config):
+                found.append((min(a.item_id, b.item_id), max(a.item_id, b.item_id)))
+        with lock:
+            db.executemany("INSERT OR IGNORE INTO dup_pairs(a, b) VALUES (?,?)", found)
+            db.executemany("UPDATE fingerprints SET checked=1 WHERE item_id=?", [(i,) for i in sorted(new)])
+
+    def regroup(self) -> int:
+        """Rebuild ``dup_groups`` from the verified pairs (uncommitted); returns the group count."""
+        db, lock = self.meta.db, self.meta.lock
+        with lock:
+            pairs = db.execute("SELECT a, b FROM dup_pairs").fetchall()
+            ids = sorted({i for p in pairs for i in p})
+            q = ",".join("?" * len(ids))
+            prints = dict(db.execute(f"SELECT item_id, print FROM fingerprints WHERE item_id IN ({q})", ids)) \
+                if ids else {}
+        items = self.meta.items(ids)
+        ids = [i for i in ids if i in prints and i in items]
+        pos = {i: k for k, i in enumerate(ids)}
+        entries = [Entry(i, ClipPrint.from_bytes(prints[i]), file_quality(items[i].path)) for i in ids]
+        groups = groups_from_pairs(entries, [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos])
+        with lock:
+            db.execute("DELETE FROM dup_groups")
+            db.executemany("INSERT INTO dup_groups(item_id, group_id, is_representative) VALUES (?,?,?)",
+                           [(m, g.representative, int(m == g.representative)) for g in groups for m in g.members])
+        return len(groups)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _rows(self, sql: str, args: Sequence = ()) -> list:
+        """A read of the duplicate tables; none when the index predates them (read-only, old)."""
+        try:
+            with self.meta.lock:
+                return self.meta.db.execute(sql, list(args)).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+    def has_groups(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM dup_groups LIMIT 1"))
+
+    def counts(self) -> dict:
+        """Files, printed files, files in a group, groups."""
+        n = self._rows("SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM fingerprints), "
+                       "(SELECT COUNT(*) FROM dup_groups), (SELECT COUNT(DISTINCT group_id) FROM dup_groups)")
+        files, printed, grouped, groups = n[0] if n else (len(self.meta.items_by_path()), 0, 0, 0)
+        return {"files": files, "fingerprinted": printed, "in_groups": grouped, "groups": groups}
+
+    def groups_of(self, ids: Sequence[int]) -> list[DupGroup]:
+        """The groups holding any of ``ids``, members representative first, then by id."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        rows = self._rows(
+            f"SELECT group_id, item_id FROM dup_groups WHERE group_id IN (SELECT group_id FROM dup_groups "
+            f"WHERE item_id IN ({','.join('?' * len(ids))})) ORDER BY group_id, is_representative DESC, item_id", ids)
+        members: dict[int, list[int]] = {}
+        for g, i in rows:
+            members.setdefault(g, []).append(i)
+        return [DupGroup(tuple(m)) for m in members.values() if len(m) > 1]
+
+    def groups(self) -> list[GroupInfo]:
+        """Every group with its members' paths, sizes and durations (``soundseek duplicates``)."""
+        rows = self._rows("SELECT g.group_id, i.id, i.path, i.size, i.duration_s FROM dup_groups g "
+                          "JOIN items i ON i.id = g.item_id ORDER BY g.group_id, g.is_representative DESC, i.id")
+        out: dict[int, GroupInfo] = {}
+        for g, i, path, size, dur in rows:
+            out.setdefault(g, GroupInfo(g)).members.append((i, path, size, dur))
+        return [g for g in out.values() if len(g.members) > 1]
+
+    def collapse(self, hits: Sequence, exclude: set[int] = frozenset()) -> list:
+        """One row per group: the group's best-ranked hit, its other files as ``copies``
+        ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed)."""
+        groups = self.groups_of([h.id for h in hits])
+        if not groups:
+            return list(hits)
+        rows = group_hits(hits, groups, key=lambda h: h.id)
+        paths = self.meta.items([c for r in rows for c in r.copies])
+        return [dataclasses.replace(r.hit, copies=tuple((c, paths[c].path) for c in r.copies
+                                                        if c in paths and c not in exclude)) for r in rows]
+
+    def ranked(self, fetch: Callable[[int], list], k: int, exclude: set[int] = frozenset()) -> list:
+        """``k`` rows after collapsing, asking ``fetch(n)`` (the best ``n`` hits) for more while
+        copies took places and more hits exist."""
+        if not self.has_groups():
+            return fetch(k)
+        n = k + min(k, 10)
+        while True:
+            hits = fetch(n)
+            rows = self.collapse(hits, exclude)
+            if len(rows) >= k or len(hits) < n:
+                return rows[:k]
+            n += 2 * (k - len(rows)) + 10

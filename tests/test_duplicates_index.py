@@ -1,0 +1,188 @@
+"""Near-duplicate grouping end to end (issue 18 item 4): a folder with a real clip and two
+transformed copies (another format and rate, a gain change) plus other clips is indexed; every
+search shows the copies as one row with "+2 copies", ``--no-group`` shows them all, ``soundseek
+duplicates`` lists the group, and an index made before fingerprints existed still opens and
+searches (and gets its prints on the next writer run)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from conftest import ESC50, needs_shared
+from soundseek import Index
+from soundseek.audio import fingerprint as fp_mod
+from soundseek.audio import resample
+from soundseek.cli import app
+
+pytestmark = [needs_shared("data/esc50-fold1"),
+              pytest.mark.skipif(fp_mod.load_chromaprint() is None, reason="libchromaprint not installed")]
+runner = CliRunner()
+DOOR = "1-51805-A-33.flac"  # a wooden door knock, 5 s
+OTHERS = ["1-51805-B-33.flac",  # another cut of the same recording: not a copy
+          "1-100032-A-0.flac", "1-100038-A-14.flac", "1-101336-A-30.flac", "1-101404-A-34.flac", "1-115545-A-48.flac"]
+QUERY = "knocking on a wooden door"
+
+
+def _library(root):
+    """a/: the door knock and five other clips; b/: its copies (WAV 48 kHz 24-bit stereo; OGG -6 dB)."""
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for name in [DOOR, *OTHERS]:
+        shutil.copy(ESC50 / "audio" / name, root / "a" / name)
+    x, sr = sf.read(str(ESC50 / "audio" / DOOR), dtype="float32")
+    y = resample(x, sr, 48000)
+    sf.write(str(root / "b" / "door knock (wav).wav"), np.stack([y, 0.8 * y], 1), 48000, subtype="PCM_24")
+    sf.write(str(root / "b" / "door knock quieter.ogg"), 0.5 * x, sr)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dup_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dups")
+    lib = _library(root / "lib")
+    idx = Index.create(root / "index")
+    report = idx.add(lib, progress=False)
+    assert report.failed == [] and report.added == 9
+    assert report.duplicates["groups"] == 1 and report.duplicates["chromaprint"]
+    yield idx, lib
+    idx.close()
+
+
+def _door_paths(lib) -> set[str]:
+    return {str((lib / "a" / DOOR).resolve()), str((lib / "b" / "door knock (wav).wav").resolve()),
+            str((lib / "b" / "door knock quieter.ogg").resolve())}
+
+
+def test_search_collapses_copies_into_one_row(dup_index):
+    idx, lib = dup_index
+    door = _door_paths(lib)
+    for mode in ("content", "hybrid"):
+        hits = idx.search(QUERY, k=7, mode=mode)
+        assert len(hits) == 7  # k distinct rows: the 9 files minus the 2 copies
+        rows = [h for h in hits if h.path in door]
+        assert len(rows) == 1, mode
+        assert {p for _, p in rows[0].copies} | {rows[0].path} == door
+        assert all(h.copies == () for h in hits if h.path not in door)
+        assert rows[0].to_dict()["copies"] == [{"id": i, "path": p} for i, p in rows[0].copies]
+        flat = idx.search(QUERY, k=9, mode=mode, group=False)
+        assert {h.path for h in flat} >= door and all(h.copies == () for h in flat)
+    # the other cut of the same recording is not a copy
+    assert any(h.path.endswith(OTHERS[0]) for h in idx.search(QUERY, k=7, mode="content"))
+
+
+def test_audio_search_and_more_like_this_collapse_too(dup_index):
+    idx, lib = dup_index
+    door = _door_paths(lib)
+    query = lib / "a" / DOOR
+    hits = idx.search_audio(query, k=3)  # the query file itself is excluded, and never listed as a copy
+    assert hits[0].path in door and hits[0].path != str(query.resolve())
+    assert [p for _, p in hits[0].copies] == sorted(door - {str(query.resolve()), hits[0].path})
+    assert sum(h.path in door for h in hits) == 1
+    assert len(idx.search_audio(query, k=8, group=False)) == 8
+    ids = {h.path: h.id for h in idx.search(QUERY, k=9, group=False)}
+    similar = idx.similar(ids[str((lib / "a" / OTHERS[1]).resolve())], k=6)
+    assert len(similar) == 6 and sum(h.path in door for h in similar) == 1
+
+
+def test_representative_is_the_best_quality_copy(dup_index):
+    idx, lib = dup_index
+    [group] = idx.duplicates()
+    assert group.members[0][1].endswith("door knock (wav).wav")  # lossless 48 kHz 24-bit over FLAC 44.1/16, OGG
+    assert {m[1] for m in group.members} == _door_paths(lib)
+
+
+def test_cli_search_table_json_and_no_group(dup_index):
+    idx, lib = dup_index
+    args = ["search", QUERY, "--index", str(idx.path), "-k", "7", "--mode", "content"]
+    res = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "+2 copies" in res.output
+    data = json.loads(runner.invoke(app, args + ["--json"]).output)
+    row = [h for h in data["hits"] if h["copies"]]
+    assert len(row) == 1 and len(row[0]["copies"]) == 2 and set(row[0]["copies"][0]) == {"id", "path"}
+    flat = json.loads(runner.invoke(app, args + ["--json", "--no-group", "-k", "9"]).output)
+    assert {h["path"] for h in flat["hits"]} >= _door_paths(lib) and not any(h["copies"] for h in flat["hits"])
+    assert "+2 copies" not in runner.invoke(app, args + ["--no-group"], env={"COLUMNS": "200"}).output
+
+
+def test_cli_duplicates_lists_the_group(dup_index):
+    idx, lib = dup_index
+    res = runner.invoke(app, ["duplicates", "--index", str(idx.path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "1 group of near-identical files (3 files)" in res.output and "door knock quieter.ogg" in res.output
+    data = json.loads(runner.invoke(app, ["duplicates", "--index", str(idx.path), "--json"]).output)
+    assert data["files"] == data["fingerprinted"] == 9 and data["in_groups"] == 3 and data["notes"] == []
+    [g] = data["groups"]
+    assert g["representative"]["path"].endswith(".wav") and len(g["copies"]) == 2
+    assert all(c["size"] > 0 and c["duration"] == pytest.approx(5.0, abs=0.01) for c in g["copies"])
+
+
+def test_server_results_carry_copies_and_group_false(dup_index):
+    from fastapi.testclient import TestClient
+
+    from soundseek.server import create_app
+
+    idx, lib = dup_index
+    with TestClient(create_app(idx), base_url="http://127.0.0.1:8000") as c:
+        r = c.get("/api/search", params={"q": QUERY, "k": 7, "mode": "content"}).json()
+        rows = [h for h in r["results"] if h["copies"]]
+        assert r["count"] == 7 and len(rows) == 1 and len(rows[0]["copies"]) == 2
+        assert {"id", "name", "folder", "audio_url"} <= set(rows[0]["copies"][0])
+        flat = c.get("/api/search", params={"q": QUERY, "k": 9, "mode": "content", "group": "false"}).json()
+        assert flat["count"] == 9 and not any(h["copies"] for h in flat["results"])
+        sim = c.get(f"/api/items/{r['results'][-1]['id']}/similar", params={"k": 6}).json()
+        assert sim["count"] == 6 and sum(bool(h["copies"]) for h in sim["results"]) == 1
+
+
+def test_index_made_before_fingerprints_opens_searches_and_catches_up(tmp_path):
+    lib = _library(tmp_path / "lib")
+    path = tmp_path / "index"
+    idx = Index.create(path)
+    idx.add(lib, progress=False)
+    idx.close()
+    db = sqlite3.connect(path / "meta.sqlite")  # as an older soundseek left it
+    db.executescript("DROP TABLE dup_groups; DROP TABLE dup_pairs; DROP TABLE fingerprints; "
+                     "DELETE FROM meta WHERE key LIKE 'dup_%';")
+    db.commit()
+    db.close()
+    old = Index.open(path)  # read-only: creates nothing
+    assert len(old.search(QUERY, k=9)) == 9 and all(h.copies == () for h in old.search(QUERY, k=9))
+    assert old.duplicates() == []
+    old.close()
+    res = runner.invoke(app, ["duplicates", "--index", str(path), "--json"])  # prints what has none, then lists
+    data = json.loads(res.output)
+    assert data["fingerprinted"] == 9 and len(data["groups"]) == 1
+    # and an `index` run does the same for an old index (the prints of its 9 files are decoded again)
+    db = sqlite3.connect(path / "meta.sqlite")
+    db.executescript("DELETE FROM fingerprints; DELETE FROM dup_pairs; DELETE FROM dup_groups;")
+    db.commit()
+    db.close()
+    again = Index.open(path)
+    report = again.add(lib, progress=False)
+    assert report.unchanged == 9 and report.duplicates["printed"] == 9 and report.duplicates["groups"] == 1
+    assert sum(bool(h.copies) for h in again.search(QUERY, k=7)) == 1
+    # removing the representative hands the group on to the other two
+    again.remove([lib / "b" / "door knock (wav).wav"])
+    [group] = again.duplicates()
+    assert len(group.members) == 2 and group.members[0][1].endswith(DOOR)
+    again.close()
+
+
+def test_duplicates_says_when_there_are_none_or_chromaprint_is_missing(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in OTHERS[1:4]:
+        shutil.copy(ESC50 / "audio" / name, lib / name)
+    Index.create(tmp_path / "index").add(lib, progress=False)
+    res = runner.invoke(app, ["duplicates", "--index", str(tmp_path / "index")])
+    assert res.exit_code == 0 and "no near-duplicates among the 3 files" in res.output
+    monkeypatch.setattr(fp_mod, "load_chromaprint", lambda: None)
+    res = runner.invoke(app, ["duplicates", "--index", str(tmp_path / "index")])
+    assert "apt-get install libchromaprint1" in res.output
