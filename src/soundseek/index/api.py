@@ -36,28 +36,24 @@ connections).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from ..features import FeatureStore
-from . import lock as writer_lock
+from . import lifecycle
 from .catalog import Catalog, Item
 from .dupstore import DupStore
 from .embedder import Embedder
-from .errors import IndexDamagedError, disk_full_error, short_error
 from .ingest import Ingest
 from .query import Query
 from .tags import TagCache
 from .text_path import TextPath
-from .types import AUDIO_POOLINGS, PROFILES, AddReport, Hit, IndexConfig, NewerFormatError
-from .vectorstores.backends import validate_store
+from .types import AddReport, Hit, IndexConfig
 from .window_store import WindowStore
 
 
@@ -69,9 +65,9 @@ class Index:
         read-only until :meth:`writing`."""
         self.path = Path(path)
         self.config = config
-        self._writing = 0  # depth of writing() in this object
         self.meta = Catalog(self.path / "meta.sqlite", read_only=not writable)
         self.store = FeatureStore(self.path / "features", read_only=not writable)
+        self.session = lifecycle.WriteSession(self.path, self.meta, self.store)
         lock = threading.RLock()  # one writer or reader of the vector stores at a time
         self.embedder = Embedder(config, self.meta, self.path)
         self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
@@ -91,30 +87,15 @@ class Index:
                expert_options: dict | None = None, text_expert_options: dict | None = None,
                exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent",
                profile: str | None = None) -> "Index":
-        """``profile`` ("fast" or "quality", :data:`~soundseek.index.types.PROFILES`) sets the
-        audio expert and the model together; it cannot be combined with other values of them."""
+        """A new index at ``path`` (``profile`` "fast" or "quality" sets the audio expert and the
+        model together, :data:`~soundseek.index.types.PROFILES`)."""
         path = Path(path).expanduser()
-        if profile is not None:
-            if profile not in PROFILES:
-                raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-            if (audio_expert, model) != ("yamnet", "default"):
-                raise ValueError(f"profile {profile!r} sets the audio expert and the model: give either "
-                                 "the profile or an expert/model, not both")
-            audio_expert, model = PROFILES[profile]["audio_expert"], PROFILES[profile]["model"]
         if (path / "index.json").exists():
             if not exist_ok:
                 raise FileExistsError(f"{path} already holds an index; open it with Index.open({str(path)!r})")
             return cls.open(path)
-        if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
-            raise ValueError("need 0 < hop_s <= window_s")
-        vector_store = validate_store(vector_store)
-        if audio_pooling not in AUDIO_POOLINGS:
-            raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
-        config = IndexConfig(vector_store=vector_store, audio_expert=audio_expert, model=model, window_s=window_s,
-                             hop_s=hop_s, vector_index=vector_index, expert_options=dict(expert_options or {}),
-                             text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling,
-                             profile=profile)
-        config.validate()
+        config = lifecycle.new_config(audio_expert, model, window_s, hop_s, vector_index, expert_options,
+                                      text_expert_options, vector_store, audio_pooling, profile)
         path.mkdir(parents=True, exist_ok=True)
         config.save(path / "index.json")
         idx = cls(path, config, writable=True)
@@ -125,27 +106,7 @@ class Index:
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Index":
         path = Path(path).expanduser()
-        if not (path / "index.json").is_file():
-            raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
-        try:
-            config = IndexConfig.load(path / "index.json")  # validated: what `soundseek check` accepts
-        except NewerFormatError as e:
-            raise RuntimeError(f"{path} was written by a newer soundseek ({e})") from None
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise IndexDamagedError(
-                f"{path / 'index.json'} is damaged ({short_error(e)}); `soundseek check --index {path}` "
-                "says what else is wrong; re-create the index with `soundseek index DIR --index NEW`"
-            ) from None
-        if not (path / "meta.sqlite").is_file():
-            raise IndexDamagedError(f"meta.sqlite is missing from {path}; run `soundseek repair --index {path}` "
-                                    "to rebuild what the feature store remembers, or re-index")
-        try:
-            return cls(path, config)
-        except sqlite3.DatabaseError as e:
-            raise IndexDamagedError(
-                f"the metadata of {path} (meta.sqlite or the feature manifest) is damaged ({short_error(e)}); "
-                f"run `soundseek repair --index {path}` to recover what can be read, or re-index"
-            ) from None
+        return lifecycle.open_rooms(cls, path, lifecycle.open_config(path))
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, **kwargs) -> "Index":
@@ -237,25 +198,13 @@ class Index:
     def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
             recursive: bool = True, prune: bool = True, checkpoint_files: int = 32,
             checkpoint_s: float = 10.0) -> AddReport:
-        """Index files and folders.  Unchanged files are skipped, changed ones re-indexed, and
-        (with ``prune``) files that vanished from a scanned folder are dropped.  One bad file
-        never stops the run: it is listed in ``report.failed``.
-
-        Found files are committed every ``checkpoint_files`` files or ``checkpoint_s`` seconds,
-        whichever comes first (spaced to keep them under ~5 % of the run as the index grows), so
-        a killed run (even ``kill -9``) leaves everything committed searchable.  One writer at a time: raises :class:`IndexBusyError` at once when another
-        process is writing to this index.  A full disk raises :class:`DiskFullError` (an
-        OSError) after removing half-written files: the next ``add`` continues.  A file that
-        changes while it is read is read again (and skipped with a reason if it keeps changing)."""
+        """Index files and folders: unchanged files skipped, changed ones re-indexed, vanished ones
+        dropped (``prune``); a bad file is listed in ``report.failed``, never fatal.  Commits every
+        ``checkpoint_files`` files or ``checkpoint_s`` seconds (a killed run keeps what it
+        committed).  Raises :class:`IndexBusyError` when another process writes, and
+        :class:`DiskFullError` after cleaning up on a full disk (the next ``add`` continues)."""
         with self.writing():
-            try:
-                return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
-            except Exception as e:
-                full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
-                if full is None:
-                    raise
-                self.ingest.abandon()
-                raise full from None
+            return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""
@@ -266,27 +215,10 @@ class Index:
                 self.meta.commit()
             return n
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator["Index"]:
-        """Take the writer lock (:class:`IndexBusyError` at once when another process writes,
-        :class:`~soundseek.index.lock.IndexReadOnlyError` when the folder cannot be written),
-        turn the SQLite connections writable (WAL while writing) and, when done, hand the
-        files back in rollback-journal mode.  Re-entrant."""
-        writer_lock.acquire(self.path)
-        self._writing += 1
-        try:
-            if self._writing == 1:
-                self.meta.begin_writing()
-                self.store.begin_writing()
-            yield self
-        finally:
-            self._writing -= 1
-            try:
-                if self._writing == 0:
-                    self.meta.end_writing()
-                    self.store.end_writing()
-            finally:
-                writer_lock.release(self.path)
+    def writing(self):
+        """The write session (:class:`~soundseek.index.lifecycle.WriteSession`): writer lock,
+        writable connections; re-entrant.  ``add``, ``remove`` and ``soundseek repair`` use it."""
+        return self.session()
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, group: bool = True,
@@ -352,22 +284,7 @@ class Index:
         return list(self.meta.get_meta("roots", []))
 
     def stats(self) -> dict:
-        c = self.meta.counts()
-        loaded = self.embedder.loaded_expert
-        return {
-            "path": str(self.path),
-            **c,
-            "audio_expert": loaded.key if loaded else self.config.audio_expert,
-            "model": self.config.model,
-            "adapted_model": self.config.adapted_model if self.embedder.adapted_dir() else None,
-            "profile": self.config.profile,
-            "text_search": self.has_text_model,
-            "window_s": self.config.window_s,
-            "hop_s": self.config.hop_s,
-            "vector_index": self.config.vector_index,
-            "vector_store": self.config.vector_store,
-            "vector_index_in_use": self.vectors.kinds(),
-        }
+        return lifecycle.stats(self)
 
     def close(self) -> None:
         self.vectors.close()

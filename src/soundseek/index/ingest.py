@@ -16,6 +16,7 @@ from ..features import FeatureStore, extract_features
 from . import lock as writer_lock
 from .catalog import Catalog
 from .embedder import Embedder
+from .errors import disk_full_error
 from .text_path import TextPath
 from .types import AddReport, IndexConfig
 from .window_store import WindowStore
@@ -75,6 +76,18 @@ class Ingest:
     def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
             checkpoint_s: float) -> AddReport:
         """See :meth:`soundseek.index.api.Index.add` (which takes the writer lock)."""
+        try:
+            return self.add_files(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+        except Exception as e:
+            full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
+            if full is None:
+                raise
+            self.abandon()
+            raise full from None
+
+    def add_files(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
+                  checkpoint_s: float) -> AddReport:
+        """:meth:`add` without the disk-full handling."""
         if self.vectors.out_of_date():
             self.vectors.load()  # another writer saved since this index loaded them, or a crash left them uneven
         t0 = time.perf_counter()

@@ -1,0 +1,122 @@
+"""An index's life cycle around the facade: the configuration of a new index, the checks of
+opening one, the write session (writer lock + writable connections), and the numbers that
+``soundseek info`` shows.  Kept out of :class:`~soundseek.index.api.Index` so the facade stays a
+list of delegations."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from . import lock as writer_lock
+from .errors import IndexDamagedError, short_error
+from .types import AUDIO_POOLINGS, PROFILES, IndexConfig, NewerFormatError
+from .vectorstores.backends import validate_store
+
+__all__ = ["new_config", "open_config", "open_rooms", "WriteSession", "stats"]
+
+
+def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: float, vector_index: str,
+               expert_options: dict | None, text_expert_options: dict | None, vector_store: str,
+               audio_pooling: str, profile: str | None) -> IndexConfig:
+    """The validated configuration of a new index (``profile`` sets expert and model together)."""
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        if (audio_expert, model) != ("yamnet", "default"):
+            raise ValueError(f"profile {profile!r} sets the audio expert and the model: give either "
+                             "the profile or an expert/model, not both")
+        audio_expert, model = PROFILES[profile]["audio_expert"], PROFILES[profile]["model"]
+    if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
+        raise ValueError("need 0 < hop_s <= window_s")
+    if audio_pooling not in AUDIO_POOLINGS:
+        raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
+    config = IndexConfig(vector_store=validate_store(vector_store), audio_expert=audio_expert, model=model,
+                         window_s=window_s, hop_s=hop_s, vector_index=vector_index,
+                         expert_options=dict(expert_options or {}),
+                         text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling,
+                         profile=profile)
+    config.validate()
+    return config
+
+
+def open_config(path: Path) -> IndexConfig:
+    """``index.json`` of an existing index, validated as ``soundseek check`` does; errors say what
+    to run."""
+    if not (path / "index.json").is_file():
+        raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
+    try:
+        config = IndexConfig.load(path / "index.json")
+    except NewerFormatError as e:
+        raise RuntimeError(f"{path} was written by a newer soundseek ({e})") from None
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise IndexDamagedError(
+            f"{path / 'index.json'} is damaged ({short_error(e)}); `soundseek check --index {path}` "
+            "says what else is wrong; re-create the index with `soundseek index DIR --index NEW`"
+        ) from None
+    if not (path / "meta.sqlite").is_file():
+        raise IndexDamagedError(f"meta.sqlite is missing from {path}; run `soundseek repair --index {path}` "
+                                "to rebuild what the feature store remembers, or re-index")
+    return config
+
+
+def open_rooms(factory, path: Path, config: IndexConfig):
+    """``factory(path, config)`` (the facade's constructor) with a damaged SQLite file said as
+    one line that names the command to run."""
+    try:
+        return factory(path, config)
+    except sqlite3.DatabaseError as e:
+        raise IndexDamagedError(
+            f"the metadata of {path} (meta.sqlite or the feature manifest) is damaged ({short_error(e)}); "
+            f"run `soundseek repair --index {path}` to recover what can be read, or re-index"
+        ) from None
+
+
+class WriteSession:
+    """Take the writer lock (:class:`IndexBusyError` at once when another process writes,
+    :class:`~soundseek.index.lock.IndexReadOnlyError` when the folder cannot be written), turn
+    the SQLite connections writable (WAL while writing) and, when done, hand the files back in
+    rollback-journal mode, so readers need no ``-wal``/``-shm``.  Re-entrant."""
+
+    def __init__(self, path: Path, meta, store):
+        self.path, self.meta, self.store = path, meta, store
+        self.depth = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        writer_lock.acquire(self.path)
+        self.depth += 1
+        try:
+            if self.depth == 1:
+                self.meta.begin_writing()
+                self.store.begin_writing()
+            yield
+        finally:
+            self.depth -= 1
+            try:
+                if self.depth == 0:
+                    self.meta.end_writing()
+                    self.store.end_writing()
+            finally:
+                writer_lock.release(self.path)
+
+
+def stats(index) -> dict:
+    """What ``soundseek info`` shows of an :class:`~soundseek.index.api.Index` (public API only)."""
+    config, loaded = index.config, index.embedder.loaded_expert
+    return {
+        "path": str(index.path),
+        **index.meta.counts(),
+        "audio_expert": loaded.key if loaded else config.audio_expert,
+        "model": config.model,
+        "adapted_model": config.adapted_model if index.embedder.adapted_dir() else None,
+        "profile": config.profile,
+        "text_search": index.has_text_model,
+        "window_s": config.window_s,
+        "hop_s": config.hop_s,
+        "vector_index": config.vector_index,
+        "vector_store": config.vector_store,
+        "vector_index_in_use": index.vectors.kinds(),
+    }
