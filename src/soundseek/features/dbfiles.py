@@ -37,6 +37,16 @@ def connect_read_only(path: str | os.PathLike, timeout: float = 30) -> sqlite3.C
     return sqlite3.connect(read_only_uri(p), uri=True, check_same_thread=False, timeout=timeout)
 
 
+def connect_writable(path: str | os.PathLike, schema: str, *pragmas: str, timeout: float = 60) -> sqlite3.Connection:
+    """A writer's connection: WAL, the given ``PRAGMA`` settings, the schema created if missing."""
+    db = sqlite3.connect(path, check_same_thread=False, timeout=timeout)
+    for pragma in ("journal_mode=WAL", *pragmas):
+        db.execute(f"PRAGMA {pragma}")
+    db.executescript(schema)
+    db.commit()
+    return db
+
+
 def begin_writing(db: sqlite3.Connection) -> None:
     """WAL while this process writes: readers are never blocked by a commit."""
     db.execute("PRAGMA journal_mode=WAL")

@@ -96,12 +96,7 @@ class FeatureStore:
     def _connect_writable(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "shards").mkdir(exist_ok=True)
-        db = sqlite3.connect(self.root / "manifest.sqlite", check_same_thread=False, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        db.commit()
-        return db
+        return dbfiles.connect_writable(self.root / "manifest.sqlite", _SCHEMA, "synchronous=NORMAL")
 
     def ensure_writable(self) -> None:
         """Reopen a read-only store for writing (the caller holds the index's writer lock)."""

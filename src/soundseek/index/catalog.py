@@ -84,12 +84,7 @@ class Catalog:
             self.db = self._connect_writable()
 
     def _connect_writable(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
-        db.commit()
-        return db
+        return dbfiles.connect_writable(self.path, _SCHEMA, "foreign_keys=ON")
 
     def ensure_writable(self) -> None:
         """Reopen a reader's connection for writing (the caller holds the writer lock)."""
