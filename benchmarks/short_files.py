@@ -24,6 +24,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
@@ -165,15 +167,7 @@ def main() -> None:
 def _machine() -> dict:
     import platform
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 if __name__ == "__main__":
