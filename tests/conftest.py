@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,21 @@ def esc50_index(tmp_path_factory):
     assert report.added == len(esc50_meta())
     yield idx
     idx.close()
+
+
+@contextlib.contextmanager
+def running_server(server, sock):
+    """Run a uvicorn server on ``sock`` in a thread until the block ends; yields the port
+    (the live-socket tests of the server)."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started:
+        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

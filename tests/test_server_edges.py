@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from conftest import running_server
 from soundseek.server import ServerConfig, create_app
 
 SR = 16000
@@ -74,29 +74,13 @@ def client(index_dir):
 # ---- a real server on 127.0.0.1 -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _running(server, sock):
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def live_port(index_dir):
     from soundseek.server.runtime import build_server, loopback_socket
 
     server = build_server(create_app(index_dir), header_timeout_s=2.0, keep_alive_s=1.0, log_level="error",
                           access_log=False)
-    with _running(server, loopback_socket()) as port:
+    with running_server(server, loopback_socket()) as port:
         yield port
 
 

@@ -4,7 +4,6 @@ concurrent queries on a soundseek.Index.  Fast: no models are loaded."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import socket
@@ -17,6 +16,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from conftest import running_server
 from soundseek.server import ServerConfig, create_app
 
 SR = 16000
@@ -287,25 +287,8 @@ def live_server(real_index):
 
     server = build_server(create_app(real_index), header_timeout_s=1.0, keep_alive_s=1.0, log_level="warning",
                           access_log=False)
-    with _running(server, loopback_socket()) as port:
+    with running_server(server, loopback_socket()) as port:
         yield port, server
-
-
-@contextlib.contextmanager
-def _running(server, sock):
-    """Run a uvicorn server on ``sock`` in a thread until the block ends; yields the port."""
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    t0 = time.time()
-    while not server.started:
-        assert thread.is_alive() and time.time() - t0 < 30, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def _read_until_closed(s: socket.socket) -> bytes:
@@ -518,7 +501,7 @@ def body_server(tmp_path_factory, files):
     app = _RecordingApp(create_app(idx, ServerConfig(batch_text_queries=False)))
     server = build_server(app, header_timeout_s=1.0, keep_alive_s=1.0, body_timeout_s=BODY_TIMEOUT,
                           body_min_rate=BODY_MIN_RATE, log_level="warning", access_log=False)
-    with _running(server, loopback_socket()) as port:
+    with running_server(server, loopback_socket()) as port:
         yield port, server, app
     idx.close()
 
