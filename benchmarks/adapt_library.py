@@ -148,7 +148,18 @@ def read_queries(pkg: str) -> list[tuple[str, str]]:
         return [(r["query"], r["label"]) for r in csv.DictReader(f)]
 
 
-def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentences: np.ndarray) -> dict:
+def memory_bonus(memory, files, sentences: np.ndarray) -> np.ndarray:
+    """(Q, F) what the name memory adds to each file's content score (0 for files it lacks)."""
+    row = {int(i): r for r, i in enumerate(memory.item_ids)}
+    cols = np.array([row.get(f.item_id, -1) for f in files])
+    out = np.zeros((len(sentences), len(files)), dtype=np.float32)
+    for qi, s in enumerate(sentences):
+        b = memory.bonus(s)
+        out[qi] = np.where(cols >= 0, b[np.maximum(cols, 0)], 0.0)
+    return out
+
+
+def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentences: np.ndarray, memory=None) -> dict:
     from soundseek.adapt.scoring import file_scores, rank_metrics, window_vectors
 
     labels = np.array([truth.get(f.path) or "" for f in files], dtype=object)
@@ -157,6 +168,8 @@ def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentence
     ask = np.array([lab in set(labels[opaque]) for lab in qlab])
     wins = window_vectors(model, files)
     s = file_scores(model, sentences[ask], files, wins)
+    if memory is not None:
+        s = s + memory_bonus(memory, files, sentences[ask])
     rel = (qlab[ask][:, None] == labels[None, :]) & opaque[None, :]
     return {"opaque": rank_metrics(s[:, opaque], rel[:, opaque]).to_dict(),
             "library": rank_metrics(s, rel).to_dict()}
@@ -168,6 +181,7 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     from soundseek.adapt import AdaptConfig, adapt_index
     from soundseek.adapt.library import collect_library
     from soundseek.adapt.trainer import caption_vectors
+    from soundseek.index.name_memory import MEMORY_FILE, NameMemory
     from soundseek.models import load_model
 
     labels, _ = package_files(pkg)
@@ -194,9 +208,18 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     out["base"] = evaluate(base, files, truth, queries, sentences)
     # the index ranks the same way (content mode): top-5 of the first queries must agree
     for q, _ in queries[:5]:
-        got = [h.path for h in idx.search(q, k=5, mode="content")]
+        got = [h.path for h in idx.search(q, k=5, mode="content", group=False)]
         s = evaluate_top(base, files, caption_vectors(base, [q]))
         assert got == s, (q, got, s)
+    # the base model with a name memory (built without any check), and the same agreement with it installed
+    mem = base_memory(base, files, idx)
+    out["base_memory"] = evaluate(base, files, truth, queries, sentences, mem)
+    idx.set_name_memory(mem)
+    for q, _ in queries:
+        got = [h.path for h in idx.search(q, k=5, mode="content", group=False)]
+        s = evaluate_top(base, files, caption_vectors(base, [q]), memory=mem)
+        assert got == s, (q, got, s)
+    idx.set_name_memory(None)
     runs = []
     for seed in range(seeds):
         t0 = time.perf_counter()
@@ -204,13 +227,17 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
         report = adapt_index(idx, replace(cfg, always_save=True), progress=False)
         model = load_model(report.model_dir)
         forced = evaluate(model, files, truth, queries, sentences)
-        runs.append({"seed": seed, "kept": report.kept, "reason": report.reason, "check": report.check,
-                     "named_files": report.named_files, "caption_groups": report.caption_groups,
-                     "seconds": round(time.perf_counter() - t0, 1),
-                     "forced": forced, "served": forced if report.kept else out["base"]})
+        saved = Path(report.model_dir) / MEMORY_FILE
+        mem = NameMemory.load(saved) if saved.is_file() else None
+        served = evaluate(model if report.kept else base, files, truth, queries, sentences, mem)
+        runs.append({"seed": seed, "kept": report.kept, "memory_kept": mem is not None, "reason": report.reason,
+                     "check": report.check, "named_files": report.named_files,
+                     "caption_groups": report.caption_groups, "seconds": round(time.perf_counter() - t0, 1),
+                     "forced": forced, "served": served})
         print(f"{pkg} {protocol} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
               f"->{report.check.get('adapted', {}).get('map', 0):.3f}  opaque P@1 {out['base']['opaque']['p1']:.3f}"
-              f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}",
+              f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}"
+              f"  served (memory {mem is not None}) P@1 {served['opaque']['p1']:.3f} R@10 {served['opaque']['r10']:.3f}",
               flush=True)
     out["runs"] = runs
     out["examples"] = report.examples
@@ -218,11 +245,26 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     return out
 
 
-def evaluate_top(model, files, sentence: np.ndarray, k: int = 5) -> list[str]:
+def evaluate_top(model, files, sentence: np.ndarray, k: int = 5, memory=None) -> list[str]:
     from soundseek.adapt.scoring import file_scores
 
     s = file_scores(model, sentence, files)[0]
+    if memory is not None:
+        s = s + memory_bonus(memory, files, sentence)[0]
     return [files[i].path for i in np.argsort(-s, kind="stable")[:k]]
+
+
+def base_memory(model, files, idx):
+    """The name memory of ``files`` under ``model`` with the shipped settings, no check."""
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.memory import memory_for
+    from soundseek.adapt.trainer import caption_vectors
+
+    caps = sorted({f.caption.text for f in files if f.named})
+    row = {c: i for i, c in enumerate(caps)}
+    caption_of = np.array([row[f.caption.text] if f.named else -1 for f in files])
+    return memory_for(model, files, caption_of, caption_vectors(model, caps), AdaptConfig().memory,
+                      fingerprint=idx.model_fingerprint() or "")
 
 
 def summarise(folds: list[dict]) -> dict:
@@ -238,11 +280,13 @@ def summarise(folds: list[dict]) -> dict:
         row = {"queries": int(w.sum())}
         for m in ("p1", "p5", "r10"):
             row[f"base_{m}"] = avg(lambda f: f["base"]["opaque"][m])
+            row[f"base_memory_{m}"] = avg(lambda f: f["base_memory"]["opaque"][m])
             for kind in ("served", "forced"):
                 per_seed = [avg(lambda f, s=s: f["runs"][s][kind]["opaque"][m]) for s in range(len(fs[0]["runs"]))]
                 row[f"{kind}_{m}"] = float(np.mean(per_seed))
                 row[f"{kind}_{m}_seeds"] = per_seed
         row["kept"] = [[r["kept"] for r in f["runs"]] for f in fs]
+        row["memory_kept"] = [[r["memory_kept"] for r in f["runs"]] for f in fs]
         out["/".join(key)] = row
     return out
 
@@ -272,7 +316,8 @@ def main(argv=None) -> int:
     for pkg, r in summary.items():
         print(f"{pkg:18s} {r['queries']:3d} queries  P@1 {r['base_p1']:.3f} -> {r['served_p1']:.3f} "
               f"(forced {r['forced_p1']:.3f})  P@5 {r['base_p5']:.3f} -> {r['served_p5']:.3f}  "
-              f"R@10 {r['base_r10']:.3f} -> {r['served_r10']:.3f}  kept {r['kept']}")
+              f"R@10 {r['base_r10']:.3f} -> {r['served_r10']:.3f}  kept {r['kept']} memory {r['memory_kept']}  "
+              f"(base+memory P@1 {r['base_memory_p1']:.3f} R@10 {r['base_memory_r10']:.3f})")
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
               platform.machine(), "cpus": os.cpu_count(), "minutes": round((time.perf_counter() - t0) / 60, 1),
               "base": json.loads((a.work / "base" / "metrics.json").read_text()), "summary": summary, "folds": folds}

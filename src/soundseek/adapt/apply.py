@@ -32,13 +32,31 @@ def adapt_and_install(index, config: AdaptConfig | None = None, progress: bool =
             print("recomputing the search vectors with the " + ("adapted" if report.kept else "base") + " model",
                   file=sys.stderr, flush=True)
         index.set_adapted_model(cfg.out_dir if report.kept else None)
+        install_memory(index, Path(index.path) / cfg.out_dir)
     report.seconds = round(report.seconds + time.perf_counter() - t0, 1)
     return report
 
 
+def install_memory(index, folder: Path) -> bool:
+    """Use the name memory that adaptation saved in ``folder`` (when its check kept one) for the
+    model the index serves now; otherwise remove the index's memory.  True when one is in use."""
+    from ..index.name_memory import MEMORY_FILE, NameMemory
+
+    saved = folder / MEMORY_FILE
+    if not saved.is_file():
+        index.set_name_memory(None)
+        return False
+    mem = NameMemory.load(saved)
+    mem.fingerprint = index.model_fingerprint() or ""
+    index.set_name_memory(mem)
+    return True
+
+
 def revert(index) -> bool:
-    """Serve the base model again (the adapted model and its report stay on disk: ``info``
-    still shows them).  True when the search vectors were recomputed."""
+    """Serve the base model again, without the name memory (the adapted model, the memory and
+    the report stay in the adaptation's folder: ``info`` still shows them).  True when the
+    search vectors were recomputed."""
+    index.set_name_memory(None)
     return index.set_adapted_model(None)
 
 
@@ -54,6 +72,7 @@ def adaptation_state(index) -> dict | None:
     if not isinstance(state, dict):
         return None
     state["in_use"] = index.embedder.adapted_dir() is not None
+    state["memory_in_use"] = index.name_memory.current() is not None
     state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     return state
 
@@ -71,4 +90,7 @@ def describe(state: dict) -> list[str]:
         lines.append(f"held-out check ({chk.get('held_out_files', 0)} files, {chk.get('held_out_groups', 0)} names): "
                      + ", ".join(f"{k} {b[m]:.3f} -> {a[m]:.3f}" for k, m in
                                  (("P@1", "p1"), ("P@5", "p5"), ("R@10", "r10"), ("mAP", "map")) if m in b and m in a))
+    mem = chk.get("memory")
+    if mem:
+        lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}: {mem.get('reason', '')}")
     return lines

@@ -73,3 +73,11 @@ def rank_metrics(scores: np.ndarray, relevant: np.ndarray) -> RankMetrics:
     return RankMetrics(float(hits[:, 0].mean()), float(hits[:, :5].mean(1).mean()),
                        float((hits[:, :10].sum(1) / n_rel).mean()), float(ap.mean()), int(len(scores)),
                        int(relevant.shape[1]))
+
+
+def split_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out files: whole caption groups, about ``fraction`` of the groups."""
+    uniq = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(uniq)[: max(1, int(round(fraction * len(uniq))))].tolist())
+    return np.array([g in held for g in groups])

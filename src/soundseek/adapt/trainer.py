@@ -32,7 +32,8 @@ import numpy as np
 from .captions import CaptionConfig
 from .library import LibraryFile, collect_library
 from .progress import StepBar, planned_steps
-from .scoring import file_scores, rank_metrics, window_vectors
+from .memory import MemoryConfig, check_memory, memory_for
+from .scoring import file_scores, rank_metrics, split_groups, window_vectors
 
 REPORT_FILE = "adapt_report.json"
 
@@ -61,6 +62,7 @@ class AdaptConfig:
     always_save: bool = False  # save the adapted model even when the check discards it (benchmarks)
     threads: int = 1
     caption: CaptionConfig = field(default_factory=CaptionConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # the name memory (soundseek.adapt.memory)
 
 
 @dataclass
@@ -270,14 +272,6 @@ def adapt_model(base, files: list[LibraryFile], text: np.ndarray, group: np.ndar
 # the hold-out check
 
 
-def split_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out files: whole caption groups, about ``fraction`` of the groups."""
-    uniq = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    held = set(rng.permutation(uniq)[: max(1, int(round(fraction * len(uniq))))].tolist())
-    return np.array([g in held for g in groups])
-
-
 def check(base, adapted, files: list[LibraryFile], text: np.ndarray, group: np.ndarray) -> dict:
     """Rank the held-out ``files`` for their own captions with both models (one query per group)."""
     uniq, first = np.unique(group, return_index=True)
@@ -358,13 +352,41 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
                + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
     if progress:
         print(verdict, file=sys.stderr, flush=True)
-    if not kept and not cfg.always_save:
-        return report(False, verdict, len(files), named, len(captions), chk)
-    steps = planned_steps(len(train_files), members, cfg.epochs, cfg.batch_size, cfg.max_steps)
-    with StepBar(steps, progress, "final training") as bar:
-        final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
-    final.save_pretrained(out)
-    return report(kept, verdict, len(files), named, len(captions), chk, str(out))
+    served, model_dir = base, None
+    if kept or cfg.always_save:
+        steps = planned_steps(len(train_files), members, cfg.epochs, cfg.batch_size, cfg.max_steps)
+        with StepBar(steps, progress, "final training") as bar:
+            final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
+        final.save_pretrained(out)
+        served, model_dir = (final, str(out)) if kept else (base, str(out))
+    if cfg.memory.enabled:
+        chk["memory"] = name_memory(served, files, group, cap_vec, cfg, out, progress)
+        verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
+    return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
+
+
+def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
+                out: Path, progress: bool) -> dict:
+    """Check the name memory of ``files`` under the model that will serve (``group``: caption
+    rows of the named files, in order) and save it as ``out/name_memory.npz`` when the check
+    keeps it (``soundseek.adapt.apply`` installs it into the index)."""
+    from ..index.name_memory import MEMORY_FILE
+
+    wins = window_vectors(model, files)
+    named_idx = np.flatnonzero([f.named for f in files])
+    words: dict[int, str] = {}  # a name's own words (no folders): the check's query, as a user would word it
+    for f, g in zip((files[i] for i in named_idx), group):
+        words.setdefault(int(g), " ".join(f.caption.name_words or f.caption.text.split()))
+    asked = caption_vectors(model, [words.get(g, "") for g in range(len(captions))])
+    chk = check_memory(model, files, named_idx, group, captions, cfg.memory, cfg.seed, wins, queries=asked)
+    if progress:
+        print(f"name memory: {chk['reason']}: {'kept' if chk['kept'] else 'not kept'}", file=sys.stderr, flush=True)
+    if chk["kept"]:
+        caption_of = np.full(len(files), -1)
+        caption_of[named_idx] = group
+        out.mkdir(parents=True, exist_ok=True)
+        memory_for(model, files, caption_of, captions, cfg.memory, wins).save(out / MEMORY_FILE)
+    return chk
 
 
 def _examples(named: list[LibraryFile], k: int = 8) -> list[list[str]]:

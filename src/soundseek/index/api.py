@@ -18,6 +18,8 @@ Layout of an index directory::
                       model fingerprint: text queries run without torch when it is fresh
     adapted/          ``soundseek adapt``: the model adapted to the library (when kept) and
                       adapt_report.json (soundseek.adapt; served via :meth:`Index.set_adapted_model`)
+    name_memory.npz   ``soundseek adapt``: each file's nearest named files by sound, so that a
+                      query worded like the library's names finds unnamed files (:mod:`.name_memory`)
 
 Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
 and that window is reported as the matching time span.  The vector files are derived data: if a
@@ -50,6 +52,7 @@ from .catalog import Catalog, Item
 from .dupstore import DupStore
 from .embedder import Embedder
 from .ingest import Ingest
+from .name_memory import MEMORY_FILE, MemorySlot, NameMemory
 from .query import Query
 from .tags import TagCache
 from .text_path import TextPath
@@ -77,7 +80,7 @@ class Index:
         self.ingest = Ingest(self.path, config, self.meta, self.store, self.embedder, self.vectors,
                              self.text_path, lock, dups=self.dups)
         self.query = Query(config, self.meta, self.store, self.embedder, self.vectors, self.text_path,
-                           self.tag_cache, lock)
+                           self.tag_cache, lock, memory=MemorySlot(self.path, self.model_fingerprint))
         self.vectors.load()
 
     # -- construction ------------------------------------------------------------------------
@@ -189,6 +192,26 @@ class Index:
             self.config.adapted_model = folder
             self.config.save(self.path / "index.json")
             return self.text_path.model_replaced()
+
+    def model_fingerprint(self) -> str | None:
+        """The fingerprint of the model whose vectors the index holds (None: no text vectors yet)."""
+        return self.meta.get_meta("model_fingerprint")
+
+    @property
+    def name_memory(self) -> MemorySlot:
+        """The library's names as a memory for search by sound (:mod:`.name_memory`)."""
+        return self.query.memory
+
+    def set_name_memory(self, memory: NameMemory | None) -> None:
+        """Use ``memory`` in content ranking from now on (saved atomically in the index; None:
+        remove it).  Its ``fingerprint`` must be the served model's (:meth:`model_fingerprint`).
+        Takes the writer lock."""
+        with self.writing():
+            target = self.path / MEMORY_FILE
+            if memory is None:
+                target.unlink(missing_ok=True)
+            else:
+                memory.save(target)
 
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""

@@ -14,6 +14,7 @@ from ..features import FeatureStore
 from .catalog import Catalog
 from .embedder import Embedder
 from .errors import NoTextModelError
+from .name_memory import MemorySlot
 from .tags import TagCache
 from .text_path import TextPath
 from .types import Hit, IndexConfig
@@ -24,8 +25,10 @@ class Query:
     """Read-only: holds the index's lock only while it reads the vector stores."""
 
     def __init__(self, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
-                 vectors: WindowStore, text_path: TextPath, tags: TagCache, lock: threading.RLock):
+                 vectors: WindowStore, text_path: TextPath, tags: TagCache, lock: threading.RLock,
+                 memory: MemorySlot | None = None):
         self.config = config
+        self.memory = memory  # the library's names as a memory for search by sound (soundseek adapt)
         self.meta = meta
         self.store = store
         self.embedder = embedder
@@ -83,9 +86,9 @@ class Query:
         fast = self.text_path.fast_side()
         if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
             side, encoder = fast
-            q = side(encoder.encode([text]).sentence)
-            with self.lock:
-                return self.rank(self.vectors.text, q[0], n, allow=allow)
+            sent = encoder.encode([text]).sentence
+            q = side(sent)
+            return self.ranked_with_memory(q[0], sent[0], n, allow)
         model = self.embedder.model
         if model is None:
             err = self.embedder.model_error
@@ -103,8 +106,17 @@ class Query:
         sent = self.text_path.text_expert.encode([text]).sentence
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
+        return self.ranked_with_memory(q[0], sent[0], n, allow)
+
+    def ranked_with_memory(self, q: np.ndarray, sentence: np.ndarray, n: int, allow: set[int] | None) -> list[tuple]:
+        """The content ranking of text vector ``q``, with the name memory's bonus when the index
+        has one for the model in use (:mod:`soundseek.index.name_memory`)."""
+        mem = self.memory.current() if self.memory is not None else None
         with self.lock:
-            return self.rank(self.vectors.text, q[0], n, allow=allow)
+            if mem is None:
+                return self.rank(self.vectors.text, q, n, allow=allow)
+            ranked = self.rank(self.vectors.text, q, max(n, 400), allow=allow)
+        return mem.rerank(ranked, sentence, n, allow)
 
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""

@@ -1,0 +1,111 @@
+"""The name memory (:mod:`soundseek.index.name_memory`) of a library: built from the served
+model's window vectors and the named files' weak captions, and checked on held-out named files
+before it is used.
+
+The check asks two questions with the library's own captions as queries, ranking held-out files
+by content with and without the memory:
+
+- *seen kinds* ("files"): half the files of every name that has two or more files lose their
+  names; does the memory find them?  (New recordings of kinds the library already names.)
+- *unseen kinds* ("groups"): whole names are held out (30 %); does the memory mislead?  (Kinds
+  the library never names: their queries should read like no caption, so nothing changes.)
+
+The memory is kept when it raises the first mAP by ``min_gain`` and lowers the second by at most
+``max_loss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..index.name_memory import NameMemory, build_memory, file_embeddings
+from .scoring import rank_metrics, split_groups, text_vectors, window_vectors
+
+
+@dataclass
+class MemoryConfig:
+    """Settings of the name memory (saved in the adaptation report)."""
+
+    enabled: bool = True
+    k: int = 5  # nearest named files per file
+    temperature: float = 0.05  # softmax over their cosine
+    threshold: float = 0.5  # a query must read like a caption (sentence cosine) above this
+    weight: float = 4.0
+    min_gain: float = 0.01  # seen-kinds held-out mAP must rise by this much
+    max_loss: float = 0.01  # unseen-kinds held-out mAP may fall by at most this much
+    holdout_fraction: float = 0.3  # share of names held out for the unseen-kinds question
+    repeats: int = 3  # held-out splits per question (seeds seed..seed+repeats-1), mAP averaged
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def memory_for(model, files, caption_of: np.ndarray, captions: np.ndarray, cfg: MemoryConfig,
+               windows: tuple[np.ndarray, np.ndarray] | None = None, fingerprint: str = "") -> NameMemory:
+    """The memory of ``files`` (LibraryFile, all windows) for ``model``; ``caption_of[f]``: the
+    caption row of file f (-1: unnamed)."""
+    wins, starts = windows if windows is not None else window_vectors(model, files)
+    return build_memory(np.array([f.item_id for f in files]), file_embeddings(wins, starts), caption_of, captions,
+                        cfg.k, cfg.temperature, cfg.threshold, cfg.weight, fingerprint)
+
+
+def held_files(group: np.ndarray, seed: int) -> np.ndarray:
+    """Seen kinds: half (rounded down) of the files of every group with two or more files."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(group), dtype=bool)
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        if len(members) >= 2:
+            out[rng.permutation(members)[: len(members) // 2]] = True
+    return out
+
+
+def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, captions: np.ndarray,
+                 cfg: MemoryConfig, seed: int = 0, windows=None, queries: np.ndarray | None = None) -> dict:
+    """Both held-out questions (module docstring) for ``files``; ``named_idx`` the rows of the
+    named files, ``group[j]`` the caption row of named file ``named_idx[j]``; ``queries[c]``: the
+    sentence vector that asks for caption row c (default: the caption itself)."""
+    queries = captions if queries is None else queries
+    wins, starts = windows if windows is not None else window_vectors(model, files)
+    emb = file_embeddings(wins, starts)
+    ids = np.array([f.item_id for f in files])
+    out: dict = {}
+    for name, split in (("seen_kinds", held_files),
+                        ("unseen_kinds", lambda g, s: split_groups(g, cfg.holdout_fraction, s))):
+        runs = []
+        for r in range(max(1, cfg.repeats)):
+            held = split(group, seed + r)
+            if not held.any() or held.all():
+                continue
+            caption_of = np.full(len(files), -1)
+            caption_of[named_idx[~held]] = group[~held]
+            mem = build_memory(ids, emb, caption_of, captions, cfg.k, cfg.temperature, cfg.threshold, cfg.weight)
+            rows, g = named_idx[held], group[held]
+            asked = np.unique(g)
+            q = text_vectors(model, queries[asked])
+            s = np.maximum.reduceat(q @ wins.T, starts, axis=1)[:, rows]
+            bonus = np.stack([mem.bonus(queries[c]) for c in asked])[:, rows]
+            rel = g[None, :] == asked[:, None]
+            runs.append((rank_metrics(s, rel).to_dict(), rank_metrics(s + bonus, rel).to_dict(), int(held.sum()),
+                         int(len(asked))))
+        out[name] = {"base": _mean([r[0] for r in runs]), "memory": _mean([r[1] for r in runs]),
+                     "files": runs[0][2], "names": runs[0][3], "splits": len(runs)} if runs else None
+    seen, unseen = out["seen_kinds"], out["unseen_kinds"]
+    gain = seen["memory"]["map"] - seen["base"]["map"] if seen else 0.0
+    loss = unseen["base"]["map"] - unseen["memory"]["map"] if unseen else 0.0
+    out["kept"] = bool(seen is not None and gain >= cfg.min_gain and loss <= cfg.max_loss)
+    out["reason"] = (f"seen kinds mAP {seen['base']['map']:.3f} -> {seen['memory']['map']:.3f}, unseen kinds "
+                     f"{unseen['base']['map']:.3f} -> {unseen['memory']['map']:.3f}" if seen and unseen
+                     else "too few files named alike to check")
+    return out
+
+
+def _mean(metrics: list[dict]) -> dict:
+    """Key-wise mean of RankMetrics dicts (counts summed)."""
+    out = {}
+    for k in metrics[0]:
+        vals = [m[k] for m in metrics]
+        out[k] = int(sum(vals)) if k.startswith("n_") else float(np.mean(vals))
+    return out

@@ -1,0 +1,174 @@
+"""The library's own names as a memory for search by sound (written by ``soundseek adapt``).
+
+A file's audio is close to the audio of other files in the library, and many of those carry
+names ("BIRD Chirping Sparrow 01.wav").  The memory stores, for every indexed file, its ``k``
+nearest *named* files by sound (never itself) as weights over their weak captions.  A text
+query that reads like one of those captions ("a sparrow chirping" ~ "bird chirping sparrow",
+sentence-vector cosine above ``threshold``) raises the content score of the files that sound
+like it, named or not:
+
+    score(q, x) = content(q, x) + weight * sum_j w_xj * max(0, cos(q, caption_j) - threshold)
+
+The threshold keeps queries about kinds the library never names (cosine to every caption below
+it) at exactly the content ranking.  The memory belongs to the model whose window vectors
+chose the neighbours: it is used only while the index serves that model (``fingerprint``).
+Plain numpy, so text search stays torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: the memory's file inside the index folder
+MEMORY_FILE = "name_memory.npz"
+
+
+@dataclass
+class NameMemory:
+    """Per file: its nearest named files' captions and their weights (rows aligned with ``item_ids``)."""
+
+    item_ids: np.ndarray  # (F,) int64
+    neighbors: np.ndarray  # (F, K) int32: caption row of each neighbour, -1 where none
+    weights: np.ndarray  # (F, K) float32, each row sums to 1 (or 0 without neighbours)
+    captions: np.ndarray  # (C, D) float32 unit sentence vectors of the named files' weak captions
+    threshold: float = 0.5
+    weight: float = 4.0
+    fingerprint: str = ""  # the served model's fingerprint when the memory was built
+
+    def caption_match(self, sentence: np.ndarray) -> np.ndarray:
+        """(C,) how far ``sentence`` (the query's sentence vector) reads like each caption,
+        above the threshold (0 elsewhere)."""
+        q = np.asarray(sentence, dtype=np.float32).reshape(-1)
+        q = q / max(float(np.linalg.norm(q)), 1e-9)
+        return np.maximum(self.captions @ q - self.threshold, 0.0)
+
+    def bonus(self, sentence: np.ndarray) -> np.ndarray:
+        """(F,) the score each file gains for this query (aligned with ``item_ids``)."""
+        m = self.caption_match(sentence)
+        if not m.any():
+            return np.zeros(len(self.item_ids), dtype=np.float32)
+        got = np.where(self.neighbors >= 0, m[np.maximum(self.neighbors, 0)], 0.0)
+        return (self.weight * (self.weights * got).sum(1)).astype(np.float32)
+
+    def rerank(self, ranked: list[tuple], sentence: np.ndarray, n: int,
+               allow: set[int] | None = None) -> list[tuple]:
+        """``ranked`` [(item id, score, window id, start, end)] (content, best first) with each
+        file's bonus added; files with a bonus that the content ranking did not reach enter
+        with the lowest content score it holds (an upper bound of theirs) and no window."""
+        b = self.bonus(sentence)
+        if not b.any():
+            return ranked[:n]
+        gain = {int(i): float(x) for i, x in zip(self.item_ids, b) if x > 0}
+        rows = [(r[0], r[1] + gain.get(r[0], 0.0)) + tuple(r[2:]) for r in ranked]
+        floor = min((r[1] for r in ranked), default=0.0)
+        seen = {r[0] for r in ranked}
+        rows += [(i, floor + g, None, None, None) for i, g in gain.items()
+                 if i not in seen and (allow is None or i in allow)]
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return rows[:n]
+
+    # -- storage --------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (a reader never sees half a memory)."""
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, item_ids=self.item_ids.astype(np.int64), neighbors=self.neighbors.astype(np.int32),
+                     weights=self.weights.astype(np.float32), captions=self.captions.astype(np.float32),
+                     threshold=np.float32(self.threshold), weight=np.float32(self.weight),
+                     fingerprint=np.array(self.fingerprint))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "NameMemory":
+        """Read a saved memory; ValueError when the file is not one (damaged, or another format)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                mem = cls(z["item_ids"], z["neighbors"], z["weights"], z["captions"], float(z["threshold"]),
+                          float(z["weight"]), str(z["fingerprint"]))
+        except (OSError, KeyError, ValueError, EOFError) as e:
+            raise ValueError(f"{path}: not a name memory ({e}); run `soundseek adapt` again") from e
+        f, k = mem.neighbors.shape if mem.neighbors.ndim == 2 else (-1, -1)
+        if (f != len(mem.item_ids) or mem.weights.shape != (f, k) or mem.captions.ndim != 2
+                or (mem.neighbors.size and mem.neighbors.max() >= len(mem.captions))):
+            raise ValueError(f"{path}: the name memory's arrays do not fit together; run `soundseek adapt` again")
+        return mem
+
+
+def build_memory(item_ids: np.ndarray, embeddings: np.ndarray, caption_of: np.ndarray, captions: np.ndarray,
+                 k: int = 5, temperature: float = 0.05, threshold: float = 0.5, weight: float = 4.0,
+                 fingerprint: str = "") -> NameMemory:
+    """The memory of a library: ``embeddings`` (F, E) unit audio vectors of every file,
+    ``caption_of`` (F,) the caption row of each named file (-1: unnamed), ``captions`` (C, D)
+    the captions' sentence vectors.  Each file's ``k`` nearest named files (itself excluded),
+    weighted by a softmax of their cosine at ``temperature``."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    named = np.flatnonzero(np.asarray(caption_of) >= 0)
+    f = len(emb)
+    k = int(min(k, max(len(named) - 1, 0)))
+    neighbors = np.full((f, max(k, 1)), -1, dtype=np.int32)
+    weights = np.zeros((f, max(k, 1)), dtype=np.float32)
+    caps = np.asarray(captions, dtype=np.float32)
+    caps = caps / np.maximum(np.linalg.norm(caps, axis=1, keepdims=True), 1e-9)
+    if k > 0:
+        for lo in range(0, f, 1024):
+            sim = emb[lo:lo + 1024] @ emb[named].T  # (b, N)
+            rows = np.arange(lo, min(lo + 1024, f))
+            sim[named[None, :] == rows[:, None]] = -np.inf  # never a file's own name
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            s = np.take_along_axis(sim, top, 1)
+            order = np.argsort(-s, axis=1, kind="stable")
+            top, s = np.take_along_axis(top, order, 1), np.take_along_axis(s, order, 1)
+            w = np.exp((s - s[:, :1]) / temperature)
+            w[~np.isfinite(s)] = 0.0
+            weights[rows] = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
+            neighbors[rows] = np.where(np.isfinite(s), np.asarray(caption_of)[named[top]], -1)
+    return NameMemory(np.asarray(item_ids, dtype=np.int64), neighbors, weights, caps, threshold, weight, fingerprint)
+
+
+def file_embeddings(window_vectors: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(F, E) one unit vector per file: the mean of its unit window vectors (files in order,
+    ``starts`` = each file's first window row)."""
+    w = np.asarray(window_vectors, dtype=np.float32)
+    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-9)
+    m = np.add.reduceat(w, np.asarray(starts), axis=0)
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+
+class MemorySlot:
+    """The index's name memory as queries see it: loaded on first use and again when the file
+    changes (a writer ran ``soundseek adapt``), used only while ``fingerprint()`` (the model the
+    index serves now) is the one it was built for.  Reading never writes."""
+
+    def __init__(self, path: str | os.PathLike, fingerprint):
+        self.path = Path(path) / MEMORY_FILE
+        self.fingerprint = fingerprint  # callable: the served model's fingerprint
+        self.stamp: tuple | None = None
+        self.memory: NameMemory | None = None
+        self.problem: str | None = None  # why a memory on disk is not used
+
+    def current(self) -> NameMemory | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            self.stamp, self.memory, self.problem = None, None, None
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self.stamp:
+            self.stamp, self.memory, self.problem = stamp, None, None
+            try:
+                self.memory = NameMemory.load(self.path)
+            except ValueError as e:
+                self.problem = str(e)
+        mem = self.memory
+        if mem is not None and mem.fingerprint != (self.fingerprint() or ""):
+            self.problem = "built for another model than the one in use; run `soundseek adapt` again"
+            return None
+        return mem

@@ -1,0 +1,141 @@
+"""The name memory: a library's names lift the unnamed files that sound like them (issue 18)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, needs_shared
+from soundseek.index.name_memory import MEMORY_FILE, MemorySlot, NameMemory, build_memory, file_embeddings
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def toy_memory(**kw) -> NameMemory:
+    # files 0,1 sound alike (named "dog" / unnamed), files 2,3 alike (named "rain" / unnamed)
+    emb = unit([[1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0]])
+    captions = unit([[1, 0, 0, 0], [0, 1, 0, 0]])  # sentence vectors of "dog", "rain"
+    return build_memory(np.array([10, 11, 12, 13]), emb, np.array([0, -1, 1, -1]), captions, k=1, **kw)
+
+
+def test_each_file_remembers_its_nearest_named_file_never_itself():
+    mem = toy_memory()
+    assert mem.neighbors[:, 0].tolist() == [1, 0, 0, 1]  # named files get the *other* name
+    assert np.allclose(mem.weights.sum(1), 1.0)
+
+
+def test_bonus_only_for_queries_worded_like_a_name():
+    mem = toy_memory(threshold=0.5, weight=4.0)
+    dog = np.array([0.9, 0.1, 0.3, 0.0])  # cosine to "dog" 0.94
+    b = mem.bonus(dog)
+    assert b[1] == pytest.approx(4.0 * (0.9 / np.linalg.norm(dog) - 0.5), rel=1e-5)  # unnamed dog-like file
+    assert b[0] == 0 and b[3] == 0  # neighbours named "rain"
+    assert b[2] == pytest.approx(b[1])  # the "rain" file's only other named file is the dog
+    far = np.array([0.0, 0.0, 0.0, 1.0])  # reads like no caption: ranking untouched
+    assert not mem.bonus(far).any()
+    ranked = [(12, 0.5, 7, 0.0, 1.0), (11, 0.4, 3, 0.0, 1.0)]
+    assert mem.rerank(ranked, far, 2) == ranked
+    # the unnamed dog recording now comes first; a file the content ranking did not reach enters
+    # with the lowest content score it holds (no window)
+    top = mem.rerank([(12, 0.5, 7, 0.0, 1.0), (13, 0.45, 8, 0.0, 1.0)], dog, 3)
+    assert [r[0] for r in top] == [12, 11, 13] and top[1][2] is None and top[1][1] == pytest.approx(0.45 + b[1])
+    assert top[2] == (13, 0.45, 8, 0.0, 1.0)
+    assert [r[0] for r in mem.rerank([(12, 0.5, 7, 0.0, 1.0)], dog, 3, allow={12})] == [12]  # filters hold
+
+
+def test_file_embeddings_average_unit_windows():
+    wins = np.array([[2.0, 0], [0, 3.0], [0, 1.0]])
+    e = file_embeddings(wins, np.array([0, 2]))
+    assert np.allclose(e, [[2 ** -0.5, 2 ** -0.5], [0, 1]])
+
+
+def test_save_load_and_damage(tmp_path):
+    mem = toy_memory()
+    mem.fingerprint = "abc"
+    p = mem.save(tmp_path / MEMORY_FILE)
+    back = NameMemory.load(p)
+    assert back.fingerprint == "abc" and np.array_equal(back.neighbors, mem.neighbors)
+    assert not list(tmp_path.glob("*.tmp"))
+    p.write_bytes(b"garbage" * 100)
+    with pytest.raises(ValueError, match="soundseek adapt"):
+        NameMemory.load(p)
+
+
+def test_slot_follows_the_file_and_the_model(tmp_path):
+    fp = {"now": "model-a"}
+    slot = MemorySlot(tmp_path, lambda: fp["now"])
+    assert slot.current() is None
+    mem = toy_memory()
+    mem.fingerprint = "model-a"
+    mem.save(tmp_path / MEMORY_FILE)
+    assert slot.current() is not None
+    fp["now"] = "model-b"  # the index serves another model: the memory no longer fits its vectors
+    assert slot.current() is None and "another model" in slot.problem
+    fp["now"] = "model-a"
+    (tmp_path / MEMORY_FILE).write_bytes(b"x")
+    assert slot.current() is None and "not a name memory" in slot.problem
+    (tmp_path / MEMORY_FILE).unlink()
+    assert slot.current() is None and slot.problem is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # reading wrote nothing
+
+
+# -- end to end on real corpus files ------------------------------------------------------------
+WIDELANDS = SHARED / "data" / "sfx-corpus" / "audio" / "widelands" / "widelands" / "data" / "sound"
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_index_serves_the_memory_for_named_words_only(tmp_path):
+    from soundseek import Index
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.library import collect_library
+    from soundseek.adapt.memory import check_memory, memory_for
+    from soundseek.adapt.trainer import caption_vectors
+    from soundseek.models import load_model
+
+    lib = tmp_path / "lib"
+    for folder in ("animals", "farm"):
+        shutil.copytree(WIDELANDS / folder, lib / folder)
+    # a new recording of a kind the library names (another wolf), without a name
+    (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
+    idx = Index.create(tmp_path / "idx")
+    assert not idx.add(lib, progress=False).failed
+    model = load_model(idx.model_spec)
+    files = collect_library(idx)
+    caps = sorted({f.caption.text for f in files if f.named})
+    row = {c: i for i, c in enumerate(caps)}
+    caption_of = np.array([row[f.caption.text] if f.named else -1 for f in files])
+    mem = memory_for(model, files, caption_of, caption_vectors(model, caps), AdaptConfig().memory,
+                     fingerprint=idx.model_fingerprint())
+
+    def ranks(q):
+        return [Path(h.path).name for h in idx.search(q, k=len(files), mode="content", group=False)]
+
+    before = {q: ranks(q) for q in ("wolf", "a car engine starting")}
+    idx.set_name_memory(mem)
+    assert (Path(idx.path) / MEMORY_FILE).is_file() and idx.name_memory.current() is not None
+    after = {q: ranks(q) for q in before}
+    assert after["a car engine starting"] == before["a car engine starting"]  # reads like no name
+    assert after["wolf"].index("ZOOM0001.OGG") < before["wolf"].index("ZOOM0001.OGG")
+    assert after["wolf"].index("ZOOM0001.OGG") <= 2
+
+    # a reopened index (another process) serves it too; removing it gives the content ranking back
+    idx.close()
+    idx = Index.open(tmp_path / "idx")
+    assert ranks("wolf") == after["wolf"]
+    idx.set_name_memory(None)
+    assert ranks("wolf") == before["wolf"]
+
+    named_idx = np.flatnonzero(caption_of >= 0)
+    chk = check_memory(model, files, named_idx, caption_of[named_idx], caption_vectors(model, caps),
+                       AdaptConfig().memory)
+    assert set(chk) == {"seen_kinds", "unseen_kinds", "kept", "reason"}
+    for q in ("seen_kinds", "unseen_kinds"):
+        assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
+    idx.close()
