@@ -42,6 +42,7 @@ PARTS = [
     ("index: metadata (tags, words, format)", ("ingest.py:record_metadata", "ingest.py:record_metadata_many")),
     ("index: SQLite rows", ("catalog.py:add_item", "catalog.py:add_items")),
     ("index: checkpoints (vectors + commit)", ("ingest.py:checkpoint",)),
+    ("index: near-duplicates (verify pairs, groups)", ("ingest.py:update_duplicates",)),
 ]
 
 

@@ -127,3 +127,55 @@ def test_missing_chromaprint_is_a_clear_error(monkeypatch):
     assert len(degraded.chromaprint) == 0 and len(degraded.spectral) > 100
     short = clip_print(w[: int(0.8 * SR)], SR)  # short clips need only the spectral print
     assert len(short.chromaprint) == 0 and len(short.spectral) > 10
+
+
+def _best_ber_loop(a, b, max_offset, *, min_overlap_frac=0.6, min_overlap=3, step=1):
+    """The offset-by-offset search best_ber did before it measured all offsets at once."""
+    need = max(min_overlap, int(np.ceil(min_overlap_frac * min(int((a != 0).sum()), int((b != 0).sum())))))
+    if need <= 0 or len(a) == 0 or len(b) == 0:
+        return 1.0, 0
+    lo, hi = max(-max_offset, -(len(a) - need)), min(max_offset, len(b) - need)
+    if lo > hi:
+        return 1.0, 0
+    best = min((fp_mod.ber_at(a, b, o, need), o) for o in range(lo, hi + 1, max(1, step)))
+    if step > 1:
+        best = min((fp_mod.ber_at(a, b, o, need), o)
+                   for o in range(max(lo, best[1] - step + 1), min(hi, best[1] + step - 1) + 1))
+    return best
+
+
+def test_best_ber_all_offsets_at_once_equals_offset_by_offset():
+    """Random prints with silent words (0), copies with flipped bits, every length relation and
+    step: the same (BER, offset), bit for bit, as the loop over ber_at, ties included."""
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        la, lb = int(rng.integers(0, 90)), int(rng.integers(0, 90))
+        a = rng.integers(1, 2**32, la, dtype=np.uint64).astype(np.uint32)
+        if trial % 3 == 0 and lb:  # a shifted, bit-flipped copy: a low BER at one offset
+            src = rng.integers(1, 2**32, max(la, lb) + 20, dtype=np.uint64).astype(np.uint32)
+            a, b = src[:la].copy(), src[5 : 5 + lb] ^ (rng.random(min(lb, len(src) - 5)) < 0.1).astype(np.uint32)
+        else:
+            b = rng.integers(1, 2**32, lb, dtype=np.uint64).astype(np.uint32)
+        a[rng.random(la) < 0.2] = 0
+        b[rng.random(len(b)) < 0.2] = 0
+        if trial % 7 == 0:  # few distinct words: exact ties between offsets
+            a &= np.uint32(3)
+            b &= np.uint32(3)
+        for max_offset, step in ((6, 1), (46, 2), (3, 3), (0, 1)):
+            got = fp_mod.best_ber(a, b, max_offset, step=step)
+            want = _best_ber_loop(a, b, max_offset, step=step)
+            assert got == want, (trial, la, lb, max_offset, step, got, want)
+            assert type(got[0]) is float and type(got[1]) is int
+
+
+@needs_shared("data/sfx-corpus")
+def test_best_ber_on_real_prints_equals_offset_by_offset():
+    """Spectral prints of real short sounds (and their copies): the same result as the loop."""
+    files = sorted(SOUNDS.glob("*.ogg"))[:12]
+    prints = [clip_print(load_audio(str(p), SR), SR, missing_ok=True) for p in files]
+    assert sum(len(p.spectral) > 0 for p in prints) >= 10
+    for p in prints:
+        for q in prints:
+            for step in (1, 2):
+                assert fp_mod.best_ber(p.spectral, q.spectral, 46, step=step) == \
+                    _best_ber_loop(p.spectral, q.spectral, 46, step=step)

@@ -89,6 +89,31 @@ def test_yamnet_batching_and_outputs_do_not_change_embeddings(tmp_path, yamnet_e
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits.astype(np.float64))), atol=2e-6)
 
 
+@needs_shared("data/sfx-corpus")
+@needs_yamnet
+def test_short_sound_effects_batched_across_files_equal_one_call_each(yamnet_expert):
+    """Issue 19: a batch of short real sound effects (one or two patches each) goes through the
+    network in one call per 16 patches across files; each file's frames equal its own call."""
+    from conftest import SHARED
+
+    folder = SHARED / "data" / "sfx-corpus" / "audio" / "wesnoth" / "wesnoth" / "1.16" / "data" / "core" / "sounds"
+    files = sorted(folder.glob("*.ogg"))[:20]
+    per = [yamnet_expert.prepare(load_audio(f, 16000)) for f in files]
+    assert len(per) == 20 and sum(len(p) for p in per) <= 40  # short: mostly one patch each
+    calls = []
+    run = yamnet_expert.session.run
+    yamnet_expert.session.run = lambda *a, **k: calls.append(len(a[1][yamnet_expert.input_name])) or run(*a, **k)
+    try:
+        batched = yamnet_expert.embed_prepared(per)
+    finally:
+        del yamnet_expert.session.run
+    assert calls and sum(calls) == sum(len(p) for p in per) and len(calls) == -(-sum(calls) // 16)
+    for p, got in zip(per, batched):
+        (alone,) = yamnet_expert.embed_prepared([p])
+        np.testing.assert_allclose(got.frames, alone.frames, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got.pooled, alone.pooled, rtol=0, atol=1e-5)
+
+
 def test_a_front_end_failure_skips_only_that_file(tmp_path):
     """An expert with prepare()/embed_prepared(): prepare runs in the worker; its errors are
     reported per file like embed's, and the other files are unaffected."""

@@ -64,22 +64,57 @@ def probe(path: str | os.PathLike, *, min_duration_s: float | None = None) -> Au
     shorter than ``min_duration_s`` when given (e.g. :data:`MIN_DURATION_S`; a file with no
     samples at all passes: decoding says so)."""
     path = Path(path)
+    key = _probe_key(path)
+    out = _PROBED.get(key)
+    if out is None:
+        out = _read_header(path)
+        _remember(key, out)
+    _check_min_duration(path, out, min_duration_s)
+    return out
+
+
+def open_audio(path: str | os.PathLike, *, min_duration_s: float | None = None) -> tuple["AudioInfo", sf.SoundFile]:
+    """:func:`probe` and an open handle to decode the file with (``load_audio(..., info=info,
+    handle=handle)``), from one open: libsndfile's open of an OGG costs about a third of
+    decoding a short one, and :func:`probe` then :func:`load_audio` opened each file twice.
+    The same errors as :func:`probe`; the header is remembered as :func:`probe` remembers it.
+    The caller closes the handle (:func:`load_audio` does when it has read it)."""
+    path = Path(path)
+    key = _probe_key(path)
+    mp3 = _looks_mp3(path)
+    try:
+        with _quiet(mp3):
+            f = sf.SoundFile(str(path))
+    except Exception as e:
+        raise _header_error(path, mp3, e) from None
+    try:
+        info = _info_of(path, f)
+        _remember(key, info)
+        _check_min_duration(path, info, min_duration_s)
+    except BaseException:
+        with _quiet(mp3):
+            f.close()
+        raise
+    return info, f
+
+
+def _probe_key(path: Path) -> tuple:
+    """The key :func:`probe` remembers a header by; raises AudioError for a path that cannot be
+    read and for an empty file."""
     problem = path_problem(path)
     if problem is not None:
         raise AudioError(path, problem)
     st = path.stat()
     if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
-    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
-    out = _PROBED.get(key)
-    if out is None:
-        out = _read_header(path)
-        with _PROBED_LOCK:
-            _PROBED[key] = out
-            while len(_PROBED) > PROBE_CACHE_SIZE:
-                _PROBED.pop(next(iter(_PROBED)))
-    _check_min_duration(path, out, min_duration_s)
-    return out
+    return os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
+
+def _remember(key: tuple, info: "AudioInfo") -> None:
+    with _PROBED_LOCK:
+        _PROBED[key] = info
+        while len(_PROBED) > PROBE_CACHE_SIZE:
+            _PROBED.pop(next(iter(_PROBED)))
 
 
 #: Headers remembered by :func:`probe`, keyed by (path, size, mtime, inode, device): an index
@@ -90,26 +125,35 @@ _PROBED: dict[tuple, "AudioInfo"] = {}
 _PROBED_LOCK = threading.Lock()
 
 
+def _header_error(path: Path, mp3: bool, e: Exception) -> "AudioError":
+    # soundfile raises LibsndfileError/RuntimeError with terse text
+    if mp3:  # libsndfile's text for a broken MPEG stream is "File does not exist ... (possibly a pipe?)"
+        return AudioError(path, "not a decodable MP3: no valid MPEG audio frame (corrupt or truncated data)")
+    return AudioError(path, f"not a readable audio file ({_short(e)})")
+
+
 def _read_header(path: Path) -> AudioInfo:
     mp3 = _looks_mp3(path)
     try:
         with _quiet(mp3):
             info = sf.info(str(path))
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse text
-        if mp3:  # libsndfile's text for a broken MPEG stream is "File does not exist ... (possibly a pipe?)"
-            raise AudioError(path, "not a decodable MP3: no valid MPEG audio frame (corrupt or truncated data)") from None
-        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
+    except Exception as e:
+        raise _header_error(path, mp3, e) from None
+    return _info_of(path, info)
+
+
+def _info_of(path: Path, info) -> AudioInfo:
+    """An :class:`AudioInfo` from ``sf.info``'s result or an open ``sf.SoundFile`` (same fields)."""
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(path, "audio header has no sample rate or channels")
     frames = int(info.frames)
-    out = AudioInfo(
+    return AudioInfo(
         duration_s=frames / info.samplerate if frames > 0 else 0.0,
         sample_rate=int(info.samplerate),
         channels=int(info.channels),
         format=str(info.format),
         frames=frames,
     )
-    return out
 
 
 def _check_min_duration(path, info: AudioInfo, min_duration_s: float | None) -> None:
@@ -125,16 +169,23 @@ def load_audio(
     reject_silence: bool = True,
     info: AudioInfo | None = None,
     min_duration_s: float | None = None,
+    handle: sf.SoundFile | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
     Raises :class:`AudioError` for empty, corrupt, truncated, non-audio, too short, silent (when
     ``reject_silence``) and over-long files.  ``info``: the file's :func:`probe`, when the caller
     has it already (the header is not read twice).  ``min_duration_s``: refuse files shorter
-    than this (an index passes :data:`MIN_DURATION_S`; None: no limit).
+    than this (an index passes :data:`MIN_DURATION_S`; None: no limit).  ``handle``: the file
+    opened by :func:`open_audio` with ``info`` (read from its start, then closed here).
     """
-    info = _probe_decodable(path, max_duration_s, info, min_duration_s)
-    parts = list(mono_blocks(path, info, sr, BLOCK_FRAMES))
+    try:
+        info = _probe_decodable(path, max_duration_s, info, min_duration_s)
+    except AudioError:
+        if handle is not None:
+            handle.close()
+        raise
+    parts = list(mono_blocks(path, info, sr, BLOCK_FRAMES, handle=handle))
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     _check_decoded_length(path, info, len(wave) / sr, min_duration_s)
     if not np.all(np.isfinite(wave)):
@@ -214,9 +265,10 @@ def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None 
     return info
 
 
-def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
+def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int, handle: sf.SoundFile | None = None):
     """Decode ``path`` in blocks of ``block_frames`` frames, downmix each to mono and resample it
     to ``sr`` as a stream: yields float32 chunks (some may be empty), the resampler's tail last.
+    ``handle``: ``path`` already open (:func:`open_audio`), read from where it stands and closed.
 
     Decoding errors become :class:`AudioError` (saying how far decoding got); so does a file that
     yields no frames at all.
@@ -227,8 +279,11 @@ def mono_blocks(path, info: AudioInfo, sr: int, block_frames: int):
     mp3 = info.format == "MP3" or Path(path).suffix.lower() == ".mp3"
     read = 0
     try:
-        with _quiet(mp3):
-            f = sf.SoundFile(str(path))
+        if handle is not None:
+            f = handle
+        else:
+            with _quiet(mp3):
+                f = sf.SoundFile(str(path))
         try:
             while True:
                 with _quiet(mp3):  # never held across a yield: other threads' stderr waits only for one read

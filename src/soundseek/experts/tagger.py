@@ -56,7 +56,45 @@ class ClassTagger:
         if len(frames) > CHUNK_FRAMES:
             return self._sound_probs_chunked(frames)
         z = np.asarray(frames, dtype=np.float32) @ self.weight + self.bias
-        p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return self._pool_probs(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+    def sound_probs_many(self, files: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`sound_probs` of several files' frames with one product per up to
+        :data:`CHUNK_FRAMES` stacked frames, instead of one per file: what indexing a batch of
+        short sound effects needs (the same values to float rounding, ~1e-7).  Files longer
+        than :data:`CHUNK_FRAMES` frames, and empty ones, go through :meth:`sound_probs` alone."""
+        out: list[np.ndarray | None] = [None] * len(files)
+        group: list[int] = []
+        rows = 0
+
+        def flush() -> None:
+            nonlocal rows
+            if not group:
+                return
+            stacked = np.concatenate([np.asarray(files[i], dtype=np.float32) for i in group])
+            p = 0.5 * (1.0 + np.tanh(0.5 * (stacked @ self.weight + self.bias)))
+            pos = 0
+            for i in group:
+                n = len(files[i])
+                out[i] = self._pool_probs(p[pos : pos + n])
+                pos += n
+            group.clear()
+            rows = 0
+
+        for i, frames in enumerate(files):
+            n = len(frames)
+            if n == 0 or n > CHUNK_FRAMES:
+                out[i] = self.sound_probs(frames) if n else np.zeros(len(self.names), np.float32)
+                continue
+            if rows + n > CHUNK_FRAMES:
+                flush()
+            group.append(i)
+            rows += n
+        flush()
+        return out
+
+    def _pool_probs(self, p: np.ndarray) -> np.ndarray:
+        """(T, C) probabilities -> (C,) as :meth:`sound_probs` averages them."""
         if "Silence" not in self.names:
             return p.mean(axis=0)
         w = 1.0 - p[:, self.names.index("Silence")]
@@ -85,7 +123,15 @@ class ClassTagger:
         from the frames that sound (:meth:`sound_probs`)."""
         if len(frames) == 0:
             return []
-        p = self.sound_probs(frames)
+        return self.named(self.sound_probs(frames), k, min_score)
+
+    def tags_many(self, files: list[np.ndarray], k: int = 3, min_score: float = 0.1) -> list[list[Tag]]:
+        """:meth:`tags` of several files, their class products batched (:meth:`sound_probs_many`)."""
+        probs = self.sound_probs_many(files)
+        return [self.named(p, k, min_score) if len(f) else [] for f, p in zip(files, probs)]
+
+    def named(self, p: np.ndarray, k: int = 3, min_score: float = 0.1) -> list[Tag]:
+        """The best ``k`` of (C,) class probabilities with at least ``min_score`` (at least one)."""
         order = np.argsort(-p, kind="stable")[:k]
         out = [Tag(self.names[i], float(p[i])) for i in order if p[i] >= min_score]
         return out or [Tag(self.names[order[0]], float(p[order[0]]))]

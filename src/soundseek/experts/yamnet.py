@@ -389,6 +389,11 @@ class YamnetExpert(AudioExpert):
         with np.load(folder / "classifier.npz") as z:
             self._w, self._b = z["weight"], z["bias"]
 
+    @property
+    def input_name(self) -> str:
+        """The network's input (a (batch, 1, 96, 64) float32 stack of patches)."""
+        return self._input
+
     # -- AudioSet classes (for label bridges)
 
     @property

@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..audio import AudioError, load_audio, probe, stream_audio
+from ..audio import AudioError, load_audio, open_audio, stream_audio
 from ..experts.base import AudioExpert, AudioFeatures, is_frame_file
 from ..experts.threads import few_threads
 from .progress import ThroughputProgress
@@ -132,11 +132,14 @@ def extract_features(
         for p, h in batch:
             bar.status(f"reading {os.path.basename(p)}")
             try:
-                info = probe(p, min_duration_s=min_duration_s)
-                if info.duration_s > LONG_FILE_S:
-                    out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
-                    continue
-                wave = load_audio(p, expert.sample_rate, info=info, **kwargs)  # header read once
+                info, handle = open_audio(p, min_duration_s=min_duration_s)  # opened once: header, then samples
+                try:
+                    if info.duration_s > LONG_FILE_S:
+                        out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
+                        continue
+                    wave = load_audio(p, expert.sample_rate, info=info, handle=handle, **kwargs)
+                finally:
+                    handle.close()
                 if on_wave is not None:
                     on_wave(p, wave, expert.sample_rate)
             except AudioError as e:

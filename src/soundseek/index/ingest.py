@@ -215,8 +215,9 @@ class Ingest:
         return len(ids)
 
     # -- the words a file already has --------------------------------------------------------
-    def record_metadata(self, item_id: int, path: str, feats, roots=()) -> None:
-        """Store a file's metadata next to its item row (uncommitted: it commits with the item)."""
+    def record_metadata(self, item_id: int, path: str, feats, roots=(), tags=None) -> None:
+        """Store a file's metadata next to its item row (uncommitted: it commits with the item).
+        ``tags``: its machine tags from :meth:`machine_tags_of` (None: computed here)."""
         from .file_info import extract
 
         ft = self.meta.fulltext
@@ -225,10 +226,24 @@ class Ingest:
         root = next((d for d in roots if inside(path, d) and path != d), None)
         frames = getattr(feats, "frames", None)
         try:
-            md = extract(path, frames, self.config.audio_expert, root=root)
+            md = extract(path, frames, self.config.audio_expert, root=root, tags=tags)
         except Exception:  # metadata is a bonus: an odd file must never stop indexing
             return
         ft.put(item_id, md)
+
+    def machine_tags_of(self, feats_list: list) -> list:
+        """The machine tags of a batch of files' features, their class products batched (one
+        product for a batch of short files instead of one per file); None for each file when
+        there is no metadata table or no expert, or when the batch fails (then each file is
+        tagged alone by :meth:`record_metadata`)."""
+        if self.meta.fulltext is None or not self.config.audio_expert or not feats_list:
+            return [None] * len(feats_list)
+        from .file_info import machine_tags_many
+
+        try:
+            return machine_tags_many([getattr(f, "frames", None) for f in feats_list], self.config.audio_expert)
+        except Exception:  # metadata is a bonus: fall back to file by file
+            return [None] * len(feats_list)
 
     def backfill_metadata(self, roots=()) -> None:
         ft = self.meta.fulltext
@@ -284,7 +299,8 @@ class BatchSink:
     def __call__(self, done) -> None:
         ing, report, config = self.ingest, self.report, self.ingest.config
         batch = []
-        for p, h, feats, dur in done:
+        tags = ing.machine_tags_of([feats for _, _, feats, _ in done])  # one class product for the batch
+        for (p, h, feats, dur), file_tags in zip(done, tags):
             try:
                 st = os.stat(p)
             except OSError as e:
@@ -298,7 +314,7 @@ class BatchSink:
             wins = time_windows(dur, config.window_s, config.hop_s)
             item_id, wids = ing.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
                                               [(w.start_s, w.end_s) for w in wins])
-            ing.record_metadata(item_id, p, feats, self.roots)  # same transaction
+            ing.record_metadata(item_id, p, feats, self.roots, file_tags)  # same transaction
             if ing.dups is not None:
                 ing.dups.record(item_id, p)
             batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
