@@ -230,10 +230,15 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
         saved = Path(report.model_dir) / MEMORY_FILE
         mem = NameMemory.load(saved) if saved.is_file() else None
         served = evaluate(model if report.kept else base, files, truth, queries, sentences, mem)
+        # both sides of the memory's check, whatever it decided: the served model without / with a memory
+        plain = forced if report.kept else out["base"]
+        with_memory = evaluate(model if report.kept else base, files, truth, queries, sentences,
+                               base_memory(base, files, idx))  # neighbours by the base model, as adapt builds it
         runs.append({"seed": seed, "kept": report.kept, "memory_kept": mem is not None, "reason": report.reason,
                      "check": report.check, "named_files": report.named_files,
                      "caption_groups": report.caption_groups, "seconds": round(time.perf_counter() - t0, 1),
-                     "forced": forced, "served": served})
+                     "forced": forced, "served": served, "served_without_memory": plain,
+                     "served_with_memory": with_memory})
         print(f"{pkg} {protocol} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
               f"->{report.check.get('adapted', {}).get('map', 0):.3f}  opaque P@1 {out['base']['opaque']['p1']:.3f}"
               f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}"
@@ -281,7 +286,7 @@ def summarise(folds: list[dict]) -> dict:
         for m in ("p1", "p5", "r10"):
             row[f"base_{m}"] = avg(lambda f: f["base"]["opaque"][m])
             row[f"base_memory_{m}"] = avg(lambda f: f["base_memory"]["opaque"][m])
-            for kind in ("served", "forced"):
+            for kind in ("served", "forced", "served_without_memory", "served_with_memory"):
                 per_seed = [avg(lambda f, s=s: f["runs"][s][kind]["opaque"][m]) for s in range(len(fs[0]["runs"]))]
                 row[f"{kind}_{m}"] = float(np.mean(per_seed))
                 row[f"{kind}_{m}_seeds"] = per_seed

@@ -139,3 +139,38 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     for q in ("seen_kinds", "unseen_kinds"):
         assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
     idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_removes_it(tmp_path):
+    from soundseek import Index
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install, adaptation_state, describe, revert
+    from soundseek.adapt.memory import MemoryConfig
+
+    lib = tmp_path / "lib"
+    for folder in ("animals", "farm"):
+        shutil.copytree(WIDELANDS / folder, lib / folder)
+    (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
+    idx = Index.create(tmp_path / "idx")
+    assert not idx.add(lib, progress=False).failed
+    memory_file = Path(idx.path) / MEMORY_FILE
+    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)  # the adapter is never kept here
+
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small),
+                               progress=False)
+    assert not report.kept and report.check["memory"]["kept"] and "name memory kept" in report.reason
+    assert memory_file.is_file() and idx.name_memory.current() is not None
+    assert NameMemory.load(memory_file).fingerprint == idx.model_fingerprint()  # the base model's vectors
+    assert any(line.startswith("name memory in use") for line in describe(adaptation_state(idx)))
+
+    revert(idx)
+    assert not memory_file.exists() and idx.name_memory.current() is None
+    assert any(line.startswith("name memory not in use") for line in describe(adaptation_state(idx)))
+
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=10.0), **small), progress=False)
+    assert not report.check["memory"]["kept"] and not memory_file.exists()
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(enabled=False), **small), progress=False)
+    assert "memory" not in report.check and not memory_file.exists()
+    idx.close()

@@ -352,24 +352,26 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
                + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
     if progress:
         print(verdict, file=sys.stderr, flush=True)
-    served, model_dir = base, None
+    model_dir = None
     if kept or cfg.always_save:
         steps = planned_steps(len(train_files), members, cfg.epochs, cfg.batch_size, cfg.max_steps)
         with StepBar(steps, progress, "final training") as bar:
             final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
         final.save_pretrained(out)
-        served, model_dir = (final, str(out)) if kept else (base, str(out))
-    if cfg.memory.enabled:
-        chk["memory"] = name_memory(served, files, group, cap_vec, cfg, out, progress)
+        model_dir = str(out)
+    if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
+        # its ranking of held-out named files would make the memory's check meaningless
+        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress)
         verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
     return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
 
 
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
                 out: Path, progress: bool) -> dict:
-    """Check the name memory of ``files`` under the model that will serve (``group``: caption
-    rows of the named files, in order) and save it as ``out/name_memory.npz`` when the check
-    keeps it (``soundseek.adapt.apply`` installs it into the index)."""
+    """Check the name memory of ``files`` with ``model``'s window vectors (the base model's:
+    neighbours by sound as a model that never learnt the library's names hears them; ``group``:
+    caption rows of the named files, in order) and save it as ``out/name_memory.npz`` when the
+    check keeps it (``soundseek.adapt.apply`` installs it into the index, whichever model serves)."""
     from ..index.name_memory import MEMORY_FILE
 
     wins = window_vectors(model, files)

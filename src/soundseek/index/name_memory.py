@@ -10,8 +10,9 @@ like it, named or not:
     score(q, x) = content(q, x) + weight * sum_j w_xj * max(0, cos(q, caption_j) - threshold)
 
 The threshold keeps queries about kinds the library never names (cosine to every caption below
-it) at exactly the content ranking.  The memory belongs to the model whose window vectors
-chose the neighbours: it is used only while the index serves that model (``fingerprint``).
+it) at exactly the content ranking.  ``soundseek adapt`` chooses the neighbours with the base
+model's window vectors and stamps the memory with the fingerprint of the model the index then
+serves; it is used only while the index serves that model (``fingerprint``).
 Plain numpy, so text search stays torch-free.
 """
 
@@ -62,7 +63,8 @@ class NameMemory:
         b = self.bonus(sentence)
         if not b.any():
             return ranked[:n]
-        gain = {int(i): float(x) for i, x in zip(self.item_ids, b) if x > 0}
+        hit = np.flatnonzero(b > 0)
+        gain = dict(zip(self.item_ids[hit].tolist(), b[hit].tolist()))
         rows = [(r[0], r[1] + gain.get(r[0], 0.0)) + tuple(r[2:]) for r in ranked]
         floor = min((r[1] for r in ranked), default=0.0)
         seen = {r[0] for r in ranked}

@@ -1,0 +1,129 @@
+"""Hybrid ranking on the benchmark libraries of ``adapt_library.py`` (issue 18: "report ... hybrid
+on the named library"; "hybrid >= content on opaque names and >= max(content, metadata) on named
+files").
+
+Same libraries, folds, base model and committed queries as ``adapt_library.py``.  Each query is
+run through :meth:`soundseek.Index.search` (ungrouped, every file ranked) in content, metadata
+and hybrid mode, with the base model, and again with a name memory (built without its check) in
+content and hybrid mode.  One ranking per query and mode is scored three ways: over the whole
+library, over the named files only and over the opaque files only (relevant: the files of the
+query's label).
+
+    PYTHONPATH=src python benchmarks/adapt_hybrid.py [--work runs/adapt_hybrid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from adapt_base import LEAVE_OUT  # noqa: E402
+from adapt_library import OPAQUE_DIR, base_memory, build_library, opaque_files, read_queries  # noqa: E402
+
+VIEWS = ("library", "named", "opaque")
+
+
+def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
+    from soundseek.adapt.scoring import rank_metrics
+
+    paths = sorted(truth)
+    col = {p: i for i, p in enumerate(paths)}
+    labels = np.array([truth[p] or "" for p in paths], dtype=object)
+    opaque = np.array([f"/{OPAQUE_DIR}/" in p for p in paths])
+    scores = np.full((len(queries), len(paths)), -1e9)
+    for qi, (q, _) in enumerate(queries):
+        hits = idx.search(q, k=len(paths), mode=mode, group=False)
+        for r, h in enumerate(hits):  # rank order (scores may tie across modes): score by position
+            if h.path in col:
+                scores[qi, col[h.path]] = -r
+    qlab = np.array([lab for _, lab in queries], dtype=object)
+    out = {}
+    for view, keep in (("library", np.ones(len(paths), bool)), ("named", ~opaque), ("opaque", opaque)):
+        rel = (qlab[:, None] == labels[None, :]) & keep[None, :]
+        out[view] = rank_metrics(scores[:, keep], rel[:, keep]).to_dict()
+    return out
+
+
+def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, features_from: Path | None) -> dict:
+    import soundseek
+    from soundseek.adapt.library import collect_library
+    from soundseek.models import load_model
+
+    lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
+    truth = build_library(lib, pkg, opaque_files(pkg, protocol, fold))
+    idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
+    if idx_path.exists():
+        shutil.rmtree(idx_path)
+    if features_from is not None:
+        shutil.copytree(features_from / "features", idx_path / "features")
+    idx = soundseek.Index.create(idx_path, model=str(base_dir))
+    idx.add(lib, progress=False)
+    queries = read_queries(pkg)
+    out = {"package": pkg, "protocol": protocol, "fold": fold, "queries": len(queries), "files": len(truth)}
+    for mode in ("content", "metadata", "hybrid"):
+        out[mode] = ranked_metrics(idx, queries, truth, mode)
+    idx.set_name_memory(base_memory(load_model(str(base_dir)), collect_library(idx), idx))
+    for mode in ("content", "hybrid"):
+        out[f"{mode}+memory"] = ranked_metrics(idx, queries, truth, mode)
+    idx.close()
+    return out
+
+
+def summarise(folds: list[dict]) -> dict:
+    out = {}
+    modes = ("content", "metadata", "hybrid", "content+memory", "hybrid+memory")
+    for key in sorted({(f["protocol"], f["package"]) for f in folds}) + [(p, "all") for p in ("labels", "files")]:
+        fs = [f for f in folds if f["protocol"] == key[0] and key[1] in (f["package"], "all")]
+        row = {}
+        for mode in modes:
+            for view in VIEWS:
+                w = np.array([f[mode][view]["n_queries"] for f in fs], dtype=float)
+                for m in ("p1", "r10"):
+                    row[f"{mode}/{view}/{m}"] = float(np.dot([f[mode][view][m] for f in fs], w) / max(w.sum(), 1))
+        out["/".join(key)] = row
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", type=Path, default=Path("runs/adapt_hybrid"))
+    p.add_argument("--base", type=Path, default=Path("runs/adapt_bench/base/model"),
+                   help="the leave-packages-out base model (benchmarks/adapt_base.py)")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    folds = []
+    for pkg in LEAVE_OUT:
+        first = None
+        for protocol in ("labels", "files"):
+            for fold in (0, 1):
+                folds.append(run_fold(a.work, a.base, pkg, protocol, fold, first))
+                first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
+                print(pkg, protocol, fold, flush=True)
+    summary = summarise(folds)
+    for key, row in summary.items():
+        print(f"{key:18s} " + "  ".join(f"{mode} {row[f'{mode}/named/p1']:.3f}/{row[f'{mode}/opaque/p1']:.3f}/"
+                                         f"{row[f'{mode}/library/p1']:.3f}"
+                                         for mode in ("content", "metadata", "hybrid", "hybrid+memory")))
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+              "minutes": round((time.perf_counter() - t0) / 60, 1), "summary": summary, "folds": folds}
+    out = a.json or a.work / "adapt_hybrid.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
