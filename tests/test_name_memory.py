@@ -118,7 +118,10 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
         return [Path(h.path).name for h in idx.search(q, k=len(files), mode="content", group=False)]
 
     before = {q: ranks(q) for q in ("wolf", "a car engine starting")}
+    hybrid = [h.path for h in idx.search("wolf", k=10, mode="hybrid", group=False)]
     idx.set_name_memory(mem)
+    # where words match (the named wolves), hybrid ranks as without the memory
+    assert [h.path for h in idx.search("wolf", k=10, mode="hybrid", group=False)] == hybrid
     assert (Path(idx.path) / MEMORY_FILE).is_file() and idx.name_memory.current() is not None
     after = {q: ranks(q) for q in before}
     assert after["a car engine starting"] == before["a car engine starting"]  # reads like no name

@@ -80,7 +80,7 @@ def adaptation_state(index) -> dict | None:
 def describe(state: dict) -> list[str]:
     """``adaptation_state`` as readable lines (``soundseek info`` / ``adapt``)."""
     chk = state.get("check") or {}
-    lines = [f"{'in use' if state['in_use'] else 'not in use'}: {state.get('reason', '')} ({state.get('date', '')})"]
+    lines = [f"adapted model {'in use' if state['in_use'] else 'not in use'}: {state.get('reason', '')} ({state.get('date', '')})"]
     if state.get("kept") and not state["in_use"]:
         lines[0] = f"reverted to the base model; last run: {state.get('reason', '')} ({state.get('date', '')})"
     lines.append(f"{state.get('named_files', 0)} of {state.get('files', 0)} files named, "

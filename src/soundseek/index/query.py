@@ -67,7 +67,9 @@ class Query:
         if mode == "metadata":
             return self.hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
         try:
-            content = self.content_ranking(text, pool if meta_rank else k, allow)
+            # the name memory only where nothing matched by words: in hybrid it lifted many files above the
+            # ones whose own names match (named-file P@1 0.73 -> 0.60 on benchmarks/adapt_hybrid.py)
+            content = self.content_ranking(text, pool if meta_rank else k, allow, memory=not meta_rank)
         except NoTextModelError:
             if mode != "hybrid" or not meta_rank:
                 raise
@@ -81,14 +83,15 @@ class Query:
         content_ids = {r[0] for r in content[:max(k, 10)]}
         return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
 
-    def content_ranking(self, text: str, n: int, allow: set[int] | None) -> list[tuple]:
-        """Content ranking of a text query: [(item id, score, window id, start, end)], best first."""
+    def content_ranking(self, text: str, n: int, allow: set[int] | None, memory: bool = True) -> list[tuple]:
+        """Content ranking of a text query: [(item id, score, window id, start, end)], best first
+        (``memory``: with the index's name memory, when it has one)."""
         fast = self.text_path.fast_side()
         if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
             side, encoder = fast
             sent = encoder.encode([text]).sentence
             q = side(sent)
-            return self.ranked_with_memory(q[0], sent[0], n, allow)
+            return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
         model = self.embedder.model
         if model is None:
             err = self.embedder.model_error
@@ -106,12 +109,13 @@ class Query:
         sent = self.text_path.text_expert.encode([text]).sentence
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
-        return self.ranked_with_memory(q[0], sent[0], n, allow)
+        return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
 
-    def ranked_with_memory(self, q: np.ndarray, sentence: np.ndarray, n: int, allow: set[int] | None) -> list[tuple]:
-        """The content ranking of text vector ``q``, with the name memory's bonus when the index
-        has one for the model in use (:mod:`soundseek.index.name_memory`)."""
-        mem = self.memory.current() if self.memory is not None else None
+    def ranked_with_memory(self, q: np.ndarray, sentence: np.ndarray, n: int, allow: set[int] | None,
+                           memory: bool = True) -> list[tuple]:
+        """The content ranking of text vector ``q``, with the name memory's bonus when ``memory``
+        and the index has one for the model in use (:mod:`soundseek.index.name_memory`)."""
+        mem = self.memory.current() if memory and self.memory is not None else None
         with self.lock:
             if mem is None:
                 return self.rank(self.vectors.text, q, n, allow=allow)

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 
-
 def install_model(model_dir: Path, target: Path, recipe: Path, extra_json: dict[str, dict] | None = None) -> Path:
     """Replace the shipped model at ``target`` with ``model_dir`` (a model or an ensemble folder:
     weights, config, metrics) plus ``recipe`` as ``train_config.yaml`` and ``extra_json``
@@ -21,7 +20,7 @@ def install_model(model_dir: Path, target: Path, recipe: Path, extra_json: dict[
     for f in target.rglob("*"):
         f.chmod(0o755 if f.is_dir() else 0o644)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-    print(f"installed default model into {target} ({size / 1e6:.2f} MB)")
+    print(f"installed model {target.name!r} into {target} ({size / 1e6:.2f} MB)")
     return target
 
 
