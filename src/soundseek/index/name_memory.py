@@ -63,15 +63,26 @@ class NameMemory:
         b = self.bonus(sentence)
         if not b.any():
             return ranked[:n]
-        hit = np.flatnonzero(b > 0)
-        gain = dict(zip(self.item_ids[hit].tolist(), b[hit].tolist()))
-        rows = [(r[0], r[1] + gain.get(r[0], 0.0)) + tuple(r[2:]) for r in ranked]
+        row = self.row_of()
+        rows = [(r[0], r[1] + float(b[row[r[0]]]) if r[0] in row else r[1]) + tuple(r[2:]) for r in ranked]
         floor = min((r[1] for r in ranked), default=0.0)
-        seen = {r[0] for r in ranked}
-        rows += [(i, floor + g, None, None, None) for i, g in gain.items()
-                 if i not in seen and (allow is None or i in allow)]
+        out_of_reach = b > 0
+        seen = [row[r[0]] for r in ranked if r[0] in row]
+        out_of_reach[seen] = False
+        if allow is not None:
+            out_of_reach &= np.isin(self.item_ids, np.fromiter(allow, dtype=np.int64, count=len(allow)))
+        extra = np.flatnonzero(out_of_reach)
+        if len(extra) > n:  # only the n largest bonuses can reach the top n
+            extra = extra[np.argpartition(-b[extra], n - 1)[:n]]
+        rows += [(int(self.item_ids[j]), floor + float(b[j]), None, None, None) for j in extra]
         rows.sort(key=lambda r: (-r[1], r[0]))
         return rows[:n]
+
+    def row_of(self) -> dict[int, int]:
+        """Item id -> row of the memory's arrays (built once)."""
+        if getattr(self, "_row_of", None) is None:
+            self._row_of = {int(i): r for r, i in enumerate(self.item_ids.tolist())}
+        return self._row_of
 
     # -- storage --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
