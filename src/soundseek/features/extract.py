@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -165,10 +166,12 @@ def extract_features(
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
     # BLAS on one thread for the whole run (tags, pooling: small products next to a busy decode
     # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
-    # expert's own network
-    with bar, few_threads(small_threads, torch_too=False), \
+    # expert's own network.  The BLAS libraries are looked for again once, after the first
+    # batch's ``on_batch`` (it may load one, e.g. FAISS's OpenBLAS), not around every batch
+    with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
+        rescanned = False
         for i in range(len(batches)):
             decoded = pending.result()
             pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
@@ -209,8 +212,11 @@ def extract_features(
                 if keep:
                     report.features[p] = f
             if on_batch and batch_done:
-                with few_threads(small_threads):
+                with few_threads(small_threads, blas=False):  # BLAS: limited around the whole loop
                     on_batch(batch_done)
+                if not rescanned:
+                    blas_again.enter_context(few_threads(small_threads, torch_too=False))
+                    rescanned = True
             bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report
