@@ -228,3 +228,50 @@ def test_blas_looked_for_once_or_twice_a_run_not_once_a_batch(tmp_path, monkeypa
                            on_batch=batches.append)
     assert rep.computed == 40 and len(batches) == 10
     assert 1 <= len(scans) <= 2, scans  # was 11: once around the loop, once a batch
+
+
+class _WaveStats:
+    """An expert whose frames are the decoded wave's own numbers (so any mix-up of files shows)."""
+
+    name, version, sample_rate, dim, hop_s, window_s = "wavestats", "1", 16000, 4, 0.5, 0.5
+    key = "wavestats@1"
+
+    def embed(self, waves):
+        from soundseek.experts.base import AudioFeatures
+
+        out = []
+        for w in waves:
+            f = np.array([[len(w), float(w.sum()), float(w.max()), float(w.min())]], np.float32)
+            out.append(AudioFeatures(f, f[0], 0.5, 0.5))
+        return out
+
+
+@needs_shared("data/sfx-corpus")
+@pytest.mark.parametrize("threads", [2, 3])
+def test_decode_threads_change_nothing_but_speed(tmp_path, threads):
+    """A batch decoded by several threads (each a part of it): the same features, durations,
+    failures (in order) and waves seen by on_wave as one decode thread."""
+    from soundseek.features import FeatureStore, extract_features
+
+    files = [str(p) for p in sorted(SOUNDS.glob("*.ogg"))[:21]]
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    empty = tmp_path / "empty.ogg"
+    empty.write_bytes(b"")
+    files[3:3] = [str(bad)]
+    files[10:10] = [str(empty)]
+    runs = []
+    for n, name in ((1, "one"), (threads, "many")):
+        seen = {}
+        batches = []
+        rep = extract_features(files, _WaveStats(), FeatureStore(tmp_path / name), progress=False, batch_files=5,
+                               on_wave=lambda p, w, sr: seen.__setitem__(p, w.copy()), decode_threads=n,
+                               on_batch=lambda b: batches.append([p for p, *_ in b]))
+        runs.append((rep, seen, batches))
+    (a, seen_a, batches_a), (b, seen_b, batches_b) = runs
+    assert a.failed == b.failed and len(a.failed) == 2
+    assert batches_a == batches_b and sorted(a.features) == sorted(b.features)
+    for p in a.features:
+        assert np.array_equal(a.features[p].frames, b.features[p].frames), p
+        assert a.durations[p] == b.durations[p]
+        assert np.array_equal(seen_a[p], seen_b[p])

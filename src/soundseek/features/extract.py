@@ -60,6 +60,7 @@ def extract_features(
     small_threads: int | None = 1,
     min_duration_s: float | None = None,
     on_wave=None,
+    decode_threads: int = 2,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
@@ -73,6 +74,8 @@ def extract_features(
     ``on_wave(path, wave, sample_rate)`` sees each decoded file's wave (mono, the expert's rate;
     of a streamed long file its first ``SEGMENT_S`` seconds) in the decode thread, before the
     expert does: e.g. to fingerprint it without a second decode.  Cached files are not decoded.
+    ``decode_threads``: threads that decode a batch (its two halves at once with 2; memory stays
+    one batch ahead of the network whatever the number).
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
@@ -168,13 +171,22 @@ def extract_features(
     # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
     # expert's own network.  The BLAS libraries are looked for again once, after the first
     # batch's ``on_batch`` (it may load one, e.g. FAISS's OpenBLAS), not around every batch
+    # With two decode threads each decodes half of the next batch: decoding, resampling, prints
+    # and front end are most of a short file's CPU time and mostly outside the GIL, so one
+    # decode thread was the slowest stage of the pipeline (the network waited on it).
+    n_dec = max(1, int(decode_threads))
+
+    def submit(batch):
+        part = -(-len(batch) // n_dec)
+        return [pool.submit(decode, batch[k : k + part]) for k in range(0, len(batch), part)]
+
     with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = pool.submit(decode, batches[0]) if batches else None
+            ThreadPoolExecutor(max_workers=n_dec, thread_name_prefix="decode") as pool:
+        pending = submit(batches[0]) if batches else []
         rescanned = False
         for i in range(len(batches)):
-            decoded = pending.result()
-            pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
+            decoded = [row for f in pending for row in f.result()]  # in the batch's order
+            pending = submit(batches[i + 1]) if i + 1 < len(batches) else []
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
             long = [(p, h) for p, h, _, _, err in decoded if err == _LONG]
             report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None and err != _LONG)
