@@ -275,3 +275,44 @@ def test_decode_threads_change_nothing_but_speed(tmp_path, threads):
         assert np.array_equal(a.features[p].frames, b.features[p].frames), p
         assert a.durations[p] == b.durations[p]
         assert np.array_equal(seen_a[p], seen_b[p])
+
+
+@pytest.mark.parametrize("prefetch_s, ahead", [(0.0, 1), (120.0, 2)])
+def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatch, prefetch_s, ahead):
+    """Short batches are decoded up to two batches ahead of the network; longer ones (more than
+    PREFETCH_S seconds of audio in a batch) one ahead, so memory stays one batch of audio."""
+    import threading
+    import time
+
+    import soundfile as sf
+
+    from soundseek.features import FeatureStore, extract
+    from soundseek.features import extract_features
+
+    monkeypatch.setattr(extract, "PREFETCH_S", prefetch_s)
+    files = []
+    for k in range(24):
+        p = tmp_path / f"{k:02d}.wav"
+        sf.write(str(p), np.sin(np.arange(8000) * (0.01 + k / 1000)).astype(np.float32), 16000)
+        files.append(str(p))
+    opened, lock = [], threading.Lock()
+    real = extract.open_audio
+
+    def spy(p, **kw):
+        with lock:
+            opened.append(p)
+        return real(p, **kw)
+
+    monkeypatch.setattr(extract, "open_audio", spy)
+    most_ahead = []
+
+    def on_batch(done):
+        time.sleep(0.05)  # a slow network: the decode threads get as far ahead as they may
+        with lock:
+            last = max(files.index(p) for p in opened) // 4
+        most_ahead.append(last - files.index(done[0][0]) // 4)
+
+    rep = extract_features(files, _WaveStats(), FeatureStore(tmp_path / "store"), progress=False, batch_files=4,
+                           on_batch=on_batch)
+    assert rep.computed == 24
+    assert max(most_ahead) == ahead, most_ahead

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -30,6 +31,8 @@ LONG_FILE_S = 180.0
 #: Length of one streamed segment (rounded to whole expert hops) and the context added after it.
 SEGMENT_S = 120.0
 _CONTEXT_S = 10.0
+#: A batch of at most this many seconds of audio lets the decode threads work two batches ahead.
+PREFETCH_S = 120.0
 _LONG = "\0long"
 
 
@@ -182,11 +185,20 @@ def extract_features(
 
     with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
             ThreadPoolExecutor(max_workers=n_dec, thread_name_prefix="decode") as pool:
-        pending = submit(batches[0]) if batches else []
+        queued: deque = deque()  # the futures of the batches being decoded, in order
+        nxt = 0
         rescanned = False
         for i in range(len(batches)):
-            decoded = [row for f in pending for row in f.result()]  # in the batch's order
-            pending = submit(batches[i + 1]) if i + 1 < len(batches) else []
+            if not queued:
+                queued.append(submit(batches[nxt]))
+                nxt += 1
+            decoded = [row for f in queued.popleft() for row in f.result()]  # in the batch's order
+            # two batches ahead while the files are short (smooths out the decode threads'
+            # waits), one ahead otherwise (memory: one batch of decoded audio in flight)
+            ahead = 2 if sum(n for *_, n, err in decoded if err is None) <= PREFETCH_S * expert.sample_rate else 1
+            while nxt < len(batches) and len(queued) < ahead:
+                queued.append(submit(batches[nxt]))
+                nxt += 1
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
             long = [(p, h) for p, h, _, _, err in decoded if err == _LONG]
             report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None and err != _LONG)
