@@ -277,10 +277,10 @@ def test_decode_threads_change_nothing_but_speed(tmp_path, threads):
         assert np.array_equal(seen_a[p], seen_b[p])
 
 
-@pytest.mark.parametrize("prefetch_s, ahead", [(0.0, 1), (120.0, 2)])
-def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatch, prefetch_s, ahead):
-    """Short batches are decoded up to two batches ahead of the network; longer ones (more than
-    PREFETCH_S seconds of audio in a batch) one ahead, so memory stays one batch of audio."""
+@pytest.mark.parametrize("short_s, ahead", [(0.0, 1), (2.5, 2)])
+def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatch, short_s, ahead):
+    """Batches of short files (at most SHORT_FILE_S on average) are decoded up to two batches
+    ahead of the network, each by two threads; longer ones one ahead by one thread, as before."""
     import threading
     import time
 
@@ -289,7 +289,7 @@ def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatc
     from soundseek.features import FeatureStore, extract
     from soundseek.features import extract_features
 
-    monkeypatch.setattr(extract, "PREFETCH_S", prefetch_s)
+    monkeypatch.setattr(extract, "SHORT_FILE_S", short_s)
     files = []
     for k in range(24):
         p = tmp_path / f"{k:02d}.wav"
@@ -298,9 +298,13 @@ def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatc
     opened, lock = [], threading.Lock()
     real = extract.open_audio
 
+    threads_of: dict[int, set] = {}
+
     def spy(p, **kw):
         with lock:
             opened.append(p)
+            threads_of.setdefault(files.index(p) // 4, set()).add(threading.current_thread().name)
+        time.sleep(0.005)  # decoding takes a while: both threads get a part of a split batch
         return real(p, **kw)
 
     monkeypatch.setattr(extract, "open_audio", spy)
@@ -316,3 +320,5 @@ def test_decode_runs_two_batches_ahead_only_for_short_files(tmp_path, monkeypatc
                            on_batch=on_batch)
     assert rep.computed == 24
     assert max(most_ahead) == ahead, most_ahead
+    assert len(threads_of[0]) == 2  # the first batch is split: nothing is known yet
+    assert {len(t) for b, t in threads_of.items() if b} == {ahead}  # split only while short

@@ -31,8 +31,12 @@ LONG_FILE_S = 180.0
 #: Length of one streamed segment (rounded to whole expert hops) and the context added after it.
 SEGMENT_S = 120.0
 _CONTEXT_S = 10.0
-#: A batch of at most this many seconds of audio lets the decode threads work two batches ahead.
-PREFETCH_S = 120.0
+#: While a batch's files average at most this many seconds, the next batches are decoded by all
+#: ``decode_threads`` (each a part of the batch) and two batches ahead of the network: decoding,
+#: prints and front end are then most of the work (900 sound effects under 2 s: the network
+#: waited ~1 s on one decode thread).  Longer files keep one decode thread one batch ahead: the
+#: network is the slow stage there, and more threads only compete with it (and hold more audio).
+SHORT_FILE_S = 2.5
 _LONG = "\0long"
 
 
@@ -174,13 +178,13 @@ def extract_features(
     # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
     # expert's own network.  The BLAS libraries are looked for again once, after the first
     # batch's ``on_batch`` (it may load one, e.g. FAISS's OpenBLAS), not around every batch
-    # With two decode threads each decodes half of the next batch: decoding, resampling, prints
-    # and front end are most of a short file's CPU time and mostly outside the GIL, so one
-    # decode thread was the slowest stage of the pipeline (the network waited on it).
+    # Short files (SHORT_FILE_S): each decode thread decodes a part of the batch, two batches
+    # ahead; decoding is mostly outside the GIL (libsndfile, soxr, numpy, chromaprint).
     n_dec = max(1, int(decode_threads))
+    short = True  # until a batch says otherwise (the first one is split: the network waits for it)
 
     def submit(batch):
-        part = -(-len(batch) // n_dec)
+        part = -(-len(batch) // (n_dec if short else 1))
         return [pool.submit(decode, batch[k : k + part]) for k in range(0, len(batch), part)]
 
     with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
@@ -193,10 +197,9 @@ def extract_features(
                 queued.append(submit(batches[nxt]))
                 nxt += 1
             decoded = [row for f in queued.popleft() for row in f.result()]  # in the batch's order
-            # two batches ahead while the files are short (smooths out the decode threads'
-            # waits), one ahead otherwise (memory: one batch of decoded audio in flight)
-            ahead = 2 if sum(n for *_, n, err in decoded if err is None) <= PREFETCH_S * expert.sample_rate else 1
-            while nxt < len(batches) and len(queued) < ahead:
+            lens = [n for *_, n, err in decoded if err is None]
+            short = not lens or sum(lens) <= SHORT_FILE_S * expert.sample_rate * len(lens)
+            while nxt < len(batches) and len(queued) < (2 if short else 1):
                 queued.append(submit(batches[nxt]))
                 nxt += 1
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
