@@ -39,8 +39,9 @@ PARTS = [
     ("content hash", ("store.py:hash_of",)),
     ("feature store write", ("store.py:put_many",)),
     ("index: window vectors + model", ("window_store.py:add_windows",)),
-    ("index: metadata (tags, words, format)", ("ingest.py:record_metadata", "ingest.py:record_metadata_many")),
-    ("index: SQLite rows", ("catalog.py:add_item", "catalog.py:add_items")),
+    ("index: metadata (tags, words, format)", ("ingest.py:record_metadata", "ingest.py:record_metadata_many",
+                                               "ingest.py:metadata_of", "fulltext.py:put_many")),
+    ("index: SQLite rows", ("catalog.py:add_item", "catalog.py:add_items", "dupstore.py:record")),
     ("index: checkpoints (vectors + commit)", ("ingest.py:checkpoint",)),
     ("index: near-duplicates (verify pairs, groups)", ("ingest.py:update_duplicates",)),
 ]

@@ -177,6 +177,23 @@ def _band_matrix(frame: int, f_lo: float, f_hi: float, n_bands: int) -> np.ndarr
     return m
 
 
+@functools.lru_cache(maxsize=4)
+def _hann(frame: int) -> np.ndarray:
+    w = np.hanning(frame).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def _frame_power(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """Power spectra (float32) of Hann-windowed frames of ``x`` centred every ``hop`` samples
+    (``x`` padded by half a frame at each end)."""
+    x = np.ascontiguousarray(np.pad(np.asarray(x, np.float32), (frame // 2, frame // 2)), np.float32)
+    n = 1 + (len(x) - frame) // hop
+    frames = np.lib.stride_tricks.as_strided(x, (n, frame), (x.strides[0] * hop, x.strides[0]), writeable=False)
+    spec = _rfft(frames * _hann(frame))
+    return (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
+
+
 def spectral_fingerprint(wave: np.ndarray, sr: int, cfg: SpectralConfig = SpectralConfig(), *,
                          trim: bool = True) -> np.ndarray:
     """32-bit words, one per hop: bit m = sign of the change over time of E[m] - E[m+1].
@@ -189,12 +206,11 @@ def spectral_fingerprint(wave: np.ndarray, sr: int, cfg: SpectralConfig = Spectr
         x = trim_silence(x, FP_RATE)
     if len(x) == 0:
         return np.zeros(0, np.uint32)
-    x = np.ascontiguousarray(np.pad(x, (cfg.frame // 2, cfg.frame // 2)), np.float32)  # centred frames
-    n = 1 + (len(x) - cfg.frame) // cfg.hop
-    frames = np.lib.stride_tricks.as_strided(x, (n, cfg.frame), (x.strides[0] * cfg.hop, x.strides[0]),
-                                             writeable=False)
-    spec = _rfft(frames * np.hanning(cfg.frame).astype(np.float32))
-    power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
+    return _spectral_words(_frame_power(x, cfg.frame, cfg.hop), cfg)
+
+
+def _spectral_words(power: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
+    n = len(power)
     energy = power @ _band_matrix(cfg.frame, cfg.f_lo, cfg.f_hi, 33)  # (n, 33)
     total = energy.sum(axis=1)
     df = energy[:, :-1] - energy[:, 1:]  # (n, 32)
@@ -283,6 +299,59 @@ def bers_at(a: np.ndarray, b: np.ndarray, offsets: np.ndarray, min_overlap: int)
     return np.where(m >= min_overlap, bits / (32.0 * np.maximum(m, 1)), 1.0)
 
 
+def best_ber_many(a: np.ndarray, bs: list, max_offset: int, *, min_overlap_frac: float = 0.6,
+                  min_overlap: int = 3, step: int = 1, max_words: int = 1 << 21) -> list[tuple[float, int]]:
+    """``[best_ber(a, b, ...) for b in bs]``, the same (BER, offset) bit for bit, with the prints
+    ``bs`` measured against ``a`` together: every b on one zero-padded canvas, all offsets
+    ``-max_offset..max_offset`` of all of them in one numpy pass (a verification of a file's
+    candidate copies costs a few numpy calls, not ~25 per pair).  Offsets outside each pair's own
+    range (too little overlap possible) are masked out, so the coarse pass, its refinement and
+    the ties pick exactly what :func:`best_ber` picks.  ``max_words`` bounds one pass's memory."""
+    a = np.asarray(a, dtype=np.uint32)
+    bs = [np.asarray(b, dtype=np.uint32) for b in bs]
+    out: list[tuple[float, int]] = [(1.0, 0)] * len(bs)
+    if not bs or len(a) == 0:
+        return out
+    m_off = max(0, int(max_offset))
+    width = 2 * m_off + 1
+    nz_a = int(np.count_nonzero(a))
+    lens = np.array([len(b) for b in bs], np.int64)
+    nz_b = np.array([int(np.count_nonzero(b)) for b in bs], np.int64)
+    need = np.maximum(min_overlap, np.ceil(min_overlap_frac * np.minimum(nz_a, nz_b)).astype(np.int64))
+    lo = np.maximum(-m_off, -(len(a) - need))
+    hi = np.minimum(m_off, lens - need)
+    todo = np.flatnonzero((need > 0) & (lens > 0) & (lo <= hi))
+    chunk = max(1, max_words // max(1, width * len(a)))
+    a_nz = a != 0
+    step = max(1, step)
+    for c0 in range(0, len(todo), chunk):
+        sel = todo[c0 : c0 + chunk]
+        canvas = np.zeros((len(sel), 2 * m_off + len(a)), np.uint32)  # b[t] at m_off + t
+        for r, j in enumerate(sel):
+            n = min(len(bs[j]), m_off + len(a))
+            canvas[r, m_off : m_off + n] = bs[j][:n]
+        offs = np.arange(int(lo[sel].min()), int(hi[sel].max()) + 1)  # the offsets any of them uses
+        rows = canvas[:, offs[:, None] + m_off + np.arange(len(a))[None, :]]  # (pairs, offsets, len(a))
+        both = rows != 0
+        both &= a_nz
+        m = np.count_nonzero(both, axis=2)
+        rows ^= a
+        rows *= both
+        bits = _BITWISE_COUNT(rows).sum(axis=2, dtype=np.int64) if _BITWISE_COUNT is not None else \
+            popcount(rows).reshape(rows.shape).sum(axis=2)
+        bers = np.where(m >= need[sel, None], bits / (32.0 * np.maximum(m, 1)), 1.0)
+        # each pair's own offsets, and among them the coarse ones (every step-th from its lo)
+        valid = (offs[None, :] >= lo[sel, None]) & (offs[None, :] <= hi[sel, None])
+        coarse = valid & ((offs[None, :] - lo[sel, None]) % step == 0)
+        k = np.argmin(np.where(coarse, bers, np.inf), axis=1)  # first of equal minima: lowest offset
+        if step > 1:
+            near = valid & (np.abs(np.arange(len(offs))[None, :] - k[:, None]) <= step - 1)
+            k = np.argmin(np.where(near, bers, np.inf), axis=1)
+        for r, j in enumerate(sel):
+            out[j] = (float(bers[r, k[r]]), int(offs[k[r]]))
+    return out
+
+
 def similarity(a: np.ndarray, b: np.ndarray, max_offset: int = 10) -> float:
     """1 - best BER of two Chromaprint prints over +-``max_offset`` words (+-1.2 s by default)."""
     return 1.0 - best_ber(a, b, max_offset)[0]
@@ -304,19 +373,18 @@ class ClipConfig:
     trim: TrimConfig = TrimConfig()
 
 
-def band_envelope(x: np.ndarray, frame: int = 1024, bands: int = 16) -> np.ndarray:
+def band_envelope(x: np.ndarray, frame: int = 1024, bands: int = 16, *, power: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Mean log energy (dB) of ``bands`` log-spaced bands 150-5000 Hz over the loud frames of a
     wave at FP_RATE, minus its mean (so gain-free): a 16-number summary of the sound's colour that
     picks candidate copies far more selectively than the prints' bit profiles (which are ~0.5
-    by design). Half-overlapping frames: ~1 ms per minute of audio."""
-    x = np.ascontiguousarray(np.pad(np.asarray(x, np.float32), (frame // 2, frame // 2)))
-    hop = frame // 2
-    n = 1 + (len(x) - frame) // hop
-    if n < 1:
+    by design). Half-overlapping frames: ~1 ms per minute of audio.  ``power``: those frames'
+    power spectra when already computed (:func:`clip_print` takes them from the spectral print's)."""
+    if power is None:
+        power = _frame_power(x, frame, frame // 2)
+    if len(power) < 1:
         return np.zeros(bands, np.float32)
-    frames = np.lib.stride_tricks.as_strided(x, (n, frame), (x.strides[0] * hop, x.strides[0]), writeable=False)
-    spec = _rfft(frames * np.hanning(frame).astype(np.float32))
-    energy = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32) @ _band_matrix(frame, 150.0, 5000.0, bands)
+    energy = np.ascontiguousarray(power) @ _band_matrix(frame, 150.0, 5000.0, bands)
     total = energy.sum(axis=1)
     if total.max() <= 0:
         return np.zeros(bands, np.float32)
@@ -369,6 +437,11 @@ def clip_print(wave: np.ndarray, sr: int, cfg: ClipConfig = ClipConfig(), *,
     cp = np.zeros(0, np.uint32)
     if sound_s >= cfg.chromaprint_min_s and (not missing_ok or load_chromaprint() is not None):
         cp = fingerprint(x, FP_RATE, trim=False)
-    sp = spectral_fingerprint(x, FP_RATE, cfg.spectral, trim=False) if sound_s <= cfg.spectral_max_s \
-        else np.zeros(0, np.uint32)
-    return ClipPrint(cp, sp, sound_s, band_envelope(x))
+    sp, env_power = np.zeros(0, np.uint32), None
+    sc = cfg.spectral
+    if sound_s <= cfg.spectral_max_s and len(x):
+        power = _frame_power(x, sc.frame, sc.hop)
+        sp = _spectral_words(power, sc)
+        if sc.frame == 1024 and 512 % sc.hop == 0:  # the envelope's frames are every (512 / hop)-th of these
+            env_power = power[:: 512 // sc.hop]
+    return ClipPrint(cp, sp, sound_s, band_envelope(x, power=env_power))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -29,6 +31,12 @@ LONG_FILE_S = 180.0
 #: Length of one streamed segment (rounded to whole expert hops) and the context added after it.
 SEGMENT_S = 120.0
 _CONTEXT_S = 10.0
+#: While a batch's files average at most this many seconds, the next batches are decoded by all
+#: ``decode_threads`` (each a part of the batch) and two batches ahead of the network: decoding,
+#: prints and front end are then most of the work (900 sound effects under 2 s: the network
+#: waited ~1 s on one decode thread).  Longer files keep one decode thread one batch ahead: the
+#: network is the slow stage there, and more threads only compete with it (and hold more audio).
+SHORT_FILE_S = 2.5
 _LONG = "\0long"
 
 
@@ -59,6 +67,7 @@ def extract_features(
     small_threads: int | None = 1,
     min_duration_s: float | None = None,
     on_wave=None,
+    decode_threads: int = 2,
 ) -> FeatureReport:
     """Features of ``expert`` for every path, computing only what ``store`` lacks.
 
@@ -72,6 +81,8 @@ def extract_features(
     ``on_wave(path, wave, sample_rate)`` sees each decoded file's wave (mono, the expert's rate;
     of a streamed long file its first ``SEGMENT_S`` seconds) in the decode thread, before the
     expert does: e.g. to fingerprint it without a second decode.  Cached files are not decoded.
+    ``decode_threads``: threads that decode a batch (its two halves at once with 2; memory stays
+    one batch ahead of the network whatever the number).
     """
     store = store or FeatureStore()
     paths = [str(p) for p in paths]
@@ -165,13 +176,32 @@ def extract_features(
     batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
     # BLAS on one thread for the whole run (tags, pooling: small products next to a busy decode
     # thread); torch too while ``on_batch`` runs (the index's per-window heads), not around an
-    # expert's own network
-    with bar, few_threads(small_threads, torch_too=False), \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = pool.submit(decode, batches[0]) if batches else None
+    # expert's own network.  The BLAS libraries are looked for again once, after the first
+    # batch's ``on_batch`` (it may load one, e.g. FAISS's OpenBLAS), not around every batch
+    # Short files (SHORT_FILE_S): each decode thread decodes a part of the batch, two batches
+    # ahead; decoding is mostly outside the GIL (libsndfile, soxr, numpy, chromaprint).
+    n_dec = max(1, int(decode_threads))
+    short = True  # until a batch says otherwise (the first one is split: the network waits for it)
+
+    def submit(batch):
+        part = -(-len(batch) // (n_dec if short else 1))
+        return [pool.submit(decode, batch[k : k + part]) for k in range(0, len(batch), part)]
+
+    with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
+            ThreadPoolExecutor(max_workers=n_dec, thread_name_prefix="decode") as pool:
+        queued: deque = deque()  # the futures of the batches being decoded, in order
+        nxt = 0
+        rescanned = False
         for i in range(len(batches)):
-            decoded = pending.result()
-            pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
+            if not queued:
+                queued.append(submit(batches[nxt]))
+                nxt += 1
+            decoded = [row for f in queued.popleft() for row in f.result()]  # in the batch's order
+            lens = [n for *_, n, err in decoded if err is None]
+            short = not lens or sum(lens) <= SHORT_FILE_S * expert.sample_rate * len(lens)
+            while nxt < len(batches) and len(queued) < (2 if short else 1):
+                queued.append(submit(batches[nxt]))
+                nxt += 1
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
             long = [(p, h) for p, h, _, _, err in decoded if err == _LONG]
             report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None and err != _LONG)
@@ -209,8 +239,11 @@ def extract_features(
                 if keep:
                     report.features[p] = f
             if on_batch and batch_done:
-                with few_threads(small_threads):
+                with few_threads(small_threads, blas=False):  # BLAS: limited around the whole loop
                     on_batch(batch_done)
+                if not rescanned:
+                    blas_again.enter_context(few_threads(small_threads, torch_too=False))
+                    rescanned = True
             bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
     report.wall_seconds = time.perf_counter() - t0
     return report

@@ -182,6 +182,35 @@ class Catalog:
             self.db.execute("DELETE FROM failures WHERE path=?", (path,))
         return item_id, win_ids
 
+    def add_items(self, rows: list[tuple[str, str, int, int, float, list[tuple[float, float]]]]
+                  ) -> list[tuple[int, list[int]]]:
+        """:meth:`add_item` for many files, ``(path, hash, size, mtime_ns, duration, windows)``
+        each, in a few statements for all of them (a batch of short files: 5 statements instead
+        of ~4 a file); the same ids as adding them one by one, in order."""
+        if not rows:
+            return []
+        self.ensure_writable()
+        now = time.time()
+        paths = [r[0] for r in rows]
+        q = ",".join("?" * len(paths))
+        with self._lock:
+            self.db.executemany(
+                "INSERT INTO items(path, hash, size, mtime_ns, duration_s, added) VALUES (?,?,?,?,?,?)",
+                [(p, h, size, mtime_ns, duration, now) for p, h, size, mtime_ns, duration, _ in rows])
+            by_path = dict(self.db.execute(f"SELECT path, id FROM items WHERE path IN ({q})", paths))
+            item_ids = [int(by_path[p]) for p in paths]
+            self.db.executemany("INSERT INTO windows(item_id, start_s, end_s) VALUES (?,?,?)",
+                                [(i, s, e) for i, r in zip(item_ids, rows) for s, e in r[5]])
+            # new items' windows only (ids are never reused): in insertion order, item by item
+            wids = [int(r[0]) for r in self.db.execute(
+                f"SELECT id FROM windows WHERE item_id IN ({','.join('?' * len(item_ids))}) ORDER BY id", item_ids)]
+            self.db.executemany("DELETE FROM failures WHERE path=?", [(p,) for p in paths])
+        out, pos = [], 0
+        for i, r in zip(item_ids, rows):
+            out.append((i, wids[pos : pos + len(r[5])]))
+            pos += len(r[5])
+        return out
+
     def remove_items(self, item_ids) -> list[int]:
         """Delete items; returns the ids of their windows (to drop from the vector indexes)."""
         item_ids = [int(i) for i in item_ids]

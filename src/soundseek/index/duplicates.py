@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..audio.fingerprint import CHROMAPRINT_HOP_S, FP_RATE, ClipConfig, ClipPrint, best_ber
+from ..audio.fingerprint import CHROMAPRINT_HOP_S, FP_RATE, ClipConfig, ClipPrint, best_ber, best_ber_many
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,51 @@ def _pair_ber(a: ClipPrint, b: ClipPrint, cfg: DupConfig) -> tuple[str | None, f
     return None, 1.0, None
 
 
+def pair_checks(prints: Sequence[ClipPrint], pairs: Sequence[tuple[int, int]], cfg: DupConfig = DupConfig()
+                ) -> list[Check]:
+    """``[pair_ber(prints[i], prints[j], cfg) for i, j in pairs]``, the same checks bit for bit,
+    measured a first clip at a time: all of ``prints[i]``'s partners in one
+    :func:`~soundseek.audio.fingerprint.best_ber_many` pass per print kind (12,800 candidate
+    pairs of 900 short files: 0.46 -> ~0.1 CPU-s)."""
+    out: list[Check | None] = [None] * len(pairs)
+    by_first: dict[int, list[tuple[int, int]]] = {}
+    for k, (i, j) in enumerate(pairs):
+        by_first.setdefault(i, []).append((k, j))
+    nz: dict[int, int] = {}
+
+    def words(i: int) -> int:
+        if i not in nz:
+            nz[i] = int(np.count_nonzero(prints[i].spectral))
+        return nz[i]
+
+    sp_off = int(np.ceil(cfg.max_trim_s * FP_RATE / cfg.clip.spectral.hop)) + 2
+    cp_off = int(np.ceil(cfg.max_trim_s / CHROMAPRINT_HOP_S)) + 1  # a start trim shifts by <= max_trim_s
+    for i, partners in by_first.items():
+        a = prints[i]
+        chroma, spectral = [], []  # (pair position, j)
+        for k, j in partners:
+            if len(a.chromaprint) >= cfg.min_chromaprint_words and \
+                    len(prints[j].chromaprint) >= cfg.min_chromaprint_words:
+                chroma.append((k, j))
+                if words(i) >= cfg.min_spectral_words and words(j) >= cfg.min_spectral_words:
+                    spectral.append((k, j))  # the confirmation
+            elif min(words(i), words(j)) >= cfg.min_spectral_words:
+                spectral.append((k, j))
+            else:
+                out[k] = Check(None, 1.0, None, min(words(i), words(j)))
+        cp = dict(zip((k for k, _ in chroma),
+                      best_ber_many(a.chromaprint, [prints[j].chromaprint for _, j in chroma], cp_off)))
+        sp = dict(zip((k for k, _ in spectral),
+                      best_ber_many(a.spectral, [prints[j].spectral for _, j in spectral], sp_off, step=2)))
+        for k, j in partners:
+            w = min(words(i), words(j))
+            if k in cp:
+                out[k] = Check("chromaprint", cp[k][0], sp[k][0] if k in sp else None, w)
+            elif k in sp:
+                out[k] = Check("spectral", sp[k][0], None, w)
+    return out
+
+
 def passes(check: Check, cfg: DupConfig = DupConfig()) -> bool:
     """Whether a :func:`pair_ber` result is a duplicate under ``cfg``'s thresholds."""
     if check.kind == "chromaprint":
@@ -261,11 +306,12 @@ def find_groups(entries: Sequence[Entry], cfg: DupConfig = DupConfig(),
     """
     cands = candidate_pairs(entries, cfg)
     verified = []
-    for k, (i, j) in enumerate(cands):
-        if is_duplicate(entries[i].print, entries[j].print, cfg):
-            verified.append((i, j))
-        if progress is not None and (k + 1) % 1000 == 0:
-            progress(k + 1, len(cands))
+    prints = [e.print for e in entries]
+    for s in range(0, len(cands), 1000):
+        part = cands[s : s + 1000]
+        verified += [p for p, check in zip(part, pair_checks(prints, part, cfg)) if passes(check, cfg)]
+        if progress is not None and len(part) == 1000:
+            progress(s + 1000, len(cands))
     return groups_from_pairs(entries, verified)
 
 

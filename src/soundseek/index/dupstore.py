@@ -30,7 +30,8 @@ import numpy as np
 
 from ..audio.fingerprint import ClipPrint, clip_print, load_chromaprint
 from .catalog import Catalog
-from .duplicates import DupConfig, DupGroup, Entry, candidate_pairs, group_hits, groups_from_pairs, is_duplicate
+from .duplicates import (DupConfig, DupGroup, Entry, candidate_pairs, group_hits, groups_from_pairs, pair_checks,
+                         passes)
 
 #: formats whose samples are exact (a copy in one of these is preferred as the representative)
 LOSSLESS = {"wav", "wave", "flac", "aif", "aiff", "aifc", "caf", "w64", "rf64", "wv"}
@@ -107,6 +108,14 @@ class DupStore:
             with self.meta.lock:
                 self.meta.db.execute("INSERT OR REPLACE INTO fingerprints(item_id, print, checked) VALUES (?,?,0)",
                                      (int(item_id), blob))
+
+    def record_many(self, items: list[tuple[int, str]]) -> None:
+        """:meth:`record` for many ``(item_id, path)``, one statement."""
+        rows = [(int(i), blob) for i, p in items if (blob := self.pending.pop(p, None)) is not None]
+        if rows:
+            with self.meta.lock:
+                self.meta.db.executemany(
+                    "INSERT OR REPLACE INTO fingerprints(item_id, print, checked) VALUES (?,?,0)", rows)
 
     def settings_key(self) -> tuple[str, str]:
         """(print settings, grouping settings) as text: a change invalidates prints / pairs."""
@@ -200,14 +209,13 @@ class DupStore:
         if not new:
             return
         entries = [Entry(r[0], ClipPrint.from_bytes(r[1])) for r in rows]
-        found = []
-        for i, j in candidate_pairs(entries, self.config):
-            a, b = entries[i], entries[j]
-            if a.item_id not in new and b.item_id not in new:
-                continue  # checked in an earlier run
-            report.verified += 1
-            if is_duplicate(a.print, b.print, self.config):
-                found.append((min(a.item_id, b.item_id), max(a.item_id, b.item_id)))
+        # pairs of two old prints were checked in an earlier run; the rest, a first clip at a time
+        todo = [(i, j) for i, j in candidate_pairs(entries, self.config)
+                if entries[i].item_id in new or entries[j].item_id in new]
+        report.verified += len(todo)
+        checks = pair_checks([e.print for e in entries], todo, self.config)
+        found = [(min(entries[i].item_id, entries[j].item_id), max(entries[i].item_id, entries[j].item_id))
+                 for (i, j), check in zip(todo, checks) if passes(check, self.config)]
         with lock:
             db.executemany("INSERT OR IGNORE INTO dup_pairs(a, b) VALUES (?,?)", found)
             db.executemany("UPDATE fingerprints SET checked=1 WHERE item_id=?", [(i,) for i in sorted(new)])

@@ -144,6 +144,19 @@ class FullText:
             self.db.execute("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
                             (int(item_id), md.name, md.folder, md.embedded, md.machine))
 
+    def put_many(self, rows: list[tuple[int, FileMetadata]]) -> None:
+        """:meth:`put` for many items, three statements for all of them."""
+        if not rows:
+            return
+        with self.meta.lock:
+            self.db.executemany("DELETE FROM item_fts WHERE rowid=?", [(int(i),) for i, _ in rows])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO item_info VALUES (?,?,?,?,?,?,?)",
+                [(int(i), md.sample_rate, md.channels, md.format, md.folder_path,
+                  json.dumps([[n, s] for n, s in md.machine_tags]), int(md.has_words)) for i, md in rows])
+            self.db.executemany("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
+                                [(int(i), md.name, md.folder, md.embedded, md.machine) for i, md in rows])
+
     def missing(self) -> list[tuple[int, str]]:
         """(id, path) of items without metadata (indexed before this module existed)."""
         with self.meta.lock:

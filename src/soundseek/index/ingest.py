@@ -160,10 +160,14 @@ class Ingest:
     def update_duplicates(self, progress: bool) -> dict:
         """Fingerprint what has no print yet and regroup (:meth:`DupStore.update`); a failure
         here never fails the run (the files are indexed), it is reported instead."""
+        from ..experts.threads import few_threads
         from .errors import disk_full_error
 
         try:
-            return dataclasses.asdict(self.dups.update(progress))
+            # small products (candidate sweep): one BLAS thread, as while indexing; two threads
+            # syncing on a busy 2-core machine made the sweep ~5x slower (0.15 s vs 0.03 s)
+            with few_threads(1, torch_too=False):
+                return dataclasses.asdict(self.dups.update(progress))
         except Exception as e:
             if disk_full_error(e, self.path) is not None:
                 raise
@@ -218,18 +222,21 @@ class Ingest:
     def record_metadata(self, item_id: int, path: str, feats, roots=(), tags=None) -> None:
         """Store a file's metadata next to its item row (uncommitted: it commits with the item).
         ``tags``: its machine tags from :meth:`machine_tags_of` (None: computed here)."""
+        ft = self.meta.fulltext
+        md = self.metadata_of(path, feats, roots, tags) if ft is not None else None
+        if md is not None:
+            ft.put(item_id, md)
+
+    def metadata_of(self, path: str, feats, roots=(), tags=None):
+        """A file's :class:`~soundseek.index.file_info.FileMetadata`, or None when it cannot be
+        read (metadata is a bonus: an odd file must never stop indexing)."""
         from .file_info import extract
 
-        ft = self.meta.fulltext
-        if ft is None:
-            return
         root = next((d for d in roots if inside(path, d) and path != d), None)
-        frames = getattr(feats, "frames", None)
         try:
-            md = extract(path, frames, self.config.audio_expert, root=root, tags=tags)
-        except Exception:  # metadata is a bonus: an odd file must never stop indexing
-            return
-        ft.put(item_id, md)
+            return extract(path, getattr(feats, "frames", None), self.config.audio_expert, root=root, tags=tags)
+        except Exception:
+            return None
 
     def machine_tags_of(self, feats_list: list) -> list:
         """The machine tags of a batch of files' features, their class products batched (one
@@ -298,7 +305,7 @@ class BatchSink:
 
     def __call__(self, done) -> None:
         ing, report, config = self.ingest, self.report, self.ingest.config
-        batch = []
+        kept = []  # (path, feats, tags, windows, catalog row)
         tags = ing.machine_tags_of([feats for _, _, feats, _ in done])  # one class product for the batch
         for (p, h, feats, dur), file_tags in zip(done, tags):
             try:
@@ -312,14 +319,21 @@ class BatchSink:
                     ing.store.forget([h], ing.embedder.expert.key)
                 continue
             wins = time_windows(dur, config.window_s, config.hop_s)
-            item_id, wids = ing.meta.add_item(p, h, st.st_size, st.st_mtime_ns, dur,
-                                              [(w.start_s, w.end_s) for w in wins])
-            ing.record_metadata(item_id, p, feats, self.roots, file_tags)  # same transaction
-            if ing.dups is not None:
-                ing.dups.record(item_id, p)
-            batch.append((feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)]))
+            kept.append((p, feats, file_tags, wins,
+                         (p, h, st.st_size, st.st_mtime_ns, dur, [(w.start_s, w.end_s) for w in wins])))
             report.added += 1
             report.audio_seconds += dur
+        # the batch's rows, metadata and prints in a few statements (one transaction, as file by file)
+        ids = ing.meta.add_items([row for *_, row in kept])
+        ft = ing.meta.fulltext
+        if ft is not None:
+            mds = [(item_id, ing.metadata_of(p, feats, self.roots, file_tags))
+                   for (item_id, _), (p, feats, file_tags, _, _) in zip(ids, kept)]
+            ft.put_many([(i, md) for i, md in mds if md is not None])
+        if ing.dups is not None:
+            ing.dups.record_many([(item_id, p) for (item_id, _), (p, *_) in zip(ids, kept)])
+        batch = [(feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)])
+                 for (_, wids), (_, feats, _, wins, _) in zip(ids, kept)]
         if batch:
             ing.vectors.add_windows(batch)
         self.pending += len(done)
