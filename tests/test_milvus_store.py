@@ -441,3 +441,43 @@ def test_time_windows_same_on_milvus(tmp_path):
     finally:
         f.close()
         m.close()
+
+
+def test_a_store_collected_while_another_client_is_built_does_not_deadlock(tmp_path, monkeypatch):
+    """A store dropped by the garbage collector releases its client from ``__del__``; that can run
+    inside the construction of another store's client, on the same thread, while the client table
+    is locked (seen as a hung test run): the release must not wait for the lock its own thread holds."""
+    import threading
+
+    pymilvus = pytest.importorskip("pymilvus")
+    from soundseek.index.vectorstores.milvus_store import MilvusVectorIndex
+
+    doomed: list = []
+
+    class FakeClient:
+        def __init__(self, uri):
+            self.uri = uri
+            if doomed:
+                doomed.pop()  # the last reference to an older store goes: its __del__ runs right here
+
+        def has_collection(self, name):
+            return True
+
+        def load_collection(self, name):
+            pass
+
+        def query(self, *a, **kw):
+            return [{"count(*)": 0}]
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", FakeClient)
+    doomed.append(MilvusVectorIndex(4, "milvus://localhost:1/first", path=tmp_path / "a" / "audio.faiss", fresh=False))
+    done = threading.Event()
+
+    def second():
+        MilvusVectorIndex(4, "milvus://localhost:2/second", path=tmp_path / "b" / "audio.faiss", fresh=False)
+        done.set()
+
+    t = threading.Thread(target=second, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    assert done.is_set(), "building a client deadlocked on a store released by the garbage collector"

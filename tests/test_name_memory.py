@@ -89,6 +89,20 @@ def test_slot_follows_the_file_and_the_model(tmp_path):
 WIDELANDS = SHARED / "data" / "sfx-corpus" / "audio" / "widelands" / "widelands" / "data" / "sound"
 
 
+def wolf_library(tmp_path: Path):
+    """An index of widelands' animals and farm folders, one wolf renamed ZOOM0001.OGG: a new
+    recording of a kind the library names."""
+    from soundseek import Index
+
+    lib = tmp_path / "lib"
+    for folder in ("animals", "farm"):
+        shutil.copytree(WIDELANDS / folder, lib / folder)
+    (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
+    idx = Index.create(tmp_path / "idx")
+    assert not idx.add(lib, progress=False).failed
+    return idx
+
+
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
 def test_index_serves_the_memory_for_named_words_only(tmp_path):
@@ -99,13 +113,7 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     from soundseek.adapt.trainer import caption_vectors
     from soundseek.models import load_model
 
-    lib = tmp_path / "lib"
-    for folder in ("animals", "farm"):
-        shutil.copytree(WIDELANDS / folder, lib / folder)
-    # a new recording of a kind the library names (another wolf), without a name
-    (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
-    idx = Index.create(tmp_path / "idx")
-    assert not idx.add(lib, progress=False).failed
+    idx = wolf_library(tmp_path)
     model = load_model(idx.model_spec)
     files = collect_library(idx)
     caps = sorted({f.caption.text for f in files if f.named})
@@ -147,17 +155,11 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
 def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_removes_it(tmp_path):
-    from soundseek import Index
     from soundseek.adapt import AdaptConfig
     from soundseek.adapt.apply import adapt_and_install, adaptation_state, describe, revert
     from soundseek.adapt.memory import MemoryConfig
 
-    lib = tmp_path / "lib"
-    for folder in ("animals", "farm"):
-        shutil.copytree(WIDELANDS / folder, lib / folder)
-    (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
-    idx = Index.create(tmp_path / "idx")
-    assert not idx.add(lib, progress=False).failed
+    idx = wolf_library(tmp_path)
     memory_file = Path(idx.path) / MEMORY_FILE
     small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)  # the adapter is never kept here
 

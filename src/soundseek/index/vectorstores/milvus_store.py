@@ -70,7 +70,9 @@ def parse_store(store: str, index_dir: Path) -> tuple[str, str]:
 
 # -- one client per uri per process (Milvus Lite allows one process per database) --------------
 _clients: dict[str, list] = {}  # uri -> [client, refcount]
-_clients_lock = threading.Lock()
+# re-entrant: a store dropped by the garbage collector releases its client from __del__, which can
+# run inside _client() on the same thread (while MilvusClient is being built) and would deadlock
+_clients_lock = threading.RLock()
 
 
 def _client(uri: str):
