@@ -28,7 +28,7 @@ def test_install_model_replaces_target_and_adds_recipe(tmp_path, capsys):
     assert (target / "recipe.json").read_text() == json.dumps({"recipe": "x", "bridge": {"top_k": 10}}, indent=1) + "\n"
     assert stat.S_IMODE((target / "config.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((target / "member0").stat().st_mode) == 0o755
-    assert f"installed default model into {target}" in capsys.readouterr().out
+    assert f"installed model 'default' into {target}" in capsys.readouterr().out  # the recipe's own name
 
 
 def test_json_default_numpy_scalars():
