@@ -179,3 +179,31 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
     report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(enabled=False), **small), progress=False)
     assert "memory" not in report.check and not memory_file.exists()
     idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/esc50-fold1")
+def test_check_finds_a_damaged_memory_and_repair_removes_it(tmp_path):
+    from soundseek import Index
+    from soundseek.index.maintenance.check import check
+    from soundseek.index.maintenance.repair import repair
+
+    audio = SHARED / "data" / "esc50-fold1" / "audio"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in sorted(audio.glob("*.wav"))[:4]:
+        shutil.copy(f, lib / f.name)
+    idx = Index.create(tmp_path / "idx")
+    idx.add(lib, progress=False)
+    mem = toy_memory()
+    mem.fingerprint = "another model"
+    idx.set_name_memory(mem)
+    idx.close()
+    rep = check(tmp_path / "idx")
+    assert rep.ok and any("another model" in n for n in rep.notes)
+    (tmp_path / "idx" / MEMORY_FILE).write_bytes(b"\x00" * 64)
+    rep = check(tmp_path / "idx")
+    assert not rep.ok and any(MEMORY_FILE in p and "damaged" in p for p in rep.problems)
+    fixed = repair(tmp_path / "idx")
+    assert any(MEMORY_FILE in f for f in fixed.fixed) and not fixed.remaining
+    assert not (tmp_path / "idx" / MEMORY_FILE).exists() and check(tmp_path / "idx").ok

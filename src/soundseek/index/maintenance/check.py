@@ -19,6 +19,7 @@ from ...features import dbfiles
 from .. import checksums
 from ..errors import short_error, vector_file_error
 from ..lock import lock_file_problem
+from ..name_memory import MEMORY_FILE, NameMemory
 from ..types import IndexConfig, NewerFormatError
 
 
@@ -129,6 +130,7 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
         p.append(f"meta.sqlite has {orphans} windows of files that are not in the index")
     check_vector_files(root, config, n_windows, bool(facts.get("model_fingerprint")), report, open_vectors,
                        MilvusUnavailable)
+    check_name_memory(root, facts.get("model_fingerprint"), report)
     if manifest_problem or not items:
         if manifest_problem and items:
             p.append(f"the features of all {len(items)} files are unreachable (feature manifest damaged)")
@@ -138,6 +140,23 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
         return report
     check_features(root, items, expert_key, report)
     return report
+
+
+def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) -> None:
+    """``name_memory.npz`` (``soundseek adapt``): damage is a problem (search ignores the file;
+    repair removes it), a memory stamped for another model a note (search ignores it too)."""
+    path = root / MEMORY_FILE
+    if not path.is_file():
+        return
+    try:
+        mem = NameMemory.load(path)
+    except ValueError as e:
+        report.problems.append(f"{MEMORY_FILE} is damaged ({short_error(e)}); search ignores it, repair removes "
+                               "it and `soundseek adapt` builds it again")
+        return
+    if mem.fingerprint != (fingerprint or ""):
+        report.notes.append(f"{MEMORY_FILE} was built for another model than the one in use: search ignores it "
+                            "(run `soundseek adapt` again)")
 
 
 def check_vector_files(root: Path, config: IndexConfig, n_windows: int, has_text: bool, report: CheckReport,

@@ -282,8 +282,23 @@ def repair(index_dir: str | os.PathLike) -> RepairReport:
                 idx.store.record_missing_checksums()
         finally:
             idx.close()
+        drop_damaged_memory(root, report)
         report.remaining = check(root).problems
     return report
+
+
+def drop_damaged_memory(root: Path, report: RepairReport) -> None:
+    """A ``name_memory.npz`` that does not load is removed (search already ignores it)."""
+    from ..name_memory import MEMORY_FILE, NameMemory
+
+    path = root / MEMORY_FILE
+    if not path.is_file():
+        return
+    try:
+        NameMemory.load(path)
+    except ValueError:
+        path.unlink()
+        report.fixed.append(f"{MEMORY_FILE}: damaged, removed (`soundseek adapt` builds it again)")
 
 
 def refill_metadata(idx, report: RepairReport) -> None:
