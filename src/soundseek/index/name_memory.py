@@ -19,7 +19,7 @@ Plain numpy, so text search stays torch-free.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class NameMemory:
     threshold: float = 0.5
     weight: float = 4.0
     fingerprint: str = ""  # the served model's fingerprint when the memory was built
+    row_index: dict | None = field(default=None, init=False, repr=False, compare=False)  # see row_of
 
     def caption_match(self, sentence: np.ndarray) -> np.ndarray:
         """(C,) how far ``sentence`` (the query's sentence vector) reads like each caption,
@@ -80,9 +81,9 @@ class NameMemory:
 
     def row_of(self) -> dict[int, int]:
         """Item id -> row of the memory's arrays (built once)."""
-        if getattr(self, "_row_of", None) is None:
-            self._row_of = {int(i): r for r, i in enumerate(self.item_ids.tolist())}
-        return self._row_of
+        if self.row_index is None:
+            self.row_index = {int(i): r for r, i in enumerate(self.item_ids.tolist())}
+        return self.row_index
 
     # -- storage --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
