@@ -5,7 +5,8 @@ files").
 Same libraries, folds, base model and committed queries as ``adapt_library.py``.  Each query is
 run through :meth:`soundseek.Index.search` (ungrouped, every file ranked) in content, metadata
 and hybrid mode, with the base model, and again with a name memory (built without its check) in
-content and hybrid mode.  One ranking per query and mode is scored three ways: over the whole
+content and hybrid mode, and in hybrid mode with the name vectors (:mod:`soundseek.index.name_match`)
+with and without the memory.  One ranking per query and mode is scored three ways: over the whole
 library, over the named files only and over the opaque files only (relevant: the files of the
 query's label).
 
@@ -72,16 +73,36 @@ def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, fea
     out = {"package": pkg, "protocol": protocol, "fold": fold, "queries": len(queries), "files": len(truth)}
     for mode in ("content", "metadata", "hybrid"):
         out[mode] = ranked_metrics(idx, queries, truth, mode)
-    idx.set_name_memory(base_memory(load_model(str(base_dir)), collect_library(idx), idx))
+    model = load_model(str(base_dir))
+    files = collect_library(idx)
+    idx.set_name_memory(base_memory(model, files, idx))
     for mode in ("content", "hybrid"):
         out[f"{mode}+memory"] = ranked_metrics(idx, queries, truth, mode)
+    idx.set_name_vectors(base_names(model, files, idx))  # what `soundseek adapt` installs with the memory
+    out["hybrid+memory+names"] = ranked_metrics(idx, queries, truth, "hybrid")
+    idx.set_name_memory(None)
+    out["hybrid+names"] = ranked_metrics(idx, queries, truth, "hybrid")
     idx.close()
     return out
 
 
+def base_names(model, files, idx):
+    """The name vectors of ``files`` (:mod:`soundseek.index.name_match`), as ``soundseek adapt`` writes them."""
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.trainer import caption_vectors
+    from soundseek.index.name_match import name_vectors
+
+    named = [f for f in files if f.named]
+    caps = sorted({f.caption.text for f in named})
+    vec = caption_vectors(model, caps)
+    row = {c: i for i, c in enumerate(caps)}
+    return name_vectors([f.item_id for f in named], vec[[row[f.caption.text] for f in named]],
+                        AdaptConfig().memory.threshold, idx.model_fingerprint() or "")
+
+
 def summarise(folds: list[dict]) -> dict:
     out = {}
-    modes = ("content", "metadata", "hybrid", "content+memory", "hybrid+memory")
+    modes = ("content", "metadata", "hybrid", "content+memory", "hybrid+memory", "hybrid+names", "hybrid+memory+names")
     for key in sorted({(f["protocol"], f["package"]) for f in folds}) + [(p, "all") for p in ("labels", "files")]:
         fs = [f for f in folds if f["protocol"] == key[0] and key[1] in (f["package"], "all")]
         row = {}
@@ -114,7 +135,8 @@ def main(argv=None) -> int:
     for key, row in summary.items():
         print(f"{key:18s} " + "  ".join(f"{mode} {row[f'{mode}/named/p1']:.3f}/{row[f'{mode}/opaque/p1']:.3f}/"
                                          f"{row[f'{mode}/library/p1']:.3f}"
-                                         for mode in ("content", "metadata", "hybrid", "hybrid+memory")))
+                                         for mode in ("content", "metadata", "hybrid", "hybrid+memory",
+                                                      "hybrid+names", "hybrid+memory+names")))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "minutes": round((time.perf_counter() - t0) / 60, 1), "summary": summary, "folds": folds}

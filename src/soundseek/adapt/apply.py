@@ -38,16 +38,26 @@ def adapt_and_install(index, config: AdaptConfig | None = None, progress: bool =
 
 
 def install_memory(index, folder: Path) -> bool:
-    """Use the name memory that adaptation saved in ``folder`` (when its check kept one) for the
-    model the index serves now; otherwise remove the index's memory.  True when one is in use."""
+    """Use the name memory that adaptation saved in ``folder`` (when its check kept one) and the
+    name vectors (hybrid search) for the model the index serves now; otherwise remove the
+    index's.  True when a memory is in use."""
+    from ..index.name_match import NAMES_FILE, NameVectors
     from ..index.name_memory import MEMORY_FILE, NameMemory
 
+    fingerprint = index.model_fingerprint() or ""
+    names = folder / NAMES_FILE
+    if names.is_file():
+        nv = NameVectors.load(names)
+        nv.fingerprint = fingerprint
+        index.set_name_vectors(nv)
+    else:
+        index.set_name_vectors(None)
     saved = folder / MEMORY_FILE
     if not saved.is_file():
         index.set_name_memory(None)
         return False
     mem = NameMemory.load(saved)
-    mem.fingerprint = index.model_fingerprint() or ""
+    mem.fingerprint = fingerprint
     index.set_name_memory(mem)
     return True
 
@@ -57,6 +67,7 @@ def revert(index) -> bool:
     the report stay in the adaptation's folder: ``info`` still shows them).  True when the
     search vectors were recomputed."""
     index.set_name_memory(None)
+    index.set_name_vectors(None)
     return index.set_adapted_model(None)
 
 
@@ -73,6 +84,8 @@ def adaptation_state(index) -> dict | None:
         return None
     state["in_use"] = index.embedder.adapted_dir() is not None
     state["memory_in_use"] = index.name_memory.current() is not None
+    names = index.name_vectors.current()
+    state["name_vectors_in_use"] = 0 if names is None else len(names.item_ids)
     state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     return state
 
@@ -93,4 +106,6 @@ def describe(state: dict) -> list[str]:
     mem = chk.get("memory")
     if mem:
         lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}: {mem.get('reason', '')}")
+    if state.get("name_vectors_in_use"):
+        lines.append(f"what the names mean: {state['name_vectors_in_use']} named files, used by hybrid search")
     return lines

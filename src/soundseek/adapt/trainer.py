@@ -297,6 +297,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     serving the adapted model is the index's job (docs/adaptation.md lists the hook)."""
     import torch
 
+    from ..index.name_match import NAMES_FILE, name_vectors
     from ..models import load_model
 
     cfg = config or AdaptConfig()
@@ -359,6 +360,8 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
             final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
         final.save_pretrained(out)
         model_dir = str(out)
+    out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
+    name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
         chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress)

@@ -20,6 +20,8 @@ Layout of an index directory::
                       adapt_report.json (soundseek.adapt; served via :meth:`Index.set_adapted_model`)
     name_memory.npz   ``soundseek adapt``: each file's nearest named files by sound, so that a
                       query worded like the library's names finds unnamed files (:mod:`.name_memory`)
+    name_vectors.npz  ``soundseek adapt``: what each named file's name means, for hybrid search
+                      (:mod:`.name_match`)
 
 Every file is cut into windows (``window_s``, ``hop_s``); a file's score is its best window's,
 and that window is reported as the matching time span.  The vector files are derived data: if a
@@ -52,6 +54,7 @@ from .catalog import Catalog, Item
 from .dupstore import DupStore
 from .embedder import Embedder
 from .ingest import Ingest
+from .name_match import NAMES_FILE, NameVectors
 from .name_memory import MEMORY_FILE, MemorySlot, NameMemory
 from .query import Query
 from .tags import TagCache
@@ -80,7 +83,8 @@ class Index:
         self.ingest = Ingest(self.path, config, self.meta, self.store, self.embedder, self.vectors,
                              self.text_path, lock, dups=self.dups)
         self.query = Query(config, self.meta, self.store, self.embedder, self.vectors, self.text_path,
-                           self.tag_cache, lock, memory=MemorySlot(self.path, self.model_fingerprint))
+                           self.tag_cache, lock, memory=MemorySlot(self.path, self.model_fingerprint),
+                           names=MemorySlot(self.path, self.model_fingerprint, NAMES_FILE, NameVectors.load))
         self.vectors.load()
 
     # -- construction ------------------------------------------------------------------------
@@ -212,6 +216,21 @@ class Index:
                 target.unlink(missing_ok=True)
             else:
                 memory.save(target)
+
+    @property
+    def name_vectors(self) -> MemorySlot:
+        """What the named files' names mean, for hybrid search (:mod:`.name_match`)."""
+        return self.query.names
+
+    def set_name_vectors(self, names: NameVectors | None) -> None:
+        """Use ``names`` in hybrid search from now on (saved atomically; None: remove them).  Their
+        ``fingerprint`` must be the served model's.  Takes the writer lock."""
+        with self.writing():
+            target = self.path / NAMES_FILE
+            if names is None:
+                target.unlink(missing_ok=True)
+            else:
+                names.save(target)
 
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""

@@ -105,3 +105,14 @@ def fuse_rankings(content: list[tuple[int, float]], meta: list[tuple[int, float]
     order = {d: i for i, d in enumerate(list(c) + [d for d in m if d not in c])}
     fused = {d: fuse(c.get(d, floor), m.get(d, 0.0), p) for d in order}
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def either(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Two kinds of metadata evidence (0–1 each, e.g. BM25 words and a name's meaning) as one:
+    the noisy OR ``1 - (1 - x)(1 - y)`` per id, best first (ties: ``a``'s order, then ``b``'s)."""
+    if not b:
+        return list(a)
+    x, y = dict(a), dict(b)
+    order = {d: i for i, d in enumerate(list(x) + [d for d in y if d not in x])}
+    both = {d: 1.0 - (1.0 - x.get(d, 0.0)) * (1.0 - y.get(d, 0.0)) for d in order}
+    return sorted(both.items(), key=lambda kv: (-kv[1], order[kv[0]]))

@@ -161,14 +161,17 @@ class MemorySlot:
     changes (a writer ran ``soundseek adapt``), used only while ``fingerprint()`` (the model the
     index serves now) is the one it was built for.  Reading never writes."""
 
-    def __init__(self, path: str | os.PathLike, fingerprint):
-        self.path = Path(path) / MEMORY_FILE
+    def __init__(self, path: str | os.PathLike, fingerprint, file: str = MEMORY_FILE, load=None):
+        """``file`` and ``load`` (default: the name memory's): any file saved by ``soundseek adapt``
+        that carries a ``fingerprint`` (e.g. :class:`soundseek.index.name_match.NameVectors`)."""
+        self.path = Path(path) / file
         self.fingerprint = fingerprint  # callable: the served model's fingerprint
+        self.load = load or NameMemory.load
         self.stamp: tuple | None = None
-        self.memory: NameMemory | None = None
-        self.problem: str | None = None  # why a memory on disk is not used
+        self.memory = None
+        self.problem: str | None = None  # why a file on disk is not used
 
-    def current(self) -> NameMemory | None:
+    def current(self):
         try:
             st = self.path.stat()
         except OSError:
@@ -178,7 +181,7 @@ class MemorySlot:
         if stamp != self.stamp:
             self.stamp, self.memory, self.problem = stamp, None, None
             try:
-                self.memory = NameMemory.load(self.path)
+                self.memory = self.load(self.path)
             except ValueError as e:
                 self.problem = str(e)
         mem = self.memory

@@ -26,9 +26,10 @@ class Query:
 
     def __init__(self, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
                  vectors: WindowStore, text_path: TextPath, tags: TagCache, lock: threading.RLock,
-                 memory: MemorySlot | None = None):
+                 memory: MemorySlot | None = None, names: MemorySlot | None = None):
         self.config = config
         self.memory = memory  # the library's names as a memory for search by sound (soundseek adapt)
+        self.names = names  # what the named files' names mean (soundseek adapt; .name_match)
         self.meta = meta
         self.store = store
         self.embedder = embedder
@@ -67,13 +68,18 @@ class Query:
         if mode == "metadata":
             return self.hits([(i, sc, None, None, None) for i, sc in meta_rank[:k]], text, ["metadata"])
         try:
-            # the name memory only where nothing matched by words: in hybrid it lifted many files above the
-            # ones whose own names match (named-file P@1 0.73 -> 0.60 on benchmarks/adapt_hybrid.py)
-            content = self.content_ranking(text, pool if meta_rank else k, allow, memory=not meta_rank)
+            q, sent = self.encode_text(text)
         except NoTextModelError:
             if mode != "hybrid" or not meta_rank:
                 raise
-            content = []  # no text–audio model: hybrid is the metadata ranking
+            q = sent = None  # no text–audio model: hybrid is the metadata ranking
+        names = self.names.current() if self.names is not None and sent is not None and mode == "hybrid" else None
+        by_meaning = names.matches(sent[0], pool, allow) if names is not None else []
+        meta_rank = fusion.either(meta_rank, by_meaning)  # words, or a name that means what was asked
+        # the name memory only where no name matched: in hybrid it lifted many files above the ones
+        # whose own names match (named-file P@1 0.73 -> 0.60 on benchmarks/adapt_hybrid.py)
+        content = [] if q is None else self.ranked_with_memory(q[0], sent[0], pool if meta_rank else k, allow,
+                                                                memory=not meta_rank)
         content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
         if not meta_rank:  # nothing matched by words: exactly the content ranking
             return self.hits(content[:k], text, ["content"])
@@ -81,17 +87,21 @@ class Query:
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
-        return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+        return self.hits(rows, text, ["hybrid"], content_ids=content_ids, meaning_ids={i for i, _ in by_meaning})
 
     def content_ranking(self, text: str, n: int, allow: set[int] | None, memory: bool = True) -> list[tuple]:
         """Content ranking of a text query: [(item id, score, window id, start, end)], best first
         (``memory``: with the index's name memory, when it has one)."""
+        q, sent = self.encode_text(text)
+        return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
+
+    def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(text vector in the index's space, sentence vector of the text expert), each (1, d)."""
         fast = self.text_path.fast_side()
         if fast:  # numpy only: no torch, no sentence-transformers (same vectors to ~1e-6)
             side, encoder = fast
             sent = encoder.encode([text]).sentence
-            q = side(sent)
-            return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
+            return side(sent), sent
         model = self.embedder.model
         if model is None:
             err = self.embedder.model_error
@@ -109,7 +119,7 @@ class Query:
         sent = self.text_path.text_expert.encode([text]).sentence
         with torch.inference_mode():
             q = model.encode_text(torch.from_numpy(sent)).float().numpy()
-        return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
+        return q, sent
 
     def ranked_with_memory(self, q: np.ndarray, sentence: np.ndarray, n: int, allow: set[int] | None,
                            memory: bool = True) -> list[tuple]:
@@ -122,7 +132,8 @@ class Query:
             ranked = self.rank(self.vectors.text, q, max(n, 400), allow=allow)
         return mem.rerank(ranked, sentence, n, allow)
 
-    def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None) -> list[Hit]:
+    def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
+             meaning_ids: set[int] = frozenset()) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
         from .fulltext import highlight, query_terms
 
@@ -158,6 +169,8 @@ class Query:
                         words.extend(x for x in w if x not in words)
                         parts.append(highlight(meta[field_name], " ".join(w))[0])
                 snippet = " · ".join(parts)
+                if item_id in meaning_ids:
+                    matched.append("meaning")  # the name says what was asked for, in other words
                 tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
                 if tag_words & set(query_terms(text)):
                     matched.append("tags")

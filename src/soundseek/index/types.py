@@ -122,7 +122,8 @@ class Hit:
     end: float | None = None
     tags: tuple = ()  # what the window sounds like: experts.tagger.Tag (name, score), best first
     # which signals ranked this hit: "content" (text–audio model) and/or the metadata fields whose
-    # words matched ("name", "folder", "embedded"); "tags" when a query word is a machine tag
+    # words matched ("name", "folder", "embedded"); "meaning" when the name says what was asked in
+    # other words (soundseek.index.name_match); "tags" when a query word is a machine tag
     matched: tuple = ()
     snippet: str = ""  # the file's own words with the matched ones in [brackets]
     words: tuple = ()  # the query words found in the file's metadata

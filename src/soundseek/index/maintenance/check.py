@@ -19,6 +19,7 @@ from ...features import dbfiles
 from .. import checksums
 from ..errors import short_error, vector_file_error
 from ..lock import lock_file_problem
+from ..name_match import NAMES_FILE, NameVectors
 from ..name_memory import MEMORY_FILE, NameMemory
 from ..types import IndexConfig, NewerFormatError
 
@@ -143,20 +144,22 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
 
 
 def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) -> None:
-    """``name_memory.npz`` (``soundseek adapt``): damage is a problem (search ignores the file;
-    repair removes it), a memory stamped for another model a note (search ignores it too)."""
-    path = root / MEMORY_FILE
-    if not path.is_file():
-        return
-    try:
-        mem = NameMemory.load(path)
-    except ValueError as e:
-        report.problems.append(f"{MEMORY_FILE} is damaged ({short_error(e)}); search ignores it, repair removes "
-                               "it and `soundseek adapt` builds it again")
-        return
-    if mem.fingerprint != (fingerprint or ""):
-        report.notes.append(f"{MEMORY_FILE} was built for another model than the one in use: search ignores it "
-                            "(run `soundseek adapt` again)")
+    """``name_memory.npz`` and ``name_vectors.npz`` (``soundseek adapt``): damage is a problem
+    (search ignores the file; repair removes it), one stamped for another model a note (search
+    ignores it too)."""
+    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load)):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            saved = load(path)
+        except ValueError as e:
+            report.problems.append(f"{name} is damaged ({short_error(e)}); search ignores it, repair removes "
+                                   "it and `soundseek adapt` builds it again")
+            continue
+        if saved.fingerprint != (fingerprint or ""):
+            report.notes.append(f"{name} was built for another model than the one in use: search ignores it "
+                                "(run `soundseek adapt` again)")
 
 
 def check_vector_files(root: Path, config: IndexConfig, n_windows: int, has_text: bool, report: CheckReport,

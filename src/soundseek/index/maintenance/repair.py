@@ -288,17 +288,20 @@ def repair(index_dir: str | os.PathLike) -> RepairReport:
 
 
 def drop_damaged_memory(root: Path, report: RepairReport) -> None:
-    """A ``name_memory.npz`` that does not load is removed (search already ignores it)."""
+    """A ``name_memory.npz`` or ``name_vectors.npz`` that does not load is removed (search
+    already ignores it)."""
+    from ..name_match import NAMES_FILE, NameVectors
     from ..name_memory import MEMORY_FILE, NameMemory
 
-    path = root / MEMORY_FILE
-    if not path.is_file():
-        return
-    try:
-        NameMemory.load(path)
-    except ValueError:
-        path.unlink()
-        report.fixed.append(f"{MEMORY_FILE}: damaged, removed (`soundseek adapt` builds it again)")
+    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load)):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            load(path)
+        except ValueError:
+            path.unlink()
+            report.fixed.append(f"{name}: damaged, removed (`soundseek adapt` builds it again)")
 
 
 def refill_metadata(idx, report: RepairReport) -> None:

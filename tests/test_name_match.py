@@ -1,0 +1,115 @@
+"""What the names mean: hybrid search matches a query to a named file's caption by sentence
+meaning, where no word is shared (issue 18, "P@1 >= 0.75 hybrid on named libraries")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import needs_shared
+from soundseek.index import fusion
+from soundseek.index.name_match import NAMES_FILE, NameVectors, name_vectors
+from soundseek.index.name_memory import MemorySlot
+
+
+def toy() -> NameVectors:
+    # files 10 ("dog"), 11 ("rain"), 12 ("dog" too), as sentence vectors
+    return name_vectors([10, 11, 12], np.array([[2.0, 0, 0], [0, 1, 0], [1, 0, 0]]), threshold=0.5)
+
+
+def test_scores_are_zero_below_the_threshold_and_one_at_the_caption_itself():
+    nv = toy()
+    s = nv.scores(np.array([1.0, 0, 0]))
+    assert s.tolist() == [1.0, 0.0, 1.0]
+    q = np.array([0.8, 0.6, 0])  # cosine 0.8 to "dog", 0.6 to "rain"
+    assert nv.scores(q) == pytest.approx([0.6, 0.2, 0.6])
+    assert not nv.scores(np.array([0, 0, 1.0])).any()
+
+
+def test_matches_best_first_ties_by_id_filters_and_n():
+    nv = toy()
+    q = np.array([0.8, 0.6, 0])
+    assert [i for i, _ in nv.matches(q, 10)] == [10, 12, 11]
+    assert [i for i, _ in nv.matches(q, 2)] == [10, 12]
+    assert [i for i, _ in nv.matches(q, 10, allow={11, 12})] == [12, 11]
+    assert nv.matches(np.array([0, 0, 1.0]), 10) == []
+
+
+def test_either_is_a_noisy_or_that_never_lowers_a_match():
+    words = [(1, 0.5), (2, 0.2)]
+    meaning = [(2, 0.5), (3, 0.4)]
+    both = dict(fusion.either(words, meaning))
+    assert both == pytest.approx({1: 0.5, 2: 0.6, 3: 0.4})
+    assert [i for i, _ in fusion.either(words, meaning)] == [2, 1, 3]
+    assert fusion.either(words, []) == words
+
+
+def test_save_load_damage_and_slot(tmp_path):
+    nv = toy()
+    nv.fingerprint = "model-a"
+    p = nv.save(tmp_path / NAMES_FILE)
+    back = NameVectors.load(p)
+    assert back.fingerprint == "model-a" and np.array_equal(back.item_ids, nv.item_ids)
+    assert not list(tmp_path.glob("*.tmp"))
+    fp = {"now": "model-a"}
+    slot = MemorySlot(tmp_path, lambda: fp["now"], NAMES_FILE, NameVectors.load)
+    assert slot.current() is not None
+    fp["now"] = "model-b"
+    assert slot.current() is None and "another model" in slot.problem
+    p.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match="soundseek adapt"):
+        NameVectors.load(p)
+    fp["now"] = "model-a"
+    assert slot.current() is None and "not a name-vector file" in slot.problem
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_hybrid_finds_a_name_by_its_meaning_and_adapt_installs_it(tmp_path):
+    from test_name_memory import wolf_library
+
+    from soundseek import Index
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install, adaptation_state, describe, revert
+    from soundseek.index.maintenance.check import check
+    from soundseek.index.maintenance.repair import repair
+
+    idx = wolf_library(tmp_path)
+    query = "a toad croaking"  # no word of any file name; frog.ogg's caption means it (cosine 0.54)
+
+    def top(q, mode="hybrid"):
+        return idx.search(q, k=5, mode=mode, group=False)
+
+    assert not idx.search(query, k=5, mode="metadata")  # no word matches
+    before = [h.path for h in top(query)]
+    assert before == [h.path for h in top(query, "content")]  # hybrid = content when nothing matches
+    report = adapt_and_install(idx, AdaptConfig(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0),
+                               progress=False)
+    assert (Path(idx.path) / NAMES_FILE).is_file() and idx.name_vectors.current() is not None
+    assert len(idx.name_vectors.current().item_ids) == report.named_files
+    hits = top(query)
+    assert Path(hits[0].path).name == "frog.ogg" and "meaning" in hits[0].matched
+    content = {h.path: h.score for h in top(query, "content")}
+    assert "meaning" not in top(query, "content")[0].matched  # content mode: untouched
+    # the name's meaning adds evidence on the same 0-1 scale: c + s (1 - c) > c
+    assert content[hits[0].path] < hits[0].score <= 1.0
+    assert any(line.startswith("what the names mean") for line in describe(adaptation_state(idx)))
+    # a reopened index serves them; revert removes them
+    idx.close()
+    idx = Index.open(tmp_path / "idx")
+    assert [h.path for h in top(query)] == [h.path for h in hits]
+    revert(idx)
+    assert not (Path(idx.path) / NAMES_FILE).exists() and [h.path for h in top(query)] == before
+    # damage: check reports it, repair removes it
+    nv = NameVectors.load(Path(idx.path) / AdaptConfig().out_dir / NAMES_FILE)
+    nv.fingerprint = idx.model_fingerprint()
+    idx.set_name_vectors(nv)
+    idx.close()
+    assert check(tmp_path / "idx").ok
+    (tmp_path / "idx" / NAMES_FILE).write_bytes(b"\x00" * 64)
+    rep = check(tmp_path / "idx")
+    assert any(NAMES_FILE in p and "damaged" in p for p in rep.problems)
+    fixed = repair(tmp_path / "idx")
+    assert any(NAMES_FILE in f for f in fixed.fixed) and not (tmp_path / "idx" / NAMES_FILE).exists()
