@@ -2,13 +2,15 @@
 
 The set: every file of the real corpora (``../shared/data/sfx-corpus*/``) shorter than
 ``--max-s`` seconds (2 s) that decodes, first ``--limit`` of them by path (default 900; median
-~1 s).  Each row is a fresh index in its own process (``Index.create`` with the shipped default
+0.68 s, 11.5 min).  Each row is a fresh index in its own process (``Index.create`` with the shipped default
 model, then ``add`` of the file list), repeated ``--repeats`` times; reported: wall time,
 CPU time, x real time (audio seconds / wall seconds) and the load average before the run.
-``--profile`` also writes a cProfile of one run, summed by where the time goes.
+``--profile`` also writes a cProfile of one run, summed by where the time goes.  ``--isa avx2``
+forces the AVX2 path as ``index_throughput.py`` does (environment + a private onnxruntime copy
+whose MLAS takes its AVX2 kernels), for what a CPU without AVX-512 gets.
 
     python benchmarks/short_files.py [--limit 900] [--repeats 3] [--profile] [--src OTHER/src]
-        [--tag NAME] [--out benchmarks/results]
+        [--isa native|avx2] [--tag NAME] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def main() -> None:
     ap.add_argument("--src", default=str(REPO / "src"),
                     help="the soundseek source tree to time (e.g. an older checkout's src/, for a before/after)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native")
     ap.add_argument("--child", nargs=2, metavar=("LIST", "PROFILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -138,6 +141,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="soundseek-short-bench-"))
     (work / "files.json").write_text(json.dumps([p for p, _ in files]))
     env = {**os.environ, "PYTHONPATH": str(Path(args.src).resolve())}
+    isa_note = "native"
+    if args.isa == "avx2":
+        from index_throughput import AVX2_ENV, ort_avx2_copy
+
+        ort_path, isa_note = ort_avx2_copy(work)
+        if ort_path is None:
+            raise SystemExit(f"cannot force onnxruntime's AVX2 path: {isa_note}")
+        env.update(AVX2_ENV, PYTHONPATH=f"{ort_path}{os.pathsep}{env['PYTHONPATH']}")
     runs = []
     for i in range(args.repeats + (1 if args.profile else 0)):
         prof = str(work / "add.prof") if args.profile and i == args.repeats else "-"
@@ -155,7 +166,8 @@ def main() -> None:
     timed = [r for r in runs if not r["profiled"]]
     result = {"files": len(files), "median_s": statistics.median(durs), "audio_min": sum(durs) / 60,
               "runs": runs, "median_x_real_time": statistics.median(r["x_real_time"] for r in timed) if timed else None,
-              "machine": _machine(), "date": date.today().isoformat(), "src": str(Path(args.src).resolve())}
+              "machine": _machine(), "date": date.today().isoformat(), "src": str(Path(args.src).resolve()),
+              "isa": args.isa, "isa_note": isa_note}
     if args.profile:
         result["profile"] = summarize_profile(str(work / "add.prof"))
         for label, t in result["profile"]:
