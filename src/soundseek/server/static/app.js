@@ -117,7 +117,8 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   if (signals.length && !(signals.length === 1 && signals[0] === "content")) {
     const words = (hit.words || []).length ? `: ${hit.words.join(", ")}` : "";
     const matched = li.querySelector(".matched");
-    matched.textContent = `matched ${signals.map((m) => (m === "content" ? "sound" : m)).join(" + ")}${words}`;
+    const label = { content: "sound", meaning: "what the name means" };
+    matched.textContent = `matched ${signals.map((m) => label[m] || m).join(" + ")}${words}`;
     if (hit.snippet) matched.title = hit.snippet;
   }
 
