@@ -210,12 +210,7 @@ class Index:
         """Use ``memory`` in content ranking from now on (saved atomically in the index; None:
         remove it).  Its ``fingerprint`` must be the served model's (:meth:`model_fingerprint`).
         Takes the writer lock."""
-        with self.writing():
-            target = self.path / MEMORY_FILE
-            if memory is None:
-                target.unlink(missing_ok=True)
-            else:
-                memory.save(target)
+        self._save_or_remove(MEMORY_FILE, memory)
 
     @property
     def name_vectors(self) -> MemorySlot:
@@ -225,12 +220,16 @@ class Index:
     def set_name_vectors(self, names: NameVectors | None) -> None:
         """Use ``names`` in hybrid search from now on (saved atomically; None: remove them).  Their
         ``fingerprint`` must be the served model's.  Takes the writer lock."""
+        self._save_or_remove(NAMES_FILE, names)
+
+    def _save_or_remove(self, name: str, saved) -> None:
+        """``saved.save(IDX/name)`` (atomic), or remove that file when ``saved`` is None."""
         with self.writing():
-            target = self.path / NAMES_FILE
-            if names is None:
+            target = self.path / name
+            if saved is None:
                 target.unlink(missing_ok=True)
             else:
-                names.save(target)
+                saved.save(target)
 
     def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
         """See :meth:`WindowStore.rebuild`."""

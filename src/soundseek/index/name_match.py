@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .name_memory import save_npz
+
 #: the name vectors' file inside the index folder
 NAMES_FILE = "name_vectors.npz"
 
@@ -50,15 +52,8 @@ class NameVectors:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (a reader never sees half a file)."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, item_ids=self.item_ids.astype(np.int64), vectors=self.vectors.astype(np.float32),
-                     threshold=np.float32(self.threshold), fingerprint=np.array(self.fingerprint))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        return p
+        return save_npz(path, item_ids=self.item_ids.astype(np.int64), vectors=self.vectors.astype(np.float32),
+                        threshold=np.float32(self.threshold), fingerprint=np.array(self.fingerprint))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NameVectors":

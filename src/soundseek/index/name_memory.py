@@ -88,17 +88,10 @@ class NameMemory:
     # -- storage --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (a reader never sees half a memory)."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, item_ids=self.item_ids.astype(np.int64), neighbors=self.neighbors.astype(np.int32),
-                     weights=self.weights.astype(np.float32), captions=self.captions.astype(np.float32),
-                     threshold=np.float32(self.threshold), weight=np.float32(self.weight),
-                     fingerprint=np.array(self.fingerprint))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        return p
+        return save_npz(path, item_ids=self.item_ids.astype(np.int64), neighbors=self.neighbors.astype(np.int32),
+                        weights=self.weights.astype(np.float32), captions=self.captions.astype(np.float32),
+                        threshold=np.float32(self.threshold), weight=np.float32(self.weight),
+                        fingerprint=np.array(self.fingerprint))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NameMemory":
@@ -114,6 +107,18 @@ class NameMemory:
                 or (mem.neighbors.size and mem.neighbors.max() >= len(mem.captions))):
             raise ValueError(f"{path}: the name memory's arrays do not fit together; run `soundseek adapt` again")
         return mem
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` atomically: written aside, synced, then renamed over ``path``."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    return p
 
 
 def build_memory(item_ids: np.ndarray, embeddings: np.ndarray, caption_of: np.ndarray, captions: np.ndarray,
