@@ -83,6 +83,8 @@ def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, se
         mem = memory_for(base, files, caption_of, cap_vec, cfg, wins)
         bonus = np.stack([mem.bonus(s) for s in sentences])
         out[vname] = rank_metrics((content + bonus)[:, opaque], rel).to_dict()
+    shutil.rmtree(ip)  # 60 libraries: keep nothing but the numbers
+    shutil.rmtree(work / "splits" / "libs" / name)
     return out
 
 
