@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=10_000)
     p.add_argument("--names", type=int, default=2_000)
+    p.add_argument("--feature-dim", type=int, default=1024)  # the aisfx expert's frame size
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     import torch
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     starts = np.concatenate([[0], np.cumsum(n_windows)[:-1]])
     wins = rng.standard_normal((int(n_windows.sum()), dim)).astype(np.float32)
     wins /= np.linalg.norm(wins, axis=1, keepdims=True)
+    feats = rng.standard_normal((a.files, a.feature_dim)).astype(np.float32)  # each file's mean expert frame
     named = rng.random(a.files) < 0.6
     files = [FakeFile(i, bool(n)) for i, n in enumerate(named)]
     named_idx = np.flatnonzero(named)
@@ -57,12 +59,12 @@ def main(argv=None) -> int:
     t_caps = time.perf_counter() - t0
     cfg = MemoryConfig()
     t0 = time.perf_counter()
-    chk = check_memory(model, files, named_idx, group, captions, cfg, windows=(wins, starts))
+    chk = check_memory(model, files, named_idx, group, captions, cfg, windows=(wins, starts), features=feats)
     t_check = time.perf_counter() - t0
     caption_of = np.full(a.files, -1)
     caption_of[named_idx] = group
     t0 = time.perf_counter()
-    mem = memory_for(model, files, caption_of, captions, cfg, windows=(wins, starts))
+    mem = memory_for(model, files, caption_of, captions, cfg, windows=(wins, starts), features=feats)
     t_build = time.perf_counter() - t0
     ranked = [(i, 0.5 - i * 1e-4, i, 0.0, 1.0) for i in range(400)]
     q = captions[7]
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
     t_query = (time.perf_counter() - t0) / 50
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": cpu_name(),
            "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "files": a.files, "windows": int(len(wins)),
-           "names": a.names, "named_files": int(named.sum()), "seconds": {
+           "names": a.names, "named_files": int(named.sum()), "spaces": list(cfg.spaces), "seconds": {
                "encode_captions": round(t_caps, 2), "check": round(t_check, 2), "build": round(t_build, 2),
                "apply_per_query_ms": round(t_query * 1000, 2)}, "check_splits": chk["seen_kinds"]["splits"]}
     print(json.dumps(out, indent=1))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, needs_shared
-from soundseek.index.name_memory import MEMORY_FILE, MemorySlot, NameMemory, build_memory, file_embeddings
+from soundseek.index.name_memory import (MEMORY_FILE, MemorySlot, NameMemory, build_memory, centred_embeddings,
+                                         file_embeddings)
 
 
 def unit(x):
@@ -53,6 +54,47 @@ def test_file_embeddings_average_unit_windows():
     wins = np.array([[2.0, 0], [0, 3.0], [0, 1.0]])
     e = file_embeddings(wins, np.array([0, 2]))
     assert np.allclose(e, [[2 ** -0.5, 2 ** -0.5], [0, 1]])
+
+
+def test_neighbours_from_every_space_share_the_weight():
+    # file 1 (unnamed) sounds like the dog (file 0) in one space and like the rain (file 2) in the other
+    a = unit([[1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0]])
+    b = unit([[1, 0.1, 0], [0, 1, 0], [0, 1, 0.1], [0.1, 1, 0]])
+    captions = unit([[1, 0, 0, 0], [0, 1, 0, 0]])
+    mem = build_memory(np.array([10, 11, 12, 13]), [a, b], np.array([0, -1, 1, -1]), captions, k=1)
+    assert mem.neighbors.shape == (4, 2)
+    assert mem.neighbors[1].tolist() == [0, 1] and np.allclose(mem.weights[1], [0.5, 0.5])
+    assert mem.neighbors[3].tolist() == [1, 1] and np.allclose(mem.weights.sum(1), 1.0)
+    dog = np.array([1.0, 0, 0, 0])
+    assert mem.bonus(dog)[1] == pytest.approx(0.5 * toy_memory().bonus(dog)[1])  # half the evidence
+
+
+def test_centred_embeddings_ignore_what_every_file_shares():
+    v = np.array([[10.0, 1, 0], [10.0, 0, 1], [10.0, 0.9, 0.1]])
+    e = centred_embeddings(v)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0)
+    sim = e @ e.T
+    assert sim[2, 0] > 0.9 and sim[2, 1] < 0  # raw cosines are all above 0.99
+
+
+def test_memory_for_hears_the_expert_features_too():
+    from types import SimpleNamespace
+
+    from soundseek.adapt.memory import MemoryConfig, memory_for, sound_spaces
+
+    # model space: file 1 sounds like the dog (file 0); expert features: like the rain (file 2)
+    wins = unit([[1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0]])
+    frames = [[5, 1, 0], [5, 0, 1], [5, 0, 1.1], [5, 1, 0.1]]
+    files = [SimpleNamespace(item_id=10 + i, windows=[np.array([fr, fr], dtype=np.float32)]) for i, fr in enumerate(frames)]
+    caption_of, captions = np.array([0, -1, 1, -1]), unit([[1, 0, 0, 0], [0, 1, 0, 0]])
+    starts = np.arange(4)
+    both = memory_for(None, files, caption_of, captions, MemoryConfig(k=1), windows=(wins, starts))
+    assert both.neighbors[1].tolist() == [0, 1] and both.weight == MemoryConfig().weight
+    model_only = memory_for(None, files, caption_of, captions, MemoryConfig(k=1, spaces=("model",)), (wins, starts))
+    assert model_only.neighbors[1].tolist() == [0]
+    assert MemoryConfig().spaces == ("model", "features")
+    with pytest.raises(ValueError, match="sound space"):
+        sound_spaces(files, wins, starts, MemoryConfig(spaces=("loudness",)))
 
 
 def test_save_load_and_damage(tmp_path):
@@ -146,7 +188,7 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     named_idx = np.flatnonzero(caption_of >= 0)
     chk = check_memory(model, files, named_idx, caption_of[named_idx], caption_vectors(model, caps),
                        AdaptConfig().memory)
-    assert set(chk) == {"seen_kinds", "unseen_kinds", "kept", "reason"}
+    assert set(chk) == {"spaces", "seen_kinds", "unseen_kinds", "kept", "reason"}
     for q in ("seen_kinds", "unseen_kinds"):
         assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
     idx.close()

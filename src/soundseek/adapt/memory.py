@@ -1,6 +1,7 @@
-"""The name memory (:mod:`soundseek.index.name_memory`) of a library: built from the served
-model's window vectors and the named files' weak captions, and checked on held-out named files
-before it is used.
+"""The name memory (:mod:`soundseek.index.name_memory`) of a library: built from the named
+files' weak captions and two sound spaces (``MemoryConfig.spaces``: the model's window vectors,
+and the expert's own frames, averaged per file and centred on the library), and checked on
+held-out named files before it is used.
 
 The check asks two questions with the library's own captions as queries, ranking held-out files
 by content with and without the memory:
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..index.name_memory import NameMemory, build_memory, file_embeddings
+from ..index.name_memory import NameMemory, build_memory, centred_embeddings, file_embeddings
 from .scoring import rank_metrics, split_groups, text_vectors, window_vectors
 
 
@@ -30,10 +31,13 @@ class MemoryConfig:
     """Settings of the name memory (saved in the adaptation report)."""
 
     enabled: bool = True
-    k: int = 5  # nearest named files per file
+    # where "sounds alike" is measured: "model" (the model's window vectors, averaged per file) and
+    # "features" (the expert's frames averaged per file, centred on the library); k neighbours in each
+    spaces: tuple[str, ...] = ("model", "features")
+    k: int = 5  # nearest named files per file (per space)
     temperature: float = 0.05  # softmax over their cosine
     threshold: float = 0.5  # a query must read like a caption (sentence cosine) above this
-    weight: float = 4.0
+    weight: float = 6.0
     min_gain: float = 0.01  # seen-kinds mAP gain minus unseen-kinds mAP loss must reach this
     max_loss: float = 0.03  # and the unseen-kinds held-out mAP may fall by at most this much
     holdout_fraction: float = 0.3  # share of names held out for the unseen-kinds question
@@ -44,12 +48,33 @@ class MemoryConfig:
 
 
 def memory_for(model, files, caption_of: np.ndarray, captions: np.ndarray, cfg: MemoryConfig,
-               windows: tuple[np.ndarray, np.ndarray] | None = None, fingerprint: str = "") -> NameMemory:
+               windows: tuple[np.ndarray, np.ndarray] | None = None, fingerprint: str = "",
+               features: np.ndarray | None = None) -> NameMemory:
     """The memory of ``files`` (LibraryFile, all windows) for ``model``; ``caption_of[f]``: the
-    caption row of file f (-1: unnamed)."""
+    caption row of file f (-1: unnamed); ``features``: see :func:`sound_spaces`."""
     wins, starts = windows if windows is not None else window_vectors(model, files)
-    return build_memory(np.array([f.item_id for f in files]), file_embeddings(wins, starts), caption_of, captions,
-                        cfg.k, cfg.temperature, cfg.threshold, cfg.weight, fingerprint)
+    return build_memory(np.array([f.item_id for f in files]), sound_spaces(files, wins, starts, cfg, features),
+                        caption_of, captions, cfg.k, cfg.temperature, cfg.threshold, cfg.weight, fingerprint)
+
+
+def sound_spaces(files, wins: np.ndarray, starts: np.ndarray, cfg: MemoryConfig,
+                 features: np.ndarray | None = None) -> list[np.ndarray]:
+    """One (F, E) unit vector per file for each of ``cfg.spaces``; ``features`` (F, D): each
+    file's mean expert frame (default: from the files' window frames, :func:`mean_frames`)."""
+    out = []
+    for space in cfg.spaces:
+        if space == "model":
+            out.append(file_embeddings(wins, starts))
+        elif space == "features":
+            out.append(centred_embeddings(mean_frames(files) if features is None else features))
+        else:
+            raise ValueError(f"unknown sound space {space!r} (model, features)")
+    return out
+
+
+def mean_frames(files) -> np.ndarray:
+    """(F, D) each file's expert frames averaged over its windows (LibraryFile.windows)."""
+    return np.stack([np.concatenate(f.windows).mean(0) for f in files]).astype(np.float32)
 
 
 def held_files(group: np.ndarray, seed: int) -> np.ndarray:
@@ -64,15 +89,17 @@ def held_files(group: np.ndarray, seed: int) -> np.ndarray:
 
 
 def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, captions: np.ndarray,
-                 cfg: MemoryConfig, seed: int = 0, windows=None, queries: np.ndarray | None = None) -> dict:
+                 cfg: MemoryConfig, seed: int = 0, windows=None, queries: np.ndarray | None = None,
+                 features: np.ndarray | None = None) -> dict:
     """Both held-out questions (module docstring) for ``files``; ``named_idx`` the rows of the
     named files, ``group[j]`` the caption row of named file ``named_idx[j]``; ``queries[c]``: the
-    sentence vector that asks for caption row c (default: the caption itself)."""
+    sentence vector that asks for caption row c (default: the caption itself); ``features``: see
+    :func:`sound_spaces`."""
     queries = captions if queries is None else queries
     wins, starts = windows if windows is not None else window_vectors(model, files)
-    emb = file_embeddings(wins, starts)
+    emb = sound_spaces(files, wins, starts, cfg, features)
     ids = np.array([f.item_id for f in files])
-    out: dict = {}
+    out: dict = {"spaces": list(cfg.spaces)}
     for name, split in (("seen_kinds", held_files),
                         ("unseen_kinds", lambda g, s: split_groups(g, cfg.holdout_fraction, s))):
         runs = []

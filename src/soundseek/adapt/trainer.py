@@ -32,7 +32,7 @@ import numpy as np
 from .captions import CaptionConfig
 from .library import LibraryFile, collect_library
 from .progress import StepBar, planned_steps
-from .memory import MemoryConfig, check_memory, memory_for
+from .memory import MemoryConfig, check_memory, mean_frames, memory_for
 from .scoring import file_scores, rank_metrics, split_groups, window_vectors
 
 REPORT_FILE = "adapt_report.json"
@@ -372,7 +372,8 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
                 out: Path, progress: bool) -> dict:
     """Check the name memory of ``files`` with ``model``'s window vectors (the base model's:
-    neighbours by sound as a model that never learnt the library's names hears them; ``group``:
+    neighbours by sound as a model that never learnt the library's names hears them) and the
+    expert's own features (``cfg.memory.spaces``; ``group``:
     caption rows of the named files, in order) and save it as ``out/name_memory.npz`` when the
     check keeps it (``soundseek.adapt.apply`` installs it into the index, whichever model serves)."""
     from ..index.name_memory import MEMORY_FILE
@@ -383,14 +384,16 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
     for f, g in zip((files[i] for i in named_idx), group):
         words.setdefault(int(g), " ".join(f.caption.name_words or f.caption.text.split()))
     asked = caption_vectors(model, [words.get(g, "") for g in range(len(captions))])
-    chk = check_memory(model, files, named_idx, group, captions, cfg.memory, cfg.seed, wins, queries=asked)
+    feats = mean_frames(files) if "features" in cfg.memory.spaces else None
+    chk = check_memory(model, files, named_idx, group, captions, cfg.memory, cfg.seed, wins, queries=asked,
+                       features=feats)
     if progress:
         print(f"name memory: {chk['reason']}: {'kept' if chk['kept'] else 'not kept'}", file=sys.stderr, flush=True)
     if chk["kept"]:
         caption_of = np.full(len(files), -1)
         caption_of[named_idx] = group
         out.mkdir(parents=True, exist_ok=True)
-        memory_for(model, files, caption_of, captions, cfg.memory, wins).save(out / MEMORY_FILE)
+        memory_for(model, files, caption_of, captions, cfg.memory, wins, features=feats).save(out / MEMORY_FILE)
     return chk
 
 

@@ -10,9 +10,12 @@ like it, named or not:
     score(q, x) = content(q, x) + weight * sum_j w_xj * max(0, cos(q, caption_j) - threshold)
 
 The threshold keeps queries about kinds the library never names (cosine to every caption below
-it) at exactly the content ranking.  ``soundseek adapt`` chooses the neighbours with the base
-model's window vectors and stamps the memory with the fingerprint of the model the index then
-serves; it is used only while the index serves that model (``fingerprint``).
+it) at exactly the content ranking.  Neighbours may come from several sound spaces at once
+(``build_memory`` with a list of embeddings: ``k`` per space, each space's weights shared
+equally), so that one space's mistakes are outvoted where the other hears right.
+``soundseek adapt`` chooses them with the base model's window vectors and the expert's own
+features, and stamps the memory with the fingerprint of the model the index then serves; it is
+used only while the index serves that model (``fingerprint``).
 Plain numpy, so text search stays torch-free.
 """
 
@@ -121,21 +124,33 @@ def save_npz(path: str | os.PathLike, **arrays) -> Path:
     return p
 
 
-def build_memory(item_ids: np.ndarray, embeddings: np.ndarray, caption_of: np.ndarray, captions: np.ndarray,
+def build_memory(item_ids: np.ndarray, embeddings, caption_of: np.ndarray, captions: np.ndarray,
                  k: int = 5, temperature: float = 0.05, threshold: float = 0.5, weight: float = 4.0,
                  fingerprint: str = "") -> NameMemory:
-    """The memory of a library: ``embeddings`` (F, E) unit audio vectors of every file,
-    ``caption_of`` (F,) the caption row of each named file (-1: unnamed), ``captions`` (C, D)
-    the captions' sentence vectors.  Each file's ``k`` nearest named files (itself excluded),
-    weighted by a softmax of their cosine at ``temperature``."""
-    emb = np.asarray(embeddings, dtype=np.float32)
+    """The memory of a library: ``embeddings`` (F, E) unit audio vectors of every file, or a list
+    of such arrays (one per sound space, each (F, E_s)), ``caption_of`` (F,) the caption row of
+    each named file (-1: unnamed), ``captions`` (C, D) the captions' sentence vectors.  Each
+    file's ``k`` nearest named files in each space (itself excluded), weighted by a softmax of
+    their cosine at ``temperature``; with S spaces a file has S*k neighbours and each space's
+    weights sum to 1/S."""
+    spaces = [embeddings] if isinstance(embeddings, np.ndarray) else list(embeddings)
+    caps = np.asarray(captions, dtype=np.float32)
+    caps = caps / np.maximum(np.linalg.norm(caps, axis=1, keepdims=True), 1e-9)
+    found = [nearest_named(np.asarray(e, dtype=np.float32), caption_of, k, temperature) for e in spaces]
+    neighbors = np.concatenate([n for n, _ in found], axis=1)
+    weights = np.concatenate([w for _, w in found], axis=1) / len(found)
+    return NameMemory(np.asarray(item_ids, dtype=np.int64), neighbors, weights.astype(np.float32), caps, threshold,
+                      weight, fingerprint)
+
+
+def nearest_named(emb: np.ndarray, caption_of: np.ndarray, k: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(F, k) caption rows of each file's ``k`` nearest named files in one space (never itself;
+    -1 where none) and (F, k) their softmax weights (rows sum to 1, or 0 without neighbours)."""
     named = np.flatnonzero(np.asarray(caption_of) >= 0)
     f = len(emb)
     k = int(min(k, max(len(named) - 1, 0)))
     neighbors = np.full((f, max(k, 1)), -1, dtype=np.int32)
     weights = np.zeros((f, max(k, 1)), dtype=np.float32)
-    caps = np.asarray(captions, dtype=np.float32)
-    caps = caps / np.maximum(np.linalg.norm(caps, axis=1, keepdims=True), 1e-9)
     if k > 0:
         for lo in range(0, f, 1024):
             sim = emb[lo:lo + 1024] @ emb[named].T  # (b, N)
@@ -149,7 +164,7 @@ def build_memory(item_ids: np.ndarray, embeddings: np.ndarray, caption_of: np.nd
             w[~np.isfinite(s)] = 0.0
             weights[rows] = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
             neighbors[rows] = np.where(np.isfinite(s), np.asarray(caption_of)[named[top]], -1)
-    return NameMemory(np.asarray(item_ids, dtype=np.int64), neighbors, weights, caps, threshold, weight, fingerprint)
+    return neighbors, weights
 
 
 def file_embeddings(window_vectors: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -159,6 +174,15 @@ def file_embeddings(window_vectors: np.ndarray, starts: np.ndarray) -> np.ndarra
     w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-9)
     m = np.add.reduceat(w, np.asarray(starts), axis=0)
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+
+def centred_embeddings(vectors: np.ndarray) -> np.ndarray:
+    """(F, D) unit vectors of ``vectors`` (one per file, e.g. a file's mean expert frame) after
+    subtracting their mean over the library: what all files share says nothing about which
+    ones sound alike."""
+    v = np.asarray(vectors, dtype=np.float32)
+    v = v - v.mean(0, keepdims=True)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
 
 class MemorySlot:
