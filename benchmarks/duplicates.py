@@ -202,7 +202,7 @@ def main() -> None:
 
     def pairs_at(cp_thr: float, sp_far: float, flat: float | None = None) -> set:
         """Pairs under other thresholds: Chromaprint BER, the spectral curve's offset
-        (``spectral_ber_far``), or one flat spectral threshold (the rule before 2026-12-07)."""
+        (``spectral_ber_far``), or one flat spectral threshold (the rule before 2026-12-06)."""
         at = replace(cfg, chromaprint_ber=cp_thr, spectral_ber_far=sp_far)
         if flat is not None:
             at = replace(at, spectral_ber=flat, spectral_ber_max=flat)

@@ -216,7 +216,8 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
     assert not memory_file.exists() and idx.name_memory.current() is None
     assert any(line.startswith("name memory not in use") for line in describe(adaptation_state(idx)))
 
-    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=10.0), **small), progress=False)
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=10.0, max_loss=-1.0), **small),
+                               progress=False)
     assert not report.check["memory"]["kept"] and not memory_file.exists()
     report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(enabled=False), **small), progress=False)
     assert "memory" not in report.check and not memory_file.exists()
@@ -249,3 +250,23 @@ def test_check_finds_a_damaged_memory_and_repair_removes_it(tmp_path):
     fixed = repair(tmp_path / "idx")
     assert any(MEMORY_FILE in f for f in fixed.fixed) and not fixed.remaining
     assert not (tmp_path / "idx" / MEMORY_FILE).exists() and check(tmp_path / "idx").ok
+
+
+def test_verdict_keeps_a_harmless_memory_when_the_seen_kinds_leave_no_room_to_gain():
+    """widelands `files` fold 1 (benchmarks/results/adapt_library-2026-12-06-two-spaces.json):
+    3 names with 7 held-out files, found perfectly without the memory (mAP 1.000 -> 1.000), so no
+    gain could show; unseen kinds 0.506 -> 0.505.  The old rule discarded the memory there."""
+    from soundseek.adapt.memory import MemoryConfig, memory_verdict
+
+    cfg = MemoryConfig()
+
+    def q(base, mem):
+        return {"base": {"map": base}, "memory": {"map": mem}}
+
+    kept, note = memory_verdict(q(1.0, 1.0), q(0.506, 0.505), cfg)
+    assert kept and "found without it" in note
+    assert not memory_verdict(q(1.0, 1.0), q(0.506, 0.48), cfg)[0]  # no room to gain, and it costs
+    assert memory_verdict(q(0.6, 0.9), q(0.4, 0.39), cfg) == (True, "")  # the usual rule
+    assert not memory_verdict(q(0.6, 0.605), q(0.4, 0.4), cfg)[0]  # a gain below min_gain
+    assert not memory_verdict(q(0.6, 0.9), q(0.4, 0.36), cfg)[0]  # a loss above max_loss
+    assert memory_verdict(None, q(0.4, 0.4), cfg) == (False, "")

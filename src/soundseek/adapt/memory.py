@@ -13,7 +13,9 @@ by content with and without the memory:
 
 Each question is asked on ``repeats`` held-out splits and its mAP averaged.  Not knowing which
 of the two cases a library's unnamed files are, the memory is kept when the first mAP's gain
-outweighs the second's loss by ``min_gain`` and the loss stays below ``max_loss``.
+outweighs the second's loss by ``min_gain`` and the loss stays below ``max_loss`` (or, where the
+first question cannot show a gain because its files are already found, when the loss is at most
+``min_gain``: :func:`memory_verdict`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class MemoryConfig:
     weight: float = 6.0
     min_gain: float = 0.01  # seen-kinds mAP gain minus unseen-kinds mAP loss must reach this
     max_loss: float = 0.03  # and the unseen-kinds held-out mAP may fall by at most this much
+    saturated: float = 0.99  # seen kinds found this well without it: no gain can show (memory_verdict)
     holdout_fraction: float = 0.3  # share of names held out for the unseen-kinds question
     repeats: int = 3  # held-out splits per question (seeds seed..seed+repeats-1), mAP averaged
 
@@ -121,13 +124,28 @@ def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, caption
         out[name] = {"base": _mean([r[0] for r in runs]), "memory": _mean([r[1] for r in runs]),
                      "files": runs[0][2], "names": runs[0][3], "splits": len(runs)} if runs else None
     seen, unseen = out["seen_kinds"], out["unseen_kinds"]
-    gain = seen["memory"]["map"] - seen["base"]["map"] if seen else 0.0
-    loss = unseen["base"]["map"] - unseen["memory"]["map"] if unseen else 0.0
-    out["kept"] = bool(seen is not None and gain - loss >= cfg.min_gain and loss <= cfg.max_loss)
+    out["kept"], note = memory_verdict(seen, unseen, cfg)
     out["reason"] = (f"seen kinds mAP {seen['base']['map']:.3f} -> {seen['memory']['map']:.3f}, unseen kinds "
-                     f"{unseen['base']['map']:.3f} -> {unseen['memory']['map']:.3f}" if seen and unseen
+                     f"{unseen['base']['map']:.3f} -> {unseen['memory']['map']:.3f}{note}" if seen and unseen
                      else "too few files named alike to check")
     return out
+
+
+def memory_verdict(seen: dict | None, unseen: dict | None, cfg: MemoryConfig) -> tuple[bool, str]:
+    """Keep the memory?  ``seen``/``unseen``: the two questions' {"base", "memory"} mAPs.  When
+    the seen kinds are already found without it (base mAP ≥ ``saturated``: e.g. a few names, each
+    heard apart from the rest), its gain cannot show, so it is kept when it costs the unseen kinds
+    at most ``min_gain`` (and ``max_loss``); otherwise gain − loss ≥ ``min_gain`` and loss ≤
+    ``max_loss``.  Returns (kept, a note for the reason)."""
+    if seen is None:
+        return False, ""
+    gain = seen["memory"]["map"] - seen["base"]["map"]
+    loss = unseen["base"]["map"] - unseen["memory"]["map"] if unseen else 0.0
+    if seen["base"]["map"] >= cfg.saturated:
+        kept = loss <= min(cfg.min_gain, cfg.max_loss)
+        return kept, (" (the seen kinds are found without it; " + ("it costs the unseen kinds nothing)" if kept
+                                                                     else "it costs the unseen kinds)"))
+    return gain - loss >= cfg.min_gain and loss <= cfg.max_loss, ""
 
 
 def _mean(metrics: list[dict]) -> dict:
