@@ -96,6 +96,11 @@ def test_hybrid_finds_a_name_by_its_meaning_and_adapt_installs_it(tmp_path):
     # the name's meaning adds evidence on the same 0-1 scale: c + s (1 - c) > c
     assert content[hits[0].path] < hits[0].score <= 1.0
     assert any(line.startswith("what the names mean") for line in describe(adaptation_state(idx)))
+    # the unnamed wolf (ZOOM0001.OGG): in hybrid, what the named wolves' names say counts for it
+    assert idx.name_memory.current() is not None  # its check kept it on this library
+    zoom = [h for h in idx.search("a wolf howling", k=20, mode="hybrid", group=False)
+            if Path(h.path).name == "ZOOM0001.OGG"]
+    assert zoom and "memory" in zoom[0].matched
     # a reopened index serves them; revert removes them
     idx.close()
     idx = Index.open(tmp_path / "idx")
@@ -113,3 +118,22 @@ def test_hybrid_finds_a_name_by_its_meaning_and_adapt_installs_it(tmp_path):
     assert any(NAMES_FILE in p and "damaged" in p for p in rep.problems)
     fixed = repair(tmp_path / "idx")
     assert any(NAMES_FILE in f for f in fixed.fixed) and not (tmp_path / "idx" / NAMES_FILE).exists()
+
+
+def test_unnamed_matches_give_the_memory_evidence_of_files_without_a_name():
+    from soundseek.index.name_match import unnamed_matches
+    from soundseek.index.name_memory import build_memory
+
+    # files 10 (named "dog"), 11 (unnamed, sounds like 10), 12 (named "rain"), 13 (unnamed, like 12)
+    emb = np.array([[1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    captions = np.eye(2, 4, dtype=np.float32)  # "dog", "rain"
+    mem = build_memory(np.array([10, 11, 12, 13]), emb, np.array([0, -1, 1, -1]), captions, k=1, weight=6.0)
+    names = name_vectors([10, 12], captions)
+    dog = np.array([0.8, 0.0, 0.6, 0.0])  # cosine 0.8 to "dog"
+    got = unnamed_matches(mem, names, dog, 10)
+    assert [i for i, _ in got] == [11]  # the named files have their own name; 13 sounds like rain
+    assert got[0][1] == pytest.approx((0.8 - 0.5) / 0.5)  # the bonus on the name match's 0-1 scale
+    assert mem.evidence(dog) == pytest.approx(mem.bonus(dog) / (6.0 * 0.5))
+    assert unnamed_matches(mem, names, dog, 10, allow={13}) == []
+    assert unnamed_matches(mem, names, np.array([0, 0, 0, 1.0]), 10) == []

@@ -7,8 +7,10 @@ A file's name match is ``max(0, cos(query, caption) - threshold) / (1 - threshol
 threshold is the name memory's: a query must read like the caption).  Hybrid search combines it
 with the BM25 match as one metadata score, ``1 - (1 - m)(1 - s)`` (:func:`.fusion.either`):
 a file whose name says what was asked for, in other words, counts like a file whose name has
-the query's words.  Content-only and metadata-only search do not use it.  Files added after
-``adapt`` have no vector until the next ``adapt``.  Plain numpy, read torch-free.
+the query's words.  A file without a name of its own gets, in its place, the name memory's
+evidence (:func:`unnamed_matches`): what its nearest named files' names say.  Content-only and
+metadata-only search do not use this.  Files added after ``adapt`` have no vector until the next
+``adapt``.  Plain numpy, read torch-free.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .name_memory import save_npz
+from .name_memory import NameMemory, save_npz
 
 #: the name vectors' file inside the index folder
 NAMES_FILE = "name_vectors.npz"
@@ -73,3 +75,17 @@ def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, finger
     v = np.asarray(sentences, dtype=np.float32).reshape(len(item_ids), -1)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint)
+
+
+def unnamed_matches(memory: NameMemory, names: NameVectors, sentence: np.ndarray, n: int,
+                    allow: set[int] | None = None) -> list[tuple[int, float]]:
+    """The ``n`` best (item id, evidence > 0) of the files that have no name vector (no name of
+    their own), best first (ties: lower id): :meth:`NameMemory.evidence`, the memory's bonus on
+    the name match's 0–1 scale."""
+    e = memory.evidence(sentence)
+    keep = (e > 0) & ~np.isin(memory.item_ids, names.item_ids)
+    if allow is not None:
+        keep &= np.isin(memory.item_ids, np.fromiter(allow, dtype=np.int64, count=len(allow)))
+    rows = np.flatnonzero(keep)
+    order = np.lexsort((memory.item_ids[rows], -e[rows]))[:n]
+    return [(int(memory.item_ids[rows[j]]), float(e[rows[j]])) for j in order]

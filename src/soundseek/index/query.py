@@ -14,6 +14,7 @@ from ..features import FeatureStore
 from .catalog import Catalog
 from .embedder import Embedder
 from .errors import NoTextModelError
+from .name_match import unnamed_matches
 from .name_memory import MemorySlot
 from .tags import TagCache
 from .text_path import TextPath
@@ -75,11 +76,17 @@ class Query:
             q = sent = None  # no text–audio model: hybrid is the metadata ranking
         names = self.names.current() if self.names is not None and sent is not None and mode == "hybrid" else None
         by_meaning = names.matches(sent[0], pool, allow) if names is not None else []
-        meta_rank = fusion.either(meta_rank, by_meaning)  # words, or a name that means what was asked
-        # the name memory only where no name matched: in hybrid it lifted many files above the ones
-        # whose own names match (named-file P@1 0.73 -> 0.60 on benchmarks/adapt_hybrid.py)
+        mem = self.memory.current() if names is not None and self.memory is not None else None
+        by_neighbours = unnamed_matches(mem, names, sent[0], pool, allow) if mem is not None else []
+        by_words = bool(meta_rank)
+        # words, or a name that means what was asked, or (files without a name) what the names of
+        # the files that sound like them say
+        meta_rank = fusion.either(fusion.either(meta_rank, by_meaning), by_neighbours)
+        # the memory's bonus on content scores only where no word matched: added to them in hybrid it
+        # lifted many files above the ones whose own names match (named-file P@1 0.73 -> 0.60 on
+        # benchmarks/adapt_hybrid.py); there it is metadata evidence for unnamed files instead
         content = [] if q is None else self.ranked_with_memory(q[0], sent[0], pool if meta_rank else k, allow,
-                                                                memory=not meta_rank)
+                                                                memory=not by_words)
         content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
         if not meta_rank:  # nothing matched by words: exactly the content ranking
             return self.hits(content[:k], text, ["content"])
@@ -87,7 +94,8 @@ class Query:
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
-        return self.hits(rows, text, ["hybrid"], content_ids=content_ids, meaning_ids={i for i, _ in by_meaning})
+        return self.hits(rows, text, ["hybrid"], content_ids=content_ids, meaning_ids={i for i, _ in by_meaning},
+                         memory_ids={i for i, _ in by_neighbours})
 
     def content_ranking(self, text: str, n: int, allow: set[int] | None, memory: bool = True) -> list[tuple]:
         """Content ranking of a text query: [(item id, score, window id, start, end)], best first
@@ -133,7 +141,7 @@ class Query:
         return mem.rerank(ranked, sentence, n, allow)
 
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
-             meaning_ids: set[int] = frozenset()) -> list[Hit]:
+             meaning_ids: set[int] = frozenset(), memory_ids: set[int] = frozenset()) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
         from .fulltext import highlight, query_terms
 
@@ -171,6 +179,8 @@ class Query:
                 snippet = " · ".join(parts)
                 if item_id in meaning_ids:
                     matched.append("meaning")  # the name says what was asked for, in other words
+                if item_id in memory_ids:
+                    matched.append("memory")  # no name; named files that sound like it say so
                 tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
                 if tag_words & set(query_terms(text)):
                     matched.append("tags")

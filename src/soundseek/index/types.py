@@ -123,7 +123,8 @@ class Hit:
     tags: tuple = ()  # what the window sounds like: experts.tagger.Tag (name, score), best first
     # which signals ranked this hit: "content" (text–audio model) and/or the metadata fields whose
     # words matched ("name", "folder", "embedded"); "meaning" when the name says what was asked in
-    # other words (soundseek.index.name_match); "tags" when a query word is a machine tag
+    # other words (soundseek.index.name_match); "memory" when a file without a name sounds like named
+    # files whose names say it (soundseek.index.name_memory); "tags" when a query word is a machine tag
     matched: tuple = ()
     snippet: str = ""  # the file's own words with the matched ones in [brackets]
     words: tuple = ()  # the query words found in the file's metadata

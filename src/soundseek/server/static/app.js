@@ -117,7 +117,7 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   if (signals.length && !(signals.length === 1 && signals[0] === "content")) {
     const words = (hit.words || []).length ? `: ${hit.words.join(", ")}` : "";
     const matched = li.querySelector(".matched");
-    const label = { content: "sound", meaning: "what the name means" };
+    const label = { content: "sound", meaning: "what the name means", memory: "named files that sound alike" };
     matched.textContent = `matched ${signals.map((m) => label[m] || m).join(" + ")}${words}`;
     if (hit.snippet) matched.title = hit.snippet;
   }
