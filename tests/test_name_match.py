@@ -137,3 +137,26 @@ def test_unnamed_matches_give_the_memory_evidence_of_files_without_a_name():
     assert mem.evidence(dog) == pytest.approx(mem.bonus(dog) / (6.0 * 0.5))
     assert unnamed_matches(mem, names, dog, 10, allow={13}) == []
     assert unnamed_matches(mem, names, np.array([0, 0, 0, 1.0]), 10) == []
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_files_indexed_after_adapt_are_reported_until_the_next_adapt(tmp_path):
+    """New recordings arrive after `adapt`: `index` and `info` say the memory does not cover them."""
+    import shutil
+
+    from test_adapt_cli import _cli
+    from test_name_memory import WIDELANDS, wolf_library
+
+    idx = wolf_library(tmp_path)
+    idx.close()
+    ip, lib = str(tmp_path / "idx"), tmp_path / "lib"
+    _cli("adapt", "--index", ip)
+    assert "not in the name memory" not in _cli("info", "--index", ip).output
+    shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0002.OGG")
+    out = _cli("index", str(lib), "--index", ip).output
+    assert "1 file is not in the name memory yet" in out
+    assert "1 file indexed since: not in the name memory" in _cli("info", "--index", ip).output
+    out = _cli("index", str(lib), "--index", ip, "--adapt").output  # nothing new: no note, adapt covers it
+    assert "not in the name memory" not in out
+    assert "files indexed since" not in _cli("info", "--index", ip).output

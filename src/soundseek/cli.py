@@ -193,6 +193,17 @@ def index_cmd(
             run_adapt(idx, progress=not quiet, console=console)
         except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
             _fail(str(e))
+    elif report.added:
+        from .index.name_memory import MEMORY_FILE
+
+        if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since are not in the memory
+            from .adapt.apply import memory_gap
+
+            if gap := memory_gap(idx):
+                files = "1 file is" if gap == 1 else f"{gap} files are"
+                console.print(f"[yellow]note:[/] {files} not in the name memory yet (indexed after the "
+                              f"last adapt); `soundseek adapt --index {idx.path}` (or `index --adapt`) adds them",
+                              highlight=False)
     _duplicates_note(report.duplicates, idx.path)
 
 

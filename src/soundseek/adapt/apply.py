@@ -71,6 +71,18 @@ def revert(index) -> bool:
     return index.set_adapted_model(None)
 
 
+def memory_gap(index) -> int:
+    """How many of the index's files the name memory in use does not cover (indexed after the
+    last ``adapt``: no neighbours, no name vector until the next one); 0 without a memory."""
+    import numpy as np
+
+    mem = index.name_memory.current()
+    if mem is None:
+        return 0
+    ids = np.array([item.id for item in index.items()], dtype=np.int64)
+    return int((~np.isin(ids, mem.item_ids)).sum())
+
+
 def adaptation_state(index) -> dict | None:
     """The last run's report (``adapt_report.json`` as a dict) with ``in_use`` (its model serves
     searches now) and ``date`` (ISO, UTC, of the report), or None when the index was never adapted."""
@@ -86,6 +98,7 @@ def adaptation_state(index) -> dict | None:
     state["memory_in_use"] = index.name_memory.current() is not None
     names = index.name_vectors.current()
     state["name_vectors_in_use"] = 0 if names is None else len(names.item_ids)
+    state["files_since_adapt"] = memory_gap(index)
     state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     return state
 
@@ -108,4 +121,8 @@ def describe(state: dict) -> list[str]:
         lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}: {mem.get('reason', '')}")
     if state.get("name_vectors_in_use"):
         lines.append(f"what the names mean: {state['name_vectors_in_use']} named files, used by hybrid search")
+    if state.get("files_since_adapt"):
+        n = state["files_since_adapt"]
+        lines.append(f"{n} file{'s' if n != 1 else ''} indexed since: not in the name memory until the next "
+                     "`soundseek adapt` (or `soundseek index --adapt`)")
     return lines
