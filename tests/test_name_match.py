@@ -141,22 +141,87 @@ def test_unnamed_matches_give_the_memory_evidence_of_files_without_a_name():
 
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
-def test_files_indexed_after_adapt_are_reported_until_the_next_adapt(tmp_path):
-    """New recordings arrive after `adapt`: `index` and `info` say the memory does not cover them."""
+def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
+    """New recordings arrive after `adapt`: they join the name memory by their sound (anchors),
+    and where they cannot (no anchors: an older adapt), `index` and `info` say so."""
     import shutil
 
     from test_adapt_cli import _cli
     from test_name_memory import WIDELANDS, wolf_library
 
+    from soundseek import Index
+    from soundseek.index.name_memory import ANCHORS_FILE, MEMORY_FILE, NameMemory
+
     idx = wolf_library(tmp_path)
     idx.close()
     ip, lib = str(tmp_path / "idx"), tmp_path / "lib"
     _cli("adapt", "--index", ip)
+    assert (tmp_path / "idx" / ANCHORS_FILE).is_file()
+    before = NameMemory.load(tmp_path / "idx" / MEMORY_FILE)
     assert "not in the name memory" not in _cli("info", "--index", ip).output
-    shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0002.OGG")
+    shutil.copy(WIDELANDS / "animals" / "wolf_02.ogg", lib / "ZOOM0002.OGG")  # another wolf, no name
+    out = _cli("index", str(lib), "--index", ip).output
+    assert "1 new file joined the name memory" in out and "not in the name memory" not in out
+    grown = NameMemory.load(tmp_path / "idx" / MEMORY_FILE)
+    assert len(grown.item_ids) == len(before.item_ids) + 1
+    assert np.array_equal(grown.neighbors[:-1], before.neighbors)  # the others are untouched
+    idx = Index.open(tmp_path / "idx")
+    new_id = next(it.id for it in idx.items() if it.path.endswith("ZOOM0002.OGG"))
+    assert int(grown.item_ids[-1]) == new_id
+    assert grown.weights[-1].sum() == pytest.approx(1.0)  # one space, the full weight
+    # its nearest named files by sound are wolves: what their names say counts for it in hybrid
+    zoom = [h for h in idx.search("a wolf howling", k=20, mode="hybrid", group=False)
+            if h.path.endswith("ZOOM0002.OGG")]
+    assert zoom and "memory" in zoom[0].matched
+    idx.close()
+
+    (tmp_path / "idx" / ANCHORS_FILE).unlink()  # as written by an older `adapt`: new files wait
+    shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0003.OGG")
     out = _cli("index", str(lib), "--index", ip).output
     assert "1 file is not in the name memory yet" in out
     assert "1 file indexed since: not in the name memory" in _cli("info", "--index", ip).output
-    out = _cli("index", str(lib), "--index", ip, "--adapt").output  # nothing new: no note, adapt covers it
-    assert "not in the name memory" not in out
+    _cli("index", str(lib), "--index", ip, "--adapt")
     assert "files indexed since" not in _cli("info", "--index", ip).output
+
+
+@pytest.mark.slow
+@needs_shared("data/esc50-fold1")
+def test_hybrid_wiring_filters_removed_files_and_k(tmp_path):
+    """Name vectors and memory evidence respect filters, skip files removed since `adapt`, and
+    hybrid still returns k hits."""
+    import shutil
+
+    from conftest import SHARED
+
+    from soundseek import Index
+    from soundseek.experts.minilm_fast import get_fast_text_expert
+    from soundseek.index.name_memory import NameMemory
+
+    lib = tmp_path / "lib"
+    clips = sorted((SHARED / "data" / "esc50-fold1" / "audio").glob("*.flac"))[:5]
+    for i, f in enumerate(clips):
+        (lib / ("x" if i < 2 else "y")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, lib / ("x" if i < 2 else "y") / f"clip{i}.flac")
+    idx = Index.create(tmp_path / "idx")
+    idx.add(lib, progress=False)
+    ids = {Path(it.path).name: it.id for it in idx.items()}
+    a, b, c, d, e = (ids[f"clip{i}.flac"] for i in range(5))
+    caps = get_fast_text_expert("minilm").encode(["dog barking", "rain falling", "a dog howling"]).sentence
+    fp = idx.model_fingerprint()
+    # a, c, d named ("dog barking", "rain falling", "a dog howling"); b unnamed, sounds like a
+    idx.set_name_vectors(name_vectors([a, c, d], caps, fingerprint=fp))
+    idx.set_name_memory(NameMemory(np.array([a, b, c, d, e]), np.array([[-1], [0], [-1], [-1], [-1]]),
+                                   np.array([[0.0], [1.0], [0.0], [0.0], [0.0]], np.float32),
+                                   caps / np.linalg.norm(caps, axis=1, keepdims=True), 0.5, 6.0, fp))
+    q = "a dog barking"
+    why = {h.id: h.matched for h in idx.search(q, k=5, mode="hybrid", group=False)}
+    assert "meaning" in why[a] and "meaning" in why[d] and "memory" in why[b]
+    assert "meaning" not in why[c] and "memory" not in why[e] and "meaning" not in why[b]
+    only_y = idx.search(q, k=5, mode="hybrid", group=False, folder=str(lib / "y"))
+    assert {h.id for h in only_y} == {c, d, e}  # a (meaning) and b (memory) are filtered out
+    idx.remove([str(lib / "y" / "clip3.flac")])  # d: still in both files until the next adapt
+    after = idx.search(q, k=4, mode="hybrid", group=False)
+    assert len(after) == 4 and d not in {h.id for h in after}
+    content = idx.search(q, k=4, mode="content", group=False)
+    assert len(content) == 4 and d not in {h.id for h in content}
+    idx.close()

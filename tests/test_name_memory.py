@@ -234,7 +234,7 @@ def test_check_finds_a_damaged_memory_and_repair_removes_it(tmp_path):
     audio = SHARED / "data" / "esc50-fold1" / "audio"
     lib = tmp_path / "lib"
     lib.mkdir()
-    for f in sorted(audio.glob("*.wav"))[:4]:
+    for f in sorted(audio.glob("*.flac"))[:4]:
         shutil.copy(f, lib / f.name)
     idx = Index.create(tmp_path / "idx")
     idx.add(lib, progress=False)
@@ -270,3 +270,23 @@ def test_verdict_keeps_a_harmless_memory_when_the_seen_kinds_leave_no_room_to_ga
     assert not memory_verdict(q(0.6, 0.605), q(0.4, 0.4), cfg)[0]  # a gain below min_gain
     assert not memory_verdict(q(0.6, 0.9), q(0.4, 0.36), cfg)[0]  # a loss above max_loss
     assert memory_verdict(None, q(0.4, 0.4), cfg) == (False, "")
+    assert not memory_verdict(q(1.0, 0.4), q(0.5, 0.5), cfg)[0]  # no room to gain, and it loses seen kinds
+    assert not memory_verdict(q(1.0, 1.0), None, cfg)[0]  # nothing checks the unseen kinds
+
+
+def test_grow_memory_gives_new_files_their_nearest_named_files_by_their_own_frames():
+    from soundseek.index.name_memory import MemoryAnchors, grow_memory
+
+    mem = toy_memory()  # 4 files, k=1 (width 1), captions "dog", "rain"
+    centre = np.array([0.5, 0.5, 0.0], dtype=np.float32)
+    anchors = MemoryAnchors(unit([[1, -1, 0.1], [-1, 1, 0.1]]).astype(np.float16), np.array([0, 1]), centre,
+                            "yamnet@1", k=1)
+    grown = grow_memory(mem, anchors, [20, 21], np.array([[1.4, 0.5, 0.0], [0.5, 1.6, 0.1]]))
+    assert grown.item_ids.tolist() == [10, 11, 12, 13, 20, 21]
+    assert grown.neighbors[4:, 0].tolist() == [0, 1]  # centred: 20 sounds like the dog, 21 like rain
+    assert np.array_equal(grown.neighbors[:4], mem.neighbors) and np.allclose(grown.weights[4:].sum(1), 1.0)
+    assert grow_memory(mem, anchors, [], np.zeros((0, 3))) is mem
+    wide = build_memory(np.array([10, 11, 12, 13]), [unit(np.eye(4, 3) + 0.1)] * 2, np.array([0, -1, 1, -1]),
+                        unit([[1, 0, 0, 0], [0, 1, 0, 0]]), k=1)  # two spaces: width 2, padded
+    g = grow_memory(wide, anchors, [20], np.array([[1.4, 0.5, 0.0]]))
+    assert g.neighbors[-1].tolist() == [0, -1] and g.weights[-1].tolist() == [1.0, 0.0]

@@ -196,7 +196,11 @@ def index_cmd(
     elif report.added:
         from .index.name_memory import MEMORY_FILE
 
-        if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since are not in the memory
+        if report.joined_memory:
+            console.print(f"{report.joined_memory} new file{'s' if report.joined_memory != 1 else ''} joined the "
+                          "name memory by their sound (`soundseek adapt` learns from new names too)",
+                          highlight=False)
+        if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since that could not join it
             from .adapt.apply import memory_gap
 
             if gap := memory_gap(idx):

@@ -42,24 +42,20 @@ def install_memory(index, folder: Path) -> bool:
     name vectors (hybrid search) for the model the index serves now; otherwise remove the
     index's.  True when a memory is in use."""
     from ..index.name_match import NAMES_FILE, NameVectors
-    from ..index.name_memory import MEMORY_FILE, NameMemory
+    from ..index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
 
     fingerprint = index.model_fingerprint() or ""
-    names = folder / NAMES_FILE
-    if names.is_file():
-        nv = NameVectors.load(names)
-        nv.fingerprint = fingerprint
-        index.set_name_vectors(nv)
-    else:
-        index.set_name_vectors(None)
-    saved = folder / MEMORY_FILE
-    if not saved.is_file():
-        index.set_name_memory(None)
-        return False
-    mem = NameMemory.load(saved)
-    mem.fingerprint = fingerprint
-    index.set_name_memory(mem)
-    return True
+    # everything is read first: a damaged file raises before the index changes
+    names = NameVectors.load(folder / NAMES_FILE) if (folder / NAMES_FILE).is_file() else None
+    mem = NameMemory.load(folder / MEMORY_FILE) if (folder / MEMORY_FILE).is_file() else None
+    anchors = MemoryAnchors.load(folder / ANCHORS_FILE) if mem is not None and (folder / ANCHORS_FILE).is_file() \
+        else None
+    for saved in (names, mem):
+        if saved is not None:
+            saved.fingerprint = fingerprint
+    index.set_name_vectors(names)
+    index.set_name_memory(mem, anchors)
+    return mem is not None
 
 
 def revert(index) -> bool:

@@ -134,15 +134,15 @@ def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, caption
 def memory_verdict(seen: dict | None, unseen: dict | None, cfg: MemoryConfig) -> tuple[bool, str]:
     """Keep the memory?  ``seen``/``unseen``: the two questions' {"base", "memory"} mAPs.  When
     the seen kinds are already found without it (base mAP ≥ ``saturated``: e.g. a few names, each
-    heard apart from the rest), its gain cannot show, so it is kept when it costs the unseen kinds
-    at most ``min_gain`` (and ``max_loss``); otherwise gain − loss ≥ ``min_gain`` and loss ≤
-    ``max_loss``.  Returns (kept, a note for the reason)."""
+    heard apart from the rest), its gain cannot show, so it is kept when it costs neither question
+    more than ``min_gain`` (nor the unseen kinds more than ``max_loss``); otherwise gain − loss ≥
+    ``min_gain`` and loss ≤ ``max_loss``.  Returns (kept, a note for the reason)."""
     if seen is None:
         return False, ""
     gain = seen["memory"]["map"] - seen["base"]["map"]
     loss = unseen["base"]["map"] - unseen["memory"]["map"] if unseen else 0.0
-    if seen["base"]["map"] >= cfg.saturated:
-        kept = loss <= min(cfg.min_gain, cfg.max_loss)
+    if seen["base"]["map"] >= cfg.saturated and unseen is not None:
+        kept = loss <= min(cfg.min_gain, cfg.max_loss) and gain >= -cfg.min_gain
         return kept, (" (the seen kinds are found without it; " + ("it costs the unseen kinds nothing)" if kept
                                                                      else "it costs the unseen kinds)"))
     return gain - loss >= cfg.min_gain and loss <= cfg.max_loss, ""

@@ -364,19 +364,20 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
-        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress)
+        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key)
         verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
     return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
 
 
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
-                out: Path, progress: bool) -> dict:
+                out: Path, progress: bool, expert_key: str = "") -> dict:
     """Check the name memory of ``files`` with ``model``'s window vectors (the base model's:
     neighbours by sound as a model that never learnt the library's names hears them) and the
     expert's own features (``cfg.memory.spaces``; ``group``:
     caption rows of the named files, in order) and save it as ``out/name_memory.npz`` when the
-    check keeps it (``soundseek.adapt.apply`` installs it into the index, whichever model serves)."""
-    from ..index.name_memory import MEMORY_FILE
+    check keeps it (``soundseek.adapt.apply`` installs it into the index, whichever model serves),
+    with its anchors (``expert_key``: the index's features) so that files indexed later join it."""
+    from ..index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, centred_embeddings
 
     wins = window_vectors(model, files)
     named_idx = np.flatnonzero([f.named for f in files])
@@ -394,6 +395,9 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
         caption_of[named_idx] = group
         out.mkdir(parents=True, exist_ok=True)
         memory_for(model, files, caption_of, captions, cfg.memory, wins, features=feats).save(out / MEMORY_FILE)
+        if feats is not None and expert_key:
+            MemoryAnchors(centred_embeddings(feats)[named_idx], group, feats.mean(0), expert_key, cfg.memory.k,
+                          cfg.memory.temperature).save(out / ANCHORS_FILE)
     return chk
 
 

@@ -20,6 +20,7 @@ Layout of an index directory::
                       adapt_report.json (soundseek.adapt; served via :meth:`Index.set_adapted_model`)
     name_memory.npz   ``soundseek adapt``: each file's nearest named files by sound, so that a
                       query worded like the library's names finds unnamed files (:mod:`.name_memory`)
+    name_memory_anchors.npz  the named files' sound, so files indexed later join the memory
     name_vectors.npz  ``soundseek adapt``: what each named file's name means, for hybrid search
                       (:mod:`.name_match`)
 
@@ -55,7 +56,7 @@ from .dupstore import DupStore
 from .embedder import Embedder
 from .ingest import Ingest
 from .name_match import NAMES_FILE, NameVectors
-from .name_memory import MEMORY_FILE, MemorySlot, NameMemory
+from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, MemorySlot, NameMemory
 from .query import Query
 from .tags import TagCache
 from .text_path import TextPath
@@ -206,11 +207,13 @@ class Index:
         """The library's names as a memory for search by sound (:mod:`.name_memory`)."""
         return self.query.memory
 
-    def set_name_memory(self, memory: NameMemory | None) -> None:
+    def set_name_memory(self, memory: NameMemory | None, anchors: MemoryAnchors | None = None) -> None:
         """Use ``memory`` in content ranking from now on (saved atomically in the index; None:
         remove it).  Its ``fingerprint`` must be the served model's (:meth:`model_fingerprint`).
-        Takes the writer lock."""
+        ``anchors``: what lets files indexed later join it (:class:`.name_memory.MemoryAnchors`;
+        None: they wait for the next ``adapt``).  Takes the writer lock."""
         self._save_or_remove(MEMORY_FILE, memory)
+        self._save_or_remove(ANCHORS_FILE, anchors if memory is not None else None)
 
     @property
     def name_vectors(self) -> MemorySlot:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from ..audio import MIN_DURATION_S, display_path, is_audio_path, path_problem, time_windows
 from ..features import FeatureStore, extract_features
 from . import lock as writer_lock
@@ -152,6 +154,7 @@ class Ingest:
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
+            report.joined_memory = self.grow_memory()
             if self.dups is not None:
                 report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -173,6 +176,36 @@ class Ingest:
                 raise
             self.meta.rollback()
             return {"error": f"{type(e).__name__}: {e}"}
+
+    def grow_memory(self) -> int:
+        """Files indexed since ``soundseek adapt`` join the name memory by their own sound
+        (:func:`.name_memory.grow_memory`), when the index has a memory and its anchors for this
+        expert's features; returns how many joined.  A damaged file is left to ``check``."""
+        from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, grow_memory
+
+        mem_p, anchors_p = self.path / MEMORY_FILE, self.path / ANCHORS_FILE
+        if not (mem_p.is_file() and anchors_p.is_file()):
+            return 0
+        try:
+            memory, anchors = NameMemory.load(mem_p), MemoryAnchors.load(anchors_p)
+        except ValueError:
+            return 0
+        key = self.embedder.feature_key
+        if anchors.expert_key != key:
+            return 0
+        known = set(memory.item_ids.tolist())
+        ids, means = [], []
+        for item in sorted(self.meta.items_by_path().values(), key=lambda it: it.id):
+            if item.id in known:
+                continue
+            stored = self.store.get(item.hash, key)
+            if stored is None or not len(stored.features.frames):
+                continue
+            ids.append(item.id)
+            means.append(np.asarray(stored.features.frames, dtype=np.float32).mean(0))
+        if ids:
+            grow_memory(memory, anchors, ids, np.stack(means)).save(mem_p)
+        return len(ids)
 
     @staticmethod
     def relist(p: str, listed: dict, report: AddReport) -> bool:

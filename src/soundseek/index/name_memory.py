@@ -29,6 +29,8 @@ import numpy as np
 
 #: the memory's file inside the index folder
 MEMORY_FILE = "name_memory.npz"
+#: the named files as the memory's "features" space saw them (:class:`MemoryAnchors`)
+ANCHORS_FILE = "name_memory_anchors.npz"
 
 
 @dataclass
@@ -112,7 +114,8 @@ class NameMemory:
             raise ValueError(f"{path}: not a name memory ({e}); run `soundseek adapt` again") from e
         f, k = mem.neighbors.shape if mem.neighbors.ndim == 2 else (-1, -1)
         if (f != len(mem.item_ids) or mem.weights.shape != (f, k) or mem.captions.ndim != 2
-                or (mem.neighbors.size and mem.neighbors.max() >= len(mem.captions))):
+                or (mem.neighbors.size and mem.neighbors.max() >= len(mem.captions))
+                or not mem.weight > 0 or not 0 <= mem.threshold < 1):
             raise ValueError(f"{path}: the name memory's arrays do not fit together; run `soundseek adapt` again")
         return mem
 
@@ -152,15 +155,25 @@ def nearest_named(emb: np.ndarray, caption_of: np.ndarray, k: int, temperature: 
     """(F, k) caption rows of each file's ``k`` nearest named files in one space (never itself;
     -1 where none) and (F, k) their softmax weights (rows sum to 1, or 0 without neighbours)."""
     named = np.flatnonzero(np.asarray(caption_of) >= 0)
-    f = len(emb)
     k = int(min(k, max(len(named) - 1, 0)))
+    return top_named(emb, emb[named], np.asarray(caption_of)[named], k, temperature, self_rows=named)
+
+
+def top_named(emb: np.ndarray, named_emb: np.ndarray, named_rows: np.ndarray, k: int, temperature: float,
+              self_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(F, k) caption rows of the ``k`` nearest of the named files ``named_emb`` (their caption
+    rows ``named_rows``) to each row of ``emb``, and their softmax weights; ``self_rows[j]``:
+    the row of ``emb`` that named file j is (never its own neighbour), if any."""
+    f = len(emb)
+    k = int(min(k, len(named_emb)))
     neighbors = np.full((f, max(k, 1)), -1, dtype=np.int32)
     weights = np.zeros((f, max(k, 1)), dtype=np.float32)
     if k > 0:
         for lo in range(0, f, 1024):
-            sim = emb[lo:lo + 1024] @ emb[named].T  # (b, N)
+            sim = emb[lo:lo + 1024] @ named_emb.T  # (b, N)
             rows = np.arange(lo, min(lo + 1024, f))
-            sim[named[None, :] == rows[:, None]] = -np.inf  # never a file's own name
+            if self_rows is not None:
+                sim[self_rows[None, :] == rows[:, None]] = -np.inf  # never a file's own name
             top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             s = np.take_along_axis(sim, top, 1)
             order = np.argsort(-s, axis=1, kind="stable")
@@ -168,7 +181,7 @@ def nearest_named(emb: np.ndarray, caption_of: np.ndarray, k: int, temperature: 
             w = np.exp((s - s[:, :1]) / temperature)
             w[~np.isfinite(s)] = 0.0
             weights[rows] = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
-            neighbors[rows] = np.where(np.isfinite(s), np.asarray(caption_of)[named[top]], -1)
+            neighbors[rows] = np.where(np.isfinite(s), np.asarray(named_rows)[top], -1)
     return neighbors, weights
 
 
@@ -190,10 +203,71 @@ def centred_embeddings(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
 
+@dataclass
+class MemoryAnchors:
+    """The named files as the memory's "features" space saw them at ``adapt`` time: each named
+    file's mean expert frame, centred on the library's mean (``centre``) and unit length, with
+    its caption row.  With them, files indexed after ``adapt`` join the memory at once
+    (:func:`grow_memory`): their ``k`` nearest named files by their own mean frame.  ``expert_key``:
+    the features they were computed from (other features cannot be compared)."""
+
+    vectors: np.ndarray  # (N, D) float16, unit rows
+    caption_rows: np.ndarray  # (N,) int32, rows of the memory's captions
+    centre: np.ndarray  # (D,) float32
+    expert_key: str
+    k: int = 5
+    temperature: float = 0.05
+
+    def neighbours(self, mean_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(F, k) caption rows and softmax weights of the nearest named files to each mean frame."""
+        v = np.asarray(mean_frames, dtype=np.float32) - self.centre[None, :]
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        return top_named(v, self.vectors.astype(np.float32), self.caption_rows, self.k, self.temperature)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_npz(path, vectors=self.vectors.astype(np.float16), caption_rows=self.caption_rows.astype(np.int32),
+                        centre=self.centre.astype(np.float32), expert_key=np.array(self.expert_key),
+                        k=np.int32(self.k), temperature=np.float32(self.temperature))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MemoryAnchors":
+        """ValueError when the file is not one (damaged, or another format)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                a = cls(z["vectors"], z["caption_rows"], z["centre"], str(z["expert_key"]), int(z["k"]),
+                        float(z["temperature"]))
+        except (OSError, KeyError, ValueError, EOFError) as e:
+            raise ValueError(f"{path}: not a name-memory anchor file ({e}); run `soundseek adapt` again") from e
+        if a.vectors.ndim != 2 or len(a.caption_rows) != len(a.vectors) or a.centre.shape != a.vectors.shape[1:]:
+            raise ValueError(f"{path}: the anchors' arrays do not fit together; run `soundseek adapt` again")
+        return a
+
+
+def grow_memory(memory: NameMemory, anchors: MemoryAnchors, item_ids, mean_frames: np.ndarray) -> NameMemory:
+    """``memory`` with rows for the files ``item_ids`` (not in it yet; their mean expert frames
+    ``mean_frames``): their nearest named files in the features space, at the full weight (the
+    model space needs the base model's vectors, which indexing does not compute)."""
+    ids = np.asarray(item_ids, dtype=np.int64)
+    if not len(ids):
+        return memory
+    nb, w = anchors.neighbours(mean_frames)
+    width = memory.neighbors.shape[1]
+    if nb.shape[1] < width:  # the memory keeps k per space: pad
+        pad = width - nb.shape[1]
+        nb = np.pad(nb, ((0, 0), (0, pad)), constant_values=-1)
+        w = np.pad(w, ((0, 0), (0, pad)))
+    nb, w = nb[:, :width], w[:, :width]
+    nb = np.where(nb < len(memory.captions), nb, -1)
+    return NameMemory(np.concatenate([memory.item_ids, ids]), np.concatenate([memory.neighbors, nb]).astype(np.int32),
+                      np.concatenate([memory.weights, w]).astype(np.float32), memory.captions, memory.threshold,
+                      memory.weight, memory.fingerprint)
+
+
 class MemorySlot:
     """The index's name memory as queries see it: loaded on first use and again when the file
     changes (a writer ran ``soundseek adapt``), used only while ``fingerprint()`` (the model the
-    index serves now) is the one it was built for.  Reading never writes."""
+    index serves now) is the one it was built for.  Reading never writes.  Safe to share between
+    query threads: what was loaded, for which version of the file, is one tuple swapped whole."""
 
     def __init__(self, path: str | os.PathLike, fingerprint, file: str = MEMORY_FILE, load=None):
         """``file`` and ``load`` (default: the name memory's): any file saved by ``soundseek adapt``
@@ -201,25 +275,37 @@ class MemorySlot:
         self.path = Path(path) / file
         self.fingerprint = fingerprint  # callable: the served model's fingerprint
         self.load = load or NameMemory.load
-        self.stamp: tuple | None = None
-        self.memory = None
-        self.problem: str | None = None  # why a file on disk is not used
+        self.state: tuple = (None, None, None)  # (file stamp, what was loaded, why it could not be)
+        self.mismatch: str | None = None  # why a loaded file is not used with the model in use
+
+    @property
+    def memory(self):
+        return self.state[1]
+
+    @property
+    def problem(self) -> str | None:
+        """Why a file on disk is not used (None: it is, or there is none)."""
+        return self.state[2] or self.mismatch
 
     def current(self):
         try:
             st = self.path.stat()
         except OSError:
-            self.stamp, self.memory, self.problem = None, None, None
+            self.state, self.mismatch = (None, None, None), None
             return None
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp != self.stamp:
-            self.stamp, self.memory, self.problem = stamp, None, None
+        state = self.state
+        if state[0] != stamp:
+            loaded, problem = None, None
             try:
-                self.memory = self.load(self.path)
+                loaded = self.load(self.path)
             except ValueError as e:
-                self.problem = str(e)
-        mem = self.memory
-        if mem is not None and mem.fingerprint != (self.fingerprint() or ""):
-            self.problem = "built for another model than the one in use; run `soundseek adapt` again"
+                problem = str(e)
+            state = (stamp, loaded, problem)
+            self.state = state
+        loaded = state[1]
+        if loaded is not None and loaded.fingerprint != (self.fingerprint() or ""):
+            self.mismatch = "built for another model than the one in use; run `soundseek adapt` again"
             return None
-        return mem
+        self.mismatch = None
+        return loaded

@@ -78,17 +78,22 @@ class Query:
         by_meaning = names.matches(sent[0], pool, allow) if names is not None else []
         mem = self.memory.current() if names is not None and self.memory is not None else None
         by_neighbours = unnamed_matches(mem, names, sent[0], pool, allow) if mem is not None else []
+        if by_meaning or by_neighbours:  # files removed since `adapt` are still in its files
+            present = self.meta.items([i for i, _ in by_meaning + by_neighbours])
+            by_meaning = [r for r in by_meaning if r[0] in present]
+            by_neighbours = [r for r in by_neighbours if r[0] in present]
         by_words = bool(meta_rank)
         # words, or a name that means what was asked, or (files without a name) what the names of
         # the files that sound like them say
         meta_rank = fusion.either(fusion.either(meta_rank, by_meaning), by_neighbours)
-        # the memory's bonus on content scores only where no word matched: added to them in hybrid it
-        # lifted many files above the ones whose own names match (named-file P@1 0.73 -> 0.60 on
-        # benchmarks/adapt_hybrid.py); there it is metadata evidence for unnamed files instead
+        # the memory's bonus on content scores only where no word matched (added to them whatever
+        # matched, it lifted many files above the ones whose own names match: named-file P@1 0.73 ->
+        # 0.60 on benchmarks/adapt_hybrid.py); unnamed files then count it twice, as that bonus and as
+        # metadata evidence, the combination measured (docs/adaptation.md, names-3 and names-4)
         content = [] if q is None else self.ranked_with_memory(q[0], sent[0], pool if meta_rank else k, allow,
                                                                 memory=not by_words)
         content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
-        if not meta_rank:  # nothing matched by words: exactly the content ranking
+        if not meta_rank:  # nothing matched by words or names: exactly the content ranking
             return self.hits(content[:k], text, ["content"])
         by_id = {r[0]: r for r in content}
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
@@ -138,7 +143,9 @@ class Query:
             if mem is None:
                 return self.rank(self.vectors.text, q, n, allow=allow)
             ranked = self.rank(self.vectors.text, q, max(n, 400), allow=allow)
-        return mem.rerank(ranked, sentence, n, allow)
+        out = mem.rerank(ranked, sentence, 2 * n + 10, allow)
+        present = self.meta.items([r[0] for r in out])  # files removed since `adapt` are still in the memory
+        return [r for r in out if r[0] in present][:n]
 
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
              meaning_ids: set[int] = frozenset(), memory_ids: set[int] = frozenset()) -> list[Hit]:

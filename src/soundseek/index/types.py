@@ -151,6 +151,7 @@ class AddReport:
     wall_seconds: float = 0.0
     features_computed: int = 0
     duplicates: dict = field(default_factory=dict)  # what the near-duplicate update did (DupReport)
+    joined_memory: int = 0  # files that joined the name memory (indexed after `soundseek adapt`)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -20,7 +20,7 @@ from .. import checksums
 from ..errors import short_error, vector_file_error
 from ..lock import lock_file_problem
 from ..name_match import NAMES_FILE, NameVectors
-from ..name_memory import MEMORY_FILE, NameMemory
+from ..name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
 from ..types import IndexConfig, NewerFormatError
 
 
@@ -144,10 +144,11 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
 
 
 def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) -> None:
-    """``name_memory.npz`` and ``name_vectors.npz`` (``soundseek adapt``): damage is a problem
+    """``name_memory.npz``, its anchors and ``name_vectors.npz`` (``soundseek adapt``): damage is a problem
     (search ignores the file; repair removes it), one stamped for another model a note (search
     ignores it too)."""
-    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load)):
+    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load),
+                       (ANCHORS_FILE, MemoryAnchors.load)):
         path = root / name
         if not path.is_file():
             continue
@@ -157,7 +158,7 @@ def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) 
             report.problems.append(f"{name} is damaged ({short_error(e)}); search ignores it, repair removes "
                                    "it and `soundseek adapt` builds it again")
             continue
-        if saved.fingerprint != (fingerprint or ""):
+        if getattr(saved, "fingerprint", fingerprint or "") != (fingerprint or ""):
             report.notes.append(f"{name} was built for another model than the one in use: search ignores it "
                                 "(run `soundseek adapt` again)")
 

@@ -291,9 +291,10 @@ def drop_damaged_memory(root: Path, report: RepairReport) -> None:
     """A ``name_memory.npz`` or ``name_vectors.npz`` that does not load is removed (search
     already ignores it)."""
     from ..name_match import NAMES_FILE, NameVectors
-    from ..name_memory import MEMORY_FILE, NameMemory
+    from ..name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
 
-    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load)):
+    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load),
+                       (ANCHORS_FILE, MemoryAnchors.load)):
         path = root / name
         if not path.is_file():
             continue
