@@ -197,9 +197,9 @@ def index_cmd(
         from .index.name_memory import MEMORY_FILE
 
         if report.joined_memory:
-            console.print(f"{report.joined_memory} new file{'s' if report.joined_memory != 1 else ''} joined the "
-                          "name memory by their sound (`soundseek adapt` learns from new names too)",
-                          highlight=False)
+            n = report.joined_memory
+            console.print(f"{n} new file{'s' if n != 1 else ''} joined the name memory by {'their' if n != 1 else 'its'} "
+                          "sound (`soundseek adapt` learns from new names too)", highlight=False)
         if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since that could not join it
             from .adapt.apply import memory_gap
 
