@@ -183,7 +183,11 @@ class Index:
         while the new vectors load; they are swapped in under the index's lock.  Catalog reads
         (items, metadata search, filters) are always live; only the vectors need this."""
         changed = self.vectors.refresh()
-        if changed and not self.text_path.fast_state:
+        if changed and self.text_path.model_changed():  # adapt / --revert in another process
+            self.config.adapted_model = IndexConfig.load(self.path / "index.json").adapted_model
+            self.embedder.reset_model()
+            self.text_path.reset()
+        elif changed and not self.text_path.fast_state:
             self.text_path.reset()  # e.g. the index was empty when it was opened: check the text side again
         return changed
 

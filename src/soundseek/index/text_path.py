@@ -31,6 +31,7 @@ class TextPath:
         self._text_expert = None
         self._checked = False  # text vectors compared with the model once per process
         self._fast = None  # (TextSide, torch-free text expert) once checked fresh; False: unusable
+        self.fast_fingerprint: str | None = None  # the model fingerprint of the text side in use
 
     # -- the torch-free side ---------------------------------------------------------------------
     def export(self, fingerprint: str | None) -> bool:
@@ -109,6 +110,7 @@ class TextPath:
                     encoder = get_fast_text_expert(h.get("text_expert", ""))
                     if encoder is not None:
                         self._fast = (TextSide.load(self.path, h), encoder)
+                        self.fast_fingerprint = h.get("model_fingerprint")
                 except (ImportError, OSError, RuntimeError, ValueError, KeyError):
                     self._fast = False  # e.g. tokenizers missing: the torch path still works
         return self._fast
@@ -118,6 +120,14 @@ class TextPath:
         """What the last check found, without checking: None (not checked yet), False (torch
         path) or the (TextSide, encoder) pair in use."""
         return self._fast
+
+    def model_changed(self) -> bool:
+        """Another process replaced the model (``soundseek adapt`` / ``--revert``): the index's
+        model fingerprint is no longer the one this process's text side and model were read for."""
+        now = self.meta.get_meta("model_fingerprint")
+        if self._fast:
+            return now != self.fast_fingerprint
+        return self.embedder.loaded_model is not None and now not in (None, self.embedder.fingerprint())
 
     def reset(self) -> None:
         """Forget the check: the next text query looks at the saved text side again."""
