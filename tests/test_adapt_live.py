@@ -27,6 +27,15 @@ def test_reader_follows_adapt_and_revert_in_another_process(tmp_path):
 
     reader = Index.open(tmp_path / "idx")
     base = ranked(reader)  # the reader has loaded the base model's text side
+
+    class Wrapped:  # what the server's query batching puts around the encoder
+        def __init__(self, inner):
+            self.inner = inner
+
+        def encode(self, texts, **kw):
+            return self.inner.encode(texts, **kw)
+
+    wrapped = reader.text_path.wrap_encoder(Wrapped)
     writer = Index.open(tmp_path / "idx")
     # the text heads tuned too, and kept whatever the check says: the text side changes
     report = adapt_and_install(writer, AdaptConfig(epochs=2, min_named_files=10, min_groups=4, min_gain=-1.0,
@@ -36,6 +45,7 @@ def test_reader_follows_adapt_and_revert_in_another_process(tmp_path):
     fresh = Index.open(tmp_path / "idx")
     assert reader.model_spec == fresh.model_spec == str(tmp_path / "idx" / "adapted")
     assert ranked(reader) == ranked(fresh) != base
+    assert reader.text_path.encoder() is wrapped  # the batching wrapper survives the reload
     fresh.close()
     revert(writer)
     writer.close()

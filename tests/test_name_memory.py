@@ -290,3 +290,20 @@ def test_grow_memory_gives_new_files_their_nearest_named_files_by_their_own_fram
                         unit([[1, 0, 0, 0], [0, 1, 0, 0]]), k=1)  # two spaces: width 2, padded
     g = grow_memory(wide, anchors, [20], np.array([[1.4, 0.5, 0.0]]))
     assert g.neighbors[-1].tolist() == [0, -1] and g.weights[-1].tolist() == [1.0, 0.0]
+
+
+def test_windowed_mean_is_the_mean_of_the_windows_frames_as_adapt_takes_it():
+    """Files indexed after `adapt` join the memory by the same mean frame `adapt` used for the
+    named files (overlapping windows count shared frames twice), also for long files."""
+    from soundseek.audio import frame_window_masks, time_windows
+    from soundseek.experts.base import AudioFeatures
+    from soundseek.features import windowed_mean
+
+    rng = np.random.default_rng(0)
+    for dur in (3.0, 25.0, 61.3):
+        n = int(dur / 0.48) + 1
+        feats = AudioFeatures(rng.normal(size=(n, 8)).astype(np.float32), np.zeros(8, np.float32), 0.48, 0.96)
+        wins = time_windows(dur, 10.0, 5.0)
+        masks = frame_window_masks(feats.frame_times(), feats.window_s, wins, duration_s=dur)
+        want = np.concatenate([feats.frames[m] for m in masks]).mean(0)
+        assert np.allclose(windowed_mean(feats, wins, dur), want, atol=1e-6), dur

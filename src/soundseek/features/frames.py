@@ -38,3 +38,15 @@ def window_frames(feats: AudioFeatures, windows: list[Window], duration_s: float
             block = read_frames(frames, b_lo, b_hi)
             b_hi = b_lo + len(block)
         yield i, block[a - b_lo : b - b_lo]
+
+
+def windowed_mean(feats: AudioFeatures, windows: list[Window], duration_s: float | None = None) -> np.ndarray:
+    """A file's frames averaged over its windows (frames in two overlapping windows count twice):
+    the mean of ``np.concatenate`` of every window's frames, as ``soundseek.adapt`` takes it
+    from a file's windows, computed block by block (the name memory's "features" space)."""
+    total = np.zeros(feats.frames.shape[1], dtype=np.float64)
+    n = 0
+    for _, f in window_frames(feats, windows, duration_s):
+        total += f.sum(0, dtype=np.float64)
+        n += len(f)
+    return (total / max(n, 1)).astype(np.float32)

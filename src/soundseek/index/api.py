@@ -87,6 +87,9 @@ class Index:
                            self.tag_cache, lock, memory=MemorySlot(self.path, self.model_fingerprint),
                            names=MemorySlot(self.path, self.model_fingerprint, NAMES_FILE, NameVectors.load))
         self.vectors.load()
+        # the model fingerprint the vectors had when this process read the config: refresh() tells
+        # from it that another process replaced the model (soundseek adapt / --revert)
+        self.served_fingerprint = self.meta.get_meta("model_fingerprint")
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -183,7 +186,9 @@ class Index:
         while the new vectors load; they are swapped in under the index's lock.  Catalog reads
         (items, metadata search, filters) are always live; only the vectors need this."""
         changed = self.vectors.refresh()
-        if changed and self.text_path.model_changed():  # adapt / --revert in another process
+        served = self.meta.get_meta("model_fingerprint")
+        if changed and served != self.served_fingerprint:  # adapt / --revert (or a new model) elsewhere
+            self.served_fingerprint = served
             self.config.adapted_model = IndexConfig.load(self.path / "index.json").adapted_model
             self.embedder.reset_model()
             self.text_path.reset()
@@ -200,7 +205,9 @@ class Index:
         with self.writing():
             self.config.adapted_model = folder
             self.config.save(self.path / "index.json")
-            return self.text_path.model_replaced()
+            rebuilt = self.text_path.model_replaced()
+            self.served_fingerprint = self.meta.get_meta("model_fingerprint")
+            return rebuilt
 
     def model_fingerprint(self) -> str | None:
         """The fingerprint of the model whose vectors the index holds (None: no text vectors yet)."""

@@ -87,11 +87,6 @@ class Embedder:
         return self._model
 
     @property
-    def loaded_model(self):
-        """The model if it is loaded already (never loads it)."""
-        return self._model
-
-    @property
     def model_error(self) -> Exception | None:
         """Why the text–audio model could not be loaded (None: loaded, not tried, or none configured)."""
         return self._model_error

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from ..audio import MIN_DURATION_S, display_path, is_audio_path, path_problem, time_windows
-from ..features import FeatureStore, extract_features
+from ..features import FeatureStore, extract_features, windowed_mean
 from . import lock as writer_lock
 from .catalog import Catalog
 from .embedder import Embedder
@@ -191,8 +191,8 @@ class Ingest:
         except ValueError:
             return 0
         key = self.embedder.feature_key
-        if anchors.expert_key != key:
-            return 0
+        if anchors.expert_key != key or memory.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
+            return 0  # other features, or a memory for another model (search ignores it)
         known = set(memory.item_ids.tolist())
         ids, means = [], []
         for item in sorted(self.meta.items_by_path().values(), key=lambda it: it.id):
@@ -202,7 +202,9 @@ class Ingest:
             if stored is None or not len(stored.features.frames):
                 continue
             ids.append(item.id)
-            means.append(np.asarray(stored.features.frames, dtype=np.float32).mean(0))
+            # averaged over the search windows, as `adapt` averaged the named files' frames
+            wins = time_windows(item.duration, self.config.window_s, self.config.hop_s)
+            means.append(windowed_mean(stored.features, wins, item.duration))
         if ids:
             grow_memory(memory, anchors, ids, np.stack(means)).save(mem_p)
         return len(ids)

@@ -31,7 +31,8 @@ class TextPath:
         self._text_expert = None
         self._checked = False  # text vectors compared with the model once per process
         self._fast = None  # (TextSide, torch-free text expert) once checked fresh; False: unusable
-        self.fast_fingerprint: str | None = None  # the model fingerprint of the text side in use
+        self.fast_text_expert: str | None = None  # the sentence encoder of the text side in use
+        self._kept: tuple | None = None  # (its name, the encoder) kept across a reset
 
     # -- the torch-free side ---------------------------------------------------------------------
     def export(self, fingerprint: str | None) -> bool:
@@ -107,10 +108,12 @@ class TextPath:
                 from ..models.text_side import TextSide
 
                 try:
-                    encoder = get_fast_text_expert(h.get("text_expert", ""))
+                    name = h.get("text_expert", "")
+                    kept = self._kept[1] if self._kept and self._kept[0] == name else None
+                    encoder = kept or get_fast_text_expert(name)
                     if encoder is not None:
                         self._fast = (TextSide.load(self.path, h), encoder)
-                        self.fast_fingerprint = h.get("model_fingerprint")
+                        self.fast_text_expert = name
                 except (ImportError, OSError, RuntimeError, ValueError, KeyError):
                     self._fast = False  # e.g. tokenizers missing: the torch path still works
         return self._fast
@@ -121,16 +124,12 @@ class TextPath:
         path) or the (TextSide, encoder) pair in use."""
         return self._fast
 
-    def model_changed(self) -> bool:
-        """Another process replaced the model (``soundseek adapt`` / ``--revert``): the index's
-        model fingerprint is no longer the one this process's text side and model were read for."""
-        now = self.meta.get_meta("model_fingerprint")
-        if self._fast:
-            return now != self.fast_fingerprint
-        return self.embedder.loaded_model is not None and now not in (None, self.embedder.fingerprint())
-
     def reset(self) -> None:
-        """Forget the check: the next text query looks at the saved text side again."""
+        """Forget the check: the next text query looks at the saved text side again.  The
+        sentence encoder in use is kept for it (with whatever :meth:`wrap_encoder` put around it,
+        e.g. the server's query batching) when the new side reads the same text expert."""
+        if self._fast:
+            self._kept = (self.fast_text_expert, self._fast[1])
         self._fast = None
 
     def disable_fast(self) -> None:
