@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .name_memory import NameMemory, save_npz
+from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, save_npz
 
 #: the name vectors' file inside the index folder
 NAMES_FILE = "name_vectors.npz"
@@ -89,3 +89,7 @@ def unnamed_matches(memory: NameMemory, names: NameVectors, sentence: np.ndarray
     rows = np.flatnonzero(keep)
     order = np.lexsort((memory.item_ids[rows], -e[rows]))[:n]
     return [(int(memory.item_ids[rows[j]]), float(e[rows[j]])) for j in order]
+
+
+#: what ``soundseek adapt`` installs in an index: (file name, loader raising ValueError when damaged)
+ADAPT_FILES = ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load), (ANCHORS_FILE, MemoryAnchors.load))

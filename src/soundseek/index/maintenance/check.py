@@ -19,8 +19,7 @@ from ...features import dbfiles
 from .. import checksums
 from ..errors import short_error, vector_file_error
 from ..lock import lock_file_problem
-from ..name_match import NAMES_FILE, NameVectors
-from ..name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
+from ..name_match import ADAPT_FILES
 from ..types import IndexConfig, NewerFormatError
 
 
@@ -147,8 +146,7 @@ def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) 
     """``name_memory.npz``, its anchors and ``name_vectors.npz`` (``soundseek adapt``): damage is a problem
     (search ignores the file; repair removes it), one stamped for another model a note (search
     ignores it too)."""
-    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load),
-                       (ANCHORS_FILE, MemoryAnchors.load)):
+    for name, load in ADAPT_FILES:
         path = root / name
         if not path.is_file():
             continue

@@ -288,13 +288,11 @@ def repair(index_dir: str | os.PathLike) -> RepairReport:
 
 
 def drop_damaged_memory(root: Path, report: RepairReport) -> None:
-    """A ``name_memory.npz`` or ``name_vectors.npz`` that does not load is removed (search
-    already ignores it)."""
-    from ..name_match import NAMES_FILE, NameVectors
-    from ..name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
+    """A file ``soundseek adapt`` installed (name memory, its anchors, name vectors) that does
+    not load is removed (search already ignores it)."""
+    from ..name_match import ADAPT_FILES
 
-    for name, load in ((MEMORY_FILE, NameMemory.load), (NAMES_FILE, NameVectors.load),
-                       (ANCHORS_FILE, MemoryAnchors.load)):
+    for name, load in ADAPT_FILES:
         path = root / name
         if not path.is_file():
             continue
