@@ -182,6 +182,9 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert "1 file indexed since: not in the name memory" in _cli("info", "--index", ip).output
     _cli("index", str(lib), "--index", ip, "--adapt")
     assert "files indexed since" not in _cli("info", "--index", ip).output
+    assert (tmp_path / "idx" / ANCHORS_FILE).is_file()  # written again with the memory
+    _cli("adapt", "--index", ip, "--revert")  # the memory goes, and its anchors with it
+    assert not (tmp_path / "idx" / MEMORY_FILE).exists() and not (tmp_path / "idx" / ANCHORS_FILE).exists()
 
 
 @pytest.mark.slow
