@@ -186,8 +186,8 @@ class Index:
         while the new vectors load; they are swapped in under the index's lock.  Catalog reads
         (items, metadata search, filters) are always live; only the vectors need this."""
         changed = self.vectors.refresh()
-        served = self.meta.get_meta("model_fingerprint")
-        if changed and served != self.served_fingerprint:  # adapt / --revert (or a new model) elsewhere
+        served = self.meta.get_meta("model_fingerprint") if changed else self.served_fingerprint
+        if served != self.served_fingerprint:  # adapt / --revert (or a new model) in another process
             self.served_fingerprint = served
             self.config.adapted_model = IndexConfig.load(self.path / "index.json").adapted_model
             self.embedder.reset_model()

@@ -102,12 +102,6 @@ class Query:
         return self.hits(rows, text, ["hybrid"], content_ids=content_ids, meaning_ids={i for i, _ in by_meaning},
                          memory_ids={i for i, _ in by_neighbours})
 
-    def content_ranking(self, text: str, n: int, allow: set[int] | None, memory: bool = True) -> list[tuple]:
-        """Content ranking of a text query: [(item id, score, window id, start, end)], best first
-        (``memory``: with the index's name memory, when it has one)."""
-        q, sent = self.encode_text(text)
-        return self.ranked_with_memory(q[0], sent[0], n, allow, memory)
-
     def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(text vector in the index's space, sentence vector of the text expert), each (1, d)."""
         fast = self.text_path.fast_side()
