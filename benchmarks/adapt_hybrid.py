@@ -10,7 +10,9 @@ with and without the memory.  One ranking per query and mode is scored three way
 library, over the named files only and over the opaque files only (relevant: the files of the
 query's label).
 
-    PYTHONPATH=src python benchmarks/adapt_hybrid.py [--work runs/adapt_hybrid]
+    PYTHONPATH=src python benchmarks/adapt_hybrid.py [--work runs/adapt_hybrid] [--seeds 0]
+
+``--seeds 1 2 3 4 5`` runs the fresh splits (run split 0 first: they reuse its features).
 """
 
 from __future__ import annotations
@@ -55,14 +57,16 @@ def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
     return out
 
 
-def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, features_from: Path | None) -> dict:
+def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, features_from: Path | None,
+             seed: int = 0) -> dict:
     import soundseek
     from soundseek.adapt.library import collect_library
     from soundseek.models import load_model
 
-    lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
-    truth = build_library(lib, pkg, opaque_files(pkg, protocol, fold))
-    idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
+    name = f"{pkg}-{protocol}-fold{fold}" + (f"-s{seed}" if seed else "")
+    lib = work / "libs" / name
+    truth = build_library(lib, pkg, opaque_files(pkg, protocol, fold, seed), seed)
+    idx_path = work / "index" / name
     if idx_path.exists():
         shutil.rmtree(idx_path)
     if features_from is not None:
@@ -70,7 +74,8 @@ def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, fea
     idx = soundseek.Index.create(idx_path, model=str(base_dir))
     idx.add(lib, progress=False)
     queries = read_queries(pkg)
-    out = {"package": pkg, "protocol": protocol, "fold": fold, "queries": len(queries), "files": len(truth)}
+    out = {"package": pkg, "protocol": protocol, "fold": fold, "seed": seed, "queries": len(queries),
+           "files": len(truth)}
     for mode in ("content", "metadata", "hybrid"):
         out[mode] = ranked_metrics(idx, queries, truth, mode)
     model = load_model(str(base_dir))
@@ -83,6 +88,9 @@ def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, fea
     idx.set_name_memory(None)
     out["hybrid+names"] = ranked_metrics(idx, queries, truth, "hybrid")
     idx.close()
+    if seed:  # fresh splits: keep only the numbers
+        shutil.rmtree(idx_path)
+        shutil.rmtree(lib)
     return out
 
 
@@ -121,16 +129,20 @@ def main(argv=None) -> int:
     p.add_argument("--base", type=Path, default=Path("runs/adapt_bench/base/model"),
                    help="the leave-packages-out base model (benchmarks/adapt_base.py)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="which files lose their names (0: the benchmark's split; 1-5: the fresh splits "
+                        "that confirm choices made on split 0, as adapt_memory_splits.py)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     folds = []
-    for pkg in LEAVE_OUT:
-        first = None
-        for protocol in ("labels", "files"):
-            for fold in (0, 1):
-                folds.append(run_fold(a.work, a.base, pkg, protocol, fold, first))
-                first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
-                print(pkg, protocol, fold, flush=True)
+    for seed in a.seeds:
+        for pkg in LEAVE_OUT:
+            first = a.work / "index" / f"{pkg}-labels-fold0" if seed else None  # same audio: its features
+            for protocol in ("labels", "files"):
+                for fold in (0, 1):
+                    folds.append(run_fold(a.work, a.base, pkg, protocol, fold, first, seed))
+                    first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
+                    print(seed, pkg, protocol, fold, flush=True)
     summary = summarise(folds)
     for key, row in summary.items():
         print(f"{key:18s} " + "  ".join(f"{mode} {row[f'{mode}/named/p1']:.3f}/{row[f'{mode}/opaque/p1']:.3f}/"
@@ -139,7 +151,8 @@ def main(argv=None) -> int:
                                                       "hybrid+names", "hybrid+memory+names")))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "minutes": round((time.perf_counter() - t0) / 60, 1), "summary": summary, "folds": folds}
+              "minutes": round((time.perf_counter() - t0) / 60, 1), "seeds": a.seeds, "summary": summary,
+              "folds": folds}
     out = a.json or a.work / "adapt_hybrid.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -120,23 +120,28 @@ def test_hybrid_finds_a_name_by_its_meaning_and_adapt_installs_it(tmp_path):
     assert any(NAMES_FILE in f for f in fixed.fixed) and not (tmp_path / "idx" / NAMES_FILE).exists()
 
 
-def test_unnamed_matches_give_the_memory_evidence_of_files_without_a_name():
-    from soundseek.index.name_match import unnamed_matches
-    from soundseek.index.name_memory import build_memory
-
-    # files 10 (named "dog"), 11 (unnamed, sounds like 10), 12 (named "rain"), 13 (unnamed, like 12)
-    emb = np.array([[1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.1], [0.1, 1, 0]], dtype=np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    captions = np.eye(2, 4, dtype=np.float32)  # "dog", "rain"
-    mem = build_memory(np.array([10, 11, 12, 13]), emb, np.array([0, -1, 1, -1]), captions, k=1, weight=6.0)
-    names = name_vectors([10, 12], captions)
-    dog = np.array([0.8, 0.0, 0.6, 0.0])  # cosine 0.8 to "dog"
-    got = unnamed_matches(mem, names, dog, 10)
-    assert [i for i, _ in got] == [11]  # the named files have their own name; 13 sounds like rain
-    assert got[0][1] == pytest.approx((0.8 - 0.5) / 0.5)  # the bonus on the name match's 0-1 scale
-    assert mem.evidence(dog) == pytest.approx(mem.bonus(dog) / (6.0 * 0.5))
-    assert unnamed_matches(mem, names, dog, 10, allow={13}) == []
-    assert unnamed_matches(mem, names, np.array([0, 0, 0, 1.0]), 10) == []
+def test_fuse_named_orders_matching_names_then_unnamed_files_then_names_that_say_otherwise():
+    # 1 named, its name matches (m 0.6); 2 named, says something else; 3 and 4 unnamed (3 lifted
+    # by the memory: 0.5 -> 0.9); 5 only found by its name (outside the content list)
+    content = [(2, 0.8), (3, 0.5), (4, 0.45), (1, 0.4)]
+    lifted = [(3, 0.9), (2, 0.85), (4, 0.45), (1, 0.42)]
+    meta = [(1, 0.6), (5, 0.5)]
+    got = dict(fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), by_words=True))
+    assert got[1] == pytest.approx(0.4 + 0.6 * 0.6)  # words matched: its plain content score, noisy OR
+    assert got[2] == pytest.approx(fusion.MISMATCH_SHARE * 0.8)  # a sword named for "a dog barks"
+    assert got[3] == pytest.approx(fusion.UNNAMED_SHARE * 0.9)  # unnamed: its memory-lifted score
+    assert got[4] == pytest.approx(fusion.UNNAMED_SHARE * 0.45)
+    assert got[5] == pytest.approx(0.4 + 0.5 * 0.6)  # the lowest content score, the most it can have
+    order = [d for d, _ in fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), by_words=True)]
+    assert order == [1, 5, 3, 2, 4]
+    # unnamed files keep content search's order among themselves whatever the shares
+    for share in (0.3, 0.7, 1.0):
+        ranked = fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), True, unnamed_share=share)
+        assert [d for d, _ in ranked if d in (3, 4)] == [3, 4]
+    # no word matched: named files take the memory-lifted score too
+    nowords = dict(fusion.fuse_named(content, lifted, [], frozenset({1, 2}), by_words=False))
+    assert nowords[2] == pytest.approx(fusion.MISMATCH_SHARE * 0.85)
+    assert nowords[1] == pytest.approx(fusion.MISMATCH_SHARE * 0.42)
 
 
 @pytest.mark.slow

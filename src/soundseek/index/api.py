@@ -286,9 +286,11 @@ class Index:
         content.  ``filters`` (a :class:`soundseek.index.fulltext.Filters`) or keyword filters:
         ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
         (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; when no file's
-        words match the query (nor, after ``soundseek adapt``, a name's meaning or the name
-        memory's evidence: :mod:`.name_match`), hybrid returns exactly the content ranking and
-        scores.
+        words match the query, hybrid returns exactly the content ranking and scores.  After
+        ``soundseek adapt`` hybrid also knows which files have a name and what it means: a
+        name that says what was asked adds to the sound's score, a file without a name keeps
+        0.7 of its score and a name that says something else 0.5
+        (:func:`soundseek.index.fusion.fuse_named`).
         ``group``: near-identical files (another format, gain, trim, rate) take one row, the
         others listed in its ``copies`` (docs/duplicates.md); still ``k`` rows when there are.
         """

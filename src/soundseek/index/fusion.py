@@ -19,6 +19,15 @@ sound asked for" (0–1), then the two are combined so that metadata can only *a
   a weak word match cannot push a strong audio match down, while a name that says exactly what
   was asked for can.
 
+After ``soundseek adapt`` the index also knows which files have a name of their own and what
+each name says (:mod:`.name_match`), and the name memory lifts files by what the names of the
+files that sound like them say (:mod:`.name_memory`).  :func:`fuse_named` then ranks by three
+kinds of files: a name that says what was asked (words or meaning): the noisy OR above; no name
+of its own: :data:`UNNAMED_SHARE` of its memory-lifted content score; a name that says something
+else: :data:`MISMATCH_SHARE` of its content score.  So an unnamed file is ordered among unnamed
+files exactly as content search orders it, and a file called ``sword_hit.wav`` no longer outranks
+an unnamed recording for "a dog barks" just because they sound alike.
+
 Every text-search mode returns these scores: content ``c``, metadata ``m``, hybrid the fused
 value.  The parameters and the data they were fitted on are in :data:`PARAMS`
 (``benchmarks/hybrid_search.py --fit``; docs/search.md).  Pure: no I/O, no index.
@@ -51,6 +60,14 @@ PARAMS = FusionParams(content_slope=11.2766, content_offset=-4.9658, meta_slope=
 
 #: raw scores (cosine, normalized BM25): for fitting :data:`PARAMS`
 RAW = FusionParams(1.0, 0.0, 1.0, 0.0, 1.0, fitted_on="raw", calibrated=False)
+
+
+#: after ``adapt``: the share of its (memory-lifted) content score a file without a name of its
+#: own keeps in hybrid ranking (docs/search.md, choice names-5)
+UNNAMED_SHARE = 0.7
+#: after ``adapt``: the share a named file keeps whose name says something else (no word of the
+#: query, meaning below the name match's threshold)
+MISMATCH_SHARE = 0.5
 
 
 def _params(p: FusionParams | None) -> FusionParams:
@@ -116,3 +133,31 @@ def either(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple
     order = {d: i for i, d in enumerate(list(x) + [d for d in y if d not in x])}
     both = {d: 1.0 - (1.0 - x.get(d, 0.0)) * (1.0 - y.get(d, 0.0)) for d in order}
     return sorted(both.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]], meta: list[tuple[int, float]],
+               named: frozenset[int] | set[int], by_words: bool, p: FusionParams | None = None,
+               unnamed_share: float = UNNAMED_SHARE, mismatch_share: float = MISMATCH_SHARE) -> list[tuple[int, float]]:
+    """Hybrid (id, score), best first, once a library is adapted (module docstring).
+
+    ``content``: calibrated content scores, best first; ``lifted``: the same with the name
+    memory's bonus (``content`` again without a memory); ``meta``: words and meaning (0–1);
+    ``named``: the files that have a name of their own; ``by_words``: some file's words matched
+    (then named files take their plain content score, as without ``adapt``: the memory's bonus
+    on them lifted many files above the ones whose own names match).  A file only in ``meta``
+    gets the lowest content score (the most it can have).  Ties: ``lifted``'s order, then
+    ``content``'s, then ``meta``'s."""
+    c, up, m = dict(content), dict(lifted), dict(meta)
+    floor = min(c.values(), default=0.0)
+    order = {d: i for i, d in enumerate(dict.fromkeys([d for d, _ in lifted] + [d for d, _ in content] + list(m)))}
+    out = {}
+    for d in order:
+        if d in named:
+            cd = c.get(d, floor) if by_words else up.get(d, c.get(d, floor))
+            share = mismatch_share
+        else:
+            cd = up.get(d, c.get(d, floor))
+            share = unnamed_share
+        md = m.get(d, 0.0)
+        out[d] = fuse(cd, md, p) if md > 0 else share * cd
+    return sorted(out.items(), key=lambda kv: (-kv[1], order[kv[0]]))

@@ -7,16 +7,16 @@ A file's name match is ``max(0, cos(query, caption) - threshold) / (1 - threshol
 threshold is the name memory's: a query must read like the caption).  Hybrid search combines it
 with the BM25 match as one metadata score, ``1 - (1 - m)(1 - s)`` (:func:`.fusion.either`):
 a file whose name says what was asked for, in other words, counts like a file whose name has
-the query's words.  A file without a name of its own gets, in its place, the name memory's
-evidence (:func:`unnamed_matches`): what its nearest named files' names say.  Content-only and
-metadata-only search do not use this.  Files added after ``adapt`` have no vector until the next
+the query's words.  How hybrid search weighs named files, files without a name and names that
+say something else: :func:`.fusion.fuse_named`.  Content-only and metadata-only search do not
+use this.  Files added after ``adapt`` have no vector until the next
 ``adapt``.  Plain numpy, read torch-free.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,13 @@ class NameVectors:
     vectors: np.ndarray  # (N, D) float32, unit rows
     threshold: float = 0.5
     fingerprint: str = ""  # the served model's fingerprint (its text expert made the query vector)
+    named_ids: frozenset | None = field(default=None, init=False, repr=False, compare=False)  # see named
+
+    def named(self) -> frozenset:
+        """The item ids that have a name of their own (built once)."""
+        if self.named_ids is None:
+            self.named_ids = frozenset(int(i) for i in self.item_ids.tolist())
+        return self.named_ids
 
     def scores(self, sentence: np.ndarray) -> np.ndarray:
         """(N,) how far ``sentence`` (the query's sentence vector) reads like each file's name, 0–1."""
@@ -75,20 +82,6 @@ def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, finger
     v = np.asarray(sentences, dtype=np.float32).reshape(len(item_ids), -1)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint)
-
-
-def unnamed_matches(memory: NameMemory, names: NameVectors, sentence: np.ndarray, n: int,
-                    allow: set[int] | None = None) -> list[tuple[int, float]]:
-    """The ``n`` best (item id, evidence > 0) of the files that have no name vector (no name of
-    their own), best first (ties: lower id): :meth:`NameMemory.evidence`, the memory's bonus on
-    the name match's 0–1 scale."""
-    e = memory.evidence(sentence)
-    keep = (e > 0) & ~np.isin(memory.item_ids, names.item_ids)
-    if allow is not None:
-        keep &= np.isin(memory.item_ids, np.fromiter(allow, dtype=np.int64, count=len(allow)))
-    rows = np.flatnonzero(keep)
-    order = np.lexsort((memory.item_ids[rows], -e[rows]))[:n]
-    return [(int(memory.item_ids[rows[j]]), float(e[rows[j]])) for j in order]
 
 
 #: what ``soundseek adapt`` installs in an index: (file name, loader raising ValueError when damaged)

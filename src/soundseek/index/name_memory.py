@@ -61,11 +61,6 @@ class NameMemory:
         got = np.where(self.neighbors >= 0, m[np.maximum(self.neighbors, 0)], 0.0)
         return (self.weight * (self.weights * got).sum(1)).astype(np.float32)
 
-    def evidence(self, sentence: np.ndarray) -> np.ndarray:
-        """(F,) the bonus on a 0–1 scale: how far the captions of a file's nearest named files
-        read like the query, ``sum_j w_j * max(0, cos - threshold) / (1 - threshold)``."""
-        return self.bonus(sentence) / (self.weight * (1.0 - self.threshold))
-
     def rerank(self, ranked: list[tuple], sentence: np.ndarray, n: int,
                allow: set[int] | None = None) -> list[tuple]:
         """``ranked`` [(item id, score, window id, start, end)] (content, best first) with each

@@ -14,7 +14,6 @@ from ..features import FeatureStore
 from .catalog import Catalog
 from .embedder import Embedder
 from .errors import NoTextModelError
-from .name_match import unnamed_matches
 from .name_memory import MemorySlot
 from .tags import TagCache
 from .text_path import TextPath
@@ -75,32 +74,52 @@ class Query:
                 raise
             q = sent = None  # no text–audio model: hybrid is the metadata ranking
         names = self.names.current() if self.names is not None and sent is not None and mode == "hybrid" else None
-        by_meaning = names.matches(sent[0], pool, allow) if names is not None else []
-        mem = self.memory.current() if names is not None and self.memory is not None else None
-        by_neighbours = unnamed_matches(mem, names, sent[0], pool, allow) if mem is not None else []
-        if by_meaning or by_neighbours:  # files removed since `adapt` are still in its files
-            present = self.meta.items([i for i, _ in by_meaning + by_neighbours])
-            by_meaning = [r for r in by_meaning if r[0] in present]
-            by_neighbours = [r for r in by_neighbours if r[0] in present]
+        if names is not None:  # the library is adapted: its names' meaning and memory
+            return self.search_named(text, q, sent, names, meta_rank, k, pool, allow)
         by_words = bool(meta_rank)
-        # words, or a name that means what was asked, or (files without a name) what the names of
-        # the files that sound like them say
-        meta_rank = fusion.either(fusion.either(meta_rank, by_meaning), by_neighbours)
         # the memory's bonus on content scores only where no word matched (added to them whatever
         # matched, it lifted many files above the ones whose own names match: named-file P@1 0.73 ->
-        # 0.60 on benchmarks/adapt_hybrid.py); unnamed files then count it twice, as that bonus and as
-        # metadata evidence, the combination measured (docs/adaptation.md, names-3 and names-4)
+        # 0.60 on benchmarks/adapt_hybrid.py; docs/adaptation.md, choice 7)
         content = [] if q is None else self.ranked_with_memory(q[0], sent[0], pool if meta_rank else k, allow,
                                                                 memory=not by_words)
         content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
-        if not meta_rank:  # nothing matched by words or names: exactly the content ranking
+        if not meta_rank:  # nothing matched by words: exactly the content ranking
             return self.hits(content[:k], text, ["content"])
         by_id = {r[0]: r for r in content}
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
-        return self.hits(rows, text, ["hybrid"], content_ids=content_ids, meaning_ids={i for i, _ in by_meaning},
-                         memory_ids={i for i, _ in by_neighbours})
+        return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+
+    def search_named(self, text: str, q: np.ndarray, sent: np.ndarray, names, words: list[tuple[int, float]],
+                     k: int, pool: int, allow: set[int] | None) -> list[Hit]:
+        """Hybrid once the library is adapted (:func:`soundseek.index.fusion.fuse_named`): a name
+        that says what was asked (its words, or its meaning: ``meaning`` in ``matched``) adds to
+        the sound's score, a file without a name is ranked by its sound lifted by the name memory
+        (``memory`` in ``matched``), and a name that says something else counts against its file."""
+        from . import fusion
+
+        by_meaning = names.matches(sent[0], pool, allow)
+        mem = self.memory.current() if self.memory is not None else None
+        with self.lock:
+            ranked = self.rank(self.vectors.text, q[0], pool if mem is None else max(pool, 400), allow=allow)
+        lifted = ranked if mem is None else mem.rerank(ranked, sent[0], len(ranked) + pool, allow)
+        # files removed since `adapt` are still in its files (names, memory)
+        present = self.meta.items([r[0] for r in lifted] + [i for i, _ in by_meaning])
+        lifted = [r for r in lifted if r[0] in present]
+        by_meaning = [r for r in by_meaning if r[0] in present]
+        content = [(r[0], fusion.content_score(r[1])) for r in ranked]
+        fused = fusion.fuse_named(content, [(r[0], fusion.content_score(r[1])) for r in lifted],
+                                  fusion.either(words, by_meaning), names.named(), by_words=bool(words))[:k]
+        where = {r[0]: r[2:] for r in lifted if r[2] is not None}
+        where.update({r[0]: r[2:] for r in ranked})
+        rows = [(i, sc) + tuple(where.get(i, (None, None, None))) for i, sc in fused]
+        lifted_by = set()
+        if mem is not None:
+            bonus, row = mem.bonus(sent[0]), mem.row_of()
+            lifted_by = {i for i, _ in fused if i not in names.named() and i in row and bonus[row[i]] > 0}
+        return self.hits(rows, text, ["hybrid"], content_ids={r[0] for r in lifted[:max(k, 10)]},
+                         meaning_ids={i for i, _ in by_meaning}, memory_ids=lifted_by)
 
     def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(text vector in the index's space, sentence vector of the text expert), each (1, d)."""
