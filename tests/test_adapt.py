@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, needs_shared
-from soundseek.adapt.captions import CaptionConfig, folder_context, library_captions, weak_caption
+from soundseek.index.captions import CaptionConfig, folder_context, library_captions, weak_caption
 from soundseek.adapt.scoring import rank_metrics
 from soundseek.adapt.trainer import split_groups
 

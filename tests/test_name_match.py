@@ -178,7 +178,30 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     zoom = [h for h in idx.search("a wolf howling", k=20, mode="hybrid", group=False)
             if h.path.endswith("ZOOM0002.OGG")]
     assert zoom and "memory" in zoom[0].matched
+    assert "new named file" not in out  # ZOOM0002.OGG says nothing: no name vector
+    names_before = NameVectors.load(tmp_path / "idx" / NAMES_FILE)
+    assert new_id not in names_before.named()
     idx.close()
+
+    # a new *named* file: captioned as `adapt` captioned the library, its name's meaning joins
+    (lib / "pond").mkdir()
+    shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "pond" / "toad_croaking.ogg")
+    out = _cli("index", str(lib), "--index", ip).output
+    assert "1 new named file: hybrid search knows what its name means" in out
+    names = NameVectors.load(tmp_path / "idx" / NAMES_FILE)
+    assert len(names.item_ids) == len(names_before.item_ids) + 1
+    assert np.array_equal(names.vectors[:-1], names_before.vectors)
+    idx = Index.open(tmp_path / "idx")
+    toad_id = next(it.id for it in idx.items() if it.path.endswith("toad_croaking.ogg"))
+    assert int(names.item_ids[-1]) == toad_id
+    from soundseek.experts.minilm_fast import light_text_expert
+
+    want = light_text_expert("minilm").encode(["pond toad croaking"]).sentence[0]
+    assert float(names.vectors[-1] @ (want / np.linalg.norm(want))) == pytest.approx(1.0, abs=1e-5)
+    toad = [h for h in idx.search("a frog croaking", k=20, mode="hybrid", group=False) if h.id == toad_id]
+    assert toad and "meaning" in toad[0].matched
+    idx.close()
+    assert "new named file" not in _cli("index", str(lib), "--index", ip).output  # once only
 
     (tmp_path / "idx" / ANCHORS_FILE).unlink()  # as written by an older `adapt`: new files wait
     shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0003.OGG")

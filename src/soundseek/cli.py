@@ -200,6 +200,10 @@ def index_cmd(
             n = report.joined_memory
             console.print(f"{n} new file{'s' if n != 1 else ''} joined the name memory by {'their' if n != 1 else 'its'} "
                           "sound (`soundseek adapt` learns from new names too)", highlight=False)
+        if report.named_since_adapt:
+            n = report.named_since_adapt
+            console.print(f"{n} new named file{'s' if n != 1 else ''}: hybrid search knows what "
+                          f"{'their names mean' if n != 1 else 'its name means'}", highlight=False)
         if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since that could not join it
             from .adapt.apply import memory_gap
 

@@ -5,7 +5,7 @@
 checks on held-out names that it helps and saves the adapted model inside the index.
 """
 
-from .captions import CaptionConfig, WeakCaption, library_captions, weak_caption
+from ..index.captions import CaptionConfig, WeakCaption, library_captions, weak_caption
 from .trainer import AdaptConfig, AdaptReport, adapt_index
 
 __all__ = ["AdaptConfig", "AdaptReport", "CaptionConfig", "WeakCaption", "adapt_index", "library_captions",

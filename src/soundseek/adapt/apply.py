@@ -69,7 +69,7 @@ def revert(index) -> bool:
 
 def memory_gap(index) -> int:
     """How many of the index's files the name memory in use does not cover (indexed after the
-    last ``adapt``: no neighbours, no name vector until the next one); 0 without a memory."""
+    last ``adapt`` when it wrote no anchors: no neighbours until the next one); 0 without a memory."""
     import numpy as np
 
     mem = index.name_memory.current()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import frame_window_masks, time_windows
-from .captions import CaptionConfig, WeakCaption, library_captions
+from ..index.captions import CaptionConfig, WeakCaption, library_captions
 
 
 @dataclass

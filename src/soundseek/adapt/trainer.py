@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .captions import CaptionConfig
-from .library import LibraryFile, collect_library
+from ..index.captions import CaptionConfig, caption_context
+from .library import LibraryFile, collect_library, library_items
 from .progress import StepBar, planned_steps
 from .memory import MemoryConfig, check_memory, mean_frames, memory_for
 from .scoring import file_scores, rank_metrics, split_groups, window_vectors
@@ -123,16 +123,9 @@ def text_expert_name(model) -> str:
 def caption_vectors(model, captions: list[str]) -> np.ndarray:
     """Sentence vectors of captions with the model's text expert (its torch-free twin when there
     is one: the same vectors to ~1e-6, without importing sentence-transformers)."""
-    from ..experts import get_text_expert
+    from ..experts.minilm_fast import light_text_expert
 
-    name = text_expert_name(model)
-    try:
-        from ..experts.minilm_fast import get_fast_text_expert
-
-        expert = get_fast_text_expert(name)
-    except (ImportError, OSError, RuntimeError, ValueError):
-        expert = None
-    expert = expert or get_text_expert(name)
+    expert = light_text_expert(text_expert_name(model))
     return np.asarray(expert.encode(list(captions)).sentence, dtype=np.float32)
 
 
@@ -361,7 +354,9 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
         final.save_pretrained(out)
         model_dir = str(out)
     out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
-    name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold).save(out / NAMES_FILE)
+    context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
+    name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
+                 text_expert=text_expert_name(base)).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
         chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key)

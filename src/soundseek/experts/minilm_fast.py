@@ -210,3 +210,15 @@ def get_fast_text_expert(name: str) -> TextExpert | None:
     """The torch-free twin of text expert ``name``, or None when there is none."""
     factory = FAST_TEXT_EXPERTS.get(name)
     return None if factory is None else factory()
+
+
+def light_text_expert(name: str) -> TextExpert:
+    """Text expert ``name`` as cheaply as it can be had: its torch-free twin (the same vectors to
+    ~1e-6, no sentence-transformers import) when there is one and it loads, else the expert."""
+    from .registry import get_text_expert
+
+    try:
+        expert = get_fast_text_expert(name)
+    except (ImportError, OSError, RuntimeError, ValueError):
+        expert = None
+    return expert or get_text_expert(name)

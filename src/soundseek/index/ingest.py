@@ -155,6 +155,7 @@ class Ingest:
             self.text_path.stamp_and_export()
             self.checkpoint()
             report.joined_memory = self.grow_memory()
+            report.named_since_adapt = self.grow_names()
             if self.dups is not None:
                 report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -208,6 +209,36 @@ class Ingest:
         if ids:
             grow_memory(memory, anchors, ids, np.stack(means)).save(mem_p)
         return len(ids)
+
+    def grow_names(self) -> int:
+        """Files indexed since ``soundseek adapt`` whose names say something get a name vector
+        (:func:`.name_match.grow_names`), when the index has name vectors for the model in use;
+        returns how many.  A damaged file is left to ``check``."""
+        from ..experts.minilm_fast import light_text_expert
+        from .name_match import NAMES_FILE, NameVectors, grow_names
+
+        path = self.path / NAMES_FILE
+        if not path.is_file():
+            return 0
+        try:
+            names = NameVectors.load(path)
+        except ValueError:
+            return 0
+        if names.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
+            return 0  # for another model: search ignores it
+        known = names.named()
+        items = [it for it in sorted(self.meta.items_by_path().values(), key=lambda it: it.id) if it.id not in known]
+        if not items:
+            return 0
+        ft = self.meta.fulltext
+        info: dict[int, dict] = {}
+        for lo in range(0, len(items) if ft is not None else 0, 500):  # SQLite's bound on parameters
+            info.update(ft.info([it.id for it in items[lo:lo + 500]]))
+        files = [(it.id, it.path, [t] if (t := (info.get(it.id) or {}).get("embedded", "")) else []) for it in items]
+        grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence))
+        if n:
+            grown.save(path)
+        return n
 
     @staticmethod
     def relist(p: str, listed: dict, report: AddReport) -> bool:

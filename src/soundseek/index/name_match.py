@@ -9,17 +9,22 @@ with the BM25 match as one metadata score, ``1 - (1 - m)(1 - s)`` (:func:`.fusio
 a file whose name says what was asked for, in other words, counts like a file whose name has
 the query's words.  How hybrid search weighs named files, files without a name and names that
 say something else: :func:`.fusion.fuse_named`.  Content-only and metadata-only search do not
-use this.  Files added after ``adapt`` have no vector until the next
-``adapt``.  Plain numpy, read torch-free.
+use this.  Files indexed after ``adapt`` get theirs at the end of the ``index`` run
+(:func:`grow_names`): captioned with the context ``adapt`` saved (:class:`.captions.CaptionContext`)
+and encoded by the same text expert.  Plain numpy, read torch-free.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+from .captions import CaptionContext
 
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, save_npz
 
@@ -35,6 +40,8 @@ class NameVectors:
     vectors: np.ndarray  # (N, D) float32, unit rows
     threshold: float = 0.5
     fingerprint: str = ""  # the served model's fingerprint (its text expert made the query vector)
+    # JSON {"captions": CaptionContext, "text_expert": name}: how files indexed later get a vector
+    context: str = ""
     named_ids: frozenset | None = field(default=None, init=False, repr=False, compare=False)  # see named
 
     def named(self) -> frozenset:
@@ -62,14 +69,16 @@ class NameVectors:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (a reader never sees half a file)."""
         return save_npz(path, item_ids=self.item_ids.astype(np.int64), vectors=self.vectors.astype(np.float32),
-                        threshold=np.float32(self.threshold), fingerprint=np.array(self.fingerprint))
+                        threshold=np.float32(self.threshold), fingerprint=np.array(self.fingerprint),
+                        context=np.array(self.context))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NameVectors":
         """Read saved name vectors; ValueError when the file is not one (damaged, or another format)."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                nv = cls(z["item_ids"], z["vectors"], float(z["threshold"]), str(z["fingerprint"]))
+                nv = cls(z["item_ids"], z["vectors"], float(z["threshold"]), str(z["fingerprint"]),
+                         str(z["context"]) if "context" in z.files else "")
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ValueError(f"{path}: not a name-vector file ({e}); run `soundseek adapt` again") from e
         if nv.vectors.ndim != 2 or len(nv.vectors) != len(nv.item_ids) or not 0 <= nv.threshold < 1:
@@ -77,11 +86,35 @@ class NameVectors:
         return nv
 
 
-def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, fingerprint: str = "") -> NameVectors:
-    """Name vectors of the named files ``item_ids`` from their captions' sentence vectors."""
+def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, fingerprint: str = "",
+                 captions: CaptionContext | None = None, text_expert: str = "") -> NameVectors:
+    """Name vectors of the named files ``item_ids`` from their captions' sentence vectors;
+    ``captions`` and ``text_expert``: how they were made (files indexed later join with them)."""
     v = np.asarray(sentences, dtype=np.float32).reshape(len(item_ids), -1)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
-    return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint)
+    context = json.dumps({"captions": captions.to_json(), "text_expert": text_expert}) if captions else ""
+    return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint, context)
+
+
+def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
+               encoder: Callable[[str], Callable[[list[str]], np.ndarray]]) -> tuple[NameVectors, int]:
+    """``names`` with a vector for each of ``files`` ((item id, path, embedded texts), indexed
+    since ``adapt``) whose name says something, captioned as ``adapt`` captioned the library;
+    ``encoder(text_expert)`` gives the sentence encoder.  Returns (names, how many joined);
+    names without a saved context (written before it existed) are returned unchanged."""
+    if not names.context:
+        return names, 0
+    ctx = json.loads(names.context)
+    captions = CaptionContext.from_json(ctx["captions"])
+    known = names.named()
+    new = [(i, c.text) for i, path, emb in files if i not in known for c in [captions.caption(path, emb)] if c]
+    if not new:
+        return names, 0
+    vec = np.asarray(encoder(ctx["text_expert"])([t for _, t in new]), dtype=np.float32)
+    vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-9)
+    grown = NameVectors(np.concatenate([names.item_ids, np.array([i for i, _ in new], dtype=np.int64)]),
+                        np.concatenate([names.vectors, vec]), names.threshold, names.fingerprint, names.context)
+    return grown, len(new)
 
 
 #: what ``soundseek adapt`` installs in an index: (file name, loader raising ValueError when damaged)

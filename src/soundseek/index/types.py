@@ -152,6 +152,7 @@ class AddReport:
     features_computed: int = 0
     duplicates: dict = field(default_factory=dict)  # what the near-duplicate update did (DupReport)
     joined_memory: int = 0  # files that joined the name memory (indexed after `soundseek adapt`)
+    named_since_adapt: int = 0  # files indexed after `soundseek adapt` whose names now mean something to hybrid
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -5,6 +5,9 @@ A sound designer's library is mostly named by hand ("BIRD Chirping Sparrow Morni
 ("ZOOM0001.WAV", "Track 12.wav", "3f9a1c2e.wav").  :func:`weak_caption` turns the first kind into
 a short caption ("door wood creak long", "animals moose") and says ``None`` for the second, so
 adaptation (:mod:`soundseek.adapt.trainer`) learns only from files whose names carry meaning.
+It lives in the index layer because files indexed after ``soundseek adapt`` are captioned the
+same way, with the library's context saved by ``adapt`` (:class:`CaptionContext`), so that hybrid
+search knows what their names mean too (:mod:`.name_match`).
 
 Rules, in order:
 
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..index.file_info import expand_ucs, split_words
+from .file_info import expand_ucs, split_words
 
 #: Words about the recording, the file or the take, never about the sound.
 TECHNICAL_WORDS = frozenset("""
@@ -177,20 +180,54 @@ def weak_caption(path: str | os.PathLike, embedded: Iterable[str] = (), root: st
     return WeakCaption(text, tuple(name), tuple(folders), tuple(emb), sources)
 
 
-def library_captions(paths: list[str], embedded: dict[str, list[str]] | None = None,
-                     root: str | os.PathLike | None = None,
-                     config: CaptionConfig = CaptionConfig()) -> dict[str, WeakCaption | None]:
-    """Weak captions of a whole library: ``root`` defaults to the files' common folder, and
-    folder words above more than ``config.max_folder_share`` of the files are dropped."""
-    if not paths:
-        return {}
+@dataclass(frozen=True)
+class CaptionContext:
+    """What a library's captions depend on beyond one file: its root, the folder words too common
+    to say anything (:func:`library_captions`) and the rules.  Saved by ``adapt`` so that files
+    indexed later are captioned as the library was."""
+
+    root: str
+    common_folder_words: frozenset[str] = frozenset()
+    config: CaptionConfig = CaptionConfig()
+
+    def caption(self, path: str | os.PathLike, embedded: Iterable[str] = ()) -> WeakCaption | None:
+        return weak_caption(path, embedded, self.root, self.config, self.common_folder_words)
+
+    def to_json(self) -> dict:
+        c = self.config
+        return {"root": self.root, "common_folder_words": sorted(self.common_folder_words),
+                "config": {"folder_depth": c.folder_depth, "use_embedded": c.use_embedded,
+                           "max_embedded_words": c.max_embedded_words, "min_name_words": c.min_name_words,
+                           "drop_words": list(c.drop_words), "max_folder_share": c.max_folder_share}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "CaptionContext":
+        c = dict(d["config"])
+        c["drop_words"] = tuple(c.get("drop_words", ()))
+        return cls(str(d["root"]), frozenset(d.get("common_folder_words", ())), CaptionConfig(**c))
+
+
+def caption_context(paths: list[str], root: str | os.PathLike | None = None,
+                    config: CaptionConfig = CaptionConfig()) -> CaptionContext:
+    """A library's caption context: ``root`` defaults to the files' common folder, and folder
+    words above more than ``config.max_folder_share`` of the files are common."""
     if root is None:
-        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
-    embedded = embedded or {}
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else ""
     counts: dict[str, int] = {}
     if config.folder_depth:
         for p in paths:
             for w in set(folder_context(p, root, config.folder_depth)):
                 counts[w] = counts.get(w, 0) + 1
     common = frozenset(w for w, n in counts.items() if len(paths) > 2 and n > config.max_folder_share * len(paths))
-    return {p: weak_caption(p, embedded.get(p, ()), root, config, common) for p in paths}
+    return CaptionContext(str(root), common, config)
+
+
+def library_captions(paths: list[str], embedded: dict[str, list[str]] | None = None,
+                     root: str | os.PathLike | None = None,
+                     config: CaptionConfig = CaptionConfig()) -> dict[str, WeakCaption | None]:
+    """Weak captions of a whole library (:func:`caption_context`)."""
+    if not paths:
+        return {}
+    ctx = caption_context(paths, root, config)
+    embedded = embedded or {}
+    return {p: ctx.caption(p, embedded.get(p, ())) for p in paths}
