@@ -28,6 +28,13 @@ def test_scores_are_zero_below_the_threshold_and_one_at_the_caption_itself():
     assert not nv.scores(np.array([0, 0, 1.0])).any()
 
 
+def test_closeness_rises_from_the_floor_to_the_threshold():
+    nv = toy()
+    q = np.array([0.45, np.sqrt(1 - 0.45 ** 2), 0.0])  # cosine 0.45 to "dog" (10, 12), 0.89 to "rain"
+    assert nv.closeness(q, 0.4) == pytest.approx([0.5, 1.0, 0.5])
+    assert nv.closeness(q, 0.45) == pytest.approx([0.0, 1.0, 0.0])
+
+
 def test_matches_best_first_ties_by_id_filters_and_n():
     nv = toy()
     q = np.array([0.8, 0.6, 0])
@@ -133,7 +140,10 @@ def test_fuse_named_orders_matching_names_then_unnamed_files_then_names_that_say
     assert got[4] == pytest.approx(fusion.UNNAMED_SHARE * 0.45)
     assert got[5] == pytest.approx(0.4 + 0.5 * 0.6)  # the lowest content score, the most it can have
     order = [d for d, _ in fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), by_words=True)]
-    assert order == [1, 5, 3, 2, 4]
+    assert order == [1, 5, 3, 4, 2]
+    # a name that comes close without matching keeps more: share 0.3 -> 0.3 + 0.7 * 0.5
+    close = dict(fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), True, near={2: 0.5}))
+    assert close[2] == pytest.approx((fusion.MISMATCH_SHARE + (1 - fusion.MISMATCH_SHARE) * 0.5) * 0.8)
     # unnamed files keep content search's order among themselves whatever the shares
     for share in (0.3, 0.7, 1.0):
         ranked = fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), True, unnamed_share=share)

@@ -289,7 +289,7 @@ class Index:
         words match the query, hybrid returns exactly the content ranking and scores.  After
         ``soundseek adapt`` hybrid also knows which files have a name and what it means: a
         name that says what was asked adds to the sound's score, a file without a name keeps
-        0.7 of its score and a name that says something else 0.5
+        0.7 of its score and a name that says something else 0.3
         (:func:`soundseek.index.fusion.fuse_named`).
         ``group``: near-identical files (another format, gain, trim, rate) take one row, the
         others listed in its ``copies`` (docs/duplicates.md); still ``k`` rows when there are.

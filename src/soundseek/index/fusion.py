@@ -24,7 +24,8 @@ each name says (:mod:`.name_match`), and the name memory lifts files by what the
 files that sound like them say (:mod:`.name_memory`).  :func:`fuse_named` then ranks by three
 kinds of files: a name that says what was asked (words or meaning): the noisy OR above; no name
 of its own: :data:`UNNAMED_SHARE` of its memory-lifted content score; a name that says something
-else: :data:`MISMATCH_SHARE` of its content score.  So an unnamed file is ordered among unnamed
+else: :data:`MISMATCH_SHARE` of its content score (more for a name that comes close:
+:data:`NEAR_COSINE`).  So an unnamed file is ordered among unnamed
 files exactly as content search orders it, and a file called ``sword_hit.wav`` no longer outranks
 an unnamed recording for "a dog barks" just because they sound alike.
 
@@ -66,8 +67,12 @@ RAW = FusionParams(1.0, 0.0, 1.0, 0.0, 1.0, fitted_on="raw", calibrated=False)
 #: own keeps in hybrid ranking (docs/search.md, choice names-5)
 UNNAMED_SHARE = 0.7
 #: after ``adapt``: the share a named file keeps whose name says something else (no word of the
-#: query, meaning below the name match's threshold)
-MISMATCH_SHARE = 0.5
+#: query, its caption's cosine to the query at most :data:`NEAR_COSINE`) ...
+MISMATCH_SHARE = 0.3
+#: ... rising linearly to the whole score as the cosine rises from here to the name match's
+#: threshold (0.5): a name that comes close ("weapons blunderbuss gun shoot" for "a gunshot")
+#: is not evidence against its file
+NEAR_COSINE = 0.4
 
 
 def _params(p: FusionParams | None) -> FusionParams:
@@ -137,24 +142,27 @@ def either(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple
 
 def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]], meta: list[tuple[int, float]],
                named: frozenset[int] | set[int], by_words: bool, p: FusionParams | None = None,
-               unnamed_share: float = UNNAMED_SHARE, mismatch_share: float = MISMATCH_SHARE) -> list[tuple[int, float]]:
+               near: dict[int, float] | None = None, unnamed_share: float = UNNAMED_SHARE,
+               mismatch_share: float = MISMATCH_SHARE) -> list[tuple[int, float]]:
     """Hybrid (id, score), best first, once a library is adapted (module docstring).
 
     ``content``: calibrated content scores, best first; ``lifted``: the same with the name
     memory's bonus (``content`` again without a memory); ``meta``: words and meaning (0–1);
     ``named``: the files that have a name of their own; ``by_words``: some file's words matched
     (then named files take their plain content score, as without ``adapt``: the memory's bonus
-    on them lifted many files above the ones whose own names match).  A file only in ``meta``
+    on them lifted many files above the ones whose own names match).  ``near``: how close a named
+    file's name without a match comes to the query (0–1, :meth:`.name_match.NameVectors.closeness`;
+    missing: 0); its share rises from ``mismatch_share`` to 1 with it.  A file only in ``meta``
     gets the lowest content score (the most it can have).  Ties: ``lifted``'s order, then
     ``content``'s, then ``meta``'s."""
-    c, up, m = dict(content), dict(lifted), dict(meta)
+    c, up, m, near = dict(content), dict(lifted), dict(meta), near or {}
     floor = min(c.values(), default=0.0)
     order = {d: i for i, d in enumerate(dict.fromkeys([d for d, _ in lifted] + [d for d, _ in content] + list(m)))}
     out = {}
     for d in order:
         if d in named:
             cd = c.get(d, floor) if by_words else up.get(d, c.get(d, floor))
-            share = mismatch_share
+            share = mismatch_share + (1.0 - mismatch_share) * near.get(d, 0.0)
         else:
             cd = up.get(d, c.get(d, floor))
             share = unnamed_share

@@ -56,6 +56,13 @@ class NameVectors:
         q = q / max(float(np.linalg.norm(q)), 1e-9)
         return np.clip((self.vectors @ q - self.threshold) / (1.0 - self.threshold), 0.0, 1.0)
 
+    def closeness(self, sentence: np.ndarray, floor: float) -> np.ndarray:
+        """(N,) how close each name comes to matching ``sentence`` without matching: 0 at a
+        cosine of ``floor`` or below, rising linearly to 1 at the threshold (and above)."""
+        q = np.asarray(sentence, dtype=np.float32).reshape(-1)
+        q = q / max(float(np.linalg.norm(q)), 1e-9)
+        return np.clip((self.vectors @ q - floor) / max(self.threshold - floor, 1e-9), 0.0, 1.0)
+
     def matches(self, sentence: np.ndarray, n: int, allow: set[int] | None = None) -> list[tuple[int, float]]:
         """The ``n`` best (item id, score > 0), best first (ties: lower id first)."""
         s = self.scores(sentence)

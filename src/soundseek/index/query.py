@@ -109,8 +109,11 @@ class Query:
         lifted = [r for r in lifted if r[0] in present]
         by_meaning = [r for r in by_meaning if r[0] in present]
         content = [(r[0], fusion.content_score(r[1])) for r in ranked]
+        close = names.closeness(sent[0], fusion.NEAR_COSINE)
+        near = {int(i): float(v) for i, v in zip(names.item_ids[close > 0], close[close > 0])}
         fused = fusion.fuse_named(content, [(r[0], fusion.content_score(r[1])) for r in lifted],
-                                  fusion.either(words, by_meaning), names.named(), by_words=bool(words))[:k]
+                                  fusion.either(words, by_meaning), names.named(), by_words=bool(words),
+                                  near=near)[:k]
         where = {r[0]: r[2:] for r in lifted if r[2] is not None}
         where.update({r[0]: r[2:] for r in ranked})
         rows = [(i, sc) + tuple(where.get(i, (None, None, None))) for i, sc in fused]
