@@ -27,7 +27,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,6 +40,24 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parent / "src" / "soundseek" / "data" / "recipes" / "sfx_corpus"
 CORPUS = HERE.parents[1] / "shared" / "data" / "sfx-corpus"
 OPAQUE_DIR = "recorder"
+
+
+@dataclass
+class Source:
+    """A labelled sound library to run the protocol on: the corpus packages here, any folder
+    with a labels file in ``adapt_your_library.py``."""
+
+    name: str
+    root: Path  # where the files are
+    labels: dict[str, str]  # path relative to root -> label
+    rest: list[str]  # unlabelled files (relative), kept in the library under their names
+    queries: list[tuple[str, str]]  # (query, label), fixed before any scoring
+    drop_parts: int = 0  # leading folders left out of the library's layout (corpus: audio/<package>)
+
+
+def package_source(pkg: str) -> Source:
+    labels, rest = package_files(pkg)
+    return Source(pkg, CORPUS, labels, rest, read_queries(pkg), drop_parts=2)
 
 
 def package_files(pkg: str) -> tuple[dict[str, str], list[str]]:
@@ -64,12 +82,12 @@ def label_halves(labels: dict[str, str], seed: int = 0) -> tuple[list[str], list
     return sorted(names[i] for i in perm[:half]), sorted(names[i] for i in perm[half:])
 
 
-def opaque_files(pkg: str, protocol: str, fold: int, seed: int = 0) -> set[str]:
+def opaque_files(pkg: str | Source, protocol: str, fold: int, seed: int = 0) -> set[str]:
     """The labelled files that lose their names in ``fold``.  ``labels`` (the issue's protocol):
     every file of half the labels, so test sounds are kinds the named files never show;
     ``files``: half the files of every label (labels with one file alternate), the case of new
     recordings of kinds the library already has names for."""
-    labels, _ = package_files(pkg)
+    labels = (pkg if isinstance(pkg, Source) else package_source(pkg)).labels
     if protocol == "labels":
         test = set(label_halves(labels, seed)[1 - fold])
         return {f for f, lab in labels.items() if lab in test}
@@ -114,10 +132,11 @@ def strip_tags(src: Path, dst: Path) -> None:
     assert not embedded_text(dst), (dst, embedded_text(dst))
 
 
-def build_library(root: Path, pkg: str, opaque: set[str], seed: int = 0) -> dict[str, str | None]:
+def build_library(root: Path, pkg: str | Source, opaque: set[str], seed: int = 0) -> dict[str, str | None]:
     """Lay the library out under ``root``; returns absolute path -> label (None: unlabelled named
     file) for every file; the ``opaque`` ones go to ``root/recorder/ZOOMnnnn.EXT``."""
-    labels, rest = package_files(pkg)
+    src_lib = pkg if isinstance(pkg, Source) else package_source(pkg)
+    labels, rest = src_lib.labels, src_lib.rest
     if root.exists():
         shutil.rmtree(root)
     hidden = sorted(opaque)
@@ -125,11 +144,11 @@ def build_library(root: Path, pkg: str, opaque: set[str], seed: int = 0) -> dict
     number = {f: int(order[i]) + 1 for i, f in enumerate(hidden)}
     out: dict[str, str | None] = {}
     for f in sorted(labels) + rest:
-        src = CORPUS / f
+        src = src_lib.root / f
         if f in number:
             dst = root / OPAQUE_DIR / f"ZOOM{number[f]:04d}{src.suffix.upper()}"
         else:
-            dst = root / Path(*Path(f).parts[2:])  # the package's own folders below audio/<pkg>/
+            dst = root / Path(*Path(f).parts[src_lib.drop_parts:])  # the library's own folders
         dst.parent.mkdir(parents=True, exist_ok=True)
         if f in number:  # a recorder writes no titles: the copy loses every embedded tag
             strip_tags(src, dst)
@@ -175,7 +194,7 @@ def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentence
             "library": rank_metrics(s, rel).to_dict()}
 
 
-def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, features_from: Path | None,
+def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, seeds: int, features_from: Path | None,
              protocol: str = "labels") -> dict:
     import soundseek
     from soundseek.adapt import AdaptConfig, adapt_index
@@ -184,12 +203,13 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
     from soundseek.index.name_memory import MEMORY_FILE, NameMemory
     from soundseek.models import load_model
 
-    labels, _ = package_files(pkg)
-    hidden = opaque_files(pkg, protocol, fold)
+    source = pkg if isinstance(pkg, Source) else package_source(pkg)
+    pkg, labels = source.name, source.labels
+    hidden = opaque_files(source, protocol, fold)
     test_labels = {labels[f] for f in hidden}
     named_labels = {lab for f, lab in labels.items() if f not in hidden}
     lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
-    truth = build_library(lib, pkg, hidden)
+    truth = build_library(lib, source, hidden)
     idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
     if idx_path.exists():
         shutil.rmtree(idx_path)
@@ -197,8 +217,8 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
         shutil.copytree(features_from / "features", idx_path / "features")  # same audio: reuse features
     idx = soundseek.Index.create(idx_path, model=str(base_dir))
     rep = idx.add(lib, progress=False)
-    queries = read_queries(pkg)
-    base = load_model(str(base_dir))
+    queries = source.queries
+    base = load_model(idx.model_spec)
     sentences = caption_vectors(base, [q for q, _ in queries])
     files = collect_library(idx, max_windows=None)
     out = {"package": pkg, "protocol": protocol, "fold": fold, "files": len(files), "failed": len(rep.failed),
@@ -225,9 +245,12 @@ def run_fold(work: Path, base_dir: Path, pkg: str, fold: int, seeds: int, featur
         t0 = time.perf_counter()
         cfg = AdaptConfig(seed=seed, out_dir=f"adapted-s{seed}")
         report = adapt_index(idx, replace(cfg, always_save=True), progress=False)
-        model = load_model(report.model_dir)
-        forced = evaluate(model, files, truth, queries, sentences)
-        saved = Path(report.model_dir) / MEMORY_FILE
+        if report.model_dir is None:  # too few named files: adapt declines, the library keeps the base
+            model, forced = base, out["base"]
+        else:
+            model = load_model(report.model_dir)
+            forced = evaluate(model, files, truth, queries, sentences)
+        saved = Path(report.model_dir or idx.path / cfg.out_dir) / MEMORY_FILE
         mem = NameMemory.load(saved) if saved.is_file() else None
         served = evaluate(model if report.kept else base, files, truth, queries, sentences, mem)
         # both sides of the memory's check, whatever it decided: the served model without / with a memory
