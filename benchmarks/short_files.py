@@ -4,7 +4,7 @@ The set: every file of the real corpora (``../shared/data/sfx-corpus*/``) shorte
 ``--max-s`` seconds (2 s) that decodes, first ``--limit`` of them by path (default 900; median
 0.68 s, 11.5 min).  Each row is a fresh index in its own process (``Index.create`` with the shipped default
 model, then ``add`` of the file list), repeated ``--repeats`` times; reported: wall time,
-CPU time, x real time (audio seconds / wall seconds) and the load average before the run.
+CPU time (this process, split main thread / other threads, and its child processes), x real time (audio seconds / wall seconds) and the load average before the run.
 ``--profile`` also writes a cProfile of one run, summed by where the time goes.  ``--isa avx2``
 forces the AVX2 path as ``index_throughput.py`` does (environment + a private onnxruntime copy
 whose MLAS takes its AVX2 kernels), for what a CPU without AVX-512 gets.
@@ -79,7 +79,9 @@ def child(list_file: str, profile: str | None) -> dict:
 
     idx = Index.create(work / "idx")
     idx.expert, idx.model  # loaded before the clock starts, as a warm `soundseek index` has them
+    kids0 = _children_cpu()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
+    m0 = time.thread_time()
     t0 = time.perf_counter()
     if profile:
         import cProfile
@@ -90,11 +92,44 @@ def child(list_file: str, profile: str | None) -> dict:
     else:
         rep = idx.add(files, progress=False)
     wall = time.perf_counter() - t0
+    main_cpu = time.thread_time() - m0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(0.1)  # worker processes that just exited: reaped by their parent
+    kids1 = _children_cpu()
     idx.close()
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    own = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    kids = kids1 - kids0
     return {"added": rep.added, "failed": len(rep.failed), "audio_s": rep.audio_seconds, "wall_s": wall,
-            "cpu_s": cpu, "x_real_time": rep.audio_seconds / wall}
+            "cpu_s": own + kids, "cpu_main_thread_s": main_cpu, "cpu_other_threads_s": own - main_cpu,
+            "cpu_child_processes_s": kids, "x_real_time": rep.audio_seconds / wall}
+
+
+def _children_cpu() -> float:
+    """CPU-seconds of this process's child processes: those waited for (``RUSAGE_CHILDREN``) and
+    those still running with everything they waited for (e.g. a fork server and the decode
+    workers it forked and reaped), from ``/proc`` (Linux; elsewhere the waited-for ones only)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = r.ru_utime + r.ru_stime
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    todo = [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for k in kids:
+            try:
+                stat = Path(f"/proc/{k}/stat").read_text()
+            except OSError:
+                continue
+            v = stat[stat.rindex(")") + 2 :].split()
+            total += (int(v[11]) + int(v[12]) + int(v[13]) + int(v[14])) / tick  # utime stime cutime cstime
+            # its own children's time is in its cutime once reaped; the running ones are added here
+            todo.append(k)
+    return total
 
 
 def summarize_profile(path: str) -> list[tuple[str, float]]:
@@ -161,7 +196,9 @@ def main() -> None:
         row = {**json.loads(out.stdout.strip().splitlines()[-1]), "load_before": load, "profiled": prof != "-"}
         runs.append(row)
         print(f"run {i}: {row['added']} added, {row['failed']} failed, {row['audio_s'] / 60:.1f} min of audio in "
-              f"{row['wall_s']:.2f} s ({row['x_real_time']:.0f}x real time), CPU {row['cpu_s']:.2f} s, "
+              f"{row['wall_s']:.2f} s ({row['x_real_time']:.0f}x real time), CPU {row['cpu_s']:.2f} s "
+              f"(main thread {row['cpu_main_thread_s']:.2f}, other threads {row['cpu_other_threads_s']:.2f}, "
+              f"child processes {row['cpu_child_processes_s']:.2f}), "
               f"load {load[0]:.2f}" + (" [profiled]" if row["profiled"] else ""), flush=True)
     timed = [r for r in runs if not r["profiled"]]
     result = {"files": len(files), "median_s": statistics.median(durs), "audio_min": sum(durs) / 60,
