@@ -54,7 +54,12 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path) -> Source:
         raise SystemExit(f"{labels_csv}: needs the columns file,label")
     for r in rows:
         p = Path(r["file"])
-        rel = p.resolve().relative_to(library) if p.is_absolute() else p
+        try:
+            rel = p.resolve().relative_to(library) if p.is_absolute() else p
+        except ValueError:
+            raise SystemExit(f"{labels_csv}: {r['file']} is not inside {library}") from None
+        if ".." in rel.parts:
+            raise SystemExit(f"{labels_csv}: {r['file']}: give paths inside {library}, without '..'")
         if not (library / rel).is_file():
             raise SystemExit(f"{labels_csv}: {r['file']} is not a file in {library}")
         if r["label"].strip():

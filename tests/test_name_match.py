@@ -35,6 +35,55 @@ def test_closeness_rises_from_the_floor_to_the_threshold():
     assert nv.closeness(q, 0.45) == pytest.approx([0.0, 1.0, 0.0])
 
 
+def test_grow_names_captions_new_files_as_adapt_did_and_drops_removed_ones():
+    from soundseek.index.captions import CaptionContext, caption_context
+    from soundseek.index.name_match import grow_names
+
+    ctx = caption_context(["/lib/animals/dog_bark.wav", "/lib/animals/cat.wav", "/lib/rain/rain_01.wav"])
+    assert ctx.root == "/lib" and CaptionContext.from_json(ctx.to_json()) == ctx
+    names = name_vectors([10, 11], np.eye(2, 4, dtype=np.float32), captions=ctx, text_expert="minilm")
+    seen = []
+
+    def encoder(name):
+        assert name == "minilm"
+
+        def encode(texts):
+            seen.extend(texts)
+            return np.ones((len(texts), 4), np.float32)
+        return encode
+
+    files = [(10, "/lib/animals/dog_bark.wav", []),  # known: not encoded again
+             (12, "/lib/animals/ZOOM0001.WAV", []),  # says nothing: no vector
+             (13, "/lib/animals/wolf_howl_03.wav", []),  # "animals": above most of the library's files
+             (14, "/mnt/new/kitchen/Door Slam 02.wav", []),  # outside the library's root, under another indexed root
+             (15, "/home/ann/outdoors/glass_break.wav", [])]  # under no root: no folder words at all
+    grown, n = grow_names(names, files, encoder, present={10, 12, 13, 14, 15}, roots=("/lib", "/mnt/new"))
+    assert n == 3 and seen == ["wolf howl", "kitchen door slam", "glass break"]
+    assert grown.item_ids.tolist() == [10, 13, 14, 15]  # 11 was removed from the index: its row goes
+    assert np.allclose(np.linalg.norm(grown.vectors, axis=1), 1.0)
+    same, n = grow_names(grown, files, encoder, present={10, 12, 13, 14, 15})
+    assert n == 0 and same is grown  # nothing new, nothing removed: unchanged
+    old = name_vectors([10], np.eye(1, 4, dtype=np.float32))  # written before the context was saved
+    assert grow_names(old, files, encoder) == (old, 0)
+    with pytest.raises(ValueError, match="3-d"):
+        grow_names(names, files, lambda name: (lambda texts: np.ones((len(texts), 3), np.float32)))
+
+
+def test_a_damaged_caption_context_is_a_damaged_name_file(tmp_path):
+    from soundseek.index.captions import caption_context
+
+    names = name_vectors([10], np.eye(1, 4, dtype=np.float32), captions=caption_context(["/lib/a/dog.wav"]),
+                         text_expert="minilm")
+    names.save(tmp_path / NAMES_FILE)
+    assert NameVectors.load(tmp_path / NAMES_FILE).how_made()[1] == "minilm"
+    for bad in ('{"captions": {"root": "/lib"}}', "{not json", '{"captions": {"root": "/lib", "config": '
+                '{"folder_depth": 2, "colour": "red"}}, "text_expert": "minilm"}'):
+        names.context = bad
+        names.save(tmp_path / NAMES_FILE)
+        with pytest.raises(ValueError, match="caption context"):
+            NameVectors.load(tmp_path / NAMES_FILE)
+
+
 def test_matches_best_first_ties_by_id_filters_and_n():
     nv = toy()
     q = np.array([0.8, 0.6, 0])
@@ -265,4 +314,43 @@ def test_hybrid_wiring_filters_removed_files_and_k(tmp_path):
     assert len(after) == 4 and d not in {h.id for h in after}
     content = idx.search(q, k=4, mode="content", group=False)
     assert len(content) == 4 and d not in {h.id for h in content}
+    # files without a name (b, e) keep content search's order among themselves, at 0.7 of its score
+    hyb = {h.id: h.score for h in idx.search(q, k=4, mode="hybrid", group=False)}
+    con = {h.id: h.score for h in content}
+    for i in (b, e):
+        assert hyb[i] == pytest.approx(fusion.UNNAMED_SHARE * con[i])
+    # a removed file the memory lifts is not brought back as one of the memory's extras
+    idx.remove([str(lib / "x" / "clip1.flac")])  # b: unnamed, lifted by a's name
+    left = idx.search(q, k=3, mode="hybrid", group=False)  # a, c, e are left: k hits still come back
+    assert len(left) == 3 and b not in {h.id for h in left}
+    idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/esc50-fold1")
+def test_an_index_run_reports_what_could_not_join_the_names_and_keeps_the_files(tmp_path):
+    """A failure while new files join what `adapt` installed never fails the run (the files are
+    indexed); it is reported."""
+    import shutil
+
+    from conftest import SHARED
+
+    from soundseek import Index
+    from soundseek.index.captions import caption_context
+
+    clips = sorted((SHARED / "data" / "esc50-fold1" / "audio").glob("*.flac"))[:3]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(clips[0], lib / "dog_bark.flac")
+    idx = Index.create(tmp_path / "idx")
+    idx.add(lib, progress=False)
+    first = idx.items()[0].id
+    ctx = caption_context([str(lib / "dog_bark.flac")])
+    idx.set_name_vectors(name_vectors([first], np.eye(1, 384, dtype=np.float32), captions=ctx,
+                                      text_expert="no-such-expert", fingerprint=idx.model_fingerprint()))
+    shutil.copy(clips[1], lib / "rain_on_roof.flac")
+    rep = idx.add(lib, progress=False)
+    assert rep.added == 1 and rep.named_since_adapt == 0
+    assert "no-such-expert" in rep.adapt_error
+    assert len(idx) == 2 and idx.search("rain", k=2, mode="metadata")  # indexed and searchable
     idx.close()

@@ -200,6 +200,10 @@ def index_cmd(
             n = report.joined_memory
             console.print(f"{n} new file{'s' if n != 1 else ''} joined the name memory by {'their' if n != 1 else 'its'} "
                           "sound (`soundseek adapt` learns from new names too)", highlight=False)
+        if report.adapt_error:
+            console.print(f"[yellow]note:[/] the new files could not join what `soundseek adapt` installed "
+                          f"({report.adapt_error}); search goes on without them there, and `soundseek adapt "
+                          f"--index {idx.path}` rebuilds it", highlight=False)
         if report.named_since_adapt:
             n = report.named_since_adapt
             console.print(f"{n} new named file{'s' if n != 1 else ''}: hybrid search knows what "

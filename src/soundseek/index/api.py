@@ -285,8 +285,9 @@ class Index:
         :mod:`soundseek.index.fusion`); default hybrid when the index has metadata words, else
         content.  ``filters`` (a :class:`soundseek.index.fulltext.Filters`) or keyword filters:
         ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
-        (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; when no file's
-        words match the query, hybrid returns exactly the content ranking and scores.  After
+        (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; before ``soundseek
+        adapt``, when no file's words match the query, hybrid returns exactly the content ranking
+        and scores.  After
         ``soundseek adapt`` hybrid also knows which files have a name and what it means: a
         name that says what was asked adds to the sound's score, a file without a name keeps
         0.7 of its score and a name that says something else 0.3

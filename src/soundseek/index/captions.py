@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -190,8 +190,17 @@ class CaptionContext:
     common_folder_words: frozenset[str] = frozenset()
     config: CaptionConfig = CaptionConfig()
 
-    def caption(self, path: str | os.PathLike, embedded: Iterable[str] = ()) -> WeakCaption | None:
-        return weak_caption(path, embedded, self.root, self.config, self.common_folder_words)
+    def caption(self, path: str | os.PathLike, embedded: Iterable[str] = (),
+                roots: Iterable[str] = ()) -> WeakCaption | None:
+        """``path``'s caption as the library's were made.  A file outside the saved root (a
+        library that moved, a folder indexed later) takes its folder words below the one of
+        ``roots`` that holds it, or none: never the folders above a library."""
+        root = self.root
+        if not _inside(path, root):
+            root = next((r for r in sorted(roots, key=len, reverse=True) if _inside(path, r)), None)
+            if root is None:
+                return weak_caption(path, embedded, None, replace(self.config, folder_depth=0), frozenset())
+        return weak_caption(path, embedded, root, self.config, self.common_folder_words)
 
     def to_json(self) -> dict:
         c = self.config
@@ -202,9 +211,21 @@ class CaptionContext:
 
     @classmethod
     def from_json(cls, d: dict) -> "CaptionContext":
-        c = dict(d["config"])
-        c["drop_words"] = tuple(c.get("drop_words", ()))
-        return cls(str(d["root"]), frozenset(d.get("common_folder_words", ())), CaptionConfig(**c))
+        """From :meth:`to_json`; ValueError when ``d`` is not one (damaged, or a newer format)."""
+        try:
+            c = dict(d["config"])
+            c["drop_words"] = tuple(c.get("drop_words", ()))
+            return cls(str(d["root"]), frozenset(d.get("common_folder_words", ())), CaptionConfig(**c))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a caption context ({type(e).__name__}: {e})") from e
+
+
+def _inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    try:
+        Path(path).parent.relative_to(root)
+        return bool(str(root))
+    except ValueError:
+        return False
 
 
 def caption_context(paths: list[str], root: str | os.PathLike | None = None,

@@ -155,14 +155,17 @@ class Catalog:
         return {r[1]: Item(*r) for r in rows}
 
     def items(self, ids) -> dict[int, Item]:
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
+        """The items with these ids (missing ones left out), asked in chunks under SQLite's bound
+        on parameters."""
+        ids = list(dict.fromkeys(int(i) for i in ids))
+        rows = []
         with self._lock:
-            rows = self.db.execute(
-                f"SELECT id, path, hash, size, mtime_ns, duration_s FROM items WHERE id IN ({','.join('?' * len(ids))})",
-                ids,
-            ).fetchall()
+            for lo in range(0, len(ids), 900):
+                part = ids[lo:lo + 900]
+                rows += self.db.execute(
+                    f"SELECT id, path, hash, size, mtime_ns, duration_s FROM items WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
         return {r[0]: Item(*r) for r in rows}
 
     def add_item(self, path: str, hash_: str, size: int, mtime_ns: int, duration: float,

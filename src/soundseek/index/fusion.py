@@ -149,8 +149,9 @@ def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]]
     ``content``: calibrated content scores, best first; ``lifted``: the same with the name
     memory's bonus (``content`` again without a memory); ``meta``: words and meaning (0–1);
     ``named``: the files that have a name of their own; ``by_words``: some file's words matched
-    (then named files take their plain content score, as without ``adapt``: the memory's bonus
-    on them lifted many files above the ones whose own names match).  ``near``: how close a named
+    (then named files, and any file whose words match, take their plain content score, as
+    without ``adapt``: the memory's bonus on them lifted many files above the ones whose own
+    names match).  ``near``: how close a named
     file's name without a match comes to the query (0–1, :meth:`.name_match.NameVectors.closeness`;
     missing: 0); its share rises from ``mismatch_share`` to 1 with it.  A file only in ``meta``
     gets the lowest content score (the most it can have).  Ties: ``lifted``'s order, then
@@ -160,12 +161,15 @@ def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]]
     order = {d: i for i, d in enumerate(dict.fromkeys([d for d, _ in lifted] + [d for d, _ in content] + list(m)))}
     out = {}
     for d in order:
-        if d in named:
+        md = m.get(d, 0.0)
+        if md > 0 or d in named:  # a name (or words) of its own: as without `adapt`
             cd = c.get(d, floor) if by_words else up.get(d, c.get(d, floor))
-            share = mismatch_share + (1.0 - mismatch_share) * near.get(d, 0.0)
         else:
             cd = up.get(d, c.get(d, floor))
-            share = unnamed_share
-        md = m.get(d, 0.0)
-        out[d] = fuse(cd, md, p) if md > 0 else share * cd
+        if md > 0:
+            out[d] = fuse(cd, md, p)
+        elif d in named:
+            out[d] = (mismatch_share + (1.0 - mismatch_share) * near.get(d, 0.0)) * cd
+        else:
+            out[d] = unnamed_share * cd
     return sorted(out.items(), key=lambda kv: (-kv[1], order[kv[0]]))

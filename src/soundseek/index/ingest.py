@@ -154,8 +154,7 @@ class Ingest:
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
-            report.joined_memory = self.grow_memory()
-            report.named_since_adapt = self.grow_names()
+            self.follow_adapt(report)
             if self.dups is not None:
                 report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -210,6 +209,20 @@ class Ingest:
             grow_memory(memory, anchors, ids, np.stack(means)).save(mem_p)
         return len(ids)
 
+    def follow_adapt(self, report: AddReport) -> None:
+        """New files join what ``soundseek adapt`` installed (the name memory, the name vectors).
+        A failure here never fails the run (the files are indexed): it is reported, and search
+        goes on with what was there."""
+        from .errors import disk_full_error
+
+        try:
+            report.joined_memory = self.grow_memory()
+            report.named_since_adapt = self.grow_names()
+        except Exception as e:
+            if disk_full_error(e, self.path) is not None:
+                raise
+            report.adapt_error = f"{type(e).__name__}: {e}"
+
     def grow_names(self) -> int:
         """Files indexed since ``soundseek adapt`` whose names say something get a name vector
         (:func:`.name_match.grow_names`), when the index has name vectors for the model in use;
@@ -227,16 +240,16 @@ class Ingest:
         if names.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
             return 0  # for another model: search ignores it
         known = names.named()
-        items = [it for it in sorted(self.meta.items_by_path().values(), key=lambda it: it.id) if it.id not in known]
-        if not items:
-            return 0
+        every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
+        items = [it for it in every if it.id not in known]
         ft = self.meta.fulltext
         info: dict[int, dict] = {}
         for lo in range(0, len(items) if ft is not None else 0, 500):  # SQLite's bound on parameters
             info.update(ft.info([it.id for it in items[lo:lo + 500]]))
         files = [(it.id, it.path, [t] if (t := (info.get(it.id) or {}).get("embedded", "")) else []) for it in items]
-        grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence))
-        if n:
+        grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence),
+                              present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])))
+        if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
         return n
 

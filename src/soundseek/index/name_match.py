@@ -90,7 +90,22 @@ class NameVectors:
             raise ValueError(f"{path}: not a name-vector file ({e}); run `soundseek adapt` again") from e
         if nv.vectors.ndim != 2 or len(nv.vectors) != len(nv.item_ids) or not 0 <= nv.threshold < 1:
             raise ValueError(f"{path}: the name vectors' arrays do not fit together; run `soundseek adapt` again")
+        try:
+            nv.how_made()
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}; run `soundseek adapt` again") from e
         return nv
+
+    def how_made(self) -> tuple[CaptionContext, str] | None:
+        """(the library's caption context, the text expert) saved by ``adapt``, or None (written
+        before they were saved); ValueError when damaged."""
+        if not self.context:
+            return None
+        try:
+            d = json.loads(self.context)
+            return CaptionContext.from_json(d["captions"]), str(d["text_expert"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"the saved caption context is damaged ({type(e).__name__})") from e
 
 
 def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, fingerprint: str = "",
@@ -104,23 +119,33 @@ def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, finger
 
 
 def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
-               encoder: Callable[[str], Callable[[list[str]], np.ndarray]]) -> tuple[NameVectors, int]:
+               encoder: Callable[[str], Callable[[list[str]], np.ndarray]], present: set[int] | None = None,
+               roots: tuple[str, ...] = ()) -> tuple[NameVectors, int]:
     """``names`` with a vector for each of ``files`` ((item id, path, embedded texts), indexed
-    since ``adapt``) whose name says something, captioned as ``adapt`` captioned the library;
-    ``encoder(text_expert)`` gives the sentence encoder.  Returns (names, how many joined);
-    names without a saved context (written before it existed) are returned unchanged."""
-    if not names.context:
+    since ``adapt``) whose name says something, captioned as ``adapt`` captioned the library
+    (a file outside its root: below the one of ``roots`` that holds it);
+    ``encoder(text_expert)`` gives the sentence encoder.  ``present``: the index's item ids; rows
+    of files removed since are dropped.  Returns (names, how many joined); names without a
+    saved context (written before it existed) are returned unchanged.  ValueError when the
+    context is damaged or the encoder's vectors do not fit the saved ones."""
+    made = names.how_made()
+    if made is None:
         return names, 0
-    ctx = json.loads(names.context)
-    captions = CaptionContext.from_json(ctx["captions"])
+    captions, text_expert = made
     known = names.named()
-    new = [(i, c.text) for i, path, emb in files if i not in known for c in [captions.caption(path, emb)] if c]
-    if not new:
+    new = [(i, c.text) for i, path, emb in files if i not in known for c in [captions.caption(path, emb, roots)] if c]
+    keep = np.ones(len(names.item_ids), bool) if present is None else np.isin(names.item_ids, list(present))
+    if not new and keep.all():
         return names, 0
-    vec = np.asarray(encoder(ctx["text_expert"])([t for _, t in new]), dtype=np.float32)
-    vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-9)
-    grown = NameVectors(np.concatenate([names.item_ids, np.array([i for i, _ in new], dtype=np.int64)]),
-                        np.concatenate([names.vectors, vec]), names.threshold, names.fingerprint, names.context)
+    vec = np.zeros((0, names.vectors.shape[1]), np.float32)
+    if new:
+        vec = np.asarray(encoder(text_expert)([t for _, t in new]), dtype=np.float32)
+        if vec.ndim != 2 or vec.shape[1] != names.vectors.shape[1]:
+            raise ValueError(f"the text expert {text_expert!r} gives {vec.shape[-1]}-d vectors, the saved "
+                             f"names {names.vectors.shape[1]}-d; run `soundseek adapt` again")
+        vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-9)
+    grown = NameVectors(np.concatenate([names.item_ids[keep], np.array([i for i, _ in new], dtype=np.int64)]),
+                        np.concatenate([names.vectors[keep], vec]), names.threshold, names.fingerprint, names.context)
     return grown, len(new)
 
 

@@ -121,7 +121,8 @@ class Query:
         if mem is not None:
             bonus, row = mem.bonus(sent[0]), mem.row_of()
             lifted_by = {i for i, _ in fused if i not in names.named() and i in row and bonus[row[i]] > 0}
-        return self.hits(rows, text, ["hybrid"], content_ids={r[0] for r in lifted[:max(k, 10)]},
+        reached = {r[0] for r in lifted[:max(k, 10)] if r[2] is not None}  # by content, not only the memory
+        return self.hits(rows, text, ["hybrid"], content_ids=reached,
                          meaning_ids={i for i, _ in by_meaning}, memory_ids=lifted_by)
 
     def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -153,6 +153,7 @@ class AddReport:
     duplicates: dict = field(default_factory=dict)  # what the near-duplicate update did (DupReport)
     joined_memory: int = 0  # files that joined the name memory (indexed after `soundseek adapt`)
     named_since_adapt: int = 0  # files indexed after `soundseek adapt` whose names now mean something to hybrid
+    adapt_error: str = ""  # why new files could not join what `soundseek adapt` installed (the files are indexed)
 
     def to_dict(self) -> dict:
         d = asdict(self)
