@@ -261,6 +261,13 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert toad and "meaning" in toad[0].matched
     idx.close()
     assert "new named file" not in _cli("index", str(lib), "--index", ip).output  # once only
+    # a file removed from the library leaves the memory and the name vectors at the next run
+    (lib / "ZOOM0002.OGG").unlink()
+    (lib / "pond" / "toad_croaking.ogg").unlink()
+    _cli("index", str(lib), "--index", ip)
+    assert new_id not in NameMemory.load(tmp_path / "idx" / MEMORY_FILE).item_ids.tolist()
+    assert toad_id not in NameVectors.load(tmp_path / "idx" / NAMES_FILE).item_ids.tolist()
+    assert len(NameVectors.load(tmp_path / "idx" / NAMES_FILE).item_ids) == len(names_before.item_ids)
 
     (tmp_path / "idx" / ANCHORS_FILE).unlink()  # as written by an older `adapt`: new files wait
     shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0003.OGG")

@@ -286,6 +286,10 @@ def test_grow_memory_gives_new_files_their_nearest_named_files_by_their_own_fram
     assert grown.neighbors[4:, 0].tolist() == [0, 1]  # centred: 20 sounds like the dog, 21 like rain
     assert np.array_equal(grown.neighbors[:4], mem.neighbors) and np.allclose(grown.weights[4:].sum(1), 1.0)
     assert grow_memory(mem, anchors, [], np.zeros((0, 3))) is mem
+    kept = grown.rows(np.isin(grown.item_ids, [10, 12, 20]))  # 11, 13, 21 removed from the index
+    assert kept.item_ids.tolist() == [10, 12, 20] and kept.neighbors[:, 0].tolist() == [
+        grown.neighbors[0, 0], grown.neighbors[2, 0], grown.neighbors[4, 0]]
+    assert np.array_equal(kept.captions, grown.captions)
     wide = build_memory(np.array([10, 11, 12, 13]), [unit(np.eye(4, 3) + 0.1)] * 2, np.array([0, -1, 1, -1]),
                         unit([[1, 0, 0, 0], [0, 1, 0, 0]]), k=1)  # two spaces: width 2, padded
     g = grow_memory(wide, anchors, [20], np.array([[1.4, 0.5, 0.0]]))

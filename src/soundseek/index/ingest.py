@@ -195,7 +195,9 @@ class Ingest:
             return 0  # other features, or a memory for another model (search ignores it)
         known = set(memory.item_ids.tolist())
         ids, means = [], []
-        for item in sorted(self.meta.items_by_path().values(), key=lambda it: it.id):
+        every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
+        present = np.isin(memory.item_ids, np.array([it.id for it in every], dtype=np.int64))
+        for item in every:
             if item.id in known:
                 continue
             stored = self.store.get(item.hash, key)
@@ -205,8 +207,9 @@ class Ingest:
             # averaged over the search windows, as `adapt` averaged the named files' frames
             wins = time_windows(item.duration, self.config.window_s, self.config.hop_s)
             means.append(windowed_mean(stored.features, wins, item.duration))
-        if ids:
-            grow_memory(memory, anchors, ids, np.stack(means)).save(mem_p)
+        if ids or not present.all():  # new files join; rows of files removed since go
+            kept = memory.rows(present)
+            (grow_memory(kept, anchors, ids, np.stack(means)) if ids else kept).save(mem_p)
         return len(ids)
 
     def follow_adapt(self, report: AddReport) -> None:

@@ -84,6 +84,12 @@ class NameMemory:
         rows.sort(key=lambda r: (-r[1], r[0]))
         return rows[:n]
 
+    def rows(self, keep: np.ndarray) -> "NameMemory":
+        """The memory with only the rows where ``keep`` is true (e.g. files still indexed); the
+        captions stay (they are what the named files said)."""
+        return NameMemory(self.item_ids[keep], self.neighbors[keep], self.weights[keep], self.captions,
+                          self.threshold, self.weight, self.fingerprint)
+
     def row_of(self) -> dict[int, int]:
         """Item id -> row of the memory's arrays (built once)."""
         if self.row_index is None:
