@@ -197,6 +197,11 @@ def test_fuse_named_orders_matching_names_then_unnamed_files_then_names_that_say
     for share in (0.3, 0.7, 1.0):
         ranked = fusion.fuse_named(content, lifted, meta, frozenset({1, 2, 5}), True, unnamed_share=share)
         assert [d for d, _ in ranked if d in (3, 4)] == [3, 4]
+    # a file without a name vector whose words match (a tag, a name given after `adapt`) is fused
+    # like a named one: its plain content score, not the memory-lifted one
+    tagged = dict(fusion.fuse_named(content + [(6, 0.3)], lifted + [(6, 0.8)], meta + [(6, 0.4)],
+                                    frozenset({1, 2, 5}), by_words=True))
+    assert tagged[6] == pytest.approx(0.3 + 0.4 * 0.7)
     # no word matched: named files take the memory-lifted score too
     nowords = dict(fusion.fuse_named(content, lifted, [], frozenset({1, 2}), by_words=False))
     assert nowords[2] == pytest.approx(fusion.MISMATCH_SHARE * 0.85)
