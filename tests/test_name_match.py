@@ -219,7 +219,7 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     from test_name_memory import WIDELANDS, wolf_library
 
     from soundseek import Index
-    from soundseek.index.name_memory import ANCHORS_FILE, MEMORY_FILE, NameMemory
+    from soundseek.index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory
 
     idx = wolf_library(tmp_path)
     idx.close()
@@ -244,6 +244,7 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert zoom and "memory" in zoom[0].matched
     assert "new named file" not in out  # ZOOM0002.OGG says nothing: no name vector
     names_before = NameVectors.load(tmp_path / "idx" / NAMES_FILE)
+    anchors_before = MemoryAnchors.load(tmp_path / "idx" / ANCHORS_FILE)
     assert new_id not in names_before.named()
     idx.close()
 
@@ -266,6 +267,13 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert toad and "meaning" in toad[0].matched
     idx.close()
     assert "new named file" not in _cli("index", str(lib), "--index", ip).output  # once only
+    # the new named file is an anchor of the memory now: its caption is one of the memory's, and
+    # files indexed with or after it can take it as a neighbour
+    anchors = MemoryAnchors.load(tmp_path / "idx" / ANCHORS_FILE)
+    mem_now = NameMemory.load(tmp_path / "idx" / MEMORY_FILE)
+    assert len(anchors.vectors) == len(anchors_before.vectors) + 1
+    assert float(mem_now.captions[anchors.caption_rows[-1]] @ names.vectors[-1]) == pytest.approx(1.0, abs=1e-5)
+    assert toad_id in mem_now.item_ids.tolist()
     # a file removed from the library leaves the memory and the name vectors at the next run
     (lib / "ZOOM0002.OGG").unlink()
     (lib / "pond" / "toad_croaking.ogg").unlink()

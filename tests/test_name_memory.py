@@ -296,6 +296,26 @@ def test_grow_memory_gives_new_files_their_nearest_named_files_by_their_own_fram
     assert g.neighbors[-1].tolist() == [0, -1] and g.weights[-1].tolist() == [1.0, 0.0]
 
 
+def test_new_named_files_become_anchors_that_later_files_can_take_as_neighbours():
+    from soundseek.index.name_memory import MemoryAnchors, add_anchors, grow_memory
+
+    mem = toy_memory()  # captions "dog" (row 0), "rain" (row 1) as unit 4-d vectors
+    centre = np.array([0.5, 0.5, 0.0], dtype=np.float32)
+    anchors = MemoryAnchors(unit([[1, -1, 0.1], [-1, 1, 0.1]]).astype(np.float16), np.array([0, 1]), centre,
+                            "yamnet@1", k=1)
+    # two files named after `adapt`: one called "dog" again (a caption the memory has), one "bell"
+    bell = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+    grown_mem, grown = add_anchors(mem, anchors, np.array([[1.5, 0.4, 0.0], [0.5, 0.5, 2.0]]),
+                                   np.stack([mem.captions[0] * 3.0, bell]))
+    assert grown.caption_rows.tolist() == [0, 1, 0, 2]  # the dog's caption is shared, the bell's appended
+    assert len(grown_mem.captions) == 3 and np.allclose(grown_mem.captions[2], bell)
+    assert np.allclose(np.linalg.norm(grown.vectors.astype(np.float32), axis=1), 1.0, atol=1e-3)
+    assert np.array_equal(grown_mem.item_ids, mem.item_ids)  # rows untouched: only the table grows
+    later = grow_memory(grown_mem, grown, [30], np.array([[0.5, 0.6, 1.8]]))  # sounds like the bell
+    assert later.neighbors[-1, 0] == 2 and later.bonus(bell)[-1] > 0
+    assert grow_memory(mem, anchors, [30], np.array([[0.5, 0.6, 1.8]])).bonus(bell)[-1] == 0  # before: no bell
+
+
 def test_windowed_mean_is_the_mean_of_the_windows_frames_as_adapt_takes_it():
     """Files indexed after `adapt` join the memory by the same mean frame `adapt` used for the
     named files (overlapping windows count shared frames twice), also for long files."""

@@ -177,11 +177,14 @@ class Ingest:
             self.meta.rollback()
             return {"error": f"{type(e).__name__}: {e}"}
 
-    def grow_memory(self) -> int:
+    def grow_memory(self, named: dict[int, np.ndarray] | None = None) -> int:
         """Files indexed since ``soundseek adapt`` join the name memory by their own sound
         (:func:`.name_memory.grow_memory`), when the index has a memory and its anchors for this
-        expert's features; returns how many joined.  A damaged file is left to ``check``."""
-        from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, grow_memory
+        expert's features; returns how many joined.  ``named``: new files that just got a name
+        vector (:meth:`grow_names`), by id: they also become anchors (:func:`.name_memory.add_anchors`),
+        so the other new files can take them as neighbours (they themselves take the anchors
+        ``adapt`` left: never their own).  A damaged file is left to ``check``."""
+        from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, add_anchors, grow_memory
 
         mem_p, anchors_p = self.path / MEMORY_FILE, self.path / ANCHORS_FILE
         if not (mem_p.is_file() and anchors_p.is_file()):
@@ -208,8 +211,18 @@ class Ingest:
             wins = time_windows(item.duration, self.config.window_s, self.config.hop_s)
             means.append(windowed_mean(stored.features, wins, item.duration))
         if ids or not present.all():  # new files join; rows of files removed since go
-            kept = memory.rows(present)
-            (grow_memory(kept, anchors, ids, np.stack(means)) if ids else kept).save(mem_p)
+            memory = memory.rows(present)
+            named = named or {}
+            is_named = np.array([i in named for i in ids], dtype=bool)
+            means_a = np.stack(means) if means else np.zeros((0, len(anchors.centre)), np.float32)
+            ids_a = np.array(ids, dtype=np.int64)
+            memory = grow_memory(memory, anchors, ids_a[is_named], means_a[is_named])
+            if is_named.any():
+                memory, anchors = add_anchors(memory, anchors, means_a[is_named],
+                                              np.stack([named[i] for i in ids_a[is_named].tolist()]))
+                anchors.save(anchors_p)  # first: rows beyond the memory's captions are ignored until it is saved
+            memory = grow_memory(memory, anchors, ids_a[~is_named], means_a[~is_named])
+            memory.save(mem_p)
         return len(ids)
 
     def follow_adapt(self, report: AddReport) -> None:
@@ -218,30 +231,36 @@ class Ingest:
         goes on with what was there."""
         from .errors import disk_full_error
 
-        try:
-            report.joined_memory = self.grow_memory()
-            report.named_since_adapt = self.grow_names()
-        except Exception as e:
-            if disk_full_error(e, self.path) is not None:
-                raise
-            report.adapt_error = f"{type(e).__name__}: {e}"
+        named: dict[int, np.ndarray] = {}
+        errors = []
+        for step in ("names", "memory"):
+            try:
+                if step == "names":
+                    report.named_since_adapt, named = self.grow_names()
+                else:
+                    report.joined_memory = self.grow_memory(named)
+            except Exception as e:
+                if disk_full_error(e, self.path) is not None:
+                    raise
+                errors.append(f"{type(e).__name__}: {e}")
+        report.adapt_error = "; ".join(errors)
 
-    def grow_names(self) -> int:
+    def grow_names(self) -> tuple[int, dict[int, np.ndarray]]:
         """Files indexed since ``soundseek adapt`` whose names say something get a name vector
         (:func:`.name_match.grow_names`), when the index has name vectors for the model in use;
-        returns how many.  A damaged file is left to ``check``."""
+        returns how many, and their vectors by id.  A damaged file is left to ``check``."""
         from ..experts.minilm_fast import light_text_expert
         from .name_match import NAMES_FILE, NameVectors, grow_names
 
         path = self.path / NAMES_FILE
         if not path.is_file():
-            return 0
+            return 0, {}
         try:
             names = NameVectors.load(path)
         except ValueError:
-            return 0
+            return 0, {}
         if names.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
-            return 0  # for another model: search ignores it
+            return 0, {}  # for another model: search ignores it
         known = names.named()
         every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
         items = [it for it in every if it.id not in known]
@@ -254,7 +273,7 @@ class Ingest:
                               present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])))
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
-        return n
+        return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})
 
     @staticmethod
     def relist(p: str, listed: dict, report: AddReport) -> bool:

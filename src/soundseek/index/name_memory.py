@@ -244,6 +244,32 @@ class MemoryAnchors:
         return a
 
 
+def add_anchors(memory: NameMemory, anchors: MemoryAnchors, mean_frames: np.ndarray,
+                captions: np.ndarray) -> tuple[NameMemory, MemoryAnchors]:
+    """Named files indexed after ``adapt`` as anchors too, so that files indexed with or after
+    them can take them as neighbours: their mean frames (centred on the library's mean at
+    ``adapt`` time, unit length) and their captions' sentence vectors, appended to the memory's
+    captions (a caption it already has, the same vector, is shared)."""
+    caps = np.asarray(captions, dtype=np.float32).reshape(len(mean_frames), -1)
+    caps = caps / np.maximum(np.linalg.norm(caps, axis=1, keepdims=True), 1e-9)
+    table = memory.captions.astype(np.float32)
+    rows = np.empty(len(caps), dtype=np.int32)
+    for j, c in enumerate(caps):
+        sims = table @ c if len(table) else np.zeros(0)
+        if len(sims) and sims.max() > 1 - 1e-5:
+            rows[j] = int(np.argmax(sims))
+        else:
+            rows[j] = len(table)
+            table = np.vstack([table, c[None, :]])
+    v = np.asarray(mean_frames, dtype=np.float32) - anchors.centre[None, :]
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+    grown = MemoryAnchors(np.vstack([anchors.vectors, v.astype(np.float16)]),
+                          np.concatenate([anchors.caption_rows, rows]).astype(np.int32), anchors.centre,
+                          anchors.expert_key, anchors.k, anchors.temperature)
+    return NameMemory(memory.item_ids, memory.neighbors, memory.weights, table, memory.threshold, memory.weight,
+                      memory.fingerprint), grown
+
+
 def grow_memory(memory: NameMemory, anchors: MemoryAnchors, item_ids, mean_frames: np.ndarray) -> NameMemory:
     """``memory`` with rows for the files ``item_ids`` (not in it yet; their mean expert frames
     ``mean_frames``): their nearest named files in the features space, at the full weight (the
