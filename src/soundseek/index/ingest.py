@@ -177,10 +177,10 @@ class Ingest:
             self.meta.rollback()
             return {"error": f"{type(e).__name__}: {e}"}
 
-    def grow_memory(self, named: dict[int, np.ndarray] | None = None) -> int:
+    def grow_memory(self, every: list, named: dict[int, np.ndarray] | None = None) -> int:
         """Files indexed since ``soundseek adapt`` join the name memory by their own sound
         (:func:`.name_memory.grow_memory`), when the index has a memory and its anchors for this
-        expert's features; returns how many joined.  ``named``: new files that just got a name
+        expert's features; returns how many joined.  ``every``: the index's items by id; ``named``: new files that just got a name
         vector (:meth:`grow_names`), by id: they also become anchors (:func:`.name_memory.add_anchors`),
         so the other new files can take them as neighbours (they themselves take the anchors
         ``adapt`` left: never their own).  A damaged file is left to ``check``."""
@@ -198,7 +198,6 @@ class Ingest:
             return 0  # other features, or a memory for another model (search ignores it)
         known = set(memory.item_ids.tolist())
         ids, means = [], []
-        every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
         present = np.isin(memory.item_ids, np.array([it.id for it in every], dtype=np.int64))
         for item in every:
             if item.id in known:
@@ -231,24 +230,31 @@ class Ingest:
         goes on with what was there."""
         from .errors import disk_full_error
 
-        named: dict[int, np.ndarray] = {}
-        errors = []
-        for step in ("names", "memory"):
+        errors: list[str] = []
+
+        def guarded(step, fallback):
             try:
-                if step == "names":
-                    report.named_since_adapt, named = self.grow_names()
-                else:
-                    report.joined_memory = self.grow_memory(named)
+                return step()
             except Exception as e:
                 if disk_full_error(e, self.path) is not None:
                     raise
                 errors.append(f"{type(e).__name__}: {e}")
+                return fallback
+
+        from .name_match import ADAPT_FILES
+
+        if not any((self.path / name).is_file() for name, _ in ADAPT_FILES):
+            return  # never adapted (or reverted): nothing to join
+        every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)  # read once for both
+        report.named_since_adapt, named = guarded(lambda: self.grow_names(every), (0, {}))
+        report.joined_memory = guarded(lambda: self.grow_memory(every, named), 0)
         report.adapt_error = "; ".join(errors)
 
-    def grow_names(self) -> tuple[int, dict[int, np.ndarray]]:
+    def grow_names(self, every: list) -> tuple[int, dict[int, np.ndarray]]:
         """Files indexed since ``soundseek adapt`` whose names say something get a name vector
         (:func:`.name_match.grow_names`), when the index has name vectors for the model in use;
-        returns how many, and their vectors by id.  A damaged file is left to ``check``."""
+        ``every``: the index's items by id.  Returns how many, and their vectors by id.  A
+        damaged file is left to ``check``."""
         from ..experts.minilm_fast import light_text_expert
         from .name_match import NAMES_FILE, NameVectors, grow_names
 
@@ -262,7 +268,6 @@ class Ingest:
         if names.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
             return 0, {}  # for another model: search ignores it
         known = names.named()
-        every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
         items = [it for it in every if it.id not in known]
         ft = self.meta.fulltext
         info: dict[int, dict] = {}
