@@ -86,13 +86,16 @@ def opaque_files(pkg: str | Source, protocol: str, fold: int, seed: int = 0) -> 
     """The labelled files that lose their names in ``fold``.  ``labels`` (the issue's protocol):
     every file of half the labels, so test sounds are kinds the named files never show;
     ``files``: half the files of every label (labels with one file alternate), the case of new
-    recordings of kinds the library already has names for."""
+    recordings of kinds the library already has names for; ``named`` (hybrid only): none, the
+    library as its owner has it, every file under its own name."""
+    if protocol == "named":
+        return set()
     labels = (pkg if isinstance(pkg, Source) else package_source(pkg)).labels
     if protocol == "labels":
         test = set(label_halves(labels, seed)[1 - fold])
         return {f for f, lab in labels.items() if lab in test}
     if protocol != "files":
-        raise ValueError(f"protocol must be labels or files, not {protocol!r}")
+        raise ValueError(f"protocol must be labels, files or named, not {protocol!r}")
     rng = np.random.default_rng(seed)
     out, flip = set(), 0
     for lab in sorted(set(labels.values())):
@@ -288,11 +291,17 @@ def base_memory(model, files, idx):
     from soundseek.adapt.memory import memory_for
     from soundseek.adapt.trainer import caption_vectors
 
+    from soundseek.adapt.memory import mean_frames
+    from soundseek.features.sfx import sfx_vectors
+
     caps = sorted({f.caption.text for f in files if f.named})
     row = {c: i for i, c in enumerate(caps)}
     caption_of = np.array([row[f.caption.text] if f.named else -1 for f in files])
-    return memory_for(model, files, caption_of, caption_vectors(model, caps), AdaptConfig().memory,
-                      fingerprint=idx.model_fingerprint() or "")
+    cfg = AdaptConfig().memory
+    sfx = (sfx_vectors([f.path for f in files], mean_frames(files), idx.config.audio_expert, cfg.sfx_max_s)
+           if "sfx" in cfg.spaces else None)
+    return memory_for(model, files, caption_of, caption_vectors(model, caps), cfg,
+                      fingerprint=idx.model_fingerprint() or "", sfx=sfx)
 
 
 def summarise(folds: list[dict]) -> dict:

@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     wins = rng.standard_normal((int(n_windows.sum()), dim)).astype(np.float32)
     wins /= np.linalg.norm(wins, axis=1, keepdims=True)
     feats = rng.standard_normal((a.files, a.feature_dim)).astype(np.float32)  # each file's mean expert frame
+    sfx = rng.standard_normal((a.files, 512)).astype(np.float32)  # each file's mean aisfx embedding
     named = rng.random(a.files) < 0.6
     files = [FakeFile(i, bool(n)) for i, n in enumerate(named)]
     named_idx = np.flatnonzero(named)
@@ -59,12 +60,12 @@ def main(argv=None) -> int:
     t_caps = time.perf_counter() - t0
     cfg = MemoryConfig()
     t0 = time.perf_counter()
-    chk = check_memory(model, files, named_idx, group, captions, cfg, windows=(wins, starts), features=feats)
+    chk = check_memory(model, files, named_idx, group, captions, cfg, windows=(wins, starts), features=feats, sfx=sfx)
     t_check = time.perf_counter() - t0
     caption_of = np.full(a.files, -1)
     caption_of[named_idx] = group
     t0 = time.perf_counter()
-    mem = memory_for(model, files, caption_of, captions, cfg, windows=(wins, starts), features=feats)
+    mem = memory_for(model, files, caption_of, captions, cfg, windows=(wins, starts), features=feats, sfx=sfx)
     t_build = time.perf_counter() - t0
     ranked = [(i, 0.5 - i * 1e-4, i, 0.0, 1.0) for i in range(400)]
     q = captions[7]

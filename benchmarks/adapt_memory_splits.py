@@ -34,12 +34,14 @@ def variants():
     from soundseek.adapt.memory import MemoryConfig
 
     shipped = MemoryConfig()
-    return {"model, weight 4 (before)": replace(shipped, spaces=("model",), weight=4.0),
+    return {"model, weight 4": replace(shipped, spaces=("model",), weight=4.0),
             "features, weight 4": replace(shipped, spaces=("features",), weight=4.0),
-            "model+features, weight 4": replace(shipped, weight=4.0),
-            "model+features, weight 6 (shipped)": shipped,
-            "model+features, weight 8": replace(shipped, weight=8.0),
-            "model, weight 6": replace(shipped, spaces=("model",), weight=6.0)}
+            "model+features, weight 6 (before)": replace(shipped, spaces=("model", "features")),
+            "model+features, weight 8": replace(shipped, spaces=("model", "features"), weight=8.0),
+            "sfx, weight 6 (shipped)": shipped,
+            "model+sfx, weight 6": replace(shipped, spaces=("model", "sfx")),
+            "features+sfx, weight 6": replace(shipped, spaces=("features", "sfx")),
+            "model+features+sfx, weight 6": replace(shipped, spaces=("model", "features", "sfx"))}
 
 
 def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, seed: int) -> dict:
@@ -47,6 +49,7 @@ def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, se
     from soundseek.adapt.library import collect_library
     from soundseek.adapt.memory import memory_for
     from soundseek.adapt.scoring import file_scores, rank_metrics, window_vectors
+    from soundseek.features.sfx import sfx_vectors
     from soundseek.adapt.trainer import caption_vectors
     from soundseek.models import load_model
 
@@ -61,6 +64,7 @@ def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, se
     idx = soundseek.Index.create(ip, model=str(base_dir))
     idx.add(work / "splits" / "libs" / name, progress=False)
     files = collect_library(idx, max_windows=None)
+    sfx = sfx_vectors([f.path for f in files])  # aisfx hears the library (its audio is still there)
     idx.close()
     base = load_model(str(base_dir))
     queries = read_queries(pkg)
@@ -80,7 +84,7 @@ def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, se
            "files": len(files), "opaque_files": int(opaque.sum()),
            "none": rank_metrics(content[:, opaque], rel).to_dict()}
     for vname, cfg in variants().items():
-        mem = memory_for(base, files, caption_of, cap_vec, cfg, wins)
+        mem = memory_for(base, files, caption_of, cap_vec, cfg, wins, sfx=sfx)
         bonus = np.stack([mem.bonus(s) for s in sentences])
         out[vname] = rank_metrics((content + bonus)[:, opaque], rel).to_dict()
     shutil.rmtree(ip)  # 60 libraries: keep nothing but the numbers

@@ -245,6 +245,11 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert "new named file" not in out  # ZOOM0002.OGG says nothing: no name vector
     names_before = NameVectors.load(tmp_path / "idx" / NAMES_FILE)
     anchors_before = MemoryAnchors.load(tmp_path / "idx" / ANCHORS_FILE)
+    from soundseek.features.sfx import sfx_key
+
+    # the memory hears by aisfx, and so did the new file (decoded again: yamnet has no aisfx part)
+    assert anchors_before.space == "sfx" and anchors_before.expert_key == sfx_key()
+    assert anchors_before.vectors.shape[1] == 512
     assert new_id not in names_before.named()
     idx.close()
 

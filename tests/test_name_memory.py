@@ -88,13 +88,34 @@ def test_memory_for_hears_the_expert_features_too():
     files = [SimpleNamespace(item_id=10 + i, windows=[np.array([fr, fr], dtype=np.float32)]) for i, fr in enumerate(frames)]
     caption_of, captions = np.array([0, -1, 1, -1]), unit([[1, 0, 0, 0], [0, 1, 0, 0]])
     starts = np.arange(4)
-    both = memory_for(None, files, caption_of, captions, MemoryConfig(k=1), windows=(wins, starts))
+    two = MemoryConfig(k=1, spaces=("model", "features"))
+    both = memory_for(None, files, caption_of, captions, two, windows=(wins, starts))
     assert both.neighbors[1].tolist() == [0, 1] and both.weight == MemoryConfig().weight
     model_only = memory_for(None, files, caption_of, captions, MemoryConfig(k=1, spaces=("model",)), (wins, starts))
     assert model_only.neighbors[1].tolist() == [0]
-    assert MemoryConfig().spaces == ("model", "features")
+    # the shipped space: aisfx's mean embeddings (given here: file 1 sounds like the rain)
+    sfx = np.array([[0, 5, 1], [1, 0, 5], [1, 0, 6], [0, 6, 1]], dtype=np.float32)
+    assert MemoryConfig().spaces == ("sfx",)
+    shipped = memory_for(None, files, caption_of, captions, MemoryConfig(k=1), (wins, starts), sfx=sfx)
+    assert shipped.neighbors[1].tolist() == [1] and shipped.weights[1].tolist() == [1.0]
     with pytest.raises(ValueError, match="sound space"):
         sound_spaces(files, wins, starts, MemoryConfig(spaces=("loudness",)))
+    with pytest.raises(ValueError, match="aisfx"):
+        sound_spaces(files, wins, starts, MemoryConfig())  # the sfx space without its vectors
+
+
+def test_a_file_the_space_could_not_hear_takes_no_neighbours_and_is_nobodys():
+    # file 3 (named) and file 1 (unnamed) could not be read when adapt listened: NaN rows
+    sfx = np.array([[1, 0, 0], [np.nan] * 3, [0.9, 0.1, 0], [np.nan] * 3, [0, 1, 0]], dtype=np.float32)
+    e = centred_embeddings(sfx)
+    assert np.isfinite(e).all() and not e[1].any() and not e[3].any()
+    assert np.allclose(np.linalg.norm(e[[0, 2, 4]], axis=1), 1.0)
+    captions = unit([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])
+    mem = build_memory(np.arange(5), e, np.array([0, -1, -1, 2, 1]), captions, k=2)
+    assert (mem.neighbors[1] == -1).all() and not mem.weights[1].any()  # unheard: no neighbours
+    assert 2 not in mem.neighbors  # the unheard named file lends its name to nobody
+    assert mem.bonus(np.array([0, 0, 1.0, 0])).tolist() == [0.0] * 5
+    assert mem.neighbors[2, 0] == 0 and mem.bonus(np.array([1.0, 0, 0, 0]))[2] > 0
 
 
 def test_save_load_and_damage(tmp_path):
@@ -152,6 +173,7 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     from soundseek.adapt import AdaptConfig
     from soundseek.adapt.library import collect_library
     from soundseek.adapt.memory import check_memory, memory_for
+    from soundseek.features.sfx import sfx_vectors
     from soundseek.adapt.trainer import caption_vectors
     from soundseek.models import load_model
 
@@ -161,8 +183,10 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     caps = sorted({f.caption.text for f in files if f.named})
     row = {c: i for i, c in enumerate(caps)}
     caption_of = np.array([row[f.caption.text] if f.named else -1 for f in files])
+    sfx = sfx_vectors([f.path for f in files])  # aisfx on the real files
+    assert sfx.shape == (len(files), 512) and np.isfinite(sfx).all()
     mem = memory_for(model, files, caption_of, caption_vectors(model, caps), AdaptConfig().memory,
-                     fingerprint=idx.model_fingerprint())
+                     fingerprint=idx.model_fingerprint(), sfx=sfx)
 
     def ranks(q):
         return [Path(h.path).name for h in idx.search(q, k=len(files), mode="content", group=False)]
@@ -187,7 +211,7 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
 
     named_idx = np.flatnonzero(caption_of >= 0)
     chk = check_memory(model, files, named_idx, caption_of[named_idx], caption_vectors(model, caps),
-                       AdaptConfig().memory)
+                       AdaptConfig().memory, sfx=sfx)
     assert set(chk) == {"spaces", "seen_kinds", "unseen_kinds", "kept", "reason"}
     for q in ("seen_kinds", "unseen_kinds"):
         assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
@@ -210,7 +234,8 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
     assert not report.kept and report.check["memory"]["kept"] and "name memory kept" in report.reason
     assert memory_file.is_file() and idx.name_memory.current() is not None
     assert NameMemory.load(memory_file).fingerprint == idx.model_fingerprint()  # the base model's vectors
-    assert any(line.startswith("name memory in use") for line in describe(adaptation_state(idx)))
+    assert any(line.startswith("name memory in use (sounds alike by aisfx): seen kinds")
+               for line in describe(adaptation_state(idx)))
 
     revert(idx)
     assert not memory_file.exists() and idx.name_memory.current() is None
@@ -222,6 +247,59 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
     report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(enabled=False), **small), progress=False)
     assert "memory" not in report.check and not memory_file.exists()
     idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_adapt_listens_with_aisfx_and_falls_back_without_it(tmp_path, monkeypatch):
+    import soundseek.features.sfx as sfx_mod
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+    from soundseek.adapt.memory import MemoryConfig
+
+    idx = wolf_library(tmp_path)
+    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
+    keep = MemoryConfig(min_gain=-1.0, max_loss=1.0)
+    heard = []
+    real = sfx_mod.sfx_vectors
+    monkeypatch.setattr(sfx_mod, "sfx_vectors", lambda *a, **k: heard.append(len(a[0])) or real(*a, **k))
+    report = adapt_and_install(idx, AdaptConfig(memory=keep, **small), progress=False)
+    assert report.check["memory"]["spaces"] == ["sfx"] and heard == [len(idx.items())]
+    assert idx.name_memory.current() is not None
+    monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)  # aisfx not installed
+    report = adapt_and_install(idx, AdaptConfig(memory=keep, **small), progress=False)
+    assert report.check["memory"]["spaces"] == ["model", "features"] and len(heard) == 1
+    assert idx.name_memory.current() is not None
+    idx.close()
+
+
+def test_sfx_vectors_read_stored_aisfx_columns_and_mark_unreadable_files(tmp_path):
+    from soundseek.features.sfx import sfx_vectors, stored_sfx
+
+    means = np.arange(2 * 1536, dtype=np.float32).reshape(2, 1536)
+    paths = [str(tmp_path / "gone.wav"), str(tmp_path / "also-gone.wav")]
+    got = sfx_vectors(paths, means, "yamnet+aisfx")  # the quality profile stores aisfx's part: nothing decoded
+    assert got.shape == (2, 512) and np.array_equal(got, means[:, 1024:])
+    assert stored_sfx(means, "yamnet") is None
+    missing = sfx_vectors(paths, means, "yamnet")  # decodes: the files are gone
+    assert missing.shape == (2, 512) and np.isnan(missing).all()
+
+
+def test_anchors_written_before_the_sfx_space_load_as_features(tmp_path):
+    from soundseek.index.name_memory import MemoryAnchors
+
+    vecs = unit([[1.0, 0, 0], [0, 1.0, 0]]).astype(np.float16)
+    np.savez(tmp_path / "a.npz", vectors=vecs, caption_rows=np.array([0, 1], np.int32),
+             centre=np.zeros(3, np.float32), expert_key=np.array("yamnet@1"), k=np.int32(5),
+             temperature=np.float32(0.05))  # no "space": an older adapt
+    a = MemoryAnchors.load(tmp_path / "a.npz")
+    assert a.space == "features" and a.expert_key == "yamnet@1"
+    nb, w = a.neighbours(np.array([[0.9, 0.1, 0], [np.nan] * 3], np.float32))
+    assert nb[0, 0] == 0 and (nb[1] == -1).all() and not w[1].any()  # a file not heard: no neighbours
+    a.space = "elsewhere"
+    a.save(tmp_path / "b.npz")
+    with pytest.raises(ValueError, match="unknown sound space"):
+        MemoryAnchors.load(tmp_path / "b.npz")
 
 
 @pytest.mark.slow
@@ -331,3 +409,24 @@ def test_windowed_mean_is_the_mean_of_the_windows_frames_as_adapt_takes_it():
         masks = frame_window_masks(feats.frame_times(), feats.window_s, wins, duration_s=dur)
         want = np.concatenate([feats.frames[m] for m in masks]).mean(0)
         assert np.allclose(windowed_mean(feats, wins, dur), want, atol=1e-6), dur
+
+
+def test_sfx_vectors_hear_only_the_opening_of_a_long_file(tmp_path):
+    import soundfile as sf
+
+    from soundseek.experts.registry import get_expert
+    from soundseek.features.sfx import sfx_vectors
+
+    sr = 44100
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * sr) / sr
+    wave = np.where(t < 4, 0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * rng.standard_normal(len(t))).astype(np.float32)
+    sf.write(tmp_path / "long.wav", wave, sr)
+    got = sfx_vectors([str(tmp_path / "long.wav")], max_s=4.0)
+    want = np.asarray(get_expert("aisfx").embed([wave[: 4 * sr]])[0].frames).mean(0)
+    whole = sfx_vectors([str(tmp_path / "long.wav")], max_s=30.0)[0]
+    def cos(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cos(got[0], want) > 0.999  # the tone alone: the noise after 4 s was never decoded
+    assert cos(whole, want) < 0.99  # (bf16 network, 16-bit file: not bit for bit)

@@ -114,7 +114,10 @@ def describe(state: dict) -> list[str]:
                                  (("P@1", "p1"), ("P@5", "p5"), ("R@10", "r10"), ("mAP", "map")) if m in b and m in a))
     mem = chk.get("memory")
     if mem:
-        lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}: {mem.get('reason', '')}")
+        by = {"sfx": "aisfx", "model": "the model", "features": "the expert's frames"}
+        spaces = " and ".join(by.get(s, s) for s in mem.get("spaces", []))
+        lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}"
+                     f"{f' (sounds alike by {spaces})' if spaces else ''}: {mem.get('reason', '')}")
     if state.get("name_vectors_in_use"):
         lines.append(f"what the names mean: {state['name_vectors_in_use']} named files, used by hybrid search")
     if state.get("files_since_adapt"):

@@ -1,7 +1,9 @@
 """The name memory (:mod:`soundseek.index.name_memory`) of a library: built from the named
-files' weak captions and two sound spaces (``MemoryConfig.spaces``: the model's window vectors,
-and the expert's own frames, averaged per file and centred on the library), and checked on
-held-out named files before it is used.
+files' weak captions and the files' neighbours by sound in ``MemoryConfig.spaces`` (shipped: the
+aisfx sound-effects CNN's mean embedding per file, centred on the library,
+:mod:`soundseek.features.sfx`; also
+available: the model's window vectors and the expert's own frames), and checked on held-out
+named files before it is used.
 
 The check asks two questions with the library's own captions as queries, ranking held-out files
 by content with and without the memory:
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..features.sfx import SFX_MAX_S
 from ..index.name_memory import NameMemory, build_memory, centred_embeddings, file_embeddings
 from .scoring import rank_metrics, split_groups, text_vectors, window_vectors
 
@@ -33,9 +36,12 @@ class MemoryConfig:
     """Settings of the name memory (saved in the adaptation report)."""
 
     enabled: bool = True
-    # where "sounds alike" is measured: "model" (the model's window vectors, averaged per file) and
-    # "features" (the expert's frames averaged per file, centred on the library); k neighbours in each
-    spaces: tuple[str, ...] = ("model", "features")
+    # where "sounds alike" is measured: "model" (the model's window vectors, averaged per file),
+    # "features" (the expert's frames averaged per file, centred on the library) and "sfx" (the
+    # aisfx sound-effects CNN's mean embedding per file, centred: soundseek.features.sfx); k
+    # neighbours in each.  Where aisfx cannot be loaded, "sfx" falls back to FALLBACK_SPACES.
+    spaces: tuple[str, ...] = ("sfx",)
+    sfx_max_s: float = SFX_MAX_S  # "sfx": seconds of each file decoded (from its start)
     k: int = 5  # nearest named files per file (per space)
     temperature: float = 0.05  # softmax over their cosine
     threshold: float = 0.5  # a query must read like a caption (sentence cosine) above this
@@ -50,28 +56,38 @@ class MemoryConfig:
         return asdict(self)
 
 
+#: the spaces used in place of "sfx" where the aisfx network is not installed
+FALLBACK_SPACES = ("model", "features")
+
+
 def memory_for(model, files, caption_of: np.ndarray, captions: np.ndarray, cfg: MemoryConfig,
                windows: tuple[np.ndarray, np.ndarray] | None = None, fingerprint: str = "",
-               features: np.ndarray | None = None) -> NameMemory:
+               features: np.ndarray | None = None, sfx: np.ndarray | None = None) -> NameMemory:
     """The memory of ``files`` (LibraryFile, all windows) for ``model``; ``caption_of[f]``: the
-    caption row of file f (-1: unnamed); ``features``: see :func:`sound_spaces`."""
+    caption row of file f (-1: unnamed); ``features``, ``sfx``: see :func:`sound_spaces`."""
     wins, starts = windows if windows is not None else window_vectors(model, files)
-    return build_memory(np.array([f.item_id for f in files]), sound_spaces(files, wins, starts, cfg, features),
+    return build_memory(np.array([f.item_id for f in files]), sound_spaces(files, wins, starts, cfg, features, sfx),
                         caption_of, captions, cfg.k, cfg.temperature, cfg.threshold, cfg.weight, fingerprint)
 
 
 def sound_spaces(files, wins: np.ndarray, starts: np.ndarray, cfg: MemoryConfig,
-                 features: np.ndarray | None = None) -> list[np.ndarray]:
+                 features: np.ndarray | None = None, sfx: np.ndarray | None = None) -> list[np.ndarray]:
     """One (F, E) unit vector per file for each of ``cfg.spaces``; ``features`` (F, D): each
-    file's mean expert frame (default: from the files' window frames, :func:`mean_frames`)."""
+    file's mean expert frame (default: from the files' window frames, :func:`mean_frames`);
+    ``sfx`` (F, 512): each file's mean aisfx embedding (:func:`soundseek.features.sfx.sfx_vectors`,
+    NaN rows: not heard), needed when the spaces name it."""
     out = []
     for space in cfg.spaces:
         if space == "model":
             out.append(file_embeddings(wins, starts))
         elif space == "features":
             out.append(centred_embeddings(mean_frames(files) if features is None else features))
+        elif space == "sfx":
+            if sfx is None:
+                raise ValueError("the 'sfx' space needs each file's aisfx vector (soundseek.features.sfx.sfx_vectors)")
+            out.append(centred_embeddings(sfx))
         else:
-            raise ValueError(f"unknown sound space {space!r} (model, features)")
+            raise ValueError(f"unknown sound space {space!r} (model, features, sfx)")
     return out
 
 
@@ -93,14 +109,14 @@ def held_files(group: np.ndarray, seed: int) -> np.ndarray:
 
 def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, captions: np.ndarray,
                  cfg: MemoryConfig, seed: int = 0, windows=None, queries: np.ndarray | None = None,
-                 features: np.ndarray | None = None) -> dict:
+                 features: np.ndarray | None = None, sfx: np.ndarray | None = None) -> dict:
     """Both held-out questions (module docstring) for ``files``; ``named_idx`` the rows of the
     named files, ``group[j]`` the caption row of named file ``named_idx[j]``; ``queries[c]``: the
-    sentence vector that asks for caption row c (default: the caption itself); ``features``: see
-    :func:`sound_spaces`."""
+    sentence vector that asks for caption row c (default: the caption itself); ``features``,
+    ``sfx``: see :func:`sound_spaces`."""
     queries = captions if queries is None else queries
     wins, starts = windows if windows is not None else window_vectors(model, files)
-    emb = sound_spaces(files, wins, starts, cfg, features)
+    emb = sound_spaces(files, wins, starts, cfg, features, sfx)
     ids = np.array([f.item_id for f in files])
     out: dict = {"spaces": list(cfg.spaces)}
     for name, split in (("seen_kinds", held_files),

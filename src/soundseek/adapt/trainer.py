@@ -24,7 +24,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -359,20 +359,23 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
                  text_expert=text_expert_name(base)).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
-        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key)
+        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key, index)
         verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
     return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
 
 
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
-                out: Path, progress: bool, expert_key: str = "") -> dict:
-    """Check the name memory of ``files`` with ``model``'s window vectors (the base model's:
-    neighbours by sound as a model that never learnt the library's names hears them) and the
-    expert's own features (``cfg.memory.spaces``; ``group``:
-    caption rows of the named files, in order) and save it as ``out/name_memory.npz`` when the
-    check keeps it (``soundseek.adapt.apply`` installs it into the index, whichever model serves),
-    with its anchors (``expert_key``: the index's features) so that files indexed later join it."""
+                out: Path, progress: bool, expert_key: str = "", index=None) -> dict:
+    """Check the name memory of ``files`` with neighbours by sound in ``cfg.memory.spaces``
+    (shipped: aisfx's, :mod:`soundseek.features.sfx`, read from the stored frames when
+    ``index``'s expert has an aisfx part; "model": the base model's window vectors; "features":
+    the expert's own frames), ``group`` the caption rows of the named files in order, and save
+    it as ``out/name_memory.npz`` when the check keeps it (``soundseek.adapt.apply`` installs it
+    into the index, whichever model serves), with its anchors (in the sfx space, else in the
+    index's features, ``expert_key``) so that files indexed later join it."""
+    from ..features.sfx import sfx_available, sfx_key, sfx_vectors
     from ..index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, centred_embeddings
+    from .memory import FALLBACK_SPACES
 
     wins = window_vectors(model, files)
     named_idx = np.flatnonzero([f.named for f in files])
@@ -380,19 +383,29 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
     for f, g in zip((files[i] for i in named_idx), group):
         words.setdefault(int(g), " ".join(f.caption.name_words or f.caption.text.split()))
     asked = caption_vectors(model, [words.get(g, "") for g in range(len(captions))])
-    feats = mean_frames(files) if "features" in cfg.memory.spaces else None
-    chk = check_memory(model, files, named_idx, group, captions, cfg.memory, cfg.seed, wins, queries=asked,
-                       features=feats)
+    mcfg = cfg.memory
+    if "sfx" in mcfg.spaces and not sfx_available():  # aisfx not installed: the spaces that need no network
+        mcfg = replace(mcfg, spaces=tuple(dict.fromkeys(s for sp in mcfg.spaces
+                                                          for s in (FALLBACK_SPACES if sp == "sfx" else (sp,)))))
+    audio_expert = index.config.audio_expert if index is not None else None
+    feats = mean_frames(files)
+    sfx = (sfx_vectors([f.path for f in files], feats, audio_expert, mcfg.sfx_max_s, progress=progress)
+           if "sfx" in mcfg.spaces else None)
+    chk = check_memory(model, files, named_idx, group, captions, mcfg, cfg.seed, wins, queries=asked,
+                       features=feats, sfx=sfx)
     if progress:
         print(f"name memory: {chk['reason']}: {'kept' if chk['kept'] else 'not kept'}", file=sys.stderr, flush=True)
     if chk["kept"]:
         caption_of = np.full(len(files), -1)
         caption_of[named_idx] = group
         out.mkdir(parents=True, exist_ok=True)
-        memory_for(model, files, caption_of, captions, cfg.memory, wins, features=feats).save(out / MEMORY_FILE)
-        if feats is not None and expert_key:
-            MemoryAnchors(centred_embeddings(feats)[named_idx], group, feats.mean(0), expert_key, cfg.memory.k,
-                          cfg.memory.temperature).save(out / ANCHORS_FILE)
+        memory_for(model, files, caption_of, captions, mcfg, wins, features=feats, sfx=sfx).save(out / MEMORY_FILE)
+        # files indexed later join by the memory's own sound space where it is one (sfx),
+        # else by the expert's features
+        space, vecs, key = ("sfx", sfx, sfx_key()) if sfx is not None else ("features", feats, expert_key)
+        if key:
+            MemoryAnchors(centred_embeddings(vecs)[named_idx], group, np.nanmean(vecs, 0), key, mcfg.k,
+                          mcfg.temperature, space).save(out / ANCHORS_FILE)
     return chk
 
 

@@ -43,7 +43,7 @@ def window_frames(feats: AudioFeatures, windows: list[Window], duration_s: float
 def windowed_mean(feats: AudioFeatures, windows: list[Window], duration_s: float | None = None) -> np.ndarray:
     """A file's frames averaged over its windows (frames in two overlapping windows count twice):
     the mean of ``np.concatenate`` of every window's frames, as ``soundseek.adapt`` takes it
-    from a file's windows, computed block by block (the name memory's "features" space)."""
+    from a file's windows, computed block by block (the name memory's "features" space, and its anchors where aisfx is not installed)."""
     total = np.zeros(feats.frames.shape[1], dtype=np.float64)
     n = 0
     for _, f in window_frames(feats, windows, duration_s):

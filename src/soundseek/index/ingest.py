@@ -154,7 +154,7 @@ class Ingest:
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
-            self.follow_adapt(report)
+            self.follow_adapt(report, progress)
             if self.dups is not None:
                 report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -177,10 +177,12 @@ class Ingest:
             self.meta.rollback()
             return {"error": f"{type(e).__name__}: {e}"}
 
-    def grow_memory(self, every: list, named: dict[int, np.ndarray] | None = None) -> int:
+    def grow_memory(self, every: list, named: dict[int, np.ndarray] | None = None, progress: bool = False) -> int:
         """Files indexed since ``soundseek adapt`` join the name memory by their own sound
-        (:func:`.name_memory.grow_memory`), when the index has a memory and its anchors for this
-        expert's features; returns how many joined.  ``every``: the index's items by id; ``named``: new files that just got a name
+        (:func:`.name_memory.grow_memory`), when the index has a memory and its anchors (in the
+        sfx space: the new files are heard by aisfx, :mod:`..features.sfx`, decoded again unless
+        the expert has an aisfx part; or in this expert's features); returns how many joined.
+        ``every``: the index's items by id; ``named``: new files that just got a name
         vector (:meth:`grow_names`), by id: they also become anchors (:func:`.name_memory.add_anchors`),
         so the other new files can take them as neighbours (they themselves take the anchors
         ``adapt`` left: never their own).  A damaged file is left to ``check``."""
@@ -193,9 +195,15 @@ class Ingest:
             memory, anchors = NameMemory.load(mem_p), MemoryAnchors.load(anchors_p)
         except ValueError:
             return 0
+        from ..features.sfx import sfx_available, sfx_key, sfx_vectors
+
         key = self.embedder.feature_key
-        if anchors.expert_key != key or memory.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
+        heard_by = sfx_key() if anchors.space == "sfx" else key
+        if anchors.expert_key != heard_by or memory.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
             return 0  # other features, or a memory for another model (search ignores it)
+        if anchors.space == "sfx" and not sfx_available():
+            raise RuntimeError("the name memory hears files with aisfx, which is not installed here "
+                               "(`pip install --no-deps aisfx`); new files did not join it")
         known = set(memory.item_ids.tolist())
         ids, means = [], []
         present = np.isin(memory.item_ids, np.array([it.id for it in every], dtype=np.int64))
@@ -214,6 +222,9 @@ class Ingest:
             named = named or {}
             is_named = np.array([i in named for i in ids], dtype=bool)
             means_a = np.stack(means) if means else np.zeros((0, len(anchors.centre)), np.float32)
+            if anchors.space == "sfx" and ids:
+                paths = {it.id: it.path for it in every}
+                means_a = sfx_vectors([paths[i] for i in ids], means_a, self.config.audio_expert, progress=progress)
             ids_a = np.array(ids, dtype=np.int64)
             memory = grow_memory(memory, anchors, ids_a[is_named], means_a[is_named])
             if is_named.any():
@@ -224,7 +235,7 @@ class Ingest:
             memory.save(mem_p)
         return len(ids)
 
-    def follow_adapt(self, report: AddReport) -> None:
+    def follow_adapt(self, report: AddReport, progress: bool = False) -> None:
         """New files join what ``soundseek adapt`` installed (the name memory, the name vectors).
         A failure here never fails the run (the files are indexed): it is reported, and search
         goes on with what was there."""
@@ -247,7 +258,7 @@ class Ingest:
             return  # never adapted (or reverted): nothing to join
         every = sorted(self.meta.items_by_path().values(), key=lambda it: it.id)  # read once for both
         report.named_since_adapt, named = guarded(lambda: self.grow_names(every), (0, {}))
-        report.joined_memory = guarded(lambda: self.grow_memory(every, named), 0)
+        report.joined_memory = guarded(lambda: self.grow_memory(every, named, progress), 0)
         report.adapt_error = "; ".join(errors)
 
     def grow_names(self, every: list) -> tuple[int, dict[int, np.ndarray]]:

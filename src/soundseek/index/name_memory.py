@@ -13,8 +13,9 @@ The threshold keeps queries about kinds the library never names (cosine to every
 it) at exactly the content ranking.  Neighbours may come from several sound spaces at once
 (``build_memory`` with a list of embeddings: ``k`` per space, each space's weights shared
 equally), so that one space's mistakes are outvoted where the other hears right.
-``soundseek adapt`` chooses them with the base model's window vectors and the expert's own
-features, and stamps the memory with the fingerprint of the model the index then serves; it is
+``soundseek adapt`` chooses them by the mean embedding of aisfx, a sound-effects CNN
+(:mod:`soundseek.features.sfx`; or, where it is not installed, by the base model's window vectors
+and the expert's own features), and stamps the memory with the fingerprint of the model the index then serves; it is
 used only while the index serves that model (``fingerprint``).
 Plain numpy, so text search stays torch-free.
 """
@@ -29,7 +30,7 @@ import numpy as np
 
 #: the memory's file inside the index folder
 MEMORY_FILE = "name_memory.npz"
-#: the named files as the memory's "features" space saw them (:class:`MemoryAnchors`)
+#: the named files as the memory's sound space heard them (:class:`MemoryAnchors`)
 ANCHORS_FILE = "name_memory_anchors.npz"
 
 
@@ -164,9 +165,11 @@ def top_named(emb: np.ndarray, named_emb: np.ndarray, named_rows: np.ndarray, k:
               self_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(F, k) caption rows of the ``k`` nearest of the named files ``named_emb`` (their caption
     rows ``named_rows``) to each row of ``emb``, and their softmax weights; ``self_rows[j]``:
-    the row of ``emb`` that named file j is (never its own neighbour), if any."""
+    the row of ``emb`` that named file j is (never its own neighbour), if any.  Zero rows (files
+    the space could not hear, :func:`centred_embeddings`) take no neighbours and are nobody's."""
     f = len(emb)
-    k = int(min(k, len(named_emb)))
+    heard = np.linalg.norm(named_emb, axis=1) > 0  # a zero row: a file this space could not hear
+    k = int(min(k, int(heard.sum())))
     neighbors = np.full((f, max(k, 1)), -1, dtype=np.int32)
     weights = np.zeros((f, max(k, 1)), dtype=np.float32)
     if k > 0:
@@ -175,11 +178,14 @@ def top_named(emb: np.ndarray, named_emb: np.ndarray, named_rows: np.ndarray, k:
             rows = np.arange(lo, min(lo + 1024, f))
             if self_rows is not None:
                 sim[self_rows[None, :] == rows[:, None]] = -np.inf  # never a file's own name
+            sim[:, ~heard] = -np.inf
+            sim[np.linalg.norm(emb[lo:lo + 1024], axis=1) == 0] = -np.inf  # unheard: no neighbours here
             top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             s = np.take_along_axis(sim, top, 1)
             order = np.argsort(-s, axis=1, kind="stable")
             top, s = np.take_along_axis(top, order, 1), np.take_along_axis(s, order, 1)
-            w = np.exp((s - s[:, :1]) / temperature)
+            with np.errstate(invalid="ignore"):  # rows with no neighbour at all: -inf - -inf
+                w = np.exp((s - s[:, :1]) / temperature)
             w[~np.isfinite(s)] = 0.0
             weights[rows] = w / np.maximum(w.sum(1, keepdims=True), 1e-12)
             neighbors[rows] = np.where(np.isfinite(s), np.asarray(named_rows)[top], -1)
@@ -198,19 +204,24 @@ def file_embeddings(window_vectors: np.ndarray, starts: np.ndarray) -> np.ndarra
 def centred_embeddings(vectors: np.ndarray) -> np.ndarray:
     """(F, D) unit vectors of ``vectors`` (one per file, e.g. a file's mean expert frame) after
     subtracting their mean over the library: what all files share says nothing about which
-    ones sound alike."""
+    ones sound alike.  Rows with NaN (a file that could not be heard) become zero rows."""
     v = np.asarray(vectors, dtype=np.float32)
-    v = v - v.mean(0, keepdims=True)
+    ok = np.isfinite(v).all(1)
+    v = np.where(ok[:, None], v, 0.0)
+    if ok.any():
+        v = v - v[ok].mean(0, keepdims=True)
+    v[~ok] = 0.0
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
 
 @dataclass
 class MemoryAnchors:
-    """The named files as the memory's "features" space saw them at ``adapt`` time: each named
-    file's mean expert frame, centred on the library's mean (``centre``) and unit length, with
-    its caption row.  With them, files indexed after ``adapt`` join the memory at once
-    (:func:`grow_memory`): their ``k`` nearest named files by their own mean frame.  ``expert_key``:
-    the features they were computed from (other features cannot be compared)."""
+    """The named files as one sound space heard them at ``adapt`` time (``space``: "sfx", each
+    file's mean aisfx embedding, :mod:`soundseek.features.sfx`; "features", its mean expert
+    frame), centred on the library's mean (``centre``) and unit length, with their caption rows.
+    With them, files indexed after ``adapt`` join the memory at once (:func:`grow_memory`): their
+    ``k`` nearest named files by their own vector in that space.  ``expert_key``: what the
+    vectors were computed with (others cannot be compared)."""
 
     vectors: np.ndarray  # (N, D) float16, unit rows
     caption_rows: np.ndarray  # (N,) int32, rows of the memory's captions
@@ -218,17 +229,20 @@ class MemoryAnchors:
     expert_key: str
     k: int = 5
     temperature: float = 0.05
+    space: str = "features"
 
     def neighbours(self, mean_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(F, k) caption rows and softmax weights of the nearest named files to each mean frame."""
+        """(F, k) caption rows and softmax weights of the nearest named files to each file's
+        vector in the anchors' space (a row with NaN: a file not heard, no neighbours)."""
         v = np.asarray(mean_frames, dtype=np.float32) - self.centre[None, :]
+        v[~np.isfinite(v).all(1)] = 0.0
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
         return top_named(v, self.vectors.astype(np.float32), self.caption_rows, self.k, self.temperature)
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_npz(path, vectors=self.vectors.astype(np.float16), caption_rows=self.caption_rows.astype(np.int32),
                         centre=self.centre.astype(np.float32), expert_key=np.array(self.expert_key),
-                        k=np.int32(self.k), temperature=np.float32(self.temperature))
+                        k=np.int32(self.k), temperature=np.float32(self.temperature), space=np.array(self.space))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MemoryAnchors":
@@ -236,9 +250,11 @@ class MemoryAnchors:
         try:
             with np.load(path, allow_pickle=False) as z:
                 a = cls(z["vectors"], z["caption_rows"], z["centre"], str(z["expert_key"]), int(z["k"]),
-                        float(z["temperature"]))
+                        float(z["temperature"]), str(z["space"]) if "space" in z.files else "features")
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ValueError(f"{path}: not a name-memory anchor file ({e}); run `soundseek adapt` again") from e
+        if a.space not in ("features", "sfx"):
+            raise ValueError(f"{path}: anchors in an unknown sound space {a.space!r}; run `soundseek adapt` again")
         if a.vectors.ndim != 2 or len(a.caption_rows) != len(a.vectors) or a.centre.shape != a.vectors.shape[1:]:
             raise ValueError(f"{path}: the anchors' arrays do not fit together; run `soundseek adapt` again")
         return a
@@ -247,8 +263,8 @@ class MemoryAnchors:
 def add_anchors(memory: NameMemory, anchors: MemoryAnchors, mean_frames: np.ndarray,
                 captions: np.ndarray) -> tuple[NameMemory, MemoryAnchors]:
     """Named files indexed after ``adapt`` as anchors too, so that files indexed with or after
-    them can take them as neighbours: their mean frames (centred on the library's mean at
-    ``adapt`` time, unit length) and their captions' sentence vectors, appended to the memory's
+    them can take them as neighbours: their vectors in the anchors' space (centred on the
+    library's mean at ``adapt`` time, unit length) and their captions' sentence vectors, appended to the memory's
     captions (a caption it already has, the same vector, is shared)."""
     caps = np.asarray(captions, dtype=np.float32).reshape(len(mean_frames), -1)
     caps = caps / np.maximum(np.linalg.norm(caps, axis=1, keepdims=True), 1e-9)
@@ -262,18 +278,18 @@ def add_anchors(memory: NameMemory, anchors: MemoryAnchors, mean_frames: np.ndar
             rows[j] = len(table)
             table = np.vstack([table, c[None, :]])
     v = np.asarray(mean_frames, dtype=np.float32) - anchors.centre[None, :]
+    v[~np.isfinite(v).all(1)] = 0.0  # not heard: a zero row, nobody's neighbour
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     grown = MemoryAnchors(np.vstack([anchors.vectors, v.astype(np.float16)]),
                           np.concatenate([anchors.caption_rows, rows]).astype(np.int32), anchors.centre,
-                          anchors.expert_key, anchors.k, anchors.temperature)
+                          anchors.expert_key, anchors.k, anchors.temperature, anchors.space)
     return NameMemory(memory.item_ids, memory.neighbors, memory.weights, table, memory.threshold, memory.weight,
                       memory.fingerprint), grown
 
 
 def grow_memory(memory: NameMemory, anchors: MemoryAnchors, item_ids, mean_frames: np.ndarray) -> NameMemory:
-    """``memory`` with rows for the files ``item_ids`` (not in it yet; their mean expert frames
-    ``mean_frames``): their nearest named files in the features space, at the full weight (the
-    model space needs the base model's vectors, which indexing does not compute)."""
+    """``memory`` with rows for the files ``item_ids`` (not in it yet; ``mean_frames``: their
+    vectors in the anchors' space): their nearest named files there, at the full weight."""
     ids = np.asarray(item_ids, dtype=np.int64)
     if not len(ids):
         return memory
