@@ -152,7 +152,7 @@ def test_slot_follows_the_file_and_the_model(tmp_path):
 WIDELANDS = SHARED / "data" / "sfx-corpus" / "audio" / "widelands" / "widelands" / "data" / "sound"
 
 
-def wolf_library(tmp_path: Path):
+def wolf_library(tmp_path: Path, **create):
     """An index of widelands' animals and farm folders, one wolf renamed ZOOM0001.OGG: a new
     recording of a kind the library names."""
     from soundseek import Index
@@ -161,7 +161,7 @@ def wolf_library(tmp_path: Path):
     for folder in ("animals", "farm"):
         shutil.copytree(WIDELANDS / folder, lib / folder)
     (lib / "animals" / "wolf_01.ogg").rename(lib / "ZOOM0001.OGG")
-    idx = Index.create(tmp_path / "idx")
+    idx = Index.create(tmp_path / "idx", **create)
     assert not idx.add(lib, progress=False).failed
     return idx
 
@@ -173,8 +173,8 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     from soundseek.adapt import AdaptConfig
     from soundseek.adapt.library import collect_library
     from soundseek.adapt.memory import check_memory, memory_for
-    from soundseek.features.sfx import sfx_vectors
     from soundseek.adapt.trainer import caption_vectors
+    from soundseek.features.sfx import sfx_vectors
     from soundseek.models import load_model
 
     idx = wolf_library(tmp_path)
@@ -430,3 +430,29 @@ def test_sfx_vectors_hear_only_the_opening_of_a_long_file(tmp_path):
 
     assert cos(got[0], want) > 0.999  # the tone alone: the noise after 4 s was never decoded
     assert cos(whole, want) < 0.99  # (bf16 network, 16-bit file: not bit for bit)
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_a_quality_index_gets_the_memory_from_its_stored_aisfx_frames_decoding_nothing(tmp_path, monkeypatch):
+    import soundseek.audio.io as audio_io
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+    from soundseek.adapt.memory import MemoryConfig
+
+    idx = wolf_library(tmp_path, profile="quality")  # yamnet+aisfx frames in the feature store
+
+    def no_decoding(*a, **k):
+        raise AssertionError("adapt decoded audio on an index that stores aisfx's frames")
+
+    monkeypatch.setattr(audio_io, "stream_audio", no_decoding)
+    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small),
+                               progress=False)
+    # the quality model has no heads to tune; the memory and the names are built all the same
+    assert not report.kept and "no trained heads" in report.reason and "name memory kept" in report.reason
+    assert report.check["memory"]["spaces"] == ["sfx"] and idx.name_memory.current() is not None
+    assert idx.name_vectors.current() is not None
+    ranked = [Path(h.path).name for h in idx.search("wolf", k=5, mode="content", group=False)]
+    assert "ZOOM0001.OGG" in ranked[:3]  # the unnamed wolf, lifted by its neighbours' names
+    idx.close()

@@ -312,8 +312,6 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
         r.save(out / REPORT_FILE)
         return r
 
-    if not trainable_members(base):
-        return report(False, f"model {spec!r} has no trained heads to adapt", 0, [], 0, {})
     files = collect_library(index, cfg.caption, None, progress=progress)
     named = [f for f in files if f.named]
     captions = sorted({f.caption.text for f in named})
@@ -324,8 +322,27 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     cap_idx = {c: i for i, c in enumerate(captions)}
     group = np.array([cap_idx[f.caption.text] for f in named])
     text = cap_vec[group]
-    train_files = [_capped(f, cfg.max_windows) for f in named]
+    if trainable_members(base):
+        kept, verdict, chk, model_dir = tune_model(base, named, files, text, group, cfg, out, progress)
+    else:  # e.g. the quality profile's fused model: the memory and the names need no heads
+        kept, verdict, chk, model_dir = False, f"model {spec!r} has no trained heads to adapt", {}, None
+    out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
+    context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
+    name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
+                 text_expert=text_expert_name(base)).save(out / NAMES_FILE)
+    if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
+        # its ranking of held-out named files would make the memory's check meaningless
+        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key, index)
+        verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
+    return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
 
+
+def tune_model(base, named: list[LibraryFile], files: list[LibraryFile], text: np.ndarray, group: np.ndarray,
+               cfg: AdaptConfig, out: Path, progress: bool) -> tuple[bool, str, dict, str | None]:
+    """Tune ``base``'s audio heads on the named files: a trial on part of their names, checked on
+    the held-out rest; when it helps, the final model on all of them, saved in ``out``.
+    Returns (kept, verdict, check, model folder or None)."""
+    train_files = [_capped(f, cfg.max_windows) for f in named]
     held = split_groups(group, cfg.holdout_fraction, cfg.seed)
     fit = ~held
     if progress:
@@ -353,15 +370,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
             final = adapt_model(base, train_files, text, group, cfg, library, on_step=bar)
         final.save_pretrained(out)
         model_dir = str(out)
-    out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
-    context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
-    name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
-                 text_expert=text_expert_name(base)).save(out / NAMES_FILE)
-    if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
-        # its ranking of held-out named files would make the memory's check meaningless
-        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key, index)
-        verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
-    return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
+    return kept, verdict, chk, model_dir
 
 
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
