@@ -1,7 +1,7 @@
 """What ``soundseek adapt`` pays to hear a library with aisfx (the name memory's sound space,
 :mod:`soundseek.features.sfx`), and what an ``index`` run on an adapted index pays per new file.
 
-Times :func:`soundseek.features.sfx.sfx_vectors` (decode at aisfx's 44.1 kHz, at most 120 s of
+Times :func:`soundseek.features.sfx.sfx_vectors` (decode at aisfx's 44.1 kHz, at most 30 s of
 each file, aisfx network, mean per file) on two sets: the short sound effects of
 ``short_files.py`` (first ``--limit`` files under 2 s of the corpora) and ESC-50 fold 1 (398 clips
 of 5 s; timing only, nothing is learnt from it).  One process, torch on every core; reported:

@@ -269,7 +269,12 @@ def test_adapt_listens_with_aisfx_and_falls_back_without_it(tmp_path, monkeypatc
     monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)  # aisfx not installed
     report = adapt_and_install(idx, AdaptConfig(memory=keep, **small), progress=False)
     assert report.check["memory"]["spaces"] == ["model", "features"] and len(heard) == 1
+    assert "aisfx is not installed" in report.check["memory"]["reason"]
     assert idx.name_memory.current() is not None
+    from soundseek.index.name_memory import ANCHORS_FILE, MemoryAnchors
+
+    anchors = MemoryAnchors.load(Path(idx.path) / ANCHORS_FILE)  # files indexed later join by the expert's frames
+    assert anchors.space == "features" and anchors.expert_key == idx.embedder.feature_key
     idx.close()
 
 
@@ -455,4 +460,80 @@ def test_a_quality_index_gets_the_memory_from_its_stored_aisfx_frames_decoding_n
     assert idx.name_vectors.current() is not None
     ranked = [Path(h.path).name for h in idx.search("wolf", k=5, mode="content", group=False)]
     assert "ZOOM0001.OGG" in ranked[:3]  # the unnamed wolf, lifted by its neighbours' names
+    shutil.copy(WIDELANDS / "animals" / "wolf_02.ogg", tmp_path / "lib" / "ZOOM0002.OGG")
+    rep = idx.add(tmp_path / "lib", progress=False)  # a new file joins from its stored frames too
+    assert rep.joined_memory == 1 and not rep.adapt_error
+    idx.close()
+
+
+def test_hear_library_reports_unread_files_and_falls_back_when_too_few_named_files_are_heard(monkeypatch):
+    from types import SimpleNamespace
+
+    import soundseek.features.sfx as sfx_mod
+    from soundseek.adapt.memory import FALLBACK_SPACES, MemoryConfig, hear_library
+
+    files = [SimpleNamespace(path=f"/lib/{i}.wav", named=i < 3) for i in range(5)]
+    feats = np.zeros((5, 1024), np.float32)
+    rows = np.ones((5, 512), np.float32)
+    rows[1] = np.nan  # one named file could not be read
+    monkeypatch.setattr(sfx_mod, "sfx_vectors", lambda *a, **k: rows.copy())
+    cfg, sfx, note = hear_library(files, feats, MemoryConfig(), "yamnet")
+    assert cfg.spaces == ("sfx",) and sfx is not None and "could not read 1 of 5 files (first: /lib/1.wav)" in note
+    rows[0] = np.nan  # now only one named file is heard: no neighbours to learn from
+    cfg, sfx, note = hear_library(files, feats, MemoryConfig(), "yamnet")
+    assert cfg.spaces == FALLBACK_SPACES and sfx is None and "too few named files heard" in note
+    monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)
+    cfg, sfx, note = hear_library(files, feats, MemoryConfig(), "yamnet")
+    assert cfg.spaces == FALLBACK_SPACES and "pip install --no-deps aisfx" in note
+    both = np.ones((5, 1536), np.float32)  # a quality index: aisfx's columns are stored, aisfx not needed
+    cfg, sfx, note = hear_library(files, both, MemoryConfig(), "yamnet+aisfx")
+    assert cfg.spaces == ("sfx",) and sfx.shape == (5, 512) and note == ""
+    assert hear_library(files, feats, MemoryConfig(spaces=("model",)))[1:] == (None, "")
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_a_file_gone_at_adapt_time_is_reported_and_later_files_still_find_neighbours(tmp_path):
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+    from soundseek.adapt.memory import MemoryConfig
+    from soundseek.index.name_memory import ANCHORS_FILE, MemoryAnchors
+
+    idx = wolf_library(tmp_path)
+    (tmp_path / "lib" / "farm" / "sheep_00.ogg").unlink()  # indexed, then gone before adapt
+    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
+    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small),
+                               progress=False)
+    mem = report.check["memory"]
+    assert mem["unheard_files"] == 1 and "could not read 1 of" in mem["reason"] and "sheep_00.ogg" in mem["note"]
+    anchors = MemoryAnchors.load(Path(idx.path) / ANCHORS_FILE)
+    assert np.isfinite(anchors.centre).all() and anchors.space == "sfx" and anchors.max_s == 30.0
+    shutil.copy(WIDELANDS / "animals" / "wolf_02.ogg", tmp_path / "lib" / "ZOOM0002.OGG")
+    rep = idx.add(tmp_path / "lib", progress=False, prune=False)
+    assert rep.joined_memory == 1 and not rep.adapt_error
+    idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_new_files_without_aisfx_are_reported_and_removed_files_still_leave(tmp_path, monkeypatch):
+    import soundseek.features.sfx as sfx_mod
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+    from soundseek.adapt.memory import MemoryConfig
+
+    idx = wolf_library(tmp_path)
+    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
+    adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small), progress=False)
+    before = idx.name_memory.current()
+    monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)  # the index moved to a machine without aisfx
+    shutil.copy(WIDELANDS / "animals" / "wolf_02.ogg", tmp_path / "lib" / "ZOOM0002.OGG")
+    (tmp_path / "lib" / "farm" / "sheep_00.ogg").unlink()
+    rep = idx.add(tmp_path / "lib", progress=False)
+    assert rep.added == 1 and rep.removed == 1 and rep.joined_memory == 0
+    assert "aisfx, which is not installed" in rep.adapt_error and "1 new files did not join" in rep.adapt_error
+    after = idx.name_memory.current()
+    assert len(after.item_ids) == len(before.item_ids) - 1  # the removed sheep left, the new wolf did not join
+    rep = idx.add(tmp_path / "lib", progress=False, follow_adapt=False)  # (`index --adapt`: adapt comes next)
+    assert rep.adapt_error == "" and rep.joined_memory == 0
     idx.close()

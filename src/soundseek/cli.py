@@ -162,7 +162,8 @@ def index_cmd(
             console.print(f"ray: {rr.computed} files' features computed on {rr.workers} CPUs, {rr.cached} cached "
                           f"({rr.wall_seconds:.1f} s)")
     try:
-        report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune)
+        report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune,
+                         follow_adapt=not adapt)  # --adapt: adapt hears every file next anyway
     except (IndexBusyError, IndexReadOnlyError, LockFileError, DiskFullError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable

@@ -22,7 +22,7 @@ first question cannot show a gain because its files are already found, when the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -56,8 +56,40 @@ class MemoryConfig:
         return asdict(self)
 
 
-#: the spaces used in place of "sfx" where the aisfx network is not installed
+#: the spaces used in place of "sfx" where aisfx cannot hear the library
 FALLBACK_SPACES = ("model", "features")
+
+
+def hear_library(files, features: np.ndarray, cfg: MemoryConfig, audio_expert: str | None = None,
+                 progress: bool = False) -> tuple[MemoryConfig, np.ndarray | None, str]:
+    """The sfx vectors of ``files`` when ``cfg.spaces`` asks for them (``features``: the files'
+    mean expert frames, whose aisfx columns a quality-profile index already has), and the config
+    to build the memory with.  Where aisfx cannot hear the library (not installed; fewer than two
+    named files readable now), the "sfx" space becomes :data:`FALLBACK_SPACES`; the note says
+    why, and how many files could not be read."""
+    from ..features.sfx import sfx_available, sfx_vectors, stored_sfx
+
+    if "sfx" not in cfg.spaces:
+        return cfg, None, ""
+    fallback = replace(cfg, spaces=tuple(dict.fromkeys(s for sp in cfg.spaces
+                                                       for s in (FALLBACK_SPACES if sp == "sfx" else (sp,)))))
+    paths = [f.path for f in files]
+    sfx = stored_sfx(features, audio_expert)
+    if sfx is None:
+        if not sfx_available():
+            return fallback, None, ("aisfx is not installed (`pip install --no-deps aisfx`): sounds alike by the "
+                                    "model and the expert's frames instead")
+        sfx = sfx_vectors(paths, None, None, cfg.sfx_max_s, progress=progress)
+    heard = np.isfinite(sfx).all(1)
+    note = ""
+    if not heard.all():
+        first = paths[int(np.flatnonzero(~heard)[0])]
+        note = (f"aisfx could not read {int((~heard).sum())} of {len(files)} files (first: {first}); are they "
+                "still there?")
+    if int((heard & np.array([f.named for f in files], dtype=bool)).sum()) < 2:
+        return fallback, None, (note + "; " if note else "") + ("too few named files heard: sounds alike by the "
+                                                                "model and the expert's frames instead")
+    return cfg, sfx, note
 
 
 def memory_for(model, files, caption_of: np.ndarray, captions: np.ndarray, cfg: MemoryConfig,

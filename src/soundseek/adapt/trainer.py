@@ -24,7 +24,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -382,9 +382,9 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
     it as ``out/name_memory.npz`` when the check keeps it (``soundseek.adapt.apply`` installs it
     into the index, whichever model serves), with its anchors (in the sfx space, else in the
     index's features, ``expert_key``) so that files indexed later join it."""
-    from ..features.sfx import sfx_available, sfx_key, sfx_vectors
+    from ..features.sfx import sfx_key
     from ..index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, centred_embeddings
-    from .memory import FALLBACK_SPACES
+    from .memory import hear_library
 
     wins = window_vectors(model, files)
     named_idx = np.flatnonzero([f.named for f in files])
@@ -392,16 +392,18 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
     for f, g in zip((files[i] for i in named_idx), group):
         words.setdefault(int(g), " ".join(f.caption.name_words or f.caption.text.split()))
     asked = caption_vectors(model, [words.get(g, "") for g in range(len(captions))])
-    mcfg = cfg.memory
-    if "sfx" in mcfg.spaces and not sfx_available():  # aisfx not installed: the spaces that need no network
-        mcfg = replace(mcfg, spaces=tuple(dict.fromkeys(s for sp in mcfg.spaces
-                                                          for s in (FALLBACK_SPACES if sp == "sfx" else (sp,)))))
-    audio_expert = index.config.audio_expert if index is not None else None
     feats = mean_frames(files)
-    sfx = (sfx_vectors([f.path for f in files], feats, audio_expert, mcfg.sfx_max_s, progress=progress)
-           if "sfx" in mcfg.spaces else None)
+    audio_expert = index.config.audio_expert if index is not None else None
+    mcfg, sfx, note = hear_library(files, feats, cfg.memory, audio_expert, progress)
+    if note and progress:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     chk = check_memory(model, files, named_idx, group, captions, mcfg, cfg.seed, wins, queries=asked,
                        features=feats, sfx=sfx)
+    if note:
+        chk["note"] = note
+        chk["reason"] += f" ({note})"
+    if sfx is not None:
+        chk["unheard_files"] = int((~np.isfinite(sfx).all(1)).sum())
     if progress:
         print(f"name memory: {chk['reason']}: {'kept' if chk['kept'] else 'not kept'}", file=sys.stderr, flush=True)
     if chk["kept"]:
@@ -412,9 +414,10 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
         # files indexed later join by the memory's own sound space where it is one (sfx),
         # else by the expert's features
         space, vecs, key = ("sfx", sfx, sfx_key()) if sfx is not None else ("features", feats, expert_key)
-        if key:
-            MemoryAnchors(centred_embeddings(vecs)[named_idx], group, np.nanmean(vecs, 0), key, mcfg.k,
-                          mcfg.temperature, space).save(out / ANCHORS_FILE)
+        heard = np.isfinite(vecs).all(1)  # the centre as centred_embeddings takes it: files heard
+        if key and heard.any():
+            MemoryAnchors(centred_embeddings(vecs)[named_idx], group, vecs[heard].mean(0), key, mcfg.k,
+                          mcfg.temperature, space, mcfg.sfx_max_s).save(out / ANCHORS_FILE)
     return chk
 
 

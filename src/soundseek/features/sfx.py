@@ -46,9 +46,11 @@ def sfx_available() -> bool:
 
 def stored_sfx(mean_frames: np.ndarray, audio_expert: str | None) -> np.ndarray | None:
     """(F, 512) the aisfx columns of files' mean expert frames (F, D), when the index's expert
-    (``audio_expert``) has an aisfx part; None otherwise."""
+    (``audio_expert``) is aisfx or has an aisfx part; None otherwise."""
     from ..experts.composite import composite_parts
 
+    if audio_expert == SFX_EXPERT:  # an index of aisfx itself: its frames are aisfx's
+        return np.asarray(mean_frames, dtype=np.float32)
     try:
         parts = composite_parts(audio_expert or "")
     except KeyError:

@@ -252,14 +252,16 @@ class Index:
     # -- adding files --------------------------------------------------------------------------
     def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, progress: bool = True,
             recursive: bool = True, prune: bool = True, checkpoint_files: int = 32,
-            checkpoint_s: float = 10.0) -> AddReport:
+            checkpoint_s: float = 10.0, follow_adapt: bool = True) -> AddReport:
         """Index files and folders: unchanged files skipped, changed ones re-indexed, vanished ones
         dropped (``prune``); a bad file is listed in ``report.failed``, never fatal.  Commits every
         ``checkpoint_files`` files or ``checkpoint_s`` seconds (a killed run keeps what it
         committed).  Raises :class:`IndexBusyError` when another process writes, and
-        :class:`DiskFullError` after cleaning up on a full disk (the next ``add`` continues)."""
+        :class:`DiskFullError` after cleaning up on a full disk (the next ``add`` continues).
+        ``follow_adapt``: new files join what ``soundseek adapt`` installed (its name memory and
+        name vectors); False when ``adapt`` runs next anyway (``soundseek index --adapt``)."""
         with self.writing():
-            return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+            return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s, follow_adapt)
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files from the index (their cached features stay in the store)."""

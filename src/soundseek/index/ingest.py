@@ -76,10 +76,10 @@ class Ingest:
         self.dups = dups  # DupStore: prints of the decoded waves, groups after each run (or None)
 
     def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
-            checkpoint_s: float) -> AddReport:
+            checkpoint_s: float, follow_adapt: bool = True) -> AddReport:
         """See :meth:`soundseek.index.api.Index.add` (which takes the writer lock)."""
         try:
-            return self.add_files(paths, progress, recursive, prune, checkpoint_files, checkpoint_s)
+            return self.add_files(paths, progress, recursive, prune, checkpoint_files, checkpoint_s, follow_adapt)
         except Exception as e:
             full = disk_full_error(e, self.path)  # one clear error, no half-written files; the next add resumes
             if full is None:
@@ -88,7 +88,7 @@ class Ingest:
             raise full from None
 
     def add_files(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
-                  checkpoint_s: float) -> AddReport:
+                  checkpoint_s: float, follow_adapt: bool = True) -> AddReport:
         """:meth:`add` without the disk-full handling."""
         if self.vectors.out_of_date():
             self.vectors.load()  # another writer saved since this index loaded them, or a crash left them uneven
@@ -154,7 +154,8 @@ class Ingest:
             self.meta.record_failures(report.failed)
             self.text_path.stamp_and_export()
             self.checkpoint()
-            self.follow_adapt(report, progress)
+            if follow_adapt:
+                self.follow_adapt(report, progress)
             if self.dups is not None:
                 report.duplicates = self.update_duplicates(progress)
         report.wall_seconds = time.perf_counter() - t0
@@ -195,15 +196,13 @@ class Ingest:
             memory, anchors = NameMemory.load(mem_p), MemoryAnchors.load(anchors_p)
         except ValueError:
             return 0
-        from ..features.sfx import sfx_available, sfx_key, sfx_vectors
+        from ..features.sfx import sfx_available, sfx_key, sfx_vectors, stored_sfx
 
         key = self.embedder.feature_key
         heard_by = sfx_key() if anchors.space == "sfx" else key
         if anchors.expert_key != heard_by or memory.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
             return 0  # other features, or a memory for another model (search ignores it)
-        if anchors.space == "sfx" and not sfx_available():
-            raise RuntimeError("the name memory hears files with aisfx, which is not installed here "
-                               "(`pip install --no-deps aisfx`); new files did not join it")
+        problem = None
         known = set(memory.item_ids.tolist())
         ids, means = [], []
         present = np.isin(memory.item_ids, np.array([it.id for it in every], dtype=np.int64))
@@ -222,9 +221,15 @@ class Ingest:
             named = named or {}
             is_named = np.array([i in named for i in ids], dtype=bool)
             means_a = np.stack(means) if means else np.zeros((0, len(anchors.centre)), np.float32)
-            if anchors.space == "sfx" and ids:
-                paths = {it.id: it.path for it in every}
-                means_a = sfx_vectors([paths[i] for i in ids], means_a, self.config.audio_expert, progress=progress)
+            if anchors.space == "sfx" and ids:  # heard by aisfx, as `adapt` heard the library
+                if stored_sfx(means_a, self.config.audio_expert) is None and not sfx_available():
+                    problem = (f"the name memory hears files with aisfx, which is not installed here (`pip install "
+                               f"--no-deps aisfx`); {len(ids)} new files did not join it")
+                    ids, is_named, means_a = [], is_named[:0], np.zeros((0, len(anchors.centre)), np.float32)
+                else:
+                    paths = {it.id: it.path for it in every}
+                    means_a = sfx_vectors([paths[i] for i in ids], means_a, self.config.audio_expert,
+                                          anchors.max_s, progress=progress)
             ids_a = np.array(ids, dtype=np.int64)
             memory = grow_memory(memory, anchors, ids_a[is_named], means_a[is_named])
             if is_named.any():
@@ -233,7 +238,10 @@ class Ingest:
                 anchors.save(anchors_p)  # first: rows beyond the memory's captions are ignored until it is saved
             memory = grow_memory(memory, anchors, ids_a[~is_named], means_a[~is_named])
             memory.save(mem_p)
-        return len(ids)
+        if problem:
+            raise RuntimeError(problem)  # after the rows of removed files went: reported, never fatal
+        rows = memory.row_of()
+        return sum(bool(memory.weights[rows[i]].sum() > 0) for i in ids)  # those that found named neighbours
 
     def follow_adapt(self, report: AddReport, progress: bool = False) -> None:
         """New files join what ``soundseek adapt`` installed (the name memory, the name vectors).

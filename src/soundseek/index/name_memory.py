@@ -230,6 +230,7 @@ class MemoryAnchors:
     k: int = 5
     temperature: float = 0.05
     space: str = "features"
+    max_s: float = 30.0  # "sfx": seconds of each file aisfx heard (files indexed later are heard alike)
 
     def neighbours(self, mean_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F, k) caption rows and softmax weights of the nearest named files to each file's
@@ -242,7 +243,8 @@ class MemoryAnchors:
     def save(self, path: str | os.PathLike) -> Path:
         return save_npz(path, vectors=self.vectors.astype(np.float16), caption_rows=self.caption_rows.astype(np.int32),
                         centre=self.centre.astype(np.float32), expert_key=np.array(self.expert_key),
-                        k=np.int32(self.k), temperature=np.float32(self.temperature), space=np.array(self.space))
+                        k=np.int32(self.k), temperature=np.float32(self.temperature), space=np.array(self.space),
+                        max_s=np.float32(self.max_s))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MemoryAnchors":
@@ -250,11 +252,14 @@ class MemoryAnchors:
         try:
             with np.load(path, allow_pickle=False) as z:
                 a = cls(z["vectors"], z["caption_rows"], z["centre"], str(z["expert_key"]), int(z["k"]),
-                        float(z["temperature"]), str(z["space"]) if "space" in z.files else "features")
+                        float(z["temperature"]), str(z["space"]) if "space" in z.files else "features",
+                        float(z["max_s"]) if "max_s" in z.files else 30.0)
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ValueError(f"{path}: not a name-memory anchor file ({e}); run `soundseek adapt` again") from e
         if a.space not in ("features", "sfx"):
             raise ValueError(f"{path}: anchors in an unknown sound space {a.space!r}; run `soundseek adapt` again")
+        if not np.isfinite(a.centre).all() or not a.max_s > 0:
+            raise ValueError(f"{path}: the anchors' centre or length is not a number; run `soundseek adapt` again")
         if a.vectors.ndim != 2 or len(a.caption_rows) != len(a.vectors) or a.centre.shape != a.vectors.shape[1:]:
             raise ValueError(f"{path}: the anchors' arrays do not fit together; run `soundseek adapt` again")
         return a
@@ -282,7 +287,7 @@ def add_anchors(memory: NameMemory, anchors: MemoryAnchors, mean_frames: np.ndar
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     grown = MemoryAnchors(np.vstack([anchors.vectors, v.astype(np.float16)]),
                           np.concatenate([anchors.caption_rows, rows]).astype(np.int32), anchors.centre,
-                          anchors.expert_key, anchors.k, anchors.temperature, anchors.space)
+                          anchors.expert_key, anchors.k, anchors.temperature, anchors.space, anchors.max_s)
     return NameMemory(memory.item_ids, memory.neighbors, memory.weights, table, memory.threshold, memory.weight,
                       memory.fingerprint), grown
 
