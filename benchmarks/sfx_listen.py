@@ -1,7 +1,7 @@
 """What ``soundseek adapt`` pays to hear a library with aisfx (the name memory's sound space,
 :mod:`soundseek.features.sfx`), and what an ``index`` run on an adapted index pays per new file.
 
-Times :func:`soundseek.features.sfx.sfx_vectors` (decode at aisfx's 44.1 kHz, at most 30 s of
+Times :func:`soundseek.features.sfx.sfx_vectors` (decode at aisfx's 44.1 kHz, at most 10 s of
 each file, aisfx network, mean per file) on two sets: the short sound effects of
 ``short_files.py`` (first ``--limit`` files under 2 s of the corpora) and ESC-50 fold 1 (398 clips
 of 5 s; timing only, nothing is learnt from it).  One process, torch on every core; reported:
@@ -9,6 +9,10 @@ wall, CPU, x real time (audio seconds / wall), files per second, peak RSS, and t
 before each set.
 
     PYTHONPATH=src python benchmarks/sfx_listen.py [--limit 900] [--json OUT]
+
+For the AVX2 path of a CPU without AVX-512 (aisfx then runs in fp32, not bf16), set the
+environment of ``index_throughput.AVX2_ENV`` first, e.g. ``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/sfx_listen.py``.
 """
 
 from __future__ import annotations
@@ -49,19 +53,23 @@ def main(argv=None) -> int:
     from soundseek.features.sfx import sfx_vectors
 
     sfx_vectors([])  # load the network first: not part of either set's time
+    from soundseek.experts.registry import get_expert
+
+    precision = get_expert("aisfx").precision
     sets = {}
     short = short_files(2.0, a.limit)
     sets["short sound effects"] = listen([f for f, _ in short], sum(d for _, d in short))
     esc = sorted(str(f) for f in (DATA / "esc50-fold1" / "audio").glob("*.flac"))
     sets["ESC-50 fold 1 (5 s clips)"] = listen(esc, sum(sf.info(f).duration for f in esc))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_name(),
-              "cpus": os.cpu_count(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+              "cpus": os.cpu_count(), "isa": os.environ.get("ATEN_CPU_CAPABILITY", "native"),
+              "aisfx_precision": precision, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
               "sets": sets}
     for name, r in sets.items():
         print(f"{name:28s} {r['files']:4d} files {r['audio_s']:7.1f} s audio: {r['wall_s']:6.2f} s wall, "
               f"{r['cpu_s']:6.2f} s CPU, {r['x_real_time']:6.1f}x real time, {r['files_per_s']:6.1f} files/s "
               f"(load before {r['load_before']})")
-    print(f"peak RSS {result['peak_rss_mb']} MB")
+    print(f"peak RSS {result['peak_rss_mb']} MB, aisfx in {precision}, ISA {result['isa']}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=1) + "\n")

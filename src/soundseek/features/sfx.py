@@ -23,7 +23,7 @@ import numpy as np
 #: the expert whose mean embedding is the "sfx" space
 SFX_EXPERT = "aisfx"
 #: seconds of each file decoded for it (from its start)
-SFX_MAX_S = 30.0
+SFX_MAX_S = 10.0
 
 
 def sfx_key() -> str:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..features.sfx import SFX_MAX_S
+
 #: the memory's file inside the index folder
 MEMORY_FILE = "name_memory.npz"
 #: the named files as the memory's sound space heard them (:class:`MemoryAnchors`)
@@ -230,7 +232,7 @@ class MemoryAnchors:
     k: int = 5
     temperature: float = 0.05
     space: str = "features"
-    max_s: float = 30.0  # "sfx": seconds of each file aisfx heard (files indexed later are heard alike)
+    max_s: float = SFX_MAX_S  # "sfx": seconds of each file aisfx heard (files indexed later are heard alike)
 
     def neighbours(self, mean_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F, k) caption rows and softmax weights of the nearest named files to each file's
@@ -253,7 +255,7 @@ class MemoryAnchors:
             with np.load(path, allow_pickle=False) as z:
                 a = cls(z["vectors"], z["caption_rows"], z["centre"], str(z["expert_key"]), int(z["k"]),
                         float(z["temperature"]), str(z["space"]) if "space" in z.files else "features",
-                        float(z["max_s"]) if "max_s" in z.files else 30.0)
+                        float(z["max_s"]) if "max_s" in z.files else SFX_MAX_S)
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ValueError(f"{path}: not a name-memory anchor file ({e}); run `soundseek adapt` again") from e
         if a.space not in ("features", "sfx"):
