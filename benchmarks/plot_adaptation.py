@@ -19,8 +19,8 @@ RESULTS = HERE / "results"
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--library", type=Path, default=RESULTS / "adapt_library-2026-12-06-saturated.json")
-    p.add_argument("--hybrid", type=Path, default=RESULTS / "adapt_hybrid-2026-12-07-fuse-named.json")
+    p.add_argument("--library", type=Path, default=RESULTS / "adapt_library-2026-12-07-sfx.json")
+    p.add_argument("--hybrid", type=Path, default=RESULTS / "adapt_hybrid-2026-12-07-sfx.json")
     p.add_argument("--out", type=Path, default=HERE.parent / "docs" / "img" / "adaptation.png")
     a = p.parse_args(argv)
     import matplotlib
@@ -51,12 +51,14 @@ def main(argv=None) -> int:
     modes = (("content", "content, before adapt", "#b0b0b0"), ("metadata", "metadata", "#e0b050"),
              ("hybrid", "hybrid, before adapt", "#8fb8de"), ("hybrid+memory+names", "hybrid, after adapt", "#3572b0"))
     groups = [(prot, v) for prot in ("labels", "files") for v in views]
+    if "named/all" in hyb:  # the library with every file under its own name
+        groups.append(("named", "library"))
     x = np.arange(len(groups))
     w = 0.2
     for i, (mode, label, color) in enumerate(modes):
         ax2.bar(x + (i - 1.5) * w, [hyb[f"{prot}/all"][f"{mode}/{v}/p1"] for prot, v in groups], w,
                 label=label, color=color)
-    ax2.set_xticks(x, [f"{prot}\n{v}" for prot, v in groups], fontsize=8)
+    ax2.set_xticks(x, [f"{prot}\n{v}" if prot != "named" else "all files\nnamed" for prot, v in groups], fontsize=8)
     ax2.set_ylabel("P@1")
     ax2.set_title("Hybrid search by kind of file (all three libraries)", fontsize=10)
     ax2.set_ylim(0, 1.0)
