@@ -322,6 +322,10 @@ def test_check_finds_a_damaged_memory_and_repair_removes_it(tmp_path):
     idx = Index.create(tmp_path / "idx")
     idx.add(lib, progress=False)
     mem = toy_memory()
+    mem.fingerprint = idx.model_fingerprint()  # the model in use: nothing to say
+    idx.set_name_memory(mem)
+    rep = check(tmp_path / "idx")
+    assert rep.ok and not any("another model" in n for n in rep.notes), rep.notes
     mem.fingerprint = "another model"
     idx.set_name_memory(mem)
     idx.close()

@@ -125,12 +125,13 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     finally:
         db.close()
     expert_key = json.loads(facts["expert_key"]) if facts.get("expert_key") else None
+    fingerprint = json.loads(facts["model_fingerprint"]) if facts.get("model_fingerprint") else None
     report.counts = {"items": len(items), "windows": n_windows}
     if orphans:
         p.append(f"meta.sqlite has {orphans} windows of files that are not in the index")
     check_vector_files(root, config, n_windows, bool(facts.get("model_fingerprint")), report, open_vectors,
                        MilvusUnavailable)
-    check_name_memory(root, facts.get("model_fingerprint"), report)
+    check_name_memory(root, fingerprint, report)  # as the index reads it (JSON in meta)
     if manifest_problem or not items:
         if manifest_problem and items:
             p.append(f"the features of all {len(items)} files are unreachable (feature manifest damaged)")
