@@ -166,6 +166,20 @@ def wolf_library(tmp_path: Path, **create):
     return idx
 
 
+#: adapt settings for the small wolf library: two epochs, and an adapted model that is never kept
+SMALL = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
+
+
+def adapt_keeping_memory(idx, **memory):
+    """``adapt_and_install`` on ``idx`` with SMALL settings and a memory its check always keeps."""
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+    from soundseek.adapt.memory import MemoryConfig
+
+    return adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0, **memory), **SMALL),
+                             progress=False)
+
+
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
 def test_index_serves_the_memory_for_named_words_only(tmp_path):
@@ -253,21 +267,16 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
 @needs_shared("data/sfx-corpus")
 def test_adapt_listens_with_aisfx_and_falls_back_without_it(tmp_path, monkeypatch):
     import soundseek.features.sfx as sfx_mod
-    from soundseek.adapt import AdaptConfig
-    from soundseek.adapt.apply import adapt_and_install
-    from soundseek.adapt.memory import MemoryConfig
 
     idx = wolf_library(tmp_path)
-    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
-    keep = MemoryConfig(min_gain=-1.0, max_loss=1.0)
     heard = []
     real = sfx_mod.sfx_vectors
     monkeypatch.setattr(sfx_mod, "sfx_vectors", lambda *a, **k: heard.append(len(a[0])) or real(*a, **k))
-    report = adapt_and_install(idx, AdaptConfig(memory=keep, **small), progress=False)
+    report = adapt_keeping_memory(idx)
     assert report.check["memory"]["spaces"] == ["sfx"] and heard == [len(idx.items())]
     assert idx.name_memory.current() is not None
     monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)  # aisfx not installed
-    report = adapt_and_install(idx, AdaptConfig(memory=keep, **small), progress=False)
+    report = adapt_keeping_memory(idx)
     assert report.check["memory"]["spaces"] == ["model", "features"] and len(heard) == 1
     assert "aisfx is not installed" in report.check["memory"]["reason"]
     assert idx.name_memory.current() is not None
@@ -445,9 +454,6 @@ def test_sfx_vectors_hear_only_the_opening_of_a_long_file(tmp_path):
 @needs_shared("data/sfx-corpus")
 def test_a_quality_index_gets_the_memory_from_its_stored_aisfx_frames_decoding_nothing(tmp_path, monkeypatch):
     import soundseek.audio.io as audio_io
-    from soundseek.adapt import AdaptConfig
-    from soundseek.adapt.apply import adapt_and_install
-    from soundseek.adapt.memory import MemoryConfig
 
     idx = wolf_library(tmp_path, profile="quality")  # yamnet+aisfx frames in the feature store
 
@@ -455,9 +461,7 @@ def test_a_quality_index_gets_the_memory_from_its_stored_aisfx_frames_decoding_n
         raise AssertionError("adapt decoded audio on an index that stores aisfx's frames")
 
     monkeypatch.setattr(audio_io, "stream_audio", no_decoding)
-    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
-    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small),
-                               progress=False)
+    report = adapt_keeping_memory(idx)
     # the quality model has no heads to tune; the memory and the names are built all the same
     assert not report.kept and "no trained heads" in report.reason and "name memory kept" in report.reason
     assert report.check["memory"]["spaces"] == ["sfx"] and idx.name_memory.current() is not None
@@ -498,17 +502,12 @@ def test_hear_library_reports_unread_files_and_falls_back_when_too_few_named_fil
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
 def test_a_file_gone_at_adapt_time_is_reported_and_later_files_still_find_neighbours(tmp_path):
-    from soundseek.adapt import AdaptConfig
-    from soundseek.adapt.apply import adapt_and_install
-    from soundseek.adapt.memory import MemoryConfig
     from soundseek.features.sfx import SFX_MAX_S
     from soundseek.index.name_memory import ANCHORS_FILE, MemoryAnchors
 
     idx = wolf_library(tmp_path)
     (tmp_path / "lib" / "farm" / "sheep_00.ogg").unlink()  # indexed, then gone before adapt
-    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
-    report = adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small),
-                               progress=False)
+    report = adapt_keeping_memory(idx)
     mem = report.check["memory"]
     assert mem["unheard_files"] == 1 and "could not read 1 of" in mem["reason"] and "sheep_00.ogg" in mem["note"]
     anchors = MemoryAnchors.load(Path(idx.path) / ANCHORS_FILE)
@@ -523,13 +522,9 @@ def test_a_file_gone_at_adapt_time_is_reported_and_later_files_still_find_neighb
 @needs_shared("data/sfx-corpus")
 def test_new_files_without_aisfx_are_reported_and_removed_files_still_leave(tmp_path, monkeypatch):
     import soundseek.features.sfx as sfx_mod
-    from soundseek.adapt import AdaptConfig
-    from soundseek.adapt.apply import adapt_and_install
-    from soundseek.adapt.memory import MemoryConfig
 
     idx = wolf_library(tmp_path)
-    small = dict(epochs=2, min_named_files=10, min_groups=4, min_gain=5.0)
-    adapt_and_install(idx, AdaptConfig(memory=MemoryConfig(min_gain=-1.0, max_loss=1.0), **small), progress=False)
+    adapt_keeping_memory(idx)
     before = idx.name_memory.current()
     monkeypatch.setattr(sfx_mod, "sfx_available", lambda: False)  # the index moved to a machine without aisfx
     shutil.copy(WIDELANDS / "animals" / "wolf_02.ogg", tmp_path / "lib" / "ZOOM0002.OGG")
