@@ -1,9 +1,8 @@
 """The name memory (:mod:`soundseek.index.name_memory`) of a library: built from the named
 files' weak captions and the files' neighbours by sound in ``MemoryConfig.spaces`` (shipped: the
 aisfx sound-effects CNN's mean embedding per file, centred on the library,
-:mod:`soundseek.features.sfx`; also
-available: the model's window vectors and the expert's own frames), and checked on held-out
-named files before it is used.
+:mod:`soundseek.features.sfx`; also available: the model's window vectors and the expert's own
+frames), and checked on held-out named files before it is used.
 
 The check asks two questions with the library's own captions as queries, ranking held-out files
 by content with and without the memory:
