@@ -4,6 +4,7 @@ killed mid-run), equal to single-process extraction, and a second run computes o
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,15 @@ def local_ray(tmp_path_factory):
     marker = tmp_path_factory.mktemp("ray") / "killed"
     kw = dict(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
               runtime_env={"env_vars": {"SOUNDSEEK_RAY_TEST_KILL_ONCE": str(marker)}})
-    try:
-        ray.init(**kw)
-    except Exception:  # noqa: BLE001 - Ray's own start-up timeout ("raylet failed to start"), seen once in CI
-        ray.shutdown()
-        ray.init(**kw)
+    for attempt in range(3):  # Ray's own start-up timeout ("raylet failed to start"), seen twice in CI
+        try:
+            ray.init(**kw)
+            break
+        except Exception:  # noqa: BLE001
+            ray.shutdown()
+            if attempt == 2:
+                raise
+            time.sleep(5)
     # conftest.py keeps test clusters on loopback: no traffic to the machine's outward address
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     yield marker
