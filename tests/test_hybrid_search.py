@@ -177,6 +177,19 @@ def test_delete_trigger_keeps_tables_in_step(store):
     assert ft.info([i]) == {}
 
 
+def test_lookups_by_many_ids_stay_under_sqlite_bound(store):
+    """Catalog.items and FullText.info take any number of ids (asked in chunks): SQLite builds
+    bound the parameters of one statement (999 before 3.32, 32,766 since; raised in some)."""
+    import sqlite3
+
+    meta, ft, ids = store
+    for db in {id(meta.db): meta.db, id(ft.db): ft.db}.values():
+        db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # the strictest bound builds ship with
+    many = list(range(100_000, 104_000)) + list(ids.values()) + [next(iter(ids.values()))]
+    assert set(meta.items(many)) == set(ids.values())
+    assert set(ft.info(many)) == set(ids.values())
+
+
 def test_rrf_math():
     fused = dict(rrf([[1, 2, 3], [3, 4]], k=60))
     assert fused[1] == pytest.approx(1 / 61)

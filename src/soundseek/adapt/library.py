@@ -41,15 +41,8 @@ def embedded_words(index, items) -> dict[str, list[str]]:
     ft = getattr(index, "fulltext", None)
     if ft is None:
         return {}
-    out: dict[str, list[str]] = {}
-    ids = [it.id for it in items]
-    for lo in range(0, len(ids), 500):
-        info = ft.info(ids[lo:lo + 500])
-        for it in items[lo:lo + 500]:
-            text = (info.get(it.id) or {}).get("embedded", "")
-            if text:
-                out[it.path] = [text]
-    return out
+    info = ft.info([it.id for it in items])
+    return {it.path: [text] for it in items if (text := (info.get(it.id) or {}).get("embedded", ""))}
 
 
 def spread(n: int, k: int) -> np.ndarray:

@@ -289,9 +289,7 @@ class Ingest:
         known = names.named()
         items = [it for it in every if it.id not in known]
         ft = self.meta.fulltext
-        info: dict[int, dict] = {}
-        for lo in range(0, len(items) if ft is not None else 0, 500):  # SQLite's bound on parameters
-            info.update(ft.info([it.id for it in items[lo:lo + 500]]))
+        info = ft.info([it.id for it in items]) if ft is not None else {}
         files = [(it.id, it.path, [t] if (t := (info.get(it.id) or {}).get("embedded", "")) else []) for it in items]
         grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence),
                               present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])))
