@@ -16,17 +16,16 @@ and encoded by the same text expert.  Plain numpy, read torch-free.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
-import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .captions import CaptionContext
-
-from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, save_npz
+from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, save_npz, unit_sentence
 
 #: the name vectors' file inside the index folder
 NAMES_FILE = "name_vectors.npz"
@@ -52,16 +51,13 @@ class NameVectors:
 
     def scores(self, sentence: np.ndarray) -> np.ndarray:
         """(N,) how far ``sentence`` (the query's sentence vector) reads like each file's name, 0–1."""
-        q = np.asarray(sentence, dtype=np.float32).reshape(-1)
-        q = q / max(float(np.linalg.norm(q)), 1e-9)
-        return np.clip((self.vectors @ q - self.threshold) / (1.0 - self.threshold), 0.0, 1.0)
+        return np.clip((self.vectors @ unit_sentence(sentence) - self.threshold) / (1.0 - self.threshold), 0.0, 1.0)
 
     def closeness(self, sentence: np.ndarray, floor: float) -> np.ndarray:
         """(N,) how close each name comes to matching ``sentence`` without matching: 0 at a
         cosine of ``floor`` or below, rising linearly to 1 at the threshold (and above)."""
-        q = np.asarray(sentence, dtype=np.float32).reshape(-1)
-        q = q / max(float(np.linalg.norm(q)), 1e-9)
-        return np.clip((self.vectors @ q - floor) / max(self.threshold - floor, 1e-9), 0.0, 1.0)
+        return np.clip((self.vectors @ unit_sentence(sentence) - floor) / max(self.threshold - floor, 1e-9),
+                       0.0, 1.0)
 
     def matches(self, sentence: np.ndarray, n: int, allow: set[int] | None = None) -> list[tuple[int, float]]:
         """The ``n`` best (item id, score > 0), best first (ties: lower id first)."""

@@ -36,6 +36,12 @@ MEMORY_FILE = "name_memory.npz"
 ANCHORS_FILE = "name_memory_anchors.npz"
 
 
+def unit_sentence(sentence: np.ndarray) -> np.ndarray:
+    """A query's sentence vector as a flat unit vector (what captions are compared with)."""
+    q = np.asarray(sentence, dtype=np.float32).reshape(-1)
+    return q / max(float(np.linalg.norm(q)), 1e-9)
+
+
 @dataclass
 class NameMemory:
     """Per file: its nearest named files' captions and their weights (rows aligned with ``item_ids``)."""
@@ -52,9 +58,7 @@ class NameMemory:
     def caption_match(self, sentence: np.ndarray) -> np.ndarray:
         """(C,) how far ``sentence`` (the query's sentence vector) reads like each caption,
         above the threshold (0 elsewhere)."""
-        q = np.asarray(sentence, dtype=np.float32).reshape(-1)
-        q = q / max(float(np.linalg.norm(q)), 1e-9)
-        return np.maximum(self.captions @ q - self.threshold, 0.0)
+        return np.maximum(self.captions @ unit_sentence(sentence) - self.threshold, 0.0)
 
     def bonus(self, sentence: np.ndarray) -> np.ndarray:
         """(F,) the score each file gains for this query (aligned with ``item_ids``)."""
@@ -234,13 +238,18 @@ class MemoryAnchors:
     space: str = "features"
     max_s: float = SFX_MAX_S  # "sfx": seconds of each file aisfx heard (files indexed later are heard alike)
 
+    def place(self, vectors: np.ndarray) -> np.ndarray:
+        """Files' vectors in the anchors' space, centred as the anchors were and unit length (a
+        row with NaN, a file not heard: a zero row, no neighbours and nobody's)."""
+        v = np.asarray(vectors, dtype=np.float32) - self.centre[None, :]
+        v[~np.isfinite(v).all(1)] = 0.0
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
     def neighbours(self, mean_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F, k) caption rows and softmax weights of the nearest named files to each file's
-        vector in the anchors' space (a row with NaN: a file not heard, no neighbours)."""
-        v = np.asarray(mean_frames, dtype=np.float32) - self.centre[None, :]
-        v[~np.isfinite(v).all(1)] = 0.0
-        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
-        return top_named(v, self.vectors.astype(np.float32), self.caption_rows, self.k, self.temperature)
+        vector in the anchors' space."""
+        return top_named(self.place(mean_frames), self.vectors.astype(np.float32), self.caption_rows, self.k,
+                         self.temperature)
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_npz(path, vectors=self.vectors.astype(np.float16), caption_rows=self.caption_rows.astype(np.int32),
@@ -284,10 +293,7 @@ def add_anchors(memory: NameMemory, anchors: MemoryAnchors, mean_frames: np.ndar
         else:
             rows[j] = len(table)
             table = np.vstack([table, c[None, :]])
-    v = np.asarray(mean_frames, dtype=np.float32) - anchors.centre[None, :]
-    v[~np.isfinite(v).all(1)] = 0.0  # not heard: a zero row, nobody's neighbour
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
-    grown = MemoryAnchors(np.vstack([anchors.vectors, v.astype(np.float16)]),
+    grown = MemoryAnchors(np.vstack([anchors.vectors, anchors.place(mean_frames).astype(np.float16)]),
                           np.concatenate([anchors.caption_rows, rows]).astype(np.int32), anchors.centre,
                           anchors.expert_key, anchors.k, anchors.temperature, anchors.space, anchors.max_s)
     return NameMemory(memory.item_ids, memory.neighbors, memory.weights, table, memory.threshold, memory.weight,
