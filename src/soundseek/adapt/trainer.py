@@ -332,7 +332,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
                  text_expert=text_expert_name(base)).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
-        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index.embedder.feature_key, index)
+        chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index)
         verdict += "; name memory " + ("kept" if chk["memory"]["kept"] else "not kept") + f" ({chk['memory']['reason']})"
     return report(kept, verdict, len(files), named, len(captions), chk, model_dir)
 
@@ -374,14 +374,14 @@ def tune_model(base, named: list[LibraryFile], files: list[LibraryFile], text: n
 
 
 def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np.ndarray, cfg: AdaptConfig,
-                out: Path, progress: bool, expert_key: str = "", index=None) -> dict:
+                out: Path, progress: bool, index=None) -> dict:
     """Check the name memory of ``files`` with neighbours by sound in ``cfg.memory.spaces``
     (shipped: aisfx's, :mod:`soundseek.features.sfx`, read from the stored frames when
     ``index``'s expert has an aisfx part; "model": the base model's window vectors; "features":
     the expert's own frames), ``group`` the caption rows of the named files in order, and save
     it as ``out/name_memory.npz`` when the check keeps it (``soundseek.adapt.apply`` installs it
     into the index, whichever model serves), with its anchors (in the sfx space, else in the
-    index's features, ``expert_key``) so that files indexed later join it."""
+    index's features) so that files indexed later join it."""
     from ..features.sfx import sfx_key
     from ..index.name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, centred_embeddings
     from .memory import hear_library
@@ -394,6 +394,7 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
     asked = caption_vectors(model, [words.get(g, "") for g in range(len(captions))])
     feats = mean_frames(files)
     audio_expert = index.config.audio_expert if index is not None else None
+    expert_key = index.embedder.feature_key if index is not None else ""
     mcfg, sfx, note = hear_library(files, feats, cfg.memory, audio_expert, progress)
     if note and progress:
         print(f"note: {note}", file=sys.stderr, flush=True)
