@@ -14,7 +14,7 @@
    a discarded run serves the base model).  Also reported: the adapted model even where the
    check discarded it ("forced"), and ranking over the whole library (named files included).
 
-    PYTHONPATH=src python benchmarks/adapt_library.py [--work runs/adapt_bench] [--seeds 3]
+    PYTHONPATH=src python benchmarks/adapt_library.py [--work runs/adapt_bench] [--seeds 3] [--split-seed 0]
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentence
 
 
 def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, seeds: int, features_from: Path | None,
-             protocol: str = "labels") -> dict:
+             protocol: str = "labels", split_seed: int = 0) -> dict:
     import soundseek
     from soundseek.adapt import AdaptConfig, adapt_index
     from soundseek.adapt.library import collect_library
@@ -208,12 +208,13 @@ def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, see
 
     source = pkg if isinstance(pkg, Source) else package_source(pkg)
     pkg, labels = source.name, source.labels
-    hidden = opaque_files(source, protocol, fold)
+    hidden = opaque_files(source, protocol, fold, split_seed)
     test_labels = {labels[f] for f in hidden}
     named_labels = {lab for f, lab in labels.items() if f not in hidden}
-    lib = work / "libs" / f"{pkg}-{protocol}-fold{fold}"
-    truth = build_library(lib, source, hidden)
-    idx_path = work / "index" / f"{pkg}-{protocol}-fold{fold}"
+    name = f"{pkg}-{protocol}-fold{fold}" + (f"-s{split_seed}" if split_seed else "")
+    lib = work / "libs" / name
+    truth = build_library(lib, source, hidden, split_seed)
+    idx_path = work / "index" / name
     if idx_path.exists():
         shutil.rmtree(idx_path)
     if features_from is not None and (features_from / "features").is_dir():
@@ -224,7 +225,8 @@ def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, see
     base = load_model(idx.model_spec)
     sentences = caption_vectors(base, [q for q, _ in queries])
     files = collect_library(idx, max_windows=None)
-    out = {"package": pkg, "protocol": protocol, "fold": fold, "files": len(files), "failed": len(rep.failed),
+    out = {"package": pkg, "protocol": protocol, "fold": fold, "split_seed": split_seed, "files": len(files),
+           "failed": len(rep.failed),
            "opaque_files": sum(f"/{OPAQUE_DIR}/" in f.path for f in files),
            "named_labels": len(named_labels), "test_labels": len(test_labels),
            "queries": sum(lab in test_labels for _, lab in queries)}
@@ -336,6 +338,9 @@ def main(argv=None) -> int:
     p.add_argument("--packages", nargs="*", default=list(LEAVE_OUT))
     p.add_argument("--protocols", nargs="*", default=["labels", "files"])
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="which files lose their names (0: the splits the settings were chosen on; "
+                        "1..: fresh splits, as adapt_memory_splits.py uses)")
     a = p.parse_args(argv)
     import torch
 
@@ -347,8 +352,9 @@ def main(argv=None) -> int:
         first = None
         for protocol in a.protocols:
             for fold in (0, 1):
-                folds.append(run_fold(a.work, base_dir, pkg, fold, a.seeds, first, protocol))
-                first = first or a.work / "index" / f"{pkg}-{protocol}-fold{fold}"
+                folds.append(run_fold(a.work, base_dir, pkg, fold, a.seeds, first, protocol, a.split_seed))
+                first = first or a.work / "index" / (f"{pkg}-{protocol}-fold{fold}"
+                                                     + (f"-s{a.split_seed}" if a.split_seed else ""))
     summary = summarise(folds)
     for pkg, r in summary.items():
         print(f"{pkg:18s} {r['queries']:3d} queries  P@1 {r['base_p1']:.3f} -> {r['served_p1']:.3f} "
@@ -357,7 +363,8 @@ def main(argv=None) -> int:
               f"(base+memory P@1 {r['base_memory_p1']:.3f} R@10 {r['base_memory_r10']:.3f})")
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
               platform.machine(), "cpus": os.cpu_count(), "minutes": round((time.perf_counter() - t0) / 60, 1),
-              "base": json.loads((a.work / "base" / "metrics.json").read_text()), "summary": summary, "folds": folds}
+              "split_seed": a.split_seed, "base": json.loads((a.work / "base" / "metrics.json").read_text()),
+              "summary": summary, "folds": folds}
     out = a.json or a.work / "adapt_library.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")

@@ -46,7 +46,8 @@ def test_missing_weights_offline_names_file_and_url():
         W.resolve("panns-cnn14")
     msg = str(err.value)
     assert str(W.default_path("panns-cnn14")) in msg and W.WEIGHTS["panns-cnn14"].url in msg
-    assert "--weights" in msg
+    # the CLI has no --weights on index/evaluate: the message must not promise one
+    assert "weights=PATH" in msg and "models verify panns-cnn14 --weights PATH" in msg
 
 
 def test_missing_hf_snapshot_offline_names_repo():

@@ -6,8 +6,8 @@ repo), its size and checksum where the publisher gives one.  Files live in the c
     $SOUNDSEEK_CACHE/weights/<expert>/<filename>      (default ~/.cache/soundseek)
     $SOUNDSEEK_CACHE/hf/                              (Hugging Face snapshots)
 
-A user who cannot download at run time copies the file there, or passes ``weights=PATH``
-(``--weights PATH`` on the CLI).  Downloads go to a temporary file and are renamed into place
+A user who cannot download at run time copies the file there (what the CLI reads), or passes
+``weights=PATH`` from Python; ``soundseek models verify NAME --weights PATH`` checks a file first.  Downloads go to a temporary file and are renamed into place
 only after the checksum matched, so a half-written file is never used.  Checkpoints are read with
 safetensors or ``torch.load(weights_only=True)`` only: no pickled code is ever executed.
 
@@ -99,7 +99,8 @@ def _record_path(path: Path) -> Path:
 def _where_to_put(src: WeightSource) -> str:
     return (
         f"Download {src.url} on a machine with network access and copy it to {default_path(src.expert)} "
-        f"(or pass weights=PATH / --weights PATH)."
+        f"(the CLI reads it there; from Python you may pass weights=PATH instead; "
+        f"`soundseek models verify {src.expert} --weights PATH` checks a file's checksum)."
     )
 
 
@@ -248,7 +249,7 @@ def resolve_hf(expert: str, local_dir: str | os.PathLike | None = None, allow_do
         pass
     hint = (
         f"On a machine with network access run `huggingface-cli download {src.hf_repo} --revision {src.hf_revision}"
-        f" --cache-dir {hf_cache_dir()}` and copy {hf_cache_dir()} over, or pass weights=DIR / --weights DIR "
+        f" --cache-dir {hf_cache_dir()}` and copy {hf_cache_dir()} over (the CLI reads it there), or from Python pass weights=DIR "
         f"pointing to a local copy of https://huggingface.co/{src.hf_repo}."
     )
     if not allow_download or is_offline():
