@@ -509,3 +509,41 @@ def test_blas_limit_is_set_and_restored_from_the_main_thread_only():
         t.join()
     assert len(limiters) == 80 and all(x is None for x in limiters)
     assert blas() == before
+
+
+@needs_shared("data/esc50-fold1")
+def test_a_run_cut_short_leaves_a_fast_text_side_and_its_folder(tmp_path, monkeypatch):
+    """The text side was written only when a run ended: searches during a long first run, or
+    after it was killed, loaded torch (12–28 s a query), and the folder being indexed was not yet
+    among the index's roots (paths shown absolute).  Both now come with the first checkpoint."""
+    import shutil
+
+    from soundseek import Index
+    from soundseek.index.ingest import BatchSink
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for r in esc50_meta()[:40]:
+        shutil.copy(ESC50 / "audio" / r["filename"], lib / r["filename"])
+    calls = {"n": 0}
+    real = BatchSink.__call__
+
+    def killed_after_two_batches(self, done):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt  # as a kill -9 leaves it: what was committed stays
+        return real(self, done)
+
+    monkeypatch.setattr(BatchSink, "__call__", killed_after_two_batches)
+    idx = Index.create(tmp_path / "idx")
+    with pytest.raises(KeyboardInterrupt):
+        idx.add(lib, progress=False, checkpoint_files=1)
+    idx.close()
+    monkeypatch.undo()
+
+    idx = Index.open(tmp_path / "idx")
+    assert 0 < len(idx.items()) < 40
+    assert idx.text_path.fast_side()  # no torch for text queries
+    assert str(lib.resolve()) in idx.meta.get_meta("roots", [])
+    assert idx.search("a dog barks", k=3)
+    idx.close()

@@ -537,3 +537,49 @@ def test_new_files_without_aisfx_are_reported_and_removed_files_still_leave(tmp_
     rep = idx.add(tmp_path / "lib", progress=False, follow_adapt=False)  # (`index --adapt`: adapt comes next)
     assert rep.adapt_error == "" and rep.joined_memory == 0
     idx.close()
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_an_adapted_index_keeps_its_torch_free_text_side_by_any_path_moved_or_copied(tmp_path, monkeypatch):
+    """The text side named the adapted model by the path `adapt` was given ("lib.idx/adapted"),
+    so opening the index by another spelling of its path, moving it or copying it (new mtimes)
+    sent every text query down the torch path (6 s instead of 0.5 s a query, same results)."""
+    from soundseek import Index
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install
+
+    idx = wolf_library(tmp_path)
+    report = adapt_and_install(idx, AdaptConfig(**{**SMALL, "min_gain": -1.0}), progress=False)  # kept whatever
+    assert report.kept and idx.embedder.adapted_dir() is not None
+    idx.close()
+    monkeypatch.chdir(tmp_path)
+    by_relative = Index.open("idx")
+    assert by_relative.text_path.fast_side()  # exported by the writer above, by an absolute path
+    want = [(h.path, round(h.score, 5)) for h in by_relative.search("a wolf howls", k=5)]
+    by_relative.close()
+
+    def same_fast_results(where, **open_kw):
+        idx = Index.open(where)
+        try:
+            assert idx.text_path.fast_side(), where
+            got = [(Path(h.path).name, round(h.score, 5)) for h in idx.search("a wolf howls", k=5)]
+            assert got == [(Path(p).name, s) for p, s in want]
+        finally:
+            idx.close()
+
+    same_fast_results(tmp_path / "idx")
+    same_fast_results(Path("..") / tmp_path.name / "idx")
+    shutil.move(tmp_path / "idx", tmp_path / "moved")
+    same_fast_results(tmp_path / "moved")
+    shutil.copytree(tmp_path / "moved", tmp_path / "copy", copy_function=shutil.copy)  # new mtimes
+    same_fast_results(tmp_path / "copy")
+
+    # the model in the copy retrained in place (same size, other bytes): the text side is stale
+    heads = next(p for p in sorted((tmp_path / "copy" / "adapted").rglob("*.safetensors")))
+    data = bytearray(heads.read_bytes())
+    data[-8:] = bytes(8) if data[-8:] != bytes(8) else b"\x01" * 8
+    heads.write_bytes(bytes(data))
+    idx = Index.open(tmp_path / "copy")
+    assert idx.text_path.fast_side() is False
+    idx.close()

@@ -130,6 +130,9 @@ class Ingest:
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)
+            # the folders first: a search while this run goes on (or after it was killed) shows
+            # paths relative to them, as it will afterwards
+            self.meta.set_meta("roots", sorted(set(self.meta.get_meta("roots", [])) | set(scanned_dirs)))
             sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s, listed)
             for attempt in range(READ_ATTEMPTS):
                 if attempt:  # files that changed while being read: read them again as they are now
@@ -146,7 +149,6 @@ class Ingest:
             report.failed.extend((p, f"it changed while being indexed, {READ_ATTEMPTS} times in a row (still being "
                                      "written?); the next run indexes it once it stays the same") for p in sink.changed)
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
-            self.meta.set_meta("roots", sorted(set(self.meta.get_meta("roots", [])) | set(scanned_dirs)))
             # earlier failures of files that are gone or were just scanned again are out of date
             self.meta.clear_failures([p for p, _ in self.meta.failures()
                                       if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
@@ -425,6 +427,7 @@ class BatchSink:
         self.pending = 0  # files since the last checkpoint
         self.since = time.monotonic()
         self.cost = 0.0  # seconds the last checkpoint took
+        self.text_side_checked = False  # see :meth:`TextPath.export_if_stale`, at the first checkpoint
 
     def __call__(self, done) -> None:
         ing, report, config = self.ingest, self.report, self.ingest.config
@@ -464,5 +467,8 @@ class BatchSink:
         due = self.pending >= self.checkpoint_files or elapsed >= self.checkpoint_s
         if due and elapsed >= CHECKPOINT_SPACING * self.cost:
             t = time.monotonic()
+            if not self.text_side_checked:  # searches during a long first run (or after a kill) stay fast
+                self.text_side_checked = True
+                ing.text_path.export_if_stale()
             ing.checkpoint()
             self.pending, self.since, self.cost = 0, time.monotonic(), time.monotonic() - t

@@ -51,7 +51,7 @@ class TextPath:
         if side is None:
             return False
         try:
-            side.save(self.path, model_fingerprint=fingerprint, model_spec=str(self.embedder.model_spec),
+            side.save(self.path, model_fingerprint=fingerprint, model_spec=self.spec_key(self.embedder.model_spec),
                       text_expert=model.config.text_expert, text_dim=self.vectors.text.dim, model_source=stamp)
         except OSError:
             return False
@@ -65,6 +65,13 @@ class TextPath:
             fp = self.embedder.fingerprint()
             self.meta.set_meta("model_fingerprint", fp)
             self.export(fp)
+
+    def export_if_stale(self) -> None:
+        """:meth:`stamp_and_export` unless a fresh text side is there: at a run's first
+        checkpoint, so that searches while a long first run goes on, or after it was killed, do
+        not load torch (12–28 s a query instead of 0.5 s)."""
+        if self.read_fresh_header() is None:
+            self.stamp_and_export()
 
     def model_replaced(self) -> bool:
         """A writer replaced the model in use (``Index.set_adapted_model``): recompute every
@@ -88,14 +95,37 @@ class TextPath:
         h = TextSide.read_header(self.path)
         text, audio, spec = self.vectors.text, self.vectors.audio, self.embedder.model_spec
         if (h is None or not self.config.model or text is None or audio is None
-                or h.get("model_spec") != str(spec)
                 or h.get("model_fingerprint") != self.meta.get_meta("model_fingerprint")
                 or h.get("text_dim") != text.dim
                 or len(text) != len(audio)
-                or set(self.config.text_expert_options) - {"batch_size", "threads", "device"}
-                or h.get("model_source") != model_source_stamp(spec)):
+                or set(self.config.text_expert_options) - {"batch_size", "threads", "device"}):
             return None
-        return h
+        inside = self.inside_index(spec)
+        if h.get("model_spec") != self.spec_key(spec) and not (  # text sides saved before spec_key
+                inside is not None and Path(str(h.get("model_spec", ""))).name == inside.name):
+            return None
+        saved, now = h.get("model_source"), model_source_stamp(spec)
+        if inside is not None and isinstance(saved, list) and now is not None:
+            saved, now = _without_mtimes(saved), _without_mtimes(now)  # a copied index has new mtimes
+        return h if saved == now else None
+
+    def inside_index(self, spec) -> Path | None:
+        """``spec``'s place inside the index folder (the adapted model: ``Path("adapted")``), or
+        None for a model elsewhere (shipped, or a folder of the user's)."""
+        if not spec or self.path is None:
+            return None
+        try:
+            return Path(str(spec)).resolve().relative_to(Path(self.path).resolve())
+        except (ValueError, OSError):
+            return None
+
+    def spec_key(self, spec) -> str:
+        """``spec`` as the text side records it: a model inside the index folder by its place
+        there (``index:adapted``), so an index opened by another spelling of its path, moved
+        or copied still finds its torch-free text side (an adapted index opened by an absolute
+        path took 6 s a query on the torch path instead of 0.5 s); other specs as they are."""
+        inside = self.inside_index(spec)
+        return f"index:{inside.as_posix()}" if inside is not None else str(spec)
 
     def fast_side(self):
         """(TextSide, torch-free text expert) when the saved text side is fresh, else False;
@@ -187,3 +217,9 @@ class TextPath:
             new = fn(self.text_expert)
             self._text_expert = new
         return new
+
+
+def _without_mtimes(stamp: list) -> list:
+    """A model-source stamp (``[[path, size, mtime_ns, digest], ...]``) without its mtimes:
+    sizes and sampled digests still tell a changed file."""
+    return [[e[0], e[1], e[3]] if isinstance(e, list) and len(e) == 4 else e for e in stamp]
