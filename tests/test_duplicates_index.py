@@ -117,6 +117,11 @@ def test_cli_duplicates_lists_the_group(dup_index):
     res = runner.invoke(app, ["duplicates", "--index", str(idx.path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "1 group of near-identical files (3 files)" in res.output and "door knock quieter.ogg" in res.output
+    assert str(lib) not in res.output and "b/door knock quieter.ogg" in res.output  # relative, as search shows
+    piped = runner.invoke(app, ["duplicates", "--index", str(idx.path)], env={"COLUMNS": "80"}).output
+    assert len([line for line in piped.splitlines() if line.startswith("│")]) == 3, piped  # one line a file
+    full = runner.invoke(app, ["duplicates", "--index", str(idx.path), "--full-paths"], env={"COLUMNS": "200"})
+    assert str(lib.resolve()) in full.output
     data = json.loads(runner.invoke(app, ["duplicates", "--index", str(idx.path), "--json"]).output)
     assert data["files"] == data["fingerprinted"] == 9 and data["in_groups"] == 3 and data["notes"] == []
     [g] = data["groups"]

@@ -79,6 +79,8 @@ def _terminal_width() -> None:
         out.width = console.width = int(cols)
 
 DEFAULT_INDEX = os.environ.get("SOUNDSEEK_INDEX", ".soundseek")
+FOLDER_HELP = ("only files under this folder; a relative folder that holds no indexed file from here is taken "
+               "from each indexed folder, as the table shows paths (e.g. --folder recorder)")
 IndexOpt = typer.Option(DEFAULT_INDEX, "--index", "-i", help="index folder (env SOUNDSEEK_INDEX)")
 
 
@@ -238,7 +240,12 @@ def _duplicates_note(dup: dict, path) -> None:
 @app.command("search")
 def search_cmd(
     query: Optional[str] = typer.Argument(None, help='what you are looking for, e.g. "a dog barking"'),
-    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="query by example: an audio file"),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="query by example: an audio file; the file "
+                                         "itself and byte-identical copies are left out (\"more like this\"), "
+                                         "unless --include-self"),
+    include_self: bool = typer.Option(False, "--include-self", help="with --audio: list the file itself and "
+                                      "byte-identical copies too, first at 1.0 (\"is this sound in my collection?\", "
+                                      "what the API's upload search does)"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="number of results"),
     index: Path = IndexOpt,
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
@@ -249,11 +256,11 @@ def search_cmd(
     channels: Optional[int] = typer.Option(None, "--channels", min=1, help="e.g. 1 (mono) or 2 (stereo)"),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1, help="e.g. 48000"),
     fmt: Optional[str] = typer.Option(None, "--format", help="file format, e.g. wav, flac"),
-    folder: Optional[Path] = typer.Option(None, "--folder", help="only files under this folder"),
+    folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
     tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag (e.g. Dog)"),
     export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
     full_paths: bool = typer.Option(False, "--full-paths", help="show absolute paths in the table (default: "
-                                    "relative to the indexed folder, shortened in the middle to fit)"),
+                                    "relative to the indexed folder, folders shortened first to fit)"),
     no_group: bool = typer.Option(False, "--no-group", help="show near-identical copies as rows of their own "
                                   "(default: one row per group, '+N copies'; `soundseek duplicates` lists them)"),
 ):
@@ -266,12 +273,14 @@ def search_cmd(
     if (query is None) == (audio is None):
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
     idx = _open_index(index)
-    filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag)
+    filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx)
     if audio is not None and mode:
         _fail("--mode applies to text queries (--audio searches by sound)", 2)
+    if include_self and audio is None:
+        _fail("--include-self applies to --audio (query by example)", 2)
     try:
         hits = (idx.search(query, k=k, mode=mode, group=not no_group, **filters) if query is not None
-                else idx.search_audio(audio, k=k, group=not no_group, **filters))
+                else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group, **filters))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError, FileNotFoundError) as e:
@@ -298,36 +307,12 @@ def search_cmd(
     if not hits:
         console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True)
         return
+    from .index.display import results_table, short_path
+
     roots = [] if full_paths else idx.roots
-    budget = max(24, out.width // 2 - 10)  # the path column's share: one line per hit
-    t = Table(title=f"results for {query!r}" if query is not None
-              else f"sounds like {audio if full_paths else short_path(str(audio), roots, budget)}")
-    t.add_column("#", justify="right")
-    t.add_column("score", justify="right")
-    t.add_column("file", overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths)
-    t.add_column("duration", justify="right")
-    t.add_column("best window", justify="right")
-    tagged = any(h.tags for h in hits)
-    if tagged:
-        t.add_column("sounds like", overflow="fold")
-    matched = any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits)
-    if matched:
-        t.add_column("matched", overflow="fold")
-    copies = any(h.copies for h in hits)
-    if copies:
-        t.add_column("copies", no_wrap=True)
-    for r, h in enumerate(hits, 1):
-        win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
-        row = [str(r), f"{h.score:.3f}", h.path if full_paths else short_path(h.path, roots, budget),
-               f"{h.duration:.1f} s", win]
-        if tagged:
-            row.append(", ".join(f"{tag.name} {tag.score:.2f}" for tag in h.tags))
-        if matched:
-            row.append(", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else ""))
-        if copies:
-            row.append(f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else "")
-        t.add_row(*row)
-    out.print(t)
+    title = (f"results for {query!r}" if query is not None
+             else f"sounds like {audio if full_paths else short_path(str(audio), roots, out.width // 2)}")
+    out.print(results_table(hits, title, roots, out.width, full_paths))
 
 
 def _no_results(idx, query, mode, filters) -> str:
@@ -342,24 +327,9 @@ def _no_results(idx, query, mode, filters) -> str:
     return f"no results ({n} files indexed)"
 
 
-def short_path(path: str, roots: list[str], width: int) -> str:
-    """``path`` relative to the indexed folder holding it, shortened in the middle (keeping the
-    file name) to at most ``width`` characters: one line per hit in the results table."""
-    root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
-    text = os.path.relpath(path, root) if root else path.replace(os.path.expanduser("~"), "~", 1)
-    if len(text) <= width:
-        return text
-    name = os.path.basename(text)
-    if len(name) + 6 >= width:  # even the name alone is too long: keep its start and its end
-        half = (width - 1) // 2
-        return text[:half] + "…" + text[-(width - 1 - half):]
-    head = width - len(name) - 2
-    return text[:head] + "…" + os.sep + name
-
-
-def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag) -> dict:
+def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx) -> dict:
     f = {"min_duration": min_duration, "max_duration": max_duration, "channels": channels,
-         "sample_rate": sample_rate, "format": fmt, "folder": str(folder.expanduser().resolve()) if folder else None,
+         "sample_rate": sample_rate, "format": fmt, "folder": idx.resolve_folder(folder) if folder else None,
          "tag": tag}
     return {k: v for k, v in f.items() if v is not None}
 
@@ -377,7 +347,7 @@ def export_cmd(
     channels: Optional[int] = typer.Option(None, "--channels", min=1),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1),
     fmt: Optional[str] = typer.Option(None, "--format"),
-    folder: Optional[Path] = typer.Option(None, "--folder"),
+    folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
     tag: Optional[str] = typer.Option(None, "--tag"),
 ):
     """Copy (or link) the files a text search finds into a folder; existing files are never
@@ -389,7 +359,7 @@ def export_cmd(
     try:
         idx = Index.open(index)
         hits = idx.search(query, k=k, mode=mode,
-                          **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag))
+                          **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx))
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
     same: list[tuple[str, str]] = []

@@ -345,6 +345,23 @@ class Index:
         """The folders indexed so far (resolved), e.g. to show hits' paths relative to them."""
         return list(self.meta.get_meta("roots", []))
 
+    def resolve_folder(self, folder: str | os.PathLike) -> str | tuple[str, ...]:
+        """The path prefix(es) a ``folder`` filter means (:func:`soundseek.index.display.resolve_folder`):
+        an absolute folder is itself; a relative one is taken from the current folder when it
+        holds indexed files, else from each indexed folder (:attr:`roots`) under which it does,
+        as search results show paths relative to those."""
+        from .display import resolve_folder
+        from .fulltext import Filters
+
+        ft = self.fulltext
+        if ft is not None:
+            def has_files(prefix: str) -> bool:
+                return ft.any(Filters(folder=prefix))
+        else:
+            def has_files(prefix: str) -> bool:
+                return any(p.startswith(prefix.rstrip(os.sep) + os.sep) for p in self.meta.items_by_path())
+        return resolve_folder(folder, self.roots, has_files)
+
     def stats(self) -> dict:
         return lifecycle.stats(self)
 

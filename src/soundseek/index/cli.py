@@ -54,14 +54,16 @@ def register(app: typer.Typer) -> None:
         no_update: bool = typer.Option(False, "--no-update", help="only list: do not fingerprint files indexed "
                                        "before fingerprints existed"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        full_paths: bool = typer.Option(False, "--full-paths", help="show absolute paths in the table (default: "
+                                        "relative to the indexed folder, folders shortened first to fit)"),
     ):
         """List groups of near-identical files (another format, gain, trim, sample rate): the
         representative (best quality: lossless, then higher rate and bit depth, then longest) and
         its copies.  Search results show each group as one row with "+N copies"."""
         from rich.console import Console
-        from rich.table import Table
 
         from .api import Index
+        from .display import duplicates_table
 
         out, err = Console(), Console(stderr=True)
         try:
@@ -71,6 +73,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         with idx:
             rep = duplicates_report(idx, not no_update, progress=not quiet and not as_json)
+            roots = [] if full_paths else idx.roots
         if as_json:
             out.print_json(json.dumps(rep))
             return
@@ -82,13 +85,6 @@ def register(app: typer.Typer) -> None:
             out.print(f"no near-duplicates among the {rep['files']} files of {index}{why}", highlight=False)
             return
         n = len(rep["groups"])
-        t = Table(title=f"{n} group{'' if n == 1 else 's'} of near-identical files ({rep['in_groups']} files)")
-        t.add_column("group", justify="right")
-        t.add_column("file", overflow="fold")
-        t.add_column("size", justify="right")
-        t.add_column("duration", justify="right")
-        for g in rep["groups"]:
-            for k, m in enumerate([g["representative"], *g["copies"]]):
-                t.add_row(str(g["id"]) if k == 0 else "", m["path"] if k == 0 else f"  = {m['path']}",
-                          _size(m["size"]), f"{m['duration']:.2f} s", end_section=k == len(g["copies"]))
-        out.print(t)
+        title = f"{n} group{'' if n == 1 else 's'} of near-identical files ({rep['in_groups']} files)"
+        out.print(duplicates_table(rep["groups"], title, roots, out.width, full_paths,
+                                   size=_size))

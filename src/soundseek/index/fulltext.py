@@ -69,14 +69,14 @@ END;
 
 @dataclass(frozen=True)
 class Filters:
-    """Search filters; None = no constraint.  ``folder`` is a path prefix."""
+    """Search filters; None = no constraint.  ``folder`` is a path prefix (or a tuple of them)."""
 
     min_duration: float | None = None
     max_duration: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
     format: str | None = None
-    folder: str | None = None
+    folder: str | tuple[str, ...] | None = None
     tag: str | None = None  # a machine tag (AudioSet class name), case-insensitive
 
     @property
@@ -101,10 +101,10 @@ class Filters:
         if self.format:
             where.append("f.format = ?")
             args.append(self.format.lower().lstrip("."))
-        if self.folder:
-            prefix = self.folder.rstrip("/\\")
-            where.append("(i.path LIKE ? ESCAPE '\\')")
-            args.append(_like_escape(prefix) + "/%")
+        if self.folder:  # a path prefix, or several (any of them: Index.resolve_folder)
+            prefixes = [self.folder] if isinstance(self.folder, str) else list(self.folder)
+            where.append("(" + " OR ".join(["i.path LIKE ? ESCAPE '\\'"] * len(prefixes)) + ")")
+            args += [_like_escape(p.rstrip("/\\")) + "/%" for p in prefixes]
         if self.tag:
             where.append("f.machine_tags LIKE ? ESCAPE '\\'")
             args.append('%"' + _like_escape(self.tag) + '"%')
@@ -175,6 +175,13 @@ class FullText:
             rows = self.db.execute(f"SELECT i.id FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where}",
                                    args).fetchall()
         return {r[0] for r in rows}
+
+    def any(self, filters: Filters) -> bool:
+        """Whether any indexed file passes ``filters``."""
+        where, args = filters.sql()
+        with self.meta.lock:
+            return self.db.execute(f"SELECT 1 FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where} "
+                                   "LIMIT 1", args).fetchone() is not None
 
     def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                normalized: bool = False) -> list[tuple[int, float]]:

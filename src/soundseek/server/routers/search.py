@@ -31,6 +31,10 @@ def search_filters(state: AppState, mode, min_duration, max_duration, channels, 
             raise ApiError(422, "invalid_parameter", f"{name} must be a number of seconds >= 0 (got {v})")
     if folder and not state.config.expose_paths:
         raise ApiError(422, "invalid_parameter", "the folder filter needs a server that shows file paths")
+    if folder and not os.path.isabs(folder) and hasattr(state.index, "resolve_folder"):
+        # as `search --folder`: from the server's folder when files are there, else from each indexed folder
+        with state.meta_lock:
+            folder = state.index.resolve_folder(folder)
     kw = {"mode": mode, "min_duration": min_duration, "max_duration": max_duration, "channels": channels,
           "sample_rate": sample_rate, "format": (fmt or None), "folder": (folder or None), "tag": (tag or None)}
     return {k: v for k, v in kw.items() if v is not None}

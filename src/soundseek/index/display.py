@@ -1,0 +1,191 @@
+"""How the command line shows an index's files: paths relative to the indexed folder, shortened
+folders first (the file name stays whole), and the results / duplicates tables laid out to fit
+the terminal (80 columns when the output is piped) with one or two lines per hit, never a
+column wrapped word by word.  Also :func:`resolve_folder`: a ``--folder`` filter as the user
+means it (relative to here, else to each indexed folder).  ``rich`` is imported only by the
+table builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+ELLIPSIS = "…"
+
+
+def relative_path(path: str, roots: Sequence[str]) -> str:
+    """``path`` relative to the (longest) indexed folder holding it; else with ``~`` for home."""
+    root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
+    return os.path.relpath(path, root) if root else path.replace(os.path.expanduser("~"), "~", 1)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in "…" when cut."""
+    if len(text) <= width:
+        return text
+    return text[:max(0, width - 1)] + ELLIPSIS if width > 0 else ""
+
+
+def short_path(path: str, roots: Sequence[str], width: int) -> str:
+    """``path`` relative to the indexed folder holding it, at most ``width`` characters: folders
+    are dropped from the middle first (keeping the top one and those nearest the file), then the
+    top one; only a name longer than ``width`` itself is cut (a third of its start, the rest its end)."""
+    text = relative_path(path, roots)
+    if len(text) <= width:
+        return text
+    parts = text.split(os.sep)
+    name, folders = parts[-1], parts[:-1]
+    n = len(folders)
+    candidates = [[*folders[:1], ELLIPSIS, *folders[n - keep:], name] for keep in range(n - 2, -1, -1)]
+    candidates += [[ELLIPSIS, *folders[n - keep:], name] for keep in range(n - 1, -1, -1)] if n else []
+    for cand in candidates:
+        s = os.sep.join(cand)
+        if len(s) <= width:
+            return s
+    if width <= 1:
+        return ELLIPSIS[:width]
+    head = (width - 1) // 3  # the end of a name (take numbers, extension) tells files apart more often
+    return name[:head] + ELLIPSIS + name[len(name) - (width - 1 - head):]
+
+
+def resolve_folder(folder: str | os.PathLike, roots: Sequence[str], has_files: Callable[[str], bool],
+                   cwd: str | os.PathLike | None = None) -> str | tuple[str, ...]:
+    """The path prefix(es) a ``--folder`` filter means.  An absolute folder (or ``~/...``) is
+    itself.  A relative one is taken from ``cwd`` (default: here) when it holds indexed files,
+    else from each indexed folder (``roots``) under which it holds some, as the results table
+    shows paths relative to them (``recorder`` for ``ROOT/recorder``); several such folders:
+    a tuple (any of them).  Nothing anywhere: the folder taken from ``cwd``."""
+    p = Path(folder).expanduser()
+    if p.is_absolute():
+        return str(p.resolve())
+    here = str((Path(cwd or os.getcwd()) / p).resolve())
+    if Path(here).is_dir() and has_files(here):
+        return here
+    found: list[str] = []
+    for root in roots:
+        cand = str((Path(root) / p).resolve())
+        if cand not in found and cand != here and has_files(cand):
+            found.append(cand)
+    if not found:
+        return here
+    return found[0] if len(found) == 1 else tuple(found)
+
+
+def window_text(hit) -> str:
+    """The best window of a hit, or "whole file" when the file fits in one window (or the hit
+    comes from its words alone, which describe the whole file)."""
+    return f"{hit.start:.1f}–{hit.end:.1f} s" if hit.start is not None else "whole file"
+
+
+def _fit(cells: list[str], header: str) -> int:
+    """A column's width: its widest cell, and at least its header's longest word."""
+    return max([len(c) for c in cells] + [len(w) for w in header.split()] + [1])
+
+
+def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths: bool = False):
+    """The ``search`` results table for a console ``width`` wide: one line per hit when
+    "sounds like" and "matched" fit as columns of their own (cut with "…" rather than wrapped),
+    else those two go, cut to fit, on a second dim line under the file.  ``full_paths``: the
+    whole path, folded over lines when it must be; else relative to ``roots``, shortened."""
+    from rich.table import Table
+
+    core = {"#": [str(r) for r in range(1, len(hits) + 1)],
+            "score": [f"{h.score:.3f}" for h in hits],
+            "duration": [f"{h.duration:.1f} s" for h in hits],
+            "best window": [window_text(h) for h in hits]}
+    if any(h.copies for h in hits):
+        core["copies"] = [f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else ""
+                          for h in hits]
+    extra = {}
+    if any(h.tags for h in hits):
+        extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags) for h in hits]
+    if any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits):
+        extra["matched"] = [", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else "") for h in hits]
+    paths = [h.path if full_paths else relative_path(h.path, roots) for h in hits]
+
+    def overhead(n_cols: int) -> int:  # "│ " + " " per column, and the closing "│"
+        return 3 * n_cols + 1
+
+    fixed = sum(_fit(cells, head) for head, cells in core.items())
+    file_need = _fit(paths, "file")
+    room = width - fixed - overhead(len(core) + 1 + len(extra))  # file + extra columns
+    need = {head: _fit(cells, head) for head, cells in extra.items()}
+    least = {head: min(need[head], {"sounds like": 20, "matched": 14}[head]) for head in extra}
+    side_by_side = not extra or room >= min(file_need, 40) + sum(least.values())
+    widths = dict(least)
+    if side_by_side:  # the file up to what it needs, but not above 40 while the others need more
+        file_w = max(min(file_need, room - sum(least.values()), max(40, room - sum(need.values()))), 12)
+        left = room - file_w - sum(least.values())
+        for head in extra:  # what is left: "sounds like" first, then "matched"
+            more = max(0, min(need[head] - widths[head], left))
+            widths[head] += more
+            left -= more
+    else:  # two lines a hit: "+N copies", the top two tags and the matched fields go under the file
+        if "copies" in core:
+            fixed -= _fit(core["copies"], "copies")
+            extra = {"copies": core.pop("copies"), **extra}
+        if "sounds like" in extra:
+            extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags[:2]) for h in hits]
+        file_w = max(width - fixed - overhead(len(core) + 1), 12)
+
+    t = Table(title=title)
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("score", justify="right", no_wrap=True)
+    file_head = "file" if side_by_side else f"file\n[dim]{clip(' · '.join(extra), file_w)}[/]"
+    t.add_column(file_head, overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths,
+                 max_width=None if full_paths else file_w)
+    t.add_column("duration", justify="right", no_wrap=True)
+    t.add_column("best window", justify="right")
+    if side_by_side:
+        for head in extra:
+            t.add_column(head, no_wrap=True, overflow="ellipsis")
+    if "copies" in core:
+        t.add_column("copies", no_wrap=True)
+    for i, h in enumerate(hits):
+        shown = paths[i] if full_paths else short_path(h.path, roots, file_w)
+        row = [core["#"][i], core["score"][i]]
+        if side_by_side:
+            row.append(_escape(shown))
+        else:
+            second = " · ".join(cells[i] for cells in extra.values() if cells[i])
+            row.append(_escape(shown) + (f"\n[dim]{_escape(clip(second, file_w))}[/]" if second else ""))
+        row += [core["duration"][i], core["best window"][i]]
+        if side_by_side:
+            row += [_escape(clip(cells[i], widths[head])) for head, cells in extra.items()]
+        if "copies" in core:
+            row.append(core["copies"][i])
+        t.add_row(*row)
+    return t
+
+
+def duplicates_table(groups: list[dict], title: str, roots: Sequence[str], width: int, full_paths: bool = False,
+                     size: Callable[[int], str] = str):
+    """The ``duplicates`` table: group id, file (relative to ``roots`` and shortened to one
+    line unless ``full_paths``; copies under their representative as "= path"), size, duration."""
+    from rich.table import Table
+
+    rows = []
+    for g in groups:
+        for k, m in enumerate([g["representative"], *g["copies"]]):
+            rows.append((str(g["id"]) if k == 0 else "", k, m, k == len(g["copies"])))
+    sizes = [size(m["size"]) for _, _, m, _ in rows]
+    durs = [f"{m['duration']:.2f} s" for _, _, m, _ in rows]
+    fixed = _fit([r[0] for r in rows], "group") + _fit(sizes, "size") + _fit(durs, "duration")
+    file_w = max(width - fixed - (3 * 4 + 1), 16)
+    t = Table(title=title)
+    t.add_column("group", justify="right", no_wrap=True)
+    t.add_column("file", overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths)
+    t.add_column("size", justify="right", no_wrap=True)
+    t.add_column("duration", justify="right", no_wrap=True)
+    for (gid, k, m, last), sz, d in zip(rows, sizes, durs):
+        mark = "" if k == 0 else "=\u00a0"  # kept with its path when a full path folds
+        shown = m["path"] if full_paths else short_path(m["path"], roots, file_w - len(mark))
+        t.add_row(gid, _escape(mark + shown), sz, d, end_section=last)
+    return t
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
