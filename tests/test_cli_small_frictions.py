@@ -140,3 +140,12 @@ def test_a_touched_file_is_unchanged_and_its_new_mtime_is_stored(tmp_path, monke
     sf.write(b, data[::-1].copy(), sr)  # same size, other bytes
     report = idx.add(audio, progress=False)
     assert (report.added, report.unchanged) == (1, 1)
+
+
+def test_index_choices_take_any_case(tmp_path):
+    _tone(tmp_path / "sfx" / "bell.wav", 1.0, 500)
+    res = runner.invoke(app, ["index", str(tmp_path / "sfx"), "--index", str(tmp_path / "idx"), "--expert", "logmel",
+                              "--model", "none", "--vector-index", "FLAT", "--audio-pooling", "Mean-Max", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (Index.open(tmp_path / "idx").config.vector_index, Index.open(tmp_path / "idx").config.audio_pooling) \
+        == ("flat", "mean-max")
