@@ -157,7 +157,8 @@ def test_quality_index_searches_three_real_clips(tmp_path):
     assert (idx.config.audio_expert, idx.config.model, idx.config.profile) == ("yamnet+aisfx", "quality", "quality")
     report = idx.add([_clip(DOG), _clip(RAIN), _clip(BELLS)], progress=False)
     assert report.failed == [] and report.added == 3
-    assert idx.stats()["profile"] == "quality" and idx.stats()["audio_expert"].startswith("yamnet+aisfx@")
+    assert idx.stats()["profile"] == "quality" and idx.stats()["audio_expert"] == "yamnet+aisfx"
+    assert idx.stats()["audio_expert_key"].startswith("yamnet+aisfx@")
     names = {"a dog barking": DOG, "rain falling": RAIN, "church bells ringing": BELLS}
     for query, want in names.items():
         hits = idx.search(query, k=3, mode="content")

@@ -143,6 +143,8 @@ def index_cmd(
             _fail(f"no such {'file' if p.suffix else 'folder'}: {p}")
     _set_threads(threads)
     model = model or "default"
+    # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
+    profile, vector_index, audio_pooling = (v.lower() if v else v for v in (profile, vector_index, audio_pooling))
     try:
         idx = Index.open_or_create(index, audio_expert=expert or "yamnet", model=None if model == "none" else model,
                                    window_s=window, hop_s=hop, vector_index=vector_index,
@@ -173,13 +175,7 @@ def index_cmd(
     if as_json:
         out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))
         return
-    rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
-    console.print(
-        f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
-        f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
-        f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
-        f"-> {idx.path} ({len(idx)} files)"
-    )
+    console.print(_index_summary(report, idx.path, len(idx)), highlight=False)
     if report.failed:
         t = Table(title="skipped files", show_lines=False)
         t.add_column("file", overflow="fold")
@@ -220,6 +216,21 @@ def index_cmd(
                               f"last adapt); `soundseek adapt --index {idx.path}` (or `index --adapt`) adds them",
                               highlight=False)
     _duplicates_note(report.duplicates, idx.path)
+
+
+def _index_summary(report, path, n_files: int) -> str:
+    """The line after an index run; a run that read no audio (nothing new or changed) says so
+    instead of showing a rate of 0x real time."""
+    if not report.added and not report.audio_seconds:
+        extra = "".join([f", {report.removed} removed" if report.removed else "",
+                         f", [red]{len(report.failed)} skipped[/]" if report.failed else ""])
+        return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
+                f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {path} ({n_files} files)")
+    rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
+    return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
+            f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
+            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
+            f"-> {path} ({n_files} files)")
 
 
 def _duplicates_note(dup: dict, path) -> None:
@@ -279,6 +290,7 @@ def search_cmd(
     if include_self and audio is None:
         _fail("--include-self applies to --audio (query by example)", 2)
     try:
+        mode = idx.search_mode(mode) if query is not None else None  # any case; None: the default
         hits = (idx.search(query, k=k, mode=mode, group=not no_group, **filters) if query is not None
                 else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group, **filters))
     except NoTextModelError as e:
@@ -302,6 +314,7 @@ def search_cmd(
     if as_json:
         out.print_json(json.dumps({"query": query if query is not None else str(audio),
                                    "mode": "text" if query is not None else "audio",
+                                   **({"search_mode": mode} if query is not None else {}),
                                    "hits": [h.to_dict() for h in hits]}))
         return
     if not hits:

@@ -20,13 +20,37 @@ from rich.text import Text
 LINE_INTERVAL_S = 5.0
 
 
+class StatusLines:
+    """One-line statuses to a non-terminal ``stream`` (a log, a pipe): :meth:`write` prints at
+    most one every ``interval_s`` seconds, unless forced (a run's first and last line), so a log
+    shows the run moving without a line per step.  Used by :class:`ThroughputProgress` (indexing)
+    and :class:`soundseek.adapt.progress.StepBar` (adapt's training)."""
+
+    def __init__(self, stream, interval_s: float = LINE_INTERVAL_S):
+        self.stream, self.interval_s = stream, interval_s
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def write(self, text, force: bool = False) -> bool:
+        """Print ``text`` (a string, or a callable making it: built only when printed) now if
+        forced or the interval has passed; returns whether it was printed."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now < self._next:
+                return False
+            self._next = now + self.interval_s
+            self.stream.write((text() if callable(text) else text) + "\n")
+            self.stream.flush()
+        return True
+
+
 class _Rate(ProgressColumn):
     def __init__(self, owner: "ThroughputProgress"):
         super().__init__(table_column=Column(no_wrap=True))
         self.owner = owner
 
     def render(self, task) -> Text:
-        return Text(self.owner.rate_text(task.completed), style="cyan")
+        return Text(self.owner.rate_text(task.completed, real_time=False), style="cyan")
 
 
 class ThroughputProgress:
@@ -46,8 +70,7 @@ class ThroughputProgress:
         self.stream = stream
         self.started = False
         self._status = ""
-        self._lock = threading.Lock()
-        self._next_line = 0.0
+        self._lines: StatusLines | None = None
         self._progress = None
         live = console is not None or sys.stderr.isatty() or _forced()
         if enabled and live:
@@ -67,11 +90,18 @@ class ThroughputProgress:
             self._task = self._progress.add_task(label, total=total, status="")
         elif enabled:
             self.stream = stream or sys.stderr
+            self._lines = StatusLines(self.stream, interval_s)
 
-    def rate_text(self, completed: float) -> str:
+    def rate_text(self, completed: float, real_time: bool = True) -> str:
+        """"12.5 files/s 95x real time" once files are done ("" before: no rate to show yet;
+        no "x" while no audio was heard, e.g. every file's features came from the cache)."""
+        if not completed:
+            return ""
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        audio = self.audio_s / dt
-        return f"{completed / dt:.1f} files/s {audio:.0f}x"
+        text = f"{completed / dt:.1f} files/s"
+        if self.audio_s > 0:
+            text += f" {self.audio_s / dt:.0f}x" + (" real time" if real_time else "")
+        return text
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "ThroughputProgress":
@@ -114,19 +144,16 @@ class ThroughputProgress:
         if self._progress:
             self._progress.update(self._task, total=total)
 
+    def line_text(self) -> str:
+        """The non-terminal status line: "features yamnet: 3/10 files, 1.5 files/s 12x real time,
+        reading a.wav" (no rate before the first file is done)."""
+        parts = [f"{self.label}: {self.done}/{self.total} files", self.rate_text(self.done), self._status]
+        return ", ".join(p for p in parts if p)
+
     def _line(self, force: bool = False) -> None:
         """One status line to a non-terminal stream, at most every ``interval_s`` (or forced)."""
-        if self.stream is None or not self.started:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if not force and now < self._next_line:
-                return
-            self._next_line = now + self.interval_s
-            what = f", {self._status}" if self._status else ""
-            self.stream.write(f"{self.label}: {self.done}/{self.total} files, {self.rate_text(self.done)} "
-                              f"real time{what}\n")
-            self.stream.flush()
+        if self._lines is not None and self.started:
+            self._lines.write(self.line_text, force)
 
 
 def _forced() -> bool:

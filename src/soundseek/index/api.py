@@ -301,6 +301,11 @@ class Index:
             return self.query.search(text, k, mode, filters, **filter_kwargs)
         return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters, **filter_kwargs), k)
 
+    def search_mode(self, mode: str | None = None) -> str:
+        """The mode :meth:`search` runs in when asked for ``mode`` (any case; None: the default,
+        hybrid when the index has metadata words, else content); ValueError for an unknown one."""
+        return self.query.resolve_mode(mode)
+
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
                      exclude_self: bool = True, filters=None, group: bool = True, **filter_kwargs) -> list[Hit]:
         """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).

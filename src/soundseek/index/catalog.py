@@ -214,6 +214,12 @@ class Catalog:
             pos += len(r[5])
         return out
 
+    def set_mtime(self, item_id: int, mtime_ns: int) -> None:
+        """Record a file's new mtime when its content is unchanged (touched); not yet committed."""
+        self.ensure_writable()
+        with self._lock:
+            self.db.execute("UPDATE items SET mtime_ns=? WHERE id=?", (int(mtime_ns), int(item_id)))
+
     def remove_items(self, item_ids) -> list[int]:
         """Delete items; returns the ids of their windows (to drop from the vector indexes)."""
         item_ids = [int(i) for i in item_ids]

@@ -117,7 +117,7 @@ class Ingest:
                     continue
                 listed[p] = file_signature(st)
                 item = known.get(p)
-                if item and item.size == st.st_size and item.mtime_ns == st.st_mtime_ns:
+                if item and item.size == st.st_size and self.same_content(item, p, st):
                     report.unchanged += 1
                     continue
                 if item:
@@ -298,6 +298,21 @@ class Ingest:
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
         return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})
+
+    def same_content(self, item, path: str, st: os.stat_result) -> bool:
+        """Whether ``path`` (of ``item``'s size) still holds what was indexed: the same mtime, or
+        else (touched, copied over with the same bytes) the same content hash, and then the
+        new mtime is stored so that the next run needs no hash.  The hash is cached by size and
+        mtime (:meth:`FeatureStore.hash_of`): a changed file is not read twice."""
+        if item.mtime_ns == st.st_mtime_ns:
+            return True
+        try:
+            same = self.store.hash_of(path) == item.hash
+        except OSError:
+            return False  # read like any changed file, which reports what is wrong
+        if same:
+            self.meta.set_mtime(item.id, st.st_mtime_ns)
+        return same
 
     @staticmethod
     def relist(p: str, listed: dict, report: AddReport) -> bool:

@@ -109,7 +109,9 @@ def stats(index) -> dict:
     return {
         "path": str(index.path),
         **index.meta.counts(),
-        "audio_expert": loaded.key if loaded else config.audio_expert,
+        "audio_expert": config.audio_expert,  # the name it was created with, e.g. "yamnet"
+        # the versioned key the stored features were computed with ("yamnet@1"; None before any)
+        "audio_expert_key": index.meta.get_meta("expert_key") or (loaded.key if loaded else None),
         "model": config.model,
         "adapted_model": config.adapted_model if index.embedder.adapted_dir() else None,
         "profile": config.profile,

@@ -20,6 +20,9 @@ from .text_path import TextPath
 from .types import Hit, IndexConfig
 from .window_store import WindowStore
 
+#: What a text search can match against (``Index.search(mode=...)``, ``soundseek search --mode``).
+SEARCH_MODES = ("hybrid", "content", "metadata")
+
 
 class Query:
     """Read-only: holds the index's lock only while it reads the vector stores."""
@@ -51,10 +54,7 @@ class Query:
             raise ValueError("k must be at least 1")
         filters = filters if filters is not None else Filters(**filter_kwargs)
         ft = self.meta.fulltext
-        if mode is None:
-            mode = "hybrid" if ft is not None and ft.has_words() else "content"
-        if mode not in ("hybrid", "content", "metadata"):
-            raise ValueError(f"mode must be hybrid, content or metadata (got {mode!r})")
+        mode = self.resolve_mode(mode)
         allow = None
         if filters.active:
             if ft is None:
@@ -90,6 +90,17 @@ class Query:
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
         return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+
+    def resolve_mode(self, mode: str | None) -> str:
+        """The mode a text search with ``mode`` runs in: ``mode`` in any case ("Content"), or
+        the default, hybrid when the index has metadata words, else content."""
+        if mode is None:
+            ft = self.meta.fulltext
+            return "hybrid" if ft is not None and ft.has_words() else "content"
+        name = mode.strip().lower() if isinstance(mode, str) else mode
+        if name not in SEARCH_MODES:
+            raise ValueError(f"mode must be hybrid, content or metadata (got {mode!r})")
+        return name
 
     def search_named(self, text: str, q: np.ndarray, sent: np.ndarray, names, words: list[tuple[int, float]],
                      k: int, pool: int, allow: set[int] | None) -> list[Hit]:

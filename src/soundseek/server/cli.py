@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve_cmd(
-        index: Optional[Path] = typer.Option(
-            None, "--index", "-i", help=f"Index folder to serve [default: ${INDEX_ENV} or {DEFAULT_INDEX_DIR}]."),
+        index: Optional[Path] = typer.Option(  # $SOUNDSEEK_INDEX read when the command runs, as by adapt
+            Path(DEFAULT_INDEX_DIR), "--index", "-i", envvar=INDEX_ENV, help=f"index folder (env {INDEX_ENV})"),
         host: str = typer.Option("127.0.0.1", help="Bind address; loopback by default (only this machine)."),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
         allow_origin: Optional[List[str]] = typer.Option(

@@ -1,0 +1,151 @@
+"""Small frictions of the first-hour probe (2026-12-07, section 7): progress with no rate yet, a
+no-change re-index, adapt's piped progress, the search mode in JSON, --mode in any case,
+``serve --help``'s default, the expert's name and key in JSON, and touched files.  Small
+generated audio, ``logmel``, no model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from soundseek import Index
+from soundseek.cli import app
+
+runner = CliRunner()
+
+
+def _tone(path: Path, seconds: float, freq: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def lib(tmp_path):
+    audio = tmp_path / "sfx"
+    for i in range(4):
+        _tone(audio / f"door_creak_{i}.wav", 1.0 + i, 200 + 40 * i)
+    idx = tmp_path / "idx"
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
+                              "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    return audio, idx
+
+
+# -- 1. progress: no rate before there is one; a run with nothing new says so ----------------
+def test_status_lines_show_no_rate_before_the_first_file():
+    from soundseek.features.progress import ThroughputProgress
+
+    buf = io.StringIO()
+    with ThroughputProgress(total=3, label="features logmel", stream=buf, interval_s=0.0) as bar:
+        bar.advance(2, 20.0)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "features logmel: 0/3 files", lines
+    assert "files/s" in lines[-1] and lines[-1].startswith("features logmel: 2/3 files")
+    assert re.search(r"\d+x real time", lines[-1]) and " 0x" not in buf.getvalue(), lines
+
+
+def test_a_run_that_changes_nothing_says_nothing_new(lib):
+    audio, idx = lib
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "nothing new: 4 files unchanged" in res.output
+    assert "real time" not in res.output and "0.0 min" not in res.output
+
+
+# -- 2. adapt's training progress when piped ------------------------------------------------
+def test_adapt_step_lines_advance_when_piped(capsys):
+    from soundseek.adapt.progress import StepBar
+
+    with StepBar(300, True, "trial training") as bar:  # a run far shorter than the 5-s interval
+        for _ in range(300):
+            bar()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial training")]
+    assert "step 300/300" in lines[-1] and len(lines) >= 2, lines
+    assert all("step 1/300" not in line for line in lines[1:])
+
+
+# -- 3./4. the search mode in JSON; --mode in any case -------------------------------------
+def test_search_json_reports_the_mode_used(lib):
+    _, idx = lib
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "metadata", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["mode"] == "text" and data["search_mode"] == "metadata" and data["hits"]  # "mode": documented
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--json"])
+    assert json.loads(res.stdout)["search_mode"] == "hybrid"  # the default: the files have words
+
+
+def test_mode_takes_any_case(lib):
+    _, idx = lib
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "Metadata"])
+    assert res.exit_code == 0 and "door_creak" in res.output, res.output
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "loud"])
+    assert res.exit_code == 1 and "mode must be hybrid, content or metadata" in res.output
+    assert Index.open(idx).search("door", k=2, mode="METADATA")
+
+
+# -- 5. serve --help -----------------------------------------------------------------------
+def test_serve_help_shows_the_default_index(monkeypatch):
+    monkeypatch.delenv("SOUNDSEEK_INDEX", raising=False)
+    res = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert res.exit_code == 0
+    line = next(line for line in res.output.splitlines() if "--index" in line)
+    assert "[default: .soundseek]" in res.output and "SOUNDSEEK_INDEX" in line and "serve ." not in res.output, line
+
+
+# -- 6. the expert's name and versioned key, the same in info and index --json --------------
+def test_info_and_index_json_agree_on_the_expert(lib):
+    audio, idx = lib
+    indexed = json.loads(runner.invoke(app, ["index", str(audio), "--index", str(idx), "--json"]).stdout)
+    info = json.loads(runner.invoke(app, ["info", "--index", str(idx), "--json"]).stdout)
+    assert indexed["audio_expert"] == info["audio_expert"] == "logmel"
+    assert indexed["audio_expert_key"] == info["audio_expert_key"]
+    assert info["audio_expert_key"].startswith("logmel@")
+
+
+# -- 7. a touched file is unchanged ---------------------------------------------------------
+def test_a_touched_file_is_unchanged_and_its_new_mtime_is_stored(tmp_path, monkeypatch):
+    audio = tmp_path / "sfx"
+    a, b = _tone(audio / "a.wav", 1.0, 300), _tone(audio / "b.wav", 1.0, 400)
+    idx = Index.create(tmp_path / "idx", audio_expert="logmel", model=None, vector_index="flat")
+    idx.add(audio, progress=False)
+    before = {Path(p).name: it for p, it in idx.meta.items_by_path().items()}
+    st = os.stat(a)
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # `touch`: same bytes, new mtime
+    report = idx.add(audio, progress=False)
+    assert (report.added, report.unchanged) == (0, 2)
+    after = {Path(p).name: it for p, it in idx.meta.items_by_path().items()}
+    assert after["a.wav"].id == before["a.wav"].id  # the same item: not "new since adapt"
+    assert after["a.wav"].mtime_ns == os.stat(a).st_mtime_ns  # the next run needs no hash
+
+    from soundseek.features import store as store_module
+
+    read, file_hash = [], store_module.file_hash
+    monkeypatch.setattr(store_module, "file_hash", lambda p: read.append(Path(p).name) or file_hash(p))
+    assert idx.add(audio, progress=False).unchanged == 2
+    assert not [name for name in read if name.endswith(".wav")]  # size+mtime alone: no audio file read
+    monkeypatch.undo()
+
+    data, sr = sf.read(b, dtype="float32")
+    sf.write(b, data[::-1].copy(), sr)  # same size, other bytes
+    report = idx.add(audio, progress=False)
+    assert (report.added, report.unchanged) == (1, 1)
+
+
+def test_index_choices_take_any_case(tmp_path):
+    _tone(tmp_path / "sfx" / "bell.wav", 1.0, 500)
+    res = runner.invoke(app, ["index", str(tmp_path / "sfx"), "--index", str(tmp_path / "idx"), "--expert", "logmel",
+                              "--model", "none", "--vector-index", "FLAT", "--audio-pooling", "Mean-Max", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (Index.open(tmp_path / "idx").config.vector_index, Index.open(tmp_path / "idx").config.audio_pooling) \
+        == ("flat", "mean-max")
