@@ -91,6 +91,13 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _os_error(e: BaseException, what: str) -> str:
+    """An OSError in words ("what: reason (path)"), not "[Errno 17] File exists: 'x'"."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{what}: {e.strerror.lower()}" + (f" ({e.filename})" if e.filename else "")
+    return str(e)
+
+
 def _fail(msg: str, code: int = 1):
     console.print(f"[bold red]error:[/] {msg}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
@@ -141,6 +148,13 @@ def index_cmd(
     for p in paths:  # before anything is created: a typo must not leave an empty index behind
         if not p.expanduser().exists() and not p.expanduser().is_symlink():
             _fail(f"no such {'file' if p.suffix else 'folder'}: {p}")
+    if index.expanduser().exists() and not index.expanduser().is_dir():
+        from .index.errors import index_beside
+
+        folder = next((p for p in paths if p.expanduser().is_dir()), None)
+        example = f"soundseek index {folder} --index {index_beside(folder)}" if folder else "--index my.idx"
+        _fail(f"--index {index} is a file; --index names the folder the index is kept in (made if needed), and "
+              f"the audio to index comes first: e.g. `{example}`")
     _set_threads(threads)
     model = model or "default"
     # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
@@ -152,7 +166,7 @@ def index_cmd(
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     except (OSError, sqlite3.Error) as e:  # e.g. the disk is full before anything is indexed
-        _fail(str(disk_full_error(e, index) or e))
+        _fail(str(disk_full_error(e, index) or _os_error(e, f"cannot create the index at {index}")))
     if max_duration is not None:
         idx.config.max_duration_s = max_duration or None  # 0: no limit
     if ray:
@@ -278,11 +292,16 @@ def search_cmd(
     """Search the index by text, or by an example recording (--audio); the filters apply to both."""
     import sqlite3
 
-    from .audio import AudioError
+    from .audio import AudioError, on_disk
     from .index.errors import NoTextModelError
 
     if (query is None) == (audio is None):
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
+    if audio is not None:
+        from .audio import path_problem
+
+        if problem := path_problem(audio.expanduser()):
+            _fail(f"cannot read --audio {audio}: {problem}")
     idx = _open_index(index)
     filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx)
     if audio is not None and mode:
@@ -295,8 +314,10 @@ def search_cmd(
                 else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group, **filters))
     except NoTextModelError as e:
         _fail(str(e))
-    except (AudioError, ValueError, FileNotFoundError) as e:
+    except (AudioError, ValueError) as e:
         _fail(str(e))
+    except OSError as e:  # e.g. the --audio file vanished or became unreadable after the check above
+        _fail(_os_error(e, f"cannot read --audio {audio}" if audio is not None else "search failed"))
     except sqlite3.DatabaseError as e:
         _fail(f"the metadata of {index} (meta.sqlite or the feature manifest) is damaged ({e}); "
               f"run `soundseek repair --index {index}` to recover what can be read, or re-index")
@@ -323,9 +344,15 @@ def search_cmd(
     from .index.display import results_table, short_path
 
     roots = [] if full_paths else idx.roots
+    gone = {h.path for h in hits if not on_disk(h.path)}  # one stat per shown hit
     title = (f"results for {query!r}" if query is not None
              else f"sounds like {audio if full_paths else short_path(str(audio), roots, out.width // 2)}")
-    out.print(results_table(hits, title, roots, out.width, full_paths))
+    out.print(results_table(hits, title, roots, out.width, full_paths, missing=gone))
+    if gone:
+        n = len(gone)
+        console.print(f"[yellow]note:[/] {n} of these files {'is' if n == 1 else 'are'} no longer on disk; "
+                      f"`soundseek check --index {index}` lists every gone file and how to drop them",
+                      highlight=False, soft_wrap=True)
 
 
 def _no_results(idx, query, mode, filters) -> str:
@@ -419,8 +446,17 @@ def _open_index(index: Path):
     around in memory (see Index._load_vectors) go to stderr."""
     from .index.api import Index
 
+    from .index.errors import NotAnIndexError
+
     try:
         idx = Index.open(index)
+    except NotAnIndexError as e:
+        default, folder = Path(DEFAULT_INDEX).expanduser(), index.expanduser().resolve()
+        if e.kind == "audio" and not default.resolve().is_relative_to(folder):  # never into the audio folder
+            shown = default if default.is_absolute() else Path(".") / default
+            _fail(f"{e} (or `soundseek index {index}` to keep it in the default index folder "
+                  f"{'./' if not default.is_absolute() else ''}{shown}, then search without --index)")
+        _fail(str(e))
     except (FileNotFoundError, RuntimeError) as e:
         _fail(str(e))
     for note in idx.notes:
@@ -430,7 +466,8 @@ def _open_index(index: Path):
 
 @app.command("check")
 def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
-    """Verify an index (configuration, metadata, vector files, feature shards); exit 1 if damaged."""
+    """Verify an index (configuration, metadata, vector files, feature shards) and that every
+    indexed audio file is still on disk; exit 1 if anything is wrong."""
     from .index.maintenance.check import check
 
     report = check(index)
@@ -443,12 +480,16 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if report.ok:
         out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
-                  f"{report.counts.get('windows', 0)} windows, every file readable", highlight=False, soft_wrap=True)
+                  f"{report.counts.get('windows', 0)} windows, every file readable and on disk",
+                  highlight=False, soft_wrap=True)
     else:
         for problem in report.problems:
             console.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
-        console.print(f"{len(report.problems)} problem(s); `soundseek repair --index {index}` fixes what can be fixed",
-                      highlight=False, soft_wrap=True)
+        if report.missing:
+            console.print(f"[red]problem:[/] {report.missing_line()}", highlight=False, soft_wrap=True)
+        if report.problems and report.repairable:
+            console.print(f"{len(report.problems)} problem(s) in the index; `soundseek repair --index {index}` "
+                          "fixes what can be fixed", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

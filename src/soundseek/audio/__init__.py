@@ -13,7 +13,7 @@ from .io import (
     stream_audio,
 )
 from .envelope import envelope_of, waveform_envelope
-from .paths import display_path, path_problem
+from .paths import display_path, on_disk, path_problem
 from .windows import Window, frame_window_masks, frame_window_ranges, time_windows
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "envelope_of",
     "is_audio_path",
     "load_audio",
+    "on_disk",
     "open_audio",
     "path_problem",
     "probe",

@@ -19,6 +19,13 @@ def display_path(path: str | os.PathLike) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 
+def on_disk(path: str | os.PathLike) -> bool:
+    """True when the indexed file at ``path`` is still a regular file (one ``stat``): what the
+    API's ``available`` / ``audio_missing``, ``soundseek check``'s gone files and the CLI's
+    "(file missing)" mark all mean by a file that is no longer on disk."""
+    return os.path.isfile(path)
+
+
 def path_problem(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be read as a regular file, in words, or None when it can.
 

@@ -105,6 +105,8 @@ class Index:
             if not exist_ok:
                 raise FileExistsError(f"{path} already holds an index; open it with Index.open({str(path)!r})")
             return cls.open(path)
+        if path.exists() and not path.is_dir():  # not "[Errno 17] File exists" from mkdir
+            raise FileExistsError(f"cannot create an index at {path}: it is a file (an index is a folder of its own)")
         config = lifecycle.new_config(audio_expert, model, window_s, hop_s, vector_index, expert_options,
                                       text_expert_options, vector_store, audio_pooling, profile)
         path.mkdir(parents=True, exist_ok=True)

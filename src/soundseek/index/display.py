@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 ELLIPSIS = "…"
+#: after a hit's path when its file is no longer on disk
+MISSING_MARK = " (file missing)"
 
 
 def relative_path(path: str, roots: Sequence[str]) -> str:
@@ -83,11 +85,13 @@ def _fit(cells: list[str], header: str) -> int:
     return max([len(c) for c in cells] + [len(w) for w in header.split()] + [1])
 
 
-def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths: bool = False):
+def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths: bool = False,
+                  missing: Collection[str] = ()):
     """The ``search`` results table for a console ``width`` wide: one line per hit when
     "sounds like" and "matched" fit as columns of their own (cut with "…" rather than wrapped),
     else those two go, cut to fit, on a second dim line under the file.  ``full_paths``: the
-    whole path, folded over lines when it must be; else relative to ``roots``, shortened."""
+    whole path, folded over lines when it must be; else relative to ``roots``, shortened.
+    ``missing``: paths of hits no longer on disk, marked "(file missing)"."""
     from rich.table import Table
 
     core = {"#": [str(r) for r in range(1, len(hits) + 1)],
@@ -143,7 +147,8 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     if "copies" in core:
         t.add_column("copies", no_wrap=True)
     for i, h in enumerate(hits):
-        shown = paths[i] if full_paths else short_path(h.path, roots, file_w)
+        mark = MISSING_MARK if h.path in missing else ""
+        shown = (paths[i] if full_paths else short_path(h.path, roots, file_w - len(mark))) + mark
         row = [core["#"][i], core["score"][i]]
         if side_by_side:
             row.append(_escape(shown))

@@ -4,6 +4,8 @@ one-line wording of low-level errors that the index and its maintenance tools sh
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
 from .types import ConfigError, NewerFormatError
@@ -11,7 +13,7 @@ from .vectorstores.milvus_store import MilvusUnavailable
 
 __all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "IndexReadOnlyError", "LockFileError",
            "ConfigError", "NewerFormatError", "MilvusUnavailable", "short_error", "vector_file_error",
-           "DiskFullError", "disk_full_error"]
+           "DiskFullError", "disk_full_error", "NotAnIndexError", "not_an_index_error", "index_beside"]
 
 
 class NoTextModelError(RuntimeError):
@@ -20,6 +22,55 @@ class NoTextModelError(RuntimeError):
 
 class IndexDamagedError(RuntimeError):
     """An index file that cannot be read; the message says which and what to run."""
+
+
+class NotAnIndexError(FileNotFoundError):
+    """There is no index at a path: nothing there (``kind`` "absent"), a file ("file"), a folder of
+    audio ("audio": the user named the library, not its index) or another folder ("folder")."""
+
+    def __init__(self, message: str, path: Path, kind: str):
+        super().__init__(message)
+        self.path, self.kind = path, kind
+
+
+def _holds_audio(folder: Path, limit: int = 2000) -> bool:
+    """An audio file among the first ``limit`` entries under ``folder`` (searched top-down)."""
+    from ..audio import is_audio_path
+
+    seen = 0
+    for _, dirs, files in os.walk(folder):
+        if any(is_audio_path(f) for f in files):
+            return True
+        seen += len(dirs) + len(files)
+        if seen > limit:
+            return False
+    return False
+
+
+def index_beside(folder: Path) -> Path:
+    """Where the index of the audio in ``folder`` could go: ``lib`` -> ``lib.idx`` next to it."""
+    if folder.name and folder.name not in (".", ".."):
+        return folder.with_name(folder.name + ".idx")
+    full = folder.resolve()
+    return Path(os.path.relpath(full.with_name(full.name + ".idx")))
+
+
+def not_an_index_error(path: Path) -> NotAnIndexError | None:
+    """Why there is no index at ``path``, as an error whose message names the fix; None when
+    ``path`` holds an ``index.json`` or the rest of an index that lost it (``meta.sqlite``:
+    :func:`~soundseek.index.lifecycle.open_config` and ``check`` say what is damaged)."""
+    if (path / "index.json").is_file() or (path / "meta.sqlite").exists():
+        return None
+    make = f"create one with `soundseek index DIR --index {path}`"
+    if not path.exists():
+        return NotAnIndexError(f"no index at {path}; {make}", path, "absent")
+    if not path.is_dir():
+        return NotAnIndexError(f"{path} is a file, not an index (an index is a folder: `soundseek index DIR "
+                               "--index FOLDER` makes one)", path, "file")
+    if _holds_audio(path):
+        return NotAnIndexError(f"{path} is a folder of audio files, not an index; index it into a folder of its "
+                               f"own: `soundseek index {path} --index {index_beside(path)}`", path, "audio")
+    return NotAnIndexError(f"no index at {path}; {make}", path, "folder")
 
 
 class DiskFullError(OSError):

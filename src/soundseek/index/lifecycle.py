@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import lock as writer_lock
-from .errors import IndexDamagedError, short_error
+from .errors import IndexDamagedError, not_an_index_error, short_error
 from .types import AUDIO_POOLINGS, PROFILES, IndexConfig, NewerFormatError
 from .vectorstores.backends import validate_store
 
@@ -46,7 +46,9 @@ def open_config(path: Path) -> IndexConfig:
     """``index.json`` of an existing index, validated as ``soundseek check`` does; errors say what
     to run."""
     if not (path / "index.json").is_file():
-        raise FileNotFoundError(f"no index at {path}; create one with `soundseek index DIR --index {path}`")
+        raise not_an_index_error(path) or IndexDamagedError(
+            f"{path / 'index.json'} is missing (the rest of an index is there); it cannot be rebuilt: "
+            "re-create the index with `soundseek index DIR --index NEW`")
     try:
         config = IndexConfig.load(path / "index.json")
     except NewerFormatError as e:

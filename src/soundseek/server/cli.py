@@ -21,9 +21,14 @@ def default_index() -> Path:
 
 def startup_problem(index: Path, host: str, port: int) -> str | None:
     """What stops ``serve`` before it starts (no index there, port in use), as one line."""
+    from ..index.errors import not_an_index_error
+
     if not index.is_dir():
         return (f"no index at {index}; make one with `soundseek index FOLDER` (or pass --index, or set "
                 f"{INDEX_ENV})")
+    absent = not_an_index_error(index)
+    if absent is not None and absent.kind == "audio":  # the library itself, not its index
+        return str(absent)
     from .runtime import port_problem
 
     return port_problem(host, port)

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Callable, ContextManager
 
 from fastapi import Depends, Request
 
+from soundseek.audio import on_disk
+
 from .config import ServerConfig
 from .errors import ApiError
 from .waveform import WaveformCache
@@ -147,7 +149,7 @@ class AppState:
     def item_file(item: Any) -> Path:
         """The item's audio file; a 404 when it is no longer on disk."""
         path = Path(str(item.path))
-        if not path.is_file():
+        if not on_disk(path):
             raise ApiError(404, "audio_missing", f"the indexed file for item {item.id} is no longer on disk")
         return path
 

@@ -4,7 +4,9 @@ Like FAISS's ``contrib`` tools, it takes an index folder, not an open :class:`In
 index may not open); :mod:`soundseek.index.maintenance.repair` fixes what it finds.  It accepts
 exactly the configurations :meth:`Index.open` accepts (:meth:`IndexConfig.validate`), opens every
 SQLite file read-only (an index on a read-only mount checks ok), and verifies the recorded
-checksums of the vector files and feature shards (:mod:`soundseek.index.checksums`).
+checksums of the vector files and feature shards (:mod:`soundseek.index.checksums`).  It also
+stats every indexed audio file: files deleted or moved since indexing are listed with the fix
+(`soundseek index` again drops them; `repair` does not).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...audio import on_disk
 from ...features import dbfiles
 from .. import checksums
-from ..errors import short_error, vector_file_error
+from ..errors import not_an_index_error, short_error, vector_file_error
 from ..lock import lock_file_problem
 from ..name_match import ADAPT_FILES
 from ..types import IndexConfig, NewerFormatError
@@ -29,14 +32,28 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # worth knowing, not damage (e.g. no checksum recorded)
+    missing: list[str] = field(default_factory=list)  # indexed audio files no longer on disk
+    gone_fix: str = ""  # the line saying how to drop them
+    found: bool = True  # False: no index at all at the path (the problem says how to make one)
+    repairable: bool = True  # False: index.json lost or damaged (`repair` cannot rebuild it)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.missing
+
+    def missing_line(self) -> str | None:
+        """The indexed files gone from disk in one line: how many, the first few, and the fix."""
+        if not self.missing:
+            return None
+        n = len(self.missing)
+        shown = ", ".join(self.missing[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        what = "1 indexed audio file is" if n == 1 else f"{n} indexed audio files are"
+        return f"{what} no longer on disk ({shown}); search still lists {'it' if n == 1 else 'them'}: {self.gone_fix}"
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
-                **self.counts}
+        gone = [self.missing_line()] if self.missing else []
+        return {"path": self.path, "ok": self.ok, "problems": list(self.problems) + gone, "notes": list(self.notes),
+                "found": self.found, "missing_files": list(self.missing), **self.counts}
 
 
 def sqlite_problem(path: Path) -> str | None:
@@ -96,11 +113,14 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     root = Path(index_dir).expanduser()
     report = CheckReport(str(root))
     p = report.problems
-    if not root.is_dir():
-        p.append(f"no index folder at {root}")
+    absent = not_an_index_error(root)
+    if absent is not None:  # nothing to repair: say how to make one
+        p.append(str(absent))
+        report.found = report.repairable = False
         return report
     config = load_config(root, p)
     if config is None:
+        report.repairable = False
         return report
     odd_lock = lock_file_problem(root)
     if odd_lock:
@@ -118,7 +138,8 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     try:
         items = db.execute("SELECT id, path, hash FROM items ORDER BY id").fetchall()
         n_windows = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-        facts = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('expert_key', 'model_fingerprint')"))
+        facts = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('expert_key', 'model_fingerprint', "
+                                "'roots')"))
         orphans = db.execute("SELECT COUNT(*) FROM windows WHERE item_id NOT IN (SELECT id FROM items)").fetchone()[0]
         if items:
             p.extend(fulltext_problems(db, len(items)))
@@ -127,6 +148,7 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
     expert_key = json.loads(facts["expert_key"]) if facts.get("expert_key") else None
     fingerprint = json.loads(facts["model_fingerprint"]) if facts.get("model_fingerprint") else None
     report.counts = {"items": len(items), "windows": n_windows}
+    check_audio_files(root, items, json.loads(facts["roots"]) if facts.get("roots") else [], report)
     if orphans:
         p.append(f"meta.sqlite has {orphans} windows of files that are not in the index")
     check_vector_files(root, config, n_windows, bool(facts.get("model_fingerprint")), report, open_vectors,
@@ -141,6 +163,23 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
         return report
     check_features(root, items, expert_key, report)
     return report
+
+
+def check_audio_files(root: Path, items: list, roots: list[str], report: CheckReport) -> None:
+    """One ``stat`` per indexed file: the ones gone from disk go to ``report.missing``, with the
+    fix: `soundseek index` drops the files that vanished from the folders it scans."""
+    from ..ingest import inside
+
+    report.missing = [path for _, path, _ in items if not on_disk(path)]
+    if not report.missing:
+        return
+    folders = sorted({min(under, key=len) for m in report.missing if (under := [r for r in roots if inside(m, r)])})
+    if folders:
+        run = " and ".join(f"`soundseek index {f} --index {root}`" for f in folders[:3])
+        report.gone_fix = f"run {run} again to drop them"
+    else:
+        report.gone_fix = (f"index the folder that held them again (`soundseek index DIR --index {root}`) to drop "
+                           "them")
 
 
 def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) -> None:

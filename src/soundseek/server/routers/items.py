@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from soundseek.audio import AudioError, probe, waveform_envelope
+from soundseek.audio import AudioError, on_disk, probe, waveform_envelope
 
 from ..config import ServerConfig
 from ..deps import StateDep
@@ -29,6 +29,7 @@ def build_router(config: ServerConfig) -> APIRouter:
     def item_meta(item_id: str, state: StateDep) -> JSONResponse:
         typed, item = state.lookup(item_id)
         path = Path(str(item.path))
+        available = on_disk(path)
         data = {
             "id": typed,
             "name": path.name,
@@ -36,13 +37,13 @@ def build_router(config: ServerConfig) -> APIRouter:
             "duration": num(getattr(item, "duration", None)),
             "sample_rate": getattr(item, "sample_rate", None),
             "format": path.suffix.lower().lstrip("."),
-            "size_bytes": path.stat().st_size if path.is_file() else None,
-            "available": path.is_file(),
+            "size_bytes": path.stat().st_size if available else None,
+            "available": available,
             "audio_url": f"/api/items/{typed}/audio",
             "waveform_url": f"/api/items/{typed}/waveform.png",
             "similar_url": f"/api/items/{typed}/similar",
         }
-        if path.is_file():  # the header has what the index does not store
+        if available:  # the header has what the index does not store
             try:
                 info = probe(path)
                 data["sample_rate"] = data["sample_rate"] or info.sample_rate

@@ -1,0 +1,145 @@
+"""Files deleted after indexing, and messages that used to point at the wrong fix (new-user probe,
+items 3 and 5): `check` reports indexed files gone from disk and says how to drop them, the
+results table marks them, and a missing index, an audio folder given as --index, an existing
+file given as --index and a missing --audio file each get one line that names the right fix.
+Small generated audio, ``logmel`` expert, no text model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from soundseek import Index
+from soundseek import cli as cli_module
+from soundseek.cli import app
+
+runner = CliRunner()
+
+
+def _tone(path: Path, seconds: float, freq: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def lib(tmp_path):
+    """Four tones in an audio folder, indexed with the CLI into a folder beside it."""
+    audio = tmp_path / "lib"
+    for i in range(4):
+        _tone(audio / "tones" / f"tone_{i}.wav", 1.5, 300 + 150 * i)
+    idx = tmp_path / "lib.idx"
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
+                              "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    return audio, idx
+
+
+def test_check_reports_indexed_files_gone_from_disk(lib):
+    audio, idx = lib
+    gone = audio / "tones" / "tone_2.wav"
+    gone.unlink()
+    res = runner.invoke(app, ["check", "--index", str(idx)])
+    assert res.exit_code == 1, res.output
+    assert "1 indexed audio file is no longer on disk" in res.output and str(gone.resolve()) in res.output
+    assert f"`soundseek index {audio.resolve()} --index {idx}` again to drop them" in res.output
+    assert "every file readable" not in res.output
+    assert "soundseek repair" not in res.output  # repair does not drop them; nothing else is wrong
+
+    res = runner.invoke(app, ["check", "--index", str(idx), "--json"])
+    assert res.exit_code == 1
+    rep = json.loads(res.stdout)
+    assert rep["ok"] is False and rep["missing_files"] == [str(gone.resolve())]
+    assert any("no longer on disk" in p for p in rep["problems"])
+
+    # the fix the message names works: the re-index drops the gone file and check is ok again
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "-q", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["removed"] == 1
+    res = runner.invoke(app, ["check", "--index", str(idx)])
+    assert res.exit_code == 0, res.output
+    assert "3 files" in res.output and "on disk" in res.output
+
+
+def test_search_table_marks_hits_whose_file_is_gone(lib, monkeypatch):
+    audio, idx = lib
+    monkeypatch.setattr(cli_module.out, "width", 160)
+    (audio / "tones" / "tone_1.wav").unlink()
+    res = runner.invoke(app, ["search", "--audio", str(audio / "tones" / "tone_0.wav"), "--index", str(idx)])
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 3, res.stdout  # the query file itself is left out
+    assert [("tone_1.wav" in r) for r in rows if "(file missing)" in r] == [True]
+    assert "1 of these files is no longer on disk" in res.output and "soundseek check" in res.output
+
+
+def test_check_of_a_path_without_an_index_says_how_to_make_one(tmp_path):
+    res = runner.invoke(app, ["check", "--index", str(tmp_path / "nosuch.idx")])
+    assert res.exit_code == 1
+    assert f"no index at {tmp_path / 'nosuch.idx'}" in res.output
+    assert "soundseek index DIR --index" in res.output
+    assert "repair" not in res.output
+
+
+def test_check_of_an_audio_folder_says_it_holds_audio(lib):
+    audio, _ = lib
+    res = runner.invoke(app, ["check", "--index", str(audio)])
+    assert res.exit_code == 1
+    assert "is a folder of audio files, not an index" in res.output and "repair" not in res.output
+
+
+def test_search_with_the_audio_folder_as_index_suggests_an_index_beside_it(lib, tmp_path, monkeypatch):
+    audio, _ = lib
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_module, "DEFAULT_INDEX", ".soundseek")
+    res = runner.invoke(app, ["search", "dog", "--index", "lib"])
+    assert res.exit_code == 1
+    assert "lib is a folder of audio files, not an index" in res.output
+    assert "`soundseek index lib --index lib.idx`" in res.output
+    assert "default index folder ./.soundseek" in res.output
+    assert "create one with `soundseek index DIR --index lib`" not in res.output
+    assert not (audio / "index.json").exists()
+    from soundseek.index.errors import NotAnIndexError
+
+    with pytest.raises(NotAnIndexError) as e:  # the library says the same
+        Index.open(audio)
+    assert e.value.kind == "audio"
+
+
+def test_index_into_an_existing_file_is_one_clear_line(lib, tmp_path):
+    audio, _ = lib
+    target = audio / "tones" / "tone_0.wav"
+    before = target.read_bytes()
+    res = runner.invoke(app, ["index", str(audio), "--index", str(target), "--expert", "logmel", "--model", "none",
+                              "-q"])
+    assert res.exit_code == 1
+    assert "Errno" not in res.output and isinstance(res.exception, SystemExit)  # _fail's exit, no traceback
+    assert f"--index {target} is a file" in res.output and f"--index {audio}.idx" in res.output
+    assert target.read_bytes() == before
+    with pytest.raises(FileExistsError, match="it is a file") as e:
+        Index.create(target, audio_expert="logmel", model=None)
+    assert "Errno" not in str(e.value)
+
+
+def test_search_by_a_missing_audio_file_is_one_clear_line(lib):
+    _, idx = lib
+    res = runner.invoke(app, ["search", "--audio", "nosuch.wav", "--index", str(idx)])
+    assert res.exit_code == 1
+    assert "Errno" not in res.output and isinstance(res.exception, SystemExit)
+    assert "cannot read --audio nosuch.wav: file not found" in res.output
+
+
+def test_serve_of_an_audio_folder_says_it_holds_audio(lib, monkeypatch):
+    from soundseek.server import app as server_app
+
+    audio, _ = lib
+    calls = []
+    monkeypatch.setattr(server_app, "serve", lambda *a, **k: calls.append(a))  # never bind a port here
+    res = runner.invoke(app, ["serve", "--index", str(audio)])
+    assert res.exit_code == 1 and calls == []
+    assert "is a folder of audio files, not an index" in res.output and "serving" not in res.output
