@@ -106,7 +106,8 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
         extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags) for h in hits]
     if any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits):
         extra["matched"] = [", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else "") for h in hits]
-    paths = [h.path if full_paths else relative_path(h.path, roots) for h in hits]
+    marks = [MISSING_MARK if h.path in missing else "" for h in hits]
+    paths = [(h.path if full_paths else relative_path(h.path, roots)) + m for h, m in zip(hits, marks)]
 
     def overhead(n_cols: int) -> int:  # "│ " + " " per column, and the closing "│"
         return 3 * n_cols + 1
@@ -147,8 +148,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     if "copies" in core:
         t.add_column("copies", no_wrap=True)
     for i, h in enumerate(hits):
-        mark = MISSING_MARK if h.path in missing else ""
-        shown = (paths[i] if full_paths else short_path(h.path, roots, file_w - len(mark))) + mark
+        shown = paths[i] if full_paths else short_path(h.path, roots, file_w - len(marks[i])) + marks[i]
         row = [core["#"][i], core["score"][i]]
         if side_by_side:
             row.append(_escape(shown))
