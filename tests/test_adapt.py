@@ -44,6 +44,8 @@ def test_opaque_names_get_no_caption(name):
     ("/lib/noises/hamster.ogg", "noises hamster"),
     ("/lib/opensfx_cat/55_Lumber_mill_Falling_tree.wav", "opensfx cat lumber mill falling tree"),
     ("/lib/minetest/sounds/default_dig_crumbly.ogg", "minetest dig crumbly"),
+    # a game's add-on layout: "mods" organises files, it says nothing of the sound (a new user's probe)
+    ("/lib/minetest-data/mods/default/sounds/default_break_glass.3.ogg", "minetest break glass"),
     # technical words and take numbers go, the sound stays
     ("/lib/Explosion_Large_Stereo_48k_24bit_take2.wav", "explosion large"),
     ("/lib/Gun Shot v2 final mix.wav", "gun shot"),

@@ -149,3 +149,14 @@ def test_index_choices_take_any_case(tmp_path):
     assert res.exit_code == 0, res.output
     assert (Index.open(tmp_path / "idx").config.vector_index, Index.open(tmp_path / "idx").config.audio_pooling) \
         == ("flat", "mean-max")
+
+
+def test_command_list_lines_are_wrapped_by_the_terminal_not_by_the_docstring():
+    """Rich help kept each docstring's line breaks: at any width the command list broke
+    `export`'s line after "existing files are never", mid-sentence."""
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    line = next(ln for ln in res.output.splitlines() if "│ export" in ln)
+    assert "existing files are never overwritten" in line
+    res = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
+    assert "existing files are never overwritten" in res.output

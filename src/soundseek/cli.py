@@ -28,6 +28,9 @@ class _LazyTyper(typer.Typer):
     @property
     def registered_commands(self):
         self._load_extras()
+        for c in self._commands:  # rich help keeps a docstring's line breaks: "...are never" / "overwritten"
+            if c.help is None and c.callback is not None and c.callback.__doc__:
+                c.help = reflowed(c.callback.__doc__)
         return self._commands
 
     @registered_commands.setter
@@ -57,6 +60,15 @@ class _LazyTyper(typer.Typer):
         """Never add the other packages' commands (a command defined here needs none of them)."""
         if self._extras == "pending":
             self._extras = "done"
+
+
+def reflowed(doc: str) -> str:
+    """A command's docstring for its help: the first paragraph (the line in the command list) as
+    one line that the terminal wraps, the rest as written."""
+    import inspect
+
+    first, _, rest = inspect.cleandoc(doc).partition("\n\n")
+    return " ".join(first.split()) + (f"\n\n{rest}" if rest else "")
 
 
 app = _LazyTyper(

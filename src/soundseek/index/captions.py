@@ -60,6 +60,7 @@ media content contents main src source sources bin build dist public static
 sound sounds sfx snd audio audios fx foley samples sample effects effect wav wave ogg
 library libraries lib misc other others new old temp tmp export exports bounce bounces import imports
 home users user documents desktop downloads music
+mod mods addon addons plugin plugins package packages module modules vendor extras deps thirdparty
 """.split())
 
 #: Most name words a caption keeps (long descriptive names are truncated, not dropped).
