@@ -48,9 +48,9 @@ def test_check_reports_indexed_files_gone_from_disk(lib):
     res = runner.invoke(app, ["check", "--index", str(idx)])
     assert res.exit_code == 1, res.output
     assert "1 indexed audio file is no longer on disk" in res.output and str(gone.resolve()) in res.output
-    assert f"`soundseek index {audio.resolve()} --index {idx}` again to drop them" in res.output
+    assert f"`soundseek index {audio.resolve()} --index {idx}` again, or `soundseek repair --index {idx} " \
+           "--drop-missing`, to drop them" in res.output
     assert "every file readable" not in res.output
-    assert "soundseek repair" not in res.output  # repair does not drop them; nothing else is wrong
 
     res = runner.invoke(app, ["check", "--index", str(idx), "--json"])
     assert res.exit_code == 1
@@ -143,3 +143,32 @@ def test_serve_of_an_audio_folder_says_it_holds_audio(lib, monkeypatch):
     res = runner.invoke(app, ["serve", "--index", str(audio)])
     assert res.exit_code == 1 and calls == []
     assert "is a folder of audio files, not an index" in res.output and "serving" not in res.output
+
+
+def test_repair_drop_missing_drops_a_gone_file_indexed_on_its_own(tmp_path):
+    """A file indexed by itself (not through a folder) cannot be dropped by indexing its folder
+    again; `repair --drop-missing` drops any gone file, and without the flag repair keeps it
+    (a drive not mounted is not a lost file) and says it is still there."""
+    audio = tmp_path / "lib"
+    files = [_tone(audio / f"tone_{i}.wav", 1.5, 300 + 150 * i) for i in range(3)]
+    idx = tmp_path / "lib.idx"
+    for f in files:  # one by one, as a user adding single recordings
+        res = runner.invoke(app, ["index", str(f), "--index", str(idx), "--expert", "logmel", "--model", "none",
+                                  "-q", "--json"])
+        assert res.exit_code == 0, res.output
+    files[1].unlink()
+    res = runner.invoke(app, ["check", "--index", str(idx)])
+    assert res.exit_code == 1 and f"`soundseek repair --index {idx} --drop-missing` to drop them" in res.output
+
+    res = runner.invoke(app, ["repair", "--index", str(idx), "--json"])
+    assert res.exit_code == 1  # still there, and said so
+    rep = json.loads(res.stdout)
+    assert rep["lost"] == [] and any("no longer on disk" in r for r in rep["remaining"])
+
+    res = runner.invoke(app, ["repair", "--index", str(idx), "--drop-missing", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["lost"] == [{"path": str(files[1].resolve()), "why": "no longer on disk"}] and rep["remaining"] == []
+    res = runner.invoke(app, ["check", "--index", str(idx)])
+    assert res.exit_code == 0, res.output
+    assert "2 files" in res.output

@@ -507,12 +507,14 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
 
 
 @app.command("repair")
-def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json"),
+               drop_missing: bool = typer.Option(False, "--drop-missing",
+                                                 help="also drop indexed files that are no longer on disk")):
     """Repair an index: rebuild vector files, re-extract lost features, drop what cannot be saved."""
     from .index.maintenance.repair import repair
 
     try:
-        report = repair(index)
+        report = repair(index, drop_missing=drop_missing)
     except RuntimeError as e:  # IndexBusyError included: another run is writing
         _fail(str(e))
     if as_json:

@@ -6,7 +6,7 @@ exactly the configurations :meth:`Index.open` accepts (:meth:`IndexConfig.valida
 SQLite file read-only (an index on a read-only mount checks ok), and verifies the recorded
 checksums of the vector files and feature shards (:mod:`soundseek.index.checksums`).  It also
 stats every indexed audio file: files deleted or moved since indexing are listed with the fix
-(`soundseek index` again drops them; `repair` does not).
+(`soundseek index` again drops them, as does `repair --drop-missing`).
 """
 
 from __future__ import annotations
@@ -167,19 +167,20 @@ def check(index_dir: str | os.PathLike) -> CheckReport:
 
 def check_audio_files(root: Path, items: list, roots: list[str], report: CheckReport) -> None:
     """One ``stat`` per indexed file: the ones gone from disk go to ``report.missing``, with the
-    fix: `soundseek index` drops the files that vanished from the folders it scans."""
+    fix: `soundseek index` drops the files that vanished from the folders it scans, and
+    `soundseek repair --drop-missing` any gone file (one indexed on its own too)."""
     from ..ingest import inside
 
     report.missing = [path for _, path, _ in items if not on_disk(path)]
     if not report.missing:
         return
     folders = sorted({min(under, key=len) for m in report.missing if (under := [r for r in roots if inside(m, r)])})
+    drop = f"`soundseek repair --index {root} --drop-missing`"
     if folders:
         run = " and ".join(f"`soundseek index {f} --index {root}`" for f in folders[:3])
-        report.gone_fix = f"run {run} again to drop them"
+        report.gone_fix = f"run {run} again, or {drop}, to drop them"
     else:
-        report.gone_fix = (f"index the folder that held them again (`soundseek index DIR --index {root}`) to drop "
-                           "them")
+        report.gone_fix = f"run {drop} to drop them"
 
 
 def check_name_memory(root: Path, fingerprint: str | None, report: CheckReport) -> None:

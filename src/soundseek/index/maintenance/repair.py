@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...audio import on_disk
 from ...features import dbfiles
 from .. import lock
 from ..errors import short_error
@@ -226,10 +227,12 @@ def fix_lock_file(root: Path, report: RepairReport) -> None:
     report.fixed.append(f"{odd}: removed (the next writer creates the lock file)")
 
 
-def repair(index_dir: str | os.PathLike) -> RepairReport:
+def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairReport:
     """Fix what :func:`check` finds (see the module docstring).  Raises RuntimeError with a
     one-line message when the index cannot be repaired (then: re-index), and
-    :class:`~soundseek.index.lock.IndexReadOnlyError` when it cannot be written."""
+    :class:`~soundseek.index.lock.IndexReadOnlyError` when it cannot be written.
+    ``drop_missing``: also drop the indexed files no longer on disk (without it they stay, and
+    the report's ``remaining`` says so: a file on a drive that is not mounted is not lost)."""
     from ..api import Index
 
     root = Path(index_dir).expanduser()
@@ -277,13 +280,18 @@ def repair(index_dir: str | os.PathLike) -> RepairReport:
                 report.fixed.append(f"rebuilt the vector files from the feature store ({len(idx)} files, "
                                     f"{idx.meta.counts()['windows']} windows; checksums recorded)")
                 refill_metadata(idx, report)
+                if drop_missing:
+                    gone = [it.path for it in idx.items() if not on_disk(it.path)]
+                    if gone:
+                        idx.remove(gone)
+                        report.lost.extend((g, "no longer on disk") for g in gone)
                 idx.text_path.stamp_and_export()
                 idx.store.gc()
                 idx.store.record_missing_checksums()
         finally:
             idx.close()
         drop_damaged_memory(root, report)
-        report.remaining = check(root).problems
+        report.remaining = check(root).to_dict()["problems"]  # gone files included (--drop-missing)
     return report
 
 
