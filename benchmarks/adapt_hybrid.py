@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapt_base import LEAVE_OUT  # noqa: E402
-from adapt_library import OPAQUE_DIR, base_memory, build_library, opaque_files, read_queries  # noqa: E402
+from adapt_library import base_memory, build_library, is_opaque, opaque_files, read_queries  # noqa: E402
 
 VIEWS = ("library", "named", "opaque")
 
@@ -44,7 +44,7 @@ def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
     paths = sorted(truth)
     col = {p: i for i, p in enumerate(paths)}
     labels = np.array([truth[p] or "" for p in paths], dtype=object)
-    opaque = np.array([f"/{OPAQUE_DIR}/" in p for p in paths])
+    opaque = np.array([is_opaque(p) for p in paths])
     scores = np.full((len(queries), len(paths)), -1e9)
     for qi, (q, _) in enumerate(queries):
         hits = idx.search(q, k=len(paths), mode=mode, group=False)

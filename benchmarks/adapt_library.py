@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -40,6 +41,13 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parent / "src" / "soundseek" / "data" / "recipes" / "sfx_corpus"
 CORPUS = HERE.parents[1] / "shared" / "data" / "sfx-corpus"
 OPAQUE_DIR = "recorder"
+OPAQUE_NAME = re.compile(rf"(^|/){OPAQUE_DIR}/ZOOM\d{{4}}\.[A-Za-z0-9]+$")
+
+
+def is_opaque(path: str) -> bool:
+    """A file the protocol took the name of (``.../recorder/ZOOMnnnn.EXT``).  By the file's own
+    name and folder, so a ``recorder`` folder higher up (in ``--work``, say) marks nothing."""
+    return OPAQUE_NAME.search(Path(path).as_posix()) is not None
 
 
 @dataclass
@@ -137,7 +145,8 @@ def strip_tags(src: Path, dst: Path) -> None:
 
 def build_library(root: Path, pkg: str | Source, opaque: set[str], seed: int = 0) -> dict[str, str | None]:
     """Lay the library out under ``root``; returns absolute path -> label (None: unlabelled named
-    file) for every file; the ``opaque`` ones go to ``root/recorder/ZOOMnnnn.EXT``."""
+    file) for every file; the ``opaque`` ones go to ``root/recorder/ZOOMnnnn.EXT``.  Beside it,
+    ``<root>.sources.json``: each copy's original (relative to the source's root)."""
     src_lib = pkg if isinstance(pkg, Source) else package_source(pkg)
     labels, rest = src_lib.labels, src_lib.rest
     if root.exists():
@@ -146,6 +155,7 @@ def build_library(root: Path, pkg: str | Source, opaque: set[str], seed: int = 0
     order = np.random.default_rng(seed + 1).permutation(len(hidden))
     number = {f: int(order[i]) + 1 for i, f in enumerate(hidden)}
     out: dict[str, str | None] = {}
+    sources: dict[str, str] = {}
     for f in sorted(labels) + rest:
         src = src_lib.root / f
         if f in number:
@@ -161,7 +171,9 @@ def build_library(root: Path, pkg: str | Source, opaque: set[str], seed: int = 0
             except OSError:
                 shutil.copy2(src, dst)
         out[str(dst.resolve())] = labels.get(f)
+        sources[str(dst.resolve())] = f
     root.with_name(root.name + ".truth.json").write_text(json.dumps(out, indent=0) + "\n")
+    root.with_name(root.name + ".sources.json").write_text(json.dumps(sources, indent=0) + "\n")  # copy -> original
     return out
 
 
@@ -185,7 +197,7 @@ def evaluate(model, files, truth: dict, queries: list[tuple[str, str]], sentence
     from soundseek.adapt.scoring import file_scores, rank_metrics, window_vectors
 
     labels = np.array([truth.get(f.path) or "" for f in files], dtype=object)
-    opaque = np.array([f"/{OPAQUE_DIR}/" in f.path for f in files])
+    opaque = np.array([is_opaque(f.path) for f in files])
     qlab = np.array([lab for _, lab in queries], dtype=object)
     ask = np.array([lab in set(labels[opaque]) for lab in qlab])
     wins = window_vectors(model, files)
@@ -226,8 +238,8 @@ def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, see
     sentences = caption_vectors(base, [q for q, _ in queries])
     files = collect_library(idx, max_windows=None)
     out = {"package": pkg, "protocol": protocol, "fold": fold, "split_seed": split_seed, "files": len(files),
-           "failed": len(rep.failed),
-           "opaque_files": sum(f"/{OPAQUE_DIR}/" in f.path for f in files),
+           "failed": len(rep.failed), "failed_files": [[str(f), str(why)] for f, why in rep.failed],
+           "opaque_files": sum(is_opaque(f.path) for f in files),
            "named_labels": len(named_labels), "test_labels": len(test_labels),
            "queries": sum(lab in test_labels for _, lab in queries)}
     out["base"] = evaluate(base, files, truth, queries, sentences)
@@ -262,11 +274,17 @@ def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, see
         plain = forced if report.kept else out["base"]
         with_memory = evaluate(model if report.kept else base, files, truth, queries, sentences,
                                base_memory(base, files, idx))  # neighbours by the base model, as adapt builds it
-        runs.append({"seed": seed, "kept": report.kept, "memory_kept": mem is not None, "reason": report.reason,
+        runs.append({"seed": seed, "kept": report.kept, "declined": report.model_dir is None,
+                     "memory_kept": mem is not None, "reason": report.reason,
                      "check": report.check, "named_files": report.named_files,
                      "caption_groups": report.caption_groups, "seconds": round(time.perf_counter() - t0, 1),
                      "forced": forced, "served": served, "served_without_memory": plain,
                      "served_with_memory": with_memory})
+        if report.model_dir is None:  # declined before training: its reason, not a check that never ran
+            print(f"{pkg} {protocol} fold {fold} seed {seed}: adapt declined ({report.reason}); opaque P@1 "
+                  f"{out['base']['opaque']['p1']:.3f} R@10 {out['base']['opaque']['r10']:.3f} with the base model",
+                  flush=True)
+            continue
         print(f"{pkg} {protocol} fold {fold} seed {seed}: kept={report.kept} check {report.check.get('base', {}).get('map', 0):.3f}"
               f"->{report.check.get('adapted', {}).get('map', 0):.3f}  opaque P@1 {out['base']['opaque']['p1']:.3f}"
               f"->{forced['opaque']['p1']:.3f}  R@10 {out['base']['opaque']['r10']:.3f}->{forced['opaque']['r10']:.3f}"

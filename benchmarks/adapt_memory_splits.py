@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapt_base import LEAVE_OUT, train_base  # noqa: E402
-from adapt_library import OPAQUE_DIR, build_library, opaque_files, read_queries  # noqa: E402
+from adapt_library import build_library, is_opaque, opaque_files, read_queries  # noqa: E402
 
 
 def variants():
@@ -69,7 +69,7 @@ def run_split(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, se
     base = load_model(str(base_dir))
     queries = read_queries(pkg)
     labels = np.array([truth.get(f.path) or "" for f in files], dtype=object)
-    opaque = np.array([f"/{OPAQUE_DIR}/" in f.path for f in files])
+    opaque = np.array([is_opaque(f.path) for f in files])
     qlab = np.array([lab for _, lab in queries], dtype=object)
     ask = np.array([lab in set(labels[opaque]) for lab in qlab])
     sentences = caption_vectors(base, [q for q, _ in queries])[ask]

@@ -37,43 +37,154 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapt_hybrid import ranked_metrics  # noqa: E402
-from adapt_library import Source, run_fold  # noqa: E402
+from adapt_library import OPAQUE_DIR, Source, is_opaque, run_fold  # noqa: E402
 
 
-def read_source(library: Path, labels_csv: Path, queries_csv: Path) -> Source:
+def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a user's CSV as (line number, {column: value}).  The header is matched without
+    case or surrounding spaces; a UTF-8 byte-order mark, CRLF line endings and a ``;`` or tab
+    separator (spreadsheets in many locales) are accepted; blank lines are skipped.  A row with
+    more fields than the header (an unquoted comma in a file name) or too few is refused."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"{path}: not UTF-8 text (save it as CSV UTF-8)") from None
+    first = text.split("\n", 1)[0]
+    delimiter = "," if "," in first else max(";\t", key=first.count) if first.strip() else ","
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    header = next(reader, None)
+    names = [h.strip().lower() for h in header or []]
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise SystemExit(f"{path}: needs a header row with the columns {','.join(columns)} "
+                         f"(found: {','.join(header or []) or 'nothing'})")
+    col = {c: names.index(c) for c in columns}
+    rows = []
+    for r in reader:
+        if not any(v.strip() for v in r):
+            continue
+        if len(r) != len(header):
+            raise SystemExit(f"{path}, line {reader.line_num}: {len(r)} fields where the header has {len(header)} "
+                             f"({delimiter.join(r)!r}); quote a value that holds a '{delimiter}'")
+        rows.append((reader.line_num, {c: r[i] for c, i in col.items()}))
+    return rows
+
+
+def library_file(library: Path, name: str, where: str) -> str:
+    """``name`` from the labels file as a path relative to ``library`` (POSIX); clear errors."""
+    from soundseek.audio import is_audio_path
+
+    tries = [name, name.strip(), name.strip().replace("\\", "/")]  # spaces a spreadsheet added; Windows paths
+    for t in dict.fromkeys(tries):
+        if t and (Path(t) if Path(t).is_absolute() else library / t).is_file():
+            name = t
+            break
+    if not name.strip():
+        raise SystemExit(f"{where}: no file name")
+    p = Path(name)
+    try:
+        rel = p.resolve().relative_to(library) if p.is_absolute() else p
+    except ValueError:
+        raise SystemExit(f"{where}: {name} is not inside {library}") from None
+    if ".." in rel.parts:
+        raise SystemExit(f"{where}: {name}: give paths inside {library}, without '..'")
+    if not (library / rel).is_file():
+        raise SystemExit(f"{where}: {name} is not a file in {library}")
+    if not is_audio_path(rel):
+        raise SystemExit(f"{where}: {name} is not an audio file the index reads (by its extension)")
+    return rel.as_posix()
+
+
+def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path | None = None) -> Source:
     """The library, its labels and its queries; clear errors for what does not fit."""
     from soundseek.audio import is_audio_path
 
     library = library.resolve()
     if not library.is_dir():
         raise SystemExit(f"{library}: not a folder")
+    if work is not None and (work.resolve() == library or library in work.resolve().parents):
+        raise SystemExit(f"--work {work} is inside the library {library}: its copies would be read as part of "
+                         "the library; give a --work folder outside it")
     labels: dict[str, str] = {}
-    with open(labels_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise SystemExit(f"{labels_csv}: needs the columns file,label")
-    for r in rows:
-        p = Path(r["file"])
-        try:
-            rel = p.resolve().relative_to(library) if p.is_absolute() else p
-        except ValueError:
-            raise SystemExit(f"{labels_csv}: {r['file']} is not inside {library}") from None
-        if ".." in rel.parts:
-            raise SystemExit(f"{labels_csv}: {r['file']}: give paths inside {library}, without '..'")
-        if not (library / rel).is_file():
-            raise SystemExit(f"{labels_csv}: {r['file']} is not a file in {library}")
-        if r["label"].strip():
-            labels[rel.as_posix()] = r["label"].strip()
+    for line, r in read_table(labels_csv, ("file", "label")):
+        where = f"{labels_csv}, line {line}"
+        rel, label = library_file(library, r["file"], where), " ".join(r["label"].split())
+        if label and labels.setdefault(rel, label) != label:
+            raise SystemExit(f"{where}: {rel} is labelled both {labels[rel]!r} and {label!r}")
+    taken = sorted(f for f in labels if is_opaque(f))
     rest = sorted(p.relative_to(library).as_posix() for p in library.rglob("*")
                   if p.is_file() and is_audio_path(p) and p.relative_to(library).as_posix() not in labels)
-    with open(queries_csv, newline="") as f:
-        queries = [(r["query"].strip(), r["label"].strip()) for r in csv.DictReader(f) if r.get("query", "").strip()]
+    taken += [f for f in rest if is_opaque(f)]
+    if taken:
+        raise SystemExit(f"{library}: {taken[0]} has the name the protocol gives the files it hides "
+                         f"({OPAQUE_DIR}/ZOOMnnnn.EXT); rename that folder in a copy of the library")
+    queries = []
+    for line, r in read_table(queries_csv, ("query", "label")):
+        if r["query"].strip():
+            queries.append((" ".join(r["query"].split()), " ".join(r["label"].split())))
+    if not queries:
+        raise SystemExit(f"{queries_csv}: no queries")
     unknown = sorted({lab for _, lab in queries} - set(labels.values()))
     if unknown:
-        raise SystemExit(f"{queries_csv}: labels with no labelled file: {', '.join(unknown[:10])}")
+        raise SystemExit(f"{queries_csv}: labels with no labelled file: {', '.join(unknown[:10])}"
+                         + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                         + f" (labels are matched exactly, case included, as {labels_csv} spells them)")
     if len(set(labels.values())) < 4:
         raise SystemExit(f"{labels_csv}: at least 4 labels are needed (half named, half opaque)")
     return Source(library.name, library, labels, rest, queries)
+
+
+def describe(source: Source) -> list[str]:
+    """What the run will use, and what it cannot measure, before any indexing."""
+    from soundseek.adapt import AdaptConfig
+
+    labs = set(source.labels.values())
+    asked = {lab for _, lab in source.queries}
+    lines = [f"{source.name}: {len(source.labels)} labelled files, {len(labs)} labels, {len(source.rest)} unlabelled "
+             f"files (kept in the library under their names), {len(source.queries)} queries for {len(asked)} labels"]
+    if labs - asked:
+        lines.append(f"  {len(labs - asked)} labels have no query (their files are in the library, never scored): "
+                     + ", ".join(sorted(labs - asked)[:8]) + (" ..." if len(labs - asked) > 8 else ""))
+    need = AdaptConfig().min_named_files
+    if len(source.labels) < 2 * need:
+        lines.append(f"  about {len(source.labels) // 2} named files per fold, adapt needs {need}: it will likely "
+                     "decline, and 'after' will equal 'before'")
+    copies = duplicate_files(source)
+    if copies:
+        lines.append(f"  WARNING: {sum(len(g) - 1 for g in copies)} files are byte-identical copies of others (e.g. "
+                     f"{' = '.join(copies[0][:3])}): a hidden file's named copy gives its label away; drop the copies")
+    return lines
+
+
+def duplicate_files(source: Source) -> list[list[str]]:
+    """Groups of byte-identical files in the library (by size, then content hash)."""
+    import hashlib
+
+    by_size: dict[int, list[str]] = {}
+    for f in sorted(source.labels) + source.rest:
+        by_size.setdefault((source.root / f).stat().st_size, []).append(f)
+    groups: dict[str, list[str]] = {}
+    for same in (fs for fs in by_size.values() if len(fs) > 1):
+        for f in same:
+            groups.setdefault(hashlib.sha256((source.root / f).read_bytes()).hexdigest(), []).append(f)
+    return sorted(g for g in groups.values() if len(g) > 1)
+
+
+def not_indexed(work: Path, source: Source, protocol: str, fold: int, failed: list) -> list[str]:
+    """The files the index could not read, by their names in the user's library: a labelled one
+    stays in the counts (relevant, never found, before and after ``adapt``)."""
+    name = f"{source.name}-{protocol}-fold{fold}"
+    original = json.loads((work / "libs" / f"{name}.sources.json").read_text())
+    out = []
+    for path, why in failed:
+        f = original.get(path, path)
+        label = source.labels.get(f)
+        out.append(f"not indexed: {f}: {why}" + (f" (labelled {label!r}: counts as never found)" if label
+                                                  else " (unlabelled)"))
+    return out
 
 
 def hybrid_fold(work: Path, source: Source, protocol: str, fold: int, seed: int = 0) -> dict:
@@ -106,30 +217,44 @@ def main(argv=None) -> int:
     p.add_argument("--labels", type=Path, required=True, help="CSV file,label")
     p.add_argument("--queries", type=Path, required=True, help="CSV query,label")
     p.add_argument("--model", default="default", help="the base model (default: the shipped one)")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3, help="adapt runs per fold (at least 1)")
     p.add_argument("--protocols", nargs="+", default=["labels", "files"], choices=["labels", "files"])
-    p.add_argument("--work", type=Path, default=Path("runs/adapt_yours"))
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--work", type=Path, default=Path("runs/adapt_yours"),
+                   help="where the copies, indexes and the JSON go (relative to the current folder; "
+                        "outside the library)")
+    p.add_argument("--json", type=Path, default=None, help="the result (default: WORK/adapt_LIBRARY.json)")
     a = p.parse_args(argv)
+    if a.seeds < 1:
+        p.error("--seeds must be at least 1")
     import torch
 
     torch.set_num_threads(1)
-    source = read_source(a.library, a.labels, a.queries)
-    print(f"{source.name}: {len(source.labels)} labelled files, {len(set(source.labels.values()))} labels, "
-          f"{len(source.rest)} unlabelled, {len(source.queries)} queries", flush=True)
+    source = read_source(a.library, a.labels, a.queries, a.work)
+    for line in describe(source):
+        print(line, flush=True)
     t0 = time.perf_counter()
     folds = []
     for protocol in a.protocols:
         for fold in (0, 1):
             first = a.work / "index" / f"{source.name}-{a.protocols[0]}-fold0" if folds else None
+            t1 = time.perf_counter()
+            print(f"{protocol} fold {fold}: copying {len(source.labels) + len(source.rest)} files to "
+                  f"{a.work.resolve() / 'libs'}, indexing them with {a.model}, {a.seeds} adapt run(s) ...", flush=True)
             r = run_fold(a.work, a.model, source, fold, a.seeds, first, protocol)
+            r["not_indexed"] = not_indexed(a.work, source, protocol, fold, r["failed_files"])
+            if not folds:  # the same files fail in every fold: say it once
+                for line in r["not_indexed"]:
+                    print("  " + line, flush=True)
             r["hybrid"] = hybrid_fold(a.work, source, protocol, fold)
             folds.append(r)
+            print(f"{protocol} fold {fold}: {r['opaque_files']} of {r['files']} indexed files opaque, "
+                  f"{r['queries']} queries asked; {time.perf_counter() - t1:.0f} s", flush=True)
     summary = {}
     for protocol in a.protocols:
         fs = [f for f in folds if f["protocol"] == protocol]
         n = lambda f: f["base"]["opaque"]["n_queries"]  # noqa: E731
-        row = {"queries": int(sum(n(f) for f in fs))}
+        row = {"queries": int(sum(n(f) for f in fs)), "kept": [r["kept"] for f in fs for r in f["runs"]],
+               "declined": sorted({r["reason"] for f in fs for r in f["runs"] if r["declined"]})}
         for m in ("p1", "p5", "r10"):
             row[f"before_{m}"] = weighted(fs, lambda f: f["base"]["opaque"][m], n)
             row[f"after_{m}"] = weighted(fs, lambda f: np.mean([r["served"]["opaque"][m] for r in f["runs"]]), n)
@@ -140,7 +265,10 @@ def main(argv=None) -> int:
                 row[f"{mode}/{view}/p1"] = weighted(fs, lambda f: f["hybrid"][mode][view]["p1"],
                                                     lambda f: f["hybrid"][mode][view]["n_queries"])
         summary[protocol] = row
-        print(f"{protocol}: {row['queries']} queries; content-only on the opaque files P@1 {row['before_p1']:.3f} -> "
+        print(f"{protocol}: {row['queries']} query-folds (a query counts in each fold that hides files of its "
+              f"label); adapt kept {sum(row['kept'])} of {len(row['kept'])} runs"
+              + "".join(f"; declined: {why}" for why in row["declined"]))
+        print(f"  content-only on the opaque files P@1 {row['before_p1']:.3f} -> "
               f"{row['after_p1']:.3f} (seeds {min(row['after_p1_per_seed']):.3f}-{max(row['after_p1_per_seed']):.3f}), "
               f"P@5 {row['before_p5']:.3f} -> {row['after_p5']:.3f}, R@10 {row['before_r10']:.3f} -> {row['after_r10']:.3f}")
         print("  hybrid P@1 named / opaque / library: before adapt "
@@ -155,7 +283,7 @@ def main(argv=None) -> int:
     out = a.json or a.work / f"adapt_{source.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {out.resolve()}")
     return 0
 
 

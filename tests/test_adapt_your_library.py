@@ -87,5 +87,120 @@ def test_protocol_runs_end_to_end_on_a_users_folder(tmp_path):
     assert opaque and all(p.name.startswith("ZOOM") and not embedded_text(p) for p in opaque)
     run = res["folds"][0]["runs"][0]  # 5-6 named files: adapt declines and says why
     assert not run["kept"] and "named" in run["reason"]
+    assert run["declined"] and row["kept"] == [False, False] and run["reason"] in row["declined"]
+    assert res["folds"][0]["not_indexed"] == [] and out.exists()
     truth = json.loads((tmp_path / "work" / "libs" / "mylib-files-fold0.truth.json").read_text())
     assert sum(lab is None for lab in truth.values()) == 1  # boar.ogg: in the library, unlabelled
+
+
+def fake_library(tmp_path, names):
+    """Files with audio names (read_source looks at names only: no decoding here)."""
+    lib = tmp_path / "lib"
+    for n in names:
+        (lib / n).parent.mkdir(parents=True, exist_ok=True)
+        (lib / n).write_bytes(b"RIFF")
+    return lib
+
+
+def test_labels_written_by_spreadsheets_are_read(tmp_path):
+    """A byte-order mark, CRLF, a capitalised header with spaces, ';' separators, quoted commas and
+    quotes in names, a Windows path, spaces a spreadsheet left around a name or a label."""
+    from adapt_your_library import read_source
+
+    names = ["Steps/dirt 1.wav", "Steps/dirt, take 2.flac", 'Doors/door "big".ogg', "Doors/porte été.WAV",
+             "glass.ogg", "fire 1.ogg", "fire 2.ogg", "other/unlabelled.mp3", "notes.txt"]
+    lib = fake_library(tmp_path, names)
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(("\ufeffFile , LABEL\r\n"
+                        "Steps/dirt 1.wav,footsteps  \r\n"
+                        '"Steps/dirt, take 2.flac",footsteps\r\n'
+                        '"Doors/door ""big"".ogg",door\r\n'
+                        "Doors\\porte été.WAV,door\r\n"
+                        "\r\n"
+                        " glass.ogg ,glass   breaking\r\n"
+                        f"{lib / 'fire 1.ogg'},fire\r\n"
+                        "fire 2.ogg,fire\r\n").encode("utf-8"))
+    queries = tmp_path / "queries.csv"
+    queries.write_text("Query;Label\nwalking on dirt;footsteps\na door;door\nglass shattering;glass breaking\n"
+                       "fire;fire\n", encoding="utf-8-sig")
+    src = read_source(lib, labels, queries)
+    assert src.labels == {"Steps/dirt 1.wav": "footsteps", "Steps/dirt, take 2.flac": "footsteps",
+                          'Doors/door "big".ogg': "door", "Doors/porte été.WAV": "door",
+                          "glass.ogg": "glass breaking", "fire 1.ogg": "fire", "fire 2.ogg": "fire"}
+    assert src.rest == ["other/unlabelled.mp3"] and ("glass shattering", "glass breaking") in src.queries
+
+
+def test_labels_that_cannot_be_meant_are_refused_with_their_line(tmp_path):
+    from adapt_your_library import read_source
+
+    lib = fake_library(tmp_path, ["a, b.wav", "c.wav", "d.wav", "e.wav", "f.wav", "notes.txt",
+                                  "recorder/ZOOM0001.WAV"])
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("x", "c")])
+
+    def labels(text):
+        (tmp_path / "l.csv").write_text("file,label\n" + text)
+        return tmp_path / "l.csv"
+
+    ok = "c.wav,c\nd.wav,d\ne.wav,e\nf.wav,f\n"
+    with pytest.raises(SystemExit, match=r"line 2: 3 fields .*quote"):  # an unquoted comma in a name
+        read_source(lib, labels("a, b.wav,a\n" + ok), queries)
+    with pytest.raises(SystemExit, match="line 3: 1 fields"):
+        read_source(lib, labels("c.wav,c\nd.wav\n"), queries)
+    with pytest.raises(SystemExit, match="labelled both 'c' and 'd'"):
+        read_source(lib, labels(ok + "c.wav,d\n"), queries)
+    with pytest.raises(SystemExit, match="not an audio file"):
+        read_source(lib, labels(ok + "notes.txt,n\n"), queries)
+    # the protocol's own hidden names: a user's recorder folder would be read as hidden files
+    with pytest.raises(SystemExit, match="recorder/ZOOM0001.WAV"):
+        read_source(lib, labels(ok), queries)
+    (lib / "recorder" / "ZOOM0001.WAV").rename(lib / "recorder" / "take 1.WAV")
+    assert read_source(lib, labels(ok), queries).rest == ["a, b.wav", "recorder/take 1.WAV"]
+    with pytest.raises(SystemExit, match="no queries"):
+        read_source(lib, labels(ok), write_csv(tmp_path / "q0.csv", ["query", "label"], [("", "c")]))
+    with pytest.raises(SystemExit, match="case included"):
+        read_source(lib, labels(ok), write_csv(tmp_path / "q1.csv", ["query", "label"], [("x", "C")]))
+    with pytest.raises(SystemExit, match="inside the library"):  # its copies would join the library
+        read_source(lib, labels(ok), queries, work=lib / "runs")
+    with pytest.raises(SystemExit, match="no such file"):
+        read_source(lib, tmp_path / "missing.csv", queries)
+
+
+def test_hidden_files_are_known_by_their_own_name_not_a_folder_above():
+    from adapt_library import is_opaque
+
+    assert is_opaque("/w/libs/lib-files-fold0/recorder/ZOOM0007.FLAC")
+    assert not is_opaque("/home/me/recorder/work/libs/lib-files-fold0/steps/dirt.wav")
+    assert not is_opaque("/w/libs/lib/recorder/take 1.wav")
+
+
+def test_the_run_says_what_it_cannot_measure(tmp_path, capsys):
+    from adapt_your_library import describe, main, read_source
+
+    lib = fake_library(tmp_path, [f"{k}{i}.wav" for k in "abcde" for i in range(2)])
+    labels = write_csv(tmp_path / "l.csv", ["file", "label"], [(f"{k}{i}.wav", k) for k in "abcde" for i in range(2)])
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("x", "a"), ("y", "b")])
+    lines = describe(read_source(lib, labels, queries))
+    assert "10 labelled files, 5 labels" in lines[0] and "2 queries for 2 labels" in lines[0]
+    assert "3 labels have no query" in lines[1] and "c, d, e" in lines[1]
+    assert "adapt needs 20" in lines[2]
+    assert "9 files are byte-identical copies" in lines[3]  # fake_library writes the same bytes
+    (lib / "a1.wav").write_bytes(b"RIFF other")
+    assert "8 files are byte-identical" in describe(read_source(lib, labels, queries))[3]
+    with pytest.raises(SystemExit):
+        main(["--library", str(lib), "--labels", str(labels), "--queries", str(queries), "--seeds", "0"])
+    assert "--seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_files_the_index_cannot_read_are_named_as_the_user_knows_them(tmp_path):
+    """A labelled file that fails (too short) hides behind ZOOMnnnn in the copy: the report gives
+    its own name and says it stays in the counts; an unreadable unlabelled file is only listed."""
+    from adapt_library import Source, build_library
+    from adapt_your_library import not_indexed
+
+    lib = fake_library(tmp_path, ["doors/click.wav", "._junk.ogg"])
+    src = Source("lib", lib, {"doors/click.wav": "door"}, ["._junk.ogg"], [])
+    truth = build_library(tmp_path / "work" / "libs" / "lib-files-fold0", src, set())
+    failed = [[p, "too short"] for p in sorted(truth)]
+    lines = not_indexed(tmp_path / "work", src, "files", 0, failed)
+    assert lines == ["not indexed: ._junk.ogg: too short (unlabelled)",
+                     "not indexed: doors/click.wav: too short (labelled 'door': counts as never found)"]
