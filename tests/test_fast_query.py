@@ -547,3 +547,24 @@ def test_a_run_cut_short_leaves_a_fast_text_side_and_its_folder(tmp_path, monkey
     assert str(lib.resolve()) in idx.meta.get_meta("roots", [])
     assert idx.search("a dog barks", k=3)
     idx.close()
+
+
+@needs_shared("data/esc50-fold1")
+def test_an_index_run_that_changes_nothing_loads_no_model(tmp_path):
+    """`soundseek index` again on an unchanged folder took ~2.8 s in a fresh process: it loaded
+    torch and the model only to learn that the model had not changed, which the fresh text side
+    already says (same fingerprint, same files on disk).  A retrained model is still noticed."""
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for r in esc50_meta()[:4]:
+        shutil.copy(ESC50 / "audio" / r["filename"], lib / r["filename"])
+    from soundseek import Index
+
+    Index.create(tmp_path / "idx").add(lib, progress=False)
+    code = ("import sys, soundseek; idx = soundseek.Index.open(sys.argv[1]); r = idx.add(sys.argv[2], progress=False); "
+            "print(r.unchanged, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "idx"), str(lib)], capture_output=True,
+                         text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")}, check=True)
+    assert out.stdout.split() == ["4", "False"], out.stdout + out.stderr

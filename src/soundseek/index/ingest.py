@@ -154,7 +154,7 @@ class Ingest:
                                       if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
             self.store.record_missing_checksums()  # shards written before checksums existed
             self.meta.record_failures(report.failed)
-            self.text_path.stamp_and_export()
+            self.text_path.export_if_stale()  # a run that changed nothing loads no model
             self.checkpoint()
             if follow_adapt:
                 self.follow_adapt(report, progress)

@@ -190,7 +190,9 @@ class TextPath:
         return True
 
     def _refresh_text_vectors(self) -> None:
-        if self.vectors.audio is None or self.embedder.model is None:
+        if self.vectors.audio is None or self.read_fresh_header() is not None:
+            return  # a fresh text side says the model is the one the vectors were made with: no torch
+        if self.embedder.model is None:
             return
         fp = self.embedder.fingerprint()
         stale = self.vectors.text is None or len(self.vectors.text) != len(self.vectors.audio)
