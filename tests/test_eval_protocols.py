@@ -324,3 +324,85 @@ def test_cli_end_to_end_with_saved_dual_encoder(tmp_path):
     assert res["templates"] == ["the sound of a {}"]
     assert json.loads((out / "config.json").read_text())["model"] == str(model_dir)
     assert "zero-shot acc" in (out / "results.md").read_text()
+
+
+def _fake_esc50(root: Path, classes=("dog", "rooster", "pig"), per_class=3) -> Path:
+    (root / "audio").mkdir(parents=True)
+    lines = ["filename,fold,target,category"]
+    for t, c in enumerate(classes):
+        lines += [f"1-{t}{i}-A-{t}.wav,1,{t},{c}" for i in range(per_class)]
+    (root / "meta.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_results_record_version_fingerprint_cache_and_class_names(tmp_path):
+    import soundseek
+    from soundseek.models import weights_fingerprint
+
+    esc = _fake_esc50(tmp_path / "esc")
+    classes = P.load_esc50(esc)[1]
+    cfg = R.EvalConfig(model="fake", protocols=["esc50"], esc50_dir=str(esc), output_dir=str(tmp_path / "out"),
+                       n_random_runs=2, feature_cache=str(tmp_path / "fs"))  # fmt: skip
+    emb = _embedder(random=True, classes=classes)
+    R.run_evaluation(cfg, embedder=emb, log=lambda m: None)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    for rec in (results["recorded"], saved["recorded"]):
+        assert rec["soundseek_version"] == soundseek.__version__
+        assert rec["model_fingerprint"] == weights_fingerprint(emb.model) and len(rec["model_fingerprint"]) == 32
+        assert rec["feature_cache"] == str((tmp_path / "fs").resolve())
+    assert R.EvalConfig.from_dict(saved) == cfg  # the recorded block is not a setting
+    per_class = results["results"]["esc50"]["zero_shot"]["per_class_accuracy"]
+    assert set(per_class) == {"dog", "rooster", "pig"}
+    # without --feature-cache the store's default root is recorded, resolved
+    assert Path(R.run_record(R.EvalConfig(), emb.model)["feature_cache"]).is_absolute()
+
+
+def _eval_app():
+    from soundseek.eval.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def _noop():
+        pass
+
+    return app
+
+
+def test_rerun_of_saved_config_writes_a_new_folder(tmp_path, monkeypatch):
+    esc = _fake_esc50(tmp_path / "esc")
+    classes = P.load_esc50(esc)[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(_eval_app(), ["evaluate", "-m", "fake", "-p", "esc50", "--esc50", str(esc),
+                                           "--random-runs", "2", "--out", "eval1"])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    first = (tmp_path / "eval1" / "results.json").stat().st_mtime_ns
+    again = CliRunner().invoke(_eval_app(), ["evaluate", "--config", "eval1/config.json"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "eval1" / "results.json").stat().st_mtime_ns == first  # the original is untouched
+    new = [p.parent for p in (tmp_path / "runs" / "eval").glob("*/results.json")]
+    assert len(new) == 1 and f"results written to {new[0]}" in again.output
+    assert "not eval1" in again.output
+    # --out naming the saved folder explicitly overwrites it
+    same = CliRunner().invoke(_eval_app(), ["evaluate", "--config", "eval1/config.json", "--out", "eval1"])
+    assert same.exit_code == 0 and (tmp_path / "eval1" / "results.json").stat().st_mtime_ns != first
+
+
+def test_train_output_folder_loads_its_model(tmp_path):
+    from soundseek.models import DualEncoder, ModelNotInstalledError, load_model, model_dir_for, weights_fingerprint
+
+    run = tmp_path / "tr1"
+    DualEncoder(audio_expert="aisfx", text_expert="minilm").save_pretrained(run / "model")
+    (run / "train_config.yaml").write_text("epochs: 1\n")
+    loaded = load_model(run)
+    assert isinstance(loaded, DualEncoder) and model_dir_for(run) == run / "model"
+    # the fingerprint R.run_record records: same weights -> same digest, other weights -> another
+    assert weights_fingerprint(loaded) == weights_fingerprint(load_model(run / "model"))
+    torch.manual_seed(1)
+    assert weights_fingerprint(DualEncoder(audio_expert="aisfx", text_expert="minilm")) != weights_fingerprint(loaded)
+    DualEncoder(audio_expert="aisfx", text_expert="minilm").save_pretrained(run / "model2")
+    with pytest.raises(ModelNotInstalledError, match=r"pass one of: .*tr1/model, .*tr1/model2"):
+        load_model(run)

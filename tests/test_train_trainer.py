@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -127,7 +128,9 @@ def test_save_run_writes_checkpoint_config_metrics_curve(data, tmp_path):
     assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and metrics["best_epoch"] in (1, 2)
-    assert TrainConfig.from_yaml(tmp_path / "run" / "train_config.yaml") == cfg
+    saved = TrainConfig.from_yaml(tmp_path / "run" / "train_config.yaml")
+    assert saved.out_dir == str((tmp_path / "run").resolve()) != cfg.out_dir  # where the run went, not cfg's default
+    assert dataclasses.replace(saved, out_dir=cfg.out_dir) == cfg
     again = DualEncoder.from_pretrained(model_dir)
     assert evaluate(again, val)["geo_mean"] == pytest.approx(res.best_score)
 
@@ -141,6 +144,16 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
         TrainConfig.from_dict({"optim": {"learning_rate": 1}})
     with pytest.raises(TypeError, match="epochs must be int"):
         TrainConfig.from_dict({"epochs": "ten"})
+    # nested sections: types and choices are checked at load time, naming the key path
+    with pytest.raises(TypeError, match=r"optim\.lr must be a number, got 'fast'"):
+        TrainConfig.from_dict({"optim": {"lr": "fast"}})
+    with pytest.raises(TypeError, match=r"loss\.temperature must be a number, got 'hot'"):
+        TrainConfig.from_dict({"loss": {"temperature": "hot"}})
+    with pytest.raises(TypeError, match=r"augment\.text_noise must be a number"):
+        TrainConfig.from_dict({"augment": {"text_noise": True}})
+    with pytest.raises(ValueError, match=r"optim\.schedule must be one of cosine, step, exp, constant"):
+        TrainConfig.from_dict({"optim": {"schedule": "linear"}})
+    assert TrainConfig.from_dict({"optim": {"lr": "1e-3"}}).optim.lr == 0.001  # YAML 1.1 reads 1e-3 as a string
     with pytest.raises(FileNotFoundError):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
     # relative data paths resolve against the YAML's folder
@@ -315,3 +328,77 @@ def test_one_loop_trains_dual_encoder_and_moee_better_than_random(kind):
     assert retrieval_metrics(similarity_matrix(second.model, test), test.caption_clip).t2a.r10 > random_r10 + 20
     with pytest.raises(ValueError, match="targets must be"):
         train_model(cfg, train, model=build(), targets=targets[:3], progress=False)
+
+
+def _train_app():
+    import typer
+
+    from soundseek.train.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")  # a second command keeps typer in multi-command mode, as in the real CLI
+    def _noop() -> None:
+        pass
+
+    return app
+
+
+def test_train_cli_checks_nested_types_before_loading_features(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from soundseek.train import pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("features must not be loaded for a broken config")
+
+    monkeypatch.setattr(pipeline, "prepare_data", boom)
+    for body, msg in [("optim: {lr: fast}\n", "optim.lr must be a number, got 'fast'"),
+                      ("loss: {temperature: hot}\n", "loss.temperature must be a number, got 'hot'")]:
+        (tmp_path / "r.yaml").write_text(body)
+        res = CliRunner().invoke(_train_app(), ["train", str(tmp_path / "r.yaml")])
+        assert res.exit_code == 2 and msg in res.output, res.output
+
+
+def test_train_cli_out_is_recorded_and_data_errors_say_what_to_set(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from soundseek.train import pipeline
+
+    seen = {}
+
+    def fake_run(cfg, **kw):
+        seen["out_dir"], seen["kw"] = cfg.out_dir, kw
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(pipeline, "run_training", fake_run)
+    (tmp_path / "r.yaml").write_text("epochs: 1\n")
+    res = CliRunner().invoke(_train_app(), ["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and seen["out_dir"] == str(tmp_path / "o") and "out_dir" not in seen["kw"]
+    monkeypatch.undo()
+
+    recipes = Path(pipeline.__file__).parent / "recipes"
+    res = CliRunner().invoke(_train_app(), ["train", str(recipes / "everyday.yaml")])
+    assert res.exit_code == 1
+    out = " ".join(res.output.split())
+    assert "data.captions_csv is empty" in out and "python -m soundseek.train.recipes.everyday" in out
+    assert "data.audio_root" in out and "shared/data/sfx-corpus" in out
+
+
+def test_train_help_example_recipe_loads_from_a_checkout():
+    import re
+    from pathlib import Path
+
+    from soundseek.train.cli import train_command
+    from soundseek.train.pipeline import shipped_corpus_paths
+
+    help_text = train_command.__defaults__[0].help
+    example = re.search(r"e\.g\. (\S+\.yaml)", help_text).group(1)
+    root = Path(__file__).resolve().parents[1]
+    cfg = TrainConfig.from_yaml(root / example)
+    csv, audio = shipped_corpus_paths()
+    assert Path(cfg.data.captions_csv) == csv and csv.is_file()
+    assert Path(cfg.data.audio_root) == audio.resolve()

@@ -549,6 +549,7 @@ _SUBCOMMANDS = [  # modules exposing register(app)
     "soundseek.eval.cli",  # evaluate
     "soundseek.train.experiment_cli",  # experiment
     "soundseek.experts.cli",  # models list|download|verify
+    "soundseek.models.cli",  # models list: the --model values (a second table)
     "soundseek.data.cli",  # data download|info
     "soundseek.adapt.cli",  # adapt
     "soundseek.index.cli",  # duplicates

@@ -29,8 +29,11 @@ def register(app: typer.Typer) -> None:
         template: list[str] = typer.Option(
             [], "--template", "-t", help="class prompt template with {} (repeatable; default: 4 templates)"
         ),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default runs/eval/<time>)"),
-        config: Optional[Path] = typer.Option(None, "--config", help="EvalConfig JSON (options override it)"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: a new runs/eval/<time>)"),
+        config: Optional[Path] = typer.Option(
+            None, "--config", help="EvalConfig JSON, e.g. a run's config.json (options override it; results go to "
+            "a new folder unless --out names one)"
+        ),
         random_runs: int = typer.Option(20, "--random-runs", help="random rankings averaged for the baseline"),
         seed: int = typer.Option(0, "--seed"),
         feature_cache: Optional[Path] = typer.Option(None, "--feature-cache", help="feature store root"),
@@ -40,6 +43,10 @@ def register(app: typer.Typer) -> None:
         from .runner import EvalConfig, run_evaluation
 
         base = json.loads(config.read_text()) if config else {}
+        saved_out = base.pop("output_dir", None)  # a re-run never overwrites the saved run's results...
+        if saved_out and out is None:  # ...unless --out names that folder explicitly
+            typer.echo(f"re-running {config}: results go to a new folder, not {saved_out} (--out DIR to choose)",
+                       err=True)
         overrides = {
             "model": model if (model != "default" or "model" not in base) else None,
             "protocols": list(protocol) or None,
@@ -65,4 +72,4 @@ def register(app: typer.Typer) -> None:
         if not run.results:
             typer.echo("error: no protocol could run (see the skipped reasons above)", err=True)
             raise typer.Exit(1)
-        typer.echo(f"results written to {run.output_dir}", err=True)
+        typer.echo(f"results written to {run.output_dir.resolve()}", err=True)

@@ -274,12 +274,18 @@ class ClassEvalResult:
             "dataset": self.dataset,
             "templates": self.templates,
             "classes": self.classes,
-            "zero_shot": self.zero_shot.to_dict(),
+            "zero_shot": self._by_class_name(self.zero_shot.to_dict()),
             "zero_shot_random_baseline": self.zero_shot_baseline.to_dict(),
             "class_retrieval": self.retrieval.to_dict(),
             "class_retrieval_random_baseline": self.retrieval_baseline.to_dict(),
             "failed": [list(f) for f in self.failed],
         }
+
+    def _by_class_name(self, d: dict) -> dict:
+        """``per_class_accuracy`` keyed by class name (``"dog"``), not by target index."""
+        per = d.get("per_class_accuracy", {})
+        d["per_class_accuracy"] = {self.classes[int(k)] if int(k) < len(self.classes) else k: v for k, v in per.items()}
+        return d
 
     def to_markdown(self) -> str:
         z, zb, r, rb = self.zero_shot, self.zero_shot_baseline, self.retrieval, self.retrieval_baseline

@@ -63,6 +63,9 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalConfig":
+        """Config from a mapping, e.g. a saved ``config.json`` (its ``recorded`` block, what the run
+        found out, is not a setting and is ignored)."""
+        d = {k: v for k, v in d.items() if k != RECORDED}
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
@@ -81,6 +84,11 @@ class EvalConfig:
         if root:
             return Path(root).expanduser() / DEFAULT_DIRS[protocol]
         return None
+
+
+#: Key of the block that config.json and results.json add to the settings: what the run used
+#: (soundseek version, the model's folder and weights fingerprint, the feature cache).
+RECORDED = "recorded"
 
 
 class DataNotFound(FileNotFoundError):
@@ -155,11 +163,13 @@ class EvalRun:
     output_dir: Path | None = None
     started: str = ""
     model_config: dict = field(default_factory=dict)
+    recorded: dict = field(default_factory=dict)  # see RECORDED
 
     def to_dict(self) -> dict:
         return {
             "model": self.config.model,
             "model_config": self.model_config,
+            RECORDED: self.recorded,
             "started_utc": self.started,
             "machine": machine_description(),
             "results": {k: v.to_dict() for k, v in self.results.items()},
@@ -188,7 +198,40 @@ def machine_description() -> str:
 
 
 def default_output_dir() -> Path:
-    return Path("runs") / "eval" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    """``runs/eval/<UTC time>`` (``-2``, ``-3``... appended when that folder exists already)."""
+    base = Path("runs") / "eval" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def soundseek_version() -> str:
+    """The installed soundseek's version (package metadata; else the loaded package's ``__version__``)."""
+    import sys
+    from importlib import metadata
+
+    try:
+        return metadata.version("soundseek")
+    except metadata.PackageNotFoundError:
+        return str(getattr(sys.modules.get("soundseek"), "__version__", "unknown"))
+
+
+def run_record(cfg: EvalConfig, model: Any) -> dict:
+    """What a result needs to be reproduced: soundseek version, the model spec's folder and weights
+    fingerprint (:func:`soundseek.models.weights_fingerprint`), the feature cache actually used."""
+    from ..features import default_cache_dir
+    from ..models import model_dir_for, weights_fingerprint
+
+    model_dir = model_dir_for(cfg.model)
+    cache = Path(cfg.feature_cache).expanduser() if cfg.feature_cache else default_cache_dir() / "features"
+    return {
+        "soundseek_version": soundseek_version(),
+        "model_dir": str(model_dir.resolve()) if model_dir else None,
+        "model_fingerprint": weights_fingerprint(model),
+        "feature_cache": str(cache.resolve()),
+    }
 
 
 def make_embedder(cfg: EvalConfig, model: Any = None) -> P.ModelEmbedder:
@@ -216,6 +259,7 @@ def run_evaluation(
     model_cfg = getattr(embedder.model, "config", None)
     if is_dataclass(model_cfg) and not isinstance(model_cfg, type):
         run.model_config = asdict(model_cfg)
+    run.recorded = run_record(cfg, embedder.model)
     for proto in cfg.protocols:
         t0 = time.perf_counter()
         try:
@@ -239,7 +283,8 @@ def run_evaluation(
     if write:
         out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        saved = {**cfg.to_dict(), "output_dir": str(out), RECORDED: run.recorded}
+        (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
         (out / "results.json").write_text(json.dumps(run.to_dict(), indent=2) + "\n")
         (out / "results.md").write_text(run.to_markdown())
         run.output_dir = out

@@ -222,6 +222,6 @@ class AisfxExpert(AudioExpert):
 
 
 @register("aisfx", "audio", "sound-effects CNN (Ma & Lerch 2022), 512-d per 2.3 s block, 44.1 kHz",
-          offline=True)
+          offline=True, dim=512)
 def _make(**kwargs) -> AisfxExpert:
     return AisfxExpert(**kwargs)

@@ -115,6 +115,6 @@ class AisfxHeadsExpert(AudioExpert):
 
 @register("aisfx_heads", "audio",
           "aisfx blocks + its 9 sound-effect classifier heads' activations (1664-d per 2.3 s block), 44.1 kHz",
-          offline=True)
+          offline=True, dim=1664)
 def _make(**kwargs) -> AisfxHeadsExpert:
     return AisfxHeadsExpert(**kwargs)

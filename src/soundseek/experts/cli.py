@@ -6,7 +6,7 @@ Wired into the main CLI with ``register(app)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -15,31 +15,44 @@ from rich.table import Table
 from . import weights as W
 from .registry import available, get_entry, get_expert
 
-__all__ = ["register", "models_app", "expert_rows"]
+__all__ = ["register", "models_app", "expert_rows", "add_listing"]
 
 models_app = typer.Typer(help="Pretrained experts: list them, download and verify their weights.",
                          no_args_is_help=True)
 
 
-def _size(n: int | None) -> str:
-    return "?" if not n else f"{n / 1e6:,.0f} MB"
+#: More tables for ``models list`` (e.g. the ``--model`` values, from :mod:`soundseek.models.cli`,
+#: a higher layer): functions returning a rich Table, added with :func:`add_listing`.
+_LISTINGS: list[Callable[[], Table]] = []
 
 
-def expert_rows(probe_packaged: bool = True) -> list[dict]:
+def add_listing(table_fn: Callable[[], Table]) -> None:
+    """Have ``soundseek models list`` print ``table_fn()`` after the experts' table (once per function)."""
+    if table_fn not in _LISTINGS:
+        _LISTINGS.append(table_fn)
+
+
+def _size(n: int | None, approx: bool = False) -> str:
+    return "?" if not n else f"{'~' if approx else ''}{n / 1e6:,.0f} MB"
+
+
+def expert_rows(probe_packaged: bool = False) -> list[dict]:
     """One dict per registered expert: name, kind, dim, source, size, status.
 
-    Zoo experts are described from their metadata (nothing is built or downloaded); experts
-    that ship inside an installed package are built once to read their dimension.
+    Everything comes from the registry's metadata (nothing is built, loaded or downloaded); only
+    with ``probe_packaged`` is an expert that ships in a package and has no registered ``dim``
+    built to read it.
     """
     rows = []
     for entry in available():
         if entry.name in W.ZOO:
             info, src = W.ZOO[entry.name], W.WEIGHTS[entry.name]
             rows.append(dict(name=entry.name, kind=entry.kind, dim=str(info.dim), source=src.source,
-                             size=_size(src.size_bytes), status=W.status(entry.name), summary=entry.summary))
+                             size=_size(src.size_bytes, src.size_approx), status=W.status(entry.name),
+                             summary=entry.summary))
             continue
-        dim = "?"
-        if probe_packaged and entry.offline:
+        dim = str(entry.dim) if entry.dim else "?"
+        if dim == "?" and probe_packaged and entry.offline:
             try:
                 dim = str(get_expert(entry.name).dim)
             except Exception:  # a broken optional package should not break the listing
@@ -52,14 +65,17 @@ def expert_rows(probe_packaged: bool = True) -> list[dict]:
 
 @models_app.command("list")
 def list_models() -> None:
-    """Every registered expert with its kind, dimension, weight source and local status."""
+    """Every registered expert (kind, dimension, weight source, local status), then the `--model` values."""
     table = Table(title=f"experts (cache: {W.cache_dir()})")
     for col in ("name", "kind", "dim", "source", "size", "status"):
         table.add_column(col, overflow="fold")
     for r in expert_rows():
         style = {"cached": "green", "ships-in-package": "green", "not downloaded": "yellow"}.get(r["status"])
         table.add_row(r["name"], r["kind"], r["dim"], r["source"], r["size"], r["status"], style=style)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for table_fn in _LISTINGS:
+        console.print(table_fn())
 
 
 def _check_zoo(name: str) -> None:

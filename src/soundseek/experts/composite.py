@@ -116,6 +116,6 @@ class CompositeExpert(AudioExpert):
 
 
 @register("yamnet+aisfx", "audio", "quality profile: yamnet and aisfx frames side by side on yamnet's "
-          "0.48 s grid (1536-d, 44.1 kHz; slower: runs both networks)", offline=True)
+          "0.48 s grid (1536-d, 44.1 kHz; slower: runs both networks)", offline=True, dim=1536)
 def _make(**kwargs) -> CompositeExpert:
     return CompositeExpert(("yamnet", "aisfx"), **kwargs)

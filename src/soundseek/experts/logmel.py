@@ -60,6 +60,6 @@ class LogMelStatsExpert(AudioExpert):
 
 
 @register("logmel", "audio", "log-mel statistics (mean+std of 64 bands per 1 s window), 128-d, no weights",
-          offline=True)
+          offline=True, dim=128)
 def _make(**kwargs) -> LogMelStatsExpert:
     return LogMelStatsExpert(**kwargs)

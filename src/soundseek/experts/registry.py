@@ -20,6 +20,7 @@ class ExpertEntry:
     factory: Callable[..., AudioExpert | TextExpert]
     summary: str
     offline: bool  # ships inside an installed package, no download needed
+    dim: int | None = None  # frame / sentence vector dimension, known without building the expert
 
 
 _REGISTRY: dict[str, ExpertEntry] = {}
@@ -37,13 +38,14 @@ _EXPERT_MODULES = [
 _loaded = False
 
 
-def register(name: str, kind: str, summary: str, offline: bool = False):
-    """Decorator: register ``factory(**kwargs) -> expert`` under ``name``."""
+def register(name: str, kind: str, summary: str, offline: bool = False, dim: int | None = None):
+    """Decorator: register ``factory(**kwargs) -> expert`` under ``name`` (``dim``: the built
+    expert's ``dim`` with default arguments, so listings need not load weights)."""
 
     def deco(factory):
         if kind not in ("audio", "text"):
             raise ValueError(f"kind must be 'audio' or 'text', not {kind!r}")
-        _REGISTRY[name] = ExpertEntry(name, kind, factory, summary, offline)
+        _REGISTRY[name] = ExpertEntry(name, kind, factory, summary, offline, dim)
         return factory
 
     return deco

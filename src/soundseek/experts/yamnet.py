@@ -465,6 +465,6 @@ class YamnetExpert(AudioExpert):
 
 
 @register("yamnet", "audio", "YAMNet (AudioSet, 521 classes), 1024-d per 0.96 s patch every 0.48 s, 16 kHz, ONNX",
-          offline=True)
+          offline=True, dim=1024)
 def _make(**kwargs) -> YamnetExpert:
     return YamnetExpert(**kwargs)

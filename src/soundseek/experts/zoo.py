@@ -31,6 +31,7 @@ class WeightSource:
     hf_repo: str | None = None
     hf_revision: str = "main"
     size_bytes: int | None = None  # approximate for HF repos (main weight file)
+    size_approx: bool = False  # size_bytes estimated (parameter count x 4 bytes), not published
     sha256: str | None = None
     md5: str | None = None
     homepage: str = ""
@@ -60,7 +61,8 @@ WEIGHTS: dict[str, WeightSource] = {
         expert="panns-resnet38",
         filename="ResNet38_mAP=0.434.pth",
         url="https://zenodo.org/record/3987831/files/ResNet38_mAP%3D0.434.pth?download=1",
-        size_bytes=None,
+        size_bytes=295_000_000,  # float32 parameter count; Zenodo gives no size
+        size_approx=True,
         md5="bf12f36aaabac4e0855e22d3c3239c1b",
         homepage="https://github.com/qiuqiangkong/audioset_tagging_cnn",
         license="MIT (code), CC-BY 4.0 (Zenodo record 3987831)",
@@ -70,6 +72,8 @@ WEIGHTS: dict[str, WeightSource] = {
         expert="vggish",
         filename="vggish-10086976.pth",
         url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+        size_bytes=289_000_000,  # float32 parameter count
+        size_approx=True,
         sha256="10086976",  # torch-hub naming: the file name carries the sha256 prefix
         homepage="https://github.com/harritaylor/torchvggish",
         license="Apache-2.0 (port of tensorflow/models research/audioset/vggish)",
@@ -82,6 +86,8 @@ WEIGHTS: dict[str, WeightSource] = {
             "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/"
             "passt-s-f128-p16-s10-ap.476-swa.pt"
         ),
+        size_bytes=345_000_000,  # float32 parameter count
+        size_approx=True,
         homepage="https://github.com/kkoutini/PaSST",
         license="Apache-2.0",
         notes="Koutini et al. 2022, PaSST-S (patch 16, stride 10, SWA), AudioSet mAP 0.476",
@@ -184,7 +190,7 @@ def _lazy_factory(info: ZooInfo):
 
 def _register_zoo() -> None:
     for info in ZOO.values():
-        register(info.name, info.kind, info.summary, offline=False)(_lazy_factory(info))
+        register(info.name, info.kind, info.summary, offline=False, dim=info.dim)(_lazy_factory(info))
 
 
 _register_zoo()

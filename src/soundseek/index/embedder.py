@@ -134,17 +134,12 @@ class Embedder:
 
     def fingerprint(self) -> str | None:
         """Identity of the text–audio model's weights: a retrained model invalidates text vectors."""
-        import hashlib
+        from ..models import weights_fingerprint
 
         model = self.model
         if model is None:
             return None
-        h = hashlib.blake2b(digest_size=16)
-        h.update(str(self.config.model).encode())
-        for name, tensor in sorted(model.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().float().cpu().numpy().tobytes())
-        return h.hexdigest()
+        return weights_fingerprint(model, salt=str(self.config.model))
 
     # -- pooling -------------------------------------------------------------------------------
     def pool(self, frames: np.ndarray) -> np.ndarray:

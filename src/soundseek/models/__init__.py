@@ -6,6 +6,7 @@ Single-vector models (what an index can serve) also have ``encode_audio(frames, 
 ``save_pretrained``/``from_pretrained``.
 
 Layout: :mod:`.registry` (the one table of model types), :mod:`.model_dirs` (where models live), :mod:`.loading` (specs -> models),
+:mod:`.identity` (weights fingerprints),
 :mod:`.frames` (padding), :mod:`.heads` / :mod:`.dual_encoder` (single-vector models),
 :mod:`.multi_expert` + :mod:`.moee` / :mod:`.ce` / :mod:`.mmt` (multi-expert models),
 :mod:`.bridge`, :mod:`.ensemble`, :mod:`.query_gate`, and :mod:`.text_side` (the torch-free
@@ -18,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from .frames import pad_frames
+from .identity import weights_fingerprint
 from .loading import load_model
 from .model_dirs import SHIPPED_MODELS, ModelNotInstalledError, default_model_dir, model_dir_for, shipped_model_dir
 from .registry import MODEL_TYPES, register_model_type
@@ -54,6 +56,7 @@ __all__ = [
     "MLPHead",
     "masked_pool",
     "load_model",
+    "weights_fingerprint",
     "pad_frames",
     "MODEL_TYPES",
     "register_model_type",

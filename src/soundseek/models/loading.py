@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .model_dirs import SHIPPED_MODELS, ModelNotInstalledError, shipped_model_dir
+from .model_dirs import SHIPPED_MODELS, ModelNotInstalledError, saved_model_dir, shipped_model_dir
 from .registry import MODEL_TYPES, model_class
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
     """Load a retrieval model from a spec, in eval mode.
 
     ``"default"`` (or another name in :data:`SHIPPED_MODELS`): a model shipped with the package;
-    a directory written by ``save_pretrained``;
+    a directory written by ``save_pretrained`` (or a ``soundseek train`` output folder: its ``model/``);
     or ``"native:<audio_expert>+<text_expert>"`` for experts that already share a space (CLAP).
     """
     spec_s = str(spec)
@@ -45,7 +45,7 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
         return NativeSpace(audio.strip(), text.strip()).eval()
     path = Path(spec_s).expanduser()
     if path.is_dir():
-        return _load_dir(path)
+        return _load_dir(saved_model_dir(path))
     raise ModelNotInstalledError(
         f"unknown model {spec_s!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
         "'native:<audio>+<text>', and no such directory"

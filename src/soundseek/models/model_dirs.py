@@ -9,9 +9,11 @@ from pathlib import Path
 __all__ = [
     "ModelNotInstalledError",
     "SHIPPED_MODELS",
+    "SHIPPED_SUMMARIES",
     "shipped_model_dir",
     "default_model_dir",
     "model_dir_for",
+    "saved_model_dir",
     "resolve_model_ref",
     "referenced_dirs",
 ]
@@ -27,6 +29,12 @@ class ModelNotInstalledError(FileNotFoundError):
 #: ``quality``: the default's members and aisfx-minilm-v1's heads over the composite expert
 #: ``yamnet+aisfx`` (``soundseek index --profile quality``; recipes/quality.py), by reference.
 SHIPPED_MODELS = ("default", "aisfx-minilm-v1", "quality")
+#: One line per shipped model, for listings (``soundseek models list``).
+SHIPPED_SUMMARIES = {
+    "default": "YAMNet label bridge fused with MLP heads over yamnet + minilm (recipes/everyday.py)",
+    "aisfx-minilm-v1": "the previous default: 5 MLP heads over aisfx + minilm (recipes/default.py)",
+    "quality": "default's members + aisfx-minilm-v1's heads over yamnet+aisfx (index --profile quality)",
+}
 SHIPPED_REF = "shipped:"
 
 
@@ -52,7 +60,28 @@ def model_dir_for(spec: str | Path | None) -> Path | None:
     if spec_s.startswith("native:"):
         return None
     path = Path(spec_s).expanduser()
-    return path if path.is_dir() else None
+    if not path.is_dir():
+        return None
+    try:
+        return saved_model_dir(path)
+    except ModelNotInstalledError:
+        return path
+
+
+def saved_model_dir(d: str | Path) -> Path:
+    """The saved model in folder ``d``: ``d`` itself when it holds ``config.json``, else its one
+    sub-folder that does (a ``soundseek train`` output folder holds the model in ``model/``).
+    ModelNotInstalledError otherwise, naming the candidates."""
+    d = Path(d)
+    if (d / "config.json").is_file():
+        return d
+    subs = sorted(p.parent for p in d.glob("*/config.json"))
+    if len(subs) == 1:
+        return subs[0]
+    if subs:
+        names = ", ".join(str(p) for p in subs)
+        raise ModelNotInstalledError(f"{d} is not a saved model (no config.json); pass one of: {names}")
+    raise ModelNotInstalledError(f"{d} is not a saved model: config.json is missing")
 
 
 def resolve_model_ref(ref: str, base: Path) -> Path:

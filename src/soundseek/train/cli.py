@@ -9,7 +9,12 @@ import typer
 
 
 def train_command(
-    config: Path = typer.Argument(..., help="training recipe (YAML), e.g. src/soundseek/train/recipes/default.yaml"),
+    config: Path = typer.Argument(
+        ...,
+        help="training recipe (YAML), e.g. src/soundseek/train/recipes/default.yaml from the root of a repository "
+        "checkout (it reads the sfx-corpus audio from ../shared/data/sfx-corpus; elsewhere set data.captions_csv "
+        "and data.audio_root)",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: out_dir in the YAML)"),
     epochs: Optional[int] = typer.Option(None, help="override the number of epochs"),
     seed: Optional[int] = typer.Option(None, help="override the random seed"),
@@ -26,13 +31,15 @@ def train_command(
     except (FileNotFoundError, ValueError, TypeError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2)
+    if out is not None:
+        cfg.out_dir = str(out)  # the saved train_config.yaml says where this run went
     if epochs is not None:
         cfg.epochs = epochs
     if seed is not None:
         cfg.seed = seed
     torch.set_num_threads(max(1, cfg.num_threads))
     try:
-        result = run_training(cfg, out_dir=out, progress=not quiet)
+        result = run_training(cfg, progress=not quiet)
     except (FileNotFoundError, ValueError, KeyError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)

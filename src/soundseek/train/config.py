@@ -96,7 +96,11 @@ class TrainConfig:
     # -- YAML -------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return build_dataclass(cls, d or {}, "config")
+        """Config from a mapping: unknown keys, wrong types and unknown choices (see :data:`CHOICES`)
+        are errors naming the key path (``optim.lr must be a number, got 'fast'``)."""
+        cfg = build_dataclass(cls, d or {}, "")
+        check_choices(cfg)
+        return cfg
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -165,22 +169,42 @@ def build_dataclass(cls, d: dict, where: str):
     """Dataclass from a dict, recursively, rejecting unknown keys with the list of known ones.
 
     Public so that other configs (e.g. :class:`soundseek.train.experiment.ExperimentConfig`) parse
-    their YAML with the same checks; ``where`` names the place in error messages."""
+    their YAML with the same checks; ``where`` names the place in error messages (the key path
+    of this mapping: ``""`` for the top level, ``"optim"`` for a section)."""
     if not isinstance(d, dict):
-        raise TypeError(f"{where} must be a mapping, got {type(d).__name__}")
+        raise TypeError(f"{where or 'the config'} must be a mapping, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+        raise ValueError(f"unknown key(s) {unknown} in {where or 'the config'}; known: {sorted(known)}")
     kwargs = {}
     for name, value in d.items():
         tp = hints[name]
+        path = f"{where}.{name}" if where else name
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = build_dataclass(tp, value or {}, f"{where}.{name}")
+            kwargs[name] = build_dataclass(tp, value or {}, path)
         else:
-            kwargs[name] = _coerce(value, tp, f"{where}.{name}")
+            kwargs[name] = _coerce(value, tp, path)
     return cls(**kwargs)
+
+
+#: Fields that take one of a few names: checked when a config is loaded, before any work.
+CHOICES = {
+    "data.captions_per_clip": ("sample", "all"),
+    "loss.name": ("ntxent", "nt_xent", "max_margin"),
+    "optim.name": ("adam", "adamw", "radam_lookahead"),
+    "optim.schedule": ("cosine", "step", "exp", "constant"),
+}
+
+
+def check_choices(cfg: TrainConfig) -> None:
+    """ValueError naming the key and the valid values when a field of :data:`CHOICES` has another value."""
+    for path, valid in CHOICES.items():
+        section, name = path.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in valid:
+            raise ValueError(f"{path} must be one of {', '.join(valid)}; got {value!r}")
 
 
 def _coerce(value, tp, where: str):
@@ -192,8 +216,15 @@ def _coerce(value, tp, where: str):
             return None
         tp = next(a for a in args if a is not type(None))
         origin = typing.get_origin(tp)
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise TypeError(f"{where} must be a number, got {value!r}")
     check = origin or tp
     if check in (int, str, bool, dict, list) and not isinstance(value, check):
         raise TypeError(f"{where} must be {check.__name__}, got {value!r}")

@@ -19,15 +19,40 @@ class PreparedData:
     counts: dict
 
 
+def shipped_corpus_paths() -> tuple[Path, Path]:
+    """(captions CSV shipped in the package, where the recipes expect the sfx-corpus audio): the
+    corpus lives in ``shared/data/sfx-corpus`` next to the repository checkout (the recipes'
+    ``audio_root: ../../../../../shared/data/sfx-corpus`` is relative to their folder)."""
+    from .. import data
+
+    pkg = Path(data.__file__).resolve().parent
+    return pkg / "recipes" / "sfx_corpus" / "captions.csv", pkg.parents[3] / "shared" / "data" / "sfx-corpus"
+
+
+def _data_hint() -> str:
+    csv, audio = shipped_corpus_paths()
+    return (
+        f"set data.captions_csv and data.audio_root in the recipe (relative paths are relative to the YAML "
+        f"file). The sfx-corpus captions ship at {csv}; the shipped recipes expect its audio at {audio} "
+        "(shared/data/sfx-corpus next to the repository checkout)"
+    )
+
+
 def load_items(cfg: TrainConfig) -> list:
     """The CSV's rows as ``AudioCaptions`` (``soundseek.data.captions_csv.load_caption_csv``)."""
     from ..data.captions_csv import load_caption_csv
 
     if not cfg.data.captions_csv:
-        raise ValueError("data.captions_csv is empty: name the captions CSV to train on")
+        hint = ""
+        if cfg.name in ("everyday-heads", "quality-aisfx-heads"):  # data filled in by their recipe modules
+            module = "everyday" if cfg.name.startswith("everyday") else "quality"
+            hint = f" (this recipe is run by `python -m soundseek.train.recipes.{module}`, which sets its data)"
+        raise ValueError(f"data.captions_csv is empty{hint}: {_data_hint()}")
     csv = Path(cfg.data.captions_csv).expanduser()
     if not csv.is_file():
-        raise FileNotFoundError(f"captions CSV {csv} does not exist")
+        raise FileNotFoundError(f"data.captions_csv: {csv} does not exist; {_data_hint()}")
+    if cfg.data.audio_root and not Path(cfg.data.audio_root).expanduser().is_dir():
+        raise FileNotFoundError(f"data.audio_root: {cfg.data.audio_root} does not exist; {_data_hint()}")
     return load_caption_csv(csv, audio_root=cfg.data.audio_root)
 
 

@@ -18,6 +18,7 @@ Everything that trains or scores a retrieval model goes through this module: ``s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import json
 import math
@@ -432,7 +433,10 @@ def _progress(enabled: bool):
 
 
 def save_run(result: TrainResult, cfg: TrainConfig, out_dir: str | Path, extra_metrics: dict | None = None) -> Path:
-    """Write ``model/`` (weights + config + metrics), ``train_config.yaml``, ``metrics.json``, ``curve.png``."""
+    """Write ``model/`` (weights + config + metrics), ``train_config.yaml``, ``metrics.json``, ``curve.png``.
+
+    ``train_config.yaml`` is the config that ran, with ``out_dir`` set to the folder written
+    (absolute), whatever ``cfg.out_dir`` said (e.g. ``soundseek train ... --out DIR``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {**result.summary(), **(extra_metrics or {}), "history": result.history}
@@ -444,7 +448,7 @@ def save_run(result: TrainResult, cfg: TrainConfig, out_dir: str | Path, extra_m
     else:  # models whose save_pretrained takes no metrics
         save(model_dir)
         (model_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    cfg.to_yaml(out / "train_config.yaml")
+    dataclasses.replace(cfg, out_dir=str(out.resolve())).to_yaml(out / "train_config.yaml")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_curve(result.history, out / "curve.png")
     result.out_dir, result.model_dir = out, model_dir
