@@ -391,6 +391,15 @@ def test_rerun_of_saved_config_writes_a_new_folder(tmp_path, monkeypatch):
     assert same.exit_code == 0 and (tmp_path / "eval1" / "results.json").stat().st_mtime_ns != first
 
 
+def test_a_config_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path):
+    missing = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "cannot read --config" in missing.output
+    assert not isinstance(missing.exception, FileNotFoundError)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    odd = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "list.json")])
+    assert odd.exit_code == 2 and "not a JSON object" in odd.output
+
+
 def test_train_output_folder_loads_its_model(tmp_path):
     from soundseek.models import DualEncoder, ModelNotInstalledError, load_model, model_dir_for, weights_fingerprint
 

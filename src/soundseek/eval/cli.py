@@ -42,7 +42,14 @@ def register(app: typer.Typer) -> None:
         from ..models import ModelNotInstalledError
         from .runner import EvalConfig, run_evaluation
 
-        base = json.loads(config.read_text()) if config else {}
+        try:
+            base = json.loads(config.read_text()) if config else {}
+        except (OSError, ValueError) as e:
+            typer.echo(f"error: cannot read --config {config}: {getattr(e, 'strerror', None) or e}", err=True)
+            raise typer.Exit(2)
+        if not isinstance(base, dict):
+            typer.echo(f"error: --config {config} is not a JSON object of EvalConfig fields", err=True)
+            raise typer.Exit(2)
         saved_out = base.pop("output_dir", None)  # a re-run never overwrites the saved run's results...
         if saved_out and out is None:  # ...unless --out names that folder explicitly
             typer.echo(f"re-running {config}: results go to a new folder, not {saved_out} (--out DIR to choose)",
