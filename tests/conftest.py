@@ -74,3 +74,14 @@ def running_server(server, sock):
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def write_tone(path: Path, seconds: float, freq: float) -> Path:
+    """A 16-kHz sine of ``freq`` Hz written to ``path`` (folders made): small real audio for CLI tests."""
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
+    return path

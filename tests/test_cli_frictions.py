@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
+
+from conftest import write_tone
 
 from soundseek import Index
 from soundseek import cli as cli_module
@@ -26,22 +26,15 @@ runner = CliRunner()
 DEEP = "Library Vol 3 - Foley Recordings/Doors and Windows (Interior)/Wooden Doors - Heavy"
 
 
-def _tone(path: Path, seconds: float, freq: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
-    return path
-
-
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     """8 short and 4 longer clips, some deep in long folder names; indexed with the CLI."""
     root = tmp_path_factory.mktemp("lib")
     audio = root / "sfx"
     for i in range(8):
-        _tone(audio / DEEP / f"door_creak_heavy_wooden_interior_take_{i:02d}.wav", 2.0, 200 + 40 * i)
+        write_tone(audio / DEEP / f"door_creak_heavy_wooden_interior_take_{i:02d}.wav", 2.0, 200 + 40 * i)
     for i in range(4):
-        _tone(audio / "ambience" / f"room_tone_{i}.wav", 8.0, 230 + 40 * i)
+        write_tone(audio / "ambience" / f"room_tone_{i}.wav", 8.0, 230 + 40 * i)
     idx = root / "idx"
     res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
                               "-q", "--json"])
@@ -58,8 +51,8 @@ def test_index_of_a_missing_folder_fails_and_creates_nothing(tmp_path):
 
 
 def test_info_forgets_failures_of_paths_that_are_gone(tmp_path):
-    _tone(tmp_path / "a" / "one.wav", 1.0, 300)
-    _tone(tmp_path / "b" / "two.wav", 1.0, 400)
+    write_tone(tmp_path / "a" / "one.wav", 1.0, 300)
+    write_tone(tmp_path / "b" / "two.wav", 1.0, 400)
     idx = Index.create(tmp_path / "idx", audio_expert="logmel", model=None, vector_index="flat")
     report = idx.add([tmp_path / "a", tmp_path / "missing"], progress=False)
     assert [Path(p).name for p, _ in report.failed] == ["missing"]
@@ -111,7 +104,7 @@ def test_filters_apply_to_query_by_example(lib):
 
 def test_progress_is_reported_when_output_is_piped(tmp_path):
     for i in range(6):
-        _tone(tmp_path / "audio" / f"c{i}.wav", 1.0, 300 + 20 * i)
+        write_tone(tmp_path / "audio" / f"c{i}.wav", 1.0, 300 + 20 * i)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     env.pop("SOUNDSEEK_PROGRESS", None)
     r = subprocess.run([sys.executable, "-m", "soundseek", "index", str(tmp_path / "audio"), "--index",
@@ -165,7 +158,7 @@ def test_store_help_names_the_scale_extra():
 
 def test_skipped_file_paths_are_all_absolute(tmp_path, monkeypatch):
     audio = tmp_path / "audio"
-    _tone(audio / "ok.wav", 1.0, 300)
+    write_tone(audio / "ok.wav", 1.0, 300)
     (audio / "fake.mp3").write_bytes(b"not audio at all" * 10)
     (audio / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
     monkeypatch.chdir(tmp_path)

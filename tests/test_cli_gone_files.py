@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
+
+from conftest import write_tone
 
 from soundseek import Index
 from soundseek import cli as cli_module
@@ -21,19 +21,12 @@ from soundseek.cli import app
 runner = CliRunner()
 
 
-def _tone(path: Path, seconds: float, freq: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
-    return path
-
-
 @pytest.fixture
 def lib(tmp_path):
     """Four tones in an audio folder, indexed with the CLI into a folder beside it."""
     audio = tmp_path / "lib"
     for i in range(4):
-        _tone(audio / "tones" / f"tone_{i}.wav", 1.5, 300 + 150 * i)
+        write_tone(audio / "tones" / f"tone_{i}.wav", 1.5, 300 + 150 * i)
     idx = tmp_path / "lib.idx"
     res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
                               "-q", "--json"])
@@ -150,7 +143,7 @@ def test_repair_drop_missing_drops_a_gone_file_indexed_on_its_own(tmp_path):
     again; `repair --drop-missing` drops any gone file, and without the flag repair keeps it
     (a drive not mounted is not a lost file) and says it is still there."""
     audio = tmp_path / "lib"
-    files = [_tone(audio / f"tone_{i}.wav", 1.5, 300 + 150 * i) for i in range(3)]
+    files = [write_tone(audio / f"tone_{i}.wav", 1.5, 300 + 150 * i) for i in range(3)]
     idx = tmp_path / "lib.idx"
     for f in files:  # one by one, as a user adding single recordings
         res = runner.invoke(app, ["index", str(f), "--index", str(idx), "--expert", "logmel", "--model", "none",

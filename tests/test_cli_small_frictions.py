@@ -11,10 +11,11 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
+
+from conftest import write_tone
 
 from soundseek import Index
 from soundseek.cli import app
@@ -22,18 +23,11 @@ from soundseek.cli import app
 runner = CliRunner()
 
 
-def _tone(path: Path, seconds: float, freq: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
-    return path
-
-
 @pytest.fixture
 def lib(tmp_path):
     audio = tmp_path / "sfx"
     for i in range(4):
-        _tone(audio / f"door_creak_{i}.wav", 1.0 + i, 200 + 40 * i)
+        write_tone(audio / f"door_creak_{i}.wav", 1.0 + i, 200 + 40 * i)
     idx = tmp_path / "idx"
     res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
                               "-q", "--json"])
@@ -116,7 +110,7 @@ def test_info_and_index_json_agree_on_the_expert(lib):
 # -- 7. a touched file is unchanged ---------------------------------------------------------
 def test_a_touched_file_is_unchanged_and_its_new_mtime_is_stored(tmp_path, monkeypatch):
     audio = tmp_path / "sfx"
-    a, b = _tone(audio / "a.wav", 1.0, 300), _tone(audio / "b.wav", 1.0, 400)
+    a, b = write_tone(audio / "a.wav", 1.0, 300), write_tone(audio / "b.wav", 1.0, 400)
     idx = Index.create(tmp_path / "idx", audio_expert="logmel", model=None, vector_index="flat")
     idx.add(audio, progress=False)
     before = {Path(p).name: it for p, it in idx.meta.items_by_path().items()}
@@ -143,7 +137,7 @@ def test_a_touched_file_is_unchanged_and_its_new_mtime_is_stored(tmp_path, monke
 
 
 def test_index_choices_take_any_case(tmp_path):
-    _tone(tmp_path / "sfx" / "bell.wav", 1.0, 500)
+    write_tone(tmp_path / "sfx" / "bell.wav", 1.0, 500)
     res = runner.invoke(app, ["index", str(tmp_path / "sfx"), "--index", str(tmp_path / "idx"), "--expert", "logmel",
                               "--model", "none", "--vector-index", "FLAT", "--audio-pooling", "Mean-Max", "-q"])
     assert res.exit_code == 0, res.output

@@ -12,11 +12,11 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from rich.console import Console
 from typer.testing import CliRunner
+
+from conftest import write_tone
 
 from soundseek.cli import app
 from soundseek.experts.tagger import Tag
@@ -30,22 +30,15 @@ ROW = re.compile(r"^│\s*\d+\s*│")  # the first line of a hit
 BODY = re.compile(r"^│")  # any line of the table's body
 
 
-def _tone(path: Path, seconds: float, freq: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
-    return path
-
-
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     """recorder/ZOOM0001..4 (short), doors/... and a 25-s ambience; indexed from the library root."""
     root = tmp_path_factory.mktemp("tables")
     audio = root / "lib"
     for i in range(4):
-        _tone(audio / "recorder" / f"ZOOM000{i + 1}.wav", 1.0, 300 + 60 * i)
-    _tone(audio / "minetest-data" / "mods" / "doors" / "sounds" / "doors_door_close.wav", 1.0, 700)
-    _tone(audio / "ambience" / "street.wav", 25.0, 180)
+        write_tone(audio / "recorder" / f"ZOOM000{i + 1}.wav", 1.0, 300 + 60 * i)
+    write_tone(audio / "minetest-data" / "mods" / "doors" / "sounds" / "doors_door_close.wav", 1.0, 700)
+    write_tone(audio / "ambience" / "street.wav", 25.0, 180)
     idx = root / "idx"
     res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
                               "-q", "--json"])
