@@ -372,6 +372,35 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wave, sr_in, sr_out).astype(np.float32, copy=False)
 
 
+#: A 2-D waveform with at most this many rows, fewer than its columns, is channels-first (C, N).
+MAX_CHANNELS = 16
+
+
+def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
+    """A waveform given in memory as mono float32 in [-1, 1]: integer samples scaled by their
+    type's range (as soundfile reads them: int16 / 32768, uint8 centred on 128), (N, C) or
+    channels-first (C, N) downmixed (a 2-D array with few rows and many columns is (C, N)).
+    :class:`AudioError` for NaN or infinite samples; TypeError for what is not a numeric array."""
+    arr = np.asarray(wave)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"a waveform must be a numpy array of integer or float samples, not {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        half = (int(info.max) + 1) / 2 if info.min == 0 else -float(info.min)
+        arr = ((arr.astype(np.float64) - (half if info.min == 0 else 0.0)) / half).astype(np.float32)
+    else:
+        arr = arr.astype(np.float32, copy=False)
+    if arr.ndim == 2:
+        if arr.shape[0] < arr.shape[1] and arr.shape[0] <= MAX_CHANNELS:
+            arr = arr.T
+        arr = arr.mean(axis=1) if arr.shape[1] > 1 else arr[:, 0]
+    elif arr.ndim != 1:
+        raise ValueError(f"{name}: a waveform is (N,) mono, (N, C) or (C, N); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise AudioError(name, "the waveform has NaN or infinite samples")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text[:200]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import AudioExpert, AudioFeatures, TextExpert, TextFeatures
+from .hf_quiet import quiet_weights
 from .hf_text import offline_tokenizer, split_tokens
 from .base import weights_tag
 from .weights import get_source, resolve_hf
@@ -42,7 +43,8 @@ class ClapAudioExpert(AudioExpert):
             self.version = "random"
         else:
             path = resolve_hf(self.name, weights)
-            self.model = ClapAudioModelWithProjection.from_pretrained(path, local_files_only=True)
+            with quiet_weights():
+                self.model = ClapAudioModelWithProjection.from_pretrained(path, local_files_only=True)
             self.features = ClapFeatureExtractor.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(self.name).source
@@ -97,7 +99,8 @@ class ClapTextExpert(TextExpert):
             self.version = "random"
         else:
             path = resolve_hf(self.name, weights)
-            self.model = ClapTextModelWithProjection.from_pretrained(path, local_files_only=True)
+            with quiet_weights():
+                self.model = ClapTextModelWithProjection.from_pretrained(path, local_files_only=True)
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.source = get_source(self.name).source

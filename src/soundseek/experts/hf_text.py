@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .base import TextExpert, TextFeatures, weights_tag
+from .hf_quiet import quiet_weights
 from .weights import get_source, resolve_hf
 
 __all__ = ["HFTextConfig", "HFTextExpert", "offline_tokenizer", "BERT_BASE", "ROBERTA_LARGE"]
@@ -114,7 +115,8 @@ class HFTextExpert(TextExpert):
             from transformers import AutoModel, AutoTokenizer
 
             path = resolve_hf(cfg.name, weights)
-            self.model = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+            with quiet_weights():
+                self.model = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.weights_path = path
             self.tag_version(w=weights_tag(weights))

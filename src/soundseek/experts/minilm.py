@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import TextExpert, TextFeatures
+from .hf_quiet import quiet_weights
 from .registry import register
 
 
@@ -40,7 +41,8 @@ class MiniLMExpert(TextExpert):
         if threads:
             torch.set_num_threads(threads)
         self.batch_size = batch_size
-        self.model = SentenceTransformer(str(model_dir()), device=device, local_files_only=True)
+        with quiet_weights():  # no "Loading weights" bar (hf_quiet)
+            self.model = SentenceTransformer(str(model_dir()), device=device, local_files_only=True)
         self.model.eval()
 
     def encode(self, texts: list[str], with_tokens: bool = False) -> TextFeatures:

@@ -26,12 +26,12 @@ Names are imported lazily: ``soundseek search`` must not pay for what a text que
 from __future__ import annotations
 
 __all__ = ["Index", "IndexConfig", "Hit", "AddReport", "NoTextModelError", "IndexDamagedError", "IndexBusyError",
-           "DiskFullError",
+           "DiskFullError", "IndexClosedError", "NotAnIndexError",
            "Item", "Catalog", "VectorIndex", "VectorStore"]
 
 _LAZY = {"Index": "api", "IndexConfig": "types", "Hit": "types", "AddReport": "types",
          "NoTextModelError": "errors", "IndexDamagedError": "errors", "IndexBusyError": "lock",
-         "DiskFullError": "errors",
+         "DiskFullError": "errors", "IndexClosedError": "errors", "NotAnIndexError": "errors",
          "Item": "catalog", "Catalog": "catalog", "VectorIndex": "vectorstores.vectors",
          "VectorStore": "vectorstores"}
 

@@ -54,6 +54,7 @@ from . import lifecycle
 from .catalog import Catalog, Item
 from .dupstore import DupStore
 from .embedder import Embedder
+from .errors import ClosedRoom
 from .ingest import Ingest
 from .name_match import NAMES_FILE, NameVectors
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, MemorySlot, NameMemory
@@ -64,8 +65,18 @@ from .types import AddReport, Hit, IndexConfig
 from .window_store import WindowStore
 
 
+#: The rooms an :class:`Index` delegates to; ``close()`` replaces each with a :class:`ClosedRoom`.
+ROOMS = ("meta", "store", "session", "embedder", "vectors", "text_path", "tag_cache", "dups", "ingest", "query")
+
+
 class Index:
-    """A searchable collection of audio files (see module docstring)."""
+    """A searchable collection of audio files (see module docstring).
+
+    Make one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; use it as a context
+    manager (``with soundseek.Index.open(p) as idx:``) or :meth:`close` it.  A closed index raises
+    :class:`~soundseek.index.errors.IndexClosedError`."""
+
+    closed = False
 
     def __init__(self, path: str | os.PathLike, config: IndexConfig, writable: bool = False):
         """``writable``: create the SQLite files (a new index); otherwise they are opened
@@ -118,11 +129,17 @@ class Index:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Index":
+        """The index at ``path``, opened read-only until a write (:meth:`add`, :meth:`remove`)
+        takes the writer lock.  :class:`~soundseek.index.errors.NotAnIndexError` when there is
+        none (the message says how to make one); vector files lost or damaged by a killed run are
+        rebuilt from the feature store (:attr:`notes` says what was done)."""
         path = Path(path).expanduser()
         return lifecycle.open_rooms(cls, path, lifecycle.open_config(path))
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, **kwargs) -> "Index":
+        """:meth:`open` the index at ``path`` when there is one, else :meth:`create` it with
+        ``kwargs`` (which are ignored for an existing index: its own settings are kept)."""
         path = Path(path).expanduser()
         return cls.open(path) if (path / "index.json").is_file() else cls.create(path, **kwargs)
 
@@ -265,8 +282,11 @@ class Index:
         with self.writing():
             return self.ingest.add(paths, progress, recursive, prune, checkpoint_files, checkpoint_s, follow_adapt)
 
-    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
-        """Drop files from the index (their cached features stay in the store)."""
+    def remove(self, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
+        """Drop files from the index; returns how many were dropped.  ``paths``: a file or folder,
+        or a list of them, resolved as :meth:`add` resolves them (from the current folder, links
+        followed); a folder drops every indexed file under it, whether or not it still exists.
+        Their cached features stay in the store (adding them again is cheap)."""
         with self.writing():
             n = self.ingest.remove(paths)
             if n:
@@ -287,7 +307,8 @@ class Index:
         ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
         name, folders, embedded tags) or "hybrid" (both, calibrated and fused:
         :mod:`soundseek.index.fusion`); default hybrid when the index has metadata words, else
-        content.  ``filters`` (a :class:`soundseek.index.fulltext.Filters`) or keyword filters:
+        content.  ``k``: a positive integer.  ``filters`` (a :class:`soundseek.Filters`, or a dict
+        of its fields) or keyword filters:
         ``min_duration``, ``max_duration``, ``sample_rate``, ``channels``, ``format``, ``folder``
         (path prefix), ``tag`` (a machine tag).  Scores are 0–1 in every mode; before ``soundseek
         adapt``, when no file's words match the query, hybrid returns exactly the content ranking
@@ -310,7 +331,11 @@ class Index:
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
                      exclude_self: bool = True, filters=None, group: bool = True, **filter_kwargs) -> list[Hit]:
-        """Files that sound like ``query`` (a path, or a mono waveform with its ``sample_rate``).
+        """Files that sound like ``query``: a path, or a waveform (numpy array) with its
+        ``sample_rate``.  A waveform is (N,) mono, (N, C) or channels-first (C, N) (downmixed);
+        float samples in [-1, 1], integer ones (int16, int32, uint8) scaled by their type's range
+        as soundfile does; at least 0.1 s long.  NaN/infinite samples, too short or silent audio
+        raise :class:`~soundseek.audio.AudioError`.
 
         With ``exclude_self`` the query file itself (same content) is left out of the results.
         ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
@@ -319,10 +344,10 @@ class Index:
         return self.query.search_audio(query, k, sample_rate, exclude_self, filters,
                                        dups=self.dups if group else None, **filter_kwargs)
 
-    def similar(self, item_id: int, k: int = 10, group: bool = True) -> list[Hit]:
-        """"More like this": the files that sound most like an indexed file (``group``: as for
-        :meth:`search`)."""
-        return self.query.similar(item_id, k, dups=self.dups if group else None)
+    def similar(self, item_id: int, k: int = 10, group: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file (``item_id``: a
+        :attr:`Hit.id`; ``filters``, keyword filters and ``group``: as for :meth:`search`)."""
+        return self.query.similar(item_id, k, dups=self.dups if group else None, filters=filters, **filter_kwargs)
 
     def duplicates(self, update: bool = False, progress: bool = False):
         """Groups of near-identical files (:class:`soundseek.index.dupstore.GroupInfo`, the
@@ -335,6 +360,8 @@ class Index:
 
     # -- inspection ----------------------------------------------------------------------------
     def item(self, item_id: int) -> Item:
+        """The indexed file with id ``item_id`` (a :attr:`Hit.id`): path, content hash, size,
+        modification time, duration; KeyError when there is none."""
         return self.meta.item(item_id)
 
     def items(self) -> list[Item]:
@@ -342,9 +369,11 @@ class Index:
         return sorted(self.meta.items_by_path().values(), key=lambda it: it.id)
 
     def __len__(self) -> int:
-        return self.meta.counts()["items"]
+        return self.meta.count_items()
 
     def failures(self) -> list[tuple[str, str]]:
+        """The files the last :meth:`add` runs could not index, as (path, why) pairs (a file
+        indexed later, or removed, leaves the list)."""
         return self.meta.failures()
 
     @property
@@ -370,12 +399,29 @@ class Index:
         return resolve_folder(folder, self.roots, has_files)
 
     def stats(self) -> dict:
+        """What ``soundseek info`` shows: path, counts (items, windows, audio_hours, failures),
+        audio expert and its key, model, adapted model, profile, whether text search works, window
+        and hop, and the vector index kinds."""
         return lifecycle.stats(self)
 
     def close(self) -> None:
+        """Release the files (SQLite connections, vector stores); what was added is already
+        committed.  Afterwards every method raises
+        :class:`~soundseek.index.errors.IndexClosedError`; closing twice is harmless."""
+        if self.closed:
+            return
         self.vectors.close()
         self.meta.close()
         self.store.close()
+        self.closed = True
+        closed = ClosedRoom(self.path)
+        for room in ROOMS:
+            setattr(self, room, closed)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<soundseek.Index {str(self.path)!r} closed>"
+        return f"<soundseek.Index {str(self.path)!r} {self.meta.count_items()} files, open>"
 
     def __enter__(self):
         return self

@@ -267,6 +267,11 @@ class Catalog:
         with self._lock:
             return self.db.execute("SELECT path, error FROM failures ORDER BY path").fetchall()
 
+    def count_items(self) -> int:
+        """How many files are indexed (one COUNT; :meth:`counts` has the rest)."""
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
     def counts(self) -> dict:
         with self._lock:
             n_items, dur = self.db.execute("SELECT COUNT(*), COALESCE(SUM(duration_s), 0) FROM items").fetchone()

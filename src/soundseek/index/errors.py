@@ -13,11 +13,35 @@ from .vectorstores.milvus_store import MilvusUnavailable
 
 __all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "IndexReadOnlyError", "LockFileError",
            "ConfigError", "NewerFormatError", "MilvusUnavailable", "short_error", "vector_file_error",
-           "DiskFullError", "disk_full_error", "NotAnIndexError", "not_an_index_error", "index_beside"]
+           "DiskFullError", "disk_full_error", "NotAnIndexError", "not_an_index_error", "index_beside",
+           "IndexClosedError", "ClosedRoom"]
 
 
 class NoTextModelError(RuntimeError):
     """Text search asked of an index without a text–audio model."""
+
+
+class IndexClosedError(RuntimeError):
+    """An :class:`~soundseek.index.api.Index` used after ``close()`` (or after its ``with`` block)."""
+
+
+class ClosedRoom:
+    """What a closed index's rooms become: any use raises :class:`IndexClosedError` (one seam
+    for every public method, at no cost while the index is open)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def error(self) -> IndexClosedError:
+        return IndexClosedError(f"this index is closed; open it again with Index.open({str(self.path)!r})")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # copy, pickle and hasattr probes
+            raise AttributeError(name)
+        raise self.error()
+
+    def __call__(self, *args, **kwargs):
+        raise self.error()
 
 
 class IndexDamagedError(RuntimeError):

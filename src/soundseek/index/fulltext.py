@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .file_info import FileMetadata
 
@@ -109,6 +109,28 @@ class Filters:
             where.append("f.machine_tags LIKE ? ESCAPE '\\'")
             args.append('%"' + _like_escape(self.tag) + '"%')
         return (" AND ".join(where) or "1"), args
+
+
+FILTER_KEYS = tuple(f.name for f in fields(Filters))
+
+
+def make_filters(filters=None, **filter_kwargs) -> Filters:
+    """The :class:`Filters` a search was given: a ``Filters``, a dict of its fields, or None,
+    with keyword filters added; TypeError naming the valid keys for anything else."""
+    if filters is None:
+        given = {}
+    elif isinstance(filters, Filters):
+        given = {f: getattr(filters, f) for f in FILTER_KEYS}
+    elif isinstance(filters, dict):
+        given = dict(filters)
+    else:
+        raise TypeError(f"filters must be a soundseek.Filters or a dict of {', '.join(FILTER_KEYS)}; "
+                        f"not {type(filters).__name__}")
+    given.update(filter_kwargs)
+    unknown = [k for k in given if k not in FILTER_KEYS]
+    if unknown:
+        raise TypeError(f"unknown filter {', '.join(map(repr, unknown))}: the filters are {', '.join(FILTER_KEYS)}")
+    return Filters(**given)
 
 
 def _like_escape(s: str) -> str:

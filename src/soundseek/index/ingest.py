@@ -4,6 +4,7 @@ a killed run (even ``kill -9``) leaves everything committed searchable."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import threading
@@ -347,14 +348,28 @@ class Ingest:
         self.vectors.remove(self.meta.remove_items(item_ids))
         self.checkpoint()
 
-    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
+    def remove(self, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
         """See :meth:`soundseek.index.api.Index.remove`."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
         with writer_lock.WriterLock(self.path), self.lock:
             if self.vectors.unavailable:
                 self.vectors.load()  # raises while the store cannot be reached
             known = self.meta.items_by_path()
-            wanted = [os.path.realpath(os.path.expanduser(p)) for p in paths]  # stored as resolved paths
-            ids = [known[p].id for p in wanted if p in known]
+            # resolved as add resolves them (from the current folder, links followed): stored so
+            wanted = [os.path.realpath(os.path.expanduser(os.fspath(p))) for p in paths]
+            ordered = sorted(known)
+            found: dict[int, None] = {}  # item ids, in order, once each
+            for w in wanted:
+                if w in known:
+                    found[known[w].id] = None
+                    continue
+                prefix = w.rstrip(os.sep) + os.sep  # a folder: every indexed file under it
+                i = bisect.bisect_left(ordered, prefix)
+                while i < len(ordered) and ordered[i].startswith(prefix):
+                    found[known[ordered[i]].id] = None
+                    i += 1
+            ids = list(found)
             self.remove_ids(ids)
         return len(ids)
 

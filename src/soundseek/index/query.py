@@ -24,6 +24,34 @@ from .window_store import WindowStore
 SEARCH_MODES = ("hybrid", "content", "metadata")
 
 
+def check_k(k) -> int:
+    """``k`` as an int: TypeError for a non-integer ("5", 2.5), ValueError below 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be a positive integer, not {k!r} ({type(k).__name__})")
+    if k < 1:
+        raise ValueError(f"k must be a positive integer (at least 1), not {k}")
+    return int(k)
+
+
+def query_waveform(query, sample_rate, expert_rate: int) -> np.ndarray:
+    """A waveform query as the expert's mono float32 at ``expert_rate``
+    (:func:`soundseek.audio.mono_waveform`); AudioError when it is too short or silent."""
+    from ..audio import MIN_DURATION_S, mono_waveform, resample
+
+    whole = isinstance(sample_rate, (int, np.integer, float, np.floating)) and float(sample_rate).is_integer()
+    if isinstance(sample_rate, bool) or not whole or sample_rate <= 0:
+        raise ValueError("a waveform query needs its sample_rate (a positive integer, in Hz)"
+                         + (f", not {sample_rate!r}" if sample_rate is not None else ""))
+    wave = mono_waveform(query, "<query>")
+    if len(wave) and len(wave) / sample_rate < MIN_DURATION_S:
+        raise AudioError("<query>", f"too short ({len(wave) / sample_rate:.3f} s): a query needs at least "
+                                    f"{MIN_DURATION_S:g} s of audio")
+    wave = resample(wave, int(sample_rate), expert_rate)
+    if len(wave) == 0 or not np.any(wave):
+        raise AudioError("<query>", "silent or empty query audio")
+    return wave
+
+
 class Query:
     """Read-only: holds the index's lock only while it reads the vector stores."""
 
@@ -45,14 +73,15 @@ class Query:
     def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search`."""
         from . import fusion
-        from .fulltext import Filters
+        from .fulltext import make_filters
 
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"a text query is a str, not {type(text).__name__} (search_audio takes audio)")
         text = (text or "").strip()
         if not text:
             raise ValueError("empty query: describe the sound you are looking for")
-        if k < 1:
-            raise ValueError("k must be at least 1")
-        filters = filters if filters is not None else Filters(**filter_kwargs)
+        k = check_k(k)
+        filters = make_filters(filters, **filter_kwargs)
         ft = self.meta.fulltext
         mode = self.resolve_mode(mode)
         allow = None
@@ -226,9 +255,9 @@ class Query:
     # -- audio -------------------------------------------------------------------------------
     def allowed(self, filters, filter_kwargs: dict) -> set[int] | None:
         """The items that pass the filters (None: no filter given)."""
-        from .fulltext import Filters
+        from .fulltext import make_filters
 
-        filters = filters if filters is not None else Filters(**filter_kwargs)
+        filters = make_filters(filters, **filter_kwargs)
         if not filters.active:
             return None
         ft = self.meta.fulltext
@@ -240,20 +269,18 @@ class Query:
                      exclude_self: bool = True, filters=None, dups=None, **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search_audio` (``dups``: a DupStore that
         collapses near-identical files, or None)."""
-        from ..audio import resample
-
+        if not isinstance(query, (str, os.PathLike, np.ndarray)):
+            raise TypeError(f"search_audio takes a path (str or os.PathLike) or a numpy waveform with its "
+                            f"sample_rate, not {type(query).__name__} (read a file object or bytes with "
+                            "soundfile.read(...) first)")
+        k = check_k(k)
         allow = self.allowed(filters, filter_kwargs)
         if allow is not None and not allow:
             return []
         exclude: set[int] = set()
         if isinstance(query, np.ndarray):
-            if not sample_rate:
-                raise ValueError("a waveform query needs its sample_rate")
             expert = self.embedder.expert
-            wave = resample(query, sample_rate, expert.sample_rate)
-            if len(wave) == 0 or not np.any(wave):
-                raise AudioError("<query>", "silent or empty query audio")
-            feats = expert.embed_one(wave)
+            feats = expert.embed_one(query_waveform(query, sample_rate, expert.sample_rate))
         else:
             from ..features.store import file_hash
 
@@ -269,15 +296,20 @@ class Query:
         with self.lock:
             return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups)
 
-    def similar(self, item_id: int, k: int = 10, dups=None) -> list[Hit]:
-        """"More like this": the files that sound most like an indexed file."""
+    def similar(self, item_id: int, k: int = 10, dups=None, filters=None, **filter_kwargs) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file (filters as for
+        :meth:`search_audio`)."""
+        k = check_k(k)
+        allow = self.allowed(filters, filter_kwargs)
+        if allow is not None and not allow:
+            return []
         item = self.meta.item(item_id)
         stored = self.store.get(item.hash, self.embedder.feature_key)
         if stored is None:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
         with self.lock:
-            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, dups=dups)
+            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, allow, dups=dups)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
                 allow: set[int] | None = None, dups=None) -> list[Hit]:

@@ -111,8 +111,23 @@ class NewerFormatError(ConfigError):
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result.  ``start``/``end``: the best-matching window in seconds, or None when
-    the file fits in one window."""
+    """One search result (:meth:`Index.search`, :meth:`~Index.search_audio`, :meth:`~Index.similar`).
+
+    ``id``: the file's id in the index (:meth:`Index.item`, :meth:`Index.similar`); ``path``: its
+    resolved path; ``duration`` in seconds.  ``start``/``end``: the best-matching window in
+    seconds, or None when the file fits in one window (the whole file matched).
+    ``score``: text search, 0–1 in every mode, higher is better: content mode's is the calibrated
+    probability that the file is the kind of sound asked for (0.5 at text–audio cosine 0.44),
+    metadata's how much of the query the file's own words hold, hybrid's both fused
+    (docs/search.md, "Scores"); audio queries and "more like this" give the raw audio–audio
+    cosine (1.0: the same sound).
+    ``tags``: what the window sounds like (machine tags, best first).
+    ``matched``: the signals that ranked it: "content" (the sound), "name", "folder",
+    "embedded" (the file's own words), "meaning", "memory", "tags" (see the comments below).
+    ``words``: the query's words found in the file's name, folders or embedded tags (what
+    ``snippet`` shows in [brackets]).
+    ``copies``: near-identical files (another format, gain, trim, rate) shown as this one row,
+    as (id, path) pairs; empty with ``group=False`` (docs/duplicates.md)."""
 
     id: int
     path: str
@@ -132,6 +147,8 @@ class Hit:
     copies: tuple = ()
 
     def to_dict(self) -> dict:
+        """A JSON-ready dict (what ``soundseek search --json`` and the server print): the fields
+        above, ``tags`` as [{"name", "score"}], ``copies`` as [{"id", "path"}]."""
         d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
         d["tags"] = [t.to_dict() for t in self.tags]
         d["matched"] = list(self.matched)
