@@ -78,3 +78,4 @@ def test_demo_runs_offline_on_synthesised_sounds(tmp_path):
     assert res.exit_code == 0, res.output
     assert "synthesised 6 sounds" in res.output and "indexed 6 new" in res.output
     assert "text: 'a bell ringing'" in res.output and "sounds like" in res.output
+    assert "whole file" in res.output  # short clips: the same window wording as `search`, not an empty cell

@@ -86,7 +86,8 @@ def _show(out: Console, title: str, hits) -> None:
     table.add_column("score", justify="right")
     table.add_column("file")
     table.add_column("window", justify="right")
+    from .index.display import window_text
+
     for h in hits:
-        win = f"{h.start:.1f}–{h.end:.1f} s" if h.start is not None else ""
-        table.add_row(f"{h.score:.3f}", Path(h.path).name, win)
+        table.add_row(f"{h.score:.3f}", Path(h.path).name, window_text(h))
     out.print(table)
