@@ -300,6 +300,21 @@ def test_missing_file_is_404(corpus, tmp_path):
         assert r.status_code == 404 and r.json()["error"] == "audio_missing"
 
 
+def test_hits_say_whether_their_file_is_still_on_disk(tmp_path):
+    # the page marks a hit whose file was deleted since indexing instead of a broken player
+    gone, kept = tmp_path / "gone_thud.wav", tmp_path / "kept_thud.wav"
+    for p in (gone, kept):
+        sf.write(str(p), _tone(300, 1.0, 0.5), SR)
+    idx = FakeIndex([gone, kept])
+    gone.unlink()
+    with LocalClient(create_app(idx)) as c:
+        hits = {h["name"]: h for h in c.get("/api/search", params={"q": "thud"}).json()["results"]}
+        assert hits["gone_thud.wav"]["available"] is False and hits["kept_thud.wav"]["available"] is True
+        similar = c.get("/api/items/1/similar").json()
+        assert similar["source"]["available"] is True
+        assert [h["available"] for h in similar["results"]] == [False]
+
+
 # ---- audio streaming + ranges ----------------------------------------------------------------
 
 

@@ -171,6 +171,7 @@ try {
     && document.querySelectorAll("#results .hit").length > 0
     && document.querySelector("#results .hit .name").textContent === n, dropped);
   report.drop = { file: dropped };
+  const realId = await page.getAttribute("#results .hit", "data-id");  // a real item (for step 8)
   report.steps.push("drag and drop");
 
   const first = page.locator("#results .hit").first();
@@ -228,6 +229,44 @@ try {
     });
     report.steps.push("state in the URL");
   }
+
+  // 8. rows stay readable: a very long file name leaves its folder and score on one line each;
+  // a file deleted since indexing says so instead of showing a broken player; on a phone-wide
+  // screen nothing overflows sideways and each filter's label stays beside its control
+  await page.waitForFunction(() => !document.body.hasAttribute("aria-busy"));  // no search may render over it
+  const layout = async () => page.evaluate((id) => {  // id: a real item, so its files load
+    const base = { id, score: 0.5, duration: 1.5, start: null, end: null, tags: [], matched: [], copies: [],
+                   audio_url: `/api/items/${id}/audio`, waveform_url: `/api/items/${id}/waveform.png`,
+                   similar_url: `/api/items/${id}/similar` };
+    const long = renderHit({ ...base, name: `${"a_very_long_descriptive_file_name_".repeat(4)}take_03.wav`, folder: "backup" }, 1, "backup");
+    const gone = renderHit({ ...base, name: "gone.wav", folder: "sfx", available: false }, 2, "sfx");
+    const list = document.querySelector("#results");
+    list.replaceChildren(long, gone);
+    const lines = (el) => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight));
+    const line = (a, b) => {  // on the same line: their boxes overlap vertically
+      const [ra, rb] = [a.getBoundingClientRect(), b.getBoundingClientRect()];
+      return ra.top < rb.bottom && rb.top < ra.bottom;
+    };
+    const out = {
+      folderLines: lines(long.querySelector(".folder")), scoreLines: lines(long.querySelector(".score")),
+      goneNote: gone.querySelector(".gone").hidden ? "" : gone.querySelector(".gone").textContent,
+      goneVisible: { player: !gone.querySelector(".player").hidden, wave: !gone.querySelector(".wave").hidden },
+      overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      labels: [["mode", "mode"], ["min-duration", "min-duration"], ["channels", "channels"]].every(
+        ([f, id]) => line(document.querySelector(`label[for="${f}"]`), document.getElementById(id))),
+    };
+    list.replaceChildren();
+    return out;
+  }, realId);
+  for (const width of [1000, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    const l = await layout();
+    check(l.folderLines === 1 && l.scoreLines === 1, `long name leaves folder and score on one line at ${width} px (${JSON.stringify(l)})`);
+    check(/missing/i.test(l.goneNote) && !l.goneVisible.player && !l.goneVisible.wave, `a missing file is marked (${JSON.stringify(l)})`);
+    check(l.overflow <= 0 && l.labels, `no sideways overflow, labels beside controls at ${width} px (${JSON.stringify(l)})`);
+  }
+  await page.setViewportSize({ width: 1000, height: 900 });
+  report.steps.push("layout");
 
   if (opts.screenshot) {
     // a screenshot of the first result set the user sees after a text query, if any

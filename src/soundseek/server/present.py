@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from soundseek.audio import on_disk
+
 
 def num(x: Any) -> float | None:
     """A float for JSON: rounded to 3 decimals; None for a missing or non-finite value."""
@@ -41,6 +43,9 @@ def hit_json(hit: Any, expose_paths: bool) -> dict:
         "audio_url": f"/api/items/{hit.id}/audio",
         "waveform_url": f"/api/items/{hit.id}/waveform.png",
         "similar_url": f"/api/items/{hit.id}/similar",
+        # false when the file was deleted or moved since indexing (one stat): the page then says
+        # so instead of a broken player and waveform (its audio and waveform URLs answer 404)
+        "available": on_disk(path),
     }
     if expose_paths:
         out["path"] = str(path)

@@ -161,12 +161,40 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   }
 
   const img = li.querySelector(".wave-img");
-  img.src = hit.waveform_url;
-  img.alt = `Waveform of ${hit.name}`;
-
   const audio = li.querySelector(".player");
   audio.setAttribute("aria-label", `Play ${hit.name}`);
-  audio.src = hit.audio_url;
+  // a file deleted or moved since indexing: say so instead of a broken waveform and player
+  const note = li.querySelector(".gone");
+  const markMissing = () => {
+    li.classList.add("missing");
+    li.querySelector(".wave").hidden = true;
+    audio.hidden = true;
+    audio.removeAttribute("src");
+    note.textContent = "File missing: moved or deleted since indexing (run soundseek index again)";
+    note.hidden = false;
+  };
+  if (hit.available === false) {
+    markMissing();
+  } else {
+    img.src = hit.waveform_url;
+    img.alt = `Waveform of ${hit.name}`;
+    audio.src = hit.audio_url;
+    // the player failed: the file went away since the search answered (404), or this browser
+    // cannot decode its format (AIFF in chromium, for one)
+    audio.addEventListener("error", async () => {
+      let status = 0;
+      try { status = (await fetch(hit.audio_url, { method: "HEAD" })).status; } catch (_) { /* offline */ }
+      if (status === 404) { markMissing(); return; }
+      audio.hidden = true;  // a dead player: offer the file itself
+      note.textContent = "This browser cannot play this file's format. ";
+      const link = document.createElement("a");
+      link.href = hit.audio_url;
+      link.download = hit.name;
+      link.textContent = "Download it";
+      note.appendChild(link);
+      note.hidden = false;
+    });
+  }
 
   // A long file: show and start at the best-matching window.
   const dur = hit.duration || 0;
