@@ -86,6 +86,18 @@ def test_wide_table_keeps_secondary_columns_on_one_line():
     assert len(body) == 6 and "sounds like" in "\n".join(lines) and "matched" in "\n".join(lines)
 
 
+def test_matched_is_kept_whole_before_the_tags_and_the_window_header_is_one_line():
+    """At 120 columns (the README session) "matched" was cut to "content, name…" so that the tags
+    could take the room, and "best window" took two header lines: why a file is a hit matters more
+    than its third tag."""
+    hits = [Hit(1, "/lib/widelands/animals/wolf_02.ogg", 0.995, 13.7, 0.0, 10.0, LONG_TAGS,
+                ("content", "name", "meaning"), "", ("wolf",)),
+            Hit(2, "/lib/field-recorder/ZOOM0001.ogg", 0.7, 14.7, 0.0, 10.0, LONG_TAGS, ("content", "memory"))]
+    text = "\n".join(_render(results_table(hits, "t", ["/lib"], 120), 120))
+    assert "content, name, meaning: wolf" in text and "content, memory" in text
+    assert "best window" in text  # on one header line
+
+
 def test_short_files_say_whole_file_and_long_ones_their_window():
     hits = [Hit(1, "/lib/a.wav", 0.5, 0.6), Hit(2, "/lib/b.wav", 0.4, 60.0, 20.0, 30.0)]
     text = "\n".join(_render(results_table(hits, "t", ["/lib"], 80), 80))

@@ -81,8 +81,8 @@ def window_text(hit) -> str:
 
 
 def _fit(cells: list[str], header: str) -> int:
-    """A column's width: its widest cell, and at least its header's longest word."""
-    return max([len(c) for c in cells] + [len(w) for w in header.split()] + [1])
+    """A column's width: its widest cell, and at least its header (one line: "best window")."""
+    return max([len(c) for c in cells] + [len(header), 1])
 
 
 def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths: bool = False,
@@ -116,13 +116,15 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     file_need = _fit(paths, "file")
     room = width - fixed - overhead(len(core) + 1 + len(extra))  # file + extra columns
     need = {head: _fit(cells, head) for head, cells in extra.items()}
-    least = {head: min(need[head], {"sounds like": 20, "matched": 14}[head]) for head in extra}
+    floor = {"sounds like": 14 if "matched" in extra else 20, "matched": 14}  # the top tag still shows
+    least = {head: min(need[head], floor[head]) for head in extra}
     side_by_side = not extra or room >= min(file_need, 40) + sum(least.values())
     widths = dict(least)
     if side_by_side:  # the file up to what it needs, but not above 40 while the others need more
         file_w = max(min(file_need, room - sum(least.values()), max(40, room - sum(need.values()))), 12)
         left = room - file_w - sum(least.values())
-        for head in extra:  # what is left: "sounds like" first, then "matched"
+        for head in sorted(extra, key=lambda h: h != "matched"):  # what is left: "matched" (why a file
+            # is here: short, and cut it says nothing) first, then "sounds like"
             more = max(0, min(need[head] - widths[head], left))
             widths[head] += more
             left -= more
