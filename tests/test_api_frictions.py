@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,45 @@ def test_remove_folder_does_not_take_its_namesakes(tmp_path):
         idx.add(tmp_path / "lib", progress=False)
         assert idx.remove(tmp_path / "lib" / "a") == 1
         assert [Path(it.path).name for it in idx.items()] == ["y.wav"]
+
+
+def test_remove_refuses_a_blank_path_and_a_mistyped_one_drops_nothing(tmp_path, monkeypatch):
+    """realpath("") is the current folder: remove("") dropped every file under it; and any path
+    the index did not know was taken as a folder, so a mistyped file name that named a parent
+    folder dropped its whole subtree (review of 2026-12-07)."""
+    _sound(tmp_path / "lib" / "a" / "x.wav", 1.0, 300, 0)
+    _sound(tmp_path / "lib" / "a" / "y.wav", 1.0, 600, 1)
+    with Index.create(tmp_path / "idx", audio_expert="logmel", model=None) as idx:
+        idx.add(tmp_path / "lib", progress=False)
+        monkeypatch.chdir(tmp_path / "lib")
+        for blank in ("", "  ", [""]):
+            with pytest.raises(ValueError, match="empty path"):
+                idx.remove(blank)
+        assert idx.remove(tmp_path / "elsewhere" / "lib") == 0  # not a folder here, not under the library
+        assert len(idx) == 2
+        shutil.rmtree(tmp_path / "lib" / "a")  # a folder gone from inside the library still drops
+        assert idx.remove(tmp_path / "lib" / "a") == 2 and len(idx) == 0
+
+
+def test_remove_ids_drops_files_whatever_their_paths_resolve_to(tmp_path):
+    _sound(tmp_path / "lib" / "x.wav", 1.0, 300, 0)
+    _sound(tmp_path / "lib" / "y.wav", 1.0, 600, 1)
+    with Index.create(tmp_path / "idx", audio_expert="logmel", model=None) as idx:
+        idx.add(tmp_path / "lib", progress=False)
+        first = idx.items()[0].id
+        assert idx.remove_ids([first, first, 999]) == 1  # unknown ids and repeats are ignored
+        assert [it.id for it in idx.items()] != [first] and len(idx) == 1
+
+
+def test_empty_and_many_channel_waveforms(lib):
+    _, idx = lib
+    for empty in (np.zeros((0, 2), np.float32), np.zeros((5, 0), np.float32)):
+        with pytest.raises(AudioError, match="empty"):
+            idx.search_audio(empty, sample_rate=SR)
+    wave = 0.3 * np.sin(np.arange(SR) / 5).astype(np.float32)
+    ref = idx.search_audio(wave, sample_rate=SR, exclude_self=False, k=3)
+    many = np.stack([wave] * 32)  # a 32-channel recording, channels first: still the same sound
+    assert [h.path for h in idx.search_audio(many, sample_rate=SR, exclude_self=False, k=3)] == [h.path for h in ref]
 
 
 # -- 3. a closed index ---------------------------------------------------------------------

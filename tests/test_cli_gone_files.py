@@ -165,3 +165,14 @@ def test_repair_drop_missing_drops_a_gone_file_indexed_on_its_own(tmp_path):
     res = runner.invoke(app, ["check", "--index", str(idx)])
     assert res.exit_code == 0, res.output
     assert "2 files" in res.output
+
+
+def test_a_moved_library_gets_the_fix_that_works(lib, tmp_path):
+    """With the whole indexed folder gone (moved, or a drive not mounted), `soundseek index F`
+    fails ("no such folder"): check must name `repair --drop-missing` only."""
+    audio, idx = lib
+    audio.rename(tmp_path / "moved")
+    res = runner.invoke(app, ["check", "--index", str(idx)])
+    assert res.exit_code == 1
+    assert f"run `soundseek repair --index {idx} --drop-missing` to drop them" in res.output
+    assert f"soundseek index {audio.resolve()}" not in res.output

@@ -568,3 +568,28 @@ def test_an_index_run_that_changes_nothing_loads_no_model(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "idx"), str(lib)], capture_output=True,
                          text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")}, check=True)
     assert out.stdout.split() == ["4", "False"], out.stdout + out.stderr
+
+
+@needs_shared("data/esc50-fold1")
+def test_a_shipped_model_name_is_never_taken_for_a_folder_of_the_index(tmp_path, monkeypatch):
+    """The text side recorded a model inside the index by its place there; resolving the spec
+    "default" as a path from inside the index folder made it "index:default", and every search
+    from anywhere else then went down the torch path (review of 2026-12-07)."""
+    import shutil
+
+    from soundseek import Index
+    from soundseek.models.text_side import TextSide
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for r in esc50_meta()[:3]:
+        shutil.copy(ESC50 / "audio" / r["filename"], lib / r["filename"])
+    Index.create(tmp_path / "idx").add(lib, progress=False)
+    for name in ("text_side.json", "text_side.npz"):
+        (tmp_path / "idx" / name).unlink()
+    (tmp_path / "idx" / "default").mkdir()  # anything named like the model, inside the index
+    monkeypatch.chdir(tmp_path / "idx")
+    Index.open(".").add([], progress=False)  # a writer re-exports the text side from inside the folder
+    assert TextSide.read_header(tmp_path / "idx")["model_spec"] == "default"
+    monkeypatch.chdir(tmp_path)
+    assert Index.open(tmp_path / "idx").text_path.fast_side()

@@ -372,14 +372,10 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wave, sr_in, sr_out).astype(np.float32, copy=False)
 
 
-#: A 2-D waveform with at most this many rows, fewer than its columns, is channels-first (C, N).
-MAX_CHANNELS = 16
-
-
 def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
     """A waveform given in memory as mono float32 in [-1, 1]: integer samples scaled by their
     type's range (as soundfile reads them: int16 / 32768, uint8 centred on 128), (N, C) or
-    channels-first (C, N) downmixed (a 2-D array with few rows and many columns is (C, N)).
+    channels-first (C, N) downmixed (the shorter side of a 2-D array is its channels).
     :class:`AudioError` for NaN or infinite samples; TypeError for what is not a numeric array."""
     arr = np.asarray(wave)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -391,7 +387,9 @@ def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
     else:
         arr = arr.astype(np.float32, copy=False)
     if arr.ndim == 2:
-        if arr.shape[0] < arr.shape[1] and arr.shape[0] <= MAX_CHANNELS:
+        if arr.size == 0:
+            raise AudioError(name, f"the waveform is empty (shape {arr.shape}); nothing to search with")
+        if arr.shape[0] < arr.shape[1]:  # channels are the short side: (C, N) of a C-channel recording
             arr = arr.T
         arr = arr.mean(axis=1) if arr.shape[1] > 1 else arr[:, 0]
     elif arr.ndim != 1:

@@ -294,6 +294,18 @@ class Index:
                 self.meta.commit()
             return n
 
+    def remove_ids(self, item_ids: Iterable[int]) -> int:
+        """Drop files by item id (:meth:`items`), whatever their paths resolve to now (e.g. files
+        gone from disk: ``soundseek repair --drop-missing``); returns how many were dropped."""
+        with self.writing():
+            known = {it.id for it in self.items()}
+            ids = [int(i) for i in dict.fromkeys(item_ids) if int(i) in known]
+            if ids:
+                self.ingest.remove_ids(ids)
+                self.dups.regroup()
+                self.meta.commit()
+            return len(ids)
+
     def writing(self):
         """The write session (:class:`~soundseek.index.lifecycle.WriteSession`): writer lock,
         writable connections; re-entrant.  ``add``, ``remove`` and ``soundseek repair`` use it."""

@@ -19,7 +19,10 @@ MISSING_MARK = " (file missing)"
 def relative_path(path: str, roots: Sequence[str]) -> str:
     """``path`` relative to the (longest) indexed folder holding it; else with ``~`` for home."""
     root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
-    return os.path.relpath(path, root) if root else path.replace(os.path.expanduser("~"), "~", 1)
+    if root:
+        return os.path.relpath(path, root)
+    home = os.path.expanduser("~").rstrip(os.sep)
+    return "~" + path[len(home):] if home and path.startswith(home + os.sep) else path
 
 
 def clip(text: str, width: int) -> str:

@@ -352,10 +352,14 @@ class Ingest:
         """See :meth:`soundseek.index.api.Index.remove`."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        paths = list(paths)
+        if any(not os.fspath(p).strip() for p in paths):  # realpath("") is the current folder: never "all"
+            raise ValueError("an empty path names no file; pass the file or folder to drop")
         with writer_lock.WriterLock(self.path), self.lock:
             if self.vectors.unavailable:
                 self.vectors.load()  # raises while the store cannot be reached
             known = self.meta.items_by_path()
+            roots = self.meta.get_meta("roots", [])
             # resolved as add resolves them (from the current folder, links followed): stored so
             wanted = [os.path.realpath(os.path.expanduser(os.fspath(p))) for p in paths]
             ordered = sorted(known)
@@ -364,7 +368,11 @@ class Ingest:
                 if w in known:
                     found[known[w].id] = None
                     continue
-                prefix = w.rstrip(os.sep) + os.sep  # a folder: every indexed file under it
+                # a folder: every indexed file under it; one that is gone only inside an indexed
+                # folder (or an indexed folder itself), so a mistyped file name drops nothing
+                if not os.path.isdir(w) and not any(inside(w, r) for r in roots):
+                    continue
+                prefix = w.rstrip(os.sep) + os.sep
                 i = bisect.bisect_left(ordered, prefix)
                 while i < len(ordered) and ordered[i].startswith(prefix):
                     found[known[ordered[i]].id] = None
@@ -496,9 +504,9 @@ class BatchSink:
         elapsed = time.monotonic() - self.since
         due = self.pending >= self.checkpoint_files or elapsed >= self.checkpoint_s
         if due and elapsed >= CHECKPOINT_SPACING * self.cost:
-            t = time.monotonic()
             if not self.text_side_checked:  # searches during a long first run (or after a kill) stay fast
                 self.text_side_checked = True
-                ing.text_path.export_if_stale()
+                ing.text_path.export_if_stale()  # once: not counted in the checkpoints' spacing
+            t = time.monotonic()
             ing.checkpoint()
             self.pending, self.since, self.cost = 0, time.monotonic(), time.monotonic() - t

@@ -110,14 +110,13 @@ class TextPath:
         return h if saved == now else None
 
     def inside_index(self, spec) -> Path | None:
-        """``spec``'s place inside the index folder (the adapted model: ``Path("adapted")``), or
-        None for a model elsewhere (shipped, or a folder of the user's)."""
-        if not spec or self.path is None:
+        """``spec``'s place inside the index folder when it is the adapted model the index serves
+        (``Path("adapted")``), else None (a shipped model's name such as "default" is never
+        resolved as a path: from inside the index folder it would look like one)."""
+        adapted = self.embedder.adapted_dir()
+        if not spec or adapted is None or str(spec) != str(adapted):
             return None
-        try:
-            return Path(str(spec)).resolve().relative_to(Path(self.path).resolve())
-        except (ValueError, OSError):
-            return None
+        return Path(self.config.adapted_model)
 
     def spec_key(self, spec) -> str:
         """``spec`` as the text side records it: a model inside the index folder by its place
@@ -223,5 +222,8 @@ class TextPath:
 
 def _without_mtimes(stamp: list) -> list:
     """A model-source stamp (``[[path, size, mtime_ns, digest], ...]``) without its mtimes:
-    sizes and sampled digests still tell a changed file."""
+    sizes and sampled digests (first and last 64 KiB) still tell a changed file.  Used only for
+    the adapted model inside the index, which only ``adapt`` rewrites, and ``adapt`` always
+    rewrites its small ``adapt_report.json`` (hashed whole) too; a same-size edit of a weights
+    file's middle by hand would go unseen."""
     return [[e[0], e[1], e[3]] if isinstance(e, list) and len(e) == 4 else e for e in stamp]

@@ -175,6 +175,7 @@ def check_audio_files(root: Path, items: list, roots: list[str], report: CheckRe
     if not report.missing:
         return
     folders = sorted({min(under, key=len) for m in report.missing if (under := [r for r in roots if inside(m, r)])})
+    folders = [f for f in folders if os.path.isdir(f)]  # a moved library or unmounted drive: `index F` would fail
     drop = f"`soundseek repair --index {root} --drop-missing`"
     if folders:
         run = " and ".join(f"`soundseek index {f} --index {root}`" for f in folders[:3])

@@ -281,10 +281,9 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
                                     f"{idx.meta.counts()['windows']} windows; checksums recorded)")
                 refill_metadata(idx, report)
                 if drop_missing:
-                    gone = [it.path for it in idx.items() if not on_disk(it.path)]
-                    if gone:
-                        idx.remove(gone)
-                        report.lost.extend((g, "no longer on disk") for g in gone)
+                    gone = [it for it in idx.items() if not on_disk(it.path)]
+                    if gone and idx.remove_ids(it.id for it in gone):  # by id: whatever the paths resolve to now
+                        report.lost.extend((it.path, "no longer on disk") for it in gone)
                 idx.text_path.stamp_and_export()
                 idx.store.gc()
                 idx.store.record_missing_checksums()
