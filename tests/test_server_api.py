@@ -315,6 +315,33 @@ def test_hits_say_whether_their_file_is_still_on_disk(tmp_path):
         assert [h["available"] for h in similar["results"]] == [False]
 
 
+def test_copies_say_whether_their_file_is_still_on_disk(tmp_path):
+    # a "+N copies" row lists the near-identical files; each says whether it can still be opened
+    files = [tmp_path / n for n in ("main_thud.wav", "copy_thud.flac", "gone_thud.aiff")]
+    for p in files:
+        sf.write(str(p), _tone(300, 1.0, 0.5), SR)
+
+    @dataclass
+    class GroupedHit(FakeHit):
+        copies: tuple = ()
+
+    class GroupingIndex(FakeIndex):
+        def search(self, text, k):
+            it = self.items[0]
+            return [GroupedHit(0, it.path, 1.0, it.duration, None, None,
+                               copies=((1, str(self.items[1].path)), (2, str(self.items[2].path))))]
+
+    idx = GroupingIndex(files)
+    files[2].unlink()
+    with LocalClient(create_app(idx)) as c:
+        [hit] = c.get("/api/search", params={"q": "thud"}).json()["results"]
+        assert [(cp["name"], cp["available"]) for cp in hit["copies"]] == [("copy_thud.flac", True),
+                                                                            ("gone_thud.aiff", False)]
+    with LocalClient(create_app(idx, ServerConfig(expose_paths=False))) as c:
+        [hit] = c.get("/api/search", params={"q": "thud"}).json()["results"]
+        assert [cp["available"] for cp in hit["copies"]] == [True, False] and "path" not in hit["copies"][0]
+
+
 # ---- audio streaming + ranges ----------------------------------------------------------------
 
 

@@ -303,10 +303,12 @@ def test_page_in_headless_chromium(which, request, corpus, tmp_path):
     assert lines, f"no report from e2e.mjs: {r.stdout[-1000:]} {r.stderr[-2000:]}"
     report = json.loads(lines[-1])
     assert r.returncode == 0 and report["ok"], report
-    assert {"upload", "drag and drop", "more like this"} <= set(report["steps"])
+    assert {"upload", "drag and drop", "more like this", "layout", "api docs"} <= set(report["steps"])
     if index.has_text_model:
         assert report["text"]["count"] > 0 and report["play"]["readyState"] >= 2
         assert "filtered search" in report["steps"] and report["filtered"]["count"] > 0
+        assert {"keyboard", "count follows a re-index", "no counts without results"} <= set(report["steps"])
+        assert report["keyboard"]["tabsPerRow"] <= 3
     if which == "index":
         assert report["upload"]["top"][0] == corpus["clips"]["rooster"][1].name
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -268,6 +268,21 @@ def test_api_docs_are_local(client):
         assert client.get(ref).status_code == 200, ref
 
 
+def test_api_docs_render_code_types_and_an_icon(client):
+    html = client.get("/api/docs").text
+    assert "`" not in re.sub(r"<[^>]+>", "", html), "backticks are shown as code, not as raw text"
+    assert "<code>{&quot;error&quot;: code, &quot;detail&quot;: message}</code>" in html
+    # optional parameters (anyOf [type, null] in the schema) still say their type
+    rows = dict(re.findall(r"<tr><td><code>([a-z_]+)</code></td><td>query</td><td>no</td><td>([^<]*)</td>", html))
+    assert rows["mode"] == "string" and rows["min_duration"] == "number" and rows["channels"] == "integer"
+    assert rows["k"].startswith("integer (default")
+    # an icon of its own (inline), and /favicon.ico answers without an error for a browser that asks
+    assert re.search(r'<link rel="icon" href="data:image/svg\+xml,', html)
+    r = client.get("/favicon.ico")
+    assert r.status_code == 204 and not r.content
+    assert "/favicon.ico" not in client.get("/api/openapi.json").json()["paths"]
+
+
 def test_page_works_under_csp(client):
     """Nothing inline that the CSP would block: no inline scripts, handlers or style attributes."""
     html = client.get("/").text

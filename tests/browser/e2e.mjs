@@ -77,6 +77,10 @@ try {
     check(new URL(page.url()).searchParams.get("q") === opts.query, "query is in the URL");
     report.text = { query: opts.query, count: names.length, top: names.slice(0, 5) };
     report.steps.push("text search");
+    // the score's hover text says what a text search's score means (not an upload's)
+    const textHint = await page.getAttribute("#results .hit .score", "title");
+    check(/words searched for/.test(textHint), `text score explained (got "${textHint}")`);
+    report.scoreHints = { text: textHint };
     // hits of a tagging expert (yamnet) show what they sound like
     const apiTags = await page.evaluate(async (q) => {
       const r = await fetch(`/api/search?q=${encodeURIComponent(q)}&k=5`);
@@ -89,7 +93,10 @@ try {
       report.steps.push("tags shown");
     }
 
-    // 1b. a filtered search: sound-only mode, mono, at most 6 s (the page's filter controls)
+    // 1b. a filtered search: sound-only mode, mono, at most 6 s (the page's filter controls);
+    // meanwhile the library grew (a re-index: the server reloads it live): the header follows
+    const health = await page.evaluate(async () => (await fetch("/api/health")).json());
+    await page.route("**/api/health", (route) => route.fulfill({ json: { ...health, items: health.items + 3 } }));
     const filtered = page.waitForResponse((r) => {
       const u = new URL(r.url());
       return u.pathname === "/api/search" && u.searchParams.get("max_duration") === "6"
@@ -108,24 +115,61 @@ try {
     report.filtered = { count: body.count, facets: await page.textContent("#facets"),
                         top: body.results.slice(0, 3).map((h) => h.name) };
     check(report.filtered.facets.length > 0, "facet counts shown on the page");
+    const grown = `${health.items + 3} sounds indexed`;
+    await page.waitForFunction((t) => document.querySelector("#stats").textContent.startsWith(t), grown);
+    await page.unroute("**/api/health");
+    report.steps.push("count follows a re-index");
+    const contentHint = await page.getAttribute("#results .hit .score", "title");
+    check(/sound only/.test(contentHint), `sound-only score explained (got "${contentHint}")`);
+    // no result: the counts of the whole library are not shown as if they were the results'
+    const none = page.waitForResponse((r) => new URL(r.url()).searchParams.get("min_duration") === "100000");
+    await page.evaluate(() => { document.querySelector("#max-duration").value = ""; });
+    await page.fill("#min-duration", "100000");
+    await page.press("#min-duration", "Enter");
+    check((await (await none).json()).count === 0, "an impossible duration finds nothing");
+    await page.waitForFunction(() => /^0 results/.test(document.querySelector("#results-title").textContent));
+    const noneFacets = await page.textContent("#facets");
+    check(noneFacets === "", `no library-wide counts under 0 results (got "${noneFacets}")`);
+    report.steps.push("no counts without results");
     await page.evaluate(() => {
+      document.querySelector("#min-duration").value = "";
       document.querySelector("#mode").value = "";
       document.querySelector("#channels").value = "";
       document.querySelector("#max-duration").value = "";
     });
     report.steps.push("filtered search");
+    await page.press("#q", "Enter");  // the plain search again (the list is empty after 0 results)
+    await page.waitForFunction(() => !document.body.hasAttribute("aria-busy") && document.querySelector("#results .hit"));
 
-    // 2. play the first result: metadata loads through range requests and time advances
+    // 2. play the first result from the keyboard (its Play button: the native player is out of the
+    // Tab order): metadata loads through range requests and time advances
     const audio = page.locator("#results .hit .player").first();
-    await audio.evaluate((a) => a.play());
+    const playBtn = page.locator("#results .hit .play").first();
+    const firstName = await page.locator("#results .hit .name").first().textContent();
+    check(await playBtn.getAttribute("aria-label") === `Play ${firstName}`, "the play button names its file");
+    check(await audio.getAttribute("aria-label") === `Play ${firstName}`, "the player keeps its label");
+    await playBtn.focus();
+    await page.keyboard.press("Enter");
     await page.waitForFunction(
       () => { const a = document.querySelector("#results .hit .player"); return a.readyState >= 2 && a.currentTime > 0.2; },
       null, { timeout: 15000 },
     );
     report.play = await audio.evaluate((a) => ({ readyState: a.readyState, currentTime: a.currentTime, duration: a.duration, paused: a.paused }));
-    await audio.evaluate((a) => a.pause());
+    check(await playBtn.getAttribute("aria-label") === `Pause ${firstName}`, "the button turns into Pause");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector("#results .hit .player").paused);
     check(report.play.duration > 0, "audio duration known");
     report.steps.push("playback");
+    // from one row's Play button to the next row's: a few Tab presses, not the player's six or so
+    let tabs = 0;
+    while (tabs < 10) {
+      await page.keyboard.press("Tab");
+      tabs++;
+      if (await page.evaluate(() => document.activeElement === document.querySelectorAll("#results .hit .play")[1])) break;
+    }
+    check(tabs <= 3, `next result's Play button ${tabs} Tab presses away`);
+    report.keyboard = { tabsPerRow: tabs };
+    report.steps.push("keyboard");
 
     // 2b. a long file's player starts at its best-matching window
     const windowed = page.locator("#results .hit[data-start]").first();
@@ -150,6 +194,10 @@ try {
   if (opts.upload) {
     await page.setInputFiles("#file", opts.upload);
     await page.waitForFunction(() => /^Sounds like /.test(document.querySelector("#results-title").textContent) && document.querySelectorAll("#results .hit").length > 0);
+    const uploadHint = await page.getAttribute("#results .hit .score", "title");
+    const uploadName = opts.upload.split(/[\\/]/).pop();
+    check(uploadHint.includes(uploadName) && !/words/.test(uploadHint), `upload score explained (got "${uploadHint}")`);
+    report.scoreHints = { ...report.scoreHints, upload: uploadHint };
     report.upload = {
       title: await page.textContent("#results-title"),
       top: await page.$$eval("#results .hit .name", (els) => els.slice(0, 5).map((e) => e.textContent)),
@@ -184,6 +232,8 @@ try {
     const simNames = await page.$$eval("#results .hit .name", (els) => els.map((e) => e.textContent));
     check(simNames.length > 0, "more-like-this shows results");
     check(!simNames.includes(srcName), "more-like-this excludes the source item");
+    const likeHint = await page.getAttribute("#results .hit .score", "title");
+    check(likeHint.includes(`sounds like ${srcName}`), `more-like-this score explained (got "${likeHint}")`);
     report.similar = { source: srcName, top: simNames.slice(0, 5) };
     report.steps.push("more like this");
 
@@ -240,8 +290,11 @@ try {
                    similar_url: `/api/items/${id}/similar` };
     const long = renderHit({ ...base, name: `${"a_very_long_descriptive_file_name_".repeat(4)}take_03.wav`, folder: "backup" }, 1, "backup");
     const gone = renderHit({ ...base, name: "gone.wav", folder: "sfx", available: false }, 2, "sfx");
+    const copy = (name, available) => ({ id, name, folder: "dups", audio_url: base.audio_url, available });
+    const dup = renderHit({ ...base, name: "kept.wav", folder: "sfx", copies: [copy("kept.flac", true), copy("kept.aiff", false)] }, 3, "sfx");
     const list = document.querySelector("#results");
-    list.replaceChildren(long, gone);
+    list.replaceChildren(long, gone, dup);
+    const links = [...dup.querySelectorAll(".copies li a")];
     const lines = (el) => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight));
     const line = (a, b) => {  // on the same line: their boxes overlap vertically
       const [ra, rb] = [a.getBoundingClientRect(), b.getBoundingClientRect()];
@@ -254,6 +307,9 @@ try {
       overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
       labels: [["mode", "mode"], ["min-duration", "min-duration"], ["channels", "channels"]].every(
         ([f, id]) => line(document.querySelector(`label[for="${f}"]`), document.getElementById(id))),
+      copies: { summary: dup.querySelector(".copies summary").textContent,
+                items: [...dup.querySelectorAll(".copies li")].map((li) => li.textContent),
+                links: links.map((a) => ({ target: a.target, rel: a.rel, label: a.getAttribute("aria-label") })) },
     };
     list.replaceChildren();
     return out;
@@ -264,6 +320,10 @@ try {
     check(l.folderLines === 1 && l.scoreLines === 1, `long name leaves folder and score on one line at ${width} px (${JSON.stringify(l)})`);
     check(/missing/i.test(l.goneNote) && !l.goneVisible.player && !l.goneVisible.wave, `a missing file is marked (${JSON.stringify(l)})`);
     check(l.overflow <= 0 && l.labels, `no sideways overflow, labels beside controls at ${width} px (${JSON.stringify(l)})`);
+    const c = l.copies;
+    check(c.summary === "+2 copies (1 missing)" && /file missing/.test(c.items[1]) && !/missing/.test(c.items[0])
+      && c.links.length === 1 && c.links[0].target === "_blank" && /noopener/.test(c.links[0].rel)
+      && c.links[0].label === "Open dups/kept.flac in a new tab", `copies say whether their file is there (${JSON.stringify(c)})`);
   }
   await page.setViewportSize({ width: 1000, height: 900 });
   report.steps.push("layout");
@@ -291,9 +351,18 @@ try {
     report.screenshot = opts.screenshot;
   }
 
+  // 9. the API reference: code shown as code, an icon of its own, nothing that fails to load
+  const failed = [];
+  page.on("response", (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
+  await page.goto(`${origin}/api/docs`);
+  const docText = await page.textContent("main.apidocs");
+  check(!docText.includes("`") && await page.locator("main.apidocs p code").count() > 0, "API docs show code, not backticks");
+  await page.waitForTimeout(300);
+  check(failed.length === 0, `API docs load without errors (saw ${failed.join(", ")})`);
+  report.steps.push("api docs");
+
   check(foreign.length === 0, `no requests outside the server (saw ${foreign.join(", ")})`);
-  const real = consoleErrors.filter((e) => !/favicon/.test(e));
-  check(real.length === 0, `no console errors (saw ${real.join(" | ")})`);
+  check(consoleErrors.length === 0, `no console errors (saw ${consoleErrors.join(" | ")})`);
   report.ok = true;
   console.log(JSON.stringify(report));
 } catch (err) {

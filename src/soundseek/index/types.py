@@ -127,7 +127,9 @@ class Hit:
     ``words``: the query's words found in the file's name, folders or embedded tags (what
     ``snippet`` shows in [brackets]).
     ``copies``: near-identical files (another format, gain, trim, rate) shown as this one row,
-    as (id, path) pairs; empty with ``group=False`` (docs/duplicates.md)."""
+    as (id, path) pairs; empty with ``group=False`` (docs/duplicates.md).
+    ``available`` (a property, one ``stat`` on each access, never stored): False when the file was
+    deleted or moved since indexing (what the CLI marks "(file missing)" and the API ``available``)."""
 
     id: int
     path: str
@@ -146,10 +148,20 @@ class Hit:
     # near-identical files collapsed into this row ((id, path), ...; soundseek.index.dupstore)
     copies: tuple = ()
 
+    @property
+    def available(self) -> bool:
+        """True while the file is still on disk (one ``stat`` now: a file deleted after the search
+        reads False on the next access)."""
+        from ..audio.paths import on_disk  # the audio package's heavy imports stay off this module
+
+        return on_disk(self.path)
+
     def to_dict(self) -> dict:
-        """A JSON-ready dict (what ``soundseek search --json`` and the server print): the fields
-        above, ``tags`` as [{"name", "score"}], ``copies`` as [{"id", "path"}]."""
+        """A JSON-ready dict (what ``soundseek search --json`` and ``--export json`` print): the
+        fields above, ``available`` (checked now), ``tags`` as [{"name", "score"}], ``copies`` as
+        [{"id", "path"}]."""
         d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
+        d["available"] = self.available
         d["tags"] = [t.to_dict() for t in self.tags]
         d["matched"] = list(self.matched)
         d["snippet"] = self.snippet

@@ -71,9 +71,11 @@ GROUP_HELP = "collapse near-identical files (another format, gain, trim, rate) i
 
 
 def copy_json(item_id: Any, path: Any, expose_paths: bool) -> dict:
-    """One copy of a hit: its id, name, folder and audio URL (and its path when paths are shown)."""
+    """One copy of a hit: its id, name, folder, audio URL, ``available`` (still on disk: one stat,
+    as for hits) and its path when paths are shown."""
     p = Path(str(path))
-    out = {"id": item_id, "name": p.name, "folder": p.parent.name, "audio_url": f"/api/items/{item_id}/audio"}
+    out = {"id": item_id, "name": p.name, "folder": p.parent.name, "audio_url": f"/api/items/{item_id}/audio",
+           "available": on_disk(p)}
     if expose_paths:
         out["path"] = str(p)
     return out

@@ -21,6 +21,13 @@ def api_docs(request: Request) -> Response:
                     headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon file: the pages name theirs inline; a browser that asks anyway (a JSON or audio URL
+    opened on its own) gets an empty answer, not a 404 in its console."""
+    return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/")
 def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})

@@ -84,20 +84,81 @@ async function fetchJSON(url, options) {
   return body;
 }
 
+// What a hit's score means (its hover text): it depends on what was asked
+const TEXT_SCORE = "0–1: how well the sound, and the file's name, folders and tags, match the words searched for";
+
+function scoreHint(data) {
+  const cosine = "(cosine of the two sounds' audio vectors; 1.0: the same sound)";
+  if (data.mode === "audio") return `How much it sounds like ${data.filename || "the uploaded sound"} ${cosine}`;
+  if (data.mode === "similar") return `How much it sounds like ${data.source ? data.source.name : "the chosen sound"} ${cosine}`;
+  if (data.search_mode === "content") return "0–1: how likely the sound is what the words describe (the sound only)";
+  if (data.search_mode === "metadata") return "0–1: how much of the query the file's name, folders and tags hold (not the sound)";
+  return TEXT_SCORE;
+}
+
 function renderResults(data, title) {
   resultsList.replaceChildren();
   resultsTitle.textContent = title;
   resultsTitle.hidden = false;
+  // the filter counts are for text searches that found something: with no result, counts of the
+  // whole library would read as counts of the results
+  showFacets(data.mode === "text" && data.results.length ? data.facets : null);
   if (!data.results.length) {
     showMessage("No sounds matched. Try other words, or search with an audio file.", "warn");
     return;
   }
   showMessage("");
   const folders = folderLabels(data.results);
-  data.results.forEach((hit, i) => resultsList.appendChild(renderHit(hit, i + 1, folders[i])));
+  const hint = scoreHint(data);
+  data.results.forEach((hit, i) => resultsList.appendChild(renderHit(hit, i + 1, folders[i], hint)));
 }
 
-function renderHit(hit, rank, folderLabel = hit.folder) {
+// The "+N copies" list: each near-identical file, whether it is still on disk, and a labelled
+// link that opens it in a new tab (the results stay where they are)
+function renderCopies(copies) {
+  const box = document.createElement("details");
+  box.className = "copies";
+  const summary = document.createElement("summary");
+  summary.className = "badge";
+  const missing = copies.filter((c) => c.available === false).length;
+  summary.textContent = `+${copies.length} ${copies.length === 1 ? "copy" : "copies"}` +
+    (missing ? ` (${missing} missing)` : "");
+  summary.title = "near-identical files: another format, gain, trim or sample rate";
+  box.appendChild(summary);
+  const list = document.createElement("ul");
+  for (const c of copies) {
+    const item = document.createElement("li");
+    const label = c.folder ? `${c.folder}/${c.name}` : c.name;
+    const name = document.createElement("span");
+    name.className = "copy-name";
+    name.textContent = label;
+    if (c.path) name.title = c.path;
+    item.appendChild(name);
+    item.append(" ");
+    if (c.available === false) {
+      item.classList.add("missing");
+      const gone = document.createElement("span");
+      gone.className = "copy-gone";
+      gone.textContent = "file missing";
+      gone.title = "moved or deleted since indexing (run soundseek index again)";
+      item.appendChild(gone);
+    } else {
+      const link = document.createElement("a");
+      link.href = c.audio_url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = "open ↗";
+      link.setAttribute("aria-label", `Open ${label} in a new tab`);
+      link.title = "the file itself, in a new tab";
+      item.appendChild(link);
+    }
+    list.appendChild(item);
+  }
+  box.appendChild(list);
+  return box;
+}
+
+function renderHit(hit, rank, folderLabel = hit.folder, hint = TEXT_SCORE) {
   const li = template.content.firstElementChild.cloneNode(true);
   li.dataset.id = hit.id;
   li.querySelector(".rank").textContent = `${rank}.`;
@@ -109,7 +170,7 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   folder.textContent = folderLabel || "";
   if (folderLabel && hit.path) folder.title = shortPath(parentPath(hit.path));
   li.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
-  li.querySelector(".score").title = "0–1 in every mode: how well the sound and its own words match the description";
+  li.querySelector(".score").title = hint;
   li.querySelector(".duration").textContent = hit.duration != null ? fmtSeconds(hit.duration) : "";
   // which signals matched: the sound (content), and/or words of the name, folder or tags; the
   // words are the query words the metadata search matched (never a stop word such as "a")
@@ -124,27 +185,7 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
 
   // near-identical files (another format, gain, trim, rate) collapsed into this row
   const copies = hit.copies || [];
-  if (copies.length) {
-    const box = document.createElement("details");
-    box.className = "copies";
-    const summary = document.createElement("summary");
-    summary.className = "badge";
-    summary.textContent = `+${copies.length} ${copies.length === 1 ? "copy" : "copies"}`;
-    summary.title = "near-identical files: another format, gain, trim or sample rate";
-    box.appendChild(summary);
-    const list = document.createElement("ul");
-    for (const c of copies) {
-      const item = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = c.audio_url;
-      link.textContent = c.folder ? `${c.folder}/${c.name}` : c.name;
-      if (c.path) link.title = c.path;
-      item.appendChild(link);
-      list.appendChild(item);
-    }
-    box.appendChild(list);
-    li.querySelector(".hit-meta").appendChild(box);
-  }
+  if (copies.length) li.querySelector(".hit-meta").appendChild(renderCopies(copies));
 
   // what the window sounds like (AudioSet classes of the yamnet expert): why it matched
   const tags = hit.tags || [];
@@ -163,12 +204,29 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
   const img = li.querySelector(".wave-img");
   const audio = li.querySelector(".player");
   audio.setAttribute("aria-label", `Play ${hit.name}`);
+  // one Tab stop per row for playing: the native player (about six stops) stays for the mouse and
+  // screen readers, out of the Tab order; ← and → on the button skip 5 s
+  const play = li.querySelector(".play");
+  const showPlaying = () => {
+    play.textContent = audio.paused ? "▶ Play" : "❚❚ Pause";
+    play.setAttribute("aria-label", `${audio.paused ? "Play" : "Pause"} ${hit.name}`);
+  };
+  showPlaying();
+  ["play", "pause", "ended"].forEach((t) => audio.addEventListener(t, showPlaying));
+  play.addEventListener("click", () => { if (audio.paused) audio.play().catch(() => {}); else audio.pause(); });
+  play.addEventListener("keydown", (ev) => {
+    if (ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") return;
+    ev.preventDefault();
+    const end = Number.isFinite(audio.duration) ? audio.duration : hit.duration || 0;
+    audio.currentTime = Math.max(0, Math.min(end, audio.currentTime + (ev.key === "ArrowLeft" ? -5 : 5)));
+  });
   // a file deleted or moved since indexing: say so instead of a broken waveform and player
   const note = li.querySelector(".gone");
   const markMissing = () => {
     li.classList.add("missing");
     li.querySelector(".wave").hidden = true;
     audio.hidden = true;
+    play.hidden = true;
     audio.removeAttribute("src");
     note.textContent = "File missing: moved or deleted since indexing (run soundseek index again)";
     note.hidden = false;
@@ -186,6 +244,7 @@ function renderHit(hit, rank, folderLabel = hit.folder) {
       try { status = (await fetch(hit.audio_url, { method: "HEAD" })).status; } catch (_) { /* offline */ }
       if (status === 404) { markMissing(); return; }
       audio.hidden = true;  // a dead player: offer the file itself
+      play.hidden = true;
       note.textContent = "This browser cannot play this file's format. ";
       const link = document.createElement("a");
       link.href = hit.audio_url;
@@ -235,6 +294,7 @@ async function run(title, pending, request, key = null) {
   if (key !== null && key === pendingKey) return;
   const seq = ++requestSeq;
   pendingKey = key;
+  refreshStats();  // the server reloads a re-indexed library live: the header follows it
   showMessage(pending);
   document.body.setAttribute("aria-busy", "true");
   try {
@@ -245,6 +305,7 @@ async function run(title, pending, request, key = null) {
     if (seq !== requestSeq) return;
     resultsList.replaceChildren();
     resultsTitle.hidden = true;
+    showFacets(null);
     showMessage(err.message, err.status >= 500 ? "error" : "warn");
   } finally {
     if (seq === requestSeq) { document.body.removeAttribute("aria-busy"); pendingKey = null; }
@@ -322,7 +383,7 @@ function textSearch(q, how = "push") {
   if (channelsSelect.value) params.set("channels", channelsSelect.value);
   params.set("facets", "true");
   const url = `/api/search?${params}`;
-  run((d) => { showFacets(d.facets); return `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`; }, "Searching…",
+  run((d) => `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`, "Searching…",
       () => fetchJSON(url), url);
 }
 
@@ -383,12 +444,22 @@ window.addEventListener("drop", (ev) => ev.preventDefault());
 window.addEventListener("popstate", restoreState);
 resultsTitle.tabIndex = -1;
 
+// "N sounds indexed": on load, and again with every search (a re-index shows without a reload)
+function showStats(h) {
+  const text = `${h.items} sound${h.items === 1 ? "" : "s"} indexed` + (hasTextModel ? "" : " · audio search only");
+  const stats = $("#stats");
+  if (stats.textContent !== text) stats.textContent = text;  // (a live region: only a change is read out)
+}
+
+function refreshStats() {
+  fetchJSON("/api/health").then(showStats, () => { /* the search itself reports a dead server */ });
+}
+
 async function init() {
   try {
     const h = await fetchJSON("/api/health");
     hasTextModel = h.has_text_model;
-    $("#stats").textContent = `${h.items} sound${h.items === 1 ? "" : "s"} indexed` +
-      (hasTextModel ? "" : " · audio search only");
+    showStats(h);
   } catch (err) {
     $("#stats").textContent = "";
     showMessage(`Cannot reach the server: ${err.message}`, "error");
