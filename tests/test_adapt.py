@@ -56,6 +56,24 @@ def test_named_files_get_their_words(path, expected):
     assert caption(path) == expected
 
 
+def test_accented_names_and_utf8_tags_name_their_files(tmp_path):
+    """A name with accents keeps its words in the caption (``Café`` was ``caf``), and an opaque
+    recording whose UTF-8 bext description says what it is gets that as its caption."""
+    import struct
+
+    import soundfile as sf
+    from soundseek.index.file_info import embedded_text
+
+    assert caption("/lib/foley/Café_Crowd_é.wav") == "café crowd"
+    wav = tmp_path / "ZOOM0004.WAV"
+    sf.write(str(wav), np.zeros(2205, np.float32), 22050)
+    desc = "Corbeau qui croasse, forêt d'été".encode().ljust(602, b"\0")
+    data = wav.read_bytes()
+    body = data[12:] + b"bext" + struct.pack("<I", len(desc)) + desc
+    wav.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    assert caption(str(wav), embedded=embedded_text(wav), root=tmp_path) == "corbeau qui croasse forêt été"
+
+
 def test_ucs_catid_expanded_and_creator_ids_dropped():
     c = weak_caption("/lib/DOORWood_Creak Long_JD_MyLib.wav")
     assert c.text == "doors wood creak long"

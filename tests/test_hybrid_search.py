@@ -456,3 +456,71 @@ def test_metadata_hits_on_an_expert_without_classes(library, tmp_path):
         hits = idx.search("wood door creak", k=5, mode=mode)
         assert hits and all(h.tags == () for h in hits), mode
     assert any(h.start is None for h in idx.search("wood door creak", k=5, mode="metadata"))
+
+
+# -- a sound designer's tagged library: accents, BWF/iXML as tools write them, names as queries -
+def test_accented_names_keep_their_letters():
+    """``[A-Z]``/``[a-z]`` alone cut ``Café`` into ``caf`` (the ``é`` dropped as a one-letter word)."""
+    assert split_words("Café_Crowd_é") == ["café", "crowd"]
+    assert name_words("ÉtéChaud forêt.wav") == ["été", "chaud", "forêt"]
+    assert name_words("Straße_Lärm_01.wav") == ["straße", "lärm"]
+
+
+def _bwf(tmp_path, chunks: list[bytes]) -> Path:
+    plain = _tone(tmp_path / "plain.wav", 0.3)
+    data = plain.read_bytes()
+    body = data[12:] + b"".join(chunks)
+    out = tmp_path / "ZOOM0001.WAV"
+    out.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    return out
+
+
+def _chunk(cid: bytes, payload: bytes) -> bytes:
+    return cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
+
+
+def test_bwf_utf8_description_and_ixml_aswg(tmp_path):
+    """bext and INFO text in UTF-8 (what current recorders and taggers write) is read as UTF-8,
+    Latin-1 still works; iXML entities are unescaped, the ASWG block's UCS fields (camelCase
+    elements) are read, a track's channel label ("Boom") and slate numbers are not."""
+    desc = "Corbeau, forêt d'été".encode("utf-8").ljust(256, b"\0") + b"\0" * 346
+    cut = ("x" * 255 + "é").encode("utf-8")[:256] + b"\0" * 346  # a 2-byte letter cut by the 256-byte field
+    inam = "Sirène lointaine".encode("latin-1") + b"\0"
+    info = b"INFO" + _chunk(b"INAM", inam)
+    xml = ("<?xml version='1.0' encoding='UTF-8'?><BWFXML><SCENE>4</SCENE><TAKE>2</TAKE>"
+           "<NOTE>Hyena laugh &amp; whoop</NOTE><TRACK_LIST><TRACK><NAME>Boom</NAME></TRACK></TRACK_LIST>"
+           "<ASWG><catId>FEETSnow</catId><fxName>Crunchy powder walk</fxName>"
+           "<notes><![CDATA[fresh snow, winter forest]]></notes></ASWG></BWFXML>").encode()
+    texts = embedded_text(_bwf(tmp_path, [_chunk(b"bext", desc), _chunk(b"LIST", info), _chunk(b"iXML", xml)]))
+    assert "Corbeau, forêt d'été" in texts and "Sirène lointaine" in texts
+    assert "Hyena laugh & whoop" in texts
+    assert {"footsteps snow", "Crunchy powder walk", "fresh snow, winter forest"} <= set(texts)
+    assert not any("Boom" in t or t in ("4", "2") for t in texts)
+    assert embedded_text(_bwf(tmp_path, [_chunk(b"bext", cut)])) == ["x" * 255]
+
+
+def test_query_words_split_like_file_names():
+    from soundseek.index.fulltext import query_terms
+
+    assert query_terms("DOORWood") == ["doors", "wood"]        # a UCS CatID, as the name is indexed
+    assert query_terms("door_creak") == ["door", "creak"]      # not a phrase "door_creak"
+    assert query_terms("WoodDoorCreak") == ["wood", "door", "creak"]
+    assert query_terms("AMBER Glow") == ["amber", "glow"]      # one case: a word, not the code AMB
+    assert query_terms("the DOOR") == ["door"]
+
+
+def test_catid_and_underscore_queries_find_ucs_names(store, tmp_path):
+    meta, ft, ids = store
+    i, _ = meta.add_item("/lib/ucs/DOORWood_Creak Long_JD_MyLib.wav", "h", 1, 1, 2.0, [(0.0, 2.0)])
+    ft.put(i, FileMetadata(name=" ".join(name_words("DOORWood_Creak Long_JD_MyLib.wav")), folder="ucs",
+                           folder_path="/lib/ucs", format="wav"))
+    meta.commit()
+    top2 = {j for j, _ in ft.search("DOORWood")[:2]}  # the two wooden doors, whatever their naming
+    assert top2 == {i, ids["/lib/doors/DOOR Wood Creak 01.wav"]}
+    found = ft.matches([i], "DOORWood")[i]
+    assert found == {"name": ["doors", "wood"]}
+    assert {j for j, _ in ft.search("door_creak")} >= {i, ids["/lib/doors/DOOR Wood Creak 01.wav"]}
+
+
+def test_highlight_ignores_diacritics_as_the_search_does():
+    assert highlight("Corbeau, forêt d'été", "foret ete") == ("Corbeau, [forêt] d'[été]", ["forêt", "été"])

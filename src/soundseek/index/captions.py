@@ -66,7 +66,7 @@ mod mods addon addons plugin plugins package packages module modules vendor extr
 #: Most name words a caption keeps (long descriptive names are truncated, not dropped).
 MAX_NAME_WORDS = 12
 _HEX = re.compile(r"^[0-9a-f]{6,}$")
-_VOWEL = re.compile(r"[aeiouy]")
+_VOWEL = re.compile(r"[aeiouyàáâãäåæèéêëìíîïòóôõöøœùúûüýÿ]")  # "été" is a word
 
 
 @dataclass(frozen=True)

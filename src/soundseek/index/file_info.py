@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -36,13 +37,21 @@ def ucs_table() -> dict:
     return json.loads(_UCS_FILE.read_text())
 
 
+def camel_parts(chunk: str) -> list[str]:
+    """``_CAMEL``'s pieces of ``chunk`` for any script: the pattern runs on a mask of the text
+    (upper-case letters -> ``A``, other letters -> ``a``, digits -> ``0``), so ``Café`` stays one
+    word and ``ÉtéChaud`` splits in two, where ``[A-Z]``/``[a-z]`` alone would cut at every accent."""
+    mask = "".join("A" if c.isupper() else "0" if c.isdigit() else "a" if c.isalpha() else c for c in chunk)
+    return [chunk[m.start():m.end()] for m in _CAMEL.finditer(mask)]
+
+
 def split_words(text: str) -> list[str]:
     """Lower-case words of a name: camelCase, ``_``, ``-``, ``.``, spaces split; numbers dropped."""
     words = []
     for chunk in re.split(r"[\s_\-.,;:()\[\]{}+&/\\#'\"!?=~@]+", text or ""):
         if len(re.findall(r"\d+", chunk)) > 1:  # hash-like ids ("f3e9ab12", "a1b2") carry no words
             continue
-        for w in _CAMEL.findall(chunk):
+        for w in camel_parts(chunk):
             if w.isdigit() or len(w) < 2 and not w.isalpha():
                 continue
             if any(ch.isdigit() for ch in w):
@@ -64,7 +73,7 @@ def expand_ucs(token: str) -> list[str] | None:
         if code in table["categories"]:
             rest = cat[cut:] + sub
             words = table["categories"][code].split()
-            for w in _CAMEL.findall(rest):
+            for w in camel_parts(rest):
                 words.extend(table["subcategory_words"].get(w, w).lower().split())
             return [w for w in words if len(w) > 1 and not w.isdigit()]
     return None
@@ -132,22 +141,48 @@ def _riff_chunks(path: str) -> dict[bytes, bytes]:
     return out
 
 
+#: iXML elements that describe the sound, any case: the iXML 1.x fields and the ASWG block's
+#: UCS fields (``<fxName>``, ``<notes>``, ``<catId>``...).  Not ``NAME``/``TRACK_NAME`` (a
+#: channel's label: "Boom", "Lav 1"), ``SCENE``/``TAKE``/``TAKE_TYPE`` (slate numbers, "NO_GOOD").
+_IXML_TAGS = ("NOTE", "NOTES", "DESCRIPTION", "CATEGORY", "SUBCATEGORY", "CATID", "FXNAME", "KEYWORDS")
+_IXML = re.compile(rf"<({'|'.join(_IXML_TAGS)})\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _chunk_text(data: bytes) -> str:
+    """A RIFF text field: UTF-8 as today's tools write it, else Latin-1 (the old default)."""
+    data = data.split(b"\0", 1)[0]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start >= len(data) - 3 and e.reason == "unexpected end of data":
+            return data[:e.start].decode("utf-8")  # a fixed-size field cut inside a character
+        return data.decode("latin-1")
+
+
+def _ixml_text(xml: str) -> list[str]:
+    texts = []
+    for tag, value in _IXML.findall(xml):
+        value = re.sub(r"<!\[CDATA\[(.*?)\]\]>", r"\1", value, flags=re.DOTALL)
+        value = html.unescape(re.sub(r"<[^>]*>", " ", value)).strip()
+        if tag.upper() == "CATID":  # "FEETSnow" -> "footsteps snow"
+            value = " ".join(expand_ucs(value) or split_words(value))
+        texts.append(value)
+    return texts
+
+
 def _riff_text(path: str) -> list[str]:
     texts = []
     for cid, data in _riff_chunks(path).items():
         if cid == b"bext":  # Description is the first 256 bytes (EBU Tech 3285)
-            texts.append(data[:256].split(b"\0", 1)[0].decode("latin-1", "replace"))
+            texts.append(_chunk_text(data[:256]))
         elif cid == b"iXML":
-            xml = data.decode("utf-8", "replace")
-            for tag in ("NOTE", "SCENE", "TAKE_TYPE", "DESCRIPTION", "CATEGORY", "SUBCATEGORY", "FXNAME",
-                        "KEYWORDS", "TRACK_NAME", "NAME"):
-                texts.extend(re.findall(rf"<{tag}>([^<]*)</{tag}>", xml))
+            texts.extend(_ixml_text(data.decode("utf-8", "replace")))
         elif cid.startswith(b"LIST") and data[:4] == b"INFO":
             i = 4
             while i + 8 <= len(data):
                 key, n = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
                 if key.decode("latin-1").lower() in _TEXT_KEYS:
-                    texts.append(data[i + 8:i + 8 + n].split(b"\0", 1)[0].decode("latin-1", "replace"))
+                    texts.append(_chunk_text(data[i + 8:i + 8 + n]))
                 i += 8 + n + (n & 1)
     return [t.strip() for t in texts if t and t.strip()]
 

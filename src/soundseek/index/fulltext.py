@@ -24,7 +24,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, fields
 
-from .file_info import FileMetadata
+from .file_info import FileMetadata, expand_ucs, split_words
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
@@ -303,7 +303,20 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def query_words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text or "") if not w.isdigit()]
+    """Lower-case words of a query, split as file names are (:func:`split_words`), so a query
+    typed like a name finds it: ``door_creak`` -> door, creak; a mixed-case ``DoorCreak`` ->
+    door, creak; a UCS CatID ``DOORWood`` -> doors, wood.  A word in one case stays whole
+    (``AMBER`` is amber, not the UCS code AMB)."""
+    out = []
+    for tok in _WORD.findall(text or ""):
+        for part in tok.split("_"):
+            if not part or part.isdigit():
+                continue
+            if part == part.lower() or part == part.upper() or part[1:] == part[1:].lower():
+                out.append(part.lower())
+            else:
+                out.extend(expand_ucs(part) or split_words(part))
+    return out
 
 
 def query_terms(text: str) -> list[str]:
@@ -337,8 +350,15 @@ def _stem(w: str) -> str:
     return w
 
 
+def _fold(w: str) -> str:
+    """Without diacritics, as the FTS tokenizer compares words (``forêt`` = ``foret``)."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", w) if not unicodedata.combining(c))
+
+
 def _same_word(a: str, b: str) -> bool:
-    a, b = _stem(a), _stem(b)
+    a, b = _stem(_fold(a)), _stem(_fold(b))
     short, long_ = sorted((a, b), key=len)
     return a == b or (len(short) >= 4 and long_.startswith(short))
 
