@@ -146,3 +146,44 @@ def test_disk_full_error_names_the_index_and_the_fix(tmp_path):
         assert isinstance(e, DiskFullError) and isinstance(e, OSError)
         assert str(tmp_path / "idx") in str(e) and "free space" in str(e)
     assert disk_full_error(ValueError("bad"), tmp_path) is None
+
+
+def test_an_index_whose_words_were_read_an_older_way_reads_them_again(tmp_path):
+    """Fixes to how names and tags are read (e.g. accented letters: "Café" was read "caf") reached
+    only new or changed files: `index` skips unchanged ones.  An index stamped with an older
+    words_version reads every file's words again on its next run, without decoding audio, and
+    keeps format and machine tags; a file gone from disk keeps what it had."""
+    from soundseek.index.file_info import WORDS_VERSION, FileMetadata
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    cafe = _tone(lib / "Café_Crowd.wav", 1.0, 300)
+    gone = _tone(lib / "Forêt_Wind.wav", 1.0, 500)
+    idx = Index.create(tmp_path / "idx", audio_expert="logmel", model=None)
+    idx.add(lib, progress=False)
+    assert idx.meta.get_meta("words_version") == WORDS_VERSION  # a new index reads the current way
+    assert [h.path for h in idx.search("café", mode="metadata")] == [str(cafe.resolve())]
+    # as an older soundseek left it: words read without the accented letters, version 1
+    ft = idx.meta.fulltext
+    ids = {Path(it.path).name: it.id for it in idx.items()}
+    before = ft.info(ids.values())
+    with idx.writing():
+        ft.put_many([(ids["Café_Crowd.wav"], FileMetadata(name="caf crowd", folder="", embedded="", machine="",
+                                                          folder_path=str(lib), sample_rate=16000, channels=1,
+                                                          format="wav", machine_tags=[("Hum", 0.5)])),
+                     (ids["Forêt_Wind.wav"], FileMetadata(name="for wind", folder="", embedded="", machine="",
+                                                          folder_path=str(lib), sample_rate=16000, channels=1,
+                                                          format="wav", machine_tags=[]))])
+        idx.meta.set_meta("words_version", 1)
+        idx.meta.commit()
+    assert idx.search("café", mode="metadata") == []
+    gone.unlink()
+    rep = idx.add(lib, progress=False, prune=False)  # nothing new: no audio read
+    assert rep.added == 0 and rep.features_computed == 0
+    assert [h.path for h in idx.search("café", mode="metadata")] == [str(cafe.resolve())]
+    after = ft.info(ids.values())
+    assert after[ids["Café_Crowd.wav"]]["machine_tags"] == [["Hum", 0.5]]  # kept, not recomputed
+    assert after[ids["Café_Crowd.wav"]]["format"] == before[ids["Café_Crowd.wav"]]["format"]
+    assert after[ids["Forêt_Wind.wav"]]["name"] == "for wind"  # gone from disk: keeps its words
+    assert idx.meta.get_meta("words_version") == WORDS_VERSION
+    idx.close()

@@ -25,6 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+#: How files' words are read (names, folders, embedded tags).  Raised when that reading changes,
+#: so that the next ``soundseek index`` reads the words of every indexed file again (their audio
+#: is not read again): 2 = accented letters kept in names, UTF-8 ``bext``/INFO text, iXML
+#: entities and ASWG fields (2026-12-07).
+WORDS_VERSION = 2
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server

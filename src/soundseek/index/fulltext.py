@@ -179,6 +179,10 @@ class FullText:
             self.db.executemany("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
                                 [(int(i), md.name, md.folder, md.embedded, md.machine) for i, md in rows])
 
+    def machine_tags(self, ids) -> dict[int, list[tuple[str, float]]]:
+        """The stored machine tags of these items (those with metadata), as ``FileMetadata`` holds them."""
+        return {i: [(n, float(sc)) for n, sc in row["machine_tags"]] for i, row in self.info(ids).items()}
+
     def missing(self) -> list[tuple[int, str]]:
         """(id, path) of items without metadata (indexed before this module existed)."""
         with self.meta.lock:

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..audio import MIN_DURATION_S, display_path, is_audio_path, path_problem, time_windows
+from ..audio import MIN_DURATION_S, display_path, is_audio_path, on_disk, path_problem, time_windows
 from ..features import FeatureStore, extract_features, windowed_mean
 from . import lock as writer_lock
 from .catalog import Catalog
@@ -107,6 +107,10 @@ class Ingest:
                 self.remove_ids([item.id for item in known.values()])
                 known = {}
             self.meta.set_meta("expert_key", expert.key)
+            if not known and self.meta.get_meta("words_version") is None:
+                from .file_info import WORDS_VERSION
+
+                self.meta.set_meta("words_version", WORDS_VERSION)  # nothing read the older way
             self.text_path.refresh_once()
             todo, stale = [], []
             listed: dict[str, tuple] = {}  # what each file looked like before it was read (see BatchSink)
@@ -416,17 +420,51 @@ class Ingest:
             return [None] * len(feats_list)
 
     def backfill_metadata(self, roots=()) -> None:
+        """Metadata for items indexed before it existed, and the words of every file read again
+        when :data:`~soundseek.index.file_info.WORDS_VERSION` says they were read an older way."""
         ft = self.meta.fulltext
         if ft is None:
             return
         missing = ft.missing()
-        if not missing:
-            return
-        items = self.meta.items([i for i, _ in missing])
-        for item_id, path in missing:
-            stored = self.store.get(items[item_id].hash, self.embedder.feature_key) if item_id in items else None
-            self.record_metadata(item_id, path, stored.features if stored else None, roots)
+        if missing:
+            items = self.meta.items([i for i, _ in missing])
+            for item_id, path in missing:
+                stored = self.store.get(items[item_id].hash, self.embedder.feature_key) if item_id in items else None
+                self.record_metadata(item_id, path, stored.features if stored else None, roots)
+            self.meta.commit()
+        self.reread_words(skip={i for i, _ in missing})  # those were just read the current way
+
+    def reread_words(self, skip=frozenset()) -> int:
+        """Read every indexed file's words again (name, folders, embedded tags; not its audio:
+        format and machine tags are kept) when the index's ``words_version`` is older than
+        :data:`~soundseek.index.file_info.WORDS_VERSION`; a file gone from disk keeps its words,
+        and so do the items in ``skip``.  Returns how many files were read (a few ms each: no
+        decoding)."""
+        from .file_info import WORDS_VERSION, extract
+
+        ft = self.meta.fulltext
+        if ft is None or self.meta.get_meta("words_version", 1) >= WORDS_VERSION:
+            return 0
+        roots = self.meta.get_meta("roots", [])
+        items = [it for it in self.meta.items_by_path().values() if it.id not in skip and on_disk(it.path)]
+        done = 0
+        for lo in range(0, len(items), 500):
+            part = items[lo:lo + 500]
+            tags = ft.machine_tags([it.id for it in part])
+            rows = []
+            for it in part:
+                if it.id not in tags:
+                    continue  # no metadata row (backfill writes it)
+                root = next((d for d in roots if inside(it.path, d) and it.path != d), None)
+                try:
+                    rows.append((it.id, extract(it.path, None, "", root=root, tags=tags[it.id])))
+                except Exception:  # words are a bonus: an odd file keeps what it had
+                    continue
+            ft.put_many(rows)
+            done += len(rows)
+        self.meta.set_meta("words_version", WORDS_VERSION)
         self.meta.commit()
+        return done
 
 
 #: A checkpoint rewrites and hashes the vector files, so its cost grows with the index: the next
