@@ -484,3 +484,46 @@ def test_a_store_collected_while_another_client_is_built_does_not_deadlock(tmp_p
     t.start()
     t.join(timeout=20)
     assert done.is_set(), "building a client deadlocked on a store released by the garbage collector"
+
+
+@pytest.mark.parametrize("then", ["add", "remove"])
+def test_writer_after_a_killed_run_rebuilds_into_milvus_not_faiss(tmp_path, then):
+    """A run killed between saving the vectors and committing the metadata leaves the collection
+    ahead of meta.sqlite.  Opening the index (no writer lock yet) rebuilds the vectors in memory
+    (FAISS); the writer that follows must rebuild the Milvus collection, not save that in-memory
+    FAISS index over the manifest (the index would silently leave Milvus, seen after a kill -9)."""
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    from soundseek import Index
+    from soundseek.index.maintenance.check import check
+    from soundseek.index.vectorstores.milvus_store import read_manifest
+
+    clips = sorted(audio.iterdir())[:4]
+    root = tmp_path / "i"
+    idx = Index.create(root, model=None, vector_store="milvus-lite")
+    idx.add(clips[:3], progress=False)
+    idx.close()
+    v = open_vectors(root / "audio.faiss")  # the killed run's vectors: saved, their metadata never committed
+    v.add(np.array([10**6], np.int64), _unit(1, v.dim, 0))
+    v.save(root / "audio.faiss")
+    v.close()
+    idx = Index.open(root)
+    try:
+        if then == "add":
+            assert idx.add(clips[3:], progress=False).added == 1
+        else:
+            assert idx.remove(clips[:1]) == 1
+        assert read_manifest(root / "audio.faiss") is not None, "the Milvus manifest was replaced by a FAISS file"
+        assert type(idx.audio_vectors).__name__ == "MilvusVectorIndex"
+        n = idx.meta.counts()["windows"]
+        assert len(idx.audio_vectors) == n
+    finally:
+        idx.close()
+    again = Index.open(root)
+    try:
+        assert not again.notes and type(again.audio_vectors).__name__ == "MilvusVectorIndex"
+        assert len(again.audio_vectors) == n and len(again) == (4 if then == "add" else 2)
+    finally:
+        again.close()
+    assert check(root).ok

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 class _LazyTyper(typer.Typer):
@@ -111,7 +112,7 @@ def _os_error(e: BaseException, what: str) -> str:
 
 
 def _fail(msg: str, code: int = 1):
-    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True, highlight=False)
+    console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -167,6 +168,11 @@ def index_cmd(
         example = f"soundseek index {folder} --index {index_beside(folder)}" if folder else "--index my.idx"
         _fail(f"--index {index} is a file; --index names the folder the index is kept in (made if needed), and "
               f"the audio to index comes first: e.g. `{example}`")
+    if ray:  # before anything is created: a missing Ray must not leave an empty index behind
+        from .index.ray_extract import ray_missing
+
+        if why := ray_missing():
+            _fail(f"--ray needs Ray: pip install ray ({why})")
     _set_threads(threads)
     model = model or "default"
     # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
@@ -185,7 +191,7 @@ def index_cmd(
         try:
             from .index.ray_extract import ray_extract
 
-            rr = ray_extract(idx, paths, ray)
+            rr = ray_extract(idx, paths, ray, progress=not quiet and not as_json)
         except ImportError as e:
             _fail(f"--ray needs Ray: pip install ray ({e})")
         if not as_json:
@@ -472,7 +478,7 @@ def _open_index(index: Path):
     except (FileNotFoundError, RuntimeError) as e:
         _fail(str(e))
     for note in idx.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     return idx
 
 
@@ -489,14 +495,14 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
             raise typer.Exit(1)
         return
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if report.ok:
         out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
                   f"{report.counts.get('windows', 0)} windows, every file readable and on disk",
                   highlight=False, soft_wrap=True)
     else:
         for problem in report.problems:
-            console.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+            console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         if report.missing:
             console.print(f"[red]problem:[/] {report.missing_line()}", highlight=False, soft_wrap=True)
         if report.problems and report.repairable:

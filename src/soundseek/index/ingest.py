@@ -93,6 +93,7 @@ class Ingest:
         """:meth:`add` without the disk-full handling."""
         if self.vectors.out_of_date():
             self.vectors.load()  # another writer saved since this index loaded them, or a crash left them uneven
+            self.text_path.recheck()  # or this reader rebuilt them in memory only: the writer rebuilds for real
         t0 = time.perf_counter()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -360,8 +361,8 @@ class Ingest:
         if any(not os.fspath(p).strip() for p in paths):  # realpath("") is the current folder: never "all"
             raise ValueError("an empty path names no file; pass the file or folder to drop")
         with writer_lock.WriterLock(self.path), self.lock:
-            if self.vectors.unavailable:
-                self.vectors.load()  # raises while the store cannot be reached
+            if self.vectors.out_of_date():  # raises while the store cannot be reached; never saves a
+                self.vectors.load()  # reader's in-memory rebuild over the index's vector files
             known = self.meta.items_by_path()
             roots = self.meta.get_meta("roots", [])
             # resolved as add resolves them (from the current folder, links followed): stored so

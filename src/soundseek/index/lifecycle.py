@@ -39,6 +39,10 @@ def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: flo
                          text_expert_options=dict(text_expert_options or {}), audio_pooling=audio_pooling,
                          profile=profile)
     config.validate()
+    if config.vector_store != "faiss":  # a new Milvus-backed index: its client must be installed
+        from .vectorstores.milvus_store import require_client
+
+        require_client(config.vector_store)
     return config
 
 

@@ -90,15 +90,30 @@ def _extract_batch(expert_name: str, expert_options: dict, paths: list[str], max
     return expert.key, out, rep.failed
 
 
+def ray_missing() -> str | None:
+    """Why Ray cannot be used here (not installed), else None; does not import Ray (``ray_extract``
+    sets an environment variable before Ray's first import)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else "No module named 'ray'"
+
+
 def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = None, batch_files: int = 8,
-                threads_per_worker: int = 1, max_retries: int = 3, shutdown: bool = True) -> RayReport:
-    """Fill ``index.store`` with the features of every audio file under ``paths`` using Ray."""
+                threads_per_worker: int = 1, max_retries: int = 3, shutdown: bool = True,
+                progress: bool = False) -> RayReport:
+    """Fill ``index.store`` with the features of every audio file under ``paths`` using Ray.
+    ``progress``: a bar (status lines when not on a terminal) counting the files of finished batches."""
     if address == "local" and "ray" not in sys.modules:
         # a private one-machine instance: loopback only (Ray otherwise gives a Linux node its
         # outward interface's address); Ray reads this when first imported
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from soundseek.experts.base import AudioFeatures
+    from soundseek.features.progress import ThroughputProgress
     from .ingest import collect_files
     from .types import AddReport
 
@@ -120,6 +135,7 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
     if not todo:
         report.wall_seconds = time.perf_counter() - t0
         return report
+    bar = ThroughputProgress(total=len(todo), enabled=progress, label=f"ray {index.config.audio_expert}")
     started = False
     if not ray.is_initialized():
         kw = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
@@ -133,12 +149,14 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
         else:
             ray.init(address=None if address == "auto" else address, **kw)
         started = True
+    bar.start()
     try:
         report.workers = int(ray.cluster_resources().get("CPU", 1))
         task = ray.remote(num_cpus=threads_per_worker, max_retries=max_retries)(_extract_batch)
         hashes = dict(todo)
         batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
         opts = dict(index.config.expert_options)
+        bar.status(f"{len(batches)} batches on {report.workers} CPUs")
         pending = [task.remote(index.config.audio_expert, opts, [p for p, _ in b], index.config.max_duration_s,
                                threads_per_worker) for b in batches]
         while pending:
@@ -151,7 +169,9 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
             report.computed += len(items)
             report.failed.extend(failed)
             report.batches += 1
+            bar.advance(len(items) + len(failed), sum(dur for *_, dur in feats))
     finally:
+        bar.__exit__(None, None, None)
         if started and shutdown:
             ray.shutdown()
     report.wall_seconds = time.perf_counter() - t0

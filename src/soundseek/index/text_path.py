@@ -179,6 +179,11 @@ class TextPath:
         """Use this sentence encoder on the torch path (same interface as a TextExpert)."""
         self._text_expert = expert
 
+    def recheck(self) -> None:
+        """The vectors were reloaded from disk: compare them with the model again at the next
+        :meth:`refresh_once` (an earlier check may have rebuilt only an in-memory copy)."""
+        self._checked = False
+
     def refresh_once(self) -> bool:
         """Once per process: rebuild the text vectors when the model changed (or appeared) since
         indexing.  True when this call did the check."""

@@ -40,6 +40,9 @@ class WindowStore:
         self.text = None
         self.notes: list[str] = []  # what was found damaged and worked around (for the CLI to print)
         self.unavailable: list[str] = []  # why a vector store could not be reached (Milvus)
+        # rebuilt in memory by a reader and never saved (FAISS even for a Milvus store): a writer
+        # must reload instead of saving these over the index's own vector files
+        self.unsaved_rebuild = False
         self.seen: tuple | None = None  # stamp() when this process last loaded or saved the files
         self.catalog_seen: int | None = None  # the catalog's data_version() when last loaded (see refresh)
 
@@ -55,6 +58,7 @@ class WindowStore:
         metadata does not know yet, so a reader always sees a consistent index."""
         self.notes = []
         self.unavailable = []
+        self.unsaved_rebuild = False
         self.catalog_seen = self.meta.data_version()
         self.seen = self.stamp()
         audio_p, text_p = self.paths()
@@ -127,6 +131,7 @@ class WindowStore:
             old = (self.audio, self.text)
             self.audio, self.text = fresh.audio, fresh.text
             self.notes, self.unavailable, self.seen = fresh.notes, fresh.unavailable, fresh.seen
+            self.unsaved_rebuild = fresh.unsaved_rebuild
             self.catalog_seen = version
         close_vectors(*old)
         return True
@@ -135,7 +140,7 @@ class WindowStore:
         """True when the files changed under this process (another writer saved, or a crash left
         them uneven) or a store could not be reached: a writer reloads them first."""
         n = self.meta.counts()["windows"]
-        return (self.stamp() != self.seen or bool(self.unavailable)
+        return (self.stamp() != self.seen or bool(self.unavailable) or self.unsaved_rebuild
                 or any(v is not None and len(v) != n for v in (self.audio, self.text)))
 
     def _ensure(self, audio_dim: int, text_dim: int | None) -> None:
@@ -157,7 +162,9 @@ class WindowStore:
         if save is None:
             save = writer_lock.held(self.path)
         with self.lock:
+            old = (self.audio, self.text)  # released once the new ones hold the store (Milvus: its client)
             self.audio = self.text = None
+            self.unsaved_rebuild = not save
             by_item: dict[int, list[tuple[int, float, float]]] = {}
             for wid, item_id, s, e in self.meta.all_windows():
                 by_item.setdefault(item_id, []).append((wid, s, e))
@@ -184,6 +191,7 @@ class WindowStore:
                 self.meta.commit()
             if save:
                 self.save()
+            close_vectors(*(v for v in old if v is not None and v is not self.audio and v is not self.text))
             return missing
 
     def add_windows(self, batch) -> None:

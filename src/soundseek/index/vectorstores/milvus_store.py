@@ -57,6 +57,22 @@ def is_milvus_store(store: str | None) -> bool:
     return bool(store) and (store == LITE or str(store).startswith("milvus://"))
 
 
+def require_client(store: str) -> None:
+    """Raise :class:`MilvusUnavailable` when the packages a Milvus store needs are not installed
+    (checked when an index is created, so that none is left behind that cannot be written)."""
+    import importlib.util
+
+    needed = ["pymilvus"] + (["milvus_lite"] if store == LITE else [])
+    for name in needed:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MilvusUnavailable(f"the Milvus vector store needs pymilvus and milvus-lite: pip install "
+                                    f"'soundseek[scale]' (No module named '{name}')")
+
+
 def parse_store(store: str, index_dir: Path) -> tuple[str, str]:
     """(client uri, collection prefix) for a store spec."""
     if store == LITE:
