@@ -100,6 +100,14 @@ def test_a_good_mp3_still_decodes_quietly(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+def test_a_file_just_under_the_minimum_says_so_in_enough_decimals(tmp_path):
+    """4,409 samples at 44.1 kHz (0.09998 s) read "too short (0.100 s < 0.1 s)": now 0.09998."""
+    path = tmp_path / "almost.wav"
+    sf.write(path, np.full(4409, 0.5), 44100)
+    with pytest.raises(AudioError, match=r"too short \(0\.0999 s < 0\.1 s\)"):
+        probe(path, min_duration_s=MIN_DURATION_S)
+
+
 @pytest.mark.parametrize("samples", [1, 100, 4000])
 def test_files_under_the_minimum_duration_are_refused_with_a_reason(tmp_path, samples):
     path = tmp_path / "tiny.wav"

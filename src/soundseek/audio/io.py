@@ -156,9 +156,20 @@ def _info_of(path: Path, info) -> AudioInfo:
     )
 
 
+def seconds_below(seconds: float, limit: float) -> str:
+    """``seconds`` with enough decimals (3 to 6) to read below ``limit``: a 0.09998-s file is
+    "0.09998 s < 0.1 s", not "0.100 s < 0.1 s"."""
+    for digits in (3, 4, 5):
+        text = f"{seconds:.{digits}f}"
+        if float(text) < limit:
+            return text
+    return f"{seconds:.6f}"
+
+
 def _check_min_duration(path, info: AudioInfo, min_duration_s: float | None) -> None:
     if min_duration_s is not None and 0 < info.duration_s < min_duration_s:
-        raise AudioError(path, f"too short ({info.duration_s:.3f} s < {min_duration_s:g} s); nothing to index")
+        raise AudioError(path, f"too short ({seconds_below(info.duration_s, min_duration_s)} s < {min_duration_s:g} s); "
+                               "nothing to index")
 
 
 def load_audio(
@@ -319,7 +330,8 @@ def _check_decoded_length(path, info: AudioInfo, seconds: float, min_duration_s:
         raise AudioError(path, f"not a decodable MP3: only {seconds:.3f} s of its {info.duration_s:.2f} s "
                                "decode (corrupt MPEG data)")
     if min_duration_s is not None and seconds < min_duration_s:
-        raise AudioError(path, f"too short ({seconds:.3f} s < {min_duration_s:g} s after decoding); nothing to index")
+        raise AudioError(path, f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s after "
+                               "decoding); nothing to index")
 
 
 def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:
