@@ -101,10 +101,10 @@ def test_a_good_mp3_still_decodes_quietly(tmp_path, capfd):
 
 
 def test_a_file_just_under_the_minimum_says_so_in_enough_decimals(tmp_path):
-    """4,409 samples at 44.1 kHz (0.09998 s) read "too short (0.100 s < 0.1 s)": now 0.09998."""
+    """4,409 samples at 44.1 kHz (0.09998 s) read "too short (0.100 s < 0.1 s)"; now "0.09998 s"."""
     path = tmp_path / "almost.wav"
     sf.write(path, np.full(4409, 0.5), 44100)
-    with pytest.raises(AudioError, match=r"too short \(0\.0999 s < 0\.1 s\)"):
+    with pytest.raises(AudioError, match=r"too short \(0\.09998 s < 0\.1 s\)"):
         probe(path, min_duration_s=MIN_DURATION_S)
 
 
