@@ -146,8 +146,8 @@ def extract_features(
             try:
                 info, handle = open_audio(p, min_duration_s=min_duration_s)  # opened once: header, then samples
                 try:
-                    if info.duration_s > LONG_FILE_S:
-                        out.append((p, h, None, 0, _LONG))  # streamed by the main thread, see embed_long
+                    if info.duration_s > LONG_FILE_S:  # streamed by the main thread, see embed_long
+                        out.append((p, h, None, info.duration_s, _LONG))
                         continue
                     wave = load_audio(p, expert.sample_rate, info=info, handle=handle, **kwargs)
                 finally:
@@ -188,11 +188,39 @@ def extract_features(
         part = -(-len(batch) // (n_dec if short else 1))
         return [pool.submit(decode, batch[k : k + part]) for k in range(0, len(batch), part)]
 
+    rescanned = False
+
+    def hand_on(batch_done: list, scratch, n_files: int) -> None:
+        """Store ``batch_done``'s features (a long file's frames from ``scratch``, then removed),
+        report them, call ``on_batch`` and advance the bar by ``n_files`` (failures included)."""
+        nonlocal rescanned
+        try:
+            store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
+            if scratch is not None:  # a long file: its frames now come memory-mapped from the shard
+                batch_done = [(p, h, store.get(h, expert.key).features if is_frame_file(f.frames) else f, dur)
+                              for p, h, f, dur in batch_done]
+        finally:
+            if scratch is not None:
+                scratch.unlink(missing_ok=True)
+        for p, _, f, dur in batch_done:
+            report.durations[p] = dur
+            report.audio_seconds += dur
+            report.computed += 1
+            if keep:
+                report.features[p] = f
+        if on_batch and batch_done:
+            with few_threads(small_threads, blas=False):  # BLAS: limited around the whole loop
+                on_batch(batch_done)
+            if not rescanned:
+                blas_again.enter_context(few_threads(small_threads, torch_too=False))
+                rescanned = True
+        if n_files:
+            bar.advance(n_files, sum(dur for _, _, _, dur in batch_done))
+
     with bar, few_threads(small_threads, torch_too=False), ExitStack() as blas_again, \
             ThreadPoolExecutor(max_workers=n_dec, thread_name_prefix="decode") as pool:
         queued: deque = deque()  # the futures of the batches being decoded, in order
         nxt = 0
-        rescanned = False
         for i in range(len(batches)):
             if not queued:
                 queued.append(submit(batches[nxt]))
@@ -204,55 +232,39 @@ def extract_features(
                 queued.append(submit(batches[nxt]))
                 nxt += 1
             good = [(p, h, x, n) for p, h, x, n, err in decoded if err is None]
-            long = [(p, h) for p, h, _, _, err in decoded if err == _LONG]
+            long = [(p, h, n) for p, h, _, n, err in decoded if err == _LONG]
             report.failed.extend((p, err) for p, _, _, _, err in decoded if err is not None and err != _LONG)
             feats, good = _embed_guarded(expert, embed, good, report.failed)
             batch_done = [(p, h, f, n / expert.sample_rate) for (p, h, _, n), f in zip(good, feats)]
             del decoded, good  # the batch's audio / patches are not needed while storing
-            scratch = []
-            for p, h in long:
-                scratch.append(store.scratch_path(expert.key))
+            hand_on(batch_done, None, len(batches[i]) - len(long))
+            # each long file is stored and handed on as soon as it is done (a kill loses at most
+            # the one in flight), and the bar shows how far into it the stream is
+            for p, h, length in long:
+                name = os.path.basename(p)
+                tmp = store.scratch_path(expert.key)
                 try:
-                    f, dur = embed_long(p, expert, max_duration_s, scratch[-1], min_duration_s=min_duration_s,
-                                        on_head=on_wave)
+                    f, dur = embed_long(p, expert, max_duration_s, tmp, min_duration_s=min_duration_s,
+                                        on_head=on_wave, on_progress=lambda s, name=name, length=length:
+                                        bar.status(f"reading {name} {clock(s)}/{clock(length)}"))
                 except AudioError as e:
                     report.failed.append((p, e.reason))
-                    continue
                 except MemoryError:
                     report.failed.append((p, "out of memory while embedding"))
-                    continue
                 except Exception:
                     report.failed.append((p, _expert_error(expert)))
+                else:
+                    hand_on([(p, h, f, dur)], tmp, 1)
                     continue
-                batch_done.append((p, h, f, dur))
-            try:
-                store.put_many(expert.key, [(h, f, dur) for _, h, f, dur in batch_done])
-                if scratch:  # long files: their frames now come memory-mapped from the shard
-                    batch_done = [(p, h, store.get(h, expert.key).features if is_frame_file(f.frames) else f, dur)
-                                  for p, h, f, dur in batch_done]
-            finally:
-                for tmp in scratch:
-                    tmp.unlink(missing_ok=True)
-            for p, _, f, dur in batch_done:
-                report.durations[p] = dur
-                report.audio_seconds += dur
-                report.computed += 1
-                if keep:
-                    report.features[p] = f
-            if on_batch and batch_done:
-                with few_threads(small_threads, blas=False):  # BLAS: limited around the whole loop
-                    on_batch(batch_done)
-                if not rescanned:
-                    blas_again.enter_context(few_threads(small_threads, torch_too=False))
-                    rescanned = True
-            bar.advance(len(batches[i]), sum(dur for _, _, _, dur in batch_done))
+                tmp.unlink(missing_ok=True)
+                bar.advance(1)
     report.wall_seconds = time.perf_counter() - t0
     return report
 
 
 def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
                scratch: str | os.PathLike | None = None, *, min_duration_s: float | None = None,
-               on_head=None) -> tuple[AudioFeatures, float]:
+               on_head=None, on_progress=None) -> tuple[AudioFeatures, float]:
     """Features of a long file computed segment by segment: memory is bounded by one segment
     (plus ``_CONTEXT_S`` of audio after it), not by the file's length.
 
@@ -263,7 +275,8 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
     it (read-only), so they never sit in memory all at once either; the caller removes it.
     Without ``scratch`` the frames are returned in memory (a temporary file is used and removed).
     ``on_head(path, wave, rate)`` is called once with the file's first segment (see
-    :func:`extract_features`' ``on_wave``).
+    :func:`extract_features`' ``on_wave``).  ``on_progress(seconds)`` is called after each
+    segment with how many seconds of the file are embedded so far (a bar within a long file).
     """
     if scratch is None:
         import tempfile
@@ -272,7 +285,7 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
         os.close(fd)
         try:
             f, dur = embed_long(path, expert, max_duration_s, tmp, min_duration_s=min_duration_s,
-                                on_head=on_head)
+                                on_head=on_head, on_progress=on_progress)
             return AudioFeatures(np.array(f.frames), f.pooled, f.hop_s, f.window_s, f.offset_s), dur
         finally:
             os.unlink(tmp)
@@ -324,6 +337,8 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
                 run(whole[: seg_n + ctx_n], seg_n / sr)
                 rest = whole[seg_n:].copy()
                 parts, have = [rest], len(rest)
+                if on_progress is not None:
+                    on_progress((total - have) / sr)
         if have:
             if on_head is not None:  # shorter than one segment and its context
                 on_head(path, joined()[:seg_n], sr)
@@ -335,6 +350,12 @@ def embed_long(path: str, expert: AudioExpert, max_duration_s: float | None,
         frames = np.zeros((0, expert.dim), np.float32)
         pooled = frames.mean(0)
     return AudioFeatures(frames, pooled, first.hop_s, first.window_s, first.offset_s), total / sr
+
+
+def clock(seconds: float) -> str:
+    """A position in a recording as a player shows it: "4:05", "1:02:05"."""
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _expert_error(expert: AudioExpert) -> str:

@@ -214,11 +214,28 @@ class FeatureStore:
                 self._db.execute("INSERT OR REPLACE INTO shard_sums VALUES (?,?,?)", (str(rel), size, digest))
 
     def scratch_path(self, expert_key: str) -> Path:
-        """A fresh temporary file next to the shards (same file system, removed by :meth:`gc`
-        if a run is killed) where a long file's frames are written as they are computed."""
+        """A fresh temporary file next to the shards (same file system; one a killed run left is
+        removed by the next index run, :meth:`remove_scratch`, or :meth:`gc`) where a long
+        file's frames are written as they are computed."""
         folder = self.root / "shards" / _safe(expert_key)
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"frames-{uuid.uuid4().hex}.tmp"
+
+    def remove_scratch(self) -> int:
+        """Delete the long-file scratch files (:meth:`scratch_path`) a killed run left behind;
+        call it only while holding the index's writer lock (no other run is writing one).
+        Returns how many were removed."""
+        removed = 0
+        folder = self.root / "shards"
+        if self.read_only or not folder.is_dir():
+            return 0
+        for p in folder.glob("*/frames-*.tmp"):
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+        return removed
 
     def forget(self, hashes: list[str], expert_key: str) -> None:
         """Drop the rows of ``hashes`` (e.g. their shard was lost) so they are computed again."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..audio import MIN_DURATION_S, display_path, is_audio_path, on_disk, path_problem, time_windows
 from ..features import FeatureStore, extract_features, windowed_mean
+from ..features.extract import LONG_FILE_S
 from . import lock as writer_lock
 from .catalog import Catalog
 from .embedder import Embedder
@@ -100,6 +101,7 @@ class Ingest:
         report = AddReport()
         files, scanned_dirs = collect_files(paths, recursive, report)
         with self.lock:
+            self.store.remove_scratch()  # a killed run's long-file frames (the caller holds the writer lock)
             self.meta.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
             known = self.meta.items_by_path()
             expert = self.embedder.expert
@@ -541,7 +543,9 @@ class BatchSink:
             ing.vectors.add_windows(batch)
         self.pending += len(done)
         elapsed = time.monotonic() - self.since
-        due = self.pending >= self.checkpoint_files or elapsed >= self.checkpoint_s
+        # a streamed long recording (minutes of work) is committed as soon as it is done
+        long_done = any(dur > LONG_FILE_S for *_, dur in done)
+        due = self.pending >= self.checkpoint_files or elapsed >= self.checkpoint_s or long_done
         if due and elapsed >= CHECKPOINT_SPACING * self.cost:
             if not self.text_side_checked:  # searches during a long first run (or after a kill) stay fast
                 self.text_side_checked = True
