@@ -144,6 +144,28 @@ def test_remove_ids_drops_files_whatever_their_paths_resolve_to(tmp_path):
         assert [it.id for it in idx.items()] != [first] and len(idx) == 1
 
 
+
+def test_remove_ids_from_a_long_lived_index_keeps_another_writers_files(tmp_path):
+    """An Index opened before another process added files must not save its old vectors over
+    theirs when it drops a file by id (``remove`` and ``add`` already took the files again)."""
+    for i, f in enumerate((300, 600, 900, 1200)):
+        _sound(tmp_path / "lib" / f"s{i}.wav", 1.0, f, i)
+    files = sorted((tmp_path / "lib").iterdir())
+    root = tmp_path / "idx"
+    with Index.create(root, audio_expert="logmel", model=None) as idx:
+        idx.add(files[:2], progress=False)
+    reader = Index.open(root)  # e.g. a notebook, open while the CLI indexes more
+    try:
+        code = (f"from soundseek import Index\nwith Index.open({str(root)!r}) as i: "
+                f"i.add({[str(f) for f in files[2:]]!r}, progress=False)")
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "SOUNDSEEK_QUIET": "1"})
+        assert reader.remove_ids([reader.items()[0].id]) == 1
+    finally:
+        reader.close()
+    with Index.open(root) as again:
+        assert not again.notes, again.notes  # before: "audio.faiss holds 1 vectors for 3 windows"
+        assert len(again) == 3 and len(again.audio_vectors) == again.meta.counts()["windows"]
+
 def test_empty_and_many_channel_waveforms(lib):
     _, idx = lib
     for empty in (np.zeros((0, 2), np.float32), np.zeros((5, 0), np.float32)):

@@ -486,7 +486,7 @@ def test_a_store_collected_while_another_client_is_built_does_not_deadlock(tmp_p
     assert done.is_set(), "building a client deadlocked on a store released by the garbage collector"
 
 
-@pytest.mark.parametrize("then", ["add", "remove"])
+@pytest.mark.parametrize("then", ["add", "remove", "remove_ids"])
 def test_writer_after_a_killed_run_rebuilds_into_milvus_not_faiss(tmp_path, then):
     """A run killed between saving the vectors and committing the metadata leaves the collection
     ahead of meta.sqlite.  Opening the index (no writer lock yet) rebuilds the vectors in memory
@@ -512,8 +512,10 @@ def test_writer_after_a_killed_run_rebuilds_into_milvus_not_faiss(tmp_path, then
     try:
         if then == "add":
             assert idx.add(clips[3:], progress=False).added == 1
-        else:
+        elif then == "remove":
             assert idx.remove(clips[:1]) == 1
+        else:
+            assert idx.remove_ids([idx.items()[0].id]) == 1
         assert read_manifest(root / "audio.faiss") is not None, "the Milvus manifest was replaced by a FAISS file"
         assert type(idx.audio_vectors).__name__ == "MilvusVectorIndex"
         n = idx.meta.counts()["windows"]

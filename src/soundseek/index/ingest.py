@@ -92,9 +92,7 @@ class Ingest:
     def add_files(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
                   checkpoint_s: float, follow_adapt: bool = True) -> AddReport:
         """:meth:`add` without the disk-full handling."""
-        if self.vectors.out_of_date():
-            self.vectors.load()  # another writer saved since this index loaded them, or a crash left them uneven
-            self.text_path.recheck()  # or this reader rebuilt them in memory only: the writer rebuilds for real
+        self.catch_up()
         t0 = time.perf_counter()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -349,10 +347,21 @@ class Ingest:
         self.vectors.save()
         self.meta.commit()
 
+    def catch_up(self) -> None:
+        """Before any write: take the vectors from disk again when another writer saved since this
+        index loaded them (or a crash left them uneven), so this process never saves its stale or
+        in-memory-rebuilt copy over theirs (raises while the store cannot be reached)."""
+        if self.vectors.out_of_date():
+            self.vectors.load()
+            self.text_path.recheck()  # or this reader rebuilt them in memory only: the writer rebuilds for real
+
     def remove_ids(self, item_ids: list[int]) -> None:
+        """Drop items by id (the caller holds the writer lock)."""
         if not item_ids:
             return
-        self.vectors.remove(self.meta.remove_items(item_ids))
+        with self.lock:
+            self.catch_up()
+            self.vectors.remove(self.meta.remove_items(item_ids))
         self.checkpoint()
 
     def remove(self, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
@@ -363,8 +372,7 @@ class Ingest:
         if any(not os.fspath(p).strip() for p in paths):  # realpath("") is the current folder: never "all"
             raise ValueError("an empty path names no file; pass the file or folder to drop")
         with writer_lock.WriterLock(self.path), self.lock:
-            if self.vectors.out_of_date():  # raises while the store cannot be reached; never saves a
-                self.vectors.load()  # reader's in-memory rebuild over the index's vector files
+            self.catch_up()  # never saves a reader's in-memory rebuild over the index's vector files
             known = self.meta.items_by_path()
             roots = self.meta.get_meta("roots", [])
             # resolved as add resolves them (from the current folder, links followed): stored so
