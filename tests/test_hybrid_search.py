@@ -499,6 +499,19 @@ def test_bwf_utf8_description_and_ixml_aswg(tmp_path):
     assert embedded_text(_bwf(tmp_path, [_chunk(b"bext", cut)])) == ["x" * 255]
 
 
+def test_latin1_text_ending_in_an_accent_and_empty_ixml_elements(tmp_path):
+    """Latin-1 text whose last letter is accented keeps it (0xE9 is also a UTF-8 lead byte: only
+    a full fixed-size field can have been cut there), and an empty ``<NOTE/>`` reads nothing
+    rather than everything up to the next ``</NOTE>`` (the track names in between)."""
+    desc = "Coupé".encode("latin-1").ljust(256, b"\0") + b"\0" * 346
+    info = b"INFO" + _chunk(b"INAM", "Café".encode("latin-1") + b"\0") + _chunk(b"ICMT", "Glacé".encode("latin-1"))
+    xml = ("<BWFXML><NOTE/><TRACK_LIST><TRACK><NAME>Boom</NAME></TRACK><TRACK><NAME>Lav 1</NAME></TRACK>"
+           "</TRACK_LIST><USER><NOTE>owl hoot</NOTE></USER></BWFXML>").encode()
+    texts = embedded_text(_bwf(tmp_path, [_chunk(b"bext", desc), _chunk(b"LIST", info), _chunk(b"iXML", xml)]))
+    assert {"Coupé", "Café", "Glacé"} <= set(texts)
+    assert "owl hoot" in texts and not any("Boom" in t or "Lav" in t for t in texts)
+
+
 def test_query_words_split_like_file_names():
     from soundseek.index.fulltext import query_terms
 

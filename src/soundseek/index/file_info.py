@@ -28,8 +28,9 @@ import numpy as np
 #: How files' words are read (names, folders, embedded tags).  Raised when that reading changes,
 #: so that the next ``soundseek index`` reads the words of every indexed file again (their audio
 #: is not read again): 2 = accented letters kept in names, UTF-8 ``bext``/INFO text, iXML
-#: entities and ASWG fields (2026-12-07).
-WORDS_VERSION = 2
+#: entities and ASWG fields (2026-12-07); 3 = Latin-1 text ending in an accented letter keeps it,
+#: an empty iXML element reads nothing (2026-12-07).
+WORDS_VERSION = 3
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -150,17 +151,21 @@ def _riff_chunks(path: str) -> dict[bytes, bytes]:
 #: UCS fields (``<fxName>``, ``<notes>``, ``<catId>``...).  Not ``NAME``/``TRACK_NAME`` (a
 #: channel's label: "Boom", "Lav 1"), ``SCENE``/``TAKE``/``TAKE_TYPE`` (slate numbers, "NO_GOOD").
 _IXML_TAGS = ("NOTE", "NOTES", "DESCRIPTION", "CATEGORY", "SUBCATEGORY", "CATID", "FXNAME", "KEYWORDS")
-_IXML = re.compile(rf"<({'|'.join(_IXML_TAGS)})\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_IXML = re.compile(rf"<({'|'.join(_IXML_TAGS)})\b[^>]*(?<!/)>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)  # not <NOTE/>
 
 
-def _chunk_text(data: bytes) -> str:
-    """A RIFF text field: UTF-8 as today's tools write it, else Latin-1 (the old default)."""
+def _chunk_text(data: bytes, fixed_size: bool = False) -> str:
+    """A RIFF text field: UTF-8 as today's tools write it, else Latin-1 (the old default).
+    ``fixed_size``: a field of fixed length (bext's 256-byte description); when it is full (no
+    NUL) and only its last character fails, that character was cut by the field's end.  Anywhere
+    else such a byte is a Latin-1 letter ("Café")."""
+    full = b"\0" not in data
     data = data.split(b"\0", 1)[0]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.start >= len(data) - 3 and e.reason == "unexpected end of data":
-            return data[:e.start].decode("utf-8")  # a fixed-size field cut inside a character
+        if fixed_size and full and e.start >= len(data) - 3 and e.reason == "unexpected end of data":
+            return data[:e.start].decode("utf-8")
         return data.decode("latin-1")
 
 
@@ -179,7 +184,7 @@ def _riff_text(path: str) -> list[str]:
     texts = []
     for cid, data in _riff_chunks(path).items():
         if cid == b"bext":  # Description is the first 256 bytes (EBU Tech 3285)
-            texts.append(_chunk_text(data[:256]))
+            texts.append(_chunk_text(data[:256], fixed_size=True))
         elif cid == b"iXML":
             texts.extend(_ixml_text(data.decode("utf-8", "replace")))
         elif cid.startswith(b"LIST") and data[:4] == b"INFO":

@@ -443,20 +443,20 @@ class Ingest:
                 stored = self.store.get(items[item_id].hash, self.embedder.feature_key) if item_id in items else None
                 self.record_metadata(item_id, path, stored.features if stored else None, roots)
             self.meta.commit()
-        self.reread_words(skip={i for i, _ in missing})  # those were just read the current way
+        self.reread_words(roots, skip={i for i, _ in missing})  # those were just read the current way
 
-    def reread_words(self, skip=frozenset()) -> int:
+    def reread_words(self, roots=(), skip=frozenset()) -> int:
         """Read every indexed file's words again (name, folders, embedded tags; not its audio:
         format and machine tags are kept) when the index's ``words_version`` is older than
         :data:`~soundseek.index.file_info.WORDS_VERSION`; a file gone from disk keeps its words,
         and so do the items in ``skip``.  Returns how many files were read (a few ms each: no
-        decoding)."""
-        from .file_info import WORDS_VERSION, extract
+        decoding).  ``roots``: this run's folders, tried before the index's (as :meth:`add` does)."""
+        from .file_info import WORDS_VERSION
 
         ft = self.meta.fulltext
         if ft is None or self.meta.get_meta("words_version", 1) >= WORDS_VERSION:
             return 0
-        roots = self.meta.get_meta("roots", [])
+        roots = [*roots, *self.meta.get_meta("roots", [])]
         items = [it for it in self.meta.items_by_path().values() if it.id not in skip and on_disk(it.path)]
         done = 0
         for lo in range(0, len(items), 500):
@@ -466,11 +466,9 @@ class Ingest:
             for it in part:
                 if it.id not in tags:
                     continue  # no metadata row (backfill writes it)
-                root = next((d for d in roots if inside(it.path, d) and it.path != d), None)
-                try:
-                    rows.append((it.id, extract(it.path, None, "", root=root, tags=tags[it.id])))
-                except Exception:  # words are a bonus: an odd file keeps what it had
-                    continue
+                md = self.metadata_of(it.path, None, roots, tags[it.id])
+                if md is not None:  # words are a bonus: an odd file keeps what it had
+                    rows.append((it.id, md))
             ft.put_many(rows)
             done += len(rows)
         self.meta.set_meta("words_version", WORDS_VERSION)
