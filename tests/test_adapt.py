@@ -98,6 +98,14 @@ def test_embedded_tags_name_an_opaque_file_and_extend_a_named_one():
     assert c.text == "dog bark barking labrador" and c.embedded_words == ("barking", "labrador")
 
 
+def test_software_stamps_in_tags_do_not_name_a_file():
+    """"Processed by SoX" (on every ESC-50 clip) once made an opaque file's caption "by so"."""
+    for stamp in ("Processed by SoX", "Modified by J. Doe", "encoded with Lavf58.29.100"):
+        assert caption("/lib/take/4.flac", embedded=[stamp]) is None, stamp
+    assert caption("/lib/ZOOM0001.WAV", embedded=["Processed by SoX", "Owl hooting at night"]) == "owl hooting at night"
+    assert caption("/lib/ZOOM0001.WAV", embedded=["Recorded by the river: frogs"]) is not None  # a description
+
+
 def test_library_drops_folder_words_shared_by_most_files():
     paths = [f"/home/me/GameSFX/weapons/{n}.wav" for n in ("sword_swing", "axe_hit")]
     paths += [f"/home/me/GameSFX/animals/{n}.wav" for n in ("wolf_howl", "dog_bark")]

@@ -66,6 +66,10 @@ mod mods addon addons plugin plugins package packages module modules vendor extr
 #: Most name words a caption keeps (long descriptive names are truncated, not dropped).
 MAX_NAME_WORDS = 12
 _HEX = re.compile(r"^[0-9a-f]{6,}$")
+#: an embedded text that names the software or person that touched the file, not the sound
+#: ("Processed by SoX" on every ESC-50 clip, "Modified by <person>", "Encoded with Lavf58")
+_STAMP = re.compile(r"^\W*(processed|encoded|created|made|generated|converted|edited|modified|saved|"
+                    r"exported|rendered|ripped)\s+(by|with|using|in)\b", re.IGNORECASE)
 _VOWEL = re.compile(r"[aeiouyàáâãäåæèéêëìíîïòóôõöøœùúûüýÿ]")  # "été" is a word
 
 
@@ -169,7 +173,8 @@ def weak_caption(path: str | os.PathLike, embedded: Iterable[str] = (), root: st
         raise ValueError(f"use_embedded must be fallback, always or never, not {config.use_embedded!r}")
     if config.use_embedded == "always" or (config.use_embedded == "fallback" and not name):
         for text in embedded:
-            emb.extend(_content(split_words(text), extra))
+            if not _STAMP.match(text):
+                emb.extend(_content(split_words(text), extra))
         emb = [w for w in _dedupe(emb) if w not in name][: config.max_embedded_words]
     if len(name) + len(emb) < config.min_name_words:
         return None
