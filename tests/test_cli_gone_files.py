@@ -176,3 +176,39 @@ def test_a_moved_library_gets_the_fix_that_works(lib, tmp_path):
     assert res.exit_code == 1
     assert f"run `soundseek repair --index {idx} --drop-missing` to drop them" in res.output
     assert f"soundseek index {audio.resolve()}" not in res.output
+
+
+def test_file_and_index_names_with_brackets_are_printed_as_they_are(tmp_path):
+    """Rich reads "[/x]" as markup: a file called `take [/x].wav` made `check` crash with
+    MarkupError, and `door [wood].wav` was shown as `door .wav`.  Every command prints names,
+    queries and index paths literally (reviewer's repro, 2026-12-07)."""
+    audio = tmp_path / "lib"
+    write_tone(audio / "take [" / "4.wav", 1.5, 300)
+    write_tone(audio / "door [wood].wav", 1.5, 450)
+    odd = audio / "take [/x].wav"
+    write_tone(odd, 1.5, 600)
+    idx = tmp_path / "i[/b]"
+    commands = [
+        ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none"],
+        ["index", str(audio), "--index", str(idx)],  # "nothing new ... -> i[/b]"
+        ["search", "--audio", str(odd), "--index", str(idx), "--include-self"],
+        ["search", "zzz [/x]", "--index", str(idx), "--mode", "metadata"],
+        ["info", "--index", str(idx)],
+        ["duplicates", "--index", str(idx)],
+    ]
+    for args in commands:
+        res = runner.invoke(app, args, terminal_width=200)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
+        assert res.exit_code == 0, (args, res.output)
+    res = runner.invoke(app, ["search", "--audio", str(odd), "--index", str(idx), "--include-self"], terminal_width=200)
+    assert "take [/x].wav" in res.output and "door [wood].wav" in res.output
+    assert "i[/b]" in runner.invoke(app, ["info", "--index", str(idx)], terminal_width=200).output
+    res = runner.invoke(app, ["search", "zzz [/x]", "--index", str(idx), "--mode", "metadata"])
+    assert "'zzz [/x]'" in res.output
+    odd.unlink()
+    res = runner.invoke(app, ["check", "--index", str(idx)], terminal_width=300)
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception  # a problem, not a crash
+    assert str(odd.resolve()) in res.output
+    res = runner.invoke(app, ["repair", "--index", str(idx), "--drop-missing"], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    assert f"dropped: {odd.resolve()}" in res.output

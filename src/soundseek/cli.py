@@ -213,10 +213,10 @@ def index_cmd(
         t.add_column("file", overflow="fold")
         t.add_column("why", overflow="fold")
         for p, why in report.failed:
-            t.add_row(p, why)
+            t.add_row(escape(p), escape(why))
         console.print(t)
     if not idx.has_text_model and idx.config.model:
-        console.print(f"[yellow]note:[/] text search unavailable: {idx.model_error}")
+        console.print(f"[yellow]note:[/] text search unavailable: {escape(str(idx.model_error))}", highlight=False)
     elif adapt:
         from .adapt.cli import run as run_adapt
 
@@ -233,8 +233,8 @@ def index_cmd(
                           "sound (`soundseek adapt` learns from new names too)", highlight=False)
         if report.adapt_error:
             console.print(f"[yellow]note:[/] the new files could not join what `soundseek adapt` installed "
-                          f"({report.adapt_error}); search goes on without them there, and `soundseek adapt "
-                          f"--index {idx.path}` rebuilds it", highlight=False)
+                          f"({escape(str(report.adapt_error))}); search goes on without them there, and `soundseek adapt "
+                          f"--index {escape(str(idx.path))}` rebuilds it", highlight=False)
         if report.named_since_adapt:
             n = report.named_since_adapt
             console.print(f"{n} new named file{'s' if n != 1 else ''}: hybrid search knows what "
@@ -245,7 +245,7 @@ def index_cmd(
             if gap := memory_gap(idx):
                 files = "1 file is" if gap == 1 else f"{gap} files are"
                 console.print(f"[yellow]note:[/] {files} not in the name memory yet (indexed after the "
-                              f"last adapt); `soundseek adapt --index {idx.path}` (or `index --adapt`) adds them",
+                              f"last adapt); `soundseek adapt --index {escape(str(idx.path))}` (or `index --adapt`) adds them",
                               highlight=False)
     _duplicates_note(report.duplicates, idx.path)
 
@@ -257,22 +257,22 @@ def _index_summary(report, path, n_files: int) -> str:
         extra = "".join([f", {report.removed} removed" if report.removed else "",
                          f", [red]{len(report.failed)} skipped[/]" if report.failed else ""])
         return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
-                f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {path} ({n_files} files)")
+                f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {escape(str(path))} ({n_files} files)")
     rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
     return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
             f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
             f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
-            f"-> {path} ({n_files} files)")
+            f"-> {escape(str(path))} ({n_files} files)")
 
 
 def _duplicates_note(dup: dict, path) -> None:
     """One line about the near-duplicate groups after an index run (docs/duplicates.md)."""
     if dup.get("error"):
-        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({dup['error']}); search works without it",
+        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({escape(str(dup['error']))}); search works without it",
                       highlight=False, soft_wrap=True)
     elif dup.get("groups"):
         console.print(f"{dup['groups']} group(s) of near-identical files, shown as one result each "
-                      f"(`soundseek duplicates --index {path}` lists them)", highlight=False, soft_wrap=True)
+                      f"(`soundseek duplicates --index {escape(str(path))}` lists them)", highlight=False, soft_wrap=True)
     if dup and not dup.get("chromaprint", True):
         from .audio.fingerprint import INSTALL_HINT
 
@@ -357,7 +357,7 @@ def search_cmd(
                                    "hits": [h.to_dict() for h in hits]}))
         return
     if not hits:
-        console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True)
+        console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
         return
     from .index.display import results_table, short_path
 
@@ -369,7 +369,7 @@ def search_cmd(
     if gone:
         n = len(gone)
         console.print(f"[yellow]note:[/] {n} of these files {'is' if n == 1 else 'are'} no longer on disk; "
-                      f"`soundseek check --index {index}` lists every gone file and how to drop them",
+                      f"`soundseek check --index {escape(str(index))}` lists every gone file and how to drop them",
                       highlight=False, soft_wrap=True)
 
 
@@ -423,10 +423,10 @@ def export_cmd(
     same: list[tuple[str, str]] = []
     done = export_files([h.path for h in hits], to, link=link, already=same)
     for src, dst in done:
-        out.print(f"{'linked' if link else 'copied'} {src} -> {dst}", highlight=False)
+        out.print(f"{'linked' if link else 'copied'} {src} -> {dst}", highlight=False, markup=False)
     there = f", {len(same)} already there" if same else ""
     console.print(f"{len(done)} of {len(hits)} files {'linked' if link else 'copied'} into {to}{there}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("info")
@@ -449,14 +449,14 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none yet"
         elif isinstance(value, float):
             value = f"{value:.2f}"
-        out.print(f"[bold]{key:>19}[/]: {value}", highlight=False)
+        out.print(f"[bold]{key:>19}[/]: {escape(str(value))}", highlight=False)
     if state is not None:
         from .adapt.apply import describe
 
         for i, line in enumerate(describe(state)):
-            out.print(f"[bold]{'adaptation' if i == 0 else '':>19}[/]{':' if i == 0 else ' '} {line}", highlight=False)
+            out.print(f"[bold]{'adaptation' if i == 0 else '':>19}[/]{':' if i == 0 else ' '} {escape(line)}", highlight=False)
     for p, e in failures:
-        out.print(f"  [red]skipped[/] {p}: {e}")
+        out.print(f"  [red]skipped[/] {escape(str(p))}: {escape(str(e))}", highlight=False)
 
 
 def _open_index(index: Path):
@@ -497,16 +497,16 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if report.ok:
-        out.print(f"[bold green]ok[/] {index}: {report.counts.get('items', 0)} files, "
+        out.print(f"[bold green]ok[/] {escape(str(index))}: {report.counts.get('items', 0)} files, "
                   f"{report.counts.get('windows', 0)} windows, every file readable and on disk",
                   highlight=False, soft_wrap=True)
     else:
         for problem in report.problems:
             console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         if report.missing:
-            console.print(f"[red]problem:[/] {report.missing_line()}", highlight=False, soft_wrap=True)
+            console.print(f"[red]problem:[/] {escape(report.missing_line())}", highlight=False, soft_wrap=True)
         if report.problems and report.repairable:
-            console.print(f"{len(report.problems)} problem(s) in the index; `soundseek repair --index {index}` "
+            console.print(f"{len(report.problems)} problem(s) in the index; `soundseek repair --index {escape(str(index))}` "
                           "fixes what can be fixed", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
@@ -527,11 +527,11 @@ def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--js
         out.print_json(json.dumps(report.to_dict()))
     else:
         for line in report.fixed:
-            console.print(f"[green]fixed:[/] {line}", highlight=False, soft_wrap=True)
+            console.print(f"[green]fixed:[/] {escape(line)}", highlight=False, soft_wrap=True)
         for p, why in report.lost:
-            console.print(f"[red]dropped:[/] {p}: {why}", highlight=False, soft_wrap=True)
+            console.print(f"[red]dropped:[/] {escape(p)}: {escape(why)}", highlight=False, soft_wrap=True)
         for line in report.remaining:
-            console.print(f"[red]still wrong:[/] {line}", highlight=False, soft_wrap=True)
+            console.print(f"[red]still wrong:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if report.remaining:
         raise typer.Exit(1)
 

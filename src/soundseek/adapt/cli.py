@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def run(idx, seed: int = 0, progress: bool = True, console: Console | None = None, memory: bool = True):
@@ -20,13 +21,13 @@ def run(idx, seed: int = 0, progress: bool = True, console: Console | None = Non
     console = console or Console(stderr=True)
     report = adapt_and_install(idx, AdaptConfig(seed=seed, memory=MemoryConfig(enabled=memory)), progress=progress)
     verdict = "[bold green]kept[/]" if report.kept else "[yellow]not kept[/]"
-    console.print(f"adaptation {verdict}: {report.reason} ({report.seconds:.0f} s)", highlight=False, soft_wrap=True)
+    console.print(f"adaptation {verdict}: {escape(report.reason)} ({report.seconds:.0f} s)", highlight=False, soft_wrap=True)
     state = adaptation_state(idx)
     for line in describe(state)[1:] if state else []:
-        console.print(f"  {line}", highlight=False, soft_wrap=True)
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     if report.examples:
         shown = ", ".join(f"{name} -> {cap!r}" for name, cap in report.examples[:4])
-        console.print(f"  names read as: {shown}", highlight=False, soft_wrap=True)
+        console.print(f"  names read as: {escape(shown)}", highlight=False, soft_wrap=True)
     mem = " and the library's names as a memory" if idx.name_memory.current() is not None else ""
     back = "`soundseek adapt --revert` goes back" if report.kept or mem else idx.embedder.base_model_spec
     console.print(f"  text search now uses the {'adapted' if report.kept else 'base'} model{mem} ({back})",
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         try:
             idx = Index.open(index)
         except (FileNotFoundError, RuntimeError) as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         if not idx.config.model:
             console.print("[bold red]error:[/] this index has no text–audio model to adapt", highlight=False)
@@ -73,13 +74,13 @@ def register(app: typer.Typer) -> None:
             if revert:
                 revert_model(idx)
                 if not as_json:
-                    console.print(f"text search uses the base model ({idx.embedder.base_model_spec}) again",
+                    console.print(f"text search uses the base model ({escape(str(idx.embedder.base_model_spec))}) again",
                                   highlight=False)
             else:
                 run(idx, seed, progress=not quiet and not as_json, console=Console(stderr=True, quiet=as_json),
                     memory=memory)
         except (IndexBusyError, IndexReadOnlyError, LockFileError, ValueError) as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         if as_json:
             Console().print_json(json.dumps(adaptation_state(idx)))

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def _size(n: int) -> str:
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         try:
             idx = Index.open(index)
         except (FileNotFoundError, RuntimeError) as e:
-            err.print(f"[bold red]error:[/] {e}", soft_wrap=True, highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
             raise typer.Exit(1)
         with idx:
             rep = duplicates_report(idx, not no_update, progress=not quiet and not as_json)
@@ -78,11 +79,11 @@ def register(app: typer.Typer) -> None:
             out.print_json(json.dumps(rep))
             return
         for note in rep["notes"]:
-            err.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, highlight=False)
         if not rep["groups"]:
             why = "" if rep["fingerprinted"] == rep["files"] else \
                 f" ({rep['files'] - rep['fingerprinted']} of {rep['files']} files not fingerprinted yet)"
-            out.print(f"no near-duplicates among the {rep['files']} files of {index}{why}", highlight=False)
+            out.print(f"no near-duplicates among the {rep['files']} files of {index}{why}", highlight=False, markup=False)
             return
         n = len(rep["groups"])
         title = f"{n} group{'' if n == 1 else 's'} of near-identical files ({rep['in_groups']} files)"

@@ -139,7 +139,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
             extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags[:2]) for h in hits]
         file_w = max(width - fixed - overhead(len(core) + 1), 12)
 
-    t = Table(title=title)
+    t = Table(title=_escape(title))  # it holds the query or a file name
     t.add_column("#", justify="right", no_wrap=True)
     t.add_column("score", justify="right", no_wrap=True)
     file_head = "file" if side_by_side else f"file\n[dim]{clip(' · '.join(extra), file_w)}[/]"
