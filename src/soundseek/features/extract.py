@@ -239,7 +239,8 @@ def extract_features(
             del decoded, good  # the batch's audio / patches are not needed while storing
             hand_on(batch_done, None, len(batches[i]) - len(long))
             # each long file is stored and handed on as soon as it is done (a kill loses at most
-            # the one in flight), and the bar shows how far into it the stream is
+            # the one in flight, plus those finished since the last checkpoint when checkpoints are slow:
+            # CHECKPOINT_SPACING), and the bar shows how far into it the stream is
             for p, h, length in long:
                 name = os.path.basename(p)
                 tmp = store.scratch_path(expert.key)
