@@ -166,10 +166,14 @@ def seconds_below(seconds: float, limit: float) -> str:
     return f"{seconds:.6f}"
 
 
+def too_short_reason(seconds: float, min_duration_s: float, when: str = "") -> str:
+    """Why a file under ``min_duration_s`` is skipped (``when``: e.g. " after decoding")."""
+    return f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s{when}); nothing to index"
+
+
 def _check_min_duration(path, info: AudioInfo, min_duration_s: float | None) -> None:
     if min_duration_s is not None and 0 < info.duration_s < min_duration_s:
-        raise AudioError(path, f"too short ({seconds_below(info.duration_s, min_duration_s)} s < {min_duration_s:g} s); "
-                               "nothing to index")
+        raise AudioError(path, too_short_reason(info.duration_s, min_duration_s))
 
 
 def load_audio(
@@ -330,8 +334,7 @@ def _check_decoded_length(path, info: AudioInfo, seconds: float, min_duration_s:
         raise AudioError(path, f"not a decodable MP3: only {seconds:.3f} s of its {info.duration_s:.2f} s "
                                "decode (corrupt MPEG data)")
     if min_duration_s is not None and seconds < min_duration_s:
-        raise AudioError(path, f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s after "
-                               "decoding); nothing to index")
+        raise AudioError(path, too_short_reason(seconds, min_duration_s, " after decoding"))
 
 
 def _check_duration(path, info: AudioInfo, max_duration_s: float | None) -> None:

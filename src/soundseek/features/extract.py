@@ -23,7 +23,7 @@ from ..experts.base import AudioExpert, AudioFeatures, is_frame_file
 from ..experts.threads import few_threads
 from .progress import ThroughputProgress
 from .store import FeatureStore
-from ..audio.io import DEFAULT_MAX_DURATION_S, seconds_below
+from ..audio.io import DEFAULT_MAX_DURATION_S, too_short_reason
 
 #: Files longer than this (seconds) are decoded and embedded as a stream of segments, one file at
 #: a time, so memory stays bounded whatever a file's length; shorter ones are batched.
@@ -114,8 +114,7 @@ def extract_features(
             todo.append((p, h))
             continue
         if min_duration_s is not None and 0 < stored.duration_s < min_duration_s:  # cached by a run without the limit
-            report.failed.append((p, f"too short ({seconds_below(stored.duration_s, min_duration_s)} s < "
-                                     f"{min_duration_s:g} s); nothing to index"))
+            report.failed.append((p, too_short_reason(stored.duration_s, min_duration_s)))
             bar.advance(1)
             continue
         report.cached += 1
