@@ -182,3 +182,15 @@ def test_deleted_text_faiss_is_reported_by_check_and_search(tmp_path):
     assert not (tmp_path / "idx" / "text.faiss").exists()  # the reader wrote nothing
     assert repair(tmp_path / "idx").remaining == []
     assert (tmp_path / "idx" / "text.faiss").is_file() and len(paths) == 12
+
+
+@pytest.mark.parametrize("first", ["", "import soundseek.index.maintenance.check, soundseek.index.maintenance.repair; "])
+def test_check_and_repair_import_from_the_package_as_documented(first):
+    """docs/architecture.md: ``soundseek.index.maintenance.check(path)`` / ``repair(path)``.  The
+    lazy ``__getattr__`` recursed forever (the submodules share the functions' names)."""
+    code = (f"{first}import soundseek.index.maintenance as m\n"
+            "from soundseek.index.maintenance import check, repair, CheckReport, RepairReport\n"
+            "assert m.check is check and m.repair is repair, (m.check, m.repair)\n"
+            "assert check.__name__ == 'check' and repair.__name__ == 'repair'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
