@@ -93,6 +93,25 @@ def test_file_objects_and_bytes_are_refused_saying_what_is_accepted(lib):
     assert _top(idx.search_audio(str(path), exclude_self=False))[0] == "tone_0.wav"  # a str path is fine
 
 
+
+def test_folder_filter_takes_relative_and_home_paths_as_the_cli_does(lib, tmp_path, monkeypatch):
+    """docs/search.md: a relative ``folder`` is taken from here, else from each indexed folder;
+    ``~`` is the home folder.  The API returned [] for all three (only the CLI resolved them)."""
+    audio, idx = lib
+    query = audio / "a" / "tone_1.wav"
+    item = {Path(it.path).name: it.id for it in idx.items()}["hum_0.wav"]
+    want_a = sorted(str((audio / "a" / f"tone_{i}.wav").resolve()) for i in range(3))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for folder in ("a", "sfx/a", "~/sfx/a", audio / "a", str((audio / "a").resolve())):
+        hits = idx.search_audio(query, k=10, exclude_self=False, folder=folder)
+        assert sorted(h.path for h in hits) == want_a, folder
+        assert sorted(h.path for h in idx.similar(item, k=10, folder=folder)) == want_a, folder
+        assert sorted(h.path for h in idx.search("tone", k=10, mode="metadata", folder=folder)) == want_a, folder
+        assert sorted(h.path for h in idx.search_audio(query, k=10, exclude_self=False,
+                                                       filters={"folder": folder})) == want_a, folder
+    assert idx.search_audio(query, k=10, folder="nowhere") == []
+
 # -- 2. remove -------------------------------------------------------------------------------
 def test_remove_takes_a_path_a_folder_and_relative_paths(lib, monkeypatch):
     audio, idx = lib

@@ -332,9 +332,21 @@ class Index:
         ``group``: near-identical files (another format, gain, trim, rate) take one row, the
         others listed in its ``copies`` (docs/duplicates.md); still ``k`` rows when there are.
         """
+        filters = self.resolved_filters(filters, **filter_kwargs)
         if not group:
-            return self.query.search(text, k, mode, filters, **filter_kwargs)
-        return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters, **filter_kwargs), k)
+            return self.query.search(text, k, mode, filters)
+        return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters), k)
+
+    def resolved_filters(self, filters=None, **filter_kwargs):
+        """The :class:`~soundseek.index.fulltext.Filters` a search was given (a ``Filters``, a
+        dict, keywords), its ``folder`` resolved as the CLI's ``--folder`` is
+        (:meth:`resolve_folder`: ``~``, relative to here or to an indexed folder)."""
+        from .fulltext import make_filters
+
+        f = make_filters(filters, **filter_kwargs)
+        if isinstance(f.folder, (str, os.PathLike)):
+            f = dataclasses.replace(f, folder=self.resolve_folder(f.folder))
+        return f
 
     def search_mode(self, mode: str | None = None) -> str:
         """The mode :meth:`search` runs in when asked for ``mode`` (any case; None: the default,
@@ -353,13 +365,14 @@ class Index:
         ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
         ``group``: as for :meth:`search`.
         """
-        return self.query.search_audio(query, k, sample_rate, exclude_self, filters,
-                                       dups=self.dups if group else None, **filter_kwargs)
+        return self.query.search_audio(query, k, sample_rate, exclude_self, self.resolved_filters(filters, **filter_kwargs),
+                                       dups=self.dups if group else None)
 
     def similar(self, item_id: int, k: int = 10, group: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (``item_id``: a
         :attr:`Hit.id`; ``filters``, keyword filters and ``group``: as for :meth:`search`)."""
-        return self.query.similar(item_id, k, dups=self.dups if group else None, filters=filters, **filter_kwargs)
+        return self.query.similar(item_id, k, dups=self.dups if group else None,
+                                  filters=self.resolved_filters(filters, **filter_kwargs))
 
     def duplicates(self, update: bool = False, progress: bool = False):
         """Groups of near-identical files (:class:`soundseek.index.dupstore.GroupInfo`, the
