@@ -521,7 +521,7 @@ def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--js
 
     try:
         report = repair(index, drop_missing=drop_missing)
-    except RuntimeError as e:  # IndexBusyError included: another run is writing
+    except (RuntimeError, FileNotFoundError) as e:  # IndexBusyError: another run writes; NotAnIndexError
         _fail(str(e))
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
@@ -532,6 +532,8 @@ def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--js
             console.print(f"[red]dropped:[/] {escape(p)}: {escape(why)}", highlight=False, soft_wrap=True)
         for line in report.remaining:
             console.print(f"[red]still wrong:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        if not (report.fixed or report.lost or report.remaining):
+            out.print(f"nothing to repair: {index} is sound", highlight=False, markup=False)
     if report.remaining:
         raise typer.Exit(1)
 

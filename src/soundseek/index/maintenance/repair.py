@@ -25,6 +25,7 @@ index it stops at once with one line saying so.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -36,7 +37,7 @@ from pathlib import Path
 from ...audio import on_disk
 from ...features import dbfiles
 from .. import lock
-from ..errors import short_error
+from ..errors import not_an_index_error, short_error
 from ..types import IndexConfig, NewerFormatError
 from .check import check, sqlite_problem
 
@@ -229,7 +230,8 @@ def fix_lock_file(root: Path, report: RepairReport) -> None:
 
 def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairReport:
     """Fix what :func:`check` finds (see the module docstring).  Raises RuntimeError with a
-    one-line message when the index cannot be repaired (then: re-index), and
+    one-line message when the index cannot be repaired (then: re-index),
+    :class:`~soundseek.index.errors.NotAnIndexError` when there is no index at all, and
     :class:`~soundseek.index.lock.IndexReadOnlyError` when it cannot be written.
     ``drop_missing``: also drop the indexed files no longer on disk (without it they stay, and
     the report's ``remaining`` says so: a file on a drive that is not mounted is not lost)."""
@@ -237,6 +239,9 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
 
     root = Path(index_dir).expanduser()
     report = RepairReport(str(root))
+    absent = not_an_index_error(root)
+    if absent is not None:  # nothing to repair there: say so as check and search do
+        raise absent
     try:
         config = IndexConfig.load(root / "index.json")
     except NewerFormatError as e:
@@ -244,6 +249,7 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
     except Exception as e:
         raise RuntimeError(f"{root / 'index.json'} is missing or damaged ({short_error(e)}); it cannot be rebuilt: "
                            f"re-create the index with `soundseek index DIR --index NEW`") from None
+    damaged = bool(check(root).problems)  # files gone from disk are not damage
     fix_lock_file(root, report)
     with lock.WriterLock(root):
         meta_path = root / "meta.sqlite"
@@ -266,31 +272,33 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
                 rebuild_catalog_from_store(root, config, report)
             except RuntimeError as e:
                 raise RuntimeError(f"{e}; re-index with `soundseek index DIR --index {root}`") from None
-        try:
-            idx = Index.open(root)
-        except Exception as e:
-            raise RuntimeError(f"{root} still cannot be opened ({short_error(e)}); re-index it") from None
-        try:
-            with idx.writing():
-                refeature(idx, report)
-                n_before = len(idx)
-                idx.rebuild_vectors(save=True)  # drops items whose features are still missing
-                if n_before != len(idx):
-                    report.fixed.append(f"dropped {n_before - len(idx)} files whose features could not be recovered")
+    # Opened without the writer lock, so damaged vector files are rebuilt in memory only: a
+    # writer's open would drop the files whose features are missing before refeature() below
+    # could compute them again (16 of 861 files were lost so).  idx.writing() takes the lock back.
+    try:
+        idx = Index.open(root)
+    except Exception as e:
+        raise RuntimeError(f"{root} still cannot be opened ({short_error(e)}); re-index it") from None
+    with contextlib.closing(idx):
+        with idx.writing():
+            refeature(idx, report)
+            n_before = len(idx)
+            idx.rebuild_vectors(save=True)  # drops items whose features are still missing
+            if n_before != len(idx):
+                report.fixed.append(f"dropped {n_before - len(idx)} files whose features could not be recovered")
+            if damaged or report.fixed:  # always rebuilt; said only when something was wrong
                 report.fixed.append(f"rebuilt the vector files from the feature store ({len(idx)} files, "
                                     f"{idx.meta.counts()['windows']} windows; checksums recorded)")
-                refill_metadata(idx, report)
-                if drop_missing:
-                    gone = [it for it in idx.items() if not on_disk(it.path)]
-                    if gone and idx.remove_ids(it.id for it in gone):  # by id: whatever the paths resolve to now
-                        report.lost.extend((it.path, "no longer on disk") for it in gone)
-                idx.text_path.stamp_and_export()
-                idx.store.gc()
-                idx.store.record_missing_checksums()
-        finally:
-            idx.close()
-        drop_damaged_memory(root, report)
-        report.remaining = check(root).to_dict()["problems"]  # gone files included (--drop-missing)
+            refill_metadata(idx, report)
+            if drop_missing:
+                gone = [it for it in idx.items() if not on_disk(it.path)]
+                if gone and idx.remove_ids(it.id for it in gone):  # by id: whatever the paths resolve to now
+                    report.lost.extend((it.path, "no longer on disk") for it in gone)
+            idx.text_path.stamp_and_export()
+            idx.store.gc()
+            idx.store.record_missing_checksums()
+            drop_damaged_memory(root, report)
+    report.remaining = check(root).to_dict()["problems"]  # gone files included (--drop-missing)
     return report
 
 
