@@ -175,6 +175,8 @@ def test_repair_of_a_sound_index_says_there_was_nothing_to_repair(built):
     r = _cli("repair", "--index", root)
     assert r.returncode == 0 and "nothing to repair" in r.stdout and "fixed" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert _answers(root, paths) == before
+    r = _cli("repair", "--index", root.parent / "nowhere.idx")  # before: "index.json is missing or damaged"
+    assert r.returncode == 1 and f"no index at {root.parent / 'nowhere.idx'}; create one with" in r.stderr, r.stderr
 
 def test_an_index_without_checksums_checks_ok_and_the_next_writer_records_them(built):
     root, paths = built
