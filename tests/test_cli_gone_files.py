@@ -212,3 +212,28 @@ def test_file_and_index_names_with_brackets_are_printed_as_they_are(tmp_path):
     res = runner.invoke(app, ["repair", "--index", str(idx), "--drop-missing"], terminal_width=300)
     assert res.exit_code == 0, res.output
     assert f"dropped: {odd.resolve()}" in res.output
+
+
+def test_an_unknown_or_unloadable_expert_or_model_leaves_no_index_behind(tmp_path, monkeypatch):
+    """`--expert nosuch` printed a KeyError traceback and left an index naming it, on which every
+    later `index` run crashed; `--model nosuch` made an index without text search; an expert
+    whose weights cannot be had (offline) left one too.  Now: one line, nothing created."""
+    audio = tmp_path / "lib"
+    write_tone(audio / "a.wav", 1.5, 300)
+    monkeypatch.setenv("SOUNDSEEK_OFFLINE", "1")
+    monkeypatch.setenv("SOUNDSEEK_CACHE", str(tmp_path / "empty-cache"))  # no vggish weights here
+    cases = {("--expert", "nosuch"): "unknown expert 'nosuch'; available: ",
+             ("--expert", "minilm"): "'minilm' is a text expert; an index needs an audio expert",
+             ("--model", "nosuch"): "unknown model 'nosuch': not a shipped model",
+             ("--window", "0"): "need 0 < hop <= window; got window 0, hop 5",
+             ("--expert", "vggish"): "the audio expert 'vggish' cannot be loaded: weights for 'vggish' "}
+    for i, (opt, why) in enumerate(cases.items()):
+        idx = tmp_path / f"i{i}.idx"
+        res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "-q", *opt], terminal_width=300)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (opt, res.output, res.exception)
+        assert why in res.output, (opt, res.output)
+        assert not idx.exists(), opt
+    # an existing index is never removed, even when a later run cannot load its expert
+    res = runner.invoke(app, ["index", str(audio), "--index", str(tmp_path / "ok.idx"), "-q", "--expert", "logmel",
+                              "--model", "none"])
+    assert res.exit_code == 0 and (tmp_path / "ok.idx" / "index.json").is_file()

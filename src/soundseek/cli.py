@@ -15,7 +15,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 class _LazyTyper(typer.Typer):
     """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
@@ -151,6 +150,7 @@ def index_cmd(
     import sqlite3
 
     from .index.api import Index
+    from .experts.weights import WeightsError
     from .index.errors import (DiskFullError, IndexBusyError, IndexReadOnlyError, LockFileError, MilvusUnavailable,
                                disk_full_error)
 
@@ -174,6 +174,7 @@ def index_cmd(
         if why := ray_missing():
             _fail(f"--ray needs Ray: pip install ray ({why})")
     _set_threads(threads)
+    new = not (index.expanduser() / "index.json").is_file()
     model = model or "default"
     # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
     profile, vector_index, audio_pooling = (v.lower() if v else v for v in (profile, vector_index, audio_pooling))
@@ -204,80 +205,22 @@ def index_cmd(
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
+    except (WeightsError, ImportError) as e:  # the expert cannot be loaded (offline, a missing package)
+        if new and not len(idx):  # made by this run and still empty: not left behind to fail every later run
+            import shutil
+
+            idx.close()
+            shutil.rmtree(idx.path, ignore_errors=True)
+        _fail(f"the audio expert {idx.config.audio_expert!r} cannot be loaded: {e}")
     if as_json:
         out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))
         return
-    console.print(_index_summary(report, idx.path, len(idx)), highlight=False)
-    if report.failed:
-        t = Table(title="skipped files", show_lines=False)
-        t.add_column("file", overflow="fold")
-        t.add_column("why", overflow="fold")
-        for p, why in report.failed:
-            t.add_row(escape(p), escape(why))
-        console.print(t)
-    if not idx.has_text_model and idx.config.model:
-        console.print(f"[yellow]note:[/] text search unavailable: {escape(str(idx.model_error))}", highlight=False)
-    elif adapt:
-        from .adapt.cli import run as run_adapt
+    from .cli_report import print_index_report
 
-        try:
-            run_adapt(idx, progress=not quiet, console=console)
-        except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:
-            _fail(str(e))
-    elif report.added:
-        from .index.name_memory import MEMORY_FILE
-
-        if report.joined_memory:
-            n = report.joined_memory
-            console.print(f"{n} new file{'s' if n != 1 else ''} joined the name memory by {'their' if n != 1 else 'its'} "
-                          "sound (`soundseek adapt` learns from new names too)", highlight=False)
-        if report.adapt_error:
-            console.print(f"[yellow]note:[/] the new files could not join what `soundseek adapt` installed "
-                          f"({escape(str(report.adapt_error))}); search goes on without them there, and `soundseek adapt "
-                          f"--index {escape(str(idx.path))}` rebuilds it", highlight=False)
-        if report.named_since_adapt:
-            n = report.named_since_adapt
-            console.print(f"{n} new named file{'s' if n != 1 else ''}: hybrid search knows what "
-                          f"{'their names mean' if n != 1 else 'its name means'}", highlight=False)
-        if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since that could not join it
-            from .adapt.apply import memory_gap
-
-            if gap := memory_gap(idx):
-                files = "1 file is" if gap == 1 else f"{gap} files are"
-                console.print(f"[yellow]note:[/] {files} not in the name memory yet (indexed after the "
-                              f"last adapt); `soundseek adapt --index {escape(str(idx.path))}` (or `index --adapt`) adds them",
-                              highlight=False)
-    _duplicates_note(report.duplicates, idx.path)
-
-
-def _index_summary(report, path, n_files: int) -> str:
-    """The line after an index run; a run that read no audio (nothing new or changed) says so
-    instead of showing a rate of 0x real time."""
-    if not report.added and not report.audio_seconds:
-        extra = "".join([f", {report.removed} removed" if report.removed else "",
-                         f", [red]{len(report.failed)} skipped[/]" if report.failed else ""])
-        return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
-                f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {escape(str(path))} ({n_files} files)")
-    rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
-    return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
-            f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
-            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
-            f"-> {escape(str(path))} ({n_files} files)")
-
-
-def _duplicates_note(dup: dict, path) -> None:
-    """One line about the near-duplicate groups after an index run (docs/duplicates.md)."""
-    if dup.get("error"):
-        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({escape(str(dup['error']))}); search works without it",
-                      highlight=False, soft_wrap=True)
-    elif dup.get("groups"):
-        console.print(f"{dup['groups']} group(s) of near-identical files, shown as one result each "
-                      f"(`soundseek duplicates --index {escape(str(path))}` lists them)", highlight=False, soft_wrap=True)
-    if dup and not dup.get("chromaprint", True):
-        from .audio.fingerprint import INSTALL_HINT
-
-        console.print(f"[yellow]note:[/] {INSTALL_HINT} Until then only files with up to 5 s of sound are grouped.",
-                      highlight=False, soft_wrap=True)
+    try:
+        print_index_report(console, report, idx, adapt=adapt, progress=not quiet)
+    except (IndexBusyError, IndexReadOnlyError, LockFileError) as e:  # --adapt: another run is writing
+        _fail(str(e))
 
 
 @app.command("search")

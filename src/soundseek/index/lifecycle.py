@@ -18,6 +18,26 @@ from .vectorstores.backends import validate_store
 __all__ = ["new_config", "open_config", "open_rooms", "WriteSession", "stats"]
 
 
+def check_names(audio_expert: str, model: str | None) -> None:
+    """ValueError naming the choices when a new index would name an audio expert or a model that
+    does not exist (before: the index was created, and every later run failed on it).  Cheap:
+    the registry's names and the model spec's form, no weights loaded."""
+    from ..experts.registry import get_entry
+    from ..models.model_dirs import SHIPPED_MODELS
+
+    try:
+        kind = get_entry(audio_expert).kind
+    except KeyError as e:
+        raise ValueError(f"{e.args[0]} (`soundseek models list` describes them)") from None
+    if kind != "audio":
+        raise ValueError(f"{audio_expert!r} is a {kind} expert; an index needs an audio expert "
+                         "(`soundseek models list`)")
+    if model is not None and model not in SHIPPED_MODELS and not model.startswith("native:") \
+            and not Path(model).expanduser().is_dir():
+        raise ValueError(f"unknown model {model!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
+                         "'native:<audio>+<text>', and no such directory (or 'none' for no text search)")
+
+
 def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: float, vector_index: str,
                expert_options: dict | None, text_expert_options: dict | None, vector_store: str,
                audio_pooling: str, profile: str | None) -> IndexConfig:
@@ -30,7 +50,9 @@ def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: flo
                              "the profile or an expert/model, not both")
         audio_expert, model = PROFILES[profile]["audio_expert"], PROFILES[profile]["model"]
     if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
-        raise ValueError("need 0 < hop_s <= window_s")
+        raise ValueError(f"the window and the hop (--window/--hop, seconds) need 0 < hop <= window; got window "
+                         f"{window_s:g}, hop {hop_s:g}")
+    check_names(audio_expert, model)
     if audio_pooling not in AUDIO_POOLINGS:
         raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
     config = IndexConfig(vector_store=validate_store(vector_store), audio_expert=audio_expert, model=model,

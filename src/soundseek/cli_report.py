@@ -1,0 +1,84 @@
+"""What ``soundseek index`` prints after a run: the summary line, skipped files, notes about
+the text model, the name memory and near-duplicate groups.  Names and paths are printed
+literally (rich markup escaped); long lines are not wrapped when piped (``soft_wrap``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def print_index_report(console: Console, report, idx, adapt: bool = False, progress: bool = True) -> None:
+    """The lines after an index run; with ``adapt``, runs ``soundseek adapt`` next (its errors
+    propagate: the caller reports them)."""
+    console.print(index_summary(report, idx.path, len(idx)), highlight=False, soft_wrap=True)
+    if report.failed:
+        t = Table(title="skipped files", show_lines=False)
+        t.add_column("file", overflow="fold")
+        t.add_column("why", overflow="fold")
+        for p, why in report.failed:
+            t.add_row(escape(p), escape(why))
+        console.print(t)
+    # the model is loaded only to know: not after a run that added nothing (0.3 s instead of 2 s)
+    if (report.added or adapt) and idx.config.model and not idx.has_text_model:
+        console.print(f"[yellow]note:[/] text search unavailable: {escape(str(idx.model_error))}",
+                      highlight=False, soft_wrap=True)
+    elif adapt:
+        from .adapt.cli import run as run_adapt
+
+        run_adapt(idx, progress=progress, console=console)
+    elif report.added:
+        from .index.name_memory import MEMORY_FILE
+
+        if report.joined_memory:
+            n = report.joined_memory
+            console.print(f"{n} new file{'s' if n != 1 else ''} joined the name memory by {'their' if n != 1 else 'its'} "
+                          "sound (`soundseek adapt` learns from new names too)", highlight=False, soft_wrap=True)
+        if report.adapt_error:
+            console.print(f"[yellow]note:[/] the new files could not join what `soundseek adapt` installed "
+                          f"({escape(str(report.adapt_error))}); search goes on without them there, and `soundseek adapt "
+                          f"--index {escape(str(idx.path))}` rebuilds it", highlight=False, soft_wrap=True)
+        if report.named_since_adapt:
+            n = report.named_since_adapt
+            console.print(f"{n} new named file{'s' if n != 1 else ''}: hybrid search knows what "
+                          f"{'their names mean' if n != 1 else 'its name means'}", highlight=False, soft_wrap=True)
+        if (idx.path / MEMORY_FILE).is_file():  # adapted: files indexed since that could not join it
+            from .adapt.apply import memory_gap
+
+            if gap := memory_gap(idx):
+                files = "1 file is" if gap == 1 else f"{gap} files are"
+                console.print(f"[yellow]note:[/] {files} not in the name memory yet (indexed after the "
+                              f"last adapt); `soundseek adapt --index {escape(str(idx.path))}` (or `index --adapt`) adds them",
+                              highlight=False, soft_wrap=True)
+    duplicates_note(console, report.duplicates, idx.path)
+
+
+def index_summary(report, path, n_files: int) -> str:
+    """The line after an index run; a run that read no audio (nothing new or changed) says so
+    instead of showing a rate of 0x real time."""
+    if not report.added and not report.audio_seconds:
+        extra = "".join([f", {report.removed} removed" if report.removed else "",
+                         f", [red]{len(report.failed)} skipped[/]" if report.failed else ""])
+        return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
+                f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {escape(str(path))} ({n_files} files)")
+    rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
+    return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
+            f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
+            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
+            f"-> {escape(str(path))} ({n_files} files)")
+
+
+def duplicates_note(console: Console, dup: dict, path) -> None:
+    """One line about the near-duplicate groups after an index run (docs/duplicates.md)."""
+    if dup.get("error"):
+        console.print(f"[yellow]note:[/] near-duplicate grouping failed ({escape(str(dup['error']))}); search works without it",
+                      highlight=False, soft_wrap=True)
+    elif dup.get("groups"):
+        console.print(f"{dup['groups']} group(s) of near-identical files, shown as one result each "
+                      f"(`soundseek duplicates --index {escape(str(path))}` lists them)", highlight=False, soft_wrap=True)
+    if dup and not dup.get("chromaprint", True):
+        from .audio.fingerprint import INSTALL_HINT
+
+        console.print(f"[yellow]note:[/] {INSTALL_HINT} Until then only files with up to 5 s of sound are grouped.",
+                      highlight=False, soft_wrap=True)
