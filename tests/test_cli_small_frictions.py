@@ -154,3 +154,30 @@ def test_command_list_lines_are_wrapped_by_the_terminal_not_by_the_docstring():
     assert "existing files are never overwritten" in line
     res = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
     assert "existing files are never overwritten" in res.output
+
+
+def test_ctrl_c_during_index_says_what_happened_and_the_next_run_goes_on(tmp_path):
+    """Typer turned Ctrl-C into a silent exit 130: the last line was the progress bar's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ESC50
+
+    audio = ESC50 / "audio"
+    if not audio.is_dir():
+        pytest.skip(f"ESC-50 fold 1 not found at {ESC50}")
+    idx = tmp_path / "i.idx"
+    cmd = [sys.executable, "-m", "soundseek.cli", "index", str(audio), "--index", str(idx)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("the run finished before Ctrl-C (a very fast machine)")
+    assert p.returncode == 130, err[-2000:]
+    assert err.rstrip().endswith("interrupted; what was finished is saved: run the same command again to go on"), err[-500:]
+    again = subprocess.run([*cmd, "-q", "--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["items"] == len(list(audio.iterdir()))

@@ -525,8 +525,12 @@ def main() -> None:
         app.skip_extras()  # e.g. `soundseek search ...`: the server/training CLIs are not needed
     try:
         app()
-    except KeyboardInterrupt:
-        console.print("interrupted; what was finished is saved, run the same command again to resume")
+    except (KeyboardInterrupt, SystemExit) as e:  # typer turns Ctrl-C into a silent exit 130
+        if isinstance(e, SystemExit) and e.code != 130:
+            raise
+        writes = argv[:1] in (["index"], ["adapt"], ["repair"])
+        console.print("interrupted" + ("; what was finished is saved: run the same command again to go on"
+                                       if writes else ""), highlight=False)
         sys.exit(130)
 
 
