@@ -237,3 +237,19 @@ def test_an_unknown_or_unloadable_expert_or_model_leaves_no_index_behind(tmp_pat
     res = runner.invoke(app, ["index", str(audio), "--index", str(tmp_path / "ok.idx"), "-q", "--expert", "logmel",
                               "--model", "none"])
     assert res.exit_code == 0 and (tmp_path / "ok.idx" / "index.json").is_file()
+
+
+def test_remove_command_drops_files_and_folders_but_not_the_audio(lib, monkeypatch):
+    audio, idx = lib
+    monkeypatch.chdir(audio)
+    res = runner.invoke(app, ["remove", "tones/tone_0.wav", "--index", str(idx)])
+    assert res.exit_code == 0 and "removed 1 file from" in res.output and "(3 left)" in res.output, res.output
+    assert (audio / "tones" / "tone_0.wav").is_file()  # the audio stays
+    res = runner.invoke(app, ["remove", "", "--index", str(idx)])  # "" is not "here": nothing dropped
+    assert res.exit_code == 1 and "an empty path names no file" in res.output
+    res = runner.invoke(app, ["remove", "nowhere", "--index", str(idx)])
+    assert res.exit_code == 1 and "nothing indexed at nowhere (3 files in" in res.output, res.output
+    res = runner.invoke(app, ["remove", str(audio / "tones"), "--index", str(idx)])
+    assert res.exit_code == 0 and "removed 3 files" in res.output and "(0 left)" in res.output
+    with Index.open(idx) as i:
+        assert len(i) == 0

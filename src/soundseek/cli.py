@@ -425,6 +425,26 @@ def _open_index(index: Path):
     return idx
 
 
+@app.command("remove")
+def remove_cmd(paths: list[str] = typer.Argument(..., help="indexed files or folders to drop (they stay on disk)"),
+               index: Path = IndexOpt):
+    """Drop files or whole folders from the index; the audio files themselves are not touched."""
+    from .index.errors import IndexBusyError, IndexReadOnlyError, LockFileError
+
+    idx = _open_index(index)
+    try:
+        n, left = idx.remove(paths), len(idx)
+    except (ValueError, IndexBusyError, IndexReadOnlyError, LockFileError) as e:
+        _fail(str(e))
+    finally:
+        idx.close()
+    shown = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    if not n:
+        _fail(f"nothing indexed at {shown} ({left} files in {index}); a folder drops every file under it")
+    out.print(f"removed {n} file{'s' if n != 1 else ''} from {index} ({left} left); the audio stays on disk",
+              highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command("check")
 def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
     """Verify an index (configuration, metadata, vector files, feature shards) and that every
@@ -515,7 +535,7 @@ def _register_subcommands() -> None:
 
 
 app.defer_extras()  # registered on first use of the command table (see _LazyTyper)
-_CORE_COMMANDS = {"index", "search", "info", "check", "repair", "demo", "export"}  # defined above: need no other package's CLI
+_CORE_COMMANDS = {"index", "search", "info", "check", "repair", "remove", "demo", "export"}  # defined above: need no other package's CLI
 
 
 def main() -> None:
