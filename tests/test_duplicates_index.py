@@ -91,6 +91,33 @@ def test_audio_search_and_more_like_this_collapse_too(dup_index):
     assert len(similar) == 6 and sum(h.path in door for h in similar) == 1
 
 
+
+def test_the_query_file_itself_heads_its_row_when_included(dup_index):
+    """`--include-self` promises the file itself first at 1.0; with copies it was shown as a
+    copy of its twin (the row took the best-ranked member, the twin at the same 1.0)."""
+    idx, lib = dup_index
+    door = _door_paths(lib)
+    for query in sorted(door):
+        hits = idx.search_audio(query, k=3, exclude_self=False)
+        assert hits[0].path == query and hits[0].score == pytest.approx(1.0, abs=1e-4), (query, hits[0].path)
+        assert {p for _, p in hits[0].copies} == door - {query}
+        assert sum(h.path in door for h in hits) == 1
+
+
+def test_a_byte_identical_twin_does_not_take_the_query_files_row(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in [DOOR, *OTHERS[:3]]:
+        shutil.copy(ESC50 / "audio" / name, lib / name)
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "Sirène – copy.flac")  # the same bytes: a tie at 1.0
+    with Index.create(tmp_path / "idx", model=None) as idx:
+        assert idx.add(lib, progress=False).duplicates["groups"] == 1
+        twins = sorted(str(p.resolve()) for p in (lib / DOOR, lib / "Sirène – copy.flac"))
+        for query in twins:
+            hits = idx.search_audio(query, k=2, exclude_self=False)
+            assert hits[0].path == query, (query, hits[0].path)
+            assert [p for _, p in hits[0].copies] == [t for t in twins if t != query]
+
 def test_representative_is_the_best_quality_copy(dup_index):
     idx, lib = dup_index
     [group] = idx.duplicates()

@@ -281,26 +281,36 @@ class DupStore:
             out.setdefault(g, GroupInfo(g)).members.append((i, path, size, dur))
         return [g for g in out.values() if len(g.members) > 1]
 
-    def collapse(self, hits: Sequence, exclude: set[int] = frozenset()) -> list:
+    def collapse(self, hits: Sequence, exclude: set[int] = frozenset(), prefer: set[int] = frozenset()) -> list:
         """One row per group: the group's best-ranked hit, its other files as ``copies``
-        ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed)."""
+        ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed).  ``prefer``:
+        ids shown as their group's row when they are among the hits (the query file itself, with
+        ``--include-self``: not listed as a copy of its twin)."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
-        rows = group_hits(hits, groups, key=lambda h: h.id)
-        paths = self.meta.items([c for r in rows for c in r.copies])
-        return [dataclasses.replace(r.hit, copies=tuple((c, paths[c].path) for c in r.copies
-                                                        if c in paths and c not in exclude)) for r in rows]
+        by_id = {h.id: h for h in hits}
+        out = []
+        for r in group_hits(hits, groups, key=lambda h: h.id):
+            hit, copies = r.hit, list(r.copies)
+            mine = next((c for c in copies if c in prefer and c in by_id), None)
+            if mine is not None and hit.id not in prefer:
+                hit, copies = by_id[mine], [hit.id] + [c for c in copies if c != mine]
+            out.append((hit, copies))
+        paths = self.meta.items([c for _, copies in out for c in copies])
+        return [dataclasses.replace(hit, copies=tuple((c, paths[c].path) for c in copies
+                                                      if c in paths and c not in exclude)) for hit, copies in out]
 
-    def ranked(self, fetch: Callable[[int], list], k: int, exclude: set[int] = frozenset()) -> list:
-        """``k`` rows after collapsing, asking ``fetch(n)`` (the best ``n`` hits) for more while
-        copies took places and more hits exist."""
+    def ranked(self, fetch: Callable[[int], list], k: int, exclude: set[int] = frozenset(),
+               prefer: set[int] = frozenset()) -> list:
+        """``k`` rows after collapsing (:meth:`collapse`), asking ``fetch(n)`` (the best ``n``
+        hits) for more while copies took places and more hits exist."""
         if not self.has_groups():
             return fetch(k)
         n = k + min(k, 10)
         while True:
             hits = fetch(n)
-            rows = self.collapse(hits, exclude)
+            rows = self.collapse(hits, exclude, prefer)
             if len(rows) >= k or len(hits) < n:
                 return rows[:k]
             n += 2 * (k - len(rows)) + 10

@@ -278,6 +278,7 @@ class Query:
         if allow is not None and not allow:
             return []
         exclude: set[int] = set()
+        prefer: set[int] = set()  # the query file itself, shown as its group's row (not exclude_self)
         if isinstance(query, np.ndarray):
             expert = self.embedder.expert
             feats = expert.embed_one(query_waveform(query, sample_rate, expert.sample_rate))
@@ -291,10 +292,14 @@ class Query:
             else:  # not indexed: only now load the expert (it may import torch)
                 expert = self.embedder.expert
                 feats = expert.embed_one(load_audio(query, expert.sample_rate))
+            me = set(self.meta.items_by_hash(h))
             if exclude_self:
-                exclude = set(self.meta.items_by_hash(h))
+                exclude = me
+            else:  # byte-identical twins share the hash: the path says which one was asked for
+                path = os.path.realpath(os.path.expanduser(os.fspath(query)))
+                prefer = {i for i, it in self.meta.items(list(me)).items() if it.path == path} or me
         with self.lock:
-            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups)
+            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups, prefer)
 
     def similar(self, item_id: int, k: int = 10, dups=None, filters=None, **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (filters as for
@@ -312,13 +317,14 @@ class Query:
             return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, allow, dups=dups)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
-                allow: set[int] | None = None, dups=None) -> list[Hit]:
+                allow: set[int] | None = None, dups=None, prefer: set[int] = frozenset()) -> list[Hit]:
         """Hits for an audio vector: the files whose best window is closest to ``q``
-        (``allow``: only these items; ``dups``: collapse near-identical files, k rows)."""
+        (``allow``: only these items; ``dups``: collapse near-identical files, k rows, ``prefer``
+        shown as their group's row: :meth:`~soundseek.index.dupstore.DupStore.collapse`)."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if dups is not None:
-            return dups.ranked(lambda n: self.nearest(q, n, exclude, allow), k, exclude)
+            return dups.ranked(lambda n: self.nearest(q, n, exclude, allow), k, exclude, prefer)
         ranked = self.rank(self.vectors.audio, q, k, exclude, allow)
         items = self.meta.items([r[0] for r in ranked])
         hits = []
