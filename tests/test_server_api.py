@@ -63,6 +63,9 @@ class FakeIndex:
     def __len__(self):
         return len(self.items)
 
+    def search_mode(self, mode=None):
+        return mode or "content"  # no file words here
+
     def _guard(self):
         # the server must serialise index calls: a concurrent call would fail here
         if not self._busy.acquire(blocking=False):
@@ -711,6 +714,12 @@ def test_search_passes_mode_and_filters(corpus):
         assert data["search_mode"] == "metadata" and data["filters"]["max_duration"] == 3.5
         assert all(1 <= h["duration"] <= 3.5 for h in data["results"])
         assert all({"matched", "snippet", "words", "tags"} <= set(h) for h in data["results"])
+        # the mode in any case, as the CLI takes it; the mode the search ran in is always said
+        r = c.get("/api/search", params={"q": "rain", "mode": "Metadata"})
+        assert r.status_code == 200 and idx.kwargs[-1] == {"mode": "metadata"}, r.text
+        assert r.json()["search_mode"] == "metadata" and "filters" not in r.json()
+        r = c.get("/api/search", params={"q": "rain", "format": "wav"})
+        assert r.json()["search_mode"] == "content" and r.json()["filters"] == {"format": "wav"}  # before: null
 
 
 @pytest.mark.parametrize("params", [{"mode": "loud"}, {"min_duration": -1}, {"channels": 0},

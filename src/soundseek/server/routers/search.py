@@ -24,6 +24,7 @@ from ..present import GROUP_HELP, group_kwargs, no_tmp, results
 def search_filters(state: AppState, mode, min_duration, max_duration, channels, sample_rate, fmt, folder,
                    tag) -> dict:
     """The search keyword arguments the request asked for (none: the plain call)."""
+    mode = mode.strip().lower() if isinstance(mode, str) and mode.strip() else None  # any case, as the CLI
     if mode is not None and mode not in ("hybrid", "content", "metadata"):
         raise ApiError(422, "invalid_parameter", f"mode must be hybrid, content or metadata (got {mode!r})")
     for name, v in (("min_duration", min_duration), ("max_duration", max_duration)):
@@ -154,10 +155,9 @@ def build_router(config: ServerConfig) -> APIRouter:
             if kw:
                 raise ApiError(422, "invalid_parameter", str(e)) from None
             raise
-        extra = {"query": text, "k": k}
-        if kw:
+        extra = {"query": text, "k": k, "search_mode": idx.search_mode(kw.get("mode"))}  # the mode it ran in
+        if any(k_ != "mode" for k_ in kw):
             extra["filters"] = {k_: v for k_, v in kw.items() if k_ != "mode"}
-            extra["search_mode"] = kw.get("mode")
         if facets:
             extra["facets"] = facet_counts(state, kw)
         return results("text", t0, hits, expose_paths=cfg.expose_paths, **extra)
