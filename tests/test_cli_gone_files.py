@@ -253,3 +253,27 @@ def test_remove_command_drops_files_and_folders_but_not_the_audio(lib, monkeypat
     assert res.exit_code == 0 and "removed 3 files" in res.output and "(0 left)" in res.output
     with Index.open(idx) as i:
         assert len(i) == 0
+
+
+def test_new_index_options_on_an_existing_index_are_named_as_ignored(lib):
+    """`--profile quality`, `--window 3`, `--expert aisfx` on an existing index were silent no-ops."""
+    audio, idx = lib  # logmel, no model
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--profile", "quality", "--window", "3",
+                              "--vector-index", "HNSW"], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    assert "--profile quality is ignored: the index exists and keeps its own (None)" in res.output
+    assert "--window 3.0 is ignored: the index exists and keeps its own (10.0)" in res.output
+    assert "--vector-index hnsw is ignored" in res.output
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
+                              "--window", "10"], terminal_width=300)
+    assert res.exit_code == 0 and "ignored" not in res.output, res.output  # the values it has: no note
+    res = runner.invoke(app, ["info", "--index", str(idx), "--json"])
+    assert json.loads(res.stdout)["profile"] is None  # logmel without a model is no profile
+
+
+def test_info_names_the_fast_profile_of_a_default_index(tmp_path):
+    from soundseek.index.types import IndexConfig
+
+    assert IndexConfig(audio_expert="yamnet", model="default").profile_name == "fast"  # was shown as None
+    assert IndexConfig(audio_expert="yamnet+aisfx", model="quality").profile_name == "quality"
+    assert IndexConfig(audio_expert="aisfx", model="aisfx-minilm-v1").profile_name is None

@@ -175,7 +175,7 @@ def index_cmd(
             _fail(f"--ray needs Ray: pip install ray ({why})")
     _set_threads(threads)
     new = not (index.expanduser() / "index.json").is_file()
-    model = model or "default"
+    model_given, model = model, model or "default"
     # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
     profile, vector_index, audio_pooling = (v.lower() if v else v for v in (profile, vector_index, audio_pooling))
     try:
@@ -186,6 +186,13 @@ def index_cmd(
         _fail(str(e))
     except (OSError, sqlite3.Error) as e:  # e.g. the disk is full before anything is indexed
         _fail(str(disk_full_error(e, index) or _os_error(e, f"cannot create the index at {index}")))
+    if not new:
+        from .cli_report import ignored_options
+
+        given = {"--profile": profile, "--expert": expert, "--model": model_given, "--window": window, "--hop": hop,
+                 "--vector-index": vector_index, "--store": store, "--audio-pooling": audio_pooling}
+        for note in ignored_options(idx.config, given):
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if max_duration is not None:
         idx.config.max_duration_s = max_duration or None  # 0: no limit
     if ray:

@@ -82,3 +82,27 @@ def duplicates_note(console: Console, dup: dict, path) -> None:
 
         console.print(f"[yellow]note:[/] {INSTALL_HINT} Until then only files with up to 5 s of sound are grouped.",
                       highlight=False, soft_wrap=True)
+
+
+#: option of ``soundseek index`` -> (IndexConfig field, the option's default)
+NEW_INDEX_OPTIONS = {"--profile": ("profile", None), "--expert": ("audio_expert", None), "--model": ("model", None),
+                     "--window": ("window_s", 10.0), "--hop": ("hop_s", 5.0), "--vector-index": ("vector_index", "auto"),
+                     "--store": ("vector_store", "faiss"), "--audio-pooling": ("audio_pooling", "non-silent")}
+
+
+def ignored_options(config, given: dict) -> list[str]:
+    """The new-index-only options a run on an existing index was given with another value than
+    the index has (``given``: option -> value): a note each, so that `--profile quality` on an
+    existing index is not silently a no-op."""
+    notes = []
+    for opt, value in given.items():
+        field, default = NEW_INDEX_OPTIONS[opt]
+        have = config.profile_name if field == "profile" else getattr(config, field)
+        if value is None or value == default or str(value).lower() == str(have).lower():
+            continue
+        if opt == "--model" and value == "none" and have is None:
+            continue
+        notes.append(f"{opt} {value} is ignored: the index exists and keeps its own ({have}); "
+                     "new-index options take effect on a new --index folder")
+    return notes
+

@@ -142,7 +142,7 @@ def stats(index) -> dict:
         "audio_expert_key": index.meta.get_meta("expert_key") or (loaded.key if loaded else None),
         "model": config.model,
         "adapted_model": config.adapted_model if index.embedder.adapted_dir() else None,
-        "profile": config.profile,
+        "profile": config.profile_name,  # "fast" for an index made with the defaults
         "text_search": index.has_text_model,
         "window_s": config.window_s,
         "hop_s": config.hop_s,

@@ -44,6 +44,13 @@ class IndexConfig:
     adapted_model: str | None = None
     format_version: int = FORMAT_VERSION
 
+    @property
+    def profile_name(self) -> str | None:
+        """The profile this index amounts to: the one it was created with, else the one whose
+        expert and model it has ("fast" for the plain default), else None (its own choice)."""
+        return self.profile or next((name for name, p in PROFILES.items()
+                                     if (p["audio_expert"], p["model"]) == (self.audio_expert, self.model)), None)
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
