@@ -350,13 +350,13 @@ def export_cmd(
     k: int = typer.Option(10, "-k", "--top", min=1, max=10000, help="number of results"),
     index: Path = IndexOpt,
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, content or metadata"),
-    min_duration: Optional[float] = typer.Option(None, "--min-duration"),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration"),
-    channels: Optional[int] = typer.Option(None, "--channels", min=1),
-    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1),
-    fmt: Optional[str] = typer.Option(None, "--format"),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="only files at least this long (s)"),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="only files at most this long (s)"),
+    channels: Optional[int] = typer.Option(None, "--channels", min=1, help="only files with this many channels"),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1, help="only files at this rate (Hz)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="only files of this format, e.g. wav, flac, ogg"),
     folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
-    tag: Optional[str] = typer.Option(None, "--tag"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag, e.g. Rain"),
 ):
     """Copy (or link) the files a text search finds into a folder; existing files are never
     overwritten (a taken name gets " (2)", " (3)", ...) and identical ones are not copied again."""
@@ -380,7 +380,7 @@ def export_cmd(
 
 
 @app.command("info")
-def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", help="print it as JSON")):
     """What is in an index, and which files were skipped last time and why."""
     idx = _open_index(index)
     stats = idx.stats()
@@ -453,7 +453,7 @@ def remove_cmd(paths: list[str] = typer.Argument(..., help="indexed files or fol
 
 
 @app.command("check")
-def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json")):
+def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", help="print the report as JSON")):
     """Verify an index (configuration, metadata, vector files, feature shards) and that every
     indexed audio file is still on disk; exit 1 if anything is wrong."""
     from .index.maintenance.check import check
@@ -483,7 +483,7 @@ def check_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--jso
 
 
 @app.command("repair")
-def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json"),
+def repair_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
                drop_missing: bool = typer.Option(False, "--drop-missing",
                                                  help="also drop indexed files that are no longer on disk")):
     """Repair an index: rebuild vector files, re-extract lost features, drop what cannot be saved."""
