@@ -233,10 +233,25 @@ def test_an_unknown_or_unloadable_expert_or_model_leaves_no_index_behind(tmp_pat
         assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (opt, res.output, res.exception)
         assert why in res.output, (opt, res.output)
         assert not idx.exists(), opt
-    # an existing index is never removed, even when a later run cannot load its expert
-    res = runner.invoke(app, ["index", str(audio), "--index", str(tmp_path / "ok.idx"), "-q", "--expert", "logmel",
-                              "--model", "none"])
-    assert res.exit_code == 0 and (tmp_path / "ok.idx" / "index.json").is_file()
+    # a folder of the user's own given as --index (here: the library itself, `--index .` alike):
+    # only what this run created goes, never their files
+    mine = sorted(p.name for p in audio.iterdir())
+    (audio / "notes.txt").write_text("keep me")
+    res = runner.invoke(app, ["index", str(audio), "--index", str(audio), "-q", "--expert", "vggish"],
+                        terminal_width=300)
+    assert res.exit_code == 1 and "cannot be loaded" in res.output, res.output
+    assert sorted(p.name for p in audio.iterdir()) == sorted([*mine, "notes.txt"])
+    assert (audio / "notes.txt").read_text() == "keep me" and (audio / "a.wav").is_file()
+    # an index that holds files is never removed, even when a later run cannot load its expert
+    ok = tmp_path / "ok.idx"
+    res = runner.invoke(app, ["index", str(audio), "--index", str(ok), "-q", "--expert", "logmel", "--model", "none"])
+    assert res.exit_code == 0 and (ok / "index.json").is_file()
+    cfg = json.loads((ok / "index.json").read_text())
+    (ok / "index.json").write_text(json.dumps({**cfg, "audio_expert": "vggish"}))  # e.g. weights deleted since
+    write_tone(audio / "b.wav", 1.5, 500)
+    res = runner.invoke(app, ["index", str(audio), "--index", str(ok), "-q"], terminal_width=300)
+    assert res.exit_code == 1 and "cannot be loaded" in res.output, res.output
+    assert (ok / "index.json").is_file() and (ok / "meta.sqlite").is_file()
 
 
 def test_remove_command_drops_files_and_folders_but_not_the_audio(lib, monkeypatch):

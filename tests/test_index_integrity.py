@@ -167,6 +167,31 @@ def test_a_lost_shard_and_a_damaged_vector_file_lose_no_file(built):
     assert check(root).ok and _answers(root, paths) == before
 
 
+
+def test_a_writer_between_repairs_open_and_its_lock_stops_repair(built, monkeypatch):
+    """repair opens the index before it takes the writer lock back (so a damaged vector file
+    is rebuilt in memory, not dropped); a writer that ran in that gap makes it stop, unchanged."""
+    root, paths = built
+    extra = root.parent / "audio" / "Weather" / "late_arrival.wav"
+    sf.write(extra, (0.3 * np.sin(np.arange(16000 * 2) / 7)).astype(np.float32), 16000)
+    real_writing = Index.writing
+    ran = []
+
+    def another_writer_first(self):  # the gap: after repair's open, before it takes the lock again
+        if not ran:
+            ran.append(1)
+            code = f"from soundseek import Index\nwith Index.open({str(root)!r}) as i: i.add([{str(extra)!r}], progress=False)"
+            subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        return real_writing(self)
+
+    monkeypatch.setattr(Index, "writing", another_writer_first)
+    with pytest.raises(RuntimeError, match="another soundseek run wrote to .* while repair was starting"):
+        repair(root)
+    monkeypatch.undo()
+    assert check(root).ok
+    with Index.open(root) as idx:
+        assert len(idx) == len(paths) + 1
+
 def test_repair_of_a_sound_index_says_there_was_nothing_to_repair(built):
     root, paths = built
     before = _answers(root, paths)

@@ -175,6 +175,7 @@ def index_cmd(
             _fail(f"--ray needs Ray: pip install ray ({why})")
     _set_threads(threads)
     new = not (index.expanduser() / "index.json").is_file()
+    had = set(os.listdir(index.expanduser())) if index.expanduser().is_dir() else None  # what the folder held
     model_given, model = model, model or "default"
     # named choices in any case, as --mode ("Quality", "HNSW"); expert and model names are kept as given
     profile, vector_index, audio_pooling = (v.lower() if v else v for v in (profile, vector_index, audio_pooling))
@@ -214,10 +215,10 @@ def index_cmd(
         _fail(str(e))
     except (WeightsError, ImportError) as e:  # the expert cannot be loaded (offline, a missing package)
         if new and not len(idx):  # made by this run and still empty: not left behind to fail every later run
-            import shutil
+            from .cli_report import remove_new_index
 
             idx.close()
-            shutil.rmtree(idx.path, ignore_errors=True)
+            remove_new_index(idx.path, had)
         _fail(f"the audio expert {idx.config.audio_expert!r} cannot be loaded: {e}")
     if as_json:
         out.print_json(json.dumps({**report.to_dict(), "index": str(idx.path), **idx.stats()}))

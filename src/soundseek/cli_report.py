@@ -4,6 +4,8 @@ literally (rich markup escaped); long lines are not wrapped when piped (``soft_w
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -105,4 +107,23 @@ def ignored_options(config, given: dict) -> list[str]:
         notes.append(f"{opt} {value} is ignored: the index exists and keeps its own ({have}); "
                      "new-index options take effect on a new --index folder")
     return notes
+
+
+def remove_new_index(path, had: set[str] | None) -> None:
+    """Take away an index this run created and could not fill: the whole folder when it did not
+    exist before (``had`` None), else only the entries that were not there (``--index .`` or a
+    folder of the user's own: nothing of theirs is touched)."""
+    import shutil
+    from pathlib import Path
+
+    path = Path(path)
+    if had is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in set(os.listdir(path)) - had:
+        p = path / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 

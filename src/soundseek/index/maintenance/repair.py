@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ...audio import on_disk
 from ...features import dbfiles
-from .. import lock
+from .. import checksums, lock
 from ..errors import not_an_index_error, short_error
 from ..types import IndexConfig, NewerFormatError
 from .check import check, sqlite_problem
@@ -249,7 +249,6 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
     except Exception as e:
         raise RuntimeError(f"{root / 'index.json'} is missing or damaged ({short_error(e)}); it cannot be rebuilt: "
                            f"re-create the index with `soundseek index DIR --index NEW`") from None
-    damaged = bool(check(root).problems)  # files gone from disk are not damage
     fix_lock_file(root, report)
     with lock.WriterLock(root):
         meta_path = root / "meta.sqlite"
@@ -274,13 +273,21 @@ def repair(index_dir: str | os.PathLike, drop_missing: bool = False) -> RepairRe
                 raise RuntimeError(f"{e}; re-index with `soundseek index DIR --index {root}`") from None
     # Opened without the writer lock, so damaged vector files are rebuilt in memory only: a
     # writer's open would drop the files whose features are missing before refeature() below
-    # could compute them again (16 of 861 files were lost so).  idx.writing() takes the lock back.
+    # could compute them again (16 of 861 files were lost so).  idx.writing() takes the lock back,
+    # and a writer that came in between makes this run stop before it changes anything.
     try:
         idx = Index.open(root)
     except Exception as e:
         raise RuntimeError(f"{root} still cannot be opened ({short_error(e)}); re-index it") from None
     with contextlib.closing(idx):
+        seen = (idx.vectors.stamp(), idx.meta.counts())  # (a new connection's data_version is not comparable)
+        damaged = bool(idx.notes) or any(checksums.verify(root, name) is False for name in ("audio.faiss", "text.faiss"))
         with idx.writing():
+            if (idx.vectors.stamp(), idx.meta.counts()) != seen:
+                raise RuntimeError(f"another soundseek run wrote to {root} while repair was starting; "
+                                   f"run `soundseek repair --index {root}` again")
+            if idx.vectors.unavailable:  # a Milvus store that cannot be reached: nothing to rebuild into
+                raise RuntimeError(f"{'; '.join(idx.vectors.unavailable)}; repair needs the vector store")
             refeature(idx, report)
             n_before = len(idx)
             idx.rebuild_vectors(save=True)  # drops items whose features are still missing
