@@ -111,6 +111,8 @@ def test_folder_filter_takes_relative_and_home_paths_as_the_cli_does(lib, tmp_pa
         assert sorted(h.path for h in idx.search_audio(query, k=10, exclude_self=False,
                                                        filters={"folder": folder})) == want_a, folder
     assert idx.search_audio(query, k=10, folder="nowhere") == []
+    every = idx.search_audio(query, k=10, exclude_self=False)
+    assert len(every) == 6 and idx.search_audio(query, k=10, exclude_self=False, folder="") == every  # "" is no filter
 
 # -- 2. remove -------------------------------------------------------------------------------
 def test_remove_takes_a_path_a_folder_and_relative_paths(lib, monkeypatch):

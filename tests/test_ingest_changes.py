@@ -187,3 +187,22 @@ def test_an_index_whose_words_were_read_an_older_way_reads_them_again(tmp_path):
     assert after[ids["Forêt_Wind.wav"]]["name"] == "for wind"  # gone from disk: keeps its words
     assert idx.meta.get_meta("words_version") == WORDS_VERSION
     idx.close()
+
+
+def test_the_words_re_read_keeps_folder_words_whatever_folder_the_run_names(tmp_path):
+    """The one-time re-read took this run's folder as the root first: `index lib/sub` emptied the
+    folder words ("sub") of the files under it, for good (the version is stamped after)."""
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    f = _tone(lib / "sub" / "bell_ring.wav", 1.0, 300)
+    with Index.create(tmp_path / "idx", audio_expert="logmel", model=None) as idx:
+        idx.add(lib, progress=False)
+        item = idx.items()[0].id
+        before = idx.meta.fulltext.info([item])[item]["folder"]
+        assert before == "sub"
+        with idx.writing():
+            idx.meta.set_meta("words_version", 2)
+            idx.meta.commit()
+        idx.add(lib / "sub", progress=False)
+        assert idx.meta.fulltext.info([item])[item]["folder"] == before
+        assert [h.path for h in idx.search("sub", mode="metadata")] == [str(f.resolve())]

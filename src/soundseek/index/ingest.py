@@ -450,13 +450,15 @@ class Ingest:
         format and machine tags are kept) when the index's ``words_version`` is older than
         :data:`~soundseek.index.file_info.WORDS_VERSION`; a file gone from disk keeps its words,
         and so do the items in ``skip``.  Returns how many files were read (a few ms each: no
-        decoding).  ``roots``: this run's folders, tried before the index's (as :meth:`add` does)."""
+        decoding).  Folder words are taken below the index's own folders (the outermost that
+        holds a file wins, as when it was indexed), ``roots`` (this run's) only for files under none
+        of them: the one-time re-read must not depend on the folder a run was started on."""
         from .file_info import WORDS_VERSION
 
         ft = self.meta.fulltext
         if ft is None or self.meta.get_meta("words_version", 1) >= WORDS_VERSION:
             return 0
-        roots = [*roots, *self.meta.get_meta("roots", [])]
+        roots = [*self.meta.get_meta("roots", []), *roots]
         items = [it for it in self.meta.items_by_path().values() if it.id not in skip and on_disk(it.path)]
         done = 0
         for lo in range(0, len(items), 500):

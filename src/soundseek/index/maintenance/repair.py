@@ -19,8 +19,10 @@ feature shard          missing, unreadable or not matching its checksum: re-extr
 audio.faiss/text.faiss derived data: rebuilt from the feature store (checksums recorded)
 =====================  ====================================================================
 
-Repair takes the index's writer lock (one writer at a time); check only reads.  On a read-only
-index it stops at once with one line saying so.
+Repair takes the index's writer lock (one writer at a time); check only reads.  It opens the
+index once between its catalog and vector steps without the lock (so a damaged vector file is
+rebuilt in memory, never used to drop files), and stops, changing nothing more, when another
+writer ran in that moment.  On a read-only index it stops at once with one line saying so.
 """
 
 from __future__ import annotations

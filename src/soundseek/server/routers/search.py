@@ -148,6 +148,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         t0 = time.perf_counter()
         try:
             with state.query_guard("text"):
+                search_mode = idx.search_mode(kw.get("mode"))  # the mode this very search runs in
                 hits = idx.search(text, k, **kw, **group_kwargs(idx.search, group))
         except NoTextModelError as e:
             raise ApiError(409, "no_text_model", str(e)) from None
@@ -155,7 +156,7 @@ def build_router(config: ServerConfig) -> APIRouter:
             if kw:
                 raise ApiError(422, "invalid_parameter", str(e)) from None
             raise
-        extra = {"query": text, "k": k, "search_mode": idx.search_mode(kw.get("mode"))}  # the mode it ran in
+        extra = {"query": text, "k": k, "search_mode": search_mode}
         if any(k_ != "mode" for k_ in kw):
             extra["filters"] = {k_: v for k_, v in kw.items() if k_ != "mode"}
         if facets:
