@@ -344,10 +344,9 @@ class Index:
         from .fulltext import make_filters
 
         f = make_filters(filters, **filter_kwargs)
-        if isinstance(f.folder, str) and not f.folder.strip():  # "" is no folder (as it always was), not "here"
-            f = dataclasses.replace(f, folder=None)
-        if isinstance(f.folder, (str, os.PathLike)) and os.fspath(f.folder).strip():
-            f = dataclasses.replace(f, folder=self.resolve_folder(f.folder))
+        if isinstance(f.folder, (str, os.PathLike)):  # "" is no folder (as it always was), not "here"
+            folder = os.fspath(f.folder)
+            f = dataclasses.replace(f, folder=self.resolve_folder(folder) if folder.strip() else None)
         return f
 
     def search_mode(self, mode: str | None = None) -> str:

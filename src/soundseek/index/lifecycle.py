@@ -23,7 +23,7 @@ def check_names(audio_expert: str, model: str | None) -> None:
     does not exist (before: the index was created, and every later run failed on it).  Cheap:
     the registry's names and the model spec's form, no weights loaded."""
     from ..experts.registry import get_entry
-    from ..models.model_dirs import SHIPPED_MODELS
+    from ..models.loading import spec_problem
 
     try:
         kind = get_entry(audio_expert).kind
@@ -32,10 +32,9 @@ def check_names(audio_expert: str, model: str | None) -> None:
     if kind != "audio":
         raise ValueError(f"{audio_expert!r} is a {kind} expert; an index needs an audio expert "
                          "(`soundseek models list`)")
-    if model is not None and model not in SHIPPED_MODELS and not model.startswith("native:") \
-            and not Path(model).expanduser().is_dir():
-        raise ValueError(f"unknown model {model!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
-                         "'native:<audio>+<text>', and no such directory (or 'none' for no text search)")
+    why = spec_problem(model) if model is not None else None
+    if why:
+        raise ValueError(f"{why} (or 'none' for no text search)")
 
 
 def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: float, vector_index: str,

@@ -13,7 +13,7 @@ from .registry import MODEL_TYPES, model_class
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "spec_problem"]
 
 #: The recipe (module of soundseek.train.recipes) that builds each shipped model.
 _RECIPES = {"default": "everyday", "aisfx-minilm-v1": "default", "quality": "quality"}
@@ -46,10 +46,17 @@ def load_model(spec: str | Path = "default") -> torch.nn.Module:
     path = Path(spec_s).expanduser()
     if path.is_dir():
         return _load_dir(saved_model_dir(path))
-    raise ModelNotInstalledError(
-        f"unknown model {spec_s!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
-        "'native:<audio>+<text>', and no such directory"
-    )
+    raise ModelNotInstalledError(spec_problem(spec_s))
+
+
+def spec_problem(spec: str | Path) -> str | None:
+    """Why ``spec`` names no model (not shipped, not ``native:``, no such directory), or None;
+    cheap (no weights read), so a new index can refuse a typo before it is created."""
+    s = str(spec)
+    if s in SHIPPED_MODELS or s.startswith("native:") or Path(s).expanduser().is_dir():
+        return None
+    return (f"unknown model {s!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), not "
+            "'native:<audio>+<text>', and no such directory")
 
 
 def _load_dir(d: Path) -> torch.nn.Module:
