@@ -85,6 +85,8 @@ def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, fea
     idx.set_name_memory(base_memory(model, files, idx))
     for mode in ("content", "hybrid"):
         out[f"{mode}+memory"] = ranked_metrics(idx, queries, truth, mode)
+    idx.set_name_vectors(base_names(model, files, idx, fits=False))  # as before names had fits (2026-12-07)
+    out["hybrid+memory+names-nofit"] = ranked_metrics(idx, queries, truth, "hybrid")
     idx.set_name_vectors(base_names(model, files, idx))  # what `soundseek adapt` installs with the memory
     out["hybrid+memory+names"] = ranked_metrics(idx, queries, truth, "hybrid")
     idx.set_name_memory(None)
@@ -96,23 +98,27 @@ def run_fold(work: Path, base_dir: Path, pkg: str, protocol: str, fold: int, fea
     return out
 
 
-def base_names(model, files, idx):
-    """The name vectors of ``files`` (:mod:`soundseek.index.name_match`), as ``soundseek adapt`` writes them."""
+def base_names(model, files, idx, fits: bool = True):
+    """The name vectors of ``files`` (:mod:`soundseek.index.name_match`), as ``soundseek adapt``
+    writes them (``fits=False``: without which names the text model can read, as before 2026-12-07)."""
     from soundseek.adapt import AdaptConfig
-    from soundseek.adapt.trainer import caption_vectors
-    from soundseek.index.name_match import name_vectors
+    from soundseek.adapt.trainer import caption_vectors, text_expert_name
+    from soundseek.index.name_match import name_vectors, readability
 
     named = [f for f in files if f.named]
     caps = sorted({f.caption.text for f in named})
     vec = caption_vectors(model, caps)
     row = {c: i for i, c in enumerate(caps)}
-    return name_vectors([f.item_id for f in named], vec[[row[f.caption.text] for f in named]],
-                        AdaptConfig().memory.threshold, idx.model_fingerprint() or "")
+    rows = vec[[row[f.caption.text] for f in named]]
+    readable = readability(text_expert_name(model))
+    return name_vectors([f.item_id for f in named], rows, AdaptConfig().memory.threshold, idx.model_fingerprint() or "",
+                        fits=np.array([readable(f.caption.name_words) for f in named]) if fits else None)
 
 
 def summarise(folds: list[dict]) -> dict:
     out = {}
-    modes = ("content", "metadata", "hybrid", "content+memory", "hybrid+memory", "hybrid+names", "hybrid+memory+names")
+    modes = ("content", "metadata", "hybrid", "content+memory", "hybrid+memory", "hybrid+names", "hybrid+memory+names-nofit",
+             "hybrid+memory+names")
     protocols = sorted({f["protocol"] for f in folds})
     for key in sorted({(f["protocol"], f["package"]) for f in folds}) + [(p, "all") for p in protocols]:
         fs = [f for f in folds if f["protocol"] == key[0] and key[1] in (f["package"], "all")]
@@ -152,7 +158,8 @@ def main(argv=None) -> int:
         print(f"{key:18s} " + "  ".join(f"{mode} {row[f'{mode}/named/p1']:.3f}/{row[f'{mode}/opaque/p1']:.3f}/"
                                          f"{row[f'{mode}/library/p1']:.3f}"
                                          for mode in ("content", "metadata", "hybrid", "hybrid+memory",
-                                                      "hybrid+names", "hybrid+memory+names")))
+                                                      "hybrid+names", "hybrid+memory+names-nofit",
+             "hybrid+memory+names")))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "minutes": round((time.perf_counter() - t0) / 60, 1), "seeds": a.seeds, "summary": summary,

@@ -69,6 +69,32 @@ def test_clotho_aac_datasets_layout(tmp_path):
     assert all(it.audio_path.parent == base / "clotho_audio_files" / "evaluation" for it in items)
 
 
+@needs
+def test_clotho_file_names_with_a_leading_space(tmp_path):
+    # real Clotho names: ' Ambience Birds.wav' (development), ' e ieio ieai.wav' (validation)
+    rows = list(__import__("csv").reader((DATA / "captions" / "clotho_v2" / "clotho_captions_validation.csv")
+                                         .read_text(encoding="utf-8-sig").splitlines()))
+    spaced = next(r for r in rows[1:] if r[0].startswith(" "))
+    (tmp_path / "validation").mkdir()
+    src = next((DATA / "clotho-mini" / "evaluation").glob("*.wav"))
+    (tmp_path / "validation" / spaced[0]).symlink_to(src)
+    (tmp_path / "validation" / "hand edited.wav").symlink_to(src)
+    header = "file_name,caption_1,caption_2,caption_3,caption_4,caption_5\n"
+    caps = ",".join(f'"{c}"' for c in spaced[1:6])
+    (tmp_path / "clotho_captions_validation.csv").write_text(f'{header}"{spaced[0]}",{caps}\n'
+                                                             f'" hand edited.wav ",{caps}\n')
+    items, _ = _load(load_clotho, tmp_path, "validation")
+    assert [it.exists for it in items] == [True, True]
+    assert items[0].audio_path.name == spaced[0] and items[0].meta["id"] == spaced[0]
+    assert items[1].audio_path.name == "hand edited.wav"  # outer spaces a hand added: found too
+
+
+def test_clotho_wrong_header_is_an_error(tmp_path):
+    (tmp_path / "clotho_captions_evaluation.csv").write_text("filename,caption1\na.wav,a dog\n")
+    with pytest.raises(ValueError, match="not a Clotho caption file.*file_name,caption_1"):
+        load_clotho(tmp_path, "evaluation")
+
+
 def test_clotho_missing_csv_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="zenodo"):
         load_clotho(tmp_path, "evaluation")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,37 @@ def test_duplicates_says_when_there_are_none_or_chromaprint_is_missing(tmp_path,
     monkeypatch.setattr(fp_mod, "load_chromaprint", lambda: None)
     res = runner.invoke(app, ["duplicates", "--index", str(tmp_path / "index")])
     assert "apt-get install libchromaprint1" in res.output
+
+
+def test_long_recordings_sharing_their_first_minutes_are_not_copies(tmp_path):
+    """Only a file's first 120 s are printed; two podcast episodes with the same 150-s intro
+    grouped as copies before 2026-12-07 (one vanished from search and export).  Their whole
+    lengths (210 s vs 260 s) now decide; a true copy of a long file (other gain, FLAC) still groups."""
+    from soundseek.index.duplicates import DupConfig, Entry, whole_lengths_fit
+
+    sr = 16000
+
+    def tones(seconds, seed):
+        r, out = np.random.default_rng(seed), []
+        while sum(map(len, out)) < seconds * sr:
+            t = np.arange(int(r.uniform(0.2, 0.8) * sr)) / sr
+            out.append(0.3 * np.sin(2 * np.pi * r.uniform(200, 2000) * t) * np.hanning(len(t)))
+        return np.concatenate(out)[: int(seconds * sr)].astype(np.float32)
+
+    intro, lib = tones(150, 1), tmp_path / "lib"
+    lib.mkdir()
+    ep01 = np.concatenate([intro, tones(60, 2)])
+    sf.write(lib / "ep01.wav", ep01, sr)
+    sf.write(lib / "ep02.wav", np.concatenate([intro, tones(110, 3)]), sr)
+    sf.write(lib / "ep01_copy.flac", 0.5 * ep01, sr)
+    idx = Index.create(tmp_path / "idx", model=None)
+    idx.add(lib, progress=False)
+    groups = [sorted(Path(m[1]).name for m in g.members) for g in idx.duplicates()]
+    assert groups == [["ep01.wav", "ep01_copy.flac"]]
+    # the rule itself: only where a print does not cover its file, and with the copies' tolerances
+    cfg = DupConfig()
+    e = lambda d: Entry(0, None, duration_s=d)  # noqa: E731
+    assert not whole_lengths_fit(e(210.0), e(260.0), cfg)
+    assert whole_lengths_fit(e(210.0), e(215.0), cfg)  # 5 % and trims
+    assert whole_lengths_fit(e(30.0), e(100.0), cfg)  # both printed whole: the prints decide
+    assert whole_lengths_fit(e(None), e(600.0), cfg)

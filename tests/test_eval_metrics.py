@@ -197,6 +197,34 @@ def test_aggregate_and_markdown():
     assert set(d) == {"t2a", "a2t", "selection_score"} and "geometric_mean_r1_r5_r10" in d["t2a"]
 
 
+def test_aggregate_geometric_mean_is_over_runs():
+    g = np.arange(20)
+    reps = [M.retrieval_metrics(np.eye(20) * s + np.random.default_rng(i).random((20, 20)), g)
+            for i, s in enumerate((0.3, 0.6, 0.9))]
+    per_run = [r.selection_score for r in reps]
+    agg = M.aggregate_reports(reps)
+    assert agg.mean.selection_score == pytest.approx(np.mean(per_run))
+    assert agg.std.selection_score == pytest.approx(np.std(per_run))
+    d = agg.to_dict()
+    assert d["std"]["t2a"]["geometric_mean_r1_r5_r10"] == pytest.approx(np.std(per_run))
+    assert "geometric_mean_over_runs" not in d["std"]["t2a"] and "geometric_mean_over_runs" not in M.metric_names()
+    assert reps[0].to_dict()["selection_score"] == pytest.approx(per_run[0])  # one run: its own
+
+
+def test_float64_tensor_keeps_its_precision():
+    s = np.array([[1.0, 1.0 + 1e-9], [0.0, 1.0]])
+    g = np.array([1, 1])
+    assert M.t2a_metrics(torch.tensor(s, dtype=torch.float64), g).r1 == M.t2a_metrics(s, g).r1 == 100.0
+
+
+def test_per_caption_map_of_a_perfect_model():
+    g = np.repeat(np.arange(4), 5)
+    perfect = (g[:, None] == np.arange(4)).astype(float)
+    a2t = M.retrieval_metrics(perfect, g).a2t
+    assert a2t.map10 == 100.0 and a2t.map10_dcase == pytest.approx(100 * sum(1 / i for i in range(1, 6)) / 5)
+    assert "mAP@10 per caption |" in M.markdown_table([("perfect", M.retrieval_metrics(perfect, g))])
+
+
 def test_chunked_ranks_equal_unchunked(monkeypatch):
     rng = np.random.default_rng(3)
     sim = rng.integers(0, 4, size=(40, 13)).astype(float)

@@ -385,10 +385,30 @@ def test_rerun_of_saved_config_writes_a_new_folder(tmp_path, monkeypatch):
     assert (tmp_path / "eval1" / "results.json").stat().st_mtime_ns == first  # the original is untouched
     new = [p.parent for p in (tmp_path / "runs" / "eval").glob("*/results.json")]
     assert len(new) == 1 and f"results written to {new[0]}" in again.output
-    assert "not eval1" in again.output
+    assert f"not {tmp_path / 'eval1'}" in again.output.replace("\n", "")
     # --out naming the saved folder explicitly overwrites it
     same = CliRunner().invoke(_eval_app(), ["evaluate", "--config", "eval1/config.json", "--out", "eval1"])
     assert same.exit_code == 0 and (tmp_path / "eval1" / "results.json").stat().st_mtime_ns != first
+
+
+def test_saved_config_names_its_folders_absolutely(tmp_path, monkeypatch):
+    """A config saved from one folder re-runs from another: the model folder and the data folders
+    given as relative paths are saved resolved (a shipped model's name stays a name)."""
+    esc = _fake_esc50(tmp_path / "esc")
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    classes = P.load_esc50(esc)[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(_eval_app(), ["evaluate", "-m", "runs/a", "-p", "esc50", "--esc50", "esc",
+                                           "--random-runs", "2", "--out", "eval1"])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    saved = json.loads((tmp_path / "eval1" / "config.json").read_text())
+    assert saved["model"] == str(tmp_path / "runs" / "a") and saved["esc50_dir"] == str(esc)
+    assert R.absolute_paths({"model": "default", "esc50_dir": None})["model"] == "default"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "eval1" / "config.json")])
+    assert again.exit_code == 0 and "skipped" not in again.output, again.output
 
 
 def test_a_config_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path):

@@ -40,6 +40,32 @@ def test_put_get_roundtrip_and_missing(tmp_path):
     assert again.count("e@1") == 2
 
 
+def test_shards_and_saved_models_are_readable_by_others_as_the_umask_says(tmp_path):
+    """safetensors writes 0o600: an index or a model on a shared drive was its owner's only."""
+    import stat
+
+    import torch
+
+    from soundseek.features.store import current_umask
+    from soundseek.models.pretrained import save_model_dir
+
+    want = 0o666 & ~current_umask()
+    store = FeatureStore(tmp_path / "store")
+    store.put_many("e@1", [("h1", _feat(3, 1), 3.0)])
+    shards = [p for p in (tmp_path / "store").rglob("*.safetensors")]
+    assert shards and all(stat.S_IMODE(p.stat().st_mode) == want for p in shards)
+    store.close()
+
+    from dataclasses import dataclass
+
+    @dataclass
+    class Cfg:
+        dim: int = 2
+
+    out = save_model_dir(torch.nn.Linear(2, 2), tmp_path / "model", "toy", Cfg())
+    assert stat.S_IMODE((out / "model.safetensors").stat().st_mode) == want
+
+
 def test_an_expert_crash_skips_only_the_file_it_failed_on(tmp_path):
     """extract_features retries a failed batch file by file: one poison file, not the batch."""
     from soundseek.experts.base import AudioExpert

@@ -466,6 +466,37 @@ def test_accented_names_keep_their_letters():
     assert name_words("Straße_Lärm_01.wav") == ["straße", "lärm"]
 
 
+def test_names_in_any_script_are_words():
+    """鳥_朝.wav was a file with no name: one-letter tokens are dropped, and CJK words are often
+    one character; Cyrillic, Greek and kana names are words too (adapt's captions dropped them
+    for want of a Latin vowel)."""
+    from soundseek.index.captions import weak_caption
+    from soundseek.index.fulltext import query_terms
+
+    assert split_words("鳥_朝") == ["鳥", "朝"] and split_words("カエル") == ["カエル"]
+    assert split_words("a_b_dog") == ["dog"]  # a Latin one-letter token is still noise
+    assert query_terms("鳥") == ["鳥"] and query_terms("a dog") == ["dog"]
+    assert query_terms("鳥_朝.wav") == ["鳥", "朝"]  # a pasted name's extension is not a word
+    assert query_terms("door.WAV slam") == ["door", "slam"] and "wav" in query_terms("wav files")
+    for name, text in [("лягушка_пруд.wav", "лягушка пруд"), ("Βάτραχος.wav", "βάτραχος"),
+                       ("カエル.wav", "カエル"), ("鳥_朝.flac", "鳥 朝")]:
+        assert weak_caption(name).text == text
+    assert weak_caption("brrt.wav") is None and weak_caption("ZOOM0001.WAV") is None
+
+
+def test_a_name_in_a_script_without_spaces_is_found_by_metadata_search(tmp_path):
+    _tone(tmp_path / "lib" / "鳥_朝.wav", 1.0)
+    _tone(tmp_path / "lib" / "ZOOM0001.WAV", 1.0, freq=300)
+    _tone(tmp_path / "lib" / "._ZOOM0001.WAV", 1.0)  # macOS's companion file: skipped, not "unreadable"
+    (tmp_path / "lib" / "._鳥_朝.wav").write_bytes(b"\x00\x05\x16\x07" + b"\0" * 60)
+    idx = Index.create(tmp_path / "idx", model=None)
+    rep = idx.add(tmp_path / "lib", progress=False)
+    assert rep.added == 2 and not rep.failed
+    for q in ("鳥", "朝", "鳥_朝.wav"):
+        hits = idx.search(q, k=5, mode="metadata")
+        assert [Path(h.path).name for h in hits] == ["鳥_朝.wav"], q
+
+
 def _bwf(tmp_path, chunks: list[bytes]) -> Path:
     plain = _tone(tmp_path / "plain.wav", 0.3)
     data = plain.read_bytes()

@@ -208,6 +208,96 @@ def test_fuse_named_orders_matching_names_then_unnamed_files_then_names_that_say
     assert nowords[1] == pytest.approx(fusion.MISMATCH_SHARE * 0.42)
 
 
+def test_a_name_the_model_cannot_read_does_not_count_against_its_file():
+    # 2 "corvus corone" (a crow; a Latin name: fit 0), 7 "sword hit" (read: fit 1), both asked
+    # for "a crow cawing"; 3 unnamed, sounds less like a crow
+    content = [(2, 0.9), (7, 0.85), (3, 0.6)]
+    named = frozenset({2, 7})
+    fits = {2: 0.0, 7: 1.0}
+    got = dict(fusion.fuse_named(content, content, [], named, by_words=False, fit=fits))
+    a = fusion.MISMATCH_SHARE
+    assert got[2] == pytest.approx(0.9)  # its content score, as without adapt
+    assert got[7] == pytest.approx(a * 0.85)  # a name read to say otherwise
+    assert [d for d, _ in fusion.fuse_named(content, content, [], named, False, fit=fits)] == [2, 3, 7]
+    # closeness and doubt: the larger one decides
+    both = dict(fusion.fuse_named(content, content, [], named, False, near={7: 0.5}, fit={7: 0.8}))
+    assert both[7] == pytest.approx((a + (1 - a) * 0.5) * 0.85)
+    # no fits (name vectors written before 2026-12-07) or an id without one: as before
+    old = dict(fusion.fuse_named(content, content, [], named, by_words=False))
+    assert old[2] == pytest.approx(a * 0.9) and old[7] == pytest.approx(a * 0.85)
+    assert dict(fusion.fuse_named(content, content, [], named, False, fit={7: 1.0}))[2] == pytest.approx(a * 0.9)
+
+
+def test_latin_species_names_are_told_from_sound_effect_names():
+    from soundseek.index.captions import weak_caption
+    from soundseek.index.name_match import readability
+
+    readable = readability("minilm")
+    for name in ("Corvus_corone_2023-04-01_0502.wav", "species/Canis_lupus_03.ogg", "Apis mellifera 2.flac",
+                 "Bos_taurus_2023.wav", "Gryllus campestris.wav"):
+        assert readable(weak_caption(name).name_words) == 0.0, name
+    for name in ("HingeCreak1.ogg", "mooq_snorting.ogg", "crickets1_00.ogg", "timpani.ogg", "Rana_temporaria.wav",
+                 "human-female-hit-1.ogg", "BulletHitGround1.ogg", "Waterdrop2.wav"):
+        assert readable(weak_caption(name).name_words) == 1.0, name  # rana: MiniLM reads it (frog)
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus")
+def test_a_latin_species_name_keeps_its_recording_on_top_after_adapt(tmp_path):
+    """A bioacoustics library names its recordings by species (``Canis_lupus_00.ogg``): words the
+    model cannot relate to a wolf.  Before names had fits, adapt's rule "a name that says
+    something else counts against its file" put them below a coyote for "a wolf howling"."""
+    import shutil
+
+    from test_name_memory import SMALL, WIDELANDS
+
+    from soundseek import Index
+    from soundseek.adapt import AdaptConfig
+    from soundseek.adapt.apply import adapt_and_install, adaptation_state, describe
+
+    lib = tmp_path / "lib"
+    for folder in ("animals", "farm"):
+        shutil.copytree(WIDELANDS / folder, lib / folder)
+    for i, f in enumerate(sorted((lib / "animals").glob("wolf_*.ogg"))):
+        f.rename(lib / "animals" / f"Canis_lupus_{i:02d}.ogg")
+    idx = Index.create(tmp_path / "idx")
+    idx.add(lib, progress=False)
+
+    def top(mode, n=2):
+        return [Path(h.path).name for h in idx.search("a wolf howling", k=n, mode=mode, group=False)]
+
+    assert all(n.startswith("Canis_lupus") for n in top("content"))  # the sound says wolf
+    adapt_and_install(idx, AdaptConfig(**SMALL), progress=False)
+    assert top("hybrid") == top("content")
+    names = idx.name_vectors.current()
+    assert names.fits is not None and len(names.fits) == len(names.item_ids)
+    lines = describe(adaptation_state(idx))
+    assert any(ln.strip().startswith("3 of 44 names read as Latin species names (e.g. 'canis lupus')")
+               for ln in lines)
+
+
+def test_fits_are_saved_loaded_grown_and_checked(tmp_path):
+    from soundseek.index.captions import caption_context
+    from soundseek.index.name_match import grow_names, readability
+
+    ctx = caption_context(["/lib/a/dog_bark.wav", "/lib/b/cat.wav"])
+    nv = name_vectors([10, 11], np.eye(2, 4, dtype=np.float32), captions=ctx, text_expert="minilm",
+                      fits=np.array([1.0, 0.0]))
+    back = NameVectors.load(nv.save(tmp_path / NAMES_FILE))
+    assert back.fits.tolist() == [1.0, 0.0] and back.fit_of() == {10: 1.0, 11: 0.0}
+    enc = lambda name: (lambda texts: np.ones((len(texts), 4), np.float32))  # noqa: E731
+    grown, n = grow_names(back, [(12, "/lib/a/Corvus_corone_01.wav", []), (13, "/lib/a/wolf_howl.wav", [])], enc,
+                          readable=readability("minilm"))
+    assert n == 2 and grown.fit_of()[12] == 0.0 and grown.fit_of()[13] == 1.0  # new names are read alike
+    unknown, _ = grow_names(back, [(12, "/lib/a/Corvus_corone_01.wav", [])], enc)
+    assert np.isnan(unknown.fits[-1]) and unknown.fit_of()[12] == 1.0  # not judged: read, as before
+    assert toy().fit_of() is None  # written before fits: None, every name counts as read
+    np.savez(tmp_path / "bad.npz", item_ids=np.array([1, 2]), vectors=np.eye(2, dtype=np.float32),
+             threshold=np.float32(0.5), fingerprint=np.array(""), context=np.array(""), fits=np.ones(3))
+    with pytest.raises(ValueError, match="do not fit together"):
+        NameVectors.load(tmp_path / "bad.npz")
+
+
 @pytest.mark.slow
 @needs_shared("data/sfx-corpus")
 def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):

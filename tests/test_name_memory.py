@@ -250,6 +250,8 @@ def test_adapt_installs_the_memory_only_when_its_check_keeps_it_and_revert_remov
     assert NameMemory.load(memory_file).fingerprint == idx.model_fingerprint()  # the base model's vectors
     assert any(line.startswith("name memory in use (sounds alike by aisfx): seen kinds")
                for line in describe(adaptation_state(idx)))
+    assert any("'seen kinds' = named files whose names were hidden" in line  # what the numbers mean
+               for line in describe(adaptation_state(idx)))
 
     revert(idx)
     assert not memory_file.exists() and idx.name_memory.current() is None

@@ -738,3 +738,23 @@ def test_folder_filter_needs_visible_paths(corpus):
     with LocalClient(create_app(idx)) as c:
         r = c.get("/api/search", params={"q": "rain", "folder": str(corpus[0].parent)})
         assert r.status_code == 200 and idx.kwargs[-1] == {"folder": str(corpus[0].parent)}
+
+
+def test_page_times_never_read_60_seconds_and_hours_read_h_mm_ss():
+    """The page's fmtSeconds rounded the seconds after taking whole minutes: a window ending at
+    119.8 s read "1:60 min", 3599.6 s "59:60 min".  Runs the page's own function in node."""
+    import json
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    js = (Path(__file__).resolve().parents[1] / "src" / "soundseek" / "server" / "static" / "app.js").read_text()
+    fn = re.search(r"function fmtSeconds\(s\) \{.*?\n\}", js, re.DOTALL).group(0)
+    cases = [5.04, 59.94, 59.96, 110.0, 119.8, 179.7, 3599.6, 3700.0, 4500.0]
+    out = subprocess.run(["node", "-e", fn + f"\nconsole.log(JSON.stringify({cases}.map(fmtSeconds)))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["5.0 s", "59.9 s", "1:00 min", "1:50 min", "2:00 min", "3:00 min", "1:00:00",
+                               "1:01:40", "1:15:00"]

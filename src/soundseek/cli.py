@@ -251,7 +251,7 @@ def search_cmd(
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1, help="e.g. 48000"),
     fmt: Optional[str] = typer.Option(None, "--format", help="file format, e.g. wav, flac"),
     folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
-    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag (e.g. Dog)"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag (e.g. Dog); the whole file's tags, not a window's"),
     export: Optional[str] = typer.Option(None, "--export", help="print results as csv, json or m3u"),
     full_paths: bool = typer.Option(False, "--full-paths", help="show absolute paths in the table (default: "
                                     "relative to the indexed folder, folders shortened first to fit)"),
@@ -357,7 +357,7 @@ def export_cmd(
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=1, help="only files at this rate (Hz)"),
     fmt: Optional[str] = typer.Option(None, "--format", help="only files of this format, e.g. wav, flac, ogg"),
     folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
-    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag, e.g. Rain"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag, e.g. Rain; the whole file's tags, not a window's"),
 ):
     """Copy (or link) the files a text search finds into a folder; existing files are never
     overwritten (a taken name gets " (2)", " (3)", ...) and identical ones are not copied again."""

@@ -118,8 +118,17 @@ def describe(state: dict) -> list[str]:
         spaces = " and ".join(by.get(s, s) for s in mem.get("spaces", []))
         lines.append(f"name memory {'in use' if state.get('memory_in_use') else 'not in use'}"
                      f"{f' (sounds alike by {spaces})' if spaces else ''}: {mem.get('reason', '')}")
+        lines.append("  (its check, with the library's own names as queries: 'seen kinds' = named files whose "
+                     "names were hidden, does the memory find them; 'unseen kinds' = names held out "
+                     "altogether, does it mislead; mAP 0-1, higher is better)")
     if state.get("name_vectors_in_use"):
         lines.append(f"what the names mean: {state['name_vectors_in_use']} named files, used by hybrid search")
+        unread = chk.get("names") or {}
+        if unread.get("unreadable"):
+            eg = ", ".join(repr(e) for e in unread.get("examples", []))
+            lines.append(f"  {unread['unreadable']} of {unread['files']} names read as Latin species names"
+                         f"{f' (e.g. {eg})' if eg else ''}: the text model cannot read them, so they never "
+                         "count against their files when a query asks for something else")
     if state.get("files_since_adapt"):
         n = state["files_since_adapt"]
         lines.append(f"{n} file{'s' if n != 1 else ''} indexed since: not in the name memory until the next "

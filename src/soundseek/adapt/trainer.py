@@ -290,7 +290,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     serving the adapted model is the index's job (docs/adaptation.md lists the hook)."""
     import torch
 
-    from ..index.name_match import NAMES_FILE, name_vectors
+    from ..index.name_match import NAMES_FILE, name_vectors, readability
     from ..models import load_model
 
     cfg = config or AdaptConfig()
@@ -328,8 +328,11 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
         kept, verdict, chk, model_dir = False, f"model {spec!r} has no trained heads to adapt", {}, None
     out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
     context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
+    # names the text model cannot read (Latin species names) never count against their files
+    fits = np.array([readability(text_expert_name(base))(f.caption.name_words) for f in named], np.float32)
+    chk["names"] = unreadable_names(named, fits)
     name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
-                 text_expert=text_expert_name(base)).save(out / NAMES_FILE)
+                 text_expert=text_expert_name(base), fits=fits).save(out / NAMES_FILE)
     if cfg.memory.enabled:  # on the base model: the adapted one was trained on every named file, so
         # its ranking of held-out named files would make the memory's check meaningless
         chk["memory"] = name_memory(base, files, group, cap_vec, cfg, out, progress, index)
@@ -420,6 +423,14 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
             MemoryAnchors(centred_embeddings(vecs)[named_idx], group, vecs[heard].mean(0), key, mcfg.k,
                           mcfg.temperature, space, mcfg.sfx_max_s).save(out / ANCHORS_FILE)
     return chk
+
+
+def unreadable_names(named: list[LibraryFile], fits: np.ndarray, k: int = 3) -> dict:
+    """How many named files have names the text model cannot read (fit 0: Latin scientific names,
+    :func:`soundseek.index.name_match.readability`; such a name never counts against its file in
+    hybrid search), with up to ``k`` of those names."""
+    low = [" ".join(f.caption.name_words) for f, x in zip(named, fits.tolist()) if x < 0.5]
+    return {"files": len(named), "unreadable": len(low), "examples": list(dict.fromkeys(low))[:k]}
 
 
 def _examples(named: list[LibraryFile], k: int = 8) -> list[list[str]]:

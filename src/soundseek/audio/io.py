@@ -9,6 +9,7 @@ says what is wrong with the file; callers skip the file and list it in their sum
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -416,4 +417,7 @@ def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
 
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    # libsndfile repeats the whole path ("Error opening '/long/path/x.wav': Format not
+    # recognised."); the report already names the file
+    text = re.sub(r"^Error opening '.*?': ", "", text) or text
     return text[:200]

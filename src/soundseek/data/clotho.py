@@ -94,11 +94,19 @@ def load_clotho(
                     else csv_path.parent / split)
     index = AudioIndex(folders, expected)
     items = []
-    for row in read_csv_rows(csv_path):
-        name = (row.get("file_name") or "").strip()
-        if not name:
+    rows = read_csv_rows(csv_path)
+    if rows and ("file_name" not in rows[0] or not _caption_columns(rows[0])):
+        raise ValueError(f"{csv_path}: not a Clotho caption file: its header is {list(rows[0])}, expected "
+                         "file_name,caption_1,...,caption_5 (Clotho's own CSV; was it saved by a spreadsheet "
+                         "with other column names?)")
+    for row in rows:
+        # as written: Clotho has file names that start with a space (' Ambience Birds.wav'); a
+        # name found only without its outer spaces (a CSV edited by hand) is found too
+        name = (row.get("file_name") or "").strip("\r\n")
+        if not name.strip():
             continue
         caps = [row[k].strip() for k in _caption_columns(row) if (row[k] or "").strip()]
-        path = index.find(name, Path(name).stem) or index.default(name)
+        path = (index.find(name, Path(name).stem) or index.find(name.strip(), Path(name.strip()).stem)
+                or index.default(name))
         items.append(AudioCaptions(path, caps, split=split, meta={"id": name, "dataset": "clotho"}))
     return check_audio(items, f"Clotho {split} ({root})", drop_missing=drop_missing)

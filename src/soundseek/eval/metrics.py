@@ -30,7 +30,9 @@ _CHUNK_ELEMS = 1 << 24  # bound the temporary (pairs x gallery) comparison array
 def to_numpy(sim: Any) -> np.ndarray:
     """2-D float64 numpy copy of a numpy array or torch tensor (float32 ties stay ties)."""
     if hasattr(sim, "detach"):  # torch.Tensor without importing torch
-        sim = sim.detach().cpu().float().numpy()
+        t = sim.detach().cpu()
+        # float64 stays float64 (casting it to float32 would make ties of scores that differ)
+        sim = (t if str(t.dtype) == "torch.float64" else t.float()).numpy()
     arr = np.asarray(sim, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"similarity matrix must be 2-D, got shape {arr.shape}")
@@ -137,7 +139,10 @@ class RetrievalMetrics:
     For ``a2t`` the recalls and ranks use the best-ranked correct caption (benchmark convention),
     ``map10`` is AP@10 over all correct captions, and ``map10_dcase`` is the per-caption
     variant (each correct caption scored on its own: reciprocal rank cut at 10, averaged over all
-    (audio, caption) pairs).  ``map10_dcase`` is None for t2a (identical to ``map10`` there).
+    (audio, caption) pairs; the other correct captions count as competitors, so with 5 captions
+    per audio a perfect model scores 45.7, not 100).  ``map10_dcase`` is None for t2a (identical
+    to ``map10`` there).  DCASE task 6b defines mAP@10 for text → audio only; the field keeps its
+    name for files written before 2026-12-07, the tables call it "mAP@10 per caption".
     """
 
     direction: str
@@ -151,13 +156,19 @@ class RetrievalMetrics:
     n_queries: int
     n_gallery: int
     map10_dcase: float | None = None
+    # set on a mean or std over runs (:func:`aggregate_reports`): the mean / std of each run's own
+    # geometric mean, which is not the geometric mean of the mean or std recalls
+    geometric_mean_over_runs: float | None = field(default=None, repr=False)
 
     @property
     def geometric_mean(self) -> float:
+        if self.geometric_mean_over_runs is not None:
+            return self.geometric_mean_over_runs
         return geometric_mean_recall(self.r1, self.r5, self.r10)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("geometric_mean_over_runs")
         d["geometric_mean_r1_r5_r10"] = self.geometric_mean
         return d
 
@@ -397,7 +408,8 @@ def _reduce_metrics(items: list[RetrievalMetrics], reduce=np.mean) -> RetrievalM
         xs = [getattr(m, name) for m in items]
         vals[name] = None if any(x is None for x in xs) else float(reduce(xs))
     return RetrievalMetrics(
-        direction=items[0].direction, n_queries=items[0].n_queries, n_gallery=items[0].n_gallery, **vals
+        direction=items[0].direction, n_queries=items[0].n_queries, n_gallery=items[0].n_gallery, **vals,
+        geometric_mean_over_runs=float(reduce([m.geometric_mean for m in items])),
     )
 
 
@@ -451,7 +463,7 @@ def markdown_table(
     """
     out = []
     for direction in directions:
-        cols = list(_COLUMNS) + ([("mAP@10 per caption (DCASE)", "map10_dcase")] if direction == "a2t" else [])
+        cols = list(_COLUMNS) + ([("mAP@10 per caption", "map10_dcase")] if direction == "a2t" else [])
         header = "| | " + " | ".join(c for c, _ in cols) + " |"
         sep = "|---|" + "|".join("---:" for _ in cols) + "|"
         title = "Text → audio (t2a)" if direction == "t2a" else "Audio → text (a2t, best-ranked correct caption)"
@@ -470,4 +482,4 @@ def markdown_table(
 
 
 def metric_names() -> list[str]:
-    return [f.name for f in fields(RetrievalMetrics)]
+    return [f.name for f in fields(RetrievalMetrics) if f.name != "geometric_mean_over_runs"]

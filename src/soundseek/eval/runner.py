@@ -247,6 +247,19 @@ def make_embedder(cfg: EvalConfig, model: Any = None) -> P.ModelEmbedder:
     return P.ModelEmbedder(model, store=store, batch_size=cfg.batch_size, progress=cfg.progress)
 
 
+def absolute_paths(d: dict) -> dict:
+    """A config dict whose model folder and data folders are absolute, so that ``--config`` of the
+    saved ``config.json`` runs the same from any working folder (a shipped model's name stays)."""
+    from ..models.model_dirs import SHIPPED_MODELS
+
+    out = dict(d)
+    for key in ("model", "sfx_root", "esc50_dir", "clotho_dir", "audiocaps_dir"):
+        v = out.get(key)
+        if isinstance(v, str) and v and v not in SHIPPED_MODELS and Path(v).expanduser().exists():
+            out[key] = str(Path(v).expanduser().resolve())
+    return out
+
+
 def run_evaluation(
     cfg: EvalConfig,
     embedder: P.ModelEmbedder | None = None,
@@ -283,7 +296,7 @@ def run_evaluation(
     if write:
         out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         out.mkdir(parents=True, exist_ok=True)
-        saved = {**cfg.to_dict(), "output_dir": str(out), RECORDED: run.recorded}
+        saved = {**absolute_paths(cfg.to_dict()), "output_dir": str(out.resolve()), RECORDED: run.recorded}
         (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
         (out / "results.json").write_text(json.dumps(run.to_dict(), indent=2) + "\n")
         (out / "results.md").write_text(run.to_markdown())

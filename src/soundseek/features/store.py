@@ -195,6 +195,7 @@ class FeatureStore:
                 tensors[h] = np.ascontiguousarray(f.frames, dtype=np.float32)
                 tensors[h + _POOLED] = np.ascontiguousarray(f.pooled, dtype=np.float32)
             save_file(tensors, str(tmp), metadata={"expert": expert_key})
+        share_like_other_files(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         size, digest = tmp.stat().st_size, file_hash(tmp)
@@ -364,6 +365,25 @@ class FeatureStore:
         else:
             self._open_shards.move_to_end(rel)
         return handle
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` sets it process-wide, a race
+    with other threads): Linux's ``/proc/self/status``, else the usual 0o022."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def share_like_other_files(path: str | os.PathLike) -> None:
+    """Give a file the mode a plain ``open(path, "w")`` would (0o666 less the umask): the
+    safetensors library writes 0o600, so an index or a model on a shared drive could be read by
+    its owner only."""
+    os.chmod(path, 0o666 & ~current_umask())
 
 
 def write_safetensors(path: str | os.PathLike, tensors: list[tuple[str, np.ndarray]], metadata: dict) -> None:

@@ -77,10 +77,23 @@ def resolve_folder(folder: str | os.PathLike, roots: Sequence[str], has_files: C
     return found[0] if len(found) == 1 else tuple(found)
 
 
+def clock(seconds: float) -> str:
+    """``m:ss`` (``h:mm:ss`` from an hour), whole seconds rounded first (119.8 s is 2:00)."""
+    total = int(round(seconds))
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 def window_text(hit) -> str:
     """The best window of a hit, or "whole file" when the file fits in one window (or the hit
-    comes from its words alone, which describe the whole file)."""
-    return f"{hit.start:.1f}–{hit.end:.1f} s" if hit.start is not None else "whole file"
+    comes from its words alone, which describe the whole file).  Seconds below a minute; past
+    it, the clock a player shows (``1:01:40–1:01:50``, not ``3700.0–3710.0 s``)."""
+    if hit.start is None:
+        return "whole file"
+    if hit.end < 59.95:
+        return f"{hit.start:.1f}–{hit.end:.1f} s"
+    return f"{clock(hit.start)}–{clock(hit.end)}"
 
 
 def _fit(cells: list[str], header: str) -> int:

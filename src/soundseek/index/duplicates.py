@@ -34,6 +34,8 @@ class Entry:
     item_id: Hashable
     print: ClipPrint
     quality: float = 0.0
+    #: the whole file's length (the catalog's); None: unknown, judged by the print alone
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class DupConfig:
     min_spectral_words: int = 6
     #: the print settings the prints were made with (the spectral hop sets the alignment range)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    #: a file longer than its print (``clip.max_s``: only its head is printed) is a copy only of
+    #: a file of a compatible whole length (the rule above on durations): two episodes of a
+    #: podcast share their first two minutes, not their length (before 2026-12-07 they grouped)
+    whole_length_rule: bool = True
 
 
 def spectral_threshold(words: int, cfg: DupConfig) -> float:
@@ -270,8 +276,21 @@ def candidate_pairs(entries: Sequence[Entry], cfg: DupConfig = DupConfig(), *, b
         ii, jj = np.nonzero(base & hit)
         for i, j in zip((ii + s).tolist(), (jj + s).tolist()):
             a, b = int(order[i]), int(order[j])
+            if cfg.whole_length_rule and not whole_lengths_fit(entries[a], entries[b], cfg):
+                continue
             out.add((min(a, b), max(a, b)))
     return sorted(out)
+
+
+def whole_lengths_fit(a: Entry, b: Entry, cfg: DupConfig) -> bool:
+    """Whether two files' whole lengths allow them to be copies, where either is longer than its
+    print (only its first ``cfg.clip.max_s`` seconds were printed); True when a length is unknown
+    or both prints cover their files."""
+    da, db = a.duration_s, b.duration_s
+    if da is None or db is None or max(da, db) <= cfg.clip.max_s:
+        return True
+    lo, hi = min(da, db), max(da, db)
+    return hi <= min(lo * (1 + cfg.rel_len_tol) + 2 * cfg.max_trim_s, lo / cfg.min_len_ratio)
 
 
 def union_find_groups(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:

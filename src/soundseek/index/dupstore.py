@@ -204,11 +204,12 @@ class DupStore:
     def _verify_new(self, report: DupReport) -> None:
         db, lock = self.meta.db, self.meta.lock
         with lock:
-            rows = db.execute("SELECT item_id, print, checked FROM fingerprints ORDER BY item_id").fetchall()
+            rows = db.execute("SELECT f.item_id, f.print, f.checked, i.duration_s FROM fingerprints f "
+                              "LEFT JOIN items i ON i.id = f.item_id ORDER BY f.item_id").fetchall()
         new = {r[0] for r in rows if not r[2]}
         if not new:
             return
-        entries = [Entry(r[0], ClipPrint.from_bytes(r[1])) for r in rows]
+        entries = [Entry(r[0], ClipPrint.from_bytes(r[1]), duration_s=r[3]) for r in rows]
         # pairs of two old prints were checked in an earlier run; the rest, a first clip at a time
         todo = [(i, j) for i, j in candidate_pairs(entries, self.config)
                 if entries[i].item_id in new or entries[j].item_id in new]

@@ -29,8 +29,9 @@ import numpy as np
 #: so that the next ``soundseek index`` reads the words of every indexed file again (their audio
 #: is not read again): 2 = accented letters kept in names, UTF-8 ``bext``/INFO text, iXML
 #: entities and ASWG fields (2026-12-07); 3 = Latin-1 text ending in an accented letter keeps it,
-#: an empty iXML element reads nothing (2026-12-07).
-WORDS_VERSION = 3
+#: an empty iXML element reads nothing (2026-12-07); 4 = one-character words of scripts written
+#: without spaces (鳥, 朝, 새) kept (2026-12-07).
+WORDS_VERSION = 4
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -51,6 +52,17 @@ def camel_parts(chunk: str) -> list[str]:
     return [chunk[m.start():m.end()] for m in _CAMEL.finditer(mask)]
 
 
+def ideograph(word: str) -> bool:
+    """A one-character word that is a word: a CJK ideograph, a kana or a hangul syllable (鳥,
+    朝, 새).  One-letter tokens are noise in alphabets ("a", "s"), not in these scripts."""
+    return len(word) == 1 and word.isalpha() and ord(word) >= 0x2E80
+
+
+def other_script(word: str) -> bool:
+    """Whether ``word`` has letters outside the Latin script (лягушка, βάτραχος, カエル)."""
+    return any(c.isalpha() and ord(c) >= 0x370 for c in word)
+
+
 def split_words(text: str) -> list[str]:
     """Lower-case words of a name: camelCase, ``_``, ``-``, ``.``, spaces split; numbers dropped."""
     words = []
@@ -63,7 +75,7 @@ def split_words(text: str) -> list[str]:
             if any(ch.isdigit() for ch in w):
                 continue
             words.append(w.lower())
-    return [w for w in words if len(w) > 1]
+    return [w for w in words if len(w) > 1 or ideograph(w)]
 
 
 def expand_ucs(token: str) -> list[str] | None:

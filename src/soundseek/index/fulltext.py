@@ -24,7 +24,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, fields
 
-from .file_info import FileMetadata, expand_ucs, split_words
+from .file_info import FileMetadata, expand_ucs, ideograph, split_words
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
@@ -323,10 +323,16 @@ def query_words(text: str) -> list[str]:
     return out
 
 
+#: a pasted file name's extension ("鳥_朝.wav"): not a word to look for (``audio.io.AUDIO_EXTENSIONS``;
+#: that module is not imported here: it loads soundfile, and a text query needs none)
+_EXTENSION = re.compile(r"\.(wave?|flac|ogg|oga|opus|mp3|aiff?|aifc|au|w64)\b", re.IGNORECASE)
+
+
 def query_terms(text: str) -> list[str]:
-    """The words of a query that may match a file's words: no stop words, no one-letter tokens,
-    no numbers, each once."""
-    return list(dict.fromkeys(w for w in query_words(text) if len(w) > 1 and w not in STOP_WORDS))
+    """The words of a query that may match a file's words: no stop words, no one-letter tokens
+    (but one-character words of scripts written without spaces: 鳥), no numbers, each once."""
+    words = query_words(_EXTENSION.sub(" ", text or ""))
+    return list(dict.fromkeys(w for w in words if (len(w) > 1 or ideograph(w)) and w not in STOP_WORDS))
 
 
 def fts_query(text: str) -> str:
@@ -345,6 +351,14 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
             score[d] = score.get(d, 0.0) + 1.0 / (k + rank)
             first.setdefault(d, (r_i, rank))
     return sorted(score.items(), key=lambda kv: (-kv[1], first[kv[0]]))
+
+
+def tags_name_a_query_word(tag_names, text: str) -> bool:
+    """Whether a word of a file's machine tags ("Bleat", "Canidae, dogs, wolves") is a word of
+    the query, compared as the search compares words ("bleating" = "bleat"; no stop words)."""
+    words = query_terms(text)
+    tags = {w for n in tag_names for w in _WORD.findall(str(n).lower())}
+    return any(_same_word(a, b) for a in words for b in tags)
 
 
 def _stem(w: str) -> str:

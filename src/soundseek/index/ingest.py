@@ -40,7 +40,9 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
             dirs.append(str(p.resolve()))
             it = p.rglob("*") if recursive else p.glob("*")
             for f in it:
-                if not is_audio_path(f):
+                # "._NAME.WAV": the resource forks macOS writes next to every file on a card or a
+                # shared drive; never audio, so skipped quietly (a file given by name is still read)
+                if not is_audio_path(f) or f.name.startswith("._"):
                     continue
                 if f.is_file():
                     files.append(str(f.resolve()))
@@ -283,7 +285,7 @@ class Ingest:
         ``every``: the index's items by id.  Returns how many, and their vectors by id.  A
         damaged file is left to ``check``."""
         from ..experts.minilm_fast import light_text_expert
-        from .name_match import NAMES_FILE, NameVectors, grow_names
+        from .name_match import NAMES_FILE, NameVectors, grow_names, readability
 
         path = self.path / NAMES_FILE
         if not path.is_file():
@@ -299,8 +301,10 @@ class Ingest:
         ft = self.meta.fulltext
         info = ft.info([it.id for it in items]) if ft is not None else {}
         files = [(it.id, it.path, [t] if (t := (info.get(it.id) or {}).get("embedded", "")) else []) for it in items]
+        made = names.how_made() if names.fits is not None and files else None
         grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence),
-                              present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])))
+                              present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])),
+                              readable=readability(made[1]) if made else None)
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
         return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})

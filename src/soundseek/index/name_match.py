@@ -41,7 +41,12 @@ class NameVectors:
     fingerprint: str = ""  # the served model's fingerprint (its text expert made the query vector)
     # JSON {"captions": CaptionContext, "text_expert": name}: how files indexed later get a vector
     context: str = ""
+    # (N,) 0–1 or NaN: whether the text model can read each name (0: a Latin scientific name,
+    # :func:`.captions.scientific_name`; 1: any other); NaN: not known (read as 1); None (written
+    # before 2026-12-07): every name counts as read
+    fits: np.ndarray | None = None
     named_ids: frozenset | None = field(default=None, init=False, repr=False, compare=False)  # see named
+    fit_by_id: dict | None = field(default=None, init=False, repr=False, compare=False)  # see fit_of
 
     def named(self) -> frozenset:
         """The item ids that have a name of their own (built once)."""
@@ -59,6 +64,15 @@ class NameVectors:
         return np.clip((self.vectors @ unit_sentence(sentence) - floor) / max(self.threshold - floor, 1e-9),
                        0.0, 1.0)
 
+    def fit_of(self) -> dict[int, float] | None:
+        """{item id: fit} (NaN as 1), or None when no fits were saved."""
+        if self.fits is None:
+            return None
+        if self.fit_by_id is None:  # built once: a query reads it, never changes it
+            f = np.nan_to_num(np.asarray(self.fits, dtype=np.float32), nan=1.0)
+            self.fit_by_id = dict(zip(self.item_ids.tolist(), f.tolist()))
+        return self.fit_by_id
+
     def matches(self, sentence: np.ndarray, n: int, allow: set[int] | None = None) -> list[tuple[int, float]]:
         """The ``n`` best (item id, score > 0), best first (ties: lower id first)."""
         s = self.scores(sentence)
@@ -73,7 +87,8 @@ class NameVectors:
         """Write atomically (a reader never sees half a file)."""
         return save_npz(path, item_ids=self.item_ids.astype(np.int64), vectors=self.vectors.astype(np.float32),
                         threshold=np.float32(self.threshold), fingerprint=np.array(self.fingerprint),
-                        context=np.array(self.context))
+                        context=np.array(self.context),
+                        **({} if self.fits is None else {"fits": np.asarray(self.fits, dtype=np.float32)}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NameVectors":
@@ -81,10 +96,11 @@ class NameVectors:
         try:
             with np.load(path, allow_pickle=False) as z:
                 nv = cls(z["item_ids"], z["vectors"], float(z["threshold"]), str(z["fingerprint"]),
-                         str(z["context"]) if "context" in z.files else "")
+                         str(z["context"]) if "context" in z.files else "", z["fits"] if "fits" in z.files else None)
         except (OSError, KeyError, ValueError, EOFError) as e:
             raise ValueError(f"{path}: not a name-vector file ({e}); run `soundseek adapt` again") from e
-        if nv.vectors.ndim != 2 or len(nv.vectors) != len(nv.item_ids) or not 0 <= nv.threshold < 1:
+        if (nv.vectors.ndim != 2 or len(nv.vectors) != len(nv.item_ids) or not 0 <= nv.threshold < 1
+                or (nv.fits is not None and nv.fits.shape != nv.item_ids.shape)):
             raise ValueError(f"{path}: the name vectors' arrays do not fit together; run `soundseek adapt` again")
         try:
             nv.how_made()
@@ -105,43 +121,78 @@ class NameVectors:
 
 
 def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, fingerprint: str = "",
-                 captions: CaptionContext | None = None, text_expert: str = "") -> NameVectors:
+                 captions: CaptionContext | None = None, text_expert: str = "",
+                 fits: np.ndarray | None = None) -> NameVectors:
     """Name vectors of the named files ``item_ids`` from their captions' sentence vectors;
-    ``captions`` and ``text_expert``: how they were made (files indexed later join with them)."""
+    ``captions`` and ``text_expert``: how they were made (files indexed later join with them);
+    ``fits``: whether the text model can read each name (:attr:`NameVectors.fits`)."""
     v = np.asarray(sentences, dtype=np.float32).reshape(len(item_ids), -1)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
     context = json.dumps({"captions": captions.to_json(), "text_expert": text_expert}) if captions else ""
-    return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint, context)
+    f = None if fits is None else np.asarray(fits, dtype=np.float32).reshape(len(item_ids))
+    return NameVectors(np.asarray(item_ids, dtype=np.int64), v, float(threshold), fingerprint, context, f)
+
+
+def readability(text_expert: str) -> Callable[[tuple[str, ...]], float]:
+    """``fit(name words)`` for :attr:`NameVectors.fits`: 0.0 for a Latin scientific name
+    (:func:`.captions.scientific_name`, judged by ``text_expert``'s vocabulary), else 1.0; 1.0
+    for every name when the expert has no tokenizer to ask."""
+    from ..experts.minilm_fast import light_text_expert
+    from .captions import scientific_name
+
+    tok = getattr(light_text_expert(text_expert), "tokenizer", None)
+    if tok is None or not hasattr(tok, "encode"):
+        return lambda words: 1.0
+    seen: dict[str, bool] = {}
+
+    def whole(w: str) -> bool:
+        try:
+            return len(tok.encode(w, add_special_tokens=False).ids) == 1
+        except (TypeError, AttributeError):  # another tokenizer's API: read as known
+            return True
+
+    def known(w: str) -> bool:
+        if w not in seen:  # a plural of a known word is known ("crickets")
+            seen[w] = whole(w) or (len(w) >= 6 and w.endswith("s") and whole(w[:-1]))
+        return seen[w]
+
+    return lambda words: 0.0 if scientific_name(words, known) else 1.0
 
 
 def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
                encoder: Callable[[str], Callable[[list[str]], np.ndarray]], present: set[int] | None = None,
-               roots: tuple[str, ...] = ()) -> tuple[NameVectors, int]:
+               roots: tuple[str, ...] = (),
+               readable: Callable[[tuple[str, ...]], float] | None = None) -> tuple[NameVectors, int]:
     """``names`` with a vector for each of ``files`` ((item id, path, embedded texts), indexed
     since ``adapt``) whose name says something, captioned as ``adapt`` captioned the library
     (a file outside its root: below the one of ``roots`` that holds it);
     ``encoder(text_expert)`` gives the sentence encoder.  ``present``: the index's item ids; rows
     of files removed since are dropped.  Returns (names, how many joined); names without a
-    saved context (written before it existed) are returned unchanged.  ValueError when the
-    context is damaged or the encoder's vectors do not fit the saved ones."""
+    saved context (written before it existed) are returned unchanged.  ``readable``: the new
+    names' fits (:func:`readability`; None: not known).  ValueError when the context is damaged or
+    the encoder's vectors do not fit the saved ones."""
     made = names.how_made()
     if made is None:
         return names, 0
     captions, text_expert = made
     known = names.named()
-    new = [(i, c.text) for i, path, emb in files if i not in known for c in [captions.caption(path, emb, roots)] if c]
+    new = [(i, c.text, c.name_words) for i, path, emb in files if i not in known
+           for c in [captions.caption(path, emb, roots)] if c]
     keep = np.ones(len(names.item_ids), bool) if present is None else np.isin(names.item_ids, list(present))
     if not new and keep.all():
         return names, 0
     vec = np.zeros((0, names.vectors.shape[1]), np.float32)
     if new:
-        vec = np.asarray(encoder(text_expert)([t for _, t in new]), dtype=np.float32)
+        vec = np.asarray(encoder(text_expert)([t for _, t, _ in new]), dtype=np.float32)
         if vec.ndim != 2 or vec.shape[1] != names.vectors.shape[1]:
             raise ValueError(f"the text expert {text_expert!r} gives {vec.shape[-1]}-d vectors, the saved "
                              f"names {names.vectors.shape[1]}-d; run `soundseek adapt` again")
         vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-9)
-    grown = NameVectors(np.concatenate([names.item_ids[keep], np.array([i for i, _ in new], dtype=np.int64)]),
-                        np.concatenate([names.vectors[keep], vec]), names.threshold, names.fingerprint, names.context)
+    fresh = [readable(w) if readable is not None else np.nan for _, _, w in new]
+    fits = None if names.fits is None else np.concatenate([names.fits[keep], np.array(fresh, np.float32)])
+    grown = NameVectors(np.concatenate([names.item_ids[keep], np.array([i for i, _, _ in new], dtype=np.int64)]),
+                        np.concatenate([names.vectors[keep], vec]), names.threshold, names.fingerprint, names.context,
+                        fits)
     return grown, len(new)
 
 

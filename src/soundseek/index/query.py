@@ -153,7 +153,7 @@ class Query:
         near = {int(i): float(v) for i, v in zip(names.item_ids[close > 0], close[close > 0])}
         fused = fusion.fuse_named(content, [(r[0], fusion.content_score(r[1])) for r in lifted],
                                   fusion.either(words, by_meaning), names.named(), by_words=bool(words),
-                                  near=near)[:k]
+                                  near=near, fit=names.fit_of())[:k]
         where = {r[0]: r[2:] for r in lifted if r[2] is not None}
         where.update({r[0]: r[2:] for r in ranked})
         rows = [(i, sc) + tuple(where.get(i, (None, None, None))) for i, sc in fused]
@@ -207,7 +207,7 @@ class Query:
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
              meaning_ids: set[int] = frozenset(), memory_ids: set[int] = frozenset()) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
-        from .fulltext import highlight, query_terms
+        from .fulltext import highlight, tags_name_a_query_word
 
         ft = self.meta.fulltext
         items = self.meta.items([r[0] for r in rows])
@@ -245,8 +245,7 @@ class Query:
                     matched.append("meaning")  # the name says what was asked for, in other words
                 if item_id in memory_ids:
                     matched.append("memory")  # no name; named files that sound like it say so
-                tag_words = {x for n, _ in meta["machine_tags"] for x in n.lower().split()}
-                if tag_words & set(query_terms(text)):
+                if tags_name_a_query_word([n for n, _ in meta["machine_tags"]], text):
                     matched.append("tags")
             hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
                             tuple(matched), snippet, tuple(words)))

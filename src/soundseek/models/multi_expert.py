@@ -181,11 +181,14 @@ class MultiExpertModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         from safetensors.torch import save_file
 
+        from ..features.store import share_like_other_files
+
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps({"model_type": self.kind, **asdict(self.config)}, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(d / "model.safetensors"))
+        share_like_other_files(d / "model.safetensors")  # safetensors writes 0o600
         return d
 
     @classmethod

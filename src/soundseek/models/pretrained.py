@@ -33,10 +33,13 @@ def save_model_dir(module, directory: str | Path, model_type: str, config, inden
     ``indent`` is the JSON indent of ``config.json``.  Returns the directory."""
     from safetensors.torch import save_file
 
+    from ..features.store import share_like_other_files
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(out / WEIGHTS_FILE), metadata={"model_type": model_type})
+    share_like_other_files(out / WEIGHTS_FILE)  # safetensors writes 0o600
     cfg = {"model_type": model_type, **asdict(config)}
     (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=indent) + "\n")
     return out

@@ -374,7 +374,7 @@ def _write_esc50(out: Path, rows: dict, esc: Esc50Set) -> dict:
     cr, zs = M.random_class_baseline(esc.clip_class, len(esc.classes))
     keys = ("zero_shot", "map10", "r1", "r10")
     lines = [f"ESC-50 ({esc.fs.n_clips} clips, {len(esc.classes)} classes, evaluation only): zero-shot "
-             "accuracy and class-query retrieval (percent), mean ± std over seeds.", "",
+             "accuracy and class-query retrieval (percent), mean ± population std over seeds.", "",
              "| | zero-shot acc | class mAP@10 | R@1 | R@10 |", "|---|---:|---:|---:|---:|"]
     result = {}
     for name, r in rows.items():
@@ -423,7 +423,7 @@ def _write_reports(cfg, out: Path, rows: dict, test_fs, durations, edges, scale,
     table = M.markdown_table([*aggs.items(), ("random", baseline)])
     header = (
         f"# {cfg.name}\n\n{test_fs.n_captions} test captions, {test_fs.n_clips} test clips; "
-        f"mean ± std over {cfg.seeds} seed(s); {seconds:.0f} s in all.\n\n"
+        f"mean ± population std over {cfg.seeds} seed(s); {seconds:.0f} s in all.\n\n"
     )
     (out / "results.md").write_text(header + table)
     # duration buckets (t2a, mean over seeds)

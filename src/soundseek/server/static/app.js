@@ -64,11 +64,15 @@ function folderLabels(hits) {
 }
 
 function fmtSeconds(s) {
+  // whole seconds are rounded first, so 119.8 s reads 2:00 min, never 1:60 min; an hour or more
+  // reads h:mm:ss, as the player beside it does
   if (s == null) return "";
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  const r = Math.round(s - m * 60);
-  return `${m}:${String(r).padStart(2, "0")} min`;
+  if (s < 59.95) return `${s.toFixed(1)} s`;
+  const total = Math.round(s);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const r = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${r}` : `${m}:${r} min`;
 }
 
 async function fetchJSON(url, options) {
@@ -222,13 +226,15 @@ function renderHit(hit, rank, folderLabel = hit.folder, hint = TEXT_SCORE) {
   });
   // a file deleted or moved since indexing: say so instead of a broken waveform and player
   const note = li.querySelector(".gone");
-  const markMissing = () => {
+  const markMissing = (stale) => {
     li.classList.add("missing");
     li.querySelector(".wave").hidden = true;
     audio.hidden = true;
     play.hidden = true;
     audio.removeAttribute("src");
-    note.textContent = "File missing: moved or deleted since indexing (run soundseek index again)";
+    note.textContent = stale
+      ? "This result is out of date: the file was indexed again or removed since this search (search again)"
+      : "File missing: moved or deleted since indexing (run soundseek index again)";
     note.hidden = false;
   };
   if (hit.available === false) {
@@ -240,9 +246,15 @@ function renderHit(hit, rank, folderLabel = hit.folder, hint = TEXT_SCORE) {
     // the player failed: the file went away since the search answered (404), or this browser
     // cannot decode its format (AIFF in chromium, for one)
     audio.addEventListener("error", async () => {
-      let status = 0;
-      try { status = (await fetch(hit.audio_url, { method: "HEAD" })).status; } catch (_) { /* offline */ }
-      if (status === 404) { markMissing(); return; }
+      // one byte, or the error's JSON: "unknown_id" (indexed again under a new id, or removed)
+      // is not "audio_missing" (the file itself is gone)
+      let status = 0, code = "";
+      try {
+        const resp = await fetch(hit.audio_url, { headers: { Range: "bytes=0-0" } });
+        status = resp.status;
+        if (status === 404) code = ((await resp.json().catch(() => ({}))).error) || "";
+      } catch (_) { /* offline */ }
+      if (status === 404) { markMissing(code === "unknown_id"); return; }
       audio.hidden = true;  // a dead player: offer the file itself
       play.hidden = true;
       note.textContent = "This browser cannot play this file's format. ";
