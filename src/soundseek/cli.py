@@ -241,6 +241,8 @@ def search_cmd(
                                       "byte-identical copies too, first at 1.0 (\"is this sound in my collection?\", "
                                       "what the API's upload search does)"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="number of results"),
+    moments: int = typer.Option(1, "--moments", min=1, max=20, help="list up to N non-overlapping moments of each "
+                                "long file, best first (an hour-long recording with the sound twice: both)"),
     index: Path = IndexOpt,
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
     mode: Optional[str] = typer.Option(None, "--mode", help="text search: hybrid (default when files have "
@@ -279,8 +281,9 @@ def search_cmd(
         _fail("--include-self applies to --audio (query by example)", 2)
     try:
         mode = idx.search_mode(mode) if query is not None else None  # any case; None: the default
-        hits = (idx.search(query, k=k, mode=mode, group=not no_group, **filters) if query is not None
-                else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group, **filters))
+        hits = (idx.search(query, k=k, mode=mode, group=not no_group, moments=moments, **filters) if query is not None
+                else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group,
+                                      moments=moments, **filters))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError) as e:

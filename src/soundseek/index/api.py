@@ -58,7 +58,7 @@ from .errors import ClosedRoom
 from .ingest import Ingest
 from .name_match import NAMES_FILE, NameVectors
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, MemorySlot, NameMemory
-from .query import Query
+from .query import Query, check_moments
 from .tags import TagCache
 from .text_path import TextPath
 from .types import AddReport, Hit, IndexConfig
@@ -313,7 +313,7 @@ class Index:
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, group: bool = True,
-               **filter_kwargs) -> list[Hit]:
+               moments: int = 1, **filter_kwargs) -> list[Hit]:
         """Files that best match a description, best first.
 
         ``mode``: "content" (the text–audio model), "metadata" (BM25 over the file's own words:
@@ -331,11 +331,15 @@ class Index:
         (:func:`soundseek.index.fusion.fuse_named`).
         ``group``: near-identical files (another format, gain, trim, rate) take one row, the
         others listed in its ``copies`` (docs/duplicates.md); still ``k`` rows when there are.
+        ``moments``: up to this many non-overlapping windows of each long file, best first, in
+        :attr:`Hit.moments` (an hour of speech with applause at 30:04 and 61:40: both); 1: the best
+        window only (``start``/``end``).  Not in metadata mode (words describe the whole file).
         """
         filters = self.resolved_filters(filters, **filter_kwargs)
+        moments = check_moments(moments)
         if not group:
-            return self.query.search(text, k, mode, filters)
-        return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters), k)
+            return self.query.search(text, k, mode, filters, moments)
+        return self.dups.ranked(lambda n: self.query.search(text, n, mode, filters, moments), k)
 
     def resolved_filters(self, filters=None, **filter_kwargs):
         """The :class:`~soundseek.index.fulltext.Filters` a search was given (a ``Filters``, a
@@ -355,7 +359,8 @@ class Index:
         return self.query.resolve_mode(mode)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True, filters=None, group: bool = True, **filter_kwargs) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, group: bool = True, moments: int = 1,
+                     **filter_kwargs) -> list[Hit]:
         """Files that sound like ``query``: a path, or a waveform (numpy array) with its
         ``sample_rate``.  A waveform is (N,) mono, (N, C) or channels-first (C, N) (downmixed);
         float samples in [-1, 1], integer ones (int16, int32, uint8) scaled by their type's range
@@ -364,16 +369,18 @@ class Index:
 
         With ``exclude_self`` the query file itself (same content) is left out of the results.
         ``filters`` / keyword filters: as for :meth:`search` (duration, channels, format, folder, ...).
-        ``group``: as for :meth:`search`.
+        ``group``, ``moments``: as for :meth:`search`.
         """
         return self.query.search_audio(query, k, sample_rate, exclude_self, self.resolved_filters(filters, **filter_kwargs),
-                                       dups=self.dups if group else None)
+                                       dups=self.dups if group else None, moments=check_moments(moments))
 
-    def similar(self, item_id: int, k: int = 10, group: bool = True, filters=None, **filter_kwargs) -> list[Hit]:
+    def similar(self, item_id: int, k: int = 10, group: bool = True, filters=None, moments: int = 1,
+                **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (``item_id``: a
-        :attr:`Hit.id`; ``filters``, keyword filters and ``group``: as for :meth:`search`)."""
+        :attr:`Hit.id`; ``filters``, keyword filters, ``group`` and ``moments``: as for :meth:`search`)."""
         return self.query.similar(item_id, k, dups=self.dups if group else None,
-                                  filters=self.resolved_filters(filters, **filter_kwargs))
+                                  filters=self.resolved_filters(filters, **filter_kwargs),
+                                  moments=check_moments(moments))
 
     def duplicates(self, update: bool = False, progress: bool = False):
         """Groups of near-identical files (:class:`soundseek.index.dupstore.GroupInfo`, the

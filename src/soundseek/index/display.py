@@ -91,9 +91,14 @@ def window_text(hit) -> str:
     it, the clock a player shows (``1:01:40–1:01:50``, not ``3700.0–3710.0 s``)."""
     if hit.start is None:
         return "whole file"
-    if hit.end < 59.95:
-        return f"{hit.start:.1f}–{hit.end:.1f} s"
-    return f"{clock(hit.start)}–{clock(hit.end)}"
+    return f"{hit.start:.1f}–{hit.end:.1f} s" if hit.end < 59.95 else f"{clock(hit.start)}–{clock(hit.end)}"
+
+
+def also_text(hit) -> str:
+    """With ``--moments N``: where else in the file it happens, best first, each with its score
+    (``30:05 0.41, 34:40 0.02``); "" for none."""
+    return ", ".join(f"{a:.1f} s {sc:.2f}" if b < 59.95 else f"{clock(a)} {sc:.2f}"
+                     for a, b, sc in getattr(hit, "moments", ())[1:])
 
 
 def _fit(cells: list[str], header: str) -> int:
@@ -118,6 +123,8 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
         core["copies"] = [f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else ""
                           for h in hits]
     extra = {}
+    if any(len(getattr(h, "moments", ())) > 1 for h in hits):
+        extra["also at"] = [also_text(h) for h in hits]
     if any(h.tags for h in hits):
         extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags) for h in hits]
     if any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits):
@@ -132,7 +139,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     file_need = _fit(paths, "file")
     room = width - fixed - overhead(len(core) + 1 + len(extra))  # file + extra columns
     need = {head: _fit(cells, head) for head, cells in extra.items()}
-    floor = {"sounds like": 14 if "matched" in extra else 20, "matched": 14}  # the top tag still shows
+    floor = {"sounds like": 14 if "matched" in extra else 20, "matched": 14, "also at": 14}  # the top tag still shows
     least = {head: min(need[head], floor[head]) for head in extra}
     side_by_side = not extra or room >= min(file_need, 40) + sum(least.values())
     widths = dict(least)

@@ -24,6 +24,19 @@ from .window_store import WindowStore
 SEARCH_MODES = ("hybrid", "content", "metadata")
 
 
+#: the most windows a search lists per file (``moments``)
+MAX_MOMENTS = 20
+
+
+def check_moments(n) -> int:
+    """``moments`` as an int from 1 to :data:`MAX_MOMENTS` (TypeError / ValueError otherwise)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"moments must be a whole number from 1 to {MAX_MOMENTS}, not {n!r}")
+    if not 1 <= n <= MAX_MOMENTS:
+        raise ValueError(f"moments must be from 1 to {MAX_MOMENTS} (got {n})")
+    return int(n)
+
+
 def check_k(k) -> int:
     """``k`` as an int: TypeError for a non-integer ("5", 2.5), ValueError below 1."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -70,7 +83,8 @@ class Query:
         self.lock = lock
 
     # -- text --------------------------------------------------------------------------------
-    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, **filter_kwargs) -> list[Hit]:
+    def search(self, text: str, k: int = 10, mode: str | None = None, filters=None, moments: int = 1,
+               **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search`."""
         from . import fusion
         from .fulltext import make_filters
@@ -104,7 +118,8 @@ class Query:
             q = sent = None  # no text–audio model: hybrid is the metadata ranking
         names = self.names.current() if self.names is not None and sent is not None and mode == "hybrid" else None
         if names is not None:  # the library is adapted: its names' meaning and memory
-            return self.search_named(text, q, sent, names, meta_rank, k, pool, allow)
+            hits = self.search_named(text, q, sent, names, meta_rank, k, pool, allow)
+            return self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
         by_words = bool(meta_rank)
         # the memory's bonus on content scores only where no word matched (added to them whatever
         # matched, it lifted many files above the ones whose own names match: named-file P@1 0.73 ->
@@ -113,12 +128,14 @@ class Query:
                                                                 memory=not by_words)
         content = [(r[0], fusion.content_score(r[1])) + tuple(r[2:]) for r in content]
         if not meta_rank:  # nothing matched by words: exactly the content ranking
-            return self.hits(content[:k], text, ["content"])
+            return self.with_moments(self.hits(content[:k], text, ["content"]), self.vectors.text, q[0], moments,
+                                     calibrated=True)
         by_id = {r[0]: r for r in content}
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
-        return self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+        hits = self.hits(rows, text, ["hybrid"], content_ids=content_ids)
+        return hits if q is None else self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
 
     def resolve_mode(self, mode: str | None) -> str:
         """The mode a text search with ``mode`` runs in: ``mode`` in any case ("Content"), or
@@ -265,7 +282,8 @@ class Query:
         return ft.allowed(filters)
 
     def search_audio(self, query: str | os.PathLike | np.ndarray, k: int = 10, sample_rate: int | None = None,
-                     exclude_self: bool = True, filters=None, dups=None, **filter_kwargs) -> list[Hit]:
+                     exclude_self: bool = True, filters=None, dups=None, moments: int = 1,
+                     **filter_kwargs) -> list[Hit]:
         """See :meth:`soundseek.index.api.Index.search_audio` (``dups``: a DupStore that
         collapses near-identical files, or None)."""
         if not isinstance(query, (str, os.PathLike, np.ndarray)):
@@ -298,9 +316,10 @@ class Query:
                 path = os.path.realpath(os.path.expanduser(os.fspath(query)))
                 prefer = {i for i, it in self.meta.items(list(me)).items() if it.path == path} or me
         with self.lock:
-            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups, prefer)
+            return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups, prefer, moments)
 
-    def similar(self, item_id: int, k: int = 10, dups=None, filters=None, **filter_kwargs) -> list[Hit]:
+    def similar(self, item_id: int, k: int = 10, dups=None, filters=None, moments: int = 1,
+                **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (filters as for
         :meth:`search_audio`)."""
         k = check_k(k)
@@ -313,17 +332,19 @@ class Query:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
         with self.lock:
-            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, allow, dups=dups)
+            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, allow, dups=dups,
+                                moments=moments)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
-                allow: set[int] | None = None, dups=None, prefer: set[int] = frozenset()) -> list[Hit]:
+                allow: set[int] | None = None, dups=None, prefer: set[int] = frozenset(),
+                moments: int = 1) -> list[Hit]:
         """Hits for an audio vector: the files whose best window is closest to ``q``
         (``allow``: only these items; ``dups``: collapse near-identical files, k rows, ``prefer``
         shown as their group's row: :meth:`~soundseek.index.dupstore.DupStore.collapse`)."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if dups is not None:
-            return dups.ranked(lambda n: self.nearest(q, n, exclude, allow), k, exclude, prefer)
+            return dups.ranked(lambda n: self.nearest(q, n, exclude, allow, moments=moments), k, exclude, prefer)
         ranked = self.rank(self.vectors.audio, q, k, exclude, allow)
         items = self.meta.items([r[0] for r in ranked])
         hits = []
@@ -333,7 +354,33 @@ class Query:
             hits.append(Hit(item_id, item.path, score, item.duration,
                             None if single else round(start, 3), None if single else round(end, 3),
                             self.tags.window_tags(item, start, end)))
-        return hits
+        return self.with_moments(hits, self.vectors.audio, q, moments, calibrated=False)
+
+    def with_moments(self, hits: list[Hit], vectors, q: np.ndarray, n: int, calibrated: bool) -> list[Hit]:
+        """``hits`` with each long file's best ``n`` windows that do not overlap (:attr:`Hit.moments`):
+        the windows of those files among the index's best windows for ``q`` (one more search,
+        ``64 n`` windows per long file; a moment that ranks below all of them is not listed).
+        ``calibrated``: scores on text search's 0–1 content scale, else the raw cosine (audio)."""
+        import dataclasses
+
+        from .fusion import content_score
+
+        long = {h.id for h in hits if h.start is not None}
+        if n <= 1 or not long or vectors is None or len(vectors) == 0:
+            return hits
+        with self.lock:
+            scores, ids = vectors.search(q[None, :], min(len(vectors), max(256, 64 * n * len(long))))
+        wins = self.meta.windows(ids[0])
+        found: dict[int, list[tuple[float, float, float]]] = {}
+        for s, wid in zip(scores[0].tolist(), ids[0].tolist()):
+            w = wins.get(wid)
+            if w is None or w[0] not in long:
+                continue
+            kept = found.setdefault(w[0], [])
+            if len(kept) < n and all(w[2] <= a or w[1] >= b for a, b, _ in kept):  # no overlap
+                kept.append((round(w[1], 3), round(w[2], 3), content_score(s) if calibrated else float(s)))
+        return [dataclasses.replace(h, moments=tuple(found[h.id])) if len(found.get(h.id, ())) > 1 else h
+                for h in hits]
 
     def rank(self, vectors, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
              allow: set[int] | None = None) -> list[tuple]:

@@ -154,6 +154,9 @@ class Hit:
     words: tuple = ()  # the query words found in the file's metadata
     # near-identical files collapsed into this row ((id, path), ...; soundseek.index.dupstore)
     copies: tuple = ()
+    # with ``moments=N``: the file's best N windows that do not overlap, best first, as
+    # (start, end, score) (the first is ``start``/``end``); empty for a file of one window
+    moments: tuple = ()
 
     @property
     def available(self) -> bool:
@@ -166,7 +169,7 @@ class Hit:
     def to_dict(self) -> dict:
         """A JSON-ready dict (what ``soundseek search --json`` and ``--export json`` print): the
         fields above, ``available`` (checked now), ``tags`` as [{"name", "score"}], ``copies`` as
-        [{"id", "path"}]."""
+        [{"id", "path"}], and ``moments`` as [{"start", "end", "score"}] when there are some."""
         d = {k: getattr(self, k) for k in ("id", "path", "score", "duration", "start", "end")}
         d["available"] = self.available
         d["tags"] = [t.to_dict() for t in self.tags]
@@ -174,6 +177,8 @@ class Hit:
         d["snippet"] = self.snippet
         d["words"] = list(self.words)
         d["copies"] = [{"id": i, "path": p} for i, p in self.copies]
+        if self.moments:
+            d["moments"] = [{"start": a, "end": b, "score": sc} for a, b, sc in self.moments]
         return d
 
 

@@ -63,6 +63,9 @@ def hit_json(hit: Any, expose_paths: bool) -> dict:
     out["words"] = list(getattr(hit, "words", None) or ())
     # near-identical files collapsed into this row (another format, gain, trim, rate)
     out["copies"] = [copy_json(i, p, expose_paths) for i, p in (getattr(hit, "copies", None) or ())]
+    moments = getattr(hit, "moments", None) or ()
+    if moments:  # ?moments=N: the file's best non-overlapping windows, best first
+        out["moments"] = [{"start": num(a), "end": num(b), "score": round(float(sc), 6)} for a, b, sc in moments]
     return out
 
 
@@ -79,6 +82,18 @@ def copy_json(item_id: Any, path: Any, expose_paths: bool) -> dict:
     if expose_paths:
         out["path"] = str(p)
     return out
+
+
+def moments_kwargs(fn: Any, moments: int) -> dict:
+    """``{"moments": n}`` when the request asks for more than the best window (and ``fn`` takes it)."""
+    import inspect
+
+    if moments <= 1:
+        return {}
+    try:
+        return {"moments": moments} if "moments" in inspect.signature(fn).parameters else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def group_kwargs(fn: Any, group: bool) -> dict:

@@ -18,7 +18,7 @@ from ..config import ServerConfig
 from ..deps import AppState, StateDep
 from ..errors import ApiError
 from ..media import NON_AUDIO_TYPE, sniff_audio_format
-from ..present import GROUP_HELP, group_kwargs, no_tmp, results
+from ..present import GROUP_HELP, group_kwargs, moments_kwargs, no_tmp, results
 
 
 def search_filters(state: AppState, mode, min_duration, max_duration, channels, sample_rate, fmt, folder,
@@ -123,6 +123,8 @@ def build_router(config: ServerConfig) -> APIRouter:
         tag: str | None = Query(None, max_length=200, description="only files with this machine tag"),
         facets: bool = Query(False, description="also return facet counts (format, channels, rate, duration)"),
         group: bool = Query(True, description=GROUP_HELP),
+        moments: int = Query(1, ge=1, le=20, description="up to this many non-overlapping moments of each long "
+                             "file, best first, in each hit's 'moments' (1: the best window only)"),
     ) -> dict:
         # imported here: `soundseek serve --help` imports the server package and should stay light
         from soundseek.index.errors import NoTextModelError
@@ -149,7 +151,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         try:
             with state.query_guard("text"):
                 search_mode = idx.search_mode(kw.get("mode"))  # the mode this very search runs in
-                hits = idx.search(text, k, **kw, **group_kwargs(idx.search, group))
+                hits = idx.search(text, k, **kw, **group_kwargs(idx.search, group), **moments_kwargs(idx.search, moments))
         except NoTextModelError as e:
             raise ApiError(409, "no_text_model", str(e)) from None
         except ValueError as e:

@@ -281,6 +281,29 @@ function renderHit(hit, rank, folderLabel = hit.folder, hint = TEXT_SCORE) {
       if (!positioned) { positioned = true; audio.currentTime = hit.start; }
     });
     li.dataset.start = hit.start;
+    // other moments of the same file (the page asks for 3): those that score at least a quarter
+    // of the best (and 0.1), as buttons that play from there, and marked on the waveform
+    const best = (hit.moments || [])[0];
+    const more = (hit.moments || []).slice(1).filter((m) => best && m.score >= Math.max(0.1, 0.25 * best.score));
+    if (more.length) {
+      const match = li.querySelector(".match");
+      match.append(" · also at ");
+      more.forEach((m, i) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "moment";
+        b.textContent = fmtSeconds(m.start);
+        b.setAttribute("aria-label", `play ${hit.name} from ${fmtSeconds(m.start)}`);
+        b.addEventListener("click", () => { audio.currentTime = m.start; audio.play().catch(() => {}); });
+        if (i) match.append(", ");
+        match.append(b);
+        const mark = win.cloneNode(false);
+        mark.classList.add("other");
+        mark.style.left = `${(100 * m.start) / dur}%`;
+        mark.style.width = `${(100 * (m.end - m.start)) / dur}%`;
+        win.after(mark);
+      });
+    }
   }
 
   // Click on the waveform: play from there.
@@ -388,7 +411,7 @@ function textSearch(q, how = "push") {
   if (!hasTextModel) { showNoTextModel(); return; }
   saveState({ q }, how);
   const k = kSelect.value;
-  const params = new URLSearchParams({ q, k });
+  const params = new URLSearchParams({ q, k, moments: "3" });
   if (modeSelect.value) params.set("mode", modeSelect.value);
   if (minDur.value !== "") params.set("min_duration", minDur.value);
   if (maxDur.value !== "") params.set("max_duration", maxDur.value);

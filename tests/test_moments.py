@@ -1,0 +1,115 @@
+"""Several moments of one long file (``moments=N``): a podcaster's hour with applause twice got
+one row at its best window; the other applause was nowhere (found by a user's test on long
+recordings, 2026-12-07)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from conftest import ESC50, needs_shared
+
+SR = 16000
+DOG, ROOSTER = "1-100032-A-0.flac", "1-26806-A-1.flac"  # ESC-50 fold 1: test material, never trained on
+
+
+def _clip(name: str) -> np.ndarray:
+    from soundseek.audio import load_audio
+
+    return load_audio(ESC50 / "audio" / name if (ESC50 / "audio").is_dir() else ESC50 / name, SR)
+
+
+@pytest.fixture(scope="module")
+def long_index(tmp_path_factory):
+    """A 3-minute recording: quiet noise, a dog at 20 s and at 140 s, a rooster at 80 s; and a
+    short file of its own.  Indexed with the shipped model."""
+    from soundseek import Index
+
+    tmp = tmp_path_factory.mktemp("moments")
+    rng = np.random.default_rng(0)
+    wave = 0.003 * rng.standard_normal(180 * SR).astype(np.float32)
+    dog, rooster = _clip(DOG), _clip(ROOSTER)
+    for at, clip in ((20, dog), (140, dog), (80, rooster)):
+        wave[at * SR: at * SR + len(clip)] += clip
+    (tmp / "lib").mkdir()
+    sf.write(tmp / "lib" / "field_day.wav", wave, SR)
+    sf.write(tmp / "lib" / "rooster.wav", rooster, SR)
+    idx = Index.create(tmp / "idx")
+    assert not idx.add(tmp / "lib", progress=False).failed
+    yield idx, tmp
+    idx.close()
+
+
+def _starts(hit) -> list[float]:
+    return [m[0] for m in hit.moments]
+
+
+@needs_shared("data/esc50-fold1")
+def test_search_lists_both_moments_of_a_long_file(long_index):
+    idx, _ = long_index
+    hit = next(h for h in idx.search("a dog barking", k=5, mode="content", moments=3)
+               if Path(h.path).name == "field_day.wav")
+    assert hit.moments[0][:2] == (hit.start, hit.end)  # the first is the best window
+    dogs = [s for s in _starts(hit) if any(abs(s - at) <= 10 for at in (20, 140))]
+    assert {min((20, 140), key=lambda at: abs(s - at)) for s in dogs} == {20, 140}, hit.moments
+    scores = [m[2] for m in hit.moments]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    for a, b, _ in hit.moments:  # never overlapping
+        assert all(b <= a2 or a >= b2 for a2, b2, _ in hit.moments if (a2, b2) != (a, b))
+    plain = next(h for h in idx.search("a dog barking", k=5, mode="content") if h.id == hit.id)
+    assert plain.moments == () and (plain.start, plain.end) == (hit.start, hit.end)  # default: as before
+    short = next(h for h in idx.search("a rooster crowing", k=5, moments=3) if Path(h.path).name == "rooster.wav")
+    assert short.moments == ()  # one window: nothing more to say
+
+
+@needs_shared("data/esc50-fold1")
+def test_audio_search_and_hybrid_list_moments_too(long_index):
+    idx, tmp = long_index
+    sf.write(tmp / "dog.wav", _clip(DOG), SR)
+    hit = next(h for h in idx.search_audio(tmp / "dog.wav", k=5, moments=2) if Path(h.path).name == "field_day.wav")
+    assert sorted(round(s / 10) * 10 for s in _starts(hit)) == [20, 140]
+    assert hit.moments[0][2] == pytest.approx(hit.score)  # audio scores stay raw cosines
+    hybrid = idx.search("dog", k=5, moments=2)  # "dog" is no file's word: hybrid = content
+    assert any(len(h.moments) == 2 for h in hybrid)
+    with pytest.raises(ValueError, match="moments"):
+        idx.search("dog", moments=0)
+    with pytest.raises(TypeError):
+        idx.search("dog", moments="3")
+
+
+@needs_shared("data/esc50-fold1")
+def test_cli_and_json_show_the_other_moments(long_index):
+    from soundseek.cli import app
+
+    idx, tmp = long_index
+    r = CliRunner().invoke(app, ["search", "a dog barking", "--index", str(idx.path), "--moments", "3",
+                                 "--mode", "content", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    hits = rows["hits"] if isinstance(rows, dict) else rows
+    field_day = next(h for h in hits if h["path"].endswith("field_day.wav"))
+    assert len(field_day["moments"]) == 3 and {"start", "end", "score"} == set(field_day["moments"][0])
+    table = CliRunner().invoke(app, ["search", "a dog barking", "--index", str(idx.path), "--moments", "3",
+                                     "--mode", "content"], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "also at" in table.output
+
+
+@needs_shared("data/esc50-fold1")
+def test_http_search_returns_moments(long_index):
+    from fastapi.testclient import TestClient
+
+    from soundseek.server import create_app
+
+    idx, _ = long_index
+    with TestClient(create_app(idx), base_url="http://127.0.0.1:8000") as client:  # the Host it answers to
+        body = client.get("/api/search", params={"q": "a dog barking", "mode": "content", "moments": 3}).json()
+        hit = next(h for h in body["results"] if h["name"] == "field_day.wav")
+        assert len(hit["moments"]) == 3 and hit["moments"][0]["start"] == hit["start"]
+        assert "moments" not in next(h for h in client.get("/api/search", params={"q": "a dog barking"}).json()["results"]
+                                     if h["name"] == "field_day.wav")
+        assert client.get("/api/search", params={"q": "a dog", "moments": 0}).status_code == 422
