@@ -173,7 +173,11 @@ def test_folder_relative_to_the_indexed_root(lib, tmp_path, monkeypatch):
     res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "--folder", "lib/recorder",
                               "--json"])
     assert len(json.loads(res.stdout)["hits"]) == 4
-    res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "--folder", "nowhere"])
+    res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "--folder", "nowhere"],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and f"no indexed file lies under {audio.parent / 'nowhere'}" in res.output
+    res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "--folder", "recorder",
+                              "--min-duration", "1000"])  # the folder has files: another filter excludes them
     assert res.exit_code == 0 and "no file passes the filters" in res.output
     assert "indexed folder" in runner.invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
 
