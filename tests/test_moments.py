@@ -113,3 +113,28 @@ def test_http_search_returns_moments(long_index):
         assert "moments" not in next(h for h in client.get("/api/search", params={"q": "a dog barking"}).json()["results"]
                                      if h["name"] == "field_day.wav")
         assert client.get("/api/search", params={"q": "a dog", "moments": 0}).status_code == 422
+
+
+@needs_shared("data/esc50-fold1")
+def test_more_like_a_moment_of_a_long_file(long_index):
+    """"More like this" from a hit in a long recording: like its matching stretch, not the whole
+    file (3 minutes of quiet noise with a dog and a rooster in it)."""
+    from fastapi.testclient import TestClient
+
+    from soundseek.server import create_app
+
+    idx, _ = long_index
+    field = next(h for h in idx.search("a rooster crowing", k=5, mode="content", moments=3)
+                 if Path(h.path).name == "field_day.wav")
+    rooster_at = next(m for m in field.moments if abs(m[0] - 80) <= 10)
+    like_rooster = idx.similar(field.id, k=1, start=rooster_at[0], end=rooster_at[1])
+    assert Path(like_rooster[0].path).name == "rooster.wav" and like_rooster[0].score > 0.6
+    assert idx.similar(field.id, k=1)[0].score < like_rooster[0].score  # the whole file: mostly noise
+    with pytest.raises(ValueError, match="start and end"):
+        idx.similar(field.id, start=500.0, end=510.0)  # past the file's 180 s
+    with TestClient(create_app(idx), base_url="http://127.0.0.1:8000") as client:
+        url = f"/api/items/{field.id}/similar"
+        body = client.get(url, params={"k": 1, "start": rooster_at[0], "end": rooster_at[1]}).json()
+        assert body["results"][0]["name"] == "rooster.wav" and body["source"]["start"] == rooster_at[0]
+        assert client.get(url, params={"start": 500, "end": 510}).json()["error"] == "invalid_parameter"
+        assert client.get(url, params={"start": -1}).status_code == 422

@@ -375,12 +375,14 @@ class Index:
                                        dups=self.dups if group else None, moments=check_moments(moments))
 
     def similar(self, item_id: int, k: int = 10, group: bool = True, filters=None, moments: int = 1,
-                **filter_kwargs) -> list[Hit]:
+                start: float | None = None, end: float | None = None, **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (``item_id``: a
-        :attr:`Hit.id`; ``filters``, keyword filters, ``group`` and ``moments``: as for :meth:`search`)."""
+        :attr:`Hit.id`), or like its stretch ``start``–``end`` seconds (a hit's ``start``/``end``:
+        the applause in an hour of speech, not the speech); ``filters``, keyword filters, ``group``
+        and ``moments``: as for :meth:`search`."""
         return self.query.similar(item_id, k, dups=self.dups if group else None,
                                   filters=self.resolved_filters(filters, **filter_kwargs),
-                                  moments=check_moments(moments))
+                                  moments=check_moments(moments), start=start, end=end)
 
     def duplicates(self, update: bool = False, progress: bool = False):
         """Groups of near-identical files (:class:`soundseek.index.dupstore.GroupInfo`, the

@@ -319,9 +319,13 @@ class Query:
             return self.nearest(self.embedder.pool_file(feats.frames), k, exclude, allow, dups, prefer, moments)
 
     def similar(self, item_id: int, k: int = 10, dups=None, filters=None, moments: int = 1,
-                **filter_kwargs) -> list[Hit]:
-        """"More like this": the files that sound most like an indexed file (filters as for
-        :meth:`search_audio`)."""
+                start: float | None = None, end: float | None = None, **filter_kwargs) -> list[Hit]:
+        """"More like this": the files that sound most like an indexed file, or like the stretch
+        ``start``–``end`` seconds of it (a hit's window: the applause in an hour of speech, not the
+        speech); filters as for :meth:`search_audio`."""
+        from ..audio.windows import Window
+        from ..features.frames import window_frames
+
         k = check_k(k)
         allow = self.allowed(filters, filter_kwargs)
         if allow is not None and not allow:
@@ -331,9 +335,21 @@ class Query:
         if stored is None:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
+        feats = stored.features
+        if start is None and end is None:
+            q = self.embedder.pool_file(feats.frames)
+        else:
+            a = 0.0 if start is None else float(start)
+            b = item.duration if end is None else float(end)
+            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b and a < item.duration):
+                raise ValueError(f"start and end must be seconds with 0 <= start < end and start < the file's "
+                                 f"{item.duration:.1f} s (got {start}, {end})")
+            frames = [np.array(fr) for _, fr in window_frames(feats, [Window(a, min(b, item.duration))], item.duration)]
+            if not frames or not len(frames[0]):
+                raise ValueError(f"no sound between {a:.1f} and {b:.1f} s of item {item_id}")
+            q = self.embedder.pool(frames[0])
         with self.lock:
-            return self.nearest(self.embedder.pool_file(stored.features.frames), k, exclude, allow, dups=dups,
-                                moments=moments)
+            return self.nearest(q, k, exclude, allow, dups=dups, moments=moments)
 
     def nearest(self, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
                 allow: set[int] | None = None, dups=None, prefer: set[int] = frozenset(),

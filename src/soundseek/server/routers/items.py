@@ -80,18 +80,23 @@ def build_router(config: ServerConfig) -> APIRouter:
     def item_similar(
         item_id: str, state: StateDep, k: int = Query(config.default_k, description=f"1..{config.max_k}"),
         group: bool = Query(True, description=GROUP_HELP),
+        start: float | None = Query(None, ge=0, description="like this stretch of the item only: from (seconds)"),
+        end: float | None = Query(None, gt=0, description="... to (seconds; a hit's start and end)"),
     ) -> dict:
         idx, cfg = state.index, state.config
         state.check_k(k)
         typed, item = state.lookup(item_id)
         path = state.item_file(item)
         t0 = time.perf_counter()
+        span = {"start": start, "end": end} if start is not None or end is not None else {}
         try:
             with state.query_guard("similar"):
                 if hasattr(idx, "similar"):  # reuses the stored features: no decoding
-                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group))
+                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group), **span)
                 else:
                     hits = idx.search_audio(str(path), k + 1)
+        except ValueError as e:  # a stretch outside the file
+            raise ApiError(422, "invalid_parameter", str(e)) from None
         except AudioError as e:
             reason = e.reason if cfg.expose_paths else private(e.reason, path)
             raise ApiError(422, "undecodable_audio", f"cannot decode item {typed}: {reason}") from None
@@ -99,7 +104,7 @@ def build_router(config: ServerConfig) -> APIRouter:
             raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
         return results("similar", t0, hits, expose_paths=cfg.expose_paths, k=k,
-                       source=hit_json(ItemHit(item, typed), cfg.expose_paths))
+                       source={**hit_json(ItemHit(item, typed), cfg.expose_paths), **span})
 
     @router.get(
         "/api/items/{item_id}/waveform.png",

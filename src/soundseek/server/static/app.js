@@ -350,14 +350,17 @@ async function run(title, pending, request, key = null) {
 // ---- the page's state in its URL -------------------------------------------------------------
 // /?q=rain&k=20&mode=content&min_duration=1&max_duration=6&channels=1  a text search and its filters
 // /?like=17&k=20                                                     "more like this" item 17
+// /?like=17&from=3700&to=3710                                        ... like its stretch 3700-3710 s
 // A new search or "more like this" adds a history entry (the back button returns to the last
 // one); changing a filter replaces the current entry.  Loading such a URL runs it again.
 const FILTERS = [["mode", modeSelect], ["min_duration", minDur], ["max_duration", maxDur], ["channels", channelsSelect]];
 
-function stateUrl({ q = "", like = null } = {}) {
+function stateUrl({ q = "", like = null, from = null, to = null } = {}) {
   const params = new URLSearchParams();
-  if (like != null) params.set("like", String(like));
-  else if (q) params.set("q", q);
+  if (like != null) {
+    params.set("like", String(like));
+    if (from != null && to != null) { params.set("from", String(from)); params.set("to", String(to)); }
+  } else if (q) params.set("q", q);
   if (kSelect.value !== "10") params.set("k", kSelect.value);
   if (like == null) for (const [key, el] of FILTERS) if (el.value !== "") params.set(key, el.value);
   const url = new URL(location.href);
@@ -391,7 +394,10 @@ function restoreState() {
   const q = params.get("q") || "";
   input.value = q;
   if (like && /^[0-9]{1,18}$/.test(like)) {
-    moreLikeThis({ id: like, name: `item ${like}`, similar_url: `/api/items/${like}/similar` }, "none");
+    const from = Number(params.get("from")), to = Number(params.get("to"));
+    const span = params.has("from") && Number.isFinite(from) && Number.isFinite(to) && from >= 0 && to > from
+      ? { start: from, end: to } : {};
+    moreLikeThis({ id: like, name: `item ${like}`, similar_url: `/api/items/${like}/similar`, ...span }, "none");
   } else if (q.trim()) {
     textSearch(q, "none");
   } else {
@@ -435,10 +441,14 @@ function showFacets(facets) {
 
 function moreLikeThis(hit, how = "push") {
   const k = kSelect.value;
-  saveState({ like: hit.id }, how);
+  // a hit of a long file: like its matching stretch (the applause in an hour of speech)
+  const span = hit.start != null && hit.end != null ? { from: hit.start, to: hit.end } : {};
+  saveState({ like: hit.id, ...span }, how);
+  const at = span.from != null ? ` ${fmtSeconds(span.from)} – ${fmtSeconds(span.to)}` : "";
+  const range = span.from != null ? `&start=${span.from}&end=${span.to}` : "";
   // the title names the source as the answer describes it (a restored URL knows only its id)
-  run((d) => `More like ${(d.source || hit).name}`, `Finding sounds like ${hit.name}…`,
-      () => fetchJSON(`${hit.similar_url}?k=${k}`)).then(() => resultsTitle.focus());
+  run((d) => `More like ${(d.source || hit).name}${at}`, `Finding sounds like ${hit.name}${at}…`,
+      () => fetchJSON(`${hit.similar_url}?k=${k}${range}`)).then(() => resultsTitle.focus());
 }
 
 function audioSearch(file) {
