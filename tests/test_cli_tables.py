@@ -111,8 +111,9 @@ def test_windows_past_a_minute_read_as_a_player_clock():
     long_file = [Hit(1, "/lib/reel.flac", 0.5, 4500.0, 3700.0, 3710.0), Hit(2, "/lib/ep.wav", 0.4, 600.0, 110.0, 119.8)]
     assert [window_text(h) for h in long_file] == ["1:01:40–1:01:50", "1:50–2:00"]
     assert window_text(Hit(3, "/lib/a.wav", 0.3, 60.0, 45.0, 55.0)) == "45.0–55.0 s"
-    text = "\n".join(_render(results_table(long_file, "t", ["/lib"], 100), 100))
-    assert "1:01:40–1:01:50" in text and "1:50–2:00" in text
+    text = "\n".join(_render(results_table(long_file + [Hit(3, "/lib/b.wav", 0.3, 60.0, 45.0, 55.0)], "t", ["/lib"],
+                                            100), 100))
+    assert "1:01:40–1:01:50" in text and "1:50–2:00" in text and "0:45–0:55" in text  # one unit in a column
 
 
 def test_short_path_keeps_the_name_and_drops_folders_first():

@@ -209,6 +209,9 @@ def test_aggregate_geometric_mean_is_over_runs():
     assert d["std"]["t2a"]["geometric_mean_r1_r5_r10"] == pytest.approx(np.std(per_run))
     assert "geometric_mean_over_runs" not in d["std"]["t2a"] and "geometric_mean_over_runs" not in M.metric_names()
     assert reps[0].to_dict()["selection_score"] == pytest.approx(per_run[0])  # one run: its own
+    # the random baseline is an expectation: the geometric mean of its expected recalls
+    base = M.random_retrieval_baseline(np.repeat(np.arange(50), 5), 50)
+    assert base.t2a.geometric_mean == pytest.approx(M.geometric_mean_recall(base.t2a.r1, base.t2a.r5, base.t2a.r10))
 
 
 def test_float64_tensor_keeps_its_precision():

@@ -66,6 +66,20 @@ def test_shards_and_saved_models_are_readable_by_others_as_the_umask_says(tmp_pa
     assert stat.S_IMODE((out / "model.safetensors").stat().st_mode) == want
 
 
+def test_a_drive_that_refuses_modes_still_takes_the_shards(tmp_path, monkeypatch):
+    """FAT cards and sticks answer chmod with EPERM: the shard is written all the same."""
+    import errno
+
+    def refuse(*_a, **_k):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("soundseek.features.store.os.chmod", refuse)
+    store = FeatureStore(tmp_path / "store")
+    store.put_many("e@1", [("h1", _feat(3, 1), 3.0)])
+    assert store.get("h1", "e@1") is not None and not list((tmp_path / "store").rglob("*.tmp"))
+    store.close()
+
+
 def test_an_expert_crash_skips_only_the_file_it_failed_on(tmp_path):
     """extract_features retries a failed batch file by file: one poison file, not the batch."""
     from soundseek.experts.base import AudioExpert

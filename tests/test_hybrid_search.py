@@ -484,6 +484,17 @@ def test_names_in_any_script_are_words():
     assert weak_caption("brrt.wav") is None and weak_caption("ZOOM0001.WAV") is None
 
 
+def test_a_machine_tag_matches_a_query_word_stem_for_stem():
+    """"matched: tags" compared words exactly ("sheep bleating" missed "Bleat"); a tag is a class
+    name, so no prefix completion ("bell" is not "Bellow")."""
+    from soundseek.index.fulltext import query_stems, tags_name_a_query_word as named
+
+    assert named(["Sheep", "Bleat"], query_stems("sheep bleating")) and named(["Howl"], query_stems("a wolf howling"))
+    assert named(["Canidae, dogs, wolves"], query_stems("dogs"))
+    assert not named(["Bellow"], query_stems("a bell")) and not named(["Speech"], query_stems("a"))
+    assert not named([], query_stems("dog")) and not named(["Dog"], frozenset())
+
+
 def test_a_name_in_a_script_without_spaces_is_found_by_metadata_search(tmp_path):
     _tone(tmp_path / "lib" / "鳥_朝.wav", 1.0)
     _tone(tmp_path / "lib" / "ZOOM0001.WAV", 1.0, freq=300)

@@ -127,8 +127,8 @@ def describe(state: dict) -> list[str]:
         if unread.get("unreadable"):
             eg = ", ".join(repr(e) for e in unread.get("examples", []))
             lines.append(f"  {unread['unreadable']} of {unread['files']} names read as Latin species names"
-                         f"{f' (e.g. {eg})' if eg else ''}: the text model cannot read them, so they never "
-                         "count against their files when a query asks for something else")
+                         f"{f' (e.g. {eg})' if eg else ''}: the text model cannot read them, so hybrid search "
+                         "ranks those files as recordings without a name, by their sound")
     if state.get("files_since_adapt"):
         n = state["files_since_adapt"]
         lines.append(f"{n} file{'s' if n != 1 else ''} indexed since: not in the name memory until the next "

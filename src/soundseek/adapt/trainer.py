@@ -328,7 +328,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
         kept, verdict, chk, model_dir = False, f"model {spec!r} has no trained heads to adapt", {}, None
     out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
     context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
-    # names the text model cannot read (Latin species names) never count against their files
+    # names the text model cannot read (Latin species names): hybrid ranks those files as unnamed
     fits = np.array([readability(text_expert_name(base))(f.caption.name_words) for f in named], np.float32)
     chk["names"] = unreadable_names(named, fits)
     name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
@@ -427,8 +427,8 @@ def name_memory(model, files: list[LibraryFile], group: np.ndarray, captions: np
 
 def unreadable_names(named: list[LibraryFile], fits: np.ndarray, k: int = 3) -> dict:
     """How many named files have names the text model cannot read (fit 0: Latin scientific names,
-    :func:`soundseek.index.name_match.readability`; such a name never counts against its file in
-    hybrid search), with up to ``k`` of those names."""
+    :func:`soundseek.index.name_match.readability`; hybrid search ranks such a file as one
+    without a name), with up to ``k`` of those names."""
     low = [" ".join(f.caption.name_words) for f, x in zip(named, fits.tolist()) if x < 0.5]
     return {"files": len(named), "unreadable": len(low), "examples": list(dict.fromkeys(low))[:k]}
 

@@ -401,15 +401,17 @@ def analytic_random_t2a(n_audio: int) -> dict[str, float]:
 _NUMERIC = ("r1", "r5", "r10", "r50", "median_rank", "mean_rank", "map10", "map10_dcase")
 
 
-def _reduce_metrics(items: list[RetrievalMetrics], reduce=np.mean) -> RetrievalMetrics:
-    """``reduce`` (mean, std) of every numeric metric over runs of one direction (None if any is None)."""
+def _reduce_metrics(items: list[RetrievalMetrics], reduce=np.mean, per_run_geometric: bool = False) -> RetrievalMetrics:
+    """``reduce`` (mean, std) of every numeric metric over runs of one direction (None if any is
+    None); ``per_run_geometric``: the geometric mean of R@1/5/10 reduced over the runs' own (seeds
+    of a model), else taken from the reduced recalls (an expectation: the random baseline)."""
     vals = {}
     for name in _NUMERIC:
         xs = [getattr(m, name) for m in items]
         vals[name] = None if any(x is None for x in xs) else float(reduce(xs))
     return RetrievalMetrics(
         direction=items[0].direction, n_queries=items[0].n_queries, n_gallery=items[0].n_gallery, **vals,
-        geometric_mean_over_runs=float(reduce([m.geometric_mean for m in items])),
+        geometric_mean_over_runs=float(reduce([m.geometric_mean for m in items])) if per_run_geometric else None,
     )
 
 
@@ -432,9 +434,12 @@ class AggregateReport:
 
 
 def aggregate_reports(reports: list[RetrievalReport]) -> AggregateReport:
-    mean = mean_report(reports)
-    std = RetrievalReport(t2a=_reduce_metrics([r.t2a for r in reports], np.std),
-                          a2t=_reduce_metrics([r.a2t for r in reports], np.std))
+    if not reports:
+        raise ValueError("need at least one report")
+    mean = RetrievalReport(t2a=_reduce_metrics([r.t2a for r in reports], np.mean, True),
+                           a2t=_reduce_metrics([r.a2t for r in reports], np.mean, True))
+    std = RetrievalReport(t2a=_reduce_metrics([r.t2a for r in reports], np.std, True),
+                          a2t=_reduce_metrics([r.a2t for r in reports], np.std, True))
     return AggregateReport(mean=mean, std=std, n_runs=len(reports))
 
 

@@ -382,8 +382,12 @@ def current_umask() -> int:
 def share_like_other_files(path: str | os.PathLike) -> None:
     """Give a file the mode a plain ``open(path, "w")`` would (0o666 less the umask): the
     safetensors library writes 0o600, so an index or a model on a shared drive could be read by
-    its owner only."""
-    os.chmod(path, 0o666 & ~current_umask())
+    its owner only.  Where modes cannot be changed (a FAT-formatted card or stick: EPERM) the
+    file stays as it is; the drive decides who reads it."""
+    try:
+        os.chmod(path, 0o666 & ~current_umask())
+    except OSError:
+        pass
 
 
 def write_safetensors(path: str | os.PathLike, tensors: list[tuple[str, np.ndarray]], metadata: dict) -> None:

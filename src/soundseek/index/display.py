@@ -85,13 +85,16 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-def window_text(hit) -> str:
+def window_text(hit, as_clock: bool | None = None) -> str:
     """The best window of a hit, or "whole file" when the file fits in one window (or the hit
     comes from its words alone, which describe the whole file).  Seconds below a minute; past
-    it, the clock a player shows (``1:01:40–1:01:50``, not ``3700.0–3710.0 s``)."""
+    it, the clock a player shows (``1:01:40–1:01:50``, not ``3700.0–3710.0 s``); ``as_clock``:
+    one way for every row of a table (None: as this window needs)."""
     if hit.start is None:
         return "whole file"
-    return f"{hit.start:.1f}–{hit.end:.1f} s" if hit.end < 59.95 else f"{clock(hit.start)}–{clock(hit.end)}"
+    if as_clock is None:
+        as_clock = hit.end >= 59.95
+    return f"{clock(hit.start)}–{clock(hit.end)}" if as_clock else f"{hit.start:.1f}–{hit.end:.1f} s"
 
 
 def also_text(hit) -> str:
@@ -115,10 +118,11 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     ``missing``: paths of hits no longer on disk, marked "(file missing)"."""
     from rich.table import Table
 
+    as_clock = any(h.start is not None and h.end >= 59.95 for h in hits)  # one unit in the column
     core = {"#": [str(r) for r in range(1, len(hits) + 1)],
             "score": [f"{h.score:.3f}" for h in hits],
             "duration": [f"{h.duration:.1f} s" for h in hits],
-            "best window": [window_text(h) for h in hits]}
+            "best window": [window_text(h, as_clock) for h in hits]}
     if any(h.copies for h in hits):
         core["copies"] = [f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else ""
                           for h in hits]

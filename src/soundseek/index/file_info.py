@@ -55,7 +55,11 @@ def camel_parts(chunk: str) -> list[str]:
 def ideograph(word: str) -> bool:
     """A one-character word that is a word: a CJK ideograph, a kana or a hangul syllable (鳥,
     朝, 새).  One-letter tokens are noise in alphabets ("a", "s"), not in these scripts."""
-    return len(word) == 1 and word.isalpha() and ord(word) >= 0x2E80
+    if len(word) != 1 or not word.isalpha() or ord(word) < 0x2E80:
+        return False
+    import unicodedata
+
+    return unicodedata.name(word, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))  # not full-width Ａ
 
 
 def other_script(word: str) -> bool:

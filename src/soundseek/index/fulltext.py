@@ -353,12 +353,16 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
     return sorted(score.items(), key=lambda kv: (-kv[1], first[kv[0]]))
 
 
-def tags_name_a_query_word(tag_names, text: str) -> bool:
-    """Whether a word of a file's machine tags ("Bleat", "Canidae, dogs, wolves") is a word of
-    the query, compared as the search compares words ("bleating" = "bleat"; no stop words)."""
-    words = query_terms(text)
-    tags = {w for n in tag_names for w in _WORD.findall(str(n).lower())}
-    return any(_same_word(a, b) for a in words for b in tags)
+def query_stems(text: str) -> frozenset:
+    """The query's words as :func:`tags_name_a_query_word` compares them (once per query)."""
+    return frozenset(_stem(_fold(w)) for w in query_terms(text))
+
+
+def tags_name_a_query_word(tag_names, stems: frozenset) -> bool:
+    """Whether a word of a file's machine tags ("Bleat", "Canidae, dogs, wolves") is one of the
+    query's words (``stems``: :func:`query_stems`), stem for stem ("bleating" = "bleat"; not
+    "bell" = "Bellow": a tag is a class name, not a word to complete)."""
+    return bool(stems) and any(_stem(_fold(w)) in stems for n in tag_names for w in _WORD.findall(str(n).lower()))
 
 
 def _stem(w: str) -> str:

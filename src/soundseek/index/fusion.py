@@ -25,8 +25,8 @@ files that sound like them say (:mod:`.name_memory`).  :func:`fuse_named` then r
 kinds of files: a name that says what was asked (words or meaning): the noisy OR above; no name
 of its own: :data:`UNNAMED_SHARE` of its memory-lifted content score; a name that says something
 else: :data:`MISMATCH_SHARE` of its content score (more for a name that comes close:
-:data:`NEAR_COSINE`; all of it for a name the text model cannot read, a Latin species name:
-``fit``).  So an unnamed file is ordered among unnamed
+:data:`NEAR_COSINE`).  A name the text model cannot read (a Latin species name) is no name at
+all here: the caller leaves it out of ``named`` (:meth:`.name_match.NameVectors.readable`).  So an unnamed file is ordered among unnamed
 files exactly as content search orders it, and a file called ``sword_hit.wav`` no longer outranks
 an unnamed recording for "a dog barks" just because they sound alike.
 
@@ -144,7 +144,7 @@ def either(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[tuple
 def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]], meta: list[tuple[int, float]],
                named: frozenset[int] | set[int], by_words: bool, p: FusionParams | None = None,
                near: dict[int, float] | None = None, unnamed_share: float = UNNAMED_SHARE,
-               mismatch_share: float = MISMATCH_SHARE, fit: dict[int, float] | None = None) -> list[tuple[int, float]]:
+               mismatch_share: float = MISMATCH_SHARE) -> list[tuple[int, float]]:
     """Hybrid (id, score), best first, once a library is adapted (module docstring).
 
     ``content``: calibrated content scores, best first; ``lifted``: the same with the name
@@ -154,12 +154,7 @@ def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]]
     without ``adapt``: the memory's bonus on them lifted many files above the ones whose own
     names match).  ``near``: how close a named
     file's name without a match comes to the query (0–1, :meth:`.name_match.NameVectors.closeness`;
-    missing: 0); its share rises from ``mismatch_share`` to 1 with it.  ``fit``: how well the
-    model can read each named file's name (0–1, :attr:`.name_match.NameVectors.fits`;
-    None: every name counts as read, as before 2026-12-07; an id missing: 1): a name counts
-    against its file only as far as the model can read it, so ``Corvus_corone_03.wav`` (a Latin
-    name, fit 0) keeps its content score for "a crow cawing"; the share is ``mismatch_share +
-    (1 - mismatch_share) * max(near, 1 - fit)``.  A file only in ``meta``
+    missing: 0); its share rises from ``mismatch_share`` to 1 with it.  A file only in ``meta``
     gets the lowest content score (the most it can have).  Ties: ``lifted``'s order, then
     ``content``'s, then ``meta``'s."""
     c, up, m, near = dict(content), dict(lifted), dict(meta), near or {}
@@ -175,8 +170,7 @@ def fuse_named(content: list[tuple[int, float]], lifted: list[tuple[int, float]]
         if md > 0:
             out[d] = fuse(cd, md, p)
         elif d in named:
-            doubt = 1.0 - (fit.get(d, 1.0) if fit is not None else 1.0)  # a name the model cannot read
-            out[d] = (mismatch_share + (1.0 - mismatch_share) * max(near.get(d, 0.0), doubt)) * cd
+            out[d] = (mismatch_share + (1.0 - mismatch_share) * near.get(d, 0.0)) * cd
         else:
             out[d] = unnamed_share * cd
     return sorted(out.items(), key=lambda kv: (-kv[1], order[kv[0]]))

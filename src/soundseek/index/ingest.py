@@ -302,9 +302,16 @@ class Ingest:
         info = ft.info([it.id for it in items]) if ft is not None else {}
         files = [(it.id, it.path, [t] if (t := (info.get(it.id) or {}).get("embedded", "")) else []) for it in items]
         made = names.how_made() if names.fits is not None and files else None
+        judge: list = []  # the tokenizer is loaded only when a new name is there to judge
+
+        def readable(words: tuple) -> float:
+            if not judge:
+                judge.append(readability(made[1]))
+            return judge[0](words)
+
         grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence),
                               present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])),
-                              readable=readability(made[1]) if made else None)
+                              readable=readable if made else None)
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
         return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})

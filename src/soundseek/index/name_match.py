@@ -46,7 +46,7 @@ class NameVectors:
     # before 2026-12-07): every name counts as read
     fits: np.ndarray | None = None
     named_ids: frozenset | None = field(default=None, init=False, repr=False, compare=False)  # see named
-    fit_by_id: dict | None = field(default=None, init=False, repr=False, compare=False)  # see fit_of
+    readable_ids: frozenset | None = field(default=None, init=False, repr=False, compare=False)  # see readable
 
     def named(self) -> frozenset:
         """The item ids that have a name of their own (built once)."""
@@ -64,14 +64,17 @@ class NameVectors:
         return np.clip((self.vectors @ unit_sentence(sentence) - floor) / max(self.threshold - floor, 1e-9),
                        0.0, 1.0)
 
-    def fit_of(self) -> dict[int, float] | None:
-        """{item id: fit} (NaN as 1), or None when no fits were saved."""
-        if self.fits is None:
-            return None
-        if self.fit_by_id is None:  # built once: a query reads it, never changes it
-            f = np.nan_to_num(np.asarray(self.fits, dtype=np.float32), nan=1.0)
-            self.fit_by_id = dict(zip(self.item_ids.tolist(), f.tolist()))
-        return self.fit_by_id
+    def readable(self) -> frozenset:
+        """The named files whose names the text model can read (built once): :meth:`named` less
+        those with fit 0 (a Latin species name: hybrid search treats such a file as one without a
+        name of its own, neither for nor against it); all of them when no fits were saved."""
+        if self.readable_ids is None:
+            if self.fits is None:
+                self.readable_ids = self.named()
+            else:
+                f = np.nan_to_num(np.asarray(self.fits, dtype=np.float32), nan=1.0)
+                self.readable_ids = frozenset(int(i) for i in self.item_ids[f >= 0.5].tolist())
+        return self.readable_ids
 
     def matches(self, sentence: np.ndarray, n: int, allow: set[int] | None = None) -> list[tuple[int, float]]:
         """The ``n`` best (item id, score > 0), best first (ties: lower id first)."""

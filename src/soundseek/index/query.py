@@ -169,15 +169,15 @@ class Query:
         close = names.closeness(sent[0], fusion.NEAR_COSINE)
         near = {int(i): float(v) for i, v in zip(names.item_ids[close > 0], close[close > 0])}
         fused = fusion.fuse_named(content, [(r[0], fusion.content_score(r[1])) for r in lifted],
-                                  fusion.either(words, by_meaning), names.named(), by_words=bool(words),
-                                  near=near, fit=names.fit_of())[:k]
+                                  fusion.either(words, by_meaning), names.readable(), by_words=bool(words),
+                                  near=near)[:k]
         where = {r[0]: r[2:] for r in lifted if r[2] is not None}
         where.update({r[0]: r[2:] for r in ranked})
         rows = [(i, sc) + tuple(where.get(i, (None, None, None))) for i, sc in fused]
         lifted_by = set()
         if mem is not None:
             bonus, row = mem.bonus(sent[0]), mem.row_of()
-            lifted_by = {i for i, _ in fused if i not in names.named() and i in row and bonus[row[i]] > 0}
+            lifted_by = {i for i, _ in fused if i not in names.readable() and i in row and bonus[row[i]] > 0}
         reached = {r[0] for r in lifted[:max(k, 10)] if r[2] is not None}  # by content, not only the memory
         return self.hits(rows, text, ["hybrid"], content_ids=reached,
                          meaning_ids={i for i, _ in by_meaning}, memory_ids=lifted_by)
@@ -224,13 +224,14 @@ class Query:
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
              meaning_ids: set[int] = frozenset(), memory_ids: set[int] = frozenset()) -> list[Hit]:
         """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
-        from .fulltext import highlight, tags_name_a_query_word
+        from .fulltext import highlight, query_stems, tags_name_a_query_word
 
         ft = self.meta.fulltext
         items = self.meta.items([r[0] for r in rows])
         info = ft.info([r[0] for r in rows]) if ft is not None else {}
         found = ft.matches([r[0] for r in rows], text) if ft is not None and "content" not in signals else {}
         hits = []
+        stems = query_stems(text) if text else frozenset()
         for item_id, score, wid, start, end in rows:
             item = items.get(item_id)
             if item is None:
@@ -262,7 +263,7 @@ class Query:
                     matched.append("meaning")  # the name says what was asked for, in other words
                 if item_id in memory_ids:
                     matched.append("memory")  # no name; named files that sound like it say so
-                if tags_name_a_query_word([n for n, _ in meta["machine_tags"]], text):
+                if tags_name_a_query_word([n for n, _ in meta["machine_tags"]], stems):
                     matched.append("tags")
             hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
                             tuple(matched), snippet, tuple(words)))
