@@ -138,3 +138,32 @@ def test_more_like_a_moment_of_a_long_file(long_index):
         assert body["results"][0]["name"] == "rooster.wav" and body["source"]["start"] == rooster_at[0]
         assert client.get(url, params={"start": 500, "end": 510}).json()["error"] == "invalid_parameter"
         assert client.get(url, params={"start": -1}).status_code == 422
+
+
+@needs_shared("data/esc50-fold1")
+def test_export_clips_cuts_the_window_and_m3u_starts_there(long_index, tmp_path):
+    """An archivist's export of "a rooster" from a 3-minute recording: the 10-s window (and 1 s
+    each side) as a WAV of its own, not the whole file; the playlist starts VLC at the window."""
+    from soundseek.cli import app
+    from soundseek.export import format_hits
+
+    idx, _ = long_index
+    args = ["export", "a rooster crowing", "--index", str(idx.path), "--to", str(tmp_path / "out"), "-k", "2",
+            "--mode", "content", "--clips"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    hits = idx.search("a rooster crowing", k=2, mode="content")
+    long_hit = next(h for h in hits if h.start is not None)
+    clip = next((tmp_path / "out").glob("field_day *.wav"))
+    info = sf.info(str(clip))
+    assert info.samplerate == SR and info.duration == pytest.approx(long_hit.end - long_hit.start + 2, abs=0.01)
+    data, _ = sf.read(str(clip), dtype="float32")
+    whole, _ = sf.read(str(Path(long_hit.path)), dtype="float32")
+    a = int((long_hit.start - 1) * SR)
+    assert np.allclose(data, whole[a:a + len(data)], atol=1e-4)  # the very samples, at the file's rate
+    assert (tmp_path / "out" / "rooster.wav").is_file()  # a short file: whole, as before
+    again = CliRunner().invoke(app, args)
+    assert "0 of 2 files written" in again.output and "2 already there" in again.output
+    assert CliRunner().invoke(app, args + ["--link"]).exit_code == 2
+    m3u = format_hits(hits, "m3u")
+    assert f"#EXTVLCOPT:start-time={long_hit.start:g}\n{long_hit.path}" in m3u

@@ -361,6 +361,8 @@ def export_cmd(
     query: str = typer.Argument(..., help='what to look for, e.g. "wood door creak"'),
     to: Path = typer.Option(..., "--to", help="folder to copy the files into (created if needed)"),
     link: bool = typer.Option(False, "--link", help="symlink instead of copying"),
+    clips: bool = typer.Option(False, "--clips", help="a long file's matching window as a WAV of its own "
+                               "(1 s of margin), not the whole file"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=10000, help="number of results"),
     index: Path = IndexOpt,
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, content or metadata"),
@@ -384,13 +386,25 @@ def export_cmd(
                           **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx))
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
+    if clips and link:
+        _fail("--clips writes new files; it cannot link them", 2)
     same: list[tuple[str, str]] = []
-    done = export_files([h.path for h in hits], to, link=link, already=same)
+    if clips:
+        from .export import export_clips
+
+        try:
+            done = export_clips([(h.path, h.start, h.end) for h in hits if h.start is not None], to, already=same)
+        except (RuntimeError, OSError) as e:  # a file that cannot be read now (libsndfile's errors)
+            _fail(f"cannot cut a clip ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        done += export_files([h.path for h in hits if h.start is None], to, already=same)
+    else:
+        done = export_files([h.path for h in hits], to, link=link, already=same)
+    verb = "linked" if link else "written" if clips else "copied"  # --clips: cut clips, whole short files
     for src, dst in done:
-        out.print(f"{'linked' if link else 'copied'} {src} -> {dst}", highlight=False, markup=False)
+        out.print(f"{verb} {src} -> {dst}", highlight=False, markup=False)
     there = f", {len(same)} already there" if same else ""
-    console.print(f"{len(done)} of {len(hits)} files {'linked' if link else 'copied'} into {to}{there}",
-                  highlight=False, soft_wrap=True, markup=False)
+    console.print(f"{len(done)} of {len(hits)} files {verb} into {to}{there}", highlight=False, soft_wrap=True,
+                  markup=False)
 
 
 @app.command("info")

@@ -17,7 +17,8 @@ _CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "match
 
 
 def format_hits(hits, fmt: str, query: str = "") -> str:
-    """Results as ``csv``, ``json`` or ``m3u`` (extended M3U: one #EXTINF line per file)."""
+    """Results as ``csv``, ``json`` or ``m3u`` (extended M3U: one #EXTINF line per file, and
+    for a long file's window VLC's ``#EXTVLCOPT:start-time``, where it starts playing)."""
     fmt = fmt.lower()
     if fmt == "json":
         return json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, indent=2) + "\n"
@@ -36,6 +37,8 @@ def format_hits(hits, fmt: str, query: str = "") -> str:
         for h in hits:
             title = Path(h.path).stem.replace("\n", " ")
             lines.append(f"#EXTINF:{int(round(h.duration or 0))},{title}")
+            if h.start is not None:  # a long file: VLC starts at the matching window
+                lines.append(f"#EXTVLCOPT:start-time={h.start:g}")
             lines.append(str(h.path))
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -114,5 +117,54 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
             except FileExistsError:
                 continue
             break
+        done.append((str(src), str(target)))
+    return done
+
+
+def clip_name(src: Path, start: float, end: float) -> str:
+    """``reel 1h01m40s-1h01m50s.wav``: the source's name and the stretch, as a file name."""
+    def t(x: float) -> str:
+        x = int(round(x))
+        h, m, sec = x // 3600, x % 3600 // 60, x % 60
+        return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+    return f"{src.stem} {t(start)}-{t(end)}.wav"
+
+
+def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
+                 already: list | None = None) -> list[tuple[str, str]]:
+    """Write each ``(path, start, end)`` stretch (seconds; ``margin`` more on each side, within
+    the file) as a WAV of its own under ``dest`` (:func:`clip_name`), at the file's own rate,
+    channels and, for PCM sources, sample format (else 24-bit); a file that does not exist is
+    skipped, a clip ``dest`` already holds (same name, same samples) is not written again
+    (``already``).  Returns [(source, written path)]: an hour-long recording's 10-s applause,
+    not its 270 MB."""
+    import numpy as np
+    import soundfile as sf
+
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for path, start, end in windows:
+        src = Path(path)
+        if not src.is_file():
+            continue
+        info = sf.info(str(src))
+        a = max(0, int((start - margin) * info.samplerate))
+        b = min(info.frames, int(np.ceil((end + margin) * info.samplerate)))
+        data, sr = sf.read(str(src), start=a, stop=b, dtype="float32", always_2d=True)
+        subtype = info.subtype if info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT") else "PCM_24"
+        name = clip_name(src, a / sr, b / sr)
+        there = dest / name
+        if there.is_file():
+            try:
+                same = np.array_equal(sf.read(str(there), dtype="float32", always_2d=True)[0], data)
+            except (RuntimeError, sf.LibsndfileError):
+                same = False
+            if same:
+                if already is not None:
+                    already.append((str(src), str(there)))
+                continue
+        target = free_name(dest, name)
+        sf.write(str(target), data, sr, subtype=subtype, format="WAV")
         done.append((str(src), str(target)))
     return done
