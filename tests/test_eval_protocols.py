@@ -411,6 +411,23 @@ def test_saved_config_names_its_folders_absolutely(tmp_path, monkeypatch):
     assert again.exit_code == 0 and "skipped" not in again.output, again.output
 
 
+def test_strict_fails_on_a_missing_or_undecodable_clip(tmp_path, monkeypatch):
+    """A paper needs every clip: without --strict a bad clip is left out (and counted), with it
+    the run fails with exit 1 and writes nothing."""
+    esc = _fake_esc50(tmp_path / "esc")
+    with open(esc / "meta.csv", "a") as f:
+        f.write("broken-1-A-0.wav,1,0,dog\n")
+    classes = P.load_esc50(esc)[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "-m", "fake", "-p", "esc50", "--esc50", "esc", "--random-runs", "2"]
+    lax = CliRunner().invoke(_eval_app(), args + ["--out", "lax"])
+    assert lax.exit_code == 0 and "left out" in lax.output
+    strict = CliRunner().invoke(_eval_app(), args + ["--out", "strict", "--strict"])
+    assert strict.exit_code == 1 and "1 clip(s) missing or undecodable" in strict.output
+    assert "broken-1-A-0.wav" in strict.output and not (tmp_path / "strict").exists()
+
+
 def test_a_config_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path):
     missing = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "cannot read --config" in missing.output

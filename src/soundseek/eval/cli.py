@@ -37,10 +37,13 @@ def register(app: typer.Typer) -> None:
         random_runs: int = typer.Option(20, "--random-runs", help="random rankings averaged for the baseline"),
         seed: int = typer.Option(0, "--seed"),
         feature_cache: Optional[Path] = typer.Option(None, "--feature-cache", help="feature store root"),
+        strict: bool = typer.Option(False, "--strict", help="fail (exit 1, nothing written) when any clip of a "
+                                    "protocol is missing or cannot be decoded, instead of leaving it out: for "
+                                    "numbers comparable with a paper's"),
     ) -> None:
         """Evaluate a text-audio model: t2a/a2t retrieval tables, ESC-50 zero-shot, random baselines."""
         from ..models import ModelNotInstalledError
-        from .runner import EvalConfig, run_evaluation
+        from .runner import EvalConfig, IncompleteDataError, run_evaluation
 
         try:
             base = json.loads(config.read_text()) if config else {}
@@ -68,10 +71,14 @@ def register(app: typer.Typer) -> None:
             "n_random_runs": random_runs if (random_runs != 20 or "n_random_runs" not in base) else None,
             "seed": seed if (seed != 0 or "seed" not in base) else None,
             "feature_cache": str(feature_cache) if feature_cache else None,
+            "strict": True if strict else None,
         }
         try:
             cfg = EvalConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})
             run = run_evaluation(cfg, log=lambda m: typer.echo(m, err=True))
+        except IncompleteDataError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
         except (ValueError, ModelNotInstalledError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None

@@ -53,6 +53,7 @@ class EvalConfig:
     batch_size: int = 64
     feature_cache: str | None = None  # feature store root; None: the store's default
     progress: bool = True
+    strict: bool = False  # a missing or undecodable clip fails the run instead of being left out
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.protocols if p not in ALL_PROTOCOLS]
@@ -247,6 +248,10 @@ def make_embedder(cfg: EvalConfig, model: Any = None) -> P.ModelEmbedder:
     return P.ModelEmbedder(model, store=store, batch_size=cfg.batch_size, progress=cfg.progress)
 
 
+class IncompleteDataError(ValueError):
+    """``strict``: a protocol's clips are not all there (missing or undecodable)."""
+
+
 def absolute_paths(d: dict) -> dict:
     """A config dict whose model folder and data folders are absolute, so that ``--config`` of the
     saved ``config.json`` runs the same from any working folder (a shipped model's name stays)."""
@@ -290,6 +295,11 @@ def run_evaluation(
             run.skipped[proto] = str(e)
             log(f"skipped {proto}: {e}")
             continue
+        if cfg.strict and res.failed:
+            path, why = res.failed[0]
+            raise IncompleteDataError(f"{proto}: {len(res.failed)} clip(s) missing or undecodable (first: {path}: "
+                                      f"{why}); --strict asks for every clip (without it they are left out and "
+                                      "counted in the results)")
         run.results[proto] = res
         run.timings_s[proto] = round(time.perf_counter() - t0, 2)
         log(f"{proto}: done in {run.timings_s[proto]:.1f} s")
