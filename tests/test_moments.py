@@ -97,6 +97,10 @@ def test_cli_and_json_show_the_other_moments(long_index):
     table = CliRunner().invoke(app, ["search", "a dog barking", "--index", str(idx.path), "--moments", "3",
                                      "--mode", "content"], env={"COLUMNS": "160"})
     assert table.exit_code == 0 and "also at" in table.output
+    exported = CliRunner().invoke(app, ["search", "a dog barking", "--index", str(idx.path), "--moments", "2",
+                                        "--export", "json"])
+    doc = json.loads(exported.stdout)  # --export json says what --json says about the search
+    assert (doc["mode"], doc["search_mode"]) == ("text", "hybrid") and any("moments" in h for h in doc["hits"])
 
 
 @needs_shared("data/esc50-fold1")

@@ -300,7 +300,9 @@ def search_cmd(
         from .export import format_hits
 
         try:
-            sys.stdout.write(format_hits(hits, export, query if query is not None else str(audio)))
+            sys.stdout.write(format_hits(hits, export, query if query is not None else str(audio),
+                                         mode="text" if query is not None else "audio",
+                                         **({"search_mode": mode} if query is not None else {})))
         except ValueError as e:
             _fail(str(e), 2)
         return

@@ -16,12 +16,12 @@ FORMATS = ("csv", "json", "m3u")
 _CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "matched", "tags")
 
 
-def format_hits(hits, fmt: str, query: str = "") -> str:
+def format_hits(hits, fmt: str, query: str = "", **about) -> str:
     """Results as ``csv``, ``json`` or ``m3u`` (extended M3U: one #EXTINF line per file, and
     for a long file's window VLC's ``#EXTVLCOPT:start-time``, where it starts playing)."""
     fmt = fmt.lower()
-    if fmt == "json":
-        return json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, indent=2) + "\n"
+    if fmt == "json":  # ``about``: what --json also says (mode, search_mode)
+        return json.dumps({"query": query, **about, "hits": [h.to_dict() for h in hits]}, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
