@@ -109,7 +109,8 @@ def test_http_search_returns_moments(long_index):
 
     from soundseek.server import create_app
 
-    idx, _ = long_index
+    idx, tmp = long_index
+    sf.write(tmp / "dog.wav", _clip(DOG), SR)
     with TestClient(create_app(idx), base_url="http://127.0.0.1:8000") as client:  # the Host it answers to
         body = client.get("/api/search", params={"q": "a dog barking", "mode": "content", "moments": 3}).json()
         hit = next(h for h in body["results"] if h["name"] == "field_day.wav")
@@ -117,6 +118,12 @@ def test_http_search_returns_moments(long_index):
         assert "moments" not in next(h for h in client.get("/api/search", params={"q": "a dog barking"}).json()["results"]
                                      if h["name"] == "field_day.wav")
         assert client.get("/api/search", params={"q": "a dog", "moments": 0}).status_code == 422
+        with open(tmp / "dog.wav", "rb") as f:  # query by example and "more like this" take it too
+            up = client.post("/api/search/audio", params={"moments": 2}, files={"file": ("dog.wav", f, "audio/wav")})
+        assert len(next(h for h in up.json()["results"] if h["name"] == "field_day.wav")["moments"]) == 2
+        rooster = next(h for h in body["results"] if h["name"] == "rooster.wav")
+        like = client.get(f"/api/items/{rooster['id']}/similar", params={"moments": 2}).json()["results"]
+        assert len(next(h for h in like if h["name"] == "field_day.wav")["moments"]) == 2
 
 
 @needs_shared("data/esc50-fold1")

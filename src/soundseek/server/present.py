@@ -69,6 +69,10 @@ def hit_json(hit: Any, expose_paths: bool) -> dict:
     return out
 
 
+#: the ``moments`` query parameter of the search routes
+MOMENTS_HELP = ("up to this many non-overlapping moments of each long file, best first, in each hit's "
+                "'moments' (1: the best window only)")
+
 #: the ``group`` query parameter of the search routes
 GROUP_HELP = "collapse near-identical files (another format, gain, trim, rate) into one result with 'copies'"
 

@@ -17,7 +17,7 @@ from ..config import ServerConfig
 from ..deps import StateDep
 from ..errors import ApiError
 from ..media import AUDIO_MEDIA_TYPES, AudioFileResponse
-from ..present import GROUP_HELP, ItemHit, group_kwargs, hit_json, num, private, results
+from ..present import GROUP_HELP, MOMENTS_HELP, ItemHit, group_kwargs, hit_json, moments_kwargs, num, private, results
 from ..waveform import render_envelope_png
 
 
@@ -82,6 +82,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         group: bool = Query(True, description=GROUP_HELP),
         start: float | None = Query(None, ge=0, description="like this stretch of the item only: from (seconds)"),
         end: float | None = Query(None, gt=0, description="... to (seconds; a hit's start and end)"),
+        moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
     ) -> dict:
         idx, cfg = state.index, state.config
         state.check_k(k)
@@ -92,7 +93,8 @@ def build_router(config: ServerConfig) -> APIRouter:
         try:
             with state.query_guard("similar"):
                 if hasattr(idx, "similar"):  # reuses the stored features: no decoding
-                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group), **span)
+                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group), **span,
+                                       **moments_kwargs(idx.similar, moments))
                 else:
                     hits = idx.search_audio(str(path), k + 1)
         except ValueError as e:  # a stretch outside the file

@@ -18,7 +18,7 @@ from ..config import ServerConfig
 from ..deps import AppState, StateDep
 from ..errors import ApiError
 from ..media import NON_AUDIO_TYPE, sniff_audio_format
-from ..present import GROUP_HELP, group_kwargs, moments_kwargs, no_tmp, results
+from ..present import GROUP_HELP, MOMENTS_HELP, group_kwargs, moments_kwargs, no_tmp, results
 
 
 def search_filters(state: AppState, mode, min_duration, max_duration, channels, sample_rate, fmt, folder,
@@ -60,16 +60,17 @@ def facet_counts(state: AppState, kw: dict) -> dict | None:
     return out
 
 
-def search_audio_keep_self(idx: Any, path: str, k: int, group: bool = True) -> list:
+def search_audio_keep_self(idx: Any, path: str, k: int, group: bool = True, moments: int = 1) -> list:
     """Query by example without dropping an identical indexed file: for an upload, seeing
     "this very file is in your collection" first is the right answer."""
-    kw = group_kwargs(idx.search_audio, group)
+    kw = {**group_kwargs(idx.search_audio, group), **moments_kwargs(idx.search_audio, moments)}
     if "exclude_self" in inspect.signature(idx.search_audio).parameters:
         return idx.search_audio(path, k, exclude_self=False, **kw)
     return idx.search_audio(path, k, **kw)
 
 
-def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str | None, group: bool = True) -> dict:
+def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str | None, group: bool = True,
+                 moments: int = 1) -> dict:
     """Decode an upload (already sniffed as ``ext``) and search with it; runs off the event loop."""
     cfg = state.config
     t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str |
             )
         try:
             with state.query_guard("audio"):
-                hits = search_audio_keep_self(state.index, tmp, k, group)
+                hits = search_audio_keep_self(state.index, tmp, k, group, moments)
         except AudioError as e:
             raise ApiError(422, "undecodable_audio", f"cannot use the upload: {no_tmp(e.reason, tmp)}") from None
     finally:
@@ -123,8 +124,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         tag: str | None = Query(None, max_length=200, description="only files with this machine tag"),
         facets: bool = Query(False, description="also return facet counts (format, channels, rate, duration)"),
         group: bool = Query(True, description=GROUP_HELP),
-        moments: int = Query(1, ge=1, le=20, description="up to this many non-overlapping moments of each long "
-                             "file, best first, in each hit's 'moments' (1: the best window only)"),
+        moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
     ) -> dict:
         # imported here: `soundseek serve --help` imports the server package and should stay light
         from soundseek.index.errors import NoTextModelError
@@ -175,6 +175,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         file: UploadFile = File(..., description="WAV, FLAC, OGG/Opus, MP3 or AIFF; <= 20 MB, <= 60 s"),
         k: int = Query(config.default_k, description=f"number of results, 1..{config.max_k}"),
         group: bool = Query(True, description=GROUP_HELP),
+        moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
     ) -> dict:
         cfg = state.config
         state.check_k(k)
@@ -190,6 +191,6 @@ def build_router(config: ServerConfig) -> APIRouter:
         if ext is None:
             raise ApiError(415, "not_audio", "the upload is not a WAV, FLAC, OGG, MP3 or AIFF file")
         # run decoding + search off the event loop
-        return await run_in_threadpool(search_bytes, state, data, ext, k, file.filename, group)
+        return await run_in_threadpool(search_bytes, state, data, ext, k, file.filename, group, moments)
 
     return router
