@@ -178,3 +178,39 @@ def test_export_clips_cuts_the_window_and_m3u_starts_there(long_index, tmp_path)
     assert CliRunner().invoke(app, args + ["--link"]).exit_code == 2
     m3u = format_hits(hits, "m3u")
     assert f"#EXTVLCOPT:start-time={long_hit.start:g}\n{long_hit.path}" in m3u
+
+
+def test_clips_are_sample_exact_and_never_written_twice(tmp_path):
+    """Review findings: a clip of an OGG or float64 source was written again on every export (it
+    was compared as float32 with its 24-bit copy), two sources with one name wrote a third copy,
+    and a 32-bit PCM clip lost its lowest bits."""
+    from soundseek.export import export_clips
+
+    rng = np.random.default_rng(0)
+    x = ((rng.random((48000 * 20, 2)) * 2 - 1) * 0.5)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sf.write(tmp_path / "a" / "take.wav", x, 48000, subtype="PCM_32")
+    sf.write(tmp_path / "b" / "take.wav", x[::-1].copy(), 48000, subtype="PCM_24")
+    sf.write(tmp_path / "v.ogg", x[:, 0], 48000)
+    sf.write(tmp_path / "d.wav", x, 48000, subtype="DOUBLE")
+    wins = [(tmp_path / "a" / "take.wav", 5.0, 10.0), (tmp_path / "b" / "take.wav", 5.0, 10.0),
+            (tmp_path / "v.ogg", 5.0, 10.0), (tmp_path / "d.wav", 5.0, 10.0)]
+    first = export_clips(wins, tmp_path / "out")
+    assert sorted(Path(p).name for _, p in first) == ["d 0m04s-0m11s.wav", "take 0m04s-0m11s (2).wav",
+                                                      "take 0m04s-0m11s.wav", "v 0m04s-0m11s.wav"]
+    again: list = []
+    assert export_clips(wins, tmp_path / "out", already=again) == [] and len(again) == 4
+    clip = sf.read(str(tmp_path / "out" / "take 0m04s-0m11s.wav"), dtype="int32")[0]
+    source = sf.read(str(tmp_path / "a" / "take.wav"), dtype="int32", start=4 * 48000, stop=11 * 48000)[0]
+    assert np.array_equal(clip, source)  # the very 32-bit samples
+    assert sf.info(str(tmp_path / "out" / "d 0m04s-0m11s.wav")).subtype == "DOUBLE"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
+
+
+def test_also_at_follows_the_columns_unit():
+    from soundseek.index.display import also_text
+    from soundseek.index.types import Hit
+
+    h = Hit(1, "/lib/x.wav", 0.5, 90.0, 30.0, 40.0, moments=((30.0, 40.0, 0.5), (20.0, 30.0, 0.41), (75.0, 85.0, 0.3)))
+    assert also_text(h, as_clock=True) == "0:20 0.41, 1:15 0.30" and also_text(h) == "20.0 s 0.41, 75.0 s 0.30"

@@ -382,23 +382,25 @@ def export_cmd(
     from .index.api import Index
     from .index.errors import NoTextModelError
 
+    if clips and link:
+        _fail("--clips writes new files; it cannot link them", 2)
     try:
         idx = Index.open(index)
         hits = idx.search(query, k=k, mode=mode,
                           **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx))
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
-    if clips and link:
-        _fail("--clips writes new files; it cannot link them", 2)
     same: list[tuple[str, str]] = []
-    if clips:
+    if clips:  # in rank order: a window as a clip, a file of one window (or matched by words) whole
         from .export import export_clips
 
+        done = []
         try:
-            done = export_clips([(h.path, h.start, h.end) for h in hits if h.start is not None], to, already=same)
+            for h in hits:
+                done += (export_clips([(h.path, h.start, h.end)], to, already=same) if h.start is not None
+                         else export_files([h.path], to, already=same))
         except (RuntimeError, OSError) as e:  # a file that cannot be read now (libsndfile's errors)
             _fail(f"cannot cut a clip ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
-        done += export_files([h.path for h in hits if h.start is None], to, already=same)
     else:
         done = export_files([h.path for h in hits], to, link=link, already=same)
     verb = "linked" if link else "written" if clips else "copied"  # --clips: cut clips, whole short files

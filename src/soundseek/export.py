@@ -134,13 +134,15 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
                  already: list | None = None) -> list[tuple[str, str]]:
     """Write each ``(path, start, end)`` stretch (seconds; ``margin`` more on each side, within
     the file) as a WAV of its own under ``dest`` (:func:`clip_name`), at the file's own rate,
-    channels and, for PCM sources, sample format (else 24-bit); a file that does not exist is
-    skipped, a clip ``dest`` already holds (same name, same samples) is not written again
-    (``already``).  Returns [(source, written path)]: an hour-long recording's 10-s applause,
-    not its 270 MB."""
+    channels and sample format (PCM and float sources sample for sample; others as 24-bit PCM);
+    a file that does not exist is skipped, and a clip ``dest`` already holds (the same bytes,
+    under its name or a " (n)" one) is not written again (``already``).  Returns [(source,
+    written path)]: an hour-long recording's 10-s applause, not its 270 MB."""
     import numpy as np
     import soundfile as sf
 
+    exact = {"PCM_U8": "int16", "PCM_S8": "int16", "PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32",
+             "FLOAT": "float32", "DOUBLE": "float64"}
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
     done = []
@@ -151,20 +153,24 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
         info = sf.info(str(src))
         a = max(0, int((start - margin) * info.samplerate))
         b = min(info.frames, int(np.ceil((end + margin) * info.samplerate)))
-        data, sr = sf.read(str(src), start=a, stop=b, dtype="float32", always_2d=True)
-        subtype = info.subtype if info.subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT") else "PCM_24"
+        subtype = info.subtype if info.subtype in exact and info.subtype not in ("PCM_S8",) else "PCM_24"
+        data, sr = sf.read(str(src), start=a, stop=b, dtype=exact.get(info.subtype, "float32"), always_2d=True)
         name = clip_name(src, a / sr, b / sr)
-        there = dest / name
-        if there.is_file():
-            try:
-                same = np.array_equal(sf.read(str(there), dtype="float32", always_2d=True)[0], data)
-            except (RuntimeError, sf.LibsndfileError):
-                same = False
-            if same:
-                if already is not None:
-                    already.append((str(src), str(there)))
-                continue
+        tmp = dest / f".{name}.part"
+        sf.write(str(tmp), data, sr, subtype=subtype, format="WAV")
+        stem, suffix = Path(name).stem, Path(name).suffix
+        candidate, n, there = dest / name, 2, None
+        while candidate.exists() or candidate.is_symlink():  # this clip under its name or a " (n)" one
+            if same_file(tmp, candidate, link=False):
+                there = candidate
+                break
+            candidate, n = dest / f"{stem} ({n}){suffix}", n + 1
+        if there is not None:
+            tmp.unlink()
+            if already is not None:
+                already.append((str(src), str(there)))
+            continue
         target = free_name(dest, name)
-        sf.write(str(target), data, sr, subtype=subtype, format="WAV")
+        os.replace(tmp, target)
         done.append((str(src), str(target)))
     return done

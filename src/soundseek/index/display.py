@@ -97,10 +97,10 @@ def window_text(hit, as_clock: bool | None = None) -> str:
     return f"{clock(hit.start)}–{clock(hit.end)}" if as_clock else f"{hit.start:.1f}–{hit.end:.1f} s"
 
 
-def also_text(hit) -> str:
+def also_text(hit, as_clock: bool = False) -> str:
     """With ``--moments N``: where else in the file it happens, best first, each with its score
-    (``30:05 0.41, 34:40 0.02``); "" for none."""
-    return ", ".join(f"{a:.1f} s {sc:.2f}" if b < 59.95 else f"{clock(a)} {sc:.2f}"
+    (``30:05 0.41, 34:40 0.02``); "" for none.  ``as_clock``: as the table's "best window"."""
+    return ", ".join(f"{clock(a)} {sc:.2f}" if as_clock else f"{a:.1f} s {sc:.2f}"
                      for a, b, sc in getattr(hit, "moments", ())[1:])
 
 
@@ -128,7 +128,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
                           for h in hits]
     extra = {}
     if any(len(getattr(h, "moments", ())) > 1 for h in hits):
-        extra["also at"] = [also_text(h) for h in hits]
+        extra["also at"] = [also_text(h, as_clock) for h in hits]
     if any(h.tags for h in hits):
         extra["sounds like"] = [", ".join(f"{t.name} {t.score:.2f}" for t in h.tags) for h in hits]
     if any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits):

@@ -374,10 +374,12 @@ class Query:
         return self.with_moments(hits, self.vectors.audio, q, moments, calibrated=False)
 
     def with_moments(self, hits: list[Hit], vectors, q: np.ndarray, n: int, calibrated: bool) -> list[Hit]:
-        """``hits`` with each long file's best ``n`` windows that do not overlap (:attr:`Hit.moments`):
-        the windows of those files among the index's best windows for ``q`` (one more search,
-        ``64 n`` windows per long file; a moment that ranks below all of them is not listed).
-        ``calibrated``: scores on text search's 0–1 content scale, else the raw cosine (audio)."""
+        """``hits`` with each long file's best ``n`` windows that do not overlap (:attr:`Hit.moments`,
+        the hit's own window first): the windows of those files among the index's best windows
+        for ``q``, fetched ``64 n`` per long file and more (x4 a round, as :meth:`rank` does)
+        until each has ``n`` or the whole index was read.  ``calibrated``: scores on text search's
+        0–1 content scale, else the raw cosine (audio).  A file whose own window was not met keeps
+        no moments (its ``start``/``end`` stay the answer)."""
         import dataclasses
 
         from .fusion import content_score
@@ -385,19 +387,34 @@ class Query:
         long = {h.id for h in hits if h.start is not None}
         if n <= 1 or not long or vectors is None or len(vectors) == 0:
             return hits
-        with self.lock:
-            scores, ids = vectors.search(q[None, :], min(len(vectors), max(256, 64 * n * len(long))))
-        wins = self.meta.windows(ids[0])
-        found: dict[int, list[tuple[float, float, float]]] = {}
-        for s, wid in zip(scores[0].tolist(), ids[0].tolist()):
-            w = wins.get(wid)
-            if w is None or w[0] not in long:
+        total = len(vectors)
+        fetch = min(total, max(256, 64 * n * len(long)))
+        while True:
+            with self.lock:
+                scores, ids = vectors.search(q[None, :], fetch)
+            wins = self.meta.windows(ids[0])
+            found: dict[int, list[tuple[float, float, float]]] = {}
+            for s, wid in zip(scores[0].tolist(), ids[0].tolist()):
+                w = wins.get(wid)
+                if w is None or w[0] not in long:
+                    continue
+                kept = found.setdefault(w[0], [])
+                if len(kept) < n and all(w[2] <= a or w[1] >= b for a, b, _ in kept):  # no overlap
+                    kept.append((round(w[1], 3), round(w[2], 3), content_score(s) if calibrated else float(s)))
+            if fetch >= total or fetch >= 65536 or all(len(found.get(i, ())) >= n for i in long):
+                break
+            fetch = min(total, fetch * 4)
+        out = []
+        for h in hits:
+            got = found.get(h.id, [])
+            own = next((m for m in got if (m[0], m[1]) == (round(h.start, 3), round(h.end, 3))), None) \
+                if h.start is not None else None
+            if own is None or len(got) < 2:
+                out.append(h)
                 continue
-            kept = found.setdefault(w[0], [])
-            if len(kept) < n and all(w[2] <= a or w[1] >= b for a, b, _ in kept):  # no overlap
-                kept.append((round(w[1], 3), round(w[2], 3), content_score(s) if calibrated else float(s)))
-        return [dataclasses.replace(h, moments=tuple(found[h.id])) if len(found.get(h.id, ())) > 1 else h
-                for h in hits]
+            rest = [m for m in got if m is not own and (m[1] <= own[0] or m[0] >= own[1])]
+            out.append(dataclasses.replace(h, moments=(own, *rest[: n - 1])))
+        return out
 
     def rank(self, vectors, q: np.ndarray, k: int, exclude: set[int] = frozenset(),
              allow: set[int] | None = None) -> list[tuple]:

@@ -97,11 +97,11 @@ def build_router(config: ServerConfig) -> APIRouter:
                                        **moments_kwargs(idx.similar, moments))
                 else:
                     hits = idx.search_audio(str(path), k + 1)
-        except ValueError as e:  # a stretch outside the file
-            raise ApiError(422, "invalid_parameter", str(e)) from None
-        except AudioError as e:
+        except AudioError as e:  # a ValueError too: first
             reason = e.reason if cfg.expose_paths else private(e.reason, path)
             raise ApiError(422, "undecodable_audio", f"cannot decode item {typed}: {reason}") from None
+        except ValueError as e:  # a stretch outside the file
+            raise ApiError(422, "invalid_parameter", str(e)) from None
         except KeyError as e:
             raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
