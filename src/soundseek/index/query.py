@@ -26,6 +26,9 @@ SEARCH_MODES = ("hybrid", "content", "metadata")
 
 #: the most windows a search lists per file (``moments``)
 MAX_MOMENTS = 20
+#: the most windows the search for moments reads (an ivfpq store re-ranks each from disk:
+#: 8,192 x 1 KB at 512-d float16)
+MOMENTS_FETCH_MAX = 8192
 
 
 def check_moments(n) -> int:
@@ -377,9 +380,9 @@ class Query:
         """``hits`` with each long file's best ``n`` windows that do not overlap (:attr:`Hit.moments`,
         the hit's own window first): the windows of those files among the index's best windows
         for ``q``, fetched ``64 n`` per long file and more (x4 a round, as :meth:`rank` does)
-        until each has ``n`` or the whole index was read.  ``calibrated``: scores on text search's
-        0–1 content scale, else the raw cosine (audio).  A file whose own window was not met keeps
-        no moments (its ``start``/``end`` stay the answer)."""
+        until each has ``n``, the whole index was read, or :data:`MOMENTS_FETCH_MAX` windows were.
+        ``calibrated``: scores on text search's 0–1 content scale, else the raw cosine (audio).  A
+        file whose own window was not met keeps no moments (its ``start``/``end`` stay the answer)."""
         import dataclasses
 
         from .fusion import content_score
@@ -388,7 +391,7 @@ class Query:
         if n <= 1 or not long or vectors is None or len(vectors) == 0:
             return hits
         total = len(vectors)
-        fetch = min(total, max(256, 64 * n * len(long)))
+        fetch = min(total, MOMENTS_FETCH_MAX, max(256, 64 * n * len(long)))
         while True:
             with self.lock:
                 scores, ids = vectors.search(q[None, :], fetch)
@@ -401,7 +404,7 @@ class Query:
                 kept = found.setdefault(w[0], [])
                 if len(kept) < n and all(w[2] <= a or w[1] >= b for a, b, _ in kept):  # no overlap
                     kept.append((round(w[1], 3), round(w[2], 3), content_score(s) if calibrated else float(s)))
-            if fetch >= total or fetch >= 65536 or all(len(found.get(i, ())) >= n for i in long):
+            if fetch >= total or fetch >= MOMENTS_FETCH_MAX or all(len(found.get(i, ())) >= n for i in long):
                 break
             fetch = min(total, fetch * 4)
         out = []
