@@ -180,6 +180,9 @@ def test_folder_relative_to_the_indexed_root(lib, tmp_path, monkeypatch):
     res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "--folder", "recorder",
                               "--min-duration", "1000"])  # the folder has files: another filter excludes them
     assert res.exit_code == 0 and "no file passes the filters" in res.output
+    res = runner.invoke(app, ["export", "street", "--index", str(idx), "--folder", "nowhere", "--to",
+                              str(tmp_path / "picked")], env={"COLUMNS": "300"})  # export says why too
+    assert res.exit_code == 0 and "no indexed file lies under" in res.output and not (tmp_path / "picked").exists()
     assert "indexed folder" in runner.invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
 
 

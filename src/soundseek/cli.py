@@ -386,10 +386,12 @@ def export_cmd(
         _fail("--clips writes new files; it cannot link them", 2)
     try:
         idx = Index.open(index)
-        hits = idx.search(query, k=k, mode=mode,
-                          **_filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx))
+        filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx)
+        hits = idx.search(query, k=k, mode=mode, **filters)
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
+    if not hits:  # say why, as search does (exit 0), and leave no empty folder behind
+        return console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
     same: list[tuple[str, str]] = []
     if clips:  # in rank order: a window as a clip, a file of one window (or matched by words) whole
         from .export import export_clips

@@ -378,8 +378,8 @@ class Index:
                 start: float | None = None, end: float | None = None, **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file (``item_id``: a
         :attr:`Hit.id`), or like its stretch ``start``–``end`` seconds (a hit's ``start``/``end``:
-        the applause in an hour of speech, not the speech); ``filters``, keyword filters, ``group``
-        and ``moments``: as for :meth:`search`."""
+        like that moment of an hour-long recording, not like the whole hour); ``filters``, keyword
+        filters, ``group`` and ``moments``: as for :meth:`search`."""
         return self.query.similar(item_id, k, dups=self.dups if group else None,
                                   filters=self.resolved_filters(filters, **filter_kwargs),
                                   moments=check_moments(moments), start=start, end=end)

@@ -325,8 +325,8 @@ class Query:
     def similar(self, item_id: int, k: int = 10, dups=None, filters=None, moments: int = 1,
                 start: float | None = None, end: float | None = None, **filter_kwargs) -> list[Hit]:
         """"More like this": the files that sound most like an indexed file, or like the stretch
-        ``start``–``end`` seconds of it (a hit's window: the applause in an hour of speech, not the
-        speech); filters as for :meth:`search_audio`."""
+        ``start``–``end`` seconds of it (a hit's window: like that moment of an hour-long recording,
+        not like the whole hour); filters as for :meth:`search_audio`."""
         from ..audio.windows import Window
         from ..features.frames import window_frames
 

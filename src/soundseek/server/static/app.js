@@ -441,7 +441,7 @@ function showFacets(facets) {
 
 function moreLikeThis(hit, how = "push") {
   const k = kSelect.value;
-  // a hit of a long file: like its matching stretch (the applause in an hour of speech)
+  // a hit of a long file: like its matching stretch, not like the whole recording
   const span = hit.start != null && hit.end != null ? { from: hit.start, to: hit.end } : {};
   saveState({ like: hit.id, ...span }, how);
   const at = span.from != null ? ` ${fmtSeconds(span.from)} – ${fmtSeconds(span.to)}` : "";
