@@ -103,6 +103,7 @@ def base_names(model, files, idx, fits: bool = True):
     writes them (``fits=False``: without which names the text model can read, as before 2026-12-07)."""
     from soundseek.adapt import AdaptConfig
     from soundseek.adapt.trainer import caption_vectors, text_expert_name
+    from soundseek.index.captions import name_words_as_written
     from soundseek.index.name_match import name_vectors, readability
 
     named = [f for f in files if f.named]
@@ -112,7 +113,7 @@ def base_names(model, files, idx, fits: bool = True):
     rows = vec[[row[f.caption.text] for f in named]]
     readable = readability(text_expert_name(model))
     return name_vectors([f.item_id for f in named], rows, AdaptConfig().memory.threshold, idx.model_fingerprint() or "",
-                        fits=np.array([readable(f.caption.name_words) for f in named]) if fits else None)
+                        fits=np.array([readable(name_words_as_written(f.path)) for f in named]) if fits else None)
 
 
 def summarise(folds: list[dict]) -> dict:

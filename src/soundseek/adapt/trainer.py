@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..index.captions import CaptionConfig, caption_context
+from ..index.captions import CaptionConfig, caption_context, name_words_as_written
 from .library import LibraryFile, collect_library, library_items
 from .progress import StepBar, planned_steps
 from .memory import MemoryConfig, check_memory, mean_frames, memory_for
@@ -329,7 +329,8 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     out.mkdir(parents=True, exist_ok=True)  # what the names mean, for hybrid search (index.name_match)
     context = caption_context([it.path for it in library_items(index)], None, cfg.caption)  # as collect_library
     # names the text model cannot read (Latin species names): hybrid ranks those files as unnamed
-    fits = np.array([readability(text_expert_name(base))(f.caption.name_words) for f in named], np.float32)
+    readable = readability(text_expert_name(base))
+    fits = np.array([readable(name_words_as_written(f.path)) for f in named], np.float32)
     chk["names"] = unreadable_names(named, fits)
     name_vectors([f.item_id for f in named], cap_vec[group], cfg.memory.threshold, captions=context,
                  text_expert=text_expert_name(base), fits=fits).save(out / NAMES_FILE)
@@ -429,7 +430,7 @@ def unreadable_names(named: list[LibraryFile], fits: np.ndarray, k: int = 3) -> 
     """How many named files have names the text model cannot read (fit 0: Latin scientific names,
     :func:`soundseek.index.name_match.readability`; hybrid search ranks such a file as one
     without a name), with up to ``k`` of those names."""
-    low = [" ".join(f.caption.name_words) for f, x in zip(named, fits.tolist()) if x < 0.5]
+    low = [" ".join(dict.fromkeys(name_words_as_written(f.path))) for f, x in zip(named, fits.tolist()) if x < 0.5]
     return {"files": len(named), "unreadable": len(low), "examples": list(dict.fromkeys(low))[:k]}
 
 

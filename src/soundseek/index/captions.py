@@ -133,20 +133,23 @@ def scientific_name(words: Iterable[str], known: Callable[[str], bool]) -> bool:
     ``Strix_aluco_male_call.wav``, ``Gryllus campestris.flac``): its first two words (genus and
     species; more words may follow) are not words the text model holds whole (``known``: "crow"
     yes, "corvus" = co ##r ##vus no), and one of them, of four or more letters, has a Latin ending
-    (:data:`_LATIN_END`); or its one word (a genus alone, ``Corvus_01``, or a tautonym the caption
-    keeps once, ``Gallus_gallus``) is unknown, of five or more letters, ending in -us or -is.  An English text model cannot read such names (MiniLM puts "corvus
+    (:data:`_LATIN_END`).  ``words``: the name's own words as written, repeats kept
+    (:func:`name_words_as_written`: ``Gallus_gallus`` is two words, its caption keeps one).  An English text model cannot read such names (MiniLM puts "corvus
     corone" nowhere near "a crow"), so they say nothing for or against a file.  Missed: a genus
     or species the vocabulary holds (``Parus major``, ``Lynx lynx``, ``Rana temporaria``: MiniLM
-    does read "rana" as a frog) and one-word names of other endings (``Bubo_bubo``); caught
-    wrongly, a few sound names (``bassdrum stomp``, ``ukulele strum``; 3 of the 3,314 named files
-    of both corpora: ``lplus``, ``malus``, ``Sintesis``), which are then ranked as files without
-    a name, neither held up nor down by it."""
+    does read "rana" as a frog) and a genus alone (``Corvus_01``); caught wrongly, a few sound
+    names (``bassdrum stomp``, ``ukulele strum``; none of the 3,314 named files of both corpora),
+    which are then ranked as files without a name, neither held up nor down by it."""
     ws = [w for w in words if w.isalpha()]
-    if len(ws) == 1:  # a genus alone, or a tautonym whose caption keeps one word ("gallus gallus")
-        return len(ws[0]) >= 5 and ws[0].endswith(("us", "is")) and not known(ws[0])
     if len(ws) < 2 or known(ws[0]) or known(ws[1]):
         return False
     return any(len(w) >= 4 and _LATIN_END.search(w) for w in ws[:2])
+
+
+def name_words_as_written(path: str | os.PathLike) -> tuple[str, ...]:
+    """A file name's words in order, repeats kept (``Gallus_gallus_01.wav`` -> gallus, gallus):
+    what :func:`scientific_name` reads."""
+    return tuple(split_words(Path(path).stem))
 
 
 def _dedupe(words: Iterable[str]) -> list[str]:

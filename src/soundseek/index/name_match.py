@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .captions import CaptionContext
+from .captions import CaptionContext, name_words_as_written
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, NameMemory, save_npz, unit_sentence
 
 #: the name vectors' file inside the index folder
@@ -137,7 +137,8 @@ def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, finger
 
 
 def readability(text_expert: str) -> Callable[[tuple[str, ...]], float]:
-    """``fit(name words)`` for :attr:`NameVectors.fits`: 0.0 for a Latin scientific name
+    """``fit(name words as written)`` for :attr:`NameVectors.fits` (:func:`.captions.name_words_as_written`):
+    0.0 for a Latin scientific name
     (:func:`.captions.scientific_name`, judged by ``text_expert``'s vocabulary), else 1.0; 1.0
     for every name when the expert has no tokenizer to ask."""
     from ..experts.minilm_fast import light_text_expert
@@ -179,7 +180,7 @@ def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
         return names, 0
     captions, text_expert = made
     known = names.named()
-    new = [(i, c.text, c.name_words) for i, path, emb in files if i not in known
+    new = [(i, c.text, name_words_as_written(path)) for i, path, emb in files if i not in known
            for c in [captions.caption(path, emb, roots)] if c]
     keep = np.ones(len(names.item_ids), bool) if present is None else np.isin(names.item_ids, list(present))
     if not new and keep.all():
