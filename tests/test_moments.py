@@ -194,13 +194,18 @@ def test_clips_are_sample_exact_and_never_written_twice(tmp_path):
     sf.write(tmp_path / "b" / "take.wav", x[::-1].copy(), 48000, subtype="PCM_24")
     sf.write(tmp_path / "v.ogg", x[:, 0], 48000)
     sf.write(tmp_path / "d.wav", x, 48000, subtype="DOUBLE")
+    sf.write(tmp_path / "f.wav", x, 48000, subtype="FLOAT")
     wins = [(tmp_path / "a" / "take.wav", 5.0, 10.0), (tmp_path / "b" / "take.wav", 5.0, 10.0),
-            (tmp_path / "v.ogg", 5.0, 10.0), (tmp_path / "d.wav", 5.0, 10.0)]
+            (tmp_path / "v.ogg", 5.0, 10.0), (tmp_path / "d.wav", 5.0, 10.0), (tmp_path / "f.wav", 5.0, 10.0)]
     first = export_clips(wins, tmp_path / "out")
-    assert sorted(Path(p).name for _, p in first) == ["d 0m04s-0m11s.wav", "take 0m04s-0m11s (2).wav",
-                                                      "take 0m04s-0m11s.wav", "v 0m04s-0m11s.wav"]
+    assert sorted(Path(p).name for _, p in first) == ["d 0m04s-0m11s.wav", "f 0m04s-0m11s.wav",
+                                                      "take 0m04s-0m11s (2).wav", "take 0m04s-0m11s.wav",
+                                                      "v 0m04s-0m11s.wav"]
+    import time
+
+    time.sleep(1.1)  # a float WAV's PEAK chunk records the second it was written: compared as audio
     again: list = []
-    assert export_clips(wins, tmp_path / "out", already=again) == [] and len(again) == 4
+    assert export_clips(wins, tmp_path / "out", already=again) == [] and len(again) == 5
     clip = sf.read(str(tmp_path / "out" / "take 0m04s-0m11s.wav"), dtype="int32")[0]
     source = sf.read(str(tmp_path / "a" / "take.wav"), dtype="int32", start=4 * 48000, stop=11 * 48000)[0]
     assert np.array_equal(clip, source)  # the very 32-bit samples
@@ -214,3 +219,51 @@ def test_also_at_follows_the_columns_unit():
 
     h = Hit(1, "/lib/x.wav", 0.5, 90.0, 30.0, 40.0, moments=((30.0, 40.0, 0.5), (20.0, 30.0, 0.41), (75.0, 85.0, 0.3)))
     assert also_text(h, as_clock=True) == "0:20 0.41, 1:15 0.30" and also_text(h) == "20.0 s 0.41, 75.0 s 0.30"
+
+
+def test_a_failed_clip_leaves_nothing_and_a_shortened_file_is_skipped(tmp_path, monkeypatch):
+    import soundfile
+
+    from soundseek.export import export_clips
+
+    sf.write(tmp_path / "a.wav", np.zeros((SR * 20, 1), np.float32) + 0.1, SR)
+    real_write = soundfile.write
+
+    def full_disk(path, *a, **k):
+        real_write(path, *a, **k)  # the part is on disk, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(soundfile, "write", full_disk)
+    with pytest.raises(OSError):
+        export_clips([(tmp_path / "a.wav", 5.0, 10.0)], tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # no .part left behind
+    monkeypatch.setattr(soundfile, "write", real_write)
+    assert export_clips([(tmp_path / "a.wav", 50.0, 60.0)], tmp_path / "out") == []  # past its end now
+    long_stem = "x" * 234  # the clip's name fits a file system's 255 bytes; the temporary one must too
+    sf.write(tmp_path / f"{long_stem}.wav", np.zeros((SR * 20, 1), np.float32) + 0.1, SR)
+    assert len(export_clips([(tmp_path / f"{long_stem}.wav", 5.0, 10.0)], tmp_path / "out")) == 1
+
+
+def test_the_search_for_moments_reads_at_most_its_cap():
+    """A long file that cannot give its moments made the search read 16,384 windows, above the
+    cap of 8,192 (an ivfpq store re-ranks each from disk)."""
+    import threading
+    from types import SimpleNamespace
+
+    from soundseek.index.query import MOMENTS_FETCH_MAX, Query
+    from soundseek.index.types import Hit
+
+    asked = []
+
+    class Store:
+        def __len__(self):
+            return 1_000_000
+
+        def search(self, q, k):
+            asked.append(k)
+            return np.zeros((1, k), np.float32), np.arange(k)[None, :]
+
+    me = SimpleNamespace(lock=threading.RLock(), meta=SimpleNamespace(windows=lambda ids: {}))
+    hits = [Hit(1, "/x.wav", 0.5, 3600.0, 100.0, 110.0)]
+    assert Query.with_moments(me, hits, Store(), np.ones(4, np.float32), 3, True) == hits
+    assert asked and max(asked) == MOMENTS_FETCH_MAX and asked == sorted(asked)

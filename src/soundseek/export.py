@@ -135,9 +135,10 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
     """Write each ``(path, start, end)`` stretch (seconds; ``margin`` more on each side, within
     the file) as a WAV of its own under ``dest`` (:func:`clip_name`), at the file's own rate,
     channels and sample format (PCM and float sources sample for sample; others as 24-bit PCM);
-    a file that does not exist is skipped, and a clip ``dest`` already holds (the same bytes,
-    under its name or a " (n)" one) is not written again (``already``).  Returns [(source,
-    written path)]: an hour-long recording's 10-s applause, not its 270 MB."""
+    a file that does not exist, or no longer reaches the stretch, is skipped, and a clip ``dest``
+    already holds (the same samples, under its name or a " (n)" one) is not written again
+    (``already``).  Returns [(source, written path)]: an hour-long recording's 10-s applause,
+    not its 270 MB."""
     import numpy as np
     import soundfile as sf
 
@@ -146,31 +147,57 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
     done = []
-    for path, start, end in windows:
+    for k, (path, start, end) in enumerate(windows):
         src = Path(path)
         if not src.is_file():
             continue
         info = sf.info(str(src))
         a = max(0, int((start - margin) * info.samplerate))
         b = min(info.frames, int(np.ceil((end + margin) * info.samplerate)))
-        subtype = info.subtype if info.subtype in exact and info.subtype not in ("PCM_S8",) else "PCM_24"
-        data, sr = sf.read(str(src), start=a, stop=b, dtype=exact.get(info.subtype, "float32"), always_2d=True)
-        name = clip_name(src, a / sr, b / sr)
-        tmp = dest / f".{name}.part"
-        sf.write(str(tmp), data, sr, subtype=subtype, format="WAV")
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n, there = dest / name, 2, None
-        while candidate.exists() or candidate.is_symlink():  # this clip under its name or a " (n)" one
-            if same_file(tmp, candidate, link=False):
-                there = candidate
-                break
-            candidate, n = dest / f"{stem} ({n}){suffix}", n + 1
-        if there is not None:
-            tmp.unlink()
-            if already is not None:
-                already.append((str(src), str(there)))
+        if b <= a:  # the file was shortened since it was indexed
             continue
-        target = free_name(dest, name)
-        os.replace(tmp, target)
+        subtype = info.subtype if info.subtype in exact and info.subtype != "PCM_S8" else "PCM_24"
+        dtype = exact.get(info.subtype, "float32")
+        data, sr = sf.read(str(src), start=a, stop=b, dtype=dtype, always_2d=True)
+        name = clip_name(src, a / sr, b / sr)
+        tmp = dest / f".soundseek-{os.getpid()}-{k}.part"  # short: a long clip name still fits
+        try:
+            sf.write(str(tmp), data, sr, subtype=subtype, format="WAV")
+            there = _same_clip_in(dest, name, tmp, dtype)
+            if there is not None:
+                tmp.unlink()
+                if already is not None:
+                    already.append((str(src), str(there)))
+                continue
+            target = free_name(dest, name)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk, an interrupt: nothing half-written is left
+            raise
         done.append((str(src), str(target)))
     return done
+
+
+def _same_clip_in(dest: Path, name: str, clip: Path, dtype: str) -> Path | None:
+    """The file under ``dest`` (``name``, ``name (2)``, ...) that holds the samples of ``clip``
+    (compared as audio: a float WAV's PEAK chunk carries the time it was written), or None."""
+    import numpy as np
+    import soundfile as sf
+
+    mine = sf.info(str(clip))
+    samples = None
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, n = dest / name, 2
+    while candidate.exists() or candidate.is_symlink():
+        try:
+            theirs = sf.info(str(candidate))
+            if (theirs.samplerate, theirs.channels, theirs.frames, theirs.subtype) == \
+                    (mine.samplerate, mine.channels, mine.frames, mine.subtype):
+                if samples is None:
+                    samples = sf.read(str(clip), dtype=dtype, always_2d=True)[0]
+                if np.array_equal(sf.read(str(candidate), dtype=dtype, always_2d=True)[0], samples):
+                    return candidate
+        except (RuntimeError, OSError):  # not a sound file: not our clip
+            pass
+        candidate, n = dest / f"{stem} ({n}){suffix}", n + 1
+    return None

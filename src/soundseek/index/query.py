@@ -406,7 +406,7 @@ class Query:
                     kept.append((round(w[1], 3), round(w[2], 3), content_score(s) if calibrated else float(s)))
             if fetch >= total or fetch >= MOMENTS_FETCH_MAX or all(len(found.get(i, ())) >= n for i in long):
                 break
-            fetch = min(total, fetch * 4)
+            fetch = min(total, MOMENTS_FETCH_MAX, fetch * 4)
         out = []
         for h in hits:
             got = found.get(h.id, [])
