@@ -219,6 +219,15 @@ def test_also_at_follows_the_columns_unit():
 
     h = Hit(1, "/lib/x.wav", 0.5, 90.0, 30.0, 40.0, moments=((30.0, 40.0, 0.5), (20.0, 30.0, 0.41), (75.0, 85.0, 0.3)))
     assert also_text(h, as_clock=True) == "0:20 0.41, 1:15 0.30" and also_text(h) == "20.0 s 0.41, 75.0 s 0.30"
+    from soundseek.index.display import results_table  # a best window under a minute, a moment past it
+
+    early = Hit(2, "/lib/y.wav", 0.5, 90.0, 10.0, 20.0, moments=((10.0, 20.0, 0.5), (70.0, 80.0, 0.4)))
+    from rich.console import Console
+
+    con = Console(width=160, record=True)
+    con.print(results_table([early], "t", ["/lib"], 160))
+    text = con.export_text()
+    assert "0:10–0:20" in text and "1:10 0.40" in text  # one unit: the clock, in both columns
 
 
 def test_a_failed_clip_leaves_nothing_and_a_shortened_file_is_skipped(tmp_path, monkeypatch):

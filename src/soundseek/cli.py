@@ -402,7 +402,7 @@ def export_cmd(
                 done += (export_clips([(h.path, h.start, h.end)], to, already=same) if h.start is not None
                          else export_files([h.path], to, already=same))
         except (RuntimeError, OSError) as e:  # a file that cannot be read now (libsndfile's errors)
-            _fail(f"cannot cut a clip ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            _fail(f"cannot export {h.path} ({_os_error(e, type(e).__name__)}); {len(done)} written before it")
     else:
         done = export_files([h.path for h in hits], to, link=link, already=same)
     verb = "linked" if link else "written" if clips else "copied"  # --clips: cut clips, whole short files

@@ -118,7 +118,9 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     ``missing``: paths of hits no longer on disk, marked "(file missing)"."""
     from rich.table import Table
 
-    as_clock = any(h.start is not None and h.end >= 59.95 for h in hits)  # one unit in the column
+    # one unit for the windows and the other moments: a clock once any of them passes a minute
+    as_clock = any(h.start is not None and h.end >= 59.95 for h in hits) or \
+        any(b >= 59.95 for h in hits for _, b, _ in getattr(h, "moments", ()))
     core = {"#": [str(r) for r in range(1, len(hits) + 1)],
             "score": [f"{h.score:.3f}" for h in hits],
             "duration": [f"{h.duration:.1f} s" for h in hits],
