@@ -44,15 +44,21 @@ def format_hits(hits, fmt: str, query: str = "", **about) -> str:
     raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def taken_names(dest: Path, name: str):
+    """``dest/name``, ``dest/stem (2).ext``, ... as long as they exist (what an earlier export
+    may have written), in order."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    target, n = dest / name, 2
+    while target.exists() or target.is_symlink():
+        yield target
+        target, n = dest / f"{stem} ({n}){suffix}", n + 1
+
+
 def free_name(dest: Path, name: str) -> Path:
     """``dest/name``, or ``dest/stem (2).ext`` ... when that name is taken."""
-    target = dest / name
     stem, suffix = Path(name).stem, Path(name).suffix
-    n = 2
-    while target.exists() or target.is_symlink():
-        target = dest / f"{stem} ({n}){suffix}"
-        n += 1
-    return target
+    n = 1 + sum(1 for _ in taken_names(dest, name))
+    return dest / name if n == 1 else dest / f"{stem} ({n}){suffix}"
 
 
 def same_file(src: Path, candidate: Path, link: bool) -> bool:
@@ -75,14 +81,7 @@ def _digest(path: Path) -> bytes:
 
 def already_there(dest: Path, src: Path, link: bool) -> Path | None:
     """The file under ``dest`` (``name``, ``name (2)``, ...) that already holds ``src``, or None."""
-    stem, suffix = src.stem, src.suffix
-    target, n = dest / src.name, 2
-    while target.exists() or target.is_symlink():
-        if same_file(src, target, link):
-            return target
-        target = dest / f"{stem} ({n}){suffix}"
-        n += 1
-    return None
+    return next((t for t in taken_names(dest, src.name) if same_file(src, t, link)), None)
 
 
 def export_files(paths, dest: str | os.PathLike, link: bool = False,
@@ -186,9 +185,7 @@ def _same_clip_in(dest: Path, name: str, clip: Path, dtype: str) -> Path | None:
 
     mine = sf.info(str(clip))
     samples = None
-    stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, n = dest / name, 2
-    while candidate.exists() or candidate.is_symlink():
+    for candidate in taken_names(dest, name):
         try:
             theirs = sf.info(str(candidate))
             if (theirs.samplerate, theirs.channels, theirs.frames, theirs.subtype) == \
@@ -199,5 +196,4 @@ def _same_clip_in(dest: Path, name: str, clip: Path, dtype: str) -> Path | None:
                     return candidate
         except (RuntimeError, OSError):  # not a sound file: not our clip
             pass
-        candidate, n = dest / f"{stem} ({n}){suffix}", n + 1
     return None

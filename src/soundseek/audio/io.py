@@ -57,7 +57,10 @@ class AudioInfo:
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+    """An audio file's name: a known extension, and not one of the ``._NAME.WAV`` companions
+    macOS writes next to every file on a card or a shared drive (never audio)."""
+    p = Path(path)
+    return p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("._")
 
 
 def probe(path: str | os.PathLike, *, min_duration_s: float | None = None) -> AudioInfo:

@@ -134,8 +134,9 @@ def scientific_name(words: Iterable[str], known: Callable[[str], bool]) -> bool:
     species; more words may follow) are not words the text model holds whole (``known``: "crow"
     yes, "corvus" = co ##r ##vus no), and one of them, of four or more letters, has a Latin ending
     (:data:`_LATIN_END`).  ``words``: the name's own words as written, repeats kept
-    (:func:`name_words_as_written`: ``Gallus_gallus`` is two words, its caption keeps one).  An English text model cannot read such names (MiniLM puts "corvus
-    corone" nowhere near "a crow"), so they say nothing for or against a file.  Missed: a genus
+    (:func:`name_words_as_written`: ``Gallus_gallus`` is two words, its caption keeps one).  An
+    English text model cannot read such names (MiniLM puts "corvus corone" nowhere near "a
+    crow"), so they say nothing for or against a file.  Missed: a genus
     or species the vocabulary holds (``Parus major``, ``Lynx lynx``, ``Rana temporaria``: MiniLM
     does read "rana" as a frog) and a genus alone (``Corvus_01``); caught wrongly, a few sound
     names (``bassdrum stomp``, ``ukulele strum``; none of the 3,314 named files of both corpora),

@@ -63,7 +63,7 @@ def _holds_audio(folder: Path, limit: int = 2000) -> bool:
 
     seen = 0
     for _, dirs, files in os.walk(folder):
-        if any(is_audio_path(f) and not f.startswith("._") for f in files):  # not macOS's companions
+        if any(is_audio_path(f) for f in files):
             return True
         seen += len(dirs) + len(files)
         if seen > limit:

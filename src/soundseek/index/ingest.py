@@ -40,9 +40,7 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
             dirs.append(str(p.resolve()))
             it = p.rglob("*") if recursive else p.glob("*")
             for f in it:
-                # "._NAME.WAV": the resource forks macOS writes next to every file on a card or a
-                # shared drive; never audio, so skipped quietly (a file given by name is still read)
-                if not is_audio_path(f) or f.name.startswith("._"):
+                if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
                     continue
                 if f.is_file():
                     files.append(str(f.resolve()))
