@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .cli_help import plain_flags, reflowed
+
 class _LazyTyper(typer.Typer):
     """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
     command table is read, not at import: importing the server's stack alone (FastAPI, pydantic)
@@ -31,6 +33,8 @@ class _LazyTyper(typer.Typer):
         for c in self._commands:  # rich help keeps a docstring's line breaks: "...are never" / "overwritten"
             if c.help is None and c.callback is not None and c.callback.__doc__:
                 c.help = reflowed(c.callback.__doc__)
+            if c.callback is not None:
+                plain_flags(c.callback)
         return self._commands
 
     @registered_commands.setter
@@ -40,6 +44,9 @@ class _LazyTyper(typer.Typer):
     @property
     def registered_groups(self):
         self._load_extras()
+        for g in self._groups:  # `soundseek models download --force`: a flag there too
+            for c in g.typer_instance.registered_commands if g.typer_instance else ():
+                plain_flags(c.callback)
         return self._groups
 
     @registered_groups.setter
@@ -60,15 +67,6 @@ class _LazyTyper(typer.Typer):
         """Never add the other packages' commands (a command defined here needs none of them)."""
         if self._extras == "pending":
             self._extras = "done"
-
-
-def reflowed(doc: str) -> str:
-    """A command's docstring for its help: the first paragraph (the line in the command list) as
-    one line that the terminal wraps, the rest as written."""
-    import inspect
-
-    first, _, rest = inspect.cleandoc(doc).partition("\n\n")
-    return " ".join(first.split()) + (f"\n\n{rest}" if rest else "")
 
 
 app = _LazyTyper(

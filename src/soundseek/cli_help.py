@@ -1,0 +1,23 @@
+"""How the command line's help reads: one-line summaries, flags without a value's type."""
+
+from __future__ import annotations
+
+import inspect
+
+
+def reflowed(doc: str) -> str:
+    """A command's docstring for its help: the first paragraph (the line in the command list) as
+    one line that the terminal wraps, the rest as written."""
+    first, _, rest = inspect.cleandoc(doc).partition("\n\n")
+    return " ".join(first.split()) + (f"\n\n{rest}" if rest else "")
+
+
+def plain_flags(callback) -> None:
+    """Show on/off options as bare flags (``--json``), not ``--json <bool>``: Typer 0.29 writes a
+    type after every option, which reads as if the flag took a value (``--json true`` is refused)."""
+    import typer.models
+
+    for p in inspect.signature(callback).parameters.values():
+        info = p.default
+        if isinstance(info, typer.models.OptionInfo) and isinstance(info.default, bool) and info.metavar is None:
+            info.metavar = ""
