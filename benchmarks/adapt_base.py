@@ -77,8 +77,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/adapt_bench/base"))
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--leave-out", nargs="*", default=list(LEAVE_OUT), help="packages the base never hears")
     a = p.parse_args(argv)
-    print(train_base(a.out, a.seeds))
+    print(train_base(a.out, a.seeds, tuple(a.leave_out)))
     return 0
 
 

@@ -41,7 +41,9 @@ VIEWS = ("library", "named", "opaque")
 def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
     from soundseek.adapt.scoring import rank_metrics
 
-    paths = sorted(truth)
+    indexed = {it.path for it in idx.items()}
+    paths = sorted(p for p in truth if p in indexed)
+    lost = [(truth[p], is_opaque(p)) for p in truth if p not in indexed and truth[p]]  # never found
     col = {p: i for i, p in enumerate(paths)}
     labels = np.array([truth[p] or "" for p in paths], dtype=object)
     opaque = np.array([is_opaque(p) for p in paths])
@@ -55,7 +57,9 @@ def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
     out = {}
     for view, keep in (("library", np.ones(len(paths), bool)), ("named", ~opaque), ("opaque", opaque)):
         rel = (qlab[:, None] == labels[None, :]) & keep[None, :]
-        out[view] = rank_metrics(scores[:, keep], rel[:, keep]).to_dict()
+        missing = np.array([sum(lab == q and (view == "library" or (view == "opaque") == hid) for lab, hid in lost)
+                            for q in qlab])
+        out[view] = rank_metrics(scores[:, keep], rel[:, keep], missing).to_dict()
     return out
 
 
@@ -143,11 +147,13 @@ def main(argv=None) -> int:
                    help="which files lose their names (0: the benchmark's split; 1-5: the fresh splits "
                         "that confirm choices made on split 0, as adapt_memory_splits.py)")
     p.add_argument("--protocols", nargs="+", default=["labels", "files"], choices=["labels", "files", "named"])
+    p.add_argument("--packages", nargs="+", default=list(LEAVE_OUT),
+                   help="the libraries (each must be left out of --base's training: adapt_base.py --leave-out)")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     folds = []
     for seed in a.seeds:
-        for pkg in LEAVE_OUT:
+        for pkg in a.packages:
             first = a.work / "index" / f"{pkg}-labels-fold0" if seed else None  # same audio: its features
             for protocol in a.protocols:
                 for fold in ((0,) if protocol == "named" else (0, 1)):

@@ -28,8 +28,11 @@ import csv
 import json
 import os
 import platform
+import re
 import sys
+import unicodedata
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adapt_hybrid import ranked_metrics  # noqa: E402
 from adapt_library import OPAQUE_DIR, Source, is_opaque, run_fold  # noqa: E402
+from experts import cpu_name  # noqa: E402
 
 
 def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
@@ -52,9 +56,14 @@ def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str
         raise SystemExit(f"{path}: no such file") from None
     except UnicodeDecodeError:
         raise SystemExit(f"{path}: not UTF-8 text (save it as CSV UTF-8)") from None
-    first = text.split("\n", 1)[0]
-    delimiter = "," if "," in first else max(";\t", key=first.count) if first.strip() else ","
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    lines = text.splitlines(keepends=True)
+    hint = re.fullmatch(r"sep=(.)", lines[0].strip("\r\n")) if lines else None  # Excel's "sep=;" first line
+    if hint:
+        delimiter, lines = hint.group(1), lines[1:]
+    else:
+        first = lines[0] if lines else ""
+        delimiter = "," if "," in first else max(";\t", key=first.count) if first.strip() else ","
+    reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     names = [h.strip().lower() for h in header or []]
     missing = [c for c in columns if c not in names]
@@ -67,17 +76,21 @@ def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str
         if not any(v.strip() for v in r):
             continue
         if len(r) != len(header):
-            raise SystemExit(f"{path}, line {reader.line_num}: {len(r)} fields where the header has {len(header)} "
+            raise SystemExit(f"{path}, line {reader.line_num + bool(hint)}: {len(r)} fields where the header has {len(header)} "
                              f"({delimiter.join(r)!r}); quote a value that holds a '{delimiter}'")
-        rows.append((reader.line_num, {c: r[i] for c, i in col.items()}))
+        rows.append((reader.line_num + bool(hint), {c: r[i] for c, i in col.items()}))
     return rows
 
 
 def library_file(library: Path, name: str, where: str) -> str:
-    """``name`` from the labels file as a path relative to ``library`` (POSIX); clear errors."""
+    """``name`` from the labels file as a path relative to ``library`` (POSIX); clear errors.
+    Accepted as spreadsheets and other systems write names: spaces around it, a Windows path, the
+    other Unicode form of an accented name (macOS file systems keep ``é`` as ``e`` + accent), an
+    absolute path through a link inside the library."""
     from soundseek.audio import is_audio_path
 
-    tries = [name, name.strip(), name.strip().replace("\\", "/")]  # spaces a spreadsheet added; Windows paths
+    base = [name, name.strip(), name.strip().replace("\\", "/")]  # spaces a spreadsheet added; Windows paths
+    tries = base + [unicodedata.normalize(form, t) for t in base for form in ("NFC", "NFD")]
     for t in dict.fromkeys(tries):
         if t and (Path(t) if Path(t).is_absolute() else library / t).is_file():
             name = t
@@ -85,17 +98,38 @@ def library_file(library: Path, name: str, where: str) -> str:
     if not name.strip():
         raise SystemExit(f"{where}: no file name")
     p = Path(name)
-    try:
-        rel = p.resolve().relative_to(library) if p.is_absolute() else p
-    except ValueError:
-        raise SystemExit(f"{where}: {name} is not inside {library}") from None
+    rel = p
+    if p.is_absolute():
+        rel = None
+        for form in (Path(os.path.normpath(p)), p.resolve()):  # a link inside the library: as written
+            for lib in (library, library.resolve()):
+                try:
+                    rel = form.relative_to(lib)
+                    break
+                except ValueError:
+                    continue
+            if rel is not None:
+                break
+        if rel is None:
+            raise SystemExit(f"{where}: {name} is not inside {library}")
     if ".." in rel.parts:
         raise SystemExit(f"{where}: {name}: give paths inside {library}, without '..'")
     if not (library / rel).is_file():
-        raise SystemExit(f"{where}: {name} is not a file in {library}")
+        raise SystemExit(f"{where}: {name} is not a file in {library}" + case_hint(library, rel))
     if not is_audio_path(rel):
         raise SystemExit(f"{where}: {name} is not an audio file the index reads (by its extension)")
     return rel.as_posix()
+
+
+def case_hint(library: Path, rel: Path) -> str:
+    """'; did you mean ...' when a file differs from ``rel`` only in letter case (a name written
+    on Windows, where case does not count)."""
+    want = unicodedata.normalize("NFC", rel.as_posix()).casefold()
+    for p in library.rglob("*"):
+        got = p.relative_to(library).as_posix()
+        if p.is_file() and unicodedata.normalize("NFC", got).casefold() == want:
+            return f"; did you mean {got}? (letter case counts here)"
+    return ""
 
 
 def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path | None = None) -> Source:
@@ -112,7 +146,10 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
     for line, r in read_table(labels_csv, ("file", "label")):
         where = f"{labels_csv}, line {line}"
         rel, label = library_file(library, r["file"], where), " ".join(r["label"].split())
-        if label and labels.setdefault(rel, label) != label:
+        if not label:
+            raise SystemExit(f"{where}: {rel} has no label; leave a file out of {labels_csv.name} to keep it "
+                             "in the library unlabelled")
+        if labels.setdefault(rel, label) != label:
             raise SystemExit(f"{where}: {rel} is labelled both {labels[rel]!r} and {label!r}")
     taken = sorted(f for f in labels if is_opaque(f))
     rest = sorted(p.relative_to(library).as_posix() for p in library.rglob("*")
@@ -137,26 +174,74 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
     return Source(library.name, library, labels, rest, queries)
 
 
-def describe(source: Source) -> list[str]:
+def describe(source: Source, protocols=("labels", "files")) -> list[str]:
     """What the run will use, and what it cannot measure, before any indexing."""
-    from soundseek.adapt import AdaptConfig
-
     labs = set(source.labels.values())
     asked = {lab for _, lab in source.queries}
-    lines = [f"{source.name}: {len(source.labels)} labelled files, {len(labs)} labels, {len(source.rest)} unlabelled "
-             f"files (kept in the library under their names), {len(source.queries)} queries for {len(asked)} labels"]
+    lines = [f"{source.name}: {plural(len(source.labels), 'labelled file')}, {plural(len(labs), 'label')}, "
+             f"{plural(len(source.rest), 'unlabelled file')} (kept in the library under their names), "
+             f"{plural(len(source.queries), 'query', 'queries')} for {plural(len(asked), 'label')}"]
     if labs - asked:
-        lines.append(f"  {len(labs - asked)} labels have no query (their files are in the library, never scored): "
-                     + ", ".join(sorted(labs - asked)[:8]) + (" ..." if len(labs - asked) > 8 else ""))
-    need = AdaptConfig().min_named_files
-    if len(source.labels) < 2 * need:
-        lines.append(f"  about {len(source.labels) // 2} named files per fold, adapt needs {need}: it will likely "
-                     "decline, and 'after' will equal 'before'")
+        lines.append(f"  {plural(len(labs - asked), 'label')} have no query (their files are in the library, never "
+                     "scored): " + ", ".join(sorted(labs - asked)[:8]) + (" ..." if len(labs - asked) > 8 else ""))
+    lines += [f"  {line}" for line in adapt_will_decline(source, protocols)]
     copies = duplicate_files(source)
     if copies:
-        lines.append(f"  WARNING: {sum(len(g) - 1 for g in copies)} files are byte-identical copies of others (e.g. "
-                     f"{' = '.join(copies[0][:3])}): a hidden file's named copy gives its label away; drop the copies")
+        n = sum(len(g) - 1 for g in copies)
+        what = plural(n, "file is a byte-identical copy", "files are byte-identical copies")
+        lines.append(f"  {what} of others (e.g. {' = '.join(copies[0][:3])}): left out of the library, one file of "
+                     "each kept (a hidden file's named copy would give its label away)")
     return lines
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files`` (``many``: the plural when it is not ``one`` + s)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def adapt_will_decline(source: Source, protocols) -> list[str]:
+    """The folds where ``adapt`` will find too few named files or distinct names to train on
+    (:class:`soundseek.adapt.AdaptConfig`), by the same caption rules it uses on the laid-out copy.
+    A forecast: embedded tags (which adapt may also read) are not looked at, and files the index
+    then fails to read count here.  Where adapt declines, 'after' equals 'before'."""
+    from adapt_library import opaque_files
+
+    from soundseek.adapt import AdaptConfig
+    from soundseek.index.captions import library_captions
+
+    cfg = AdaptConfig()
+    out = []
+    for protocol in protocols:
+        for fold in (0, 1):
+            hidden = opaque_files(source, protocol, fold)
+            shown = [f for f in sorted(source.labels) + source.rest if f not in hidden]
+            paths = ["/library/" + Path(*Path(f).parts[source.drop_parts:]).as_posix() for f in shown]
+            paths += [f"/library/{OPAQUE_DIR}/ZOOM{i + 1:04d}.wav" for i in range(len(hidden))]
+            caps = library_captions(paths, root="/library", config=cfg.caption)
+            named = [c for c in caps.values() if c is not None]
+            names = len({c.text for c in named})
+            if len(named) < cfg.min_named_files or names < cfg.min_groups:
+                short = " and ".join(w for w, bad in ((f"{cfg.min_named_files} named files", len(named) <
+                                                       cfg.min_named_files),
+                                                      (f"{cfg.min_groups} distinct names", names < cfg.min_groups))
+                                     if bad)
+                out.append(f"{protocol} fold {fold}: {plural(len(named), 'file')} with names adapt can read, "
+                           f"{plural(names, 'distinct name')}; adapt needs {short}: it will likely decline there, "
+                           "and 'after' will equal 'before'" + ("" if named else " (files named by numbers only, or "
+                                                             "by a folder alone, give adapt no names)"))
+    return out
+
+
+def without_copies(source: Source) -> Source:
+    """``source`` with one file of each group of byte-identical files (a labelled one first)."""
+    drop = set()
+    for group in duplicate_files(source):
+        keep = min(group, key=lambda f: (f not in source.labels, f))
+        drop.update(f for f in group if f != keep)
+    if not drop:
+        return source
+    return replace(source, labels={f: lab for f, lab in source.labels.items() if f not in drop},
+                   rest=[f for f in source.rest if f not in drop])
 
 
 def duplicate_files(source: Source) -> list[list[str]]:
@@ -206,6 +291,22 @@ def hybrid_fold(work: Path, source: Source, protocol: str, fold: int, seed: int 
     return out
 
 
+def soundseek_version() -> str:
+    """The package version, and the checkout's commit when it runs from one (what to send back
+    with the numbers)."""
+    import subprocess
+
+    import soundseek
+
+    version = getattr(soundseek, "__version__", "unknown")
+    try:
+        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{version} ({commit})" if commit else version
+
+
 def weighted(folds: list[dict], get, count) -> float:
     w = np.array([count(f) for f in folds], dtype=float)
     return float(np.dot([get(f) for f in folds], w) / max(w.sum(), 1))
@@ -230,16 +331,19 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     source = read_source(a.library, a.labels, a.queries, a.work)
-    for line in describe(source):
+    notes = describe(source, a.protocols)
+    for line in notes:
         print(line, flush=True)
+    source = without_copies(source)
     t0 = time.perf_counter()
     folds = []
     for protocol in a.protocols:
         for fold in (0, 1):
             first = a.work / "index" / f"{source.name}-{a.protocols[0]}-fold0" if folds else None
             t1 = time.perf_counter()
-            print(f"{protocol} fold {fold}: copying {len(source.labels) + len(source.rest)} files to "
-                  f"{a.work.resolve() / 'libs'}, indexing them with {a.model}, {a.seeds} adapt run(s) ...", flush=True)
+            print(f"{protocol} fold {fold}: copying {plural(len(source.labels) + len(source.rest), 'file')} to "
+                  f"{a.work.resolve() / 'libs'}, indexing them with {a.model}, {plural(a.seeds, 'adapt run')} ...",
+                  flush=True)
             r = run_fold(a.work, a.model, source, fold, a.seeds, first, protocol)
             r["not_indexed"] = not_indexed(a.work, source, protocol, fold, r["failed_files"])
             if not folds:  # the same files fail in every fold: say it once
@@ -247,13 +351,14 @@ def main(argv=None) -> int:
                     print("  " + line, flush=True)
             r["hybrid"] = hybrid_fold(a.work, source, protocol, fold)
             folds.append(r)
-            print(f"{protocol} fold {fold}: {r['opaque_files']} of {r['files']} indexed files opaque, "
-                  f"{r['queries']} queries asked; {time.perf_counter() - t1:.0f} s", flush=True)
+            print(f"{protocol} fold {fold}: {r['opaque_files']} of {plural(r['files'], 'indexed file')} opaque, "
+                  f"{plural(r['queries'], 'query', 'queries')} asked; {time.perf_counter() - t1:.0f} s", flush=True)
     summary = {}
     for protocol in a.protocols:
         fs = [f for f in folds if f["protocol"] == protocol]
         n = lambda f: f["base"]["opaque"]["n_queries"]  # noqa: E731
         row = {"queries": int(sum(n(f) for f in fs)), "kept": [r["kept"] for f in fs for r in f["runs"]],
+               "memory_kept": [r["memory_kept"] for f in fs for r in f["runs"]],
                "declined": sorted({r["reason"] for f in fs for r in f["runs"] if r["declined"]})}
         for m in ("p1", "p5", "r10"):
             row[f"before_{m}"] = weighted(fs, lambda f: f["base"]["opaque"][m], n)
@@ -265,8 +370,9 @@ def main(argv=None) -> int:
                 row[f"{mode}/{view}/p1"] = weighted(fs, lambda f: f["hybrid"][mode][view]["p1"],
                                                     lambda f: f["hybrid"][mode][view]["n_queries"])
         summary[protocol] = row
-        print(f"{protocol}: {row['queries']} query-folds (a query counts in each fold that hides files of its "
-              f"label); adapt kept {sum(row['kept'])} of {len(row['kept'])} runs"
+        print(f"{protocol}: {plural(row['queries'], 'query-fold')} (a query counts in each fold that hides files of "
+              f"its label); adapt kept its tuned model in {sum(row['kept'])} of {plural(len(row['kept']), 'run')}, "
+              f"its name memory in {sum(row['memory_kept'])}"
               + "".join(f"; declined: {why}" for why in row["declined"]))
         print(f"  content-only on the opaque files P@1 {row['before_p1']:.3f} -> "
               f"{row['after_p1']:.3f} (seeds {min(row['after_p1_per_seed']):.3f}-{max(row['after_p1_per_seed']):.3f}), "
@@ -277,8 +383,10 @@ def main(argv=None) -> int:
               + "; content after " + " / ".join(f"{row[f'adapted_content/{v}/p1']:.3f}" for v in ("named", "opaque", "library"))
               + "; metadata " + " / ".join(f"{row[f'metadata/{v}/p1']:.3f}" for v in ("named", "opaque", "library")))
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "library": str(source.root), "model": a.model, "seeds": a.seeds,
+              "machine": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version(),
+              "soundseek": soundseek_version(), "library": str(source.root), "labels_file": str(a.labels.resolve()),
+              "queries_file": str(a.queries.resolve()), "protocols": a.protocols, "notes": notes,
+              "model": a.model, "seeds": a.seeds,
               "minutes": round((time.perf_counter() - t0) / 60, 1), "summary": summary, "folds": folds}
     out = a.json or a.work / f"adapt_{source.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

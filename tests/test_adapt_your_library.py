@@ -182,10 +182,13 @@ def test_the_run_says_what_it_cannot_measure(tmp_path, capsys):
     lines = describe(read_source(lib, labels, queries))
     assert "10 labelled files, 5 labels" in lines[0] and "2 queries for 2 labels" in lines[0]
     assert "3 labels have no query" in lines[1] and "c, d, e" in lines[1]
-    assert "adapt needs 20" in lines[2]
-    assert "9 files are byte-identical copies" in lines[3]  # fake_library writes the same bytes
+    # one-letter names give adapt nothing to read, in every fold of both protocols
+    assert [line.split(":")[0].strip() for line in lines[2:6]] == ["labels fold 0", "labels fold 1", "files fold 0",
+                                                                   "files fold 1"]
+    assert "0 files with names adapt can read" in lines[2] and "adapt needs 20 named files and 8 distinct" in lines[2]
+    assert "9 files are byte-identical copies" in lines[6]  # fake_library writes the same bytes
     (lib / "a1.wav").write_bytes(b"RIFF other")
-    assert "8 files are byte-identical" in describe(read_source(lib, labels, queries))[3]
+    assert "8 files are byte-identical" in describe(read_source(lib, labels, queries))[6]
     with pytest.raises(SystemExit):
         main(["--library", str(lib), "--labels", str(labels), "--queries", str(queries), "--seeds", "0"])
     assert "--seeds must be at least 1" in capsys.readouterr().err
@@ -204,3 +207,113 @@ def test_files_the_index_cannot_read_are_named_as_the_user_knows_them(tmp_path):
     lines = not_indexed(tmp_path / "work", src, "files", 0, failed)
     assert lines == ["not indexed: ._junk.ogg: too short (unlabelled)",
                      "not indexed: doors/click.wav: too short (labelled 'door': counts as never found)"]
+
+
+def test_adapt_declining_is_foreseen_by_names_and_distinct_names_not_file_counts(tmp_path):
+    """Before: only the number of labelled files was looked at, so a small labelled set with many
+    well-named unlabelled files was wrongly announced as declining, and a library of numbered
+    files (names adapt cannot read) or of too few distinct names was not announced at all."""
+    from adapt_your_library import adapt_will_decline, read_source
+
+    kinds = ["dog bark", "cat meow", "door creak", "glass break", "rain heavy", "wind gust", "fire crackle",
+             "car horn", "bell ring", "water drip"]
+    labelled = [f"{k.replace(' ', '_')}_{i:02d}.wav" for k in kinds[:4] for i in range(2)]
+    unlabelled = [f"more/{k.replace(' ', '_')}_{i:02d}.wav" for k in kinds for i in range(3)]
+    lib = fake_library(tmp_path, labelled + unlabelled)
+    labels = write_csv(tmp_path / "l.csv", ["file", "label"], [(f, f.rsplit("_", 1)[0]) for f in labelled])
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("a dog barking", "dog_bark")])
+    assert adapt_will_decline(read_source(lib, labels, queries), ["labels", "files"]) == []
+    # numbered files in labelled folders: a folder alone never names a file
+    numbered = [f"{k.replace(' ', '_')}/{i:03d}.wav" for k in kinds for i in range(4)]
+    lib2 = fake_library(tmp_path / "two", numbered)
+    labels2 = write_csv(tmp_path / "l2.csv", ["file", "label"], [(f, f.split("/")[0]) for f in numbered])
+    lines = adapt_will_decline(read_source(lib2, labels2, queries), ["files"])
+    assert len(lines) == 2 and all("0 files with names adapt can read" in line for line in lines)
+    # 30 well-named files but only 3 distinct names
+    few = [f"{k.replace(' ', '_')}_{i:02d}.wav" for k in kinds[:4] for i in range(10)]
+    lib3 = fake_library(tmp_path / "three", few)
+    labels3 = write_csv(tmp_path / "l3.csv", ["file", "label"], [(f, f.rsplit("_", 1)[0]) for f in few])
+    lines = adapt_will_decline(read_source(lib3, labels3, queries), ["labels"])
+    assert len(lines) == 2 and all("adapt needs 8 distinct names" in line for line in lines), lines
+
+
+def test_byte_identical_copies_are_left_out_keeping_a_labelled_one(tmp_path):
+    from adapt_your_library import read_source, without_copies
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, data in [("a.wav", b"A"), ("copy of a.wav", b"A"), ("b.wav", b"B"), ("c.wav", b"C"), ("d.wav", b"D"),
+                       ("z/a again.wav", b"A")]:
+        (lib / name).parent.mkdir(exist_ok=True)
+        (lib / name).write_bytes(data)
+    labels = write_csv(tmp_path / "l.csv", ["file", "label"],
+                       [("copy of a.wav", "a"), ("b.wav", "b"), ("c.wav", "c"), ("d.wav", "d")])
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("x", "a")])
+    src = without_copies(read_source(lib, labels, queries))
+    assert src.labels == {"copy of a.wav": "a", "b.wav": "b", "c.wav": "c", "d.wav": "d"} and src.rest == []
+
+
+def test_names_as_other_systems_write_them(tmp_path):
+    """Excel's 'sep=;' first line, a name in the other Unicode form (macOS keeps 'é' decomposed), an
+    absolute path through a link inside the library, a letter-case slip (with a hint), an empty label."""
+    import os
+    import unicodedata
+
+    from adapt_your_library import read_source
+
+    lib = fake_library(tmp_path, [unicodedata.normalize("NFD", "café crème.wav"), "b.wav", "c.wav", "Doors/Creak.wav"])
+    (lib / "links").mkdir()
+    os.symlink(lib / "b.wav", lib / "links" / "b link.wav")
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("x", "cafe")])
+    labels = tmp_path / "l.csv"
+    labels.write_text("sep=;\nfile;label\n" + unicodedata.normalize("NFC", "café crème.wav") + ";cafe\n"
+                      f"{lib / 'links' / 'b link.wav'};b\nc.wav;c\nDoors/Creak.wav;door\n", encoding="utf-8")
+    src = read_source(lib, labels, queries)
+    assert src.labels == {unicodedata.normalize("NFD", "café crème.wav"): "cafe", "links/b link.wav": "b",
+                          "c.wav": "c", "Doors/Creak.wav": "door"}
+    labels.write_text("file,label\ndoors/creak.wav,door\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"line 2: doors/creak.wav is not a file .*did you mean Doors/Creak.wav"):
+        read_source(lib, labels, queries)
+    labels.write_text("sep=;\nfile;label\nc.wav;c\nb.wav; \n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"line 4: b.wav has no label"):
+        read_source(lib, labels, queries)
+
+
+def test_hidden_copies_of_odd_files(tmp_path):
+    """A tagged RIFF file named .wave loses its tags too (it was copied with them, and the run
+    stopped); a file no decoder reads is copied as it is, for the index to list as not indexed."""
+    import numpy as np
+    import soundfile as sf
+    from adapt_library import strip_tags
+
+    from soundseek.index.file_info import embedded_text
+
+    src = tmp_path / "cow 4b.wave"
+    with sf.SoundFile(str(src), "w", 16000, 1, format="WAV", subtype="PCM_16") as f:
+        f.title, f.comment = "cow moo title", "a cow moos"
+        f.write(np.zeros(1600, dtype=np.int16))
+    assert embedded_text(src)
+    strip_tags(src, tmp_path / "ZOOM0001.WAVE")
+    assert not embedded_text(tmp_path / "ZOOM0001.WAVE")
+    assert np.array_equal(sf.read(str(tmp_path / "ZOOM0001.WAVE"), dtype="int16")[0], np.zeros(1600, np.int16))
+    for name, data in [("broken.wav", b"RIFF" + bytes(100)), ("broken.flac", b"fLaC" + bytes(50)),
+                       ("broken.mp3", bytes(64))]:
+        (tmp_path / name).write_bytes(data)
+        strip_tags(tmp_path / name, tmp_path / f"copy-{name}")
+        assert (tmp_path / f"copy-{name}").read_bytes() == data
+
+
+def test_files_never_ranked_count_as_never_found():
+    """A labelled hidden file the index could not read is relevant and never found: it lowers R@10
+    and mAP and keeps its query in the counts (before, the headline numbers left it out)."""
+    import numpy as np
+
+    from soundseek.adapt.scoring import rank_metrics
+
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.1]])
+    rel = np.array([[True, False, False], [False, False, False]])
+    plain = rank_metrics(scores, rel)
+    assert (plain.p1, plain.r10, plain.map, plain.n_queries) == (1.0, 1.0, 1.0, 1)
+    lost = rank_metrics(scores, rel, np.array([1, 1]))
+    assert lost.n_queries == 2 and lost.p1 == 0.5 and lost.r10 == 0.25 and lost.map == 0.25
+    assert rank_metrics(scores[:, :0], rel[:, :0], np.array([1, 0])).n_queries == 1

@@ -58,16 +58,19 @@ class RankMetrics:
         return asdict(self)
 
 
-def rank_metrics(scores: np.ndarray, relevant: np.ndarray) -> RankMetrics:
+def rank_metrics(scores: np.ndarray, relevant: np.ndarray, missing: np.ndarray | None = None) -> RankMetrics:
     """``scores`` (Q, F), ``relevant`` (Q, F) bool; queries without a relevant file are skipped.
-    Ties are broken by file order (deterministic, as the index breaks them by item id)."""
-    keep = relevant.any(1)
-    scores, relevant = scores[keep], relevant[keep]
-    if not len(scores):
-        return RankMetrics(0.0, 0.0, 0.0, 0.0, 0, relevant.shape[1])
+    Ties are broken by file order (deterministic, as the index breaks them by item id).
+    ``missing`` (Q,): relevant files that are not ranked at all (a file the index could not
+    read): never found, they lower R@10 and AP and keep their query in the counts."""
+    missing = np.zeros(len(scores), dtype=int) if missing is None else np.asarray(missing, dtype=int)
+    keep = relevant.any(1) | (missing > 0)
+    scores, relevant, missing = scores[keep], relevant[keep], missing[keep]
+    if not len(scores) or not relevant.shape[1]:  # no query, or nothing ranked: nothing found
+        return RankMetrics(0.0, 0.0, 0.0, 0.0, int(len(scores)), relevant.shape[1])
     order = np.argsort(-scores, axis=1, kind="stable")
     hits = np.take_along_axis(relevant, order, axis=1)
-    n_rel = hits.sum(1)
+    n_rel = hits.sum(1) + missing
     prec = np.cumsum(hits, 1) / np.arange(1, hits.shape[1] + 1)
     ap = (prec * hits).sum(1) / n_rel
     return RankMetrics(float(hits[:, 0].mean()), float(hits[:, :5].mean(1).mean()),

@@ -316,7 +316,9 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     named = [f for f in files if f.named]
     captions = sorted({f.caption.text for f in named})
     if len(named) < cfg.min_named_files or len(captions) < cfg.min_groups:
-        return report(False, f"too few named files ({len(named)} files, {len(captions)} distinct names; "
+        short = " and ".join(w for w, bad in (("named files", len(named) < cfg.min_named_files),
+                                              ("distinct names", len(captions) < cfg.min_groups)) if bad)
+        return report(False, f"too few {short} ({len(named)} named files, {len(captions)} distinct names; "
                              f"need {cfg.min_named_files} and {cfg.min_groups})", len(files), named, len(captions), {})
     cap_vec = caption_vectors(base, captions)
     cap_idx = {c: i for i, c in enumerate(captions)}
