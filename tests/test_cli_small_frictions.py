@@ -198,3 +198,28 @@ def test_help_shows_flags_without_a_value_type(command):
     assert not [line for line in options if "<bool>" in line], res.output
     if command != ["models", "download"]:  # (it has flags only)
         assert any("<" in line for line in options)  # options that take a value keep their type
+
+
+# -- 9. recordings below the model's rate are named after indexing ---------------------------
+def test_index_notes_files_recorded_below_the_models_rate(tmp_path):
+    """An 8-kHz recording (a phone call, some field recorders) reaches the model without anything
+    above 4 kHz: before, nothing said so and birdsong in it was silently unfindable."""
+    import numpy as np
+
+    audio = tmp_path / "calls"
+    write_tone(audio / "speech_ok.wav", 1.5, 300)
+    for name, rate in [("phone/call_01.wav", 8000), ("phone/call_02.wav", 11025)]:
+        (audio / name).parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(rate * 1.5)) / rate
+        sf.write(audio / name, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    idx = tmp_path / "idx"
+    res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none", "-q"],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    note = next(line for line in res.output.splitlines() if "recorded below" in line)
+    assert "2 files were recorded below 16 kHz" in note and "phone/call_01.wav, 8000 Hz" in note, note
+    assert "nothing above 4 kHz" in note
+    again = runner.invoke(app, ["index", str(audio), "--index", str(tmp_path / "idx2"), "--expert", "logmel",
+                                "--model", "none", "-q", "--json"])
+    low = json.loads(again.stdout)["low_rate"]
+    assert sorted((os.path.basename(p), hz) for p, hz in low) == [("call_01.wav", 8000), ("call_02.wav", 11025)]

@@ -53,7 +53,24 @@ def print_index_report(console: Console, report, idx, adapt: bool = False, progr
                 console.print(f"[yellow]note:[/] {files} not in the name memory yet (indexed after the "
                               f"last adapt); `soundseek adapt --index {escape(str(idx.path))}` (or `index --adapt`) adds them",
                               highlight=False, soft_wrap=True)
+    low_rate_note(console, report.low_rate, idx)
     duplicates_note(console, report.duplicates, idx.path)
+
+
+def low_rate_note(console: Console, low: list, idx) -> None:
+    """One line when files were recorded below the rate the audio model listens at (a phone
+    call, an 8-kHz field recorder): it hears nothing above half their rate, so their high sounds
+    (birdsong, hiss, cymbals) cannot be found by sound."""
+    if not low:
+        return
+    from .index.display import relative_path
+
+    path, hz = min(low, key=lambda x: (x[1], x[0]))
+    files = "1 file was" if len(low) == 1 else f"{len(low)} files were"
+    console.print(f"[yellow]note:[/] {files} recorded below {idx.expert.sample_rate / 1000:g} kHz (lowest: "
+                  f"{escape(relative_path(path, idx.roots))}, {hz} Hz): the model hears nothing above "
+                  f"{hz / 2000:g} kHz in {'it' if len(low) == 1 else 'them'}, so their high sounds (birdsong, hiss, "
+                  "cymbals) are not found by sound", highlight=False, soft_wrap=True)
 
 
 def index_summary(report, path, n_files: int) -> str:

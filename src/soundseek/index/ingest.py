@@ -552,6 +552,9 @@ class BatchSink:
             mds = [(item_id, ing.metadata_of(p, feats, self.roots, file_tags))
                    for (item_id, _), (p, feats, file_tags, _, _) in zip(ids, kept)]
             ft.put_many([(i, md) for i, md in mds if md is not None])
+            rate = getattr(ing.embedder.expert, "sample_rate", 0) or 0
+            report.low_rate += [(p, md.sample_rate) for (_, md), (p, *_) in zip(mds, kept)
+                                if md is not None and md.sample_rate and md.sample_rate < rate]
         if ing.dups is not None:
             ing.dups.record_many([(item_id, p) for (item_id, _), (p, *_) in zip(ids, kept)])
         batch = [(feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)])

@@ -195,6 +195,8 @@ class AddReport:
     joined_memory: int = 0  # files that joined the name memory (indexed after `soundseek adapt`)
     named_since_adapt: int = 0  # files indexed after `soundseek adapt` whose names now mean something to hybrid
     adapt_error: str = ""  # why new files could not join what `soundseek adapt` installed (the files are indexed)
+    # files recorded below the audio expert's rate, (path, Hz): the model hears nothing above half their rate
+    low_rate: list[tuple[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
