@@ -150,6 +150,10 @@ def main(argv=None) -> int:
     p.add_argument("--packages", nargs="+", default=list(LEAVE_OUT),
                    help="the libraries (each must be left out of --base's training: adapt_base.py --leave-out)")
     a = p.parse_args(argv)
+    stamp = a.base.parent / "stamp.json"  # adapt_base.py's record of what the base never heard
+    if stamp.is_file() and not set(a.packages) <= set(json.loads(stamp.read_text())["leave_out"]):
+        raise SystemExit(f"{a.base} was trained on some of {' '.join(a.packages)} (it left out "
+                         f"{' '.join(json.loads(stamp.read_text())['leave_out'])}); give the base of that set")
     t0 = time.perf_counter()
     folds = []
     for seed in a.seeds:

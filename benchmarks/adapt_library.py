@@ -136,9 +136,10 @@ def strip_tags(src: Path, dst: Path) -> None:
 
     try:
         info = sf.info(str(src))
-    except Exception:  # not audio that libsndfile reads (an MP3 is read by mutagen below)
-        info = None
-    if info is not None and info.format in REWRITTEN_FORMATS:
+    except Exception:  # not audio the index reads either (it decodes with libsndfile): it will be
+        shutil.copy2(src, dst)  # listed as not indexed, and its words are never read
+        return
+    if info.format in REWRITTEN_FORMATS:
         dtype = {"PCM_16": "int16", "PCM_U8": "int16", "PCM_S8": "int16", "FLOAT": "float32",
                  "DOUBLE": "float64"}.get(info.subtype, "int32")  # integer PCM read and written exactly
         try:
@@ -342,6 +343,7 @@ def same_ranking(query: str, got: list[str], model, files, sentence: np.ndarray,
     that score the same (byte-identical copies) may come in either order: the index breaks ties by
     item id, the numpy copy by file order."""
     s = file_scores_of(model, files, sentence, memory)
+    assert len(got) == min(5, len(files)), (query, got)  # the index ranked every file it holds
     where = {f.path: i for i, f in enumerate(files)}
     top = np.sort(s)[::-1][: len(got)]
     mine = np.array([s[where[p]] for p in got])
@@ -391,6 +393,14 @@ def summarise(folds: list[dict]) -> dict:
     return out
 
 
+def base_folder(work: Path, leave_out) -> Path:
+    """Where the base trained without ``leave_out`` lives: ``WORK/base`` for the first set (as
+    before), ``WORK/base-<packages>`` for any other, so that two sets never overwrite one base."""
+    if sorted(leave_out) == sorted(LEAVE_OUT):
+        return work / "base"
+    return work / ("base-" + "-".join(sorted(leave_out)))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=Path("runs/adapt_bench"))
@@ -409,9 +419,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    base_dir = train_base(a.work / "base", a.base_seeds, tuple(a.leave_out))
     if not set(a.packages or ()) <= set(a.leave_out):
         raise SystemExit("every --packages library must be left out of the base (--leave-out)")
+    base_dir = train_base(base_folder(a.work, a.leave_out), a.base_seeds, tuple(a.leave_out))
     folds = []
     for pkg in a.packages or a.leave_out:
         first = None
@@ -428,7 +438,7 @@ def main(argv=None) -> int:
               f"(base+memory P@1 {r['base_memory_p1']:.3f} R@10 {r['base_memory_r10']:.3f})")
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
               platform.machine(), "cpus": os.cpu_count(), "minutes": round((time.perf_counter() - t0) / 60, 1),
-              "split_seed": a.split_seed, "base": json.loads((a.work / "base" / "metrics.json").read_text()),
+              "split_seed": a.split_seed, "base": json.loads((base_dir.parent / "metrics.json").read_text()),
               "summary": summary, "folds": folds}
     out = a.json or a.work / "adapt_library.json"
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -82,7 +82,7 @@ def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str
     return rows
 
 
-def library_file(library: Path, name: str, where: str) -> str:
+def library_file(library: Path, name: str, where: str, given: Path | None = None) -> str:
     """``name`` from the labels file as a path relative to ``library`` (POSIX); clear errors.
     Accepted as spreadsheets and other systems write names: spaces around it, a Windows path, the
     other Unicode form of an accented name (macOS file systems keep ``é`` as ``e`` + accent), an
@@ -102,7 +102,7 @@ def library_file(library: Path, name: str, where: str) -> str:
     if p.is_absolute():
         rel = None
         for form in (Path(os.path.normpath(p)), p.resolve()):  # a link inside the library: as written
-            for lib in (library, library.resolve()):
+            for lib in (given or library, library):
                 try:
                     rel = form.relative_to(lib)
                     break
@@ -136,6 +136,7 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
     """The library, its labels and its queries; clear errors for what does not fit."""
     from soundseek.audio import is_audio_path
 
+    given = Path(os.path.abspath(library))  # as the user wrote it (a link to the library stays a link)
     library = library.resolve()
     if not library.is_dir():
         raise SystemExit(f"{library}: not a folder")
@@ -145,7 +146,7 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
     labels: dict[str, str] = {}
     for line, r in read_table(labels_csv, ("file", "label")):
         where = f"{labels_csv}, line {line}"
-        rel, label = library_file(library, r["file"], where), " ".join(r["label"].split())
+        rel, label = library_file(library, r["file"], where, given), " ".join(r["label"].split())
         if not label:
             raise SystemExit(f"{where}: {rel} has no label; leave a file out of {labels_csv.name} to keep it "
                              "in the library unlabelled")
@@ -174,8 +175,11 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
     return Source(library.name, library, labels, rest, queries)
 
 
-def describe(source: Source, protocols=("labels", "files")) -> list[str]:
-    """What the run will use, and what it cannot measure, before any indexing."""
+def describe(source: Source, protocols=("labels", "files"), copies: list[list[str]] | None = None) -> list[str]:
+    """What the run will use, and what it cannot measure, before any indexing.  ``source``: the
+    library as the run lays it out (:func:`without_copies`); ``copies``: the groups of identical
+    files it left out (default: found in ``source``)."""
+    copies = duplicate_files(source) if copies is None else copies
     labs = set(source.labels.values())
     asked = {lab for _, lab in source.queries}
     lines = [f"{source.name}: {plural(len(source.labels), 'labelled file')}, {plural(len(labs), 'label')}, "
@@ -185,7 +189,6 @@ def describe(source: Source, protocols=("labels", "files")) -> list[str]:
         lines.append(f"  {plural(len(labs - asked), 'label')} have no query (their files are in the library, never "
                      "scored): " + ", ".join(sorted(labs - asked)[:8]) + (" ..." if len(labs - asked) > 8 else ""))
     lines += [f"  {line}" for line in adapt_will_decline(source, protocols)]
-    copies = duplicate_files(source)
     if copies:
         n = sum(len(g) - 1 for g in copies)
         what = plural(n, "file is a byte-identical copy", "files are byte-identical copies")
@@ -232,10 +235,16 @@ def adapt_will_decline(source: Source, protocols) -> list[str]:
     return out
 
 
-def without_copies(source: Source) -> Source:
-    """``source`` with one file of each group of byte-identical files (a labelled one first)."""
+def without_copies(source: Source, copies: list[list[str]] | None = None) -> Source:
+    """``source`` with one file of each group of byte-identical files (a labelled one first).
+    Identical files given different labels are refused: which label the recording has is the
+    user's to say."""
     drop = set()
-    for group in duplicate_files(source):
+    for group in duplicate_files(source) if copies is None else copies:
+        labels = sorted({source.labels[f] for f in group if f in source.labels})
+        if len(labels) > 1:
+            raise SystemExit(f"{' and '.join(group[:2])} are the same recording (byte for byte) with two labels, "
+                             f"{' and '.join(map(repr, labels))}; give it one (or remove a copy)")
         keep = min(group, key=lambda f: (f not in source.labels, f))
         drop.update(f for f in group if f != keep)
     if not drop:
@@ -245,7 +254,8 @@ def without_copies(source: Source) -> Source:
 
 
 def duplicate_files(source: Source) -> list[list[str]]:
-    """Groups of byte-identical files in the library (by size, then content hash)."""
+    """Groups of byte-identical files in the library (by size, then content hash, read in 1-MB
+    blocks: long recordings of one length are never held in memory)."""
     import hashlib
 
     by_size: dict[int, list[str]] = {}
@@ -254,7 +264,11 @@ def duplicate_files(source: Source) -> list[list[str]]:
     groups: dict[str, list[str]] = {}
     for same in (fs for fs in by_size.values() if len(fs) > 1):
         for f in same:
-            groups.setdefault(hashlib.sha256((source.root / f).read_bytes()).hexdigest(), []).append(f)
+            h = hashlib.sha256()
+            with open(source.root / f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            groups.setdefault(h.hexdigest(), []).append(f)
     return sorted(g for g in groups.values() if len(g) > 1)
 
 
@@ -331,10 +345,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     source = read_source(a.library, a.labels, a.queries, a.work)
-    notes = describe(source, a.protocols)
+    copies = duplicate_files(source)
+    source = without_copies(source, copies)
+    notes = describe(source, a.protocols, copies)
     for line in notes:
         print(line, flush=True)
-    source = without_copies(source)
     t0 = time.perf_counter()
     folds = []
     for protocol in a.protocols:

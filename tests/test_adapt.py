@@ -131,7 +131,7 @@ def test_rank_metrics_by_hand():
     m = rank_metrics(scores, rel)
     assert m.n_queries == 2 and m.n_files == 4
     assert m.p1 == pytest.approx(0.5)
-    assert m.p5 == pytest.approx((1 / 4 + 2 / 4) / 2)  # 4 files: top 5 is every file
+    assert m.p5 == pytest.approx((1 / 5 + 2 / 5) / 2)  # of 5, as trec_eval counts it, also with 4 files
     assert m.r10 == pytest.approx(1.0)
     assert m.map == pytest.approx((0.5 + 1.0) / 2)
 

@@ -251,6 +251,33 @@ def test_byte_identical_copies_are_left_out_keeping_a_labelled_one(tmp_path):
     queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("x", "a")])
     src = without_copies(read_source(lib, labels, queries))
     assert src.labels == {"copy of a.wav": "a", "b.wav": "b", "c.wav": "c", "d.wav": "d"} and src.rest == []
+    # one recording, two labels: the user says which
+    two = write_csv(tmp_path / "l2.csv", ["file", "label"],
+                    [("copy of a.wav", "a"), ("a.wav", "b"), ("b.wav", "b"), ("c.wav", "c"), ("d.wav", "d")])
+    with pytest.raises(SystemExit, match="same recording .* two labels, 'a' and 'b'"):
+        without_copies(read_source(lib, two, queries))
+
+
+def test_the_forecast_is_of_the_library_the_run_lays_out(tmp_path):
+    """Copies left out before the forecast: a backup folder of identical files made 'adapt will
+    train' out of a library where it declines in every fold."""
+    from adapt_your_library import describe, duplicate_files, read_source, without_copies
+
+    kinds = ["dog bark", "cat meow", "door creak", "glass break", "rain heavy", "wind gust", "fire crackle",
+             "car horn", "bell ring"]
+    lib = tmp_path / "lib"
+    names = [f"{k.replace(' ', '_')}_{i:02d}.wav" for k in kinds for i in range(2)]
+    for n in names:
+        for folder in (lib, lib / "backup"):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / n).write_bytes(b"RIFF" + n.encode())
+    labels = write_csv(tmp_path / "l.csv", ["file", "label"], [(n, n.rsplit("_", 1)[0]) for n in names])
+    queries = write_csv(tmp_path / "q.csv", ["query", "label"], [("a dog barking", "dog_bark")])
+    full = read_source(lib, labels, queries)
+    copies = duplicate_files(full)
+    lines = describe(without_copies(full, copies), ["labels", "files"], copies)
+    assert sum("likely decline" in line for line in lines) == 4, lines
+    assert any("18 files are byte-identical copies" in line for line in lines)
 
 
 def test_names_as_other_systems_write_them(tmp_path):
@@ -296,8 +323,16 @@ def test_hidden_copies_of_odd_files(tmp_path):
     strip_tags(src, tmp_path / "ZOOM0001.WAVE")
     assert not embedded_text(tmp_path / "ZOOM0001.WAVE")
     assert np.array_equal(sf.read(str(tmp_path / "ZOOM0001.WAVE"), dtype="int16")[0], np.zeros(1600, np.int16))
+    import struct
+
+    def chunk(cid, data):
+        return cid + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    body = (b"WAVE" + chunk(b"fmt ", struct.pack("<HHIIHH", 0x1234, 1, 16000, 32000, 2, 16))  # a codec no one reads
+            + chunk(b"LIST", b"INFO" + chunk(b"INAM", b"dog barking\0")) + chunk(b"data", b"\x01\x02" * 800))
+    unknown_codec = b"RIFF" + struct.pack("<I", len(body)) + body
     for name, data in [("broken.wav", b"RIFF" + bytes(100)), ("broken.flac", b"fLaC" + bytes(50)),
-                       ("broken.mp3", bytes(64))]:
+                       ("broken.mp3", bytes(64)), ("tagged but undecodable.wav", unknown_codec)]:
         (tmp_path / name).write_bytes(data)
         strip_tags(tmp_path / name, tmp_path / f"copy-{name}")
         assert (tmp_path / f"copy-{name}").read_bytes() == data
@@ -317,3 +352,5 @@ def test_files_never_ranked_count_as_never_found():
     lost = rank_metrics(scores, rel, np.array([1, 1]))
     assert lost.n_queries == 2 and lost.p1 == 0.5 and lost.r10 == 0.25 and lost.map == 0.25
     assert rank_metrics(scores[:, :0], rel[:, :0], np.array([1, 0])).n_queries == 1
+    # P@5 is of 5, also where fewer than 5 files are ranked (it was P@3 here: 1/3)
+    assert rank_metrics(scores, rel).p5 == 0.2

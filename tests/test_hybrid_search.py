@@ -508,6 +508,38 @@ def test_a_name_in_a_script_without_spaces_is_found_by_metadata_search(tmp_path)
         assert [Path(h.path).name for h in hits] == ["鳥_朝.wav"], q
 
 
+def test_a_word_inside_a_longer_name_in_a_script_without_spaces_is_found(tmp_path):
+    """鳥の声.wav ("a bird's voice") is one word to the full-text index: "鳥" or "鳴き声" found
+    nothing in it.  Words of such scripts are now also stored as character pairs (and ideographs
+    alone), and a query word is looked for as the phrase of its pairs."""
+    from soundseek.index.file_info import spaceless_grams, with_spaceless_grams
+    from soundseek.index.fulltext import fts_query, highlight
+
+    assert spaceless_grams("鳥の声") == ["鳥の", "の声", "鳥", "声"]  # no lone kana: の is a particle
+    assert with_spaceless_grams("birds 鳥の声") == "birds 鳥の声 鳥の の声 鳥 声"
+    assert with_spaceless_grams("dog bark") == "dog bark" and with_spaceless_grams("") == ""
+    assert fts_query("カエル") == '"カエ エル"' and fts_query("鳥") == '"鳥"'
+    assert highlight("カエルの鳴き声", "カエル") == ("[カエルの鳴き声]", ["カエルの鳴き声"])
+    names = ["鳥の声.wav", "カエルの鳴き声.wav", "雨の音.wav", "dog_bark.wav", "エルフ.wav"]
+    for i, name in enumerate(names):
+        _tone(tmp_path / "lib" / name, 1.0, freq=200 + 50 * i)
+    idx = Index.create(tmp_path / "idx", model=None)
+    assert idx.add(tmp_path / "lib", progress=False).added == len(names)
+
+    def found(q):
+        return sorted(Path(h.path).name for h in idx.search(q, k=10, mode="metadata"))
+
+    assert found("鳥") == ["鳥の声.wav"]
+    assert found("カエル") == ["カエルの鳴き声.wav"]  # not エルフ (shares the pair エル, not the phrase)
+    assert found("鳴き声") == ["カエルの鳴き声.wav"]
+    assert found("声") == ["カエルの鳴き声.wav", "鳥の声.wav"]
+    assert found("鳥の声") == ["鳥の声.wav"] and found("雨") == ["雨の音.wav"]
+    assert found("dog") == ["dog_bark.wav"] and found("エルフ") == ["エルフ.wav"]
+    hit = idx.search("カエル", k=1, mode="metadata")[0]
+    assert "name" in hit.matched and hit.words == ("カエル",), (hit.matched, hit.words)
+    assert hit.snippet == "[カエルの鳴き声]", hit.snippet
+
+
 def _bwf(tmp_path, chunks: list[bytes]) -> Path:
     plain = _tone(tmp_path / "plain.wav", 0.3)
     data = plain.read_bytes()

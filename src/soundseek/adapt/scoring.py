@@ -73,7 +73,7 @@ def rank_metrics(scores: np.ndarray, relevant: np.ndarray, missing: np.ndarray |
     n_rel = hits.sum(1) + missing
     prec = np.cumsum(hits, 1) / np.arange(1, hits.shape[1] + 1)
     ap = (prec * hits).sum(1) / n_rel
-    return RankMetrics(float(hits[:, 0].mean()), float(hits[:, :5].mean(1).mean()),
+    return RankMetrics(float(hits[:, 0].mean()), float((hits[:, :5].sum(1) / 5).mean()),  # P@5: of 5, always
                        float((hits[:, :10].sum(1) / n_rel).mean()), float(ap.mean()), int(len(scores)),
                        int(relevant.shape[1]))
 

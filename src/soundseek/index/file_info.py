@@ -30,8 +30,9 @@ import numpy as np
 #: is not read again): 2 = accented letters kept in names, UTF-8 ``bext``/INFO text, iXML
 #: entities and ASWG fields (2026-12-07); 3 = Latin-1 text ending in an accented letter keeps it,
 #: an empty iXML element reads nothing (2026-12-07); 4 = one-character words of scripts written
-#: without spaces (鳥, 朝, 새) kept (2026-12-07).
-WORDS_VERSION = 4
+#: without spaces (鳥, 朝, 새) kept (2026-12-07); 5 = such scripts' words also stored as their
+#: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07).
+WORDS_VERSION = 5
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -60,6 +61,31 @@ def ideograph(word: str) -> bool:
     import unicodedata
 
     return unicodedata.name(word, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))  # not full-width Ａ
+
+
+def spaceless_word(word: str) -> bool:
+    """Two or more characters of scripts written without spaces (鳥の声, カエル): a whole phrase
+    of a name may be one such word, so its parts are found by :func:`spaceless_grams`."""
+    return len(word) >= 2 and all(ideograph(c) for c in word)
+
+
+def spaceless_grams(word: str) -> list[str]:
+    """The overlapping character pairs of a :func:`spaceless_word`, in order (鳥の声 -> 鳥の, の声),
+    then its ideographs one by one (鳥, 声; not kana: の alone is a particle, not a word).  Stored
+    beside the word in the full-text index: a query word is then found inside a longer name as
+    the phrase of its own pairs (the usual bigram indexing of CJK text)."""
+    import unicodedata
+
+    pairs = [word[i:i + 2] for i in range(len(word) - 1)]
+    singles = [c for c in dict.fromkeys(word) if unicodedata.name(c, "").startswith("CJK")]
+    return pairs + singles
+
+
+def with_spaceless_grams(text: str) -> str:
+    """``text`` (space-separated words) with the :func:`spaceless_grams` of its spaceless words
+    appended, each word's pairs together and in order (a phrase query needs them adjacent)."""
+    extra = [g for w in (text or "").split() if spaceless_word(w) for g in spaceless_grams(w)]
+    return f"{text} {' '.join(extra)}" if extra else text
 
 
 def other_script(word: str) -> bool:

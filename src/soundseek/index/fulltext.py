@@ -24,7 +24,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, fields
 
-from .file_info import FileMetadata, expand_ucs, ideograph, split_words
+from .file_info import FileMetadata, expand_ucs, ideograph, spaceless_word, split_words, with_spaceless_grams
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
@@ -164,7 +164,7 @@ class FullText:
                  json.dumps([[n, s] for n, s in md.machine_tags]), int(md.has_words)),
             )
             self.db.execute("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
-                            (int(item_id), md.name, md.folder, md.embedded, md.machine))
+                            fts_row(item_id, md))
 
     def put_many(self, rows: list[tuple[int, FileMetadata]]) -> None:
         """:meth:`put` for many items, three statements for all of them."""
@@ -177,7 +177,7 @@ class FullText:
                 [(int(i), md.sample_rate, md.channels, md.format, md.folder_path,
                   json.dumps([[n, s] for n, s in md.machine_tags]), int(md.has_words)) for i, md in rows])
             self.db.executemany("INSERT INTO item_fts(rowid, name, folder, embedded, machine) VALUES (?,?,?,?,?)",
-                                [(int(i), md.name, md.folder, md.embedded, md.machine) for i, md in rows])
+                                [fts_row(i, md) for i, md in rows])
 
     def machine_tags(self, ids) -> dict[int, list[tuple[str, float]]]:
         """The stored machine tags of these items (those with metadata), as ``FileMetadata`` holds them."""
@@ -244,7 +244,7 @@ class FullText:
             total = 0.0
             for t in terms:
                 n = self.db.execute("SELECT COUNT(*) FROM item_fts WHERE item_fts MATCH ?",
-                                    (f'{_COLUMNS} : "{t}"',)).fetchone()[0]
+                                    (f'{_COLUMNS} : "{fts_term(t)}"',)).fetchone()[0]
                 total += max(1e-6, math.log((n_docs - n + 0.5) / (n + 0.5)))
         return total * (BM25_K1 + 1.0) or 1.0
 
@@ -262,7 +262,7 @@ class FullText:
                 for field_name in RANKED_FIELDS:
                     rows = self.db.execute(
                         f"SELECT rowid FROM item_fts WHERE item_fts MATCH ? AND rowid IN ({marks})",
-                        [f'{{{field_name}}} : "{t}"'] + ids).fetchall()
+                        [f'{{{field_name}}} : "{fts_term(t)}"'] + ids).fetchall()
                     for (r,) in rows:
                         out.setdefault(int(r), {}).setdefault(field_name, []).append(t)
         return out
@@ -281,7 +281,8 @@ class FullText:
                     f"WHERE f.item_id IN ({','.join('?' * len(part))})", part
                 ).fetchall()
         return {r[0]: {"sample_rate": r[1], "channels": r[2], "format": r[3], "machine_tags": json.loads(r[4]),
-                       "name": r[5] or "", "folder": r[6] or "", "embedded": r[7] or ""} for r in rows}
+                       "name": stored_words(r[5]), "folder": stored_words(r[6]), "embedded": stored_words(r[7])}
+                for r in rows}
 
     def facets(self, filters: Filters | None = None, ids: set[int] | None = None) -> dict:
         """Counts per format, channels, sample rate and duration bucket (of the filtered set)."""
@@ -304,6 +305,34 @@ class FullText:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_row(item_id: int, md: FileMetadata) -> tuple:
+    """The full-text row of a file: its words, and those of scripts written without spaces also
+    as character pairs (:func:`~soundseek.index.file_info.with_spaceless_grams`)."""
+    return (int(item_id), with_spaceless_grams(md.name), with_spaceless_grams(md.folder),
+            with_spaceless_grams(md.embedded), md.machine)
+
+
+def stored_words(text: str | None) -> str:
+    """A full-text field as the file's words, without the character pairs :func:`fts_row` added."""
+    words = (text or "").split()
+    if not any(spaceless_word(w) for w in words):
+        return text or ""
+    for n in range(1, len(words) + 1):
+        head = " ".join(words[:n])
+        if with_spaceless_grams(head) == " ".join(words):
+            return head
+    return text or ""
+
+
+def fts_term(word: str) -> str:
+    """What a query word asks the FTS index for: the word, or for a spaceless word of three or
+    more characters the phrase of its character pairs (カエル -> "カエ エル": found inside
+    カエルの鳴き声 as well as alone)."""
+    if spaceless_word(word) and len(word) > 2:
+        return " ".join(word[i:i + 2] for i in range(len(word) - 1))
+    return word
 
 
 def query_words(text: str) -> list[str]:
@@ -338,7 +367,7 @@ def query_terms(text: str) -> list[str]:
 def fts_query(text: str) -> str:
     """A user's words as an FTS5 OR query (each a quoted term: no FTS syntax leaks through)."""
     words = query_terms(text)
-    return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+    return " OR ".join('"' + fts_term(w).replace('"', "") + '"' for w in words)
 
 
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -380,6 +409,9 @@ def _fold(w: str) -> str:
 
 
 def _same_word(a: str, b: str) -> bool:
+    if ideograph(a[:1]) and ideograph(b[:1]):  # scripts without spaces: a word inside a longer one
+        short, long_ = sorted((a, b), key=len)
+        return short in long_
     a, b = _stem(_fold(a)), _stem(_fold(b))
     short, long_ = sorted((a, b), key=len)
     return a == b or (len(short) >= 4 and long_.startswith(short))
