@@ -452,3 +452,42 @@ def test_train_output_folder_loads_its_model(tmp_path):
     DualEncoder(audio_expert="aisfx", text_expert="minilm").save_pretrained(run / "model2")
     with pytest.raises(ModelNotInstalledError, match=r"pass one of: .*tr1/model, .*tr1/model2"):
         load_model(run)
+
+
+def test_runner_evaluates_sounddescs(tmp_path):
+    """SoundDescs (one of the benchmark study's three sets) had a loader but no protocol in
+    `soundseek evaluate`: the test split's described ids, their descriptions as captions."""
+    import soundfile as sf
+
+    root = tmp_path / "sounddescs"
+    (root / "audio").mkdir(parents=True)
+    (root / "test_list.txt").write_text("07033137\n07033138\n07033139\nnhu05091190\n")
+    (root / "BBCSoundEffects.csv").write_text(
+        "location,description,secs,category,CDNumber,CDName,tracknum\n"
+        "07033137.wav,Rain on a tin roof,3,Weather,1,Wx,1\n"
+        "07033138.wav,Dog barking in the distance,3,Animals,1,An,2\n"
+        "07033139.wav,Church bells ringing,3,Bells,1,Be,3\n")
+    empty = R.EvalConfig(protocols=["sounddescs"], sounddescs_dir=str(root), output_dir=str(tmp_path / "o0"),
+                         n_random_runs=2)
+    with pytest.warns(UserWarning):  # an undescribed id, and no audio at all
+        skipped = R.run_evaluation(empty, embedder=_embedder(classes=[]), log=lambda m: None).skipped
+    assert "none of the 3 described test clips" in skipped["sounddescs"], skipped
+    for i, f in enumerate(("07033137", "07033138", "07033139")):
+        sf.write(root / "audio" / f"{f}.wav", np.sin(np.arange(8000) * (0.05 + 0.02 * i)).astype(np.float32), 16000)
+
+    def audio_fn(items):
+        feats = []
+        for it in items:
+            fr = np.stack([_hash_vec(str(it.audio_path), DIM)] * 2)
+            feats.append(AudioFeatures(frames=fr, pooled=fr.mean(0), hop_s=1.0, window_s=1.0))
+        return feats, []
+
+    emb = P.ModelEmbedder(FakeModel(random=True), audio_features=audio_fn,
+                          text_features=lambda texts: np.stack([_hash_vec(t, DIM) for t in texts]))
+    cfg = R.EvalConfig(protocols=["sounddescs"], sounddescs_dir=str(root), output_dir=str(tmp_path / "o1"),
+                       n_random_runs=2)
+    with pytest.warns(UserWarning, match="1 of 4 ids have no description"):
+        run = R.run_evaluation(cfg, embedder=emb, log=lambda m: None)
+    assert not run.skipped and (run.results["sounddescs"].n_audio, run.results["sounddescs"].n_captions) == (3, 3)
+    assert "SoundDescs test" in (tmp_path / "o1" / "results.md").read_text()
+    assert json.loads((tmp_path / "o1" / "config.json").read_text())["sounddescs_dir"] == str(root)

@@ -229,6 +229,13 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
     assert set(chk) == {"spaces", "seen_kinds", "unseen_kinds", "kept", "reason"}
     for q in ("seen_kinds", "unseen_kinds"):
         assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
+    # a small library is asked on more splits (12, not 3): one file moving a rank must not decide
+    assert chk["seen_kinds"]["splits"] == chk["unseen_kinds"]["splits"] == 12, chk
+    from dataclasses import replace
+
+    few = check_memory(model, files, named_idx, caption_of[named_idx], caption_vectors(model, caps),
+                       replace(AdaptConfig().memory, held_files_target=1), sfx=sfx)
+    assert few["seen_kinds"]["splits"] == few["unseen_kinds"]["splits"] == 3
     idx.close()
 
 

@@ -12,7 +12,9 @@ by content with and without the memory:
 - *unseen kinds* ("groups"): whole names are held out (30 %); does the memory mislead?  (Kinds
   the library never names: their queries should read like no caption, so nothing changes.)
 
-Each question is asked on ``repeats`` held-out splits and its mAP averaged.  Not knowing which
+Each question is asked on held-out splits and its mAP averaged: at least ``repeats``, and more
+(up to ``max_repeats``) until ``held_files_target`` files were held out in all, so that a small
+library's verdict does not hang on one file moving a rank.  Not knowing which
 of the two cases a library's unnamed files are, the memory is kept when the first mAP's gain
 outweighs the second's loss by ``min_gain`` and the loss stays below ``max_loss`` (or, where the
 first question cannot show a gain because its files are already found, when the loss is at most
@@ -49,7 +51,11 @@ class MemoryConfig:
     max_loss: float = 0.03  # and the unseen-kinds held-out mAP may fall by at most this much
     saturated: float = 0.99  # seen kinds found this well without it: no gain can show (memory_verdict)
     holdout_fraction: float = 0.3  # share of names held out for the unseen-kinds question
-    repeats: int = 3  # held-out splits per question (seeds seed..seed+repeats-1), mAP averaged
+    repeats: int = 3  # held-out splits per question at least (seeds seed, seed+1, ...), mAP averaged
+    # ... and more, up to max_repeats, until the splits hold this many held-out files in all: a
+    # small library's question holds 7-12 files, where one file moving a rank changes mAP by 0.05
+    held_files_target: int = 300
+    max_repeats: int = 12
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,11 +158,14 @@ def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, caption
     out: dict = {"spaces": list(cfg.spaces)}
     for name, split in (("seen_kinds", held_files),
                         ("unseen_kinds", lambda g, s: split_groups(g, cfg.holdout_fraction, s))):
-        runs = []
-        for r in range(max(1, cfg.repeats)):
+        runs, held_total = [], 0
+        for r in range(max(1, cfg.repeats, cfg.max_repeats)):
+            if r >= max(1, cfg.repeats) and held_total >= cfg.held_files_target:
+                break
             held = split(group, seed + r)
             if not held.any() or held.all():
                 continue
+            held_total += int(held.sum())
             caption_of = np.full(len(files), -1)
             caption_of[named_idx[~held]] = group[~held]
             mem = build_memory(ids, emb, caption_of, captions, cfg.k, cfg.temperature, cfg.threshold, cfg.weight)

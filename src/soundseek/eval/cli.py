@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         model: str = typer.Option("default", "--model", "-m", help="'default', a model directory, or native:A+T"),
         protocol: list[str] = typer.Option(
-            [], "--protocol", "-p", help="sfx | esc50 | clotho | audiocaps (repeatable; default: all)"
+            [], "--protocol", "-p", help="sfx | esc50 | clotho | audiocaps | sounddescs (repeatable; default: all)"
         ),
         data_root: Optional[Path] = typer.Option(
             None, "--data-root", help="folder with sfx-corpus/, esc50-fold1/, clotho-mini/, audiocaps-mini/"
@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         esc50: Optional[Path] = typer.Option(None, "--esc50", help="ESC-50 folder (meta.csv + audio/)"),
         clotho: Optional[Path] = typer.Option(None, "--clotho", help="Clotho folder with the evaluation split"),
         audiocaps: Optional[Path] = typer.Option(None, "--audiocaps", help="AudioCaps folder with the test split"),
+        sounddescs: Optional[Path] = typer.Option(None, "--sounddescs", help="SoundDescs folder (test_list.txt, "
+                                                  "BBCSoundEffects.csv, audio/)"),
         sfx_root: Optional[Path] = typer.Option(None, "--sfx-root", help="sfx-corpus audio folder"),
         sfx_csv: Optional[Path] = typer.Option(None, "--sfx-csv", help="captions CSV (default: the recipe's)"),
         template: list[str] = typer.Option(
@@ -66,6 +68,7 @@ def register(app: typer.Typer) -> None:
             "esc50_dir": str(esc50) if esc50 else None,
             "clotho_dir": str(clotho) if clotho else None,
             "audiocaps_dir": str(audiocaps) if audiocaps else None,
+            "sounddescs_dir": str(sounddescs) if sounddescs else None,
             "sfx_root": str(sfx_root) if sfx_root else None,
             "sfx_csv": str(sfx_csv) if sfx_csv else None,
             "n_random_runs": random_runs if (random_runs != 20 or "n_random_runs" not in base) else None,

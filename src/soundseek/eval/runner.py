@@ -6,6 +6,9 @@ Protocols (each skipped with a reason when its data is not found):
 * ``esc50``     -- ESC-50 folder: zero-shot classification + class-query retrieval.
 * ``clotho``    -- a Clotho evaluation folder (``clotho_captions_evaluation.csv`` + ``evaluation/``).
 * ``audiocaps`` -- an AudioCaps test folder (``test.csv`` + ``test/``).
+* ``sounddescs`` -- a SoundDescs folder (``test_list.txt``, ``BBCSoundEffects.csv``, ``audio/``): the
+  benchmark's test split, each described id's archive description as its one caption (ids
+  without a description are left out and counted, as the loader says).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from typing import Any, Callable
 from ..data.types import AudioCaptions
 from . import protocols as P
 
-ALL_PROTOCOLS = ("sfx", "esc50", "clotho", "audiocaps")
+ALL_PROTOCOLS = ("sfx", "esc50", "clotho", "audiocaps", "sounddescs")
 # sub-folders looked up under ``data_root`` (the layout of the project's shared data folder)
 DEFAULT_DIRS = {
     "sfx": "sfx-corpus",
     "esc50": "esc50-fold1",
     "clotho": "clotho-mini",
     "audiocaps": "audiocaps-mini",
+    "sounddescs": "sounddescs",
 }
 
 
@@ -48,6 +52,7 @@ class EvalConfig:
     esc50_dir: str | None = None
     clotho_dir: str | None = None
     audiocaps_dir: str | None = None
+    sounddescs_dir: str | None = None
     n_random_runs: int = 20
     seed: int = 0
     batch_size: int = 64
@@ -78,7 +83,7 @@ class EvalConfig:
 
     def dataset_dir(self, protocol: str) -> Path | None:
         explicit = {"sfx": self.sfx_root, "esc50": self.esc50_dir, "clotho": self.clotho_dir,
-                    "audiocaps": self.audiocaps_dir}[protocol]  # fmt: skip
+                    "audiocaps": self.audiocaps_dir, "sounddescs": self.sounddescs_dir}[protocol]  # fmt: skip
         if explicit:
             return Path(explicit).expanduser()
         root = self.data_root or os.environ.get("SOUNDSEEK_DATA")
@@ -144,10 +149,24 @@ def audiocaps_items(cfg: EvalConfig) -> list[AudioCaptions]:
     return audiocaps.load_audiocaps(root, split="test")
 
 
+def sounddescs_items(cfg: EvalConfig) -> list[AudioCaptions]:
+    root = _need_dir(cfg, "sounddescs", "--sounddescs")
+    sounddescs = _data_module("sounddescs")
+    try:
+        items = sounddescs.load_sounddescs(root, split="test")
+    except FileNotFoundError as e:  # no split list or descriptions: the layout, not a traceback
+        raise DataNotFound(str(e)) from None
+    if items and not any(Path(it.audio_path).is_file() for it in items):
+        raise DataNotFound(f"sounddescs: none of the {len(items)} described test clips is in {root}/audio "
+                           "(the BBC audio is downloaded by hand: soundseek data download sounddescs says how)")
+    return items
+
+
 CAPTION_LOADERS: dict[str, tuple[str, Callable[[EvalConfig], list[AudioCaptions]]]] = {
     "sfx": ("sfx-corpus test", sfx_items),
     "clotho": ("Clotho evaluation", clotho_items),
     "audiocaps": ("AudioCaps test", audiocaps_items),
+    "sounddescs": ("SoundDescs test", sounddescs_items),
 }
 
 
@@ -258,7 +277,7 @@ def absolute_paths(d: dict) -> dict:
     from ..models.model_dirs import SHIPPED_MODELS
 
     out = dict(d)
-    for key in ("model", "sfx_root", "esc50_dir", "clotho_dir", "audiocaps_dir"):
+    for key in ("model", "sfx_root", "esc50_dir", "clotho_dir", "audiocaps_dir", "sounddescs_dir"):
         v = out.get(key)
         if isinstance(v, str) and v and v not in SHIPPED_MODELS and Path(v).expanduser().exists():
             out[key] = str(Path(v).expanduser().resolve())
