@@ -52,7 +52,10 @@ def test_ucs_catid_expanded():
     assert expand_ucs("DOORWood") == ["doors", "wood"]
     assert expand_ucs("DOORMetl") == ["doors", "metal"]
     assert expand_ucs("Door") is None and expand_ucs("XYZQ") is None
-    assert name_words("ANMLDog_Bark Large Close_JD_01.wav") == ["animals", "dog", "bark", "large", "close", "jd"]
+    # CatID_FXName_CreatorID_SourceID: the creator and library ids are not words about the sound
+    assert name_words("ANMLDog_Bark Large Close_JD_01.wav") == ["animals", "dog", "bark", "large", "close"]
+    assert name_words("FEETHmn_Dirt Run_AB_BOOM.wav") == ["footsteps", "human", "dirt", "run"]
+    assert name_words("dog_bark_close_JD.wav") == ["dog", "bark", "close", "jd"]  # not UCS: every word
     assert "public domain" in ucs_table()["_source"]
 
 
@@ -607,6 +610,7 @@ def test_catid_and_underscore_queries_find_ucs_names(store, tmp_path):
     found = ft.matches([i], "DOORWood")[i]
     assert found == {"name": ["doors", "wood"]}
     assert {j for j, _ in ft.search("door_creak")} >= {i, ids["/lib/doors/DOOR Wood Creak 01.wav"]}
+    assert i not in {j for j, _ in ft.search("jd")} and i not in {j for j, _ in ft.search("my lib")}
 
 
 def test_highlight_ignores_diacritics_as_the_search_does():

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .file_info import expand_ucs, ideograph, other_script, split_words
+from .file_info import expand_ucs, ideograph, other_script, split_words, ucs_name_words
 
 #: Words about the recording, the file or the take, never about the sound.
 TECHNICAL_WORDS = frozenset("""
@@ -164,12 +164,8 @@ def _dedupe(words: Iterable[str]) -> list[str]:
 
 def stem_words(stem: str) -> tuple[list[str], bool]:
     """Words of a file name without its extension, and whether it started with a UCS CatID."""
-    parts = stem.split("_")
-    ucs = expand_ucs(parts[0]) if len(parts) > 1 else None
-    if ucs is not None:
-        # UCS: CatID_FXName_CreatorID_SourceID; only the FXName (and the CatID) describe the sound
-        return ucs + split_words(parts[1]), True
-    return split_words(stem), False
+    ucs = ucs_name_words(stem)  # UCS: CatID_FXName_CreatorID_SourceID; only the CatID and FXName describe the sound
+    return (split_words(stem), False) if ucs is None else (ucs, True)
 
 
 def folder_context(path: str | os.PathLike, root: str | os.PathLike | None = None, depth: int = 2) -> list[str]:

@@ -31,8 +31,9 @@ import numpy as np
 #: entities and ASWG fields (2026-12-07); 3 = Latin-1 text ending in an accented letter keeps it,
 #: an empty iXML element reads nothing (2026-12-07); 4 = one-character words of scripts written
 #: without spaces (鳥, 朝, 새) kept (2026-12-07); 5 = such scripts' words also stored as their
-#: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07).
-WORDS_VERSION = 5
+#: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07); 6 = a
+#: UCS name's creator and library ids are not words of the name (2026-12-07).
+WORDS_VERSION = 6
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -127,14 +128,20 @@ def expand_ucs(token: str) -> list[str] | None:
     return None
 
 
+def ucs_name_words(stem: str) -> list[str] | None:
+    """The words of a UCS file name (``CatID_FXName_CreatorID_SourceID``): the CatID expanded and
+    the FXName; the creator and library ids say who made it, not what it sounds like (a "boom"
+    query must not find every file of the BOOM Library).  None when ``stem`` is not one."""
+    parts = stem.split("_")
+    ucs = expand_ucs(parts[0]) if len(parts) > 1 else None
+    return None if ucs is None else ucs + split_words(parts[1])
+
+
 def name_words(path: str | os.PathLike) -> list[str]:
-    """Words of a file name (UCS CatID expanded when the name starts with one)."""
+    """Words of a file name (a UCS name read as :func:`ucs_name_words`)."""
     stem = Path(path).stem
-    first, _, rest = stem.partition("_")
-    ucs = expand_ucs(first)
-    if ucs is not None:
-        return ucs + split_words(rest)
-    return split_words(stem)
+    ucs = ucs_name_words(stem)
+    return split_words(stem) if ucs is None else ucs
 
 
 def folder_words(path: str | os.PathLike, root: str | os.PathLike | None = None, depth: int = 3) -> list[str]:
