@@ -200,3 +200,21 @@ def test_adapt_index_end_to_end(tmp_path):
     out = Path(idx.path) / "adapted"
     assert (out / REPORT_FILE).is_file() and not (out / "config.json").exists()
     idx.close()
+
+
+def test_adapt_report_examples_come_from_every_part_of_the_library():
+    """The examples were the first 8 files: all from one folder, so a library of UCS names showed
+    none of them (how its CatIDs were read is what a sound designer wants to check)."""
+    from soundseek.adapt.library import LibraryFile
+    from soundseek.adapt.trainer import report_examples
+
+    paths = [f"/lib/Ambience/amb_{w}.wav" for w in ("wind", "rain", "forest", "city", "sea", "cave", "farm", "port")]
+    paths += ["/lib/UCS/DOORWood_Creak Long_JD_MyLib.wav", "/lib/UCS/FEETHmn_Dirt Run_AB_BOOM.wav",
+              "/lib/Weapons/gun_shot.wav"]
+    caps = library_captions(paths, root="/lib")
+    files = [LibraryFile(i, p, caps[p], []) for i, p in enumerate(paths)]
+    ex = report_examples(files, k=4)
+    names = [n for n, _ in ex]
+    assert names[0] == "DOORWood_Creak Long_JD_MyLib.wav" and "gun_shot.wav" in names, ex
+    assert ex[0][1].endswith("doors wood creak long"), ex  # the CatID read, the creator and library ids not
+    assert len({c for _, c in ex}) == 4

@@ -167,3 +167,18 @@ def test_index_adapt_on_a_small_library_keeps_the_base_model(tmp_path):
     assert "not in use: too few named files" in _cli("info", "--index", str(ip)).stdout
     hits, heavy = _search(ip, "a hammer on metal")
     assert hits and heavy == []  # the base model's torch-free text side is still fresh
+
+
+def test_info_after_reverting_a_memory_only_adaptation_says_reverted():
+    """A run that kept only the name memory, then reverted: `info` began with the run's reason,
+    "... name memory kept", as if it were still in use."""
+    from soundseek.adapt.apply import describe
+
+    state = {"in_use": False, "kept": False, "memory_in_use": False, "name_vectors_in_use": 0, "date": "d",
+             "reason": "adaptation not kept: gain below 0.01; name memory kept (seen kinds mAP 0.5 -> 0.7)",
+             "check": {"memory": {"kept": True, "reason": "seen kinds mAP 0.5 -> 0.7", "spaces": ["sfx"]}}}
+    lines = describe(state)
+    assert lines[0].startswith("reverted to the base model, no name memory; last run:"), lines
+    assert any(line.startswith("name memory not in use") for line in lines)
+    state["memory_in_use"] = True  # still installed: the run's own line
+    assert describe(state)[0].startswith("adapted model not in use: adaptation not kept")

@@ -223,3 +223,10 @@ def test_index_notes_files_recorded_below_the_models_rate(tmp_path):
                                 "--model", "none", "-q", "--json"])
     low = json.loads(again.stdout)["low_rate"]
     assert sorted((os.path.basename(p), hz) for p, hz in low) == [("call_01.wav", 8000), ("call_02.wav", 11025)]
+
+
+def test_version_flag():
+    from soundseek import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"soundseek {__version__}"

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli_help import plain_flags, reflowed
+from .cli_help import plain_flags, reflowed, show_version
 
 class _LazyTyper(typer.Typer):
     """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
@@ -80,8 +80,10 @@ console = Console(stderr=True)
 out = Console()
 
 
-@app.callback()
-def _terminal_width() -> None:
+@app.callback(invoke_without_command=True)
+def _terminal_width(version: bool = typer.Option(False, "--version", help="print the version and exit",
+                                                 is_eager=True, metavar="")) -> None:
+    show_version(version, out)  # `soundseek --version`: prints and exits
     # rich reads COLUMNS when a Console is made (at import); a command run later in the same
     # process (tests, embedding apps) with another COLUMNS must see that width
     cols = os.environ.get("COLUMNS", "")

@@ -21,3 +21,14 @@ def plain_flags(callback) -> None:
         info = p.default
         if isinstance(info, typer.models.OptionInfo) and isinstance(info.default, bool) and info.metavar is None:
             info.metavar = ""
+
+
+def show_version(asked: bool, console) -> None:
+    """``soundseek --version``: print the version and stop (nothing else is run)."""
+    if asked:
+        import typer
+
+        from . import __version__
+
+        console.print(f"soundseek {__version__}", highlight=False)
+        raise typer.Exit()

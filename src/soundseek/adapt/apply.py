@@ -103,8 +103,10 @@ def describe(state: dict) -> list[str]:
     """``adaptation_state`` as readable lines (``soundseek info`` / ``adapt``)."""
     chk = state.get("check") or {}
     lines = [f"adapted model {'in use' if state['in_use'] else 'not in use'}: {state.get('reason', '')} ({state.get('date', '')})"]
-    if state.get("kept") and not state["in_use"]:
-        lines[0] = f"reverted to the base model; last run: {state.get('reason', '')} ({state.get('date', '')})"
+    installed = state.get("kept") or bool((chk.get("memory") or {}).get("kept"))
+    if installed and not (state["in_use"] or state.get("memory_in_use") or state.get("name_vectors_in_use")):
+        lines[0] = (f"reverted to the base model, no name memory; last run: {state.get('reason', '')} "
+                    f"({state.get('date', '')})")
     lines.append(f"{state.get('named_files', 0)} of {state.get('files', 0)} files named, "
                  f"{state.get('caption_groups', 0)} distinct names")
     if "base" in chk and "adapted" in chk:

@@ -308,7 +308,7 @@ def adapt_index(index, config: AdaptConfig | None = None, progress: bool = True,
     def report(kept: bool, reason: str, n_files: int, named: list, groups: int, chk: dict, model_dir=None):
         r = AdaptReport(kept, reason, spec, model_dir, n_files, len(named), groups, chk,
                         round(time.perf_counter() - t0, 1), json.loads(json.dumps(asdict(cfg))),
-                        _examples(named))
+                        report_examples(named))
         r.save(out / REPORT_FILE)
         return r
 
@@ -436,13 +436,23 @@ def unreadable_names(named: list[LibraryFile], fits: np.ndarray, k: int = 3) -> 
     return {"files": len(named), "unreadable": len(low), "examples": list(dict.fromkeys(low))[:k]}
 
 
-def _examples(named: list[LibraryFile], k: int = 8) -> list[list[str]]:
-    """[file name, caption] of the first file of ``k`` different captions (lists: as read from JSON)."""
-    seen, out = set(), []
+def report_examples(named: list[LibraryFile], k: int = 8) -> list[list[str]]:
+    """[file name, caption] of ``k`` files of different captions (lists: as read from JSON), taken
+    in turn from each folder and kind of name (UCS names first), so that the report shows how
+    each part of the library was read, not only its first folder."""
+    groups: dict[tuple, list[LibraryFile]] = {}
     for f in named:
-        if f.caption.text not in seen and len(out) < k:
-            seen.add(f.caption.text)
-            out.append([Path(f.path).name, f.caption.text])
+        groups.setdefault(("ucs" not in f.caption.sources, str(Path(f.path).parent)), []).append(f)
+    queues = [groups[key] for key in sorted(groups, key=lambda key: key[0])]  # stable: folders in order
+    seen, out = set(), []
+    while len(out) < k and any(queues):
+        for q in queues:
+            while q and q[0].caption.text in seen:
+                q.pop(0)
+            if q and len(out) < k:
+                f = q.pop(0)
+                seen.add(f.caption.text)
+                out.append([Path(f.path).name, f.caption.text])
     return out
 
 
