@@ -230,3 +230,22 @@ def test_version_flag():
 
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout.strip() == f"soundseek {__version__}"
+
+
+def test_metadata_search_with_filters_says_files_pass_but_have_no_matching_words(tmp_path):
+    """`--folder FieldRec --mode metadata` said "no file passes the filters" while 2 files did:
+    they just have no words (recorder names)."""
+    audio = tmp_path / "lib"
+    write_tone(audio / "doors" / "door_creak.wav", 1.0, 300)
+    for i in range(2):
+        write_tone(audio / "FieldRec" / f"ZOOM000{i}.WAV", 1.0, 400 + 50 * i)
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(audio), "--index", str(idx), "--expert", "logmel", "--model", "none",
+                               "-q"]).exit_code == 0
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "metadata", "--folder", "FieldRec"],
+                        env={"COLUMNS": "300"})
+    assert "of the 2 files that pass the filters matches 'door'" in res.output, res.output
+    assert "no file passes" not in res.output
+    res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "metadata", "--format", "flac"],
+                        env={"COLUMNS": "300"})
+    assert "no file passes the filters" in res.output, res.output

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .cli_help import plain_flags, reflowed, show_version
+from .cli_report import no_results_text
 
 class _LazyTyper(typer.Typer):
     """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
@@ -313,7 +314,7 @@ def search_cmd(
                                    "hits": [h.to_dict() for h in hits]}))
         return
     if not hits:
-        console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
+        console.print(no_results_text(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
         return
     from .index.display import results_table, short_path
 
@@ -327,28 +328,6 @@ def search_cmd(
         console.print(f"[yellow]note:[/] {n} of these files {'is' if n == 1 else 'are'} no longer on disk; "
                       f"`soundseek check --index {escape(str(index))}` lists every gone file and how to drop them",
                       highlight=False, soft_wrap=True)
-
-
-def _no_results(idx, query, mode, filters) -> str:
-    """Why a search found nothing, in the user's terms."""
-    n = len(idx)
-    if not n:
-        return f"no results: the index at {idx.path} holds no files yet; run `soundseek index FOLDER`"
-    if filters:
-        folder = filters.get("folder")
-        ft = getattr(idx, "fulltext", None)
-        if folder and ft is not None:
-            from .index.fulltext import Filters
-
-            if not any(ft.any(Filters(folder=f)) for f in ([folder] if isinstance(folder, str) else folder)):
-                shown = folder if isinstance(folder, str) else " or ".join(folder)
-                roots = ", ".join(idx.roots) if getattr(idx, "roots", None) else "?"
-                return (f"no results: no indexed file lies under {shown} ({n} files indexed, from {roots}); "
-                        "--folder takes a folder as the results table shows it, or any path")
-        return f"no results: no file passes the filters ({n} files indexed)"
-    if query is not None and mode == "metadata":
-        return f"no file name, folder or tag matches {query!r} ({n} files indexed); try --mode content"
-    return f"no results ({n} files indexed)"
 
 
 def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx) -> dict:
@@ -391,7 +370,7 @@ def export_cmd(
     except (FileNotFoundError, NoTextModelError, ValueError) as e:
         _fail(str(e))
     if not hits:  # say why, as search does (exit 0), and leave no empty folder behind
-        return console.print(_no_results(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
+        return console.print(no_results_text(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
     same: list[tuple[str, str]] = []
     if clips:  # in rank order: a window as a clip, a file of one window (or matched by words) whole
         from .export import export_clips

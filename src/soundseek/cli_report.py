@@ -144,3 +144,31 @@ def remove_new_index(path, had: set[str] | None) -> None:
         else:
             p.unlink(missing_ok=True)
 
+
+def no_results_text(idx, query, mode, filters) -> str:
+    """Why a search found nothing, in the user's terms."""
+    n = len(idx)
+    if not n:
+        return f"no results: the index at {idx.path} holds no files yet; run `soundseek index FOLDER`"
+    if filters:
+        folder = filters.get("folder")
+        ft = getattr(idx, "fulltext", None)
+        if folder and ft is not None:
+            from .index.fulltext import Filters
+
+            if not any(ft.any(Filters(folder=f)) for f in ([folder] if isinstance(folder, str) else folder)):
+                shown = folder if isinstance(folder, str) else " or ".join(folder)
+                roots = ", ".join(idx.roots) if getattr(idx, "roots", None) else "?"
+                return (f"no results: no indexed file lies under {shown} ({n} files indexed, from {roots}); "
+                        "--folder takes a folder as the results table shows it, or any path")
+        if query is not None and mode == "metadata" and ft is not None:  # files pass: their words do not match
+            from .index.fulltext import make_filters
+
+            passing = len(ft.allowed(make_filters(filters)))
+            if passing:
+                return (f"no file name, folder or tag of the {passing} file{'s' if passing != 1 else ''} that pass the "
+                        f"filters matches {query!r} ({n} files indexed); try --mode content")
+        return f"no results: no file passes the filters ({n} files indexed)"
+    if query is not None and mode == "metadata":
+        return f"no file name, folder or tag matches {query!r} ({n} files indexed); try --mode content"
+    return f"no results ({n} files indexed)"
