@@ -56,7 +56,15 @@ def test_ucs_catid_expanded():
     assert name_words("ANMLDog_Bark Large Close_JD_01.wav") == ["animals", "dog", "bark", "large", "close"]
     assert name_words("FEETHmn_Dirt Run_AB_BOOM.wav") == ["footsteps", "human", "dirt", "run"]
     assert name_words("dog_bark_close_JD.wav") == ["dog", "bark", "close", "jd"]  # not UCS: every word
-    assert "public domain" in ucs_table()["_source"]
+    assert "universalcategorysystem.com" in ucs_table()["_source"] and ucs_table()["version"] == "8.2.1"
+    # the official list (before: 45 category codes written from memory; GUN, AERO, ALRM, TRN missing)
+    assert expand_ucs("AEROHeli") == ["aircraft", "helicopter"] and expand_ucs("ALRMSirn") == ["alarms", "siren"]
+    assert expand_ucs("GUNRif") == ["guns", "rifle"] and expand_ucs("TRNSteam") == ["trains", "steam"]
+    assert expand_ucs("WOODBrk") == ["wood", "break"] and expand_ucs("RAIN") == ["rain"]  # RAIN / GENERAL
+    assert expand_ucs("GUNSniper") == ["guns", "sniper"]  # not in the list: its category code and the rest
+    assert expand_ucs("BOOM") is None and expand_ucs("AMBER") is None  # capitals alone: only listed CatIDs
+    assert expand_ucs("TEST") is None and expand_ucs("MIX") is None  # ARCHIVED CatIDs are common words
+    assert name_words("GUNPis_Pistol Shot Close_JD_MyLib.wav") == ["guns", "pistol", "shot", "close"]
 
 
 def test_folder_words_relative_to_root(tmp_path):
@@ -615,3 +623,14 @@ def test_catid_and_underscore_queries_find_ucs_names(store, tmp_path):
 
 def test_highlight_ignores_diacritics_as_the_search_does():
     assert highlight("Corbeau, forêt d'été", "foret ete") == ("Corbeau, [forêt] d'[été]", ["forêt", "été"])
+
+
+def test_the_ucs_table_is_what_its_list_gives():
+    """The shipped table is generated from tools/data/ucs_v8.2.1_catids.csv (tools/ucs_table.py)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "tools" / "ucs_table.py"), "--check"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -32,7 +32,8 @@ import numpy as np
 #: an empty iXML element reads nothing (2026-12-07); 4 = one-character words of scripts written
 #: without spaces (鳥, 朝, 새) kept (2026-12-07); 5 = such scripts' words also stored as their
 #: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07); 6 = a
-#: UCS name's creator and library ids are not words of the name (2026-12-07).
+#: UCS name's creator and library ids are not words of the name, and CatIDs are read by the
+#: official UCS 8.2.1 list (2026-12-07).
 WORDS_VERSION = 6
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
@@ -110,12 +111,21 @@ def split_words(text: str) -> list[str]:
 
 
 def expand_ucs(token: str) -> list[str] | None:
-    """``ANMLDog`` -> ``['animals', 'dog']`` for a known UCS category code, else None."""
+    """``ANMLDog`` -> ``['animals', 'dog']``, ``AEROHeli`` -> ``['aircraft', 'helicopter']`` for a
+    UCS CatID (the official list, ``data/ucs_categories.json``), else None.  A CatID the list does
+    not have but whose category code it knows (``GUNSniper``) is read by that code and its
+    camelCase rest; a word in capitals alone (``BOOM``, ``AMBER``) is a CatID only when the list
+    has it (``RAIN``, ``STORM``)."""
     m = _UCS_CATID.match(token or "")
     if not m:
         return None
     table = ucs_table()
-    cat, sub = m.group(1), m.group(2) or ""
+    known = table.get("catids", {}).get(token)
+    if known is not None:
+        return [w for part in known for w in part.split()]
+    if not m.group(2):
+        return None
+    cat, sub = m.group(1), m.group(2)
     # the category code may be shorter than the upper-case run ("VEH" + "Car" vs "UIBtn")
     for cut in range(len(cat), 1, -1):
         code = cat[:cut]
@@ -134,7 +144,7 @@ def ucs_name_words(stem: str) -> list[str] | None:
     query must not find every file of the BOOM Library).  None when ``stem`` is not one."""
     parts = stem.split("_")
     ucs = expand_ucs(parts[0]) if len(parts) > 1 else None
-    return None if ucs is None else ucs + split_words(parts[1])
+    return None if ucs is None else list(dict.fromkeys(ucs + split_words(parts[1])))  # "GUNPis_Pistol ...": once
 
 
 def name_words(path: str | os.PathLike) -> list[str]:
