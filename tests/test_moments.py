@@ -276,3 +276,14 @@ def test_the_search_for_moments_reads_at_most_its_cap():
     hits = [Hit(1, "/x.wav", 0.5, 3600.0, 100.0, 110.0)]
     assert Query.with_moments(me, hits, Store(), np.ones(4, np.float32), 3, True) == hits
     assert asked and max(asked) == MOMENTS_FETCH_MAX and asked == sorted(asked)
+
+
+def test_a_clip_of_a_ucs_file_keeps_its_ucs_name():
+    """" 0m04s-0m16s" after the library id broke the UCS blocks (CatID_FXName_CreatorID_SourceID)."""
+    from pathlib import Path
+
+    from soundseek.export import clip_name
+
+    assert clip_name(Path("/l/FEETHmn_Dirt Run_AB_BOOM.wav"), 4, 16) == "FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav"
+    assert clip_name(Path("/l/reel_07.wav"), 3700, 3710) == "reel_07 1h01m40s-1h01m50s.wav"  # not UCS
+    assert clip_name(Path("/l/DOORWood_Creak.flac"), 0, 2) == "DOORWood_Creak 0m00s-0m02s.wav"

@@ -121,11 +121,19 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
 
 
 def clip_name(src: Path, start: float, end: float) -> str:
-    """``reel 1h01m40s-1h01m50s.wav``: the source's name and the stretch, as a file name."""
+    """``reel 1h01m40s-1h01m50s.wav``: the source's name and the stretch, as a file name.  A UCS
+    name (``CatID_FXName_CreatorID_SourceID``) keeps its blocks: the stretch goes into its FXName
+    (``FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav``), so tools that read UCS names still can."""
+    from .index.file_info import ucs_name_words
+
     def t(x: float) -> str:
         x = int(round(x))
         h, m, sec = x // 3600, x % 3600 // 60, x % 60
         return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+    parts = src.stem.split("_")
+    if len(parts) >= 3 and ucs_name_words(src.stem) is not None:
+        parts[1] = f"{parts[1]} {t(start)}-{t(end)}"
+        return "_".join(parts) + ".wav"
     return f"{src.stem} {t(start)}-{t(end)}.wav"
 
 
