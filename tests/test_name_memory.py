@@ -231,6 +231,7 @@ def test_index_serves_the_memory_for_named_words_only(tmp_path):
         assert chk[q]["files"] > 0 and 0.0 <= chk[q]["memory"]["map"] <= 1.0
     # a small library is asked on more splits (12, not 3): one file moving a rank must not decide
     assert chk["seen_kinds"]["splits"] == chk["unseen_kinds"]["splits"] == 12, chk
+    assert f"({chk['seen_kinds']['files']} files x 12 splits" in chk["reason"], chk["reason"]  # what it rests on
     from dataclasses import replace
 
     few = check_memory(model, files, named_idx, caption_of[named_idx], caption_vectors(model, caps),

@@ -181,10 +181,17 @@ def check_memory(model, files, named_idx: np.ndarray, group: np.ndarray, caption
                      "files": runs[0][2], "names": runs[0][3], "splits": len(runs)} if runs else None
     seen, unseen = out["seen_kinds"], out["unseen_kinds"]
     out["kept"], note = memory_verdict(seen, unseen, cfg)
-    out["reason"] = (f"seen kinds mAP {seen['base']['map']:.3f} -> {seen['memory']['map']:.3f}, unseen kinds "
-                     f"{unseen['base']['map']:.3f} -> {unseen['memory']['map']:.3f}{note}" if seen and unseen
-                     else "too few files named alike to check")
+    out["reason"] = (f"seen kinds mAP {seen['base']['map']:.3f} -> {seen['memory']['map']:.3f} ({evidence(seen)}), "
+                     f"unseen kinds {unseen['base']['map']:.3f} -> {unseen['memory']['map']:.3f} ({evidence(unseen)})"
+                     f"{note}" if seen and unseen else "too few files named alike to check")
     return out
+
+
+def evidence(question: dict) -> str:
+    """How much a check's number rests on: ``3 files x 12 splits`` (a few files: a weak check)."""
+    files = question["files"]
+    return f"{files} file{'s' if files != 1 else ''} x {question['splits']} splits" + (
+        ", few: a weak check" if files < 5 else "")
 
 
 def memory_verdict(seen: dict | None, unseen: dict | None, cfg: MemoryConfig) -> tuple[bool, str]:
