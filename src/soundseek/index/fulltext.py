@@ -24,7 +24,8 @@ import re
 import sqlite3
 from dataclasses import dataclass, fields
 
-from .file_info import FileMetadata, expand_ucs, ideograph, spaceless_word, split_words, with_spaceless_grams
+from .file_info import (FileMetadata, compound_parts, expand_ucs, ideograph, spaceless_word, split_words,
+                        with_spaceless_grams)
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
@@ -315,9 +316,10 @@ def fts_row(item_id: int, md: FileMetadata) -> tuple:
 
 
 def stored_words(text: str | None) -> str:
-    """A full-text field as the file's words, without the character pairs :func:`fts_row` added."""
+    """A full-text field as the file's words, without what :func:`fts_row` added (character
+    pairs, the parts of run-together words)."""
     words = (text or "").split()
-    if not any(spaceless_word(w) for w in words):
+    if with_spaceless_grams(" ".join(words)) == " ".join(words):  # nothing was added
         return text or ""
     for n in range(1, len(words) + 1):
         head = " ".join(words[:n])
@@ -412,6 +414,8 @@ def _same_word(a: str, b: str) -> bool:
     if ideograph(a[:1]) and ideograph(b[:1]):  # scripts without spaces: a word inside a longer one
         short, long_ = sorted((a, b), key=len)
         return short in long_
+    if any(_same_word(part, b) for part in compound_parts(a) or ()):  # breakwood holds wood
+        return True
     a, b = _stem(_fold(a)), _stem(_fold(b))
     short, long_ = sorted((a, b), key=len)
     return a == b or (len(short) >= 4 and long_.startswith(short))
