@@ -26,7 +26,7 @@ LAYERS = {
     "models": 3,
     "index": 4, "eval": 4, "search": 4,
     "train": 5, "export": 5, "adapt": 5,
-    "server": 6, "demo": 6, "cli_report": 6, "cli": 7, "__main__": 8,
+    "server": 6, "demo": 6, "cli_report": 6, "cli_help": 6, "cli": 7, "__main__": 8,
 }
 PEERS = {("search", "index")}
 
