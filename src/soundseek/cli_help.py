@@ -28,7 +28,7 @@ def show_version(asked: bool, console) -> None:
     if asked:
         import typer
 
-        from . import __version__
+        from .eval.runner import soundseek_version
 
-        console.print(f"soundseek {__version__}", highlight=False)
+        console.print(f"soundseek {soundseek_version()}", highlight=False)
         raise typer.Exit()
