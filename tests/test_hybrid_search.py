@@ -523,12 +523,12 @@ def test_a_word_inside_a_longer_name_in_a_script_without_spaces_is_found(tmp_pat
     """鳥の声.wav ("a bird's voice") is one word to the full-text index: "鳥" or "鳴き声" found
     nothing in it.  Words of such scripts are now also stored as character pairs (and ideographs
     alone), and a query word is looked for as the phrase of its pairs."""
-    from soundseek.index.file_info import spaceless_grams, with_spaceless_grams
+    from soundseek.index.file_info import spaceless_grams, with_word_parts
     from soundseek.index.fulltext import fts_query, highlight
 
     assert spaceless_grams("鳥の声") == ["鳥の", "の声", "鳥", "声"]  # no lone kana: の is a particle
-    assert with_spaceless_grams("birds 鳥の声") == "birds 鳥の声 鳥の の声 鳥 声"
-    assert with_spaceless_grams("dog bark") == "dog bark" and with_spaceless_grams("") == ""
+    assert with_word_parts("birds 鳥の声") == "birds 鳥の声 鳥の の声 鳥 声"
+    assert with_word_parts("dog bark") == "dog bark" and with_word_parts("") == ""
     assert fts_query("カエル") == '"カエ エル"' and fts_query("鳥") == '"鳥"'
     assert highlight("カエルの鳴き声", "カエル") == ("[カエルの鳴き声]", ["カエルの鳴き声"])
     names = ["鳥の声.wav", "カエルの鳴き声.wav", "雨の音.wav", "dog_bark.wav", "エルフ.wav"]
@@ -653,3 +653,8 @@ def test_words_run_together_in_a_name_are_found_apart(tmp_path):
     assert [Path(h.path).name for h in hits][:1] == ["breakwood04.ogg"], [h.path for h in hits]
     assert hits[0].snippet == "[breakwood]" and "name" in hits[0].matched
     assert [Path(h.path).name for h in idx.search("hit the ground", k=5, mode="metadata")] == ["hitground2.ogg"]
+    # repair salvages the words, not the stored parts (which it would store twice)
+    from soundseek.index.maintenance.repair import read_fulltext_rows
+
+    item = next(it for it in idx.items() if it.path.endswith("breakwood04.ogg"))
+    assert read_fulltext_rows(idx.meta.db, [item.id])[item.id].name == "breakwood"

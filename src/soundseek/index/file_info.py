@@ -84,8 +84,9 @@ def spaceless_grams(word: str) -> list[str]:
     return pairs + singles
 
 
-def with_spaceless_grams(text: str) -> str:
-    """``text`` (space-separated words) with the :func:`spaceless_grams` of its spaceless words
+def with_word_parts(text: str) -> str:
+    """What the full-text index stores for ``text`` (space-separated words): the words, then the
+    :func:`spaceless_grams` of its spaceless words
     appended, each word's pairs together and in order (a phrase query needs them adjacent), then
     the :func:`compound_parts` of its run-together words (``breakwood`` -> break wood)."""
     words = (text or "").split()

@@ -25,7 +25,7 @@ import sqlite3
 from dataclasses import dataclass, fields
 
 from .file_info import (FileMetadata, compound_parts, expand_ucs, ideograph, spaceless_word, split_words,
-                        with_spaceless_grams)
+                        with_word_parts)
 
 RRF_K = 60
 # BM25 column weights: name, folder, embedded, machine (machine = 0: never ranks).  A file's own
@@ -309,21 +309,22 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def fts_row(item_id: int, md: FileMetadata) -> tuple:
-    """The full-text row of a file: its words, and those of scripts written without spaces also
-    as character pairs (:func:`~soundseek.index.file_info.with_spaceless_grams`)."""
-    return (int(item_id), with_spaceless_grams(md.name), with_spaceless_grams(md.folder),
-            with_spaceless_grams(md.embedded), md.machine)
+    """The full-text row of a file: its words, with those of scripts written without spaces also
+    as character pairs and run-together words also apart
+    (:func:`~soundseek.index.file_info.with_word_parts`; :func:`stored_words` reads them back)."""
+    return (int(item_id), with_word_parts(md.name), with_word_parts(md.folder),
+            with_word_parts(md.embedded), md.machine)
 
 
 def stored_words(text: str | None) -> str:
     """A full-text field as the file's words, without what :func:`fts_row` added (character
     pairs, the parts of run-together words)."""
     words = (text or "").split()
-    if with_spaceless_grams(" ".join(words)) == " ".join(words):  # nothing was added
+    if with_word_parts(" ".join(words)) == " ".join(words):  # nothing was added
         return text or ""
     for n in range(1, len(words) + 1):
         head = " ".join(words[:n])
-        if with_spaceless_grams(head) == " ".join(words):
+        if with_word_parts(head) == " ".join(words):
             return head
     return text or ""
 

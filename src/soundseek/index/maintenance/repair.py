@@ -127,6 +127,7 @@ def salvage_catalog(root: Path, config, report: RepairReport) -> None:
 def read_fulltext_rows(db: sqlite3.Connection, ids: list[int]) -> dict:
     """item id -> FileMetadata for the items whose metadata search rows can still be read."""
     from ..file_info import FileMetadata
+    from ..fulltext import stored_words
 
     def rows(sql_all: str, sql_one: str) -> dict:
         try:
@@ -156,6 +157,7 @@ def read_fulltext_rows(db: sqlite3.Connection, ids: list[int]) -> dict:
             tags = [tuple(t) for t in json.loads(tags)]
         except (TypeError, ValueError):
             continue
+        name, folder, embedded = stored_words(name), stored_words(folder), stored_words(embedded)  # words only
         out[i] = FileMetadata(name=name or "", folder=folder or "", embedded=embedded or "", machine=machine or "",
                               folder_path=folder_path or "", sample_rate=sr, channels=ch, format=fmt or "",
                               machine_tags=tags)
