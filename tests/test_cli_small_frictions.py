@@ -249,3 +249,14 @@ def test_metadata_search_with_filters_says_files_pass_but_have_no_matching_words
     res = runner.invoke(app, ["search", "door", "--index", str(idx), "--mode", "metadata", "--format", "flac"],
                         env={"COLUMNS": "300"})
     assert "no file passes the filters" in res.output, res.output
+
+
+def test_a_small_run_shows_no_rate():
+    """"2x real time" after indexing 5 short files measured the run's fixed costs, not indexing."""
+    from soundseek.cli_report import index_summary
+    from soundseek.index.types import AddReport
+
+    small = index_summary(AddReport(added=5, audio_seconds=12.0, wall_seconds=2.5), "lib.idx", 176)
+    assert "0.2 min of audio in 2.5 s)" in small and "real time" not in small
+    big = index_summary(AddReport(added=900, audio_seconds=690.0, wall_seconds=3.0), "lib.idx", 900)
+    assert "11.5 min of audio in 3.0 s, 230x real time" in big

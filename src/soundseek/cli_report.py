@@ -83,9 +83,11 @@ def index_summary(report, path, n_files: int) -> str:
         return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
                 f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {escape(str(path))} ({n_files} files)")
     rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
+    # a rate over a few seconds of audio measures the run's fixed costs (duplicates, checkpoints), not indexing
+    speed = f", {rate:.0f}x real time" if report.audio_seconds >= 60 else ""
     return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
             f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
-            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s, {rate:.0f}x real time) "
+            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s{speed}) "
             f"-> {escape(str(path))} ({n_files} files)")
 
 
