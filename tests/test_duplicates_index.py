@@ -155,6 +155,9 @@ def test_cli_duplicates_lists_the_group(dup_index):
     [g] = data["groups"]
     assert g["representative"]["path"].endswith(".wav") and len(g["copies"]) == 2
     assert all(c["size"] > 0 and c["duration"] == pytest.approx(5.0, abs=0.01) for c in g["copies"])
+    # what tells each copy from the representative (a WAV): another format
+    assert sorted(c["differs"] for c in g["copies"]) == ["FLAC", "OGG"], g["copies"]  # the same length
+    assert "differs" in res.output and "OGG" in res.output
 
 
 def test_server_results_carry_copies_and_group_false(dup_index):
@@ -253,3 +256,12 @@ def test_long_recordings_sharing_their_first_minutes_are_not_copies(tmp_path):
     assert whole_lengths_fit(e(210.0), e(215.0), cfg)  # 5 % and trims
     assert whole_lengths_fit(e(30.0), e(100.0), cfg)  # both printed whole: the prints decide
     assert whole_lengths_fit(e(None), e(600.0), cfg)
+
+
+def test_how_a_copy_differs_is_named():
+    from soundseek.index.cli import how_it_differs
+
+    rep = {"path": "/l/rifle burst long.wav", "size": 100, "duration": 1.39}
+    assert how_it_differs(rep, {"path": "/l/rifle burst 3.flac", "size": 60, "duration": 0.86}) == "FLAC, -0.53 s"
+    assert how_it_differs(rep, {"path": "/m/rifle burst long.wav", "size": 100, "duration": 1.39}) == "identical file"
+    assert how_it_differs(rep, {"path": "/m/x.wav", "size": 90, "duration": 1.40}) == "same format and length"

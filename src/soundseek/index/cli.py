@@ -21,6 +21,23 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def how_it_differs(rep: dict, copy: dict) -> str:
+    """What tells a copy from its group's representative, as far as the catalog knows: another
+    format, another length (a trim: e.g. "-0.42 s"), or neither ("same format and length": a gain
+    change, a re-encode, or the same file).  A big length difference is worth a listen: a short
+    take that is the head of a longer one is grouped as its trim."""
+    out = []
+    fr, fc = Path(rep["path"]).suffix.lower().lstrip("."), Path(copy["path"]).suffix.lower().lstrip(".")
+    if fr != fc:
+        out.append(fc.upper() or "no extension")
+    delta = copy["duration"] - rep["duration"]
+    if abs(delta) >= 0.05:
+        out.append(f"{delta:+.2f} s")
+    if not out:
+        out.append("identical file" if copy["size"] == rep["size"] else "same format and length")
+    return ", ".join(out)
+
+
 def duplicates_report(idx, update: bool, progress: bool) -> dict:
     """Groups and counts as ``--json`` prints them.  ``update``: fingerprint files that have no
     print yet (indexed before prints existed) and regroup first, when the index can be written."""
@@ -43,6 +60,9 @@ def duplicates_report(idx, update: bool, progress: bool) -> dict:
                                   "duration": round(g.members[0][3], 3)},
                "copies": [{"id": i, "path": p, "size": s, "duration": round(d, 3)} for i, p, s, d in g.members[1:]]}
               for g in idx.duplicates()]
+    for g in groups:
+        for c in g["copies"]:
+            c["differs"] = how_it_differs(g["representative"], c)
     return {"index": str(idx.path), **counts, "groups": groups, "notes": notes}
 
 

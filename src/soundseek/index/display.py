@@ -207,17 +207,21 @@ def duplicates_table(groups: list[dict], title: str, roots: Sequence[str], width
             rows.append((str(g["id"]) if k == 0 else "", k, m, k == len(g["copies"])))
     sizes = [size(m["size"]) for _, _, m, _ in rows]
     durs = [f"{m['duration']:.2f} s" for _, _, m, _ in rows]
-    fixed = _fit([r[0] for r in rows], "group") + _fit(sizes, "size") + _fit(durs, "duration")
+    diffs = [m.get("differs", "") for _, _, m, _ in rows]  # what tells a copy from its representative
+    extra = _fit(diffs, "differs") + 3 if any(diffs) else 0
+    fixed = _fit([r[0] for r in rows], "group") + _fit(sizes, "size") + _fit(durs, "duration") + extra
     file_w = max(width - fixed - (3 * 4 + 1), 16)
     t = Table(title=title)
     t.add_column("group", justify="right", no_wrap=True)
     t.add_column("file", overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths)
     t.add_column("size", justify="right", no_wrap=True)
     t.add_column("duration", justify="right", no_wrap=True)
-    for (gid, k, m, last), sz, d in zip(rows, sizes, durs):
+    if extra:
+        t.add_column("differs", no_wrap=True)
+    for (gid, k, m, last), sz, d, df in zip(rows, sizes, durs, diffs):
         mark = "" if k == 0 else "=\u00a0"  # kept with its path when a full path folds
         shown = m["path"] if full_paths else short_path(m["path"], roots, file_w - len(mark))
-        t.add_row(gid, _escape(mark + shown), sz, d, end_section=last)
+        t.add_row(gid, _escape(mark + shown), sz, d, *([_escape(df)] if extra else []), end_section=last)
     return t
 
 
