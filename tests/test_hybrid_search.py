@@ -658,3 +658,21 @@ def test_words_run_together_in_a_name_are_found_apart(tmp_path):
 
     item = next(it for it in idx.items() if it.path.endswith("breakwood04.ogg"))
     assert read_fulltext_rows(idx.meta.db, [item.id])[item.id].name == "breakwood"
+
+
+def test_a_query_word_finds_its_two_words_in_a_name(tmp_path):
+    """"a gunshot" never matched ``Gun_Shot_01.wav`` (two words in the name, one in the query):
+    a query word that splits into two words is looked for as itself or as the two as a phrase."""
+    from soundseek.index.fulltext import fts_query
+
+    assert fts_query("a gunshot") == '("gunshot" OR "gun shot")' and fts_query("door") == '"door"'
+    names = ["Gun_Shot_01.wav", "gunshot_02.wav", "shot_of_a_gun.wav", "foot_steps_gravel.wav", "door.wav"]
+    for i, name in enumerate(names):
+        _tone(tmp_path / "lib" / name, 1.0, freq=220 + 60 * i)
+    idx = Index.create(tmp_path / "idx", model=None)
+    assert idx.add(tmp_path / "lib", progress=False).added == len(names)
+    found = sorted(Path(h.path).name for h in idx.search("a gunshot", k=5, mode="metadata"))
+    assert found == ["Gun_Shot_01.wav", "gunshot_02.wav"], found  # "shot of a gun" is no phrase "gun shot"
+    hit = next(h for h in idx.search("a gunshot", k=5, mode="metadata") if h.path.endswith("Gun_Shot_01.wav"))
+    assert hit.words == ("gunshot",) and hit.snippet == "[gun] [shot]", (hit.words, hit.snippet)
+    assert [Path(h.path).name for h in idx.search("footsteps", k=5, mode="metadata")] == ["foot_steps_gravel.wav"]

@@ -110,12 +110,16 @@ def english_words() -> frozenset[str]:
     return frozenset(w for w in lines if w.isalpha() and w.islower() and w.isascii())
 
 
-def compound_parts(word: str) -> tuple[str, str] | None:
+def compound_parts(word: str, whole_words_too: bool = False) -> tuple[str, str] | None:
     """Two English words run together in a name (``breakwood`` -> break, wood; ``hitground`` ->
     hit, ground): a word of six or more letters that is not itself a word, split where both
-    sides are words of three or more letters (the most even such split).  None otherwise."""
+    sides are words of three or more letters (the most even such split).  None otherwise.
+    ``whole_words_too``: split words of their own as well (``gunshot`` -> gun, shot), for a query
+    word looked for as either (a phrase: ``carpet`` finds no "car pet" name by chance)."""
     known = english_words()
-    if len(word) < 6 or not word.isascii() or not word.isalpha() or word in known or not known:
+    if len(word) < 6 or not word.isascii() or not word.isalpha() or not known:
+        return None
+    if word in known and not whole_words_too:
         return None
     best = None
     for i in range(3, len(word) - 2):

@@ -245,7 +245,7 @@ class FullText:
             total = 0.0
             for t in terms:
                 n = self.db.execute("SELECT COUNT(*) FROM item_fts WHERE item_fts MATCH ?",
-                                    (f'{_COLUMNS} : "{fts_term(t)}"',)).fetchone()[0]
+                                    (f'{_COLUMNS} : {fts_term(t)}',)).fetchone()[0]
                 total += max(1e-6, math.log((n_docs - n + 0.5) / (n + 0.5)))
         return total * (BM25_K1 + 1.0) or 1.0
 
@@ -263,7 +263,7 @@ class FullText:
                 for field_name in RANKED_FIELDS:
                     rows = self.db.execute(
                         f"SELECT rowid FROM item_fts WHERE item_fts MATCH ? AND rowid IN ({marks})",
-                        [f'{{{field_name}}} : "{fts_term(t)}"'] + ids).fetchall()
+                        [f'{{{field_name}}} : {fts_term(t)}'] + ids).fetchall()
                     for (r,) in rows:
                         out.setdefault(int(r), {}).setdefault(field_name, []).append(t)
         return out
@@ -330,12 +330,16 @@ def stored_words(text: str | None) -> str:
 
 
 def fts_term(word: str) -> str:
-    """What a query word asks the FTS index for: the word, or for a spaceless word of three or
-    more characters the phrase of its character pairs (カエル -> "カエ エル": found inside
-    カエルの鳴き声 as well as alone)."""
+    """What a query word asks the FTS index for, as an FTS5 expression: the quoted word; for a
+    spaceless word of three or more characters the phrase of its character pairs (カエル ->
+    "カエ エル": found inside カエルの鳴き声 as well as alone); for a word that is two words run
+    together the word or the two as a phrase ("gunshot" OR "gun shot": a name written
+    ``Gun_Shot`` or ``GunShot``).  No FTS syntax of the user's leaks through (quotes dropped)."""
+    word = word.replace('"', "")
     if spaceless_word(word) and len(word) > 2:
-        return " ".join(word[i:i + 2] for i in range(len(word) - 1))
-    return word
+        return '"' + " ".join(word[i:i + 2] for i in range(len(word) - 1)) + '"'
+    parts = compound_parts(word, whole_words_too=True)
+    return f'("{word}" OR "{parts[0]} {parts[1]}")' if parts else f'"{word}"'
 
 
 def query_words(text: str) -> list[str]:
@@ -370,7 +374,7 @@ def query_terms(text: str) -> list[str]:
 def fts_query(text: str) -> str:
     """A user's words as an FTS5 OR query (each a quoted term: no FTS syntax leaks through)."""
     words = query_terms(text)
-    return " OR ".join('"' + fts_term(w).replace('"', "") + '"' for w in words)
+    return " OR ".join(fts_term(w) for w in words)
 
 
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -416,6 +420,8 @@ def _same_word(a: str, b: str) -> bool:
         short, long_ = sorted((a, b), key=len)
         return short in long_
     if any(_same_word(part, b) for part in compound_parts(a) or ()):  # breakwood holds wood
+        return True
+    if any(_same_word(a, part) for part in compound_parts(b, whole_words_too=True) or ()):  # gun in "gunshot"
         return True
     a, b = _stem(_fold(a)), _stem(_fold(b))
     short, long_ = sorted((a, b), key=len)
