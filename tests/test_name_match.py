@@ -271,10 +271,18 @@ def test_a_latin_species_name_keeps_its_recording_on_top_after_adapt(tmp_path):
 
     assert all(n.startswith("Canis_lupus") for n in top("content"))  # the sound says wolf
     adapt_and_install(idx, AdaptConfig(**SMALL), progress=False)
-    # ranked as recordings without a name: the best wolf first (the coyote, whose name means
-    # something close, next); before, their names counted against them and the coyote led
-    hybrid = top("hybrid", 3)
-    assert hybrid[0] == top("content")[0] and sum(n.startswith("Canis_lupus") for n in hybrid) == 2, hybrid
+    # ranked as recordings without a name (their memory-lifted sound, 0.7 of it), not as names
+    # that say something else (0.3 of it, below every farm animal); the named coyotes, whose names
+    # mean something close, may come first: which depends on whether the memory was kept (it lifts
+    # them too), so only the canines' block and the wolves' own order are asserted
+    hits = idx.search("a wolf howling", k=8, mode="hybrid", group=False)
+    names = [Path(h.path).name for h in hits]
+    assert set(names[:5]) == {"coyote_00.ogg", "coyote_01.ogg", "Canis_lupus_00.ogg", "Canis_lupus_01.ogg",
+                              "Canis_lupus_02.ogg"}, names
+    wolves = [h for h in hits if Path(h.path).name.startswith("Canis_lupus")]
+    assert [Path(h.path).name for h in wolves][0] == top("content")[0]
+    assert all("name" not in h.matched and "meaning" not in h.matched for h in wolves)
+    assert wolves[0].score > 0.5  # 0.7 of a lifted score near 1; a name counted against it keeps 0.3
     names = idx.name_vectors.current()
     assert names.fits is not None and len(names.fits) == len(names.item_ids)
     lines = describe(adaptation_state(idx))
