@@ -55,10 +55,12 @@ def ranked_metrics(idx, queries, truth: dict, mode: str) -> dict:
                 scores[qi, col[h.path]] = -r
     qlab = np.array([lab for _, lab in queries], dtype=object)
     out = {}
+    unranked = scores <= -1e9  # a file the mode did not return (metadata: no word matched) is not found,
     for view, keep in (("library", np.ones(len(paths), bool)), ("named", ~opaque), ("opaque", opaque)):
-        rel = (qlab[:, None] == labels[None, :]) & keep[None, :]
+        rel = (qlab[:, None] == labels[None, :]) & keep[None, :]  # whatever the order of the tied rest
         missing = np.array([sum(lab == q and (view == "library" or (view == "opaque") == hid) for lab, hid in lost)
-                            for q in qlab])
+                            for q in qlab]) + (rel & unranked).sum(1)
+        rel &= ~unranked
         out[view] = rank_metrics(scores[:, keep], rel[:, keep], missing).to_dict()
     return out
 

@@ -116,8 +116,12 @@ def library_file(library: Path, name: str, where: str, given: Path | None = None
         raise SystemExit(f"{where}: {name}: give paths inside {library}, without '..'")
     if not (library / rel).is_file():
         raise SystemExit(f"{where}: {name} is not a file in {library}" + case_hint(library, rel))
+    if rel.name.startswith("._"):
+        raise SystemExit(f"{where}: {name} is a macOS resource file (a '._' companion of {rel.name[2:]}), not a "
+                         "recording; label the file without the '._'")
     if not is_audio_path(rel):
-        raise SystemExit(f"{where}: {name} is not an audio file the index reads (by its extension)")
+        raise SystemExit(f"{where}: {name} is not an audio file the index reads (by its extension: .wav, .flac, "
+                         ".ogg, .mp3, .aiff, ...; a Broadcast WAV named .bwf reads once renamed .wav)")
     return rel.as_posix()
 
 
@@ -161,13 +165,21 @@ def read_source(library: Path, labels_csv: Path, queries_csv: Path, work: Path |
                          f"({OPAQUE_DIR}/ZOOMnnnn.EXT); rename that folder in a copy of the library")
     queries = []
     for line, r in read_table(queries_csv, ("query", "label")):
-        if r["query"].strip():
-            queries.append((" ".join(r["query"].split()), " ".join(r["label"].split())))
+        query, label = " ".join(r["query"].split()), " ".join(r["label"].split())
+        if query and not label:
+            raise SystemExit(f"{queries_csv}, line {line}: the query {query!r} has no label")
+        if label and not query:
+            raise SystemExit(f"{queries_csv}, line {line}: label {label!r} has no query text (leave the row out "
+                             "to ask nothing for it)")
+        if query:
+            queries.append((query, label))
     if not queries:
         raise SystemExit(f"{queries_csv}: no queries")
     unknown = sorted({lab for _, lab in queries} - set(labels.values()))
     if unknown:
-        raise SystemExit(f"{queries_csv}: labels with no labelled file: {', '.join(unknown[:10])}"
+        folded = {lab.casefold(): lab for lab in labels.values()}
+        hint = "".join(f"; {u!r}: did you mean {folded[u.casefold()]!r}?" for u in unknown[:3] if u.casefold() in folded)
+        raise SystemExit(f"{queries_csv}: labels with no labelled file: {', '.join(unknown[:10])}{hint}"
                          + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
                          + f" (labels are matched exactly, case included, as {labels_csv} spells them)")
     if len(set(labels.values())) < 4:
@@ -188,6 +200,14 @@ def describe(source: Source, protocols=("labels", "files"), copies: list[list[st
     if labs - asked:
         lines.append(f"  {plural(len(labs - asked), 'label')} have no query (their files are in the library, never "
                      "scored): " + ", ".join(sorted(labs - asked)[:8]) + (" ..." if len(labs - asked) > 8 else ""))
+    by_case: dict[str, set[str]] = {}
+    for lab in labs:
+        by_case.setdefault(lab.casefold(), set()).add(lab)
+    twins = sorted(sorted(v) for v in by_case.values() if len(v) > 1)
+    if twins:
+        lines.append(f"  WARNING: labels that differ only in letter case are different labels here: "
+                     + "; ".join(" / ".join(repr(x) for x in t) for t in twins[:4])
+                     + " (under 'labels' the named ones give the hidden ones away); spell them alike if they are one")
     lines += [f"  {line}" for line in adapt_will_decline(source, protocols)]
     if copies:
         n = sum(len(g) - 1 for g in copies)
@@ -313,9 +333,13 @@ def soundseek_version() -> str:
     import soundseek
 
     version = getattr(soundseek, "__version__", "unknown")
+    here = str(Path(__file__).resolve().parent)
     try:
-        commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=5).stdout.strip()
+        if commit and subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "../src"],
+                                     capture_output=True, text=True, timeout=5).stdout.strip():
+            commit += ", with uncommitted changes to src/"
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{version} ({commit})" if commit else version
@@ -339,6 +363,7 @@ def main(argv=None) -> int:
                         "outside the library)")
     p.add_argument("--json", type=Path, default=None, help="the result (default: WORK/adapt_LIBRARY.json)")
     a = p.parse_args(argv)
+    a.protocols = list(dict.fromkeys(a.protocols))  # "files files" runs once
     if a.seeds < 1:
         p.error("--seeds must be at least 1")
     import torch
