@@ -330,9 +330,9 @@ def soundseek_version() -> str:
     with the numbers)."""
     import subprocess
 
-    import soundseek
+    from soundseek.eval.runner import soundseek_version as installed_version
 
-    version = getattr(soundseek, "__version__", "unknown")
+    version = installed_version()
     here = str(Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],

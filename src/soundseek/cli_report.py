@@ -66,8 +66,8 @@ def low_rate_note(console: Console, low: list, idx) -> None:
     from .index.display import relative_path
 
     path, hz = min(low, key=lambda x: (x[1], x[0]))
-    files = "1 file was" if len(low) == 1 else f"{len(low)} files were"
     one = len(low) == 1
+    files = "1 file was" if one else f"{len(low)} files were"
     console.print(f"[yellow]note:[/] {files} recorded below {idx.expert.sample_rate / 1000:g} kHz (lowest: "
                   f"{escape(relative_path(path, idx.roots))}, {hz} Hz): the model hears nothing above "
                   f"{round(hz / 2000, 1):g} kHz in {'it' if one else 'them'}, so {'its' if one else 'their'} high "
