@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli_help import plain_flags, reflowed, show_version
+from .cli_help import PlainHelpCommand, PlainHelpGroup, plain_flags, reflowed, show_version
 from .cli_report import no_results_text
 
 class _LazyTyper(typer.Typer):
@@ -36,6 +36,7 @@ class _LazyTyper(typer.Typer):
                 c.help = reflowed(c.callback.__doc__)
             if c.callback is not None:
                 plain_flags(c.callback)
+            c.cls = PlainHelpCommand.instead_of(c.cls)
         return self._commands
 
     @registered_commands.setter
@@ -48,6 +49,8 @@ class _LazyTyper(typer.Typer):
         for g in self._groups:  # `soundseek models download --force`: a flag there too
             for c in g.typer_instance.registered_commands if g.typer_instance else ():
                 plain_flags(c.callback)
+                c.cls = PlainHelpCommand.instead_of(c.cls)
+            g.cls = g.cls or PlainHelpGroup
         return self._groups
 
     @registered_groups.setter
@@ -76,6 +79,7 @@ app = _LazyTyper(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainHelpGroup,
 )
 console = Console(stderr=True)
 out = Console()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+from typer.core import TyperCommand, TyperGroup
+
 
 def reflowed(doc: str) -> str:
     """A command's docstring for its help: the first paragraph (the line in the command list) as
@@ -21,6 +23,30 @@ def plain_flags(callback) -> None:
         info = p.default
         if isinstance(info, typer.models.OptionInfo) and isinstance(info.default, bool) and info.metavar is None:
             info.metavar = ""
+
+
+class _BareHelp:
+    """``--help`` as a bare flag too: Typer makes that option itself, so :func:`plain_flags`
+    never sees it."""
+
+    def get_help_option(self, ctx):
+        opt = super().get_help_option(ctx)
+        if opt is not None and opt.metavar is None:
+            opt.metavar = ""
+        return opt
+
+
+class PlainHelpCommand(_BareHelp, TyperCommand):
+    """A command whose ``--help`` reads as a flag."""
+
+    @classmethod
+    def instead_of(cls, chosen):
+        """This class where a command has Typer's default one (``app.command()`` sets it)."""
+        return cls if chosen in (None, TyperCommand) else chosen
+
+
+class PlainHelpGroup(_BareHelp, TyperGroup):
+    """A command group whose ``--help`` reads as a flag."""
 
 
 def show_version(asked: bool, console) -> None:
