@@ -132,10 +132,12 @@ def strip_tags(src: Path, dst: Path) -> None:
     when labelled, counted as never found)."""
     import soundfile as sf
 
+    from soundseek.audio.quiet import quiet_stderr
     from soundseek.index.file_info import embedded_text
 
     try:
-        info = sf.info(str(src))
+        with quiet_stderr():  # a damaged MP3: libmpg123's notes (the index reports such files itself)
+            info = sf.info(str(src))
     except Exception:  # not audio the index reads either (it decodes with libsndfile): it will be
         shutil.copy2(src, dst)  # listed as not indexed, and its words are never read
         return
@@ -143,7 +145,8 @@ def strip_tags(src: Path, dst: Path) -> None:
         dtype = {"PCM_16": "int16", "PCM_U8": "int16", "PCM_S8": "int16", "FLOAT": "float32",
                  "DOUBLE": "float64"}.get(info.subtype, "int32")  # integer PCM read and written exactly
         try:
-            data, sr = sf.read(str(src), dtype=dtype, always_2d=True)
+            with quiet_stderr():
+                data, sr = sf.read(str(src), dtype=dtype, always_2d=True)
         except Exception:  # a header that opens over samples that do not: unreadable to the index too
             shutil.copy2(src, dst)
             return
@@ -269,7 +272,7 @@ def run_fold(work: Path, base_dir: Path | str, pkg: str | Source, fold: int, see
     files = collect_library(idx, max_windows=None)
     out = {"package": pkg, "protocol": protocol, "fold": fold, "split_seed": split_seed, "files": len(files),
            "failed": len(rep.failed), "failed_files": [[str(f), str(why)] for f, why in rep.failed],
-           "opaque_files": sum(is_opaque(f.path) for f in files),
+           "opaque_files": sum(is_opaque(f.path) for f in files), "model_fingerprint": idx.model_fingerprint(),
            "named_labels": len(named_labels), "test_labels": len(test_labels),
            "queries": sum(lab in test_labels for _, lab in queries)}
     out["base"] = evaluate(base, files, truth, queries, sentences)

@@ -426,7 +426,7 @@ def main(argv=None) -> int:
               "machine": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version(),
               "soundseek": soundseek_version(), "library": str(source.root), "labels_file": str(a.labels.resolve()),
               "queries_file": str(a.queries.resolve()), "protocols": a.protocols, "notes": notes,
-              "model": a.model, "seeds": a.seeds,
+              "model": a.model, "model_fingerprint": folds[0]["model_fingerprint"], "seeds": a.seeds,
               "minutes": round((time.perf_counter() - t0) / 60, 1), "summary": summary, "folds": folds}
     out = a.json or a.work / f"adapt_{source.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -436,4 +436,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # Ctrl-C (torch's threads otherwise end it in a traceback)
+        print("\ninterrupted: your library and labels were only read; what this run wrote is under --work "
+              "(runs/adapt_yours by default); run it again to start over", file=sys.stderr)
+        raise SystemExit(130)

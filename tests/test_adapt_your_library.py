@@ -89,6 +89,10 @@ def test_protocol_runs_end_to_end_on_a_users_folder(tmp_path):
     assert not run["kept"] and "named" in run["reason"]
     assert run["declined"] and row["kept"] == [False, False] and run["reason"] in row["declined"]
     assert res["folds"][0]["not_indexed"] == [] and out.exists()
+    import soundseek  # which model's numbers these are, beyond "default"
+
+    with soundseek.Index.open(tmp_path / "work" / "index" / "mylib-files-fold0") as idx:
+        assert res["model_fingerprint"] and res["model_fingerprint"] == idx.model_fingerprint()
     truth = json.loads((tmp_path / "work" / "libs" / "mylib-files-fold0.truth.json").read_text())
     assert sum(lab is None for lab in truth.values()) == 1  # boar.ogg: in the library, unlabelled
 
@@ -313,6 +317,18 @@ def test_names_as_other_systems_write_them(tmp_path):
         read_source(lib, labels, queries)
 
 
+def test_hidden_copies_of_damaged_mp3s_are_quiet(tmp_path, capfd):
+    """A damaged MP3 in a user's labels: copied as it is, and libmpg123's "Note: Illegal
+    Audio-MPEG-Header" lines stay off the terminal (the index reports the file itself)."""
+    from adapt_library import strip_tags
+    from test_audio_bad_files import _corrupt_mp3s
+
+    for name, path in _corrupt_mp3s(tmp_path).items():
+        strip_tags(path, tmp_path / f"copy-{name}")
+        assert (tmp_path / f"copy-{name}").exists()
+    assert capfd.readouterr().err == ""
+
+
 def test_hidden_copies_of_odd_files(tmp_path):
     """A tagged RIFF file named .wave loses its tags too (it was copied with them, and the run
     stopped); a file no decoder reads is copied as it is, for the index to list as not indexed."""
@@ -398,3 +414,25 @@ def test_a_file_a_mode_does_not_return_is_not_found():
     assert out["opaque"]["p1"] == 0.0 and out["opaque"]["r10"] == 0.0 and out["opaque"]["n_queries"] == 1
     assert out["named"]["p1"] == 1.0
     assert ranked_metrics(Idx(), [("a dog", "dog")], truth, "content")["opaque"]["p1"] == 1.0
+
+
+@pytest.mark.slow
+@needs_shared("data/sfx-corpus/audio/widelands")
+def test_ctrl_c_ends_with_a_line_not_a_traceback(tmp_path):
+    """Ctrl-C during the run (torch's threads are up) says what was written and exits 130."""
+    import os
+    import signal
+    import subprocess
+
+    lib, labels, queries = small_library(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "adapt_your_library.py"), "--library", str(lib),
+                             "--labels", str(labels), "--queries", str(queries), "--seeds", "1", "--protocols", "files",
+                             "--work", str(tmp_path / "work")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    for line in proc.stdout:  # the run has begun: copying and indexing the first fold
+        if "fold 0: copying" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err, err[-2000:]
