@@ -251,12 +251,43 @@ def test_metadata_search_with_filters_says_files_pass_but_have_no_matching_words
     assert "no file passes the filters" in res.output, res.output
 
 
+def test_a_duration_range_that_no_file_can_pass_is_refused(tmp_path):
+    """--min-duration 2 --max-duration 1 answered "no file passes the filters" with exit 0."""
+    idx = tmp_path / "idx"
+    write_tone(tmp_path / "lib" / "door_creak.wav", 1.5, 300)
+    assert runner.invoke(app, ["index", str(tmp_path / "lib"), "--index", str(idx)]).exit_code == 0
+    for cmd in (["search", "door"], ["export", "door", "--to", str(tmp_path / "out")]):
+        res = runner.invoke(app, [*cmd, "--index", str(idx), "--min-duration", "2", "--max-duration", "1"],
+                            env={"COLUMNS": "300"})
+        assert res.exit_code == 2, res.output
+        assert "--min-duration 2 is above --max-duration 1" in res.output
+    ok = runner.invoke(app, ["search", "door", "--index", str(idx), "--min-duration", "1", "--max-duration", "2"])
+    assert ok.exit_code == 0 and "door_creak" in ok.output, ok.output
+
+
 def test_a_small_run_shows_no_rate():
     """"2x real time" after indexing 5 short files measured the run's fixed costs, not indexing."""
     from soundseek.cli_report import index_summary
     from soundseek.index.types import AddReport
 
     small = index_summary(AddReport(added=5, audio_seconds=12.0, wall_seconds=2.5), "lib.idx", 176)
-    assert "0.2 min of audio in 2.5 s)" in small and "real time" not in small
+    assert "(12.0 s of audio in 2.5 s)" in small and "real time" not in small  # not "0.2 min"
+    tiny = index_summary(AddReport(added=1, audio_seconds=0.9, wall_seconds=3.2), "lib.idx", 1)
+    assert "(0.9 s of audio in 3.2 s)" in tiny  # was "0.0 min of audio"
     big = index_summary(AddReport(added=900, audio_seconds=690.0, wall_seconds=3.0), "lib.idx", 900)
     assert "11.5 min of audio in 3.0 s, 230x real time" in big
+
+
+def test_a_silent_query_recording_is_not_called_something_to_index(tmp_path):
+    """`search --audio silent.wav` said "...; nothing to index" during a search."""
+    import numpy as np
+
+    idx = tmp_path / "idx"
+    write_tone(tmp_path / "lib" / "door_creak.wav", 1.5, 300)
+    assert runner.invoke(app, ["index", str(tmp_path / "lib"), "--index", str(idx)]).exit_code == 0
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    res = runner.invoke(app, ["search", "--audio", str(tmp_path / "silent.wav"), "--index", str(idx)],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 1, res.output
+    assert "silent" in res.output and "no sound to index or search with" in res.output, res.output
+    assert "nothing to index" not in res.output

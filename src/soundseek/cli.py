@@ -335,6 +335,9 @@ def search_cmd(
 
 
 def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx) -> dict:
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        _fail(f"--min-duration {min_duration:g} is above --max-duration {max_duration:g}: no file could pass; "
+              "swap them?", 2)
     f = {"min_duration": min_duration, "max_duration": max_duration, "channels": channels,
          "sample_rate": sample_rate, "format": fmt, "folder": idx.resolve_folder(folder) if folder else None,
          "tag": tag}

@@ -87,8 +87,13 @@ def index_summary(report, path, n_files: int) -> str:
     speed = f", {rate:.0f}x real time" if report.audio_seconds >= 60 else ""
     return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
             f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
-            f"({report.audio_seconds / 60:.1f} min of audio in {report.wall_seconds:.1f} s{speed}) "
+            f"({audio_amount(report.audio_seconds)} of audio in {report.wall_seconds:.1f} s{speed}) "
             f"-> {escape(str(path))} ({n_files} files)")
+
+
+def audio_amount(seconds: float) -> str:
+    """How much audio a run indexed: seconds under a minute ("3.2 s", not "0.1 min")."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def duplicates_note(console: Console, dup: dict, path) -> None:

@@ -172,7 +172,8 @@ def seconds_below(seconds: float, limit: float) -> str:
 
 def too_short_reason(seconds: float, min_duration_s: float, when: str = "") -> str:
     """Why a file under ``min_duration_s`` is skipped (``when``: e.g. " after decoding")."""
-    return f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s{when}); nothing to index"
+    return (f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s{when}): "
+            "too little sound to index or search with")
 
 
 def _check_min_duration(path, info: AudioInfo, min_duration_s: float | None) -> None:
@@ -212,7 +213,7 @@ def load_audio(
     if reject_silence:
         peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-            raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
+            raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): no sound to index or search with")
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
@@ -269,7 +270,7 @@ def stream_audio(
     while have > 0:
         yield pop(min(seg_n, have))
     if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS); nothing to index")
+        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): no sound to index or search with")
 
 
 def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None = None,
