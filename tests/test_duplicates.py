@@ -98,6 +98,10 @@ def test_representative_is_quality_then_length_then_id():
     assert find_groups([mk(5, 0.0, 2.0), mk(2, 0.0, 2.0), mk(9, 0.0, 1.5)])[0].members == (2, 5, 9)
     assert find_groups([mk(5, 0.0, 2.0), mk(2, 0.0, 1.9), mk(9, 0.0, 1.5)])[0].members == (5, 2, 9)
     assert find_groups([mk(5, 0.0, 2.0), mk(2, 0.0, 2.0), mk(9, 1.0, 1.5)])[0].members == (9, 2, 5)
+    # alike in quality and length: a file whose name says something stands for the group
+    named = Entry(7, ClipPrint(none, words, 2.0), named=True)
+    assert find_groups([mk(5, 0.0, 2.0), mk(2, 0.0, 2.0), named])[0].members == (7, 2, 5)
+    assert find_groups([mk(5, 1.0, 2.0), named])[0].members == (5, 7)  # quality first
     # a clip with no sound (no print) never groups
     assert find_groups([mk(1, 0.0, 2.0), Entry(2, ClipPrint(none, none, 0.0))]) == []
 

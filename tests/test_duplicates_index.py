@@ -126,6 +126,26 @@ def test_representative_is_the_best_quality_copy(dup_index):
     assert {m[1] for m in group.members} == _door_paths(lib)
 
 
+def test_a_named_copy_stands_for_a_recorder_named_one(tmp_path):
+    """A byte copy under a recorder's name (indexed first, so the lower id) headed its group in
+    `duplicates` and in search ("ZOOM0018.OGG +1 copy"); the file whose name says what it is
+    stands for it now."""
+    lib = tmp_path / "lib"
+    (lib / "recorder").mkdir(parents=True)
+    (lib / "sfx").mkdir()
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "recorder" / "ZOOM0018.flac")
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "sfx" / "door knock.flac")
+    shutil.copy(ESC50 / "audio" / OTHERS[1], lib / "sfx" / "other.flac")
+    with Index.create(tmp_path / "index") as idx:
+        idx.add(lib / "recorder", progress=False)  # the recorder's file first: the lower id
+        idx.add(lib / "sfx", progress=False)
+        [group] = idx.duplicates()
+        assert [Path(m[1]).name for m in group.members] == ["door knock.flac", "ZOOM0018.flac"]
+        hits = idx.search(QUERY, k=5, mode="content")
+        rows = [(Path(h.path).name, [Path(p).name for _, p in h.copies]) for h in hits]
+        assert ("door knock.flac", ["ZOOM0018.flac"]) in rows, rows
+
+
 def test_cli_search_table_json_and_no_group(dup_index):
     idx, lib = dup_index
     args = ["search", QUERY, "--index", str(idx.path), "-k", "7", "--mode", "content"]

@@ -12,7 +12,8 @@ quality): nothing here knows the Index. Three steps, so that not every pair is v
    else the short-clip spectral print), under a threshold per print kind (for the spectral print
    one that rises with the number of words compared: :func:`spectral_threshold`);
 3. union-find over verified pairs, without chaining (a member must match the representative
-   itself); the representative: highest quality, then the longest sound, then the lowest id.
+   itself); the representative: highest quality, then the longest sound, then a file whose name
+   says something over a recorder's name, then the lowest id.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Entry:
     quality: float = 0.0
     #: the whole file's length (the catalog's); None: unknown, judged by the print alone
     duration_s: float | None = None
+    #: whether the file's name says something (``dog_bark.ogg``, not ``ZOOM0018.OGG``): of two
+    #: copies alike in quality and length, the one a person can read stands for the group
+    named: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def union_find_groups(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int
 
 
 def _rep_key(e: Entry) -> tuple:
-    return (-e.quality, -e.print.sound_s, str(type(e.item_id)), e.item_id)
+    return (-e.quality, -e.print.sound_s, not e.named, str(type(e.item_id)), e.item_id)
 
 
 def find_groups(entries: Sequence[Entry], cfg: DupConfig = DupConfig(),

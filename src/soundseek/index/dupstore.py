@@ -233,7 +233,10 @@ class DupStore:
         items = self.meta.items(ids)
         ids = [i for i in ids if i in prints and i in items]
         pos = {i: k for k, i in enumerate(ids)}
-        entries = [Entry(i, ClipPrint.from_bytes(prints[i]), file_quality(items[i].path)) for i in ids]
+        from .captions import weak_caption  # (only grouped files: a few)
+
+        entries = [Entry(i, ClipPrint.from_bytes(prints[i]), file_quality(items[i].path),
+                         named=weak_caption(items[i].path) is not None) for i in ids]
         groups = groups_from_pairs(entries, [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos])
         with lock:
             db.execute("DELETE FROM dup_groups")
@@ -286,15 +289,21 @@ class DupStore:
         """One row per group: the group's best-ranked hit, its other files as ``copies``
         ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed).  ``prefer``:
         ids shown as their group's row when they are among the hits (the query file itself, with
-        ``--include-self``: not listed as a copy of its twin)."""
+        ``--include-self``: not listed as a copy of its twin).  A group's representative (the
+        better copy, a readable name over a recorder's) is its row when it scores as well as the
+        best-ranked member (byte copies tie)."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
         by_id = {h.id: h for h in hits}
+        reps = {g.representative for g in groups}
         out = []
         for r in group_hits(hits, groups, key=lambda h: h.id):
             hit, copies = r.hit, list(r.copies)
             mine = next((c for c in copies if c in prefer and c in by_id), None)
+            if mine is None and hit.id not in prefer and hit.id not in reps:
+                mine = next((c for c in copies if c in reps and c in by_id and by_id[c].score >= hit.score - 1e-9),
+                            None)
             if mine is not None and hit.id not in prefer:
                 hit, copies = by_id[mine], [hit.id] + [c for c in copies if c != mine]
             out.append((hit, copies))
