@@ -291,3 +291,27 @@ def test_a_silent_query_recording_is_not_called_something_to_index(tmp_path):
     assert res.exit_code == 1, res.output
     assert "silent" in res.output and "no sound to index or search with" in res.output, res.output
     assert "nothing to index" not in res.output
+
+
+def test_indexing_a_subfolder_again_adds_no_second_root(tmp_path):
+    """`index lib/recorder` after `index lib` made lib/recorder a root of its own: the table then
+    showed "ZOOM0007.wav" instead of "recorder/ZOOM0007.wav", and messages listed both folders."""
+    from soundseek import Index
+
+    lib = tmp_path / "lib"
+    write_tone(lib / "door_creak.wav", 1.5, 300)
+    write_tone(lib / "recorder" / "ZOOM0007.wav", 1.5, 500)
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(lib), "--index", str(idx)]).exit_code == 0
+    write_tone(lib / "recorder" / "ZOOM0008.wav", 1.5, 700)
+    assert runner.invoke(app, ["index", str(lib / "recorder"), "--index", str(idx)]).exit_code == 0
+    with Index.open(idx) as i:
+        assert i.roots == [str(lib.resolve())] and len(i) == 3
+    res = runner.invoke(app, ["search", "a tone", "--index", str(idx), "--mode", "content"], env={"COLUMNS": "200"})
+    assert "recorder/ZOOM0008.wav" in res.output, res.output
+    # the other way round: the outer folder after the inner one leaves one root too
+    idx2 = tmp_path / "idx2"
+    assert runner.invoke(app, ["index", str(lib / "recorder"), "--index", str(idx2)]).exit_code == 0
+    assert runner.invoke(app, ["index", str(lib), "--index", str(idx2)]).exit_code == 0
+    with Index.open(idx2) as i:
+        assert i.roots == [str(lib.resolve())]

@@ -146,6 +146,26 @@ def test_a_named_copy_stands_for_a_recorder_named_one(tmp_path):
         assert ("door knock.flac", ["ZOOM0018.flac"]) in rows, rows
 
 
+def test_a_copy_no_longer_on_disk_is_not_offered(tmp_path):
+    """A copy moved away after indexing was still listed under its twin ("+1 copy", no note);
+    and when the row's own file is the one gone, the copy on disk stands in for it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "door knock.flac")
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "door knock copy.flac")
+    with Index.create(tmp_path / "index") as idx:
+        idx.add(lib, progress=False)
+        [hit] = idx.search(QUERY, k=1, mode="content")
+        assert len(hit.copies) == 1
+        (lib / "door knock copy.flac").rename(tmp_path / "moved.flac")
+        [hit] = idx.search(QUERY, k=1, mode="content")
+        assert Path(hit.path).name == "door knock.flac" and hit.copies == () and hit.available
+        (tmp_path / "moved.flac").rename(lib / "door knock copy.flac")
+        (lib / "door knock.flac").rename(tmp_path / "moved.flac")
+        [hit] = idx.search(QUERY, k=1, mode="content")
+        assert Path(hit.path).name == "door knock copy.flac" and hit.copies == () and hit.available
+
+
 def test_cli_search_table_json_and_no_group(dup_index):
     idx, lib = dup_index
     args = ["search", QUERY, "--index", str(idx.path), "-k", "7", "--mode", "content"]

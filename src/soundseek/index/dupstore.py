@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio.fingerprint import ClipPrint, clip_print, load_chromaprint
+from ..audio.paths import on_disk
 from .catalog import Catalog
 from .duplicates import (DupConfig, DupGroup, Entry, candidate_pairs, group_hits, groups_from_pairs, pair_checks,
                          passes)
@@ -304,12 +305,16 @@ class DupStore:
             if mine is None and hit.id not in prefer and hit.id not in reps:
                 mine = next((c for c in copies if c in reps and c in by_id and by_id[c].score >= hit.score - 1e-9),
                             None)
+            if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
+                mine = next((c for c in copies if c in by_id and by_id[c].available), None)
             if mine is not None and hit.id not in prefer:
                 hit, copies = by_id[mine], [hit.id] + [c for c in copies if c != mine]
             out.append((hit, copies))
         paths = self.meta.items([c for _, copies in out for c in copies])
+        # a copy no longer on disk is no copy to offer (it was listed, and counted in "+1 copy")
         return [dataclasses.replace(hit, copies=tuple((c, paths[c].path) for c in copies
-                                                      if c in paths and c not in exclude)) for hit, copies in out]
+                                                      if c in paths and c not in exclude and on_disk(paths[c].path)))
+                for hit, copies in out]
 
     def ranked(self, fetch: Callable[[int], list], k: int, exclude: set[int] = frozenset(),
                prefer: set[int] = frozenset()) -> list:

@@ -57,6 +57,13 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
     return sorted(dict.fromkeys(files)), dirs
 
 
+def outermost(folders) -> list[str]:
+    """``folders`` without those inside another of them, sorted: indexing ``lib/recorder`` after
+    ``lib`` adds no second root (paths stay shown as ``recorder/ZOOM0007.WAV``, not ``ZOOM0007.WAV``)."""
+    unique = set(folders)
+    return sorted(d for d in unique if not any(r != d and inside(d, r) for r in unique))
+
+
 def inside(path: str, folder: str) -> bool:
     """``path`` is ``folder`` or lies under it (both resolved)."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
@@ -138,7 +145,7 @@ class Ingest:
             self.remove_ids(stale)
             # the folders first: a search while this run goes on (or after it was killed) shows
             # paths relative to them, as it will afterwards
-            self.meta.set_meta("roots", sorted(set(self.meta.get_meta("roots", [])) | set(scanned_dirs)))
+            self.meta.set_meta("roots", outermost([*self.meta.get_meta("roots", []), *scanned_dirs]))
             sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s, listed)
             for attempt in range(READ_ATTEMPTS):
                 if attempt:  # files that changed while being read: read them again as they are now
