@@ -287,3 +287,19 @@ def test_a_clip_of_a_ucs_file_keeps_its_ucs_name():
     assert clip_name(Path("/l/FEETHmn_Dirt Run_AB_BOOM.wav"), 4, 16) == "FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav"
     assert clip_name(Path("/l/reel_07.wav"), 3700, 3710) == "reel_07 1h01m40s-1h01m50s.wav"  # not UCS
     assert clip_name(Path("/l/DOORWood_Creak.flac"), 0, 2) == "DOORWood_Creak 0m00s-0m02s.wav"
+
+
+def test_a_clip_that_covers_the_whole_file_is_the_file(tmp_path):
+    """`export --clips` of a 10-s OGG whose best window (plus margin) is all of it wrote
+    "ZOOM0002 0m00s-0m10s.wav": the whole file again, as a 13x larger 24-bit WAV."""
+    from soundseek.export import export_clips
+
+    x = (np.random.default_rng(1).random(16000 * 10) * 2 - 1) * 0.3
+    sf.write(tmp_path / "ZOOM0002.ogg", x, 16000)
+    sf.write(tmp_path / "long.wav", np.tile(x, 3), 16000, subtype="PCM_16")
+    done = export_clips([(tmp_path / "ZOOM0002.ogg", 0.0, 10.0), (tmp_path / "long.wav", 0.0, 10.0)], tmp_path / "out")
+    assert sorted(Path(p).name for _, p in done) == ["ZOOM0002.ogg", "long 0m00s-0m11s.wav"]
+    assert (tmp_path / "out" / "ZOOM0002.ogg").read_bytes() == (tmp_path / "ZOOM0002.ogg").read_bytes()
+    again: list = []
+    assert export_clips([(tmp_path / "ZOOM0002.ogg", 0.0, 10.0)], tmp_path / "out", already=again) == []
+    assert len(again) == 1  # not copied twice either

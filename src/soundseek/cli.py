@@ -350,7 +350,7 @@ def export_cmd(
     to: Path = typer.Option(..., "--to", help="folder to copy the files into (created if needed)"),
     link: bool = typer.Option(False, "--link", help="symlink instead of copying"),
     clips: bool = typer.Option(False, "--clips", help="a long file's matching window as a WAV of its own "
-                               "(1 s of margin), not the whole file"),
+                               "(1 s of margin), not the whole file (a short one is copied as it is)"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=10000, help="number of results"),
     index: Path = IndexOpt,
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, content or metadata"),

@@ -144,8 +144,9 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
     channels and sample format (PCM and float sources sample for sample; others as 24-bit PCM);
     a file that does not exist, or no longer reaches the stretch, is skipped, and a clip ``dest``
     already holds (the same samples, under its name or a " (n)" one) is not written again
-    (``already``).  Returns [(source, written path)]: an hour-long recording's 10-s applause,
-    not its 270 MB."""
+    (``already``).  A stretch that covers the whole file copies the file as it is
+    (:func:`export_files`).  Returns [(source, written path)]: an hour-long recording's 10-s
+    applause, not its 270 MB."""
     import numpy as np
     import soundfile as sf
 
@@ -162,6 +163,9 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
         a = max(0, int((start - margin) * info.samplerate))
         b = min(info.frames, int(np.ceil((end + margin) * info.samplerate)))
         if b <= a:  # the file was shortened since it was indexed
+            continue
+        if a == 0 and b == info.frames:  # the "clip" is the whole file: the file as it is, not a bigger WAV
+            done += export_files([src], dest, already=already)
             continue
         subtype = info.subtype if info.subtype in exact and info.subtype != "PCM_S8" else "PCM_24"
         dtype = exact.get(info.subtype, "float32")
