@@ -71,6 +71,7 @@ def test_metadata_search_without_a_match_says_so(lib):
 def test_results_table_shows_short_relative_paths(lib, monkeypatch):
     audio, idx = lib
     monkeypatch.setattr(cli_module.out, "width", 120)
+    monkeypatch.setenv("COLUMNS", "120")  # a 120-column terminal (piped output is not folded at all)
     query = audio / DEEP / "door_creak_heavy_wooden_interior_take_00.wav"
     res = runner.invoke(app, ["search", "--audio", str(query), "--index", str(idx), "-k", "5"])
     assert res.exit_code == 0, res.output

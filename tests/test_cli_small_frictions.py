@@ -315,3 +315,24 @@ def test_indexing_a_subfolder_again_adds_no_second_root(tmp_path):
     assert runner.invoke(app, ["index", str(lib), "--index", str(idx2)]).exit_code == 0
     with Index.open(idx2) as i:
         assert i.roots == [str(lib.resolve())]
+
+
+def test_piped_output_does_not_fold_long_paths(tmp_path):
+    """Piped (`| grep`, `> file`), rich folded lines at 80 columns: "…/sounds/de" and
+    "fault_water_footstep.2.ogg" on two lines, which grep and copy-paste cannot use."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / "lib" / ("a_rather_long_folder_name_" * 3) / "sounds"
+    write_tone(deep / "default_water_footstep_number_two_long_name.wav", 1.5, 300)
+    idx = tmp_path / "idx"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "soundseek.cli", *a], capture_output=True,  # noqa: E731
+                                    text=True, env=env, timeout=300)
+    assert run("index", str(tmp_path / "lib"), "--index", str(idx)).returncode == 0
+    name = "default_water_footstep_number_two_long_name.wav"
+    for args in (["search", "a tone", "--full-paths"], ["export", "a tone", "--to", str(tmp_path / "out")]):
+        res = run(*args, "--index", str(idx), "--mode", "content")
+        assert res.returncode == 0, res.stderr
+        lines = [line for line in res.stdout.splitlines() if name in line]
+        assert lines and str(deep) in lines[0], res.stdout  # the whole path on one line
