@@ -336,3 +336,20 @@ def test_piped_output_does_not_fold_long_paths(tmp_path):
         assert res.returncode == 0, res.stderr
         lines = [line for line in res.stdout.splitlines() if name in line]
         assert lines and str(deep) in lines[0], res.stdout  # the whole path on one line
+
+
+def test_remove_says_when_the_next_index_run_adds_the_files_back(tmp_path):
+    """`remove lib/ñoño` then `index lib` silently re-added the 4 files: remove records no
+    exclusion, so it says so; a removed file that is gone from disk needs no note."""
+    lib = tmp_path / "lib"
+    write_tone(lib / "keep.wav", 1.5, 300)
+    write_tone(lib / "ñoño" / "drop.wav", 1.5, 500)
+    write_tone(lib / "gone.wav", 1.5, 700)
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(lib), "--index", str(idx)]).exit_code == 0
+    res = runner.invoke(app, ["remove", str(lib / "ñoño"), "--index", str(idx)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "removed 1 file" in res.output, res.output
+    assert f"the next `soundseek index {lib.resolve()}` adds it again" in res.output, res.output
+    (lib / "gone.wav").unlink()
+    res = runner.invoke(app, ["remove", str(lib / "gone.wav"), "--index", str(idx)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "removed 1 file" in res.output and "adds it again" not in res.output, res.output

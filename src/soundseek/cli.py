@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .cli_help import PlainHelpCommand, PlainHelpGroup, plain_flags, reflowed, show_version
-from .cli_report import no_results_text
+from .cli_report import no_results_text, removed_but_rescanned
 
 class _LazyTyper(typer.Typer):
     """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
@@ -465,7 +465,7 @@ def remove_cmd(paths: list[str] = typer.Argument(..., help="indexed files or fol
 
     idx = _open_index(index)
     try:
-        n, left = idx.remove(paths), len(idx)
+        n, left, roots = idx.remove(paths), len(idx), idx.roots
     except (ValueError, IndexBusyError, IndexReadOnlyError, LockFileError) as e:
         _fail(str(e))
     finally:
@@ -475,6 +475,10 @@ def remove_cmd(paths: list[str] = typer.Argument(..., help="indexed files or fol
         _fail(f"nothing indexed at {shown} ({left} files in {index}); a folder drops every file under it")
     out.print(f"removed {n} file{'s' if n != 1 else ''} from {index} ({left} left); the audio stays on disk",
               highlight=False, markup=False, soft_wrap=True)
+    if again := removed_but_rescanned(paths, roots):  # a later `index` of that folder would add them back
+        console.print(f"note: {again[1]} is still inside the indexed folder {again[0]}: the next `soundseek index "
+                      f"{again[0]}` adds it again (move it out of that folder to keep it out)",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("check")

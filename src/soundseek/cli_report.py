@@ -91,6 +91,18 @@ def index_summary(report, path, n_files: int) -> str:
             f"-> {escape(str(path))} ({n_files} files)")
 
 
+def removed_but_rescanned(paths, roots: list[str]) -> tuple[str, str] | None:
+    """(root, path): the first removed path still on disk inside an indexed folder, which the next
+    ``index`` of that folder would add again (``remove`` records no exclusion), or None."""
+    for p in paths:
+        full = os.path.realpath(os.path.expanduser(os.fspath(p)))
+        if os.path.exists(full):
+            for root in roots:
+                if full == root or full.startswith(root.rstrip(os.sep) + os.sep):
+                    return root, str(p)
+    return None
+
+
 def audio_amount(seconds: float) -> str:
     """How much audio a run indexed: seconds under a minute ("3.2 s", not "0.1 min")."""
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
