@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -325,14 +326,17 @@ def test_piped_output_does_not_fold_long_paths(tmp_path):
 
     deep = tmp_path / "lib" / ("a_rather_long_folder_name_" * 3) / "sounds"
     write_tone(deep / "default_water_footstep_number_two_long_name.wav", 1.5, 300)
+    shutil.copy(deep / "default_water_footstep_number_two_long_name.wav", tmp_path / "lib" / "copy.wav")
     idx = tmp_path / "idx"
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     run = lambda *a: subprocess.run([sys.executable, "-m", "soundseek.cli", *a], capture_output=True,  # noqa: E731
                                     text=True, env=env, timeout=300)
     assert run("index", str(tmp_path / "lib"), "--index", str(idx)).returncode == 0
     name = "default_water_footstep_number_two_long_name.wav"
-    for args in (["search", "a tone", "--full-paths"], ["export", "a tone", "--to", str(tmp_path / "out")]):
-        res = run(*args, "--index", str(idx), "--mode", "content")
+    for args in (["search", "a tone", "--full-paths", "--mode", "content"],
+                 ["export", "a tone", "--to", str(tmp_path / "out"), "--mode", "content"],
+                 ["duplicates", "--full-paths"]):
+        res = run(*args, "--index", str(idx))
         assert res.returncode == 0, res.stderr
         lines = [line for line in res.stdout.splitlines() if name in line]
         assert lines and str(deep) in lines[0], res.stdout  # the whole path on one line

@@ -304,4 +304,5 @@ def test_how_a_copy_differs_is_named():
     rep = {"path": "/l/rifle burst long.wav", "size": 100, "duration": 1.39}
     assert how_it_differs(rep, {"path": "/l/rifle burst 3.flac", "size": 60, "duration": 0.86}) == "FLAC, -0.53 s"
     assert how_it_differs(rep, {"path": "/m/rifle burst long.wav", "size": 100, "duration": 1.39}) == "identical file"
-    assert how_it_differs(rep, {"path": "/m/x.wav", "size": 90, "duration": 1.40}) == "same format and length"
+    assert how_it_differs(rep, {"path": "/m/x.wav", "size": 90, "duration": 1.40}) \
+        == "other samples, same format and length"  # ("differs: same format and length" read as a contradiction)

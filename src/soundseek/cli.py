@@ -83,22 +83,16 @@ app = _LazyTyper(
 )
 console = Console(stderr=True)
 out = Console()
-#: the width of output that goes to a pipe or a file (COLUMNS unset): wide enough that no path folds
-PIPED_WIDTH = 1000
 
 
 @app.callback(invoke_without_command=True)
 def _terminal_width(version: bool = typer.Option(False, "--version", help="print the version and exit",
                                                  is_eager=True, metavar="")) -> None:
     show_version(version, out)  # `soundseek --version`: prints and exits
-    # rich reads COLUMNS when a Console is made (at import); a command run later in the same
-    # process (tests, embedding apps) with another COLUMNS must see that width
-    cols = os.environ.get("COLUMNS", "")
-    if cols.isdigit():
-        out.width = console.width = int(cols)
-    else:  # piped (grep, a file): lines as long as they are, not folded at rich's 80 columns mid-path
-        for c in (out, console):
-            c.width = c.width if c.is_terminal else PIPED_WIDTH
+    from .index.display import fit_width  # COLUMNS, else the terminal, else piped: no folding
+
+    fit_width(out)
+    fit_width(console)
 
 DEFAULT_INDEX = os.environ.get("SOUNDSEEK_INDEX", ".soundseek")
 FOLDER_HELP = ("only files under this folder; a relative folder that holds no indexed file from here is taken "

@@ -23,8 +23,8 @@ def _size(n: int) -> str:
 
 def how_it_differs(rep: dict, copy: dict) -> str:
     """What tells a copy from its group's representative, as far as the catalog knows: another
-    format, another length (a trim: e.g. "-0.42 s"), or neither ("same format and length": a gain
-    change, a re-encode, or the same file).  A big length difference is worth a listen: a short
+    format, another length (a trim: e.g. "-0.42 s"), or neither ("other samples, same format and
+    length": a gain change, a re-encode, a take alike; "identical file": the same bytes).  A big length difference is worth a listen: a short
     take that is the head of a longer one is grouped as its trim."""
     out = []
     fr, fc = Path(rep["path"]).suffix.lower().lstrip("."), Path(copy["path"]).suffix.lower().lstrip(".")
@@ -34,7 +34,7 @@ def how_it_differs(rep: dict, copy: dict) -> str:
     if abs(delta) >= 0.05:
         out.append(f"{delta:+.2f} s")
     if not out:
-        out.append("identical file" if copy["size"] == rep["size"] else "same format and length")
+        out.append("identical file" if copy["size"] == rep["size"] else "other samples, same format and length")
     return ", ".join(out)
 
 
@@ -84,9 +84,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from .api import Index
-        from .display import duplicates_table
+        from .display import duplicates_table, fit_width
 
         out, err = Console(), Console(stderr=True)
+        fit_width(out)
+        fit_width(err)
         try:
             idx = Index.open(index)
         except (FileNotFoundError, RuntimeError) as e:

@@ -16,6 +16,22 @@ ELLIPSIS = "…"
 MISSING_MARK = " (file missing)"
 
 
+#: the width of output that goes to a pipe or a file (``COLUMNS`` unset): wide enough that no
+#: path folds, for grep and copy-paste (rich would fold at 80 columns)
+PIPED_WIDTH = 1000
+
+
+def fit_width(console) -> None:
+    """``console``'s width: ``COLUMNS`` when set (read now: a command run later in the same
+    process, tests or an embedding app, may set another), else the terminal's, else
+    :data:`PIPED_WIDTH`."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit():
+        console.width = int(cols)
+    elif not console.is_terminal:
+        console.width = PIPED_WIDTH
+
+
 def relative_path(path: str, roots: Sequence[str]) -> str:
     """``path`` relative to the (longest) indexed folder holding it; else with ``~`` for home."""
     root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
@@ -212,7 +228,7 @@ def duplicates_table(groups: list[dict], title: str, roots: Sequence[str], width
     fixed = _fit([r[0] for r in rows], "group") + _fit(sizes, "size") + _fit(durs, "duration") + extra
     file_w = max(width - fixed - (3 * 4 + 1), 16)
     t = Table(title=title)
-    t.add_column("group", justify="right", no_wrap=True)
+    t.add_column("#", justify="right", no_wrap=True)  # the group's number in this list
     t.add_column("file", overflow="fold" if full_paths else "ellipsis", no_wrap=not full_paths)
     t.add_column("size", justify="right", no_wrap=True)
     t.add_column("duration", justify="right", no_wrap=True)
