@@ -94,11 +94,13 @@ def index_summary(report, path, n_files: int) -> str:
 def removed_but_rescanned(paths, roots: list[str]) -> tuple[str, str] | None:
     """(root, path): the first removed path still on disk inside an indexed folder, which the next
     ``index`` of that folder would add again (``remove`` records no exclusion), or None."""
+    from .index.ingest import inside  # (loaded with the index already)
+
     for p in paths:
         full = os.path.realpath(os.path.expanduser(os.fspath(p)))
         if os.path.exists(full):
             for root in roots:
-                if full == root or full.startswith(root.rstrip(os.sep) + os.sep):
+                if inside(full, root):
                     return root, str(p)
     return None
 

@@ -170,6 +170,10 @@ def seconds_below(seconds: float, limit: float) -> str:
     return f"{seconds:.6f}"
 
 
+#: what a silent file is for: neither indexing nor a query by example
+NO_SOUND = "no sound to index or search with"
+
+
 def too_short_reason(seconds: float, min_duration_s: float, when: str = "") -> str:
     """Why a file under ``min_duration_s`` is skipped (``when``: e.g. " after decoding")."""
     return (f"too short ({seconds_below(seconds, min_duration_s)} s < {min_duration_s:g} s{when}): "
@@ -213,7 +217,7 @@ def load_audio(
     if reject_silence:
         peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-            raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): no sound to index or search with")
+            raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): {NO_SOUND}")
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
@@ -270,7 +274,7 @@ def stream_audio(
     while have > 0:
         yield pop(min(seg_n, have))
     if reject_silence and peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): no sound to index or search with")
+        raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): {NO_SOUND}")
 
 
 def _probe_decodable(path, max_duration_s: float | None, info: AudioInfo | None = None,

@@ -24,8 +24,9 @@ def _size(n: int) -> str:
 def how_it_differs(rep: dict, copy: dict) -> str:
     """What tells a copy from its group's representative, as far as the catalog knows: another
     format, another length (a trim: e.g. "-0.42 s"), or neither ("other samples, same format and
-    length": a gain change, a re-encode, a take alike; "identical file": the same bytes).  A big length difference is worth a listen: a short
-    take that is the head of a longer one is grouped as its trim."""
+    length": a gain change, a re-encode, a take alike; "identical file": the same bytes).  A big
+    length difference is worth a listen: a short take that is the head of a longer one is grouped
+    as its trim."""
     out = []
     fr, fc = Path(rep["path"]).suffix.lower().lstrip("."), Path(copy["path"]).suffix.lower().lstrip(".")
     if fr != fc:
