@@ -357,3 +357,21 @@ def test_remove_says_when_the_next_index_run_adds_the_files_back(tmp_path):
     (lib / "gone.wav").unlink()
     res = runner.invoke(app, ["remove", str(lib / "gone.wav"), "--index", str(idx)], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "removed 1 file" in res.output and "adds it again" not in res.output, res.output
+
+
+def test_exported_files_of_one_name_keep_their_folder(tmp_path):
+    """Three creatures' hurt1.ogg exported as "hurt1.ogg", "hurt1 (2).ogg", "hurt1 (3).ogg": which
+    creature each was is lost. A taken name gets the folder's name in front; again: nothing new."""
+    from soundseek.export import export_files
+
+    srcs = []
+    for k, creature in enumerate(["taman", "ortnok", "bloodspider"]):
+        write_tone(tmp_path / "lib" / creature / "hurt1.wav", 1.0, 300 + 100 * k)
+        srcs.append(tmp_path / "lib" / creature / "hurt1.wav")
+    write_tone(tmp_path / "lib2" / "ortnok" / "hurt1.wav", 1.0, 900)  # a fourth: folder name taken too
+    srcs.append(tmp_path / "lib2" / "ortnok" / "hurt1.wav")
+    done = export_files(srcs, tmp_path / "out")
+    assert [Path(p).name for _, p in done] == ["hurt1.wav", "ortnok hurt1.wav", "bloodspider hurt1.wav",
+                                               "ortnok hurt1 (2).wav"]
+    again: list = []
+    assert export_files(srcs, tmp_path / "out", already=again) == [] and len(again) == 4

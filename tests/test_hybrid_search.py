@@ -382,9 +382,10 @@ def test_export_formats_and_files_never_overwrite(index, tmp_path):
     (dest / name).write_bytes(b"mine")  # already there: must survive
     done = export_files([h.path for h in hits], dest)
     assert (dest / name).read_bytes() == b"mine"
-    assert Path(done[0][1]).name == Path(name).stem + " (2).wav"
+    folder = Path(hits[0].path).parent.name  # a taken name: the folder's name in front, then " (2)"
+    assert Path(done[0][1]).name == f"{folder} {name}"
     again = export_files([hits[0].path], dest, link=True)
-    assert Path(again[0][1]).name == Path(name).stem + " (3).wav" and Path(again[0][1]).is_symlink()
+    assert Path(again[0][1]).name == f"{folder} {Path(name).stem} (2).wav" and Path(again[0][1]).is_symlink()
     assert Path(again[0][1]).resolve() == Path(hits[0].path).resolve()
 
 

@@ -362,7 +362,8 @@ def export_cmd(
     tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag, e.g. Rain; the whole file's tags, not a window's"),
 ):
     """Copy (or link) the files a text search finds into a folder; existing files are never
-    overwritten (a taken name gets " (2)", " (3)", ...) and identical ones are not copied again."""
+    overwritten (a name taken by another file gets its folder's name in front, "ortnok hurt1.ogg",
+    then " (2)", ...) and identical ones are not copied again."""
     from .export import export_files
     from .index.api import Index
     from .index.errors import NoTextModelError

@@ -79,14 +79,31 @@ def _digest(path: Path) -> bytes:
     return h.digest()
 
 
+def export_names(src: Path) -> list[str]:
+    """The names ``src`` may take in an export folder, in order: its own, then with its folder's
+    name in front (``ortnok hurt1.ogg``: three creatures' ``hurt1.ogg`` stay told apart where
+    " (2)", " (3)" would not say which is which)."""
+    return [src.name] + ([f"{src.parent.name} {src.name}"] if src.parent.name else [])
+
+
+def export_target(dest: Path, src: Path) -> Path:
+    """Where ``src`` goes under ``dest``: the first of :func:`export_names` not taken, else the
+    last with " (2)", " (3)", ..."""
+    names = export_names(src)
+    free = next((n for n in names if not (dest / n).exists() and not (dest / n).is_symlink()), None)
+    return dest / free if free is not None else free_name(dest, names[-1])
+
+
 def already_there(dest: Path, src: Path, link: bool) -> Path | None:
-    """The file under ``dest`` (``name``, ``name (2)``, ...) that already holds ``src``, or None."""
-    return next((t for t in taken_names(dest, src.name) if same_file(src, t, link)), None)
+    """The file under ``dest`` (any of :func:`export_names`, or one with " (2)", ...) that already
+    holds ``src``, or None."""
+    return next((t for n in export_names(src) for t in taken_names(dest, n) if same_file(src, t, link)), None)
 
 
 def export_files(paths, dest: str | os.PathLike, link: bool = False,
                  already: list | None = None) -> list[tuple[str, str]]:
-    """Copy (or symlink, with ``link``) each file into ``dest``; never overwrites.  Returns
+    """Copy (or symlink, with ``link``) each file into ``dest``; never overwrites (a name taken by
+    another file: :func:`export_target`).  Returns
     [(source, written path)]; files missing on disk are skipped, and so are files ``dest``
     already holds (same size and content hash; for links the same target): exporting again
     into the same folder adds only what is new.  Those go to ``already`` as (source, path)."""
@@ -103,7 +120,7 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
                 already.append((str(src), str(there)))
             continue
         while True:
-            target = free_name(dest, src.name)
+            target = export_target(dest, src)
             try:
                 if link:
                     os.symlink(src.resolve(), target)
