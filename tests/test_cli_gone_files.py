@@ -226,7 +226,9 @@ def test_an_unknown_or_unloadable_expert_or_model_leaves_no_index_behind(tmp_pat
              ("--expert", "minilm"): "'minilm' is a text expert; an index needs an audio expert",
              ("--model", "nosuch"): "unknown model 'nosuch': not a shipped model",
              ("--window", "0"): "need 0 < hop <= window; got window 0, hop 5",
-             ("--expert", "vggish"): "the audio expert 'vggish' cannot be loaded: weights for 'vggish' "}
+             ("--expert", "vggish", "--model", "none"): "the audio expert 'vggish' cannot be loaded: weights for 'vggish' ",
+             # the default model was trained on yamnet: text search could never work (was: indexed, then a note)
+             ("--expert", "vggish"): "model 'default' was trained on the audio expert 'yamnet', not 'vggish'"}
     for i, (opt, why) in enumerate(cases.items()):
         idx = tmp_path / f"i{i}.idx"
         res = runner.invoke(app, ["index", str(audio), "--index", str(idx), "-q", *opt], terminal_width=300)
@@ -237,8 +239,8 @@ def test_an_unknown_or_unloadable_expert_or_model_leaves_no_index_behind(tmp_pat
     # only what this run created goes, never their files
     mine = sorted(p.name for p in audio.iterdir())
     (audio / "notes.txt").write_text("keep me")
-    res = runner.invoke(app, ["index", str(audio), "--index", str(audio), "-q", "--expert", "vggish"],
-                        terminal_width=300)
+    res = runner.invoke(app, ["index", str(audio), "--index", str(audio), "-q", "--expert", "vggish", "--model",
+                              "none"], terminal_width=300)
     assert res.exit_code == 1 and "cannot be loaded" in res.output, res.output
     assert sorted(p.name for p in audio.iterdir()) == sorted([*mine, "notes.txt"])
     assert (audio / "notes.txt").read_text() == "keep me" and (audio / "a.wav").is_file()
@@ -292,3 +294,27 @@ def test_info_names_the_fast_profile_of_a_default_index(tmp_path):
     assert IndexConfig(audio_expert="yamnet", model="default").profile_name == "fast"  # was shown as None
     assert IndexConfig(audio_expert="yamnet+aisfx", model="quality").profile_name == "quality"
     assert IndexConfig(audio_expert="aisfx", model="aisfx-minilm-v1").profile_name is None
+
+
+def test_a_model_folder_is_stored_absolute_and_must_fit_the_expert(tmp_path, monkeypatch):
+    """`index lib --model train/run1` stored "train/run1" as typed: from any other folder the
+    index had no text search ("unknown model 'train/run1'"). And a model trained on aisfx paired
+    with the yamnet default was indexed whole, then said "text search unavailable"."""
+    from soundseek import Index
+    from soundseek.models.dual_encoder import DualEncoder
+
+    (tmp_path / "train").mkdir()
+    DualEncoder(audio_dim=128, text_dim=384, embed_dim=16, hidden=32, audio_expert="logmel").save_pretrained(
+        tmp_path / "train" / "run1")
+    write_tone(tmp_path / "lib" / "a.wav", 1.5, 300)
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["index", "lib", "--index", "x.idx", "-q", "--model", "train/run1"], terminal_width=300)
+    assert res.exit_code == 1 and "trained on the audio expert 'logmel', not 'yamnet'" in res.output, res.output
+    assert "--expert logmel" in res.output and not (tmp_path / "x.idx").exists()
+    res = runner.invoke(app, ["index", "lib", "--index", "x.idx", "-q", "--model", "train/run1", "--expert", "logmel"],
+                        terminal_width=300)
+    assert res.exit_code == 0, res.output
+    monkeypatch.chdir(tmp_path / "lib")  # another folder
+    with Index.open(tmp_path / "x.idx") as idx:
+        assert idx.config.model == str((tmp_path / "train" / "run1").resolve())
+        assert idx.has_text_model and len(idx.search("a tone", k=1)) == 1

@@ -103,10 +103,9 @@ class Embedder:
         """The configured model, never an adapted one (adaptation starts from it).  Indexes made
         before the yamnet default (audio expert ``aisfx``, model ``default``) keep the model they
         were built with, ``aisfx-minilm-v1``."""
-        spec = self.config.model
-        if spec == "default" and self.config.audio_expert == "aisfx":
-            return "aisfx-minilm-v1"
-        return spec
+        from ..models.model_dirs import model_for_expert
+
+        return model_for_expert(self.config.model, self.config.audio_expert)
 
     def adapted_dir(self) -> Path | None:
         """The adapted model's folder when ``config.adapted_model`` names one whose report says

@@ -35,6 +35,15 @@ def check_names(audio_expert: str, model: str | None) -> None:
     why = spec_problem(model) if model is not None else None
     if why:
         raise ValueError(f"{why} (or 'none' for no text search)")
+    from ..models.loading import expected_audio_expert
+    from ..models.model_dirs import model_for_expert
+
+    loads = model_for_expert(model, audio_expert)
+    wants = expected_audio_expert(loads) if loads is not None and not loads.startswith("native:") else None
+    if wants is not None and wants != audio_expert:  # before: indexed whole, then "text search unavailable"
+        raise ValueError(f"model {model!r} was trained on the audio expert {wants!r}, not {audio_expert!r}: "
+                         f"use --expert {wants}, a model trained on {audio_expert!r}, or --model none for "
+                         "an index searched by example only")
 
 
 def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: float, vector_index: str,
@@ -52,6 +61,9 @@ def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: flo
         raise ValueError(f"the window and the hop (--window/--hop, seconds) need 0 < hop <= window; got window "
                          f"{window_s:g}, hop {hop_s:g}")
     check_names(audio_expert, model)
+    from ..models.loading import stored_spec
+
+    model = stored_spec(model)  # a model folder as an absolute path: the index opens from anywhere
     if audio_pooling not in AUDIO_POOLINGS:
         raise ValueError(f"audio_pooling must be one of {', '.join(AUDIO_POOLINGS)}, not {audio_pooling!r}")
     config = IndexConfig(vector_store=validate_store(vector_store), audio_expert=audio_expert, model=model,

@@ -59,6 +59,29 @@ def spec_problem(spec: str | Path) -> str | None:
             "'native:<audio>+<text>', and no such directory")
 
 
+def stored_spec(spec: str | None) -> str | None:
+    """``spec`` as an index stores it: a model directory as its absolute path (an index made with
+    ``--model train/run1`` must load it from any folder later), other specs as given."""
+    if spec is None or spec in SHIPPED_MODELS or spec.startswith("native:"):
+        return spec
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.is_dir() else spec
+
+
+def expected_audio_expert(spec: str) -> str | None:
+    """The audio expert a model was trained on, read from its ``config.json`` (an ensemble: from
+    its first member's), or None when it does not say or cannot be read; cheap (no weights)."""
+    try:
+        d = shipped_model_dir(spec) if spec in SHIPPED_MODELS else saved_model_dir(Path(spec).expanduser())
+        cfg = json.loads((d / "config.json").read_text())
+        if cfg.get("model_type") == "ensemble" and cfg.get("members"):
+            cfg = json.loads((d / cfg["members"][0] / "config.json").read_text())
+    except (OSError, ValueError, ModelNotInstalledError):
+        return None
+    expert = cfg.get("audio_expert")
+    return expert if isinstance(expert, str) else None
+
+
 def _load_dir(d: Path) -> torch.nn.Module:
     cfg_path = d / "config.json"
     if not cfg_path.is_file():

@@ -29,6 +29,13 @@ class ModelNotInstalledError(FileNotFoundError):
 #: ``quality``: the default's members and aisfx-minilm-v1's heads over the composite expert
 #: ``yamnet+aisfx`` (``soundseek index --profile quality``; recipes/quality.py), by reference.
 SHIPPED_MODELS = ("default", "aisfx-minilm-v1", "quality")
+
+
+def model_for_expert(model: str | None, audio_expert: str) -> str | None:
+    """The model an index configured with ``model`` and ``audio_expert`` loads: indexes made
+    before the yamnet default (audio expert ``aisfx``, model ``default``) keep the model they were
+    built with, ``aisfx-minilm-v1``."""
+    return "aisfx-minilm-v1" if model == "default" and audio_expert == "aisfx" else model
 #: One line per shipped model, for listings (``soundseek models list``).
 SHIPPED_SUMMARIES = {
     "default": "YAMNet label bridge fused with MLP heads over yamnet + minilm (recipes/everyday.py)",
