@@ -233,6 +233,14 @@ def test_filters_as_a_dict_and_bad_filter_names(lib):
         idx.search_audio(q, filters={"maxduration": 3})
     with pytest.raises(TypeError, match="filters must be a soundseek.Filters or a dict"):
         idx.search("tone", mode="metadata", filters=3)
+    # values: checked before any SQL ("stereo" was an int() error; min above max returned [])
+    with pytest.raises(TypeError, match=r"filter channels must be a whole number \(1 mono, 2 stereo\), not 'stereo'"):
+        idx.search("tone", filters={"channels": "stereo"})
+    with pytest.raises(TypeError, match="filter min_duration must be a number of seconds >= 0, not 'abc'"):
+        idx.search_audio(q, min_duration="abc")
+    with pytest.raises(ValueError, match="min_duration 5 is above max_duration 1: no file could pass"):
+        idx.search("tone", min_duration=5, max_duration=1)
+    assert idx.search_audio(q, k=10, max_duration=np.float32(2.2)) == by_kw  # numpy numbers are numbers
 
 
 def test_k_must_be_a_positive_integer(lib):
@@ -248,6 +256,24 @@ def test_k_must_be_a_positive_integer(lib):
     assert len(idx.search_audio(q, k=np.int64(2))) == 2
     with pytest.raises(TypeError, match="a text query is a str"):
         idx.search(b"tone", mode="metadata")
+
+
+def test_k_is_checked_before_copies_are_grouped(tmp_path):
+    """With a group of copies in the index, search(k=-1) said "not -2" (grouping asks for 2k
+    rows first), k="3" gave "'<' not supported", and k=True returned one hit."""
+    import shutil
+
+    _sound(tmp_path / "lib" / "tone_a.wav", 2.0, 440.0, 0)
+    shutil.copy(tmp_path / "lib" / "tone_a.wav", tmp_path / "lib" / "tone_a copy.wav")
+    _sound(tmp_path / "lib" / "other.wav", 2.0, 880.0, 1)
+    with Index.create(tmp_path / "idx", audio_expert="logmel", model=None) as idx:
+        idx.add(tmp_path / "lib", progress=False)
+        assert idx.duplicates() and len(idx.search("tone", k=5, mode="metadata")) == 1  # one row for the pair
+        with pytest.raises(ValueError, match=r"k must be a positive integer \(at least 1\), not -1$"):
+            idx.search("tone", k=-1, mode="metadata")
+        for bad in ("3", True, None):
+            with pytest.raises(TypeError, match="k must be a positive integer, not"):
+                idx.search("tone", k=bad, mode="metadata")
 
 
 def test_similar_takes_the_same_filters(lib):

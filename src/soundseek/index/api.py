@@ -58,7 +58,7 @@ from .errors import ClosedRoom
 from .ingest import Ingest
 from .name_match import NAMES_FILE, NameVectors
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, MemorySlot, NameMemory
-from .query import Query, check_moments
+from .query import Query, check_k, check_moments
 from .tags import TagCache
 from .text_path import TextPath
 from .types import AddReport, Hit, IndexConfig
@@ -335,6 +335,7 @@ class Index:
         :attr:`Hit.moments` (an hour of speech with applause at 30:04 and 61:40: both); 1: the best
         window only (``start``/``end``).  Not in metadata mode (words describe the whole file).
         """
+        k = check_k(k)  # before grouping asks for more rows than k (a bad k was reported as 2k)
         filters = self.resolved_filters(filters, **filter_kwargs)
         moments = check_moments(moments)
         if not group:

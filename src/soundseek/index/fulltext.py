@@ -20,6 +20,7 @@ query's words could score (sum of their IDF times k1 + 1), a 0–1 value that
 from __future__ import annotations
 
 import json
+import numbers
 import re
 import sqlite3
 from dataclasses import dataclass, fields
@@ -115,6 +116,11 @@ class Filters:
 FILTER_KEYS = tuple(f.name for f in fields(Filters))
 
 
+#: the numeric filters and what each takes (checked before any SQL: "stereo" for channels was an int() error)
+_NUMERIC_FILTERS = {"min_duration": "a number of seconds >= 0", "max_duration": "a number of seconds >= 0",
+                    "sample_rate": "a whole number of Hz", "channels": "a whole number (1 mono, 2 stereo)"}
+
+
 def make_filters(filters=None, **filter_kwargs) -> Filters:
     """The :class:`Filters` a search was given: a ``Filters``, a dict of its fields, or None,
     with keyword filters added; TypeError naming the valid keys for anything else."""
@@ -131,6 +137,15 @@ def make_filters(filters=None, **filter_kwargs) -> Filters:
     unknown = [k for k in given if k not in FILTER_KEYS]
     if unknown:
         raise TypeError(f"unknown filter {', '.join(map(repr, unknown))}: the filters are {', '.join(FILTER_KEYS)}")
+    for key, want in _NUMERIC_FILTERS.items():
+        v = given.get(key)
+        whole = key in ("sample_rate", "channels")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0
+                              or (whole and v != int(v))):
+            raise TypeError(f"filter {key} must be {want}, not {v!r}")
+    lo, hi = given.get("min_duration"), given.get("max_duration")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"min_duration {lo:g} is above max_duration {hi:g}: no file could pass")
     return Filters(**given)
 
 
