@@ -69,6 +69,9 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path, cache, monkeypatch):
 
     bad = CliRunner().invoke(app, ["train", str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+    # an override out of range stops before any feature is read (was: exit 0, an untrained model)
+    zero = CliRunner().invoke(app, ["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "z"), "--epochs", "0"])
+    assert zero.exit_code == 2 and "epochs must be at least 1" in zero.output and not (tmp_path / "z").exists()
 
 
 @pytest.mark.parametrize("name", ["default", "aisfx-minilm-v1"])

@@ -154,6 +154,13 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match=r"optim\.schedule must be one of cosine, step, exp, constant"):
         TrainConfig.from_dict({"optim": {"schedule": "linear"}})
     assert TrainConfig.from_dict({"optim": {"lr": "1e-3"}}).optim.lr == 0.001  # YAML 1.1 reads 1e-3 as a string
+    # numbers out of range: batch_size -1 trained on NaN losses, epochs 0 saved an untrained model
+    for bad, msg in [({"batch_size": -1}, r"batch_size must be at least 2"), ({"epochs": 0}, "epochs must be at least 1"),
+                     ({"patience": 0}, "patience must be at least 1"), ({"optim": {"lr": 0}}, r"optim\.lr must be above 0"),
+                     ({"optim": {"step_epochs": 0}}, r"optim\.step_epochs must be at least 1")]:
+        with pytest.raises(ValueError, match=msg):
+            TrainConfig.from_dict(bad)
+    assert TrainConfig.from_dict({"patience": None}).patience is None  # no early stopping is fine
     with pytest.raises(FileNotFoundError):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
     # relative data paths resolve against the YAML's folder

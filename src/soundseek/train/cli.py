@@ -23,7 +23,7 @@ def train_command(
     """Train on cached expert features and save weights, config, metrics and a training curve."""
     import torch
 
-    from .config import TrainConfig
+    from .config import TrainConfig, check_ranges
     from .pipeline import run_training
 
     try:
@@ -37,6 +37,11 @@ def train_command(
         cfg.epochs = epochs
     if seed is not None:
         cfg.seed = seed
+    try:
+        check_ranges(cfg)  # the overrides too, before any feature is computed
+    except ValueError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2)
     torch.set_num_threads(max(1, cfg.num_threads))
     try:
         result = run_training(cfg, progress=not quiet)

@@ -100,6 +100,7 @@ class TrainConfig:
         are errors naming the key path (``optim.lr must be a number, got 'fast'``)."""
         cfg = build_dataclass(cls, d or {}, "")
         check_choices(cfg)
+        check_ranges(cfg)
         return cfg
 
     @classmethod
@@ -196,6 +197,29 @@ CHOICES = {
     "optim.name": ("adam", "adamw", "radam_lookahead"),
     "optim.schedule": ("cosine", "step", "exp", "constant"),
 }
+
+
+#: the least each numeric setting can be (``batch_size: -1`` trained on NaN losses and exited 0;
+#: ``--epochs 0`` saved an untrained model with a val score of -inf); ``optim.lr`` must be above 0
+MINIMUMS = {"epochs": 1, "batch_size": 2, "num_threads": 1, "patience": 1, "optim.step_epochs": 1}
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """ValueError naming the key when a numeric setting is out of range (:data:`MINIMUMS`): on
+    loading, and again before ``soundseek train`` / :func:`~soundseek.train.pipeline.run_training`
+    (which build a fresh model) for configs changed after loading (``--epochs``).  The experiment
+    runner's ``fit: {epochs: 0}`` (a pre-trained checkpoint scored as it is) is not refused."""
+    for path, least in MINIMUMS.items():
+        obj, name = cfg, path
+        if "." in path:
+            section, name = path.split(".")
+            obj = getattr(cfg, section)
+        value = getattr(obj, name, None)
+        if value is not None and isinstance(value, (int, float)) and value < least:
+            why = " (a contrastive batch needs two pairs at least)" if name == "batch_size" else ""
+            raise ValueError(f"{path} must be at least {least}{why}; got {value!r}")
+    if not cfg.optim.lr > 0:
+        raise ValueError(f"optim.lr must be above 0; got {cfg.optim.lr!r}")
 
 
 def check_choices(cfg: TrainConfig) -> None:

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import TrainConfig, check_ranges
 from .data import FeatureSet, build_feature_set
 from .trainer import TrainResult, build_model, needs_tokens, required_experts, save_run, train_model
 
@@ -106,6 +106,7 @@ def run_training(
     data: PreparedData | None = None,
 ) -> TrainResult:
     """Train as ``cfg`` says and save everything under ``out_dir`` (default ``cfg.out_dir``)."""
+    check_ranges(cfg)  # before the features are computed: a fresh model trained 0 epochs is none
     model = build_model(cfg)
     data = data or prepare_data(cfg, model, store=store, progress=progress)
     result = train_model(cfg, data.train, data.val, model=model, progress=progress)
