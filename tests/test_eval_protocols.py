@@ -144,6 +144,16 @@ def test_readable_names_and_templates():
     assert P.readable_class_name("door_wood_knock") == "door wood knock"
     with pytest.raises(ValueError, match="placeholder"):
         P.class_text_embeddings(_embedder(classes=["dog"]), ["dog"], ["no slot"])
+    # two slots, a named one, a lone brace: were an IndexError / KeyError traceback (`evaluate -t`)
+    for bad, says in [("a {} and {}", r"it has 2 fields \(\{\}, \{\}\)"), ("{name}", r"1 field \(\{name\}\)"),
+                      ("a {", "literal braces")]:
+        with pytest.raises(ValueError, match=says):
+            P.class_text_embeddings(_embedder(classes=["dog"]), ["dog"], [bad])
+    P.check_template("{{braces}} and the sound of {}")  # escaped braces are fine
+    from soundseek.eval.runner import EvalConfig
+
+    with pytest.raises(ValueError, match="placeholder"):  # refused with the settings, before any feature
+        EvalConfig(templates=["a {} and {}"])
 
 
 def test_class_text_embeddings_average_templates():

@@ -245,13 +245,28 @@ def load_esc50(root: str | Path, folds: Sequence[int] | None = None) -> tuple[li
     return items, classes
 
 
+def check_template(template: str) -> None:
+    """ValueError unless ``template`` holds exactly one ``{}`` for the class name (``"a {} and {}"``
+    was an IndexError traceback; literal braces are written ``{{`` and ``}}``)."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:  # a lone "{" or "}"
+        raise ValueError(f"prompt template {template!r}: {e} (write '{{{{' and '}}}}' for literal braces)") from None
+    if fields != [""]:
+        found = "no '{}'" if not fields else (f"{len(fields)} field{'s' if len(fields) > 1 else ''} "
+                                                    f"({', '.join('{' + f + '}' for f in fields)})")
+        raise ValueError(f"prompt template {template!r} needs exactly one '{{}}' placeholder for the class name, e.g. 'the sound "
+                         f"of a {{}}'; it has {found}")
+
+
 def class_text_embeddings(embedder: ModelEmbedder, classes: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One vector per class: the prompt embeddings averaged over templates, re-normalised."""
     if not templates:
         raise ValueError("need at least one prompt template, e.g. 'the sound of a {}'")
     for t in templates:
-        if "{}" not in t:
-            raise ValueError(f"prompt template {t!r} has no '{{}}' placeholder for the class name")
+        check_template(t)
     readable = [readable_class_name(c) for c in classes]
     prompts = [t.format(c) for c in readable for t in templates]
     emb = embedder.embed_text(prompts).reshape(len(classes), len(templates), -1)

@@ -66,6 +66,8 @@ class EvalConfig:
             raise ValueError(f"unknown protocol(s) {unknown}; choose from {list(ALL_PROTOCOLS)}")
         if self.n_random_runs < 1:
             raise ValueError("n_random_runs must be >= 1")
+        for t in self.templates or ():  # before any feature is computed
+            P.check_template(t)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalConfig":
