@@ -251,3 +251,27 @@ def test_esc50_scores_pick_one_prompt_row_per_class():
     assert s["zero_shot"] == 100.0 and s["map10"] == 100.0 and s["r1"] == 100.0
     wrong = torch.tensor((np.roll(clip_class, 2)[:, None] == clip_class[None, :]).astype(np.float32))
     assert esc50_scores(wrong, esc)["zero_shot"] == 0.0
+
+
+def test_a_missing_esc50_folder_is_said_before_any_feature(tmp_path, monkeypatch):
+    """The shipped config's relative `esc50:` from another folder: ~2 min of feature extraction,
+    then a FileNotFoundError traceback. Now one line, exit 2, nothing computed."""
+    from typer.testing import CliRunner
+
+    from soundseek.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_text("name: x\ndata:\n  dataset: synthetic\n  esc50: ../shared/data/esc50-fold1\n"
+                                     "models:\n  - {name: a, kind: dual_encoder}\n")
+    res = CliRunner().invoke(app, ["experiment", str(tmp_path / "x.yaml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "data.esc50:" in res.output and "meta.csv not found" in res.output and str(tmp_path) in res.output
+    assert not (tmp_path / "out").exists()
+    from conftest import ESC50
+
+    if not (ESC50 / "meta.csv").is_file():
+        return  # (the template check needs a real ESC-50 folder)
+    (tmp_path / "y.yaml").write_text(f"name: y\ndata:\n  dataset: synthetic\n  esc50: {ESC50}\n"
+                                     f"  esc50_template: 'a {{}} and {{}}'\nmodels:\n  - {{name: a, kind: dual_encoder}}\n")
+    res = CliRunner().invoke(app, ["experiment", str(tmp_path / "y.yaml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "placeholder" in res.output, res.output

@@ -320,8 +320,23 @@ def model_scores(models: list[nn.Module], fs: FeatureSet) -> torch.Tensor:
     return average_similarities([similarity_matrix(m, fs) for m in models])
 
 
+def check_inputs(cfg: ExperimentConfig) -> None:
+    """FileNotFoundError / ValueError for what would fail only after the features are computed
+    (minutes): the ESC-50 folder and its prompt template."""
+    from ..eval.protocols import check_template
+
+    if cfg.data.esc50:
+        meta = Path(cfg.data.esc50).expanduser() / "meta.csv"
+        if not meta.is_file():
+            raise FileNotFoundError(f"data.esc50: {meta} not found (a relative path is taken from the current "
+                                    f"folder, {Path.cwd()}); give the ESC-50 folder (meta.csv + audio/) or drop "
+                                    "data.esc50")
+        check_template(cfg.data.esc50_template)
+
+
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train and evaluate every row for every seed; write the reports; return the JSON summary."""
+    check_inputs(cfg)
     torch.set_num_threads(cfg.num_threads)
     out = Path(out_dir or Path(cfg.out_dir) / cfg.name)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="output folder (default: <out_dir>/<name>)"),
     ) -> None:
         """Train and evaluate the papers' models; write results.md/json, durations.md, scale.png."""
-        from .experiment import ExperimentConfig, run_experiment
+        import yaml
 
-        cfg = ExperimentConfig.from_yaml(config)
+        from .experiment import ExperimentConfig, check_inputs, run_experiment
+
+        try:
+            cfg = ExperimentConfig.from_yaml(config)
+            check_inputs(cfg)  # before minutes of feature extraction
+        except (FileNotFoundError, ValueError, TypeError, yaml.YAMLError) as e:
+            typer.secho(f"error: {e}", fg="red", err=True)
+            raise typer.Exit(2) from None
         if seeds is not None:
             cfg.seeds = seeds
         folder = out or Path(cfg.out_dir) / cfg.name
