@@ -482,6 +482,11 @@ def test_runner_evaluates_sounddescs(tmp_path):
     with pytest.warns(UserWarning):  # an undescribed id, and no audio at all
         skipped = R.run_evaluation(empty, embedder=_embedder(classes=[]), log=lambda m: None).skipped
     assert "none of the 3 described test clips" in skipped["sounddescs"], skipped
+    assert not (tmp_path / "o0").exists()  # nothing ran: no folder of empty results
+    gone = R.EvalConfig(protocols=["esc50"], esc50_dir=str(tmp_path / "no-such"), output_dir=str(tmp_path / "o1"))
+    run = R.run_evaluation(gone, embedder=_embedder(classes=[]), log=lambda m: None)
+    assert "pass --esc50 PATH (EvalConfig.esc50_dir)" in run.skipped["esc50"] and run.output_dir is None
+    assert not (tmp_path / "o1").exists()
     for i, f in enumerate(("07033137", "07033138", "07033139")):
         sf.write(root / "audio" / f"{f}.wav", np.sin(np.arange(8000) * (0.05 + 0.02 * i)).astype(np.float32), 16000)
 

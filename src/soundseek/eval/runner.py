@@ -109,10 +109,13 @@ class DataNotFound(FileNotFoundError):
 
 def _need_dir(cfg: EvalConfig, protocol: str, flag: str) -> Path:
     d = cfg.dataset_dir(protocol)
+    field_name = "sfx_root" if protocol == "sfx" else f"{protocol}_dir"  # in Python: the EvalConfig field
     if d is None:
-        raise DataNotFound(f"no data folder for {protocol!r}: pass {flag} PATH or --data-root (or set SOUNDSEEK_DATA)")
+        raise DataNotFound(f"no data folder for {protocol!r}: pass {flag} PATH or --data-root (EvalConfig."
+                           f"{field_name} / data_root in Python; or set SOUNDSEEK_DATA)")
     if not d.is_dir():
-        raise DataNotFound(f"{protocol}: folder {d} does not exist; pass {flag} PATH")
+        raise DataNotFound(f"{protocol}: folder {d} does not exist (a relative path is taken from {Path.cwd()}); "
+                           f"pass {flag} PATH (EvalConfig.{field_name})")
     return d
 
 
@@ -292,7 +295,8 @@ def run_evaluation(
     write: bool = True,
     log: Callable[[str], None] = print,
 ) -> EvalRun:
-    """Run ``cfg.protocols``; with ``write`` save config.json, results.json, results.md."""
+    """Run ``cfg.protocols``; with ``write`` save config.json, results.json, results.md (not when no
+    protocol could run: ``run.skipped`` says why, ``run.output_dir`` stays None)."""
     embedder = embedder or make_embedder(cfg)
     run = EvalRun(cfg, {}, {}, {}, started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))
     model_cfg = getattr(embedder.model, "config", None)
@@ -324,7 +328,7 @@ def run_evaluation(
         run.results[proto] = res
         run.timings_s[proto] = round(time.perf_counter() - t0, 2)
         log(f"{proto}: done in {run.timings_s[proto]:.1f} s")
-    if write:
+    if write and run.results:  # nothing ran: no folder of empty results (run.skipped says why)
         out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         out.mkdir(parents=True, exist_ok=True)
         saved = {**absolute_paths(cfg.to_dict()), "output_dir": str(out.resolve()), RECORDED: run.recorded}
