@@ -258,6 +258,26 @@ def test_k_must_be_a_positive_integer(lib):
         idx.search(b"tone", mode="metadata")
 
 
+def test_similar_takes_a_hit_and_says_what_else_it_takes(lib):
+    """similar(hit) and similar("x.wav") were raw int() errors; an unknown id printed its message
+    in quotes (a plain KeyError); a file's search_audio(path, sample_rate=8000) ignored the rate;
+    `for item in idx` was a TypeError although len(idx) worked."""
+    from soundseek import UnknownItemError
+
+    audio, idx = lib
+    q = audio / "a" / "tone_0.wav"
+    hit = idx.search_audio(q, k=1, exclude_self=False)[0]
+    assert idx.similar(hit, k=3) == idx.similar(hit.id, k=3) == idx.similar(idx.item(hit.id), k=3)
+    with pytest.raises(TypeError, match=r"takes an indexed file's id \(Hit.id\) or a Hit.*use search_audio\(path\)"):
+        idx.similar(str(q))
+    with pytest.raises(UnknownItemError) as err:
+        idx.similar(10_000)
+    assert str(err.value) == "no item with id 10000 in this index" and isinstance(err.value, KeyError)
+    with pytest.raises(ValueError, match="sample_rate is for a waveform query"):
+        idx.search_audio(q, sample_rate=8000)
+    assert [it.id for it in idx] == [it.id for it in idx.items()] and len(list(idx)) == len(idx) == 6
+
+
 def test_k_is_checked_before_copies_are_grouped(tmp_path):
     """With a group of copies in the index, search(k=-1) said "not -2" (grouping asks for 2k
     rows first), k="3" gave "'<' not supported", and k=True returned one hit."""

@@ -28,6 +28,7 @@ _LAZY = {
     "NoTextModelError": "soundseek.index.errors",
     "DiskFullError": "soundseek.index.errors",
     "ConfigError": "soundseek.index.types",
+    "UnknownItemError": "soundseek.index.types",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -380,7 +380,12 @@ class Index:
         """"More like this": the files that sound most like an indexed file (``item_id``: a
         :attr:`Hit.id`), or like its stretch ``start``–``end`` seconds (a hit's ``start``/``end``:
         like that moment of an hour-long recording, not like the whole hour); ``filters``, keyword
-        filters, ``group`` and ``moments``: as for :meth:`search`."""
+        filters, ``group`` and ``moments``: as for :meth:`search`.  A :class:`Hit` or an
+        :class:`Item` stands for its id; a file on disk is :meth:`search_audio`'s."""
+        item_id = getattr(item_id, "id", item_id)  # a Hit or an Item
+        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
+            raise TypeError(f"similar() takes an indexed file's id (Hit.id) or a Hit, not {item_id!r} "
+                            f"({type(item_id).__name__}); to search with a recording, use search_audio(path)")
         return self.query.similar(item_id, k, dups=self.dups if group else None,
                                   filters=self.resolved_filters(filters, **filter_kwargs),
                                   moments=check_moments(moments), start=start, end=end)
@@ -406,6 +411,10 @@ class Index:
 
     def __len__(self) -> int:
         return self.meta.count_items()
+
+    def __iter__(self):
+        """``for item in idx``: the indexed files (:meth:`items`, read once, in id order)."""
+        return iter(self.items())
 
     def failures(self) -> list[tuple[str, str]]:
         """The files the last :meth:`add` runs could not index, as (path, why) pairs (a file

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..features import dbfiles
+from .types import UnknownItemError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -146,7 +147,7 @@ class Catalog:
                 "SELECT id, path, hash, size, mtime_ns, duration_s FROM items WHERE id=?", (int(item_id),)
             ).fetchone()
         if row is None:
-            raise KeyError(f"no item with id {item_id} in this index")
+            raise UnknownItemError(f"no item with id {item_id} in this index")
         return Item(*row)
 
     def items_by_path(self) -> dict[str, Item]:

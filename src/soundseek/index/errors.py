@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
-from .types import ConfigError, NewerFormatError
+from .types import ConfigError, NewerFormatError, UnknownItemError
 from .vectorstores.milvus_store import MilvusUnavailable
 
 __all__ = ["NoTextModelError", "IndexDamagedError", "IndexBusyError", "IndexReadOnlyError", "LockFileError",
            "ConfigError", "NewerFormatError", "MilvusUnavailable", "short_error", "vector_file_error",
            "DiskFullError", "disk_full_error", "NotAnIndexError", "not_an_index_error", "index_beside",
-           "IndexClosedError", "ClosedRoom"]
+           "IndexClosedError", "ClosedRoom", "UnknownItemError"]
 
 
 class NoTextModelError(RuntimeError):

@@ -294,6 +294,9 @@ class Query:
             raise TypeError(f"search_audio takes a path (str or os.PathLike) or a numpy waveform with its "
                             f"sample_rate, not {type(query).__name__} (read a file object or bytes with "
                             "soundfile.read(...) first)")
+        if sample_rate is not None and not isinstance(query, np.ndarray):  # was silently ignored
+            raise ValueError(f"sample_rate is for a waveform query; a file's own rate is read from it (drop "
+                             f"sample_rate={sample_rate!r}, or pass the samples as a numpy array)")
         k = check_k(k)
         allow = self.allowed(filters, filter_kwargs)
         if allow is not None and not allow:

@@ -108,6 +108,14 @@ class IndexConfig:
                               f"{', '.join(AUDIO_POOLINGS)}): made by a newer soundseek?")
 
 
+class UnknownItemError(KeyError):
+    """No indexed file has this id (:meth:`Index.item`, :meth:`Index.similar`).  A KeyError whose
+    message prints as written (a plain KeyError shows it in quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(ValueError):
     """A value in ``index.json`` that this soundseek cannot use (the message names the field)."""
 
@@ -184,6 +192,12 @@ class Hit:
 
 @dataclass
 class AddReport:
+    """What one :meth:`Index.add` run did: files ``added`` (new or changed), ``unchanged``
+    (skipped), ``removed`` (gone from a scanned folder), ``failed`` [(path, why)] (not indexed;
+    also :meth:`Index.failures`), seconds of audio read and of the whole run, and what the
+    near-duplicate update and a past ``soundseek adapt`` made of the new files.  ``to_dict()``:
+    what ``soundseek index --json`` prints."""
+
     added: int = 0
     unchanged: int = 0
     removed: int = 0
