@@ -28,6 +28,13 @@ def test_models_list_builds_no_expert_and_lists_model_specs(monkeypatch):
     for spec in ("default", "aisfx-minilm-v1", "quality", "native:A+T"):
         assert spec in res.output
     assert "--model" in res.output
+    # piped (no terminal, COLUMNS unset): cells are not folded ("ships-in-packag" / "e" on two lines)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = CliRunner().invoke(main_cli.app, ["models", "list"])
+    assert piped.exit_code == 0 and "ships-in-package" in piped.output, piped.output
+    # a --model value is not an expert: said so (was only "unknown expert 'default'")
+    res = CliRunner().invoke(main_cli.app, ["models", "download", "default"], terminal_width=300)
+    assert res.exit_code != 0 and "ships inside soundseek: nothing to download" in res.output, res.output
 
 
 @pytest.mark.slow

@@ -89,7 +89,7 @@ out = Console()
 def _terminal_width(version: bool = typer.Option(False, "--version", help="print the version and exit",
                                                  is_eager=True, metavar="")) -> None:
     show_version(version, out)  # `soundseek --version`: prints and exits
-    from .index.display import fit_width  # COLUMNS, else the terminal, else piped: no folding
+    from .terminal import fit_width  # COLUMNS, else the terminal, else piped: no folding
 
     fit_width(out)
     fit_width(console)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..terminal import fit_width
 from . import weights as W
 from .registry import available, get_entry, get_expert
 
@@ -73,6 +74,7 @@ def list_models() -> None:
         style = {"cached": "green", "ships-in-package": "green", "not downloaded": "yellow"}.get(r["status"])
         table.add_row(r["name"], r["kind"], r["dim"], r["source"], r["size"], r["status"], style=style)
     console = Console()
+    fit_width(console)  # piped: cells are not folded ("ships-in-packag / e")
     console.print(table)
     for table_fn in _LISTINGS:
         console.print(table_fn())
@@ -81,8 +83,9 @@ def list_models() -> None:
 def _check_zoo(name: str) -> None:
     try:
         entry = get_entry(name)
-    except KeyError as e:
-        raise typer.BadParameter(str(e.args[0])) from None
+    except KeyError as e:  # e.g. `default`, listed by `models list` as a --model value (shipped: nothing to fetch)
+        raise typer.BadParameter(f"{e.args[0]} (a --model value such as 'default' ships inside soundseek: "
+                                 "nothing to download; `models download` takes an expert name)") from None
     if entry.name not in W.WEIGHTS:
         typer.echo(f"{name}: ships inside an installed package, nothing to download or verify.")
         raise typer.Exit(0)

@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from .api import Index
-        from .display import duplicates_table, fit_width
+        from ..terminal import fit_width
+        from .display import duplicates_table
 
         out, err = Console(), Console(stderr=True)
         fit_width(out)

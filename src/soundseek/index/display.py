@@ -16,22 +16,6 @@ ELLIPSIS = "…"
 MISSING_MARK = " (file missing)"
 
 
-#: the width of output that goes to a pipe or a file (``COLUMNS`` unset): wide enough that no
-#: path folds, for grep and copy-paste (rich would fold at 80 columns)
-PIPED_WIDTH = 1000
-
-
-def fit_width(console) -> None:
-    """``console``'s width: ``COLUMNS`` when set (read now: a command run later in the same
-    process, tests or an embedding app, may set another), else the terminal's, else
-    :data:`PIPED_WIDTH`."""
-    cols = os.environ.get("COLUMNS", "")
-    if cols.isdigit():
-        console.width = int(cols)
-    elif not console.is_terminal:
-        console.width = PIPED_WIDTH
-
-
 def relative_path(path: str, roots: Sequence[str]) -> str:
     """``path`` relative to the (longest) indexed folder holding it; else with ``~`` for home."""
     root = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
