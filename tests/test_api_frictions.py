@@ -61,6 +61,14 @@ def test_integer_and_channels_first_waveforms_are_read_as_soundfile_reads_them(l
         assert _top(hits)[1] == pytest.approx(1.0, abs=1e-3), (wave.dtype, wave.shape)
     u8 = np.clip(np.round(as_float * 128 + 128), 0, 255).astype(np.uint8)  # 8-bit WAV samples
     assert _top(idx.search_audio(u8, sample_rate=sr, exclude_self=False))[0] == "hum_1.wav"
+    # int16 values stored as floats (peak ~10,000): used as given, it changed the ranking silently
+    with pytest.warns(UserWarning, match="float samples are read as -1..1 and this waveform peaks at"):
+        idx.search_audio(as_int16.astype(np.float32), sample_rate=sr, exclude_self=False, k=3)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a float file a little over full scale passes quietly
+        idx.search_audio(as_float * 1.5, sample_rate=sr, exclude_self=False, k=3)
 
 
 def test_bad_waveforms_are_refused_with_the_reason(lib):

@@ -396,11 +396,17 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wave, sr_in, sr_out).astype(np.float32, copy=False)
 
 
+#: a float waveform peaking above this is out of the -1..1 range float audio is read in (a little
+#: over 1 happens in real float files and is let through quietly)
+FLOAT_PEAK_WARN = 2.0
+
+
 def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
     """A waveform given in memory as mono float32 in [-1, 1]: integer samples scaled by their
     type's range (as soundfile reads them: int16 / 32768, uint8 centred on 128), (N, C) or
     channels-first (C, N) downmixed (the shorter side of a 2-D array is its channels).
-    :class:`AudioError` for NaN or infinite samples; TypeError for what is not a numeric array."""
+    :class:`AudioError` for NaN or infinite samples; TypeError for what is not a numeric array; a
+    UserWarning for float samples far outside [-1, 1] (:data:`FLOAT_PEAK_WARN`)."""
     arr = np.asarray(wave)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"a waveform must be a numpy array of integer or float samples, not {arr.dtype}")
@@ -420,6 +426,12 @@ def mono_waveform(wave, name: str = "<waveform>") -> np.ndarray:
         raise ValueError(f"{name}: a waveform is (N,) mono, (N, C) or (C, N); got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise AudioError(name, "the waveform has NaN or infinite samples")
+    peak = float(np.abs(arr).max()) if arr.size else 0.0
+    if peak > FLOAT_PEAK_WARN:  # e.g. int16 values stored as floats: the model hears it far too loud
+        import warnings
+
+        warnings.warn(f"{name}: float samples are read as -1..1 and this waveform peaks at {peak:.4g}; scale it "
+                      "(int16 values as floats: divide by 32768) or pass the integer array itself", stacklevel=3)
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
