@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         ),
         random_runs: int = typer.Option(20, "--random-runs", help="random rankings averaged for the baseline"),
         seed: int = typer.Option(0, "--seed"),
-        feature_cache: Optional[Path] = typer.Option(None, "--feature-cache", help="feature store root"),
+        feature_cache: Optional[Path] = typer.Option(
+            None, "--feature-cache", help="the feature store's own folder (SOUNDSEEK_CACHE=DIR means DIR/features)"),
         strict: bool = typer.Option(False, "--strict", help="fail (exit 1, nothing written) when any clip of a "
                                     "protocol is missing or cannot be decoded, instead of leaving it out: for "
                                     "numbers comparable with a paper's"),
