@@ -20,10 +20,12 @@ __all__ = ["new_config", "open_config", "open_rooms", "WriteSession", "stats"]
 
 def check_names(audio_expert: str, model: str | None) -> None:
     """ValueError naming the choices when a new index would name an audio expert or a model that
-    does not exist (before: the index was created, and every later run failed on it).  Cheap:
-    the registry's names and the model spec's form, no weights loaded."""
+    does not exist (before: the index was created, and every later run failed on it), or a model
+    trained on another audio expert.  Cheap: the registry's names, the model spec's form and its
+    ``config.json``, no weights loaded."""
     from ..experts.registry import get_entry
-    from ..models.loading import spec_problem
+    from ..models.loading import expected_audio_expert, spec_problem
+    from ..models.model_dirs import model_for_expert
 
     try:
         kind = get_entry(audio_expert).kind
@@ -35,9 +37,6 @@ def check_names(audio_expert: str, model: str | None) -> None:
     why = spec_problem(model) if model is not None else None
     if why:
         raise ValueError(f"{why} (or 'none' for no text search)")
-    from ..models.loading import expected_audio_expert
-    from ..models.model_dirs import model_for_expert
-
     loads = model_for_expert(model, audio_expert)
     wants = expected_audio_expert(loads) if loads is not None and not loads.startswith("native:") else None
     if wants is not None and wants != audio_expert:  # before: indexed whole, then "text search unavailable"
