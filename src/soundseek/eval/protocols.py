@@ -257,8 +257,8 @@ def check_template(template: str) -> None:
     if fields != [""]:
         found = "no '{}'" if not fields else (f"{len(fields)} field{'s' if len(fields) > 1 else ''} "
                                                     f"({', '.join('{' + f + '}' for f in fields)})")
-        raise ValueError(f"prompt template {template!r} needs exactly one '{{}}' placeholder for the class name, e.g. 'the sound "
-                         f"of a {{}}'; it has {found}")
+        raise ValueError(f"prompt template {template!r} needs exactly one '{{}}' placeholder for the class name, "
+                         f"e.g. 'the sound of a {{}}'; it has {found}")
 
 
 def class_text_embeddings(embedder: ModelEmbedder, classes: Sequence[str], templates: Sequence[str]) -> np.ndarray:
