@@ -84,6 +84,10 @@ def test_bad_waveforms_are_refused_with_the_reason(lib):
         idx.search_audio(loud, sample_rate=48000)
     with pytest.raises(AudioError, match="silent"):
         idx.search_audio(np.zeros(SR, np.float32), sample_rate=SR)
+    # a file that short was searched with (ten confident-looking results); indexing refuses it
+    tiny = _sound(lib[0].parent / "query" / "tiny.wav", 0.006, 440, 0)
+    with pytest.raises(AudioError, match=r"too short \(0\.006 s < 0\.1 s\)"):
+        idx.search_audio(tiny)
     with pytest.raises(ValueError, match="sample_rate"):
         idx.search_audio(np.ones(SR, np.float32) * 0.1)
     with pytest.raises(ValueError, match="sample_rate"):

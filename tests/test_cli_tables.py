@@ -201,6 +201,26 @@ def test_resolve_folder_prefers_here_then_every_root(tmp_path):
     assert where.count("LIKE") == 2 and args == ["/a/sfx/%", "/b/sfx/%"]
 
 
+def test_resolve_folder_takes_a_folder_by_its_last_names(tmp_path):
+    """The page labels a hit "in day2" and the table shows field/day2/...; `--folder day2` found
+    nothing unless typed from the indexed root (field/day2)."""
+    indexed = {"/lib/field/day2/a.wav", "/lib/field/day2/sub/b.wav", "/lib/old/day2/c.wav", "/lib/day20/d.wav",
+               "/lib/field/day1/e.wav"}
+
+    def has(prefix):
+        return any(p.startswith(prefix + "/") for p in indexed)
+
+    def folders():
+        return {os.path.dirname(p) for p in indexed}
+
+    assert resolve_folder("day2", ["/lib"], has, cwd=tmp_path, folders=folders) == ("/lib/field/day2", "/lib/old/day2")
+    assert resolve_folder("field/day2", ["/lib"], has, cwd=tmp_path, folders=folders) == "/lib/field/day2"
+    assert resolve_folder("day2/sub", ["/x"], has, cwd=tmp_path, folders=folders) == "/lib/field/day2/sub"
+    assert resolve_folder("ay2", ["/lib"], has, cwd=tmp_path, folders=folders) == str(tmp_path / "ay2")  # names, not text
+    assert resolve_folder("../day2", ["/lib"], has, cwd=tmp_path, folders=folders) == str((tmp_path / "../day2").resolve())
+    assert resolve_folder("day2", ["/lib"], has, cwd=tmp_path) == str(tmp_path / "day2")  # (no folder list)
+
+
 def test_api_folder_filter_takes_the_same_relative_folders(lib):
     from fastapi.testclient import TestClient
 

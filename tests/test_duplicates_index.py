@@ -93,6 +93,29 @@ def test_audio_search_and_more_like_this_collapse_too(dup_index):
 
 
 
+def test_more_like_this_leaves_out_the_files_own_copies(dup_index):
+    """"More like this" on a file listed its near-identical copy first at 1.000 (the same sound,
+    not more like it); the copies are the source's own (`Index.copies`, the API's source.copies)."""
+    from fastapi.testclient import TestClient
+
+    from soundseek.server import create_app
+
+    idx, lib = dup_index
+    door = _door_paths(lib)
+    ids = {h.path: h.id for h in idx.search(QUERY, k=9, group=False)}
+    for path in sorted(door):
+        hits = idx.similar(ids[path], k=6)
+        assert len(hits) == 6 and not any(h.path in door for h in hits), [h.path for h in hits]
+        assert {p for _, p in idx.copies(ids[path])} == door - {path}
+        flat = idx.similar(ids[path], k=8, group=False)  # without grouping they are other files
+        assert {h.path for h in flat} >= door - {path}
+    assert idx.copies(ids[str((lib / "a" / OTHERS[1]).resolve())]) == ()
+    with TestClient(create_app(idx), base_url="http://127.0.0.1:8000") as c:
+        sim = c.get(f"/api/items/{ids[min(door)]}/similar", params={"k": 6}).json()
+        assert {x["id"] for x in sim["source"]["copies"]} == {ids[p] for p in door - {min(door)}}
+        assert not {h["id"] for h in sim["results"]} & {ids[p] for p in door}
+
+
 def test_the_query_file_itself_heads_its_row_when_included(dup_index):
     """`--include-self` promises the file itself first at 1.0; with copies it was shown as a
     copy of its twin (the row took the best-ranked member, the twin at the same 1.0)."""
@@ -213,7 +236,8 @@ def test_server_results_carry_copies_and_group_false(dup_index):
         assert {"id", "name", "folder", "audio_url"} <= set(rows[0]["copies"][0])
         flat = c.get("/api/search", params={"q": QUERY, "k": 9, "mode": "content", "group": "false"}).json()
         assert flat["count"] == 9 and not any(h["copies"] for h in flat["results"])
-        sim = c.get(f"/api/items/{r['results'][-1]['id']}/similar", params={"k": 6}).json()
+        other = next(h for h in r["results"] if not h["copies"])  # (the group's own copies are left out)
+        sim = c.get(f"/api/items/{other['id']}/similar", params={"k": 6}).json()
         assert sim["count"] == 6 and sum(bool(h["copies"]) for h in sim["results"]) == 1
 
 

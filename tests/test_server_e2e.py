@@ -183,6 +183,38 @@ def test_upload_finds_the_same_clip_first(client, corpus):
     assert hits[0]["score"] >= hits[1]["score"]
 
 
+def test_filters_apply_to_uploads_and_more_like_this(client, corpus):
+    """The API took the filters for text search only; "more like this" and uploads ignored them
+    (the page then threw a "more like this" list away when a filter changed)."""
+    dog = corpus["clips"]["dog"][0]
+    item = _ids_by_name(client)[dog.name]
+    assert client.get(f"/api/items/{item}/similar", params={"k": 5}).json()["count"] == 5
+    for params, durations in (({"max_duration": 6}, {5.0}), ({"min_duration": 6}, {25.0})):
+        sim = client.get(f"/api/items/{item}/similar", params={"k": 5, **params}).json()
+        assert sim["filters"] == params and {round(h["duration"]) for h in sim["results"]} == durations, sim
+        with open(dog, "rb") as f:
+            up = client.post("/api/search/audio", params={"k": 5, **params},
+                             files={"file": (dog.name, f, "audio/flac")}).json()
+        assert up["filters"] == params and {round(h["duration"]) for h in up["results"]} == durations, up
+    assert client.get(f"/api/items/{item}/similar", params={"max_duration": 4}).json()["count"] == 0
+    bad = client.get(f"/api/items/{item}/similar", params={"min_duration": 6, "max_duration": 4})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_parameter"
+    with open(dog, "rb") as f:
+        bad = client.post("/api/search/audio", params={"min_duration": 6, "max_duration": 4},
+                          files={"file": (dog.name, f, "audio/flac")})
+    assert bad.status_code == 422 and "max_duration" in bad.json()["detail"]
+
+
+def test_an_upload_too_short_to_index_is_refused(client, tmp_path):
+    """A 6-ms upload got ten confident-looking results; indexing refuses anything under 0.1 s."""
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, (0.5 * np.sin(np.arange(100) / 3)).astype(np.float32), 16000, format="WAV")
+    r = client.post("/api/search/audio", files={"file": ("tiny.wav", buf.getvalue(), "audio/wav")})
+    assert r.status_code == 422 and "too short" in r.json()["detail"], r.json()
+
+
 def test_long_file_reports_matching_window(client, corpus):
     clip = corpus["dog_in_long"]
     r = client.post("/api/search/audio", params={"k": 17}, files={"file": (clip.name, clip.read_bytes(), "audio/flac")})

@@ -182,7 +182,7 @@ def no_results_text(idx, query, mode, filters) -> str:
                 shown = folder if isinstance(folder, str) else " or ".join(folder)
                 roots = ", ".join(idx.roots) if getattr(idx, "roots", None) else "?"
                 return (f"no results: no indexed file lies under {shown} ({n} files indexed, from {roots}); "
-                        "--folder takes a folder as the results table shows it, or any path")
+                        "--folder takes a folder as the results table shows it, its last folders (day2), or any path")
         if query is not None and mode == "metadata" and ft is not None:  # files pass: their words do not match
             from .index.fulltext import make_filters
 

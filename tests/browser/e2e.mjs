@@ -267,6 +267,21 @@ try {
     await page.locator("#results .hit .similar").first().click();
     await page.waitForFunction(() => /^More like /.test(document.querySelector("#results-title").textContent));
     check(new URL(page.url()).searchParams.get("like"), "more-like-this added to the history");
+    // "more like this" keeps the filters (not the match mode: it is for words), and a filter
+    // changed there re-runs it with the filter (the clips are 5 s: none is under 4 s)
+    const likeState = new URL(page.url()).searchParams;
+    check(likeState.get("max_duration") === "6" && likeState.get("channels") === "1" && !likeState.has("mode"),
+      `more-like-this keeps the filters in the URL (${likeState})`);
+    await page.waitForFunction(() => !document.body.hasAttribute("aria-busy"));
+    await page.fill("#max-duration", "4");
+    await page.dispatchEvent("#max-duration", "change");
+    await page.waitForFunction(() => new URL(location.href).searchParams.get("max_duration") === "4"
+      && !document.body.hasAttribute("aria-busy") && document.querySelectorAll("#results .hit").length === 0);
+    const filtered = await page.evaluate(() => ({ title: document.querySelector("#results-title").textContent,
+      message: document.querySelector("#message").textContent, like: new URL(location.href).searchParams.get("like") }));
+    check(/^More like /.test(filtered.title) && filtered.like && /No sounds matched/.test(filtered.message),
+      `a filter changed in more-like-this filters it (${JSON.stringify(filtered)})`);
+    report.steps.push("filters in more like this");
     await page.goBack();
     await page.waitForFunction((q) => document.querySelector("#results-title").textContent.includes(q)
       && document.querySelector("#mode").value === "content", fq);

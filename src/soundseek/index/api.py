@@ -49,6 +49,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..audio import on_disk
 from ..features import FeatureStore
 from . import lifecycle
 from .catalog import Catalog, Item
@@ -399,6 +400,15 @@ class Index:
                 self.dups.update(progress)
         return self.dups.groups()
 
+    def copies(self, item_id: int) -> tuple[tuple[int, str], ...]:
+        """The files grouped with ``item_id`` as near-identical and still on disk, as a hit's
+        :attr:`Hit.copies` lists them ((id, path), the representative first): what "more like this"
+        leaves out of its results as the same sound."""
+        item_id = getattr(item_id, "id", item_id)
+        others = [m for g in self.dups.groups_of([int(item_id)]) for m in g.members if m != item_id]
+        items = self.meta.items(others)
+        return tuple((m, items[m].path) for m in others if m in items and on_disk(items[m].path))
+
     # -- inspection ----------------------------------------------------------------------------
     def item(self, item_id: int) -> Item:
         """The indexed file with id ``item_id`` (a :attr:`Hit.id`): path, content hash, size,
@@ -430,7 +440,8 @@ class Index:
         """The path prefix(es) a ``folder`` filter means (:func:`soundseek.index.display.resolve_folder`):
         an absolute folder is itself; a relative one is taken from the current folder when it
         holds indexed files, else from each indexed folder (:attr:`roots`) under which it does,
-        as search results show paths relative to those."""
+        as search results show paths relative to those, else wherever the index has a folder
+        ending so (``day2``: every ``.../day2``)."""
         from .display import resolve_folder
         from .fulltext import Filters
 
@@ -438,10 +449,14 @@ class Index:
         if ft is not None:
             def has_files(prefix: str) -> bool:
                 return ft.any(Filters(folder=prefix))
+            folders = ft.folders
         else:
             def has_files(prefix: str) -> bool:
                 return any(p.startswith(prefix.rstrip(os.sep) + os.sep) for p in self.meta.items_by_path())
-        return resolve_folder(folder, self.roots, has_files)
+
+            def folders() -> set[str]:
+                return {os.path.dirname(p) for p in self.meta.items_by_path()}
+        return resolve_folder(folder, self.roots, has_files, folders=folders)
 
     def stats(self) -> dict:
         """What ``soundseek info`` shows: path, counts (items, windows, audio_hours, failures),

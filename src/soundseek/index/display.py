@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, Iterable, Sequence
 
 ELLIPSIS = "…"
 #: after a hit's path when its file is no longer on disk
@@ -55,12 +55,15 @@ def short_path(path: str, roots: Sequence[str], width: int) -> str:
 
 
 def resolve_folder(folder: str | os.PathLike, roots: Sequence[str], has_files: Callable[[str], bool],
-                   cwd: str | os.PathLike | None = None) -> str | tuple[str, ...]:
+                   cwd: str | os.PathLike | None = None,
+                   folders: Callable[[], Iterable[str]] | None = None) -> str | tuple[str, ...]:
     """The path prefix(es) a ``--folder`` filter means.  An absolute folder (or ``~/...``) is
     itself.  A relative one is taken from ``cwd`` (default: here) when it holds indexed files,
     else from each indexed folder (``roots``) under which it holds some, as the results table
-    shows paths relative to them (``recorder`` for ``ROOT/recorder``); several such folders:
-    a tuple (any of them).  Nothing anywhere: the folder taken from ``cwd``."""
+    shows paths relative to them (``recorder`` for ``ROOT/recorder``), else from anywhere in the
+    index where its last folders are (``day2`` for ``ROOT/field/day2``, as a result labelled
+    "in day2" reads; ``folders``: every indexed file's folder); several such folders: a tuple
+    (any of them).  Nothing anywhere: the folder taken from ``cwd``."""
     p = Path(folder).expanduser()
     if p.is_absolute():
         return str(p.resolve())
@@ -72,9 +75,27 @@ def resolve_folder(folder: str | os.PathLike, roots: Sequence[str], has_files: C
         cand = str((Path(root) / p).resolve())
         if cand not in found and cand != here and has_files(cand):
             found.append(cand)
+    if not found and folders is not None and not p.parts[:1] == ("..",):
+        found = folders_ending(p.parts, folders())
     if not found:
         return here
     return found[0] if len(found) == 1 else tuple(found)
+
+
+def folders_ending(parts: Sequence[str], folders: Iterable[str]) -> list[str]:
+    """The folders, among ``folders`` and their parents, whose last components are ``parts``
+    (``("field", "day2")``), sorted."""
+    n = len(parts)
+    if not n or any(x in ("", ".", "..") for x in parts):
+        return []
+    found = set()
+    for f in folders:
+        comps = Path(f).parts
+        for end in range(len(comps), n - 1, -1):
+            if tuple(comps[end - n:end]) == tuple(parts):
+                found.add(str(Path(*comps[:end])))
+                break
+    return sorted(found)
 
 
 def clock(seconds: float) -> str:

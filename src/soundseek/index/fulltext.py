@@ -225,6 +225,11 @@ class FullText:
             return self.db.execute(f"SELECT 1 FROM items i LEFT JOIN item_info f ON f.item_id=i.id WHERE {where} "
                                    "LIMIT 1", args).fetchone() is not None
 
+    def folders(self) -> list[str]:
+        """Every indexed file's folder, once each."""
+        with self.meta.lock:
+            return [r[0] for r in self.db.execute("SELECT DISTINCT folder FROM item_info WHERE folder IS NOT NULL")]
+
     def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                normalized: bool = False) -> list[tuple[int, float]]:
         """(item id, BM25 score; higher is better) for the file's own words, best first.

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from ..audio import AudioError, load_audio
+from ..audio import MIN_DURATION_S, AudioError, load_audio
 from ..features import FeatureStore
 from .catalog import Catalog
 from .embedder import Embedder
@@ -52,7 +52,7 @@ def check_k(k) -> int:
 def query_waveform(query, sample_rate, expert_rate: int) -> np.ndarray:
     """A waveform query as the expert's mono float32 at ``expert_rate``
     (:func:`soundseek.audio.mono_waveform`); AudioError when it is too short or silent."""
-    from ..audio import MIN_DURATION_S, mono_waveform, resample
+    from ..audio import mono_waveform, resample
 
     whole = isinstance(sample_rate, (int, np.integer, float, np.floating)) and float(sample_rate).is_integer()
     if isinstance(sample_rate, bool) or not whole or sample_rate <= 0:
@@ -66,6 +66,11 @@ def query_waveform(query, sample_rate, expert_rate: int) -> np.ndarray:
     if len(wave) == 0 or not np.any(wave):
         raise AudioError("<query>", "silent or empty query audio")
     return wave
+
+
+def same_group(dups, ids: set[int]) -> set[int]:
+    """Every file grouped as near-identical with one of ``ids`` (a DupStore's groups)."""
+    return {m for g in dups.groups_of(sorted(ids)) for m in g.members}
 
 
 class Query:
@@ -314,8 +319,8 @@ class Query:
             if stored:
                 feats = stored.features
             else:  # not indexed: only now load the expert (it may import torch)
-                expert = self.embedder.expert
-                feats = expert.embed_one(load_audio(query, expert.sample_rate))
+                expert = self.embedder.expert  # under 0.1 s: refused, as indexing refuses it
+                feats = expert.embed_one(load_audio(query, expert.sample_rate, min_duration_s=MIN_DURATION_S))
             me = set(self.meta.items_by_hash(h))
             if exclude_self:
                 exclude = me
@@ -342,6 +347,8 @@ class Query:
         if stored is None:
             raise KeyError(f"features of item {item_id} are missing; re-run `soundseek index`")
         exclude = set(self.meta.items_by_hash(item.hash))
+        if dups is not None:  # its near-identical copies are the same sound, not more like it
+            exclude |= same_group(dups, exclude)
         feats = stored.features
         if start is None and end is None:
             q = self.embedder.pool_file(feats.frames)

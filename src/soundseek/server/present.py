@@ -130,6 +130,7 @@ class ItemHit:
 
     item: Any
     id: Any
+    copies: tuple = ()  # its near-identical files ((id, path)), as a grouped hit lists them
 
     @property
     def path(self):

@@ -7,7 +7,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -16,6 +16,7 @@ from soundseek.audio import AudioError, on_disk, probe, waveform_envelope
 from ..config import ServerConfig
 from ..deps import StateDep
 from ..errors import ApiError
+from ..filters import FilterQuery
 from ..media import AUDIO_MEDIA_TYPES, AudioFileResponse
 from ..present import GROUP_HELP, MOMENTS_HELP, ItemHit, group_kwargs, hit_json, moments_kwargs, num, private, results
 from ..waveform import render_envelope_png
@@ -83,9 +84,11 @@ def build_router(config: ServerConfig) -> APIRouter:
         start: float | None = Query(None, ge=0, description="like this stretch of the item only: from (seconds)"),
         end: float | None = Query(None, gt=0, description="... to (seconds; a hit's start and end)"),
         moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
+        filters: FilterQuery = Depends(),
     ) -> dict:
         idx, cfg = state.index, state.config
         state.check_k(k)
+        kw = filters.kwargs(state)
         typed, item = state.lookup(item_id)
         path = state.item_file(item)
         t0 = time.perf_counter()
@@ -93,10 +96,10 @@ def build_router(config: ServerConfig) -> APIRouter:
         try:
             with state.query_guard("similar"):
                 if hasattr(idx, "similar"):  # reuses the stored features: no decoding
-                    hits = idx.similar(typed, k, **group_kwargs(idx.similar, group), **span,
+                    hits = idx.similar(typed, k, **kw, **group_kwargs(idx.similar, group), **span,
                                        **moments_kwargs(idx.similar, moments))
                 else:
-                    hits = idx.search_audio(str(path), k + 1)
+                    hits = idx.search_audio(str(path), k + 1, **kw)
         except AudioError as e:  # a ValueError too: first
             reason = e.reason if cfg.expose_paths else private(e.reason, path)
             raise ApiError(422, "undecodable_audio", f"cannot decode item {typed}: {reason}") from None
@@ -105,8 +108,10 @@ def build_router(config: ServerConfig) -> APIRouter:
         except KeyError as e:
             raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
-        return results("similar", t0, hits, expose_paths=cfg.expose_paths, k=k,
-                       source={**hit_json(ItemHit(item, typed), cfg.expose_paths), **span})
+        extra = {"filters": kw} if kw else {}
+        source = hit_json(ItemHit(item, typed, idx.copies(typed) if group and hasattr(idx, "copies") else ()),
+                          cfg.expose_paths)
+        return results("similar", t0, hits, expose_paths=cfg.expose_paths, k=k, source={**source, **span}, **extra)
 
     @router.get(
         "/api/items/{item_id}/waveform.png",

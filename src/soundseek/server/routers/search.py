@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from soundseek.audio import AudioError, probe
@@ -17,28 +17,9 @@ from soundseek.audio import AudioError, probe
 from ..config import ServerConfig
 from ..deps import AppState, StateDep
 from ..errors import ApiError
+from ..filters import FilterQuery
 from ..media import NON_AUDIO_TYPE, sniff_audio_format
 from ..present import GROUP_HELP, MOMENTS_HELP, group_kwargs, moments_kwargs, no_tmp, results
-
-
-def search_filters(state: AppState, mode, min_duration, max_duration, channels, sample_rate, fmt, folder,
-                   tag) -> dict:
-    """The search keyword arguments the request asked for (none: the plain call)."""
-    mode = mode.strip().lower() if isinstance(mode, str) and mode.strip() else None  # any case, as the CLI
-    if mode is not None and mode not in ("hybrid", "content", "metadata"):
-        raise ApiError(422, "invalid_parameter", f"mode must be hybrid, content or metadata (got {mode!r})")
-    for name, v in (("min_duration", min_duration), ("max_duration", max_duration)):
-        if v is not None and not (0 <= v < 1e9):
-            raise ApiError(422, "invalid_parameter", f"{name} must be a number of seconds >= 0 (got {v})")
-    if folder and not state.config.expose_paths:
-        raise ApiError(422, "invalid_parameter", "the folder filter needs a server that shows file paths")
-    if folder and not os.path.isabs(folder) and hasattr(state.index, "resolve_folder"):
-        # as `search --folder`: from the server's folder when files are there, else from each indexed folder
-        with state.meta_lock:
-            folder = state.index.resolve_folder(folder)
-    kw = {"mode": mode, "min_duration": min_duration, "max_duration": max_duration, "channels": channels,
-          "sample_rate": sample_rate, "format": (fmt or None), "folder": (folder or None), "tag": (tag or None)}
-    return {k: v for k, v in kw.items() if v is not None}
 
 
 def facet_counts(state: AppState, kw: dict) -> dict | None:
@@ -60,17 +41,19 @@ def facet_counts(state: AppState, kw: dict) -> dict | None:
     return out
 
 
-def search_audio_keep_self(idx: Any, path: str, k: int, group: bool = True, moments: int = 1) -> list:
+def search_audio_keep_self(idx: Any, path: str, k: int, group: bool = True, moments: int = 1,
+                           filters: dict | None = None) -> list:
     """Query by example without dropping an identical indexed file: for an upload, seeing
-    "this very file is in your collection" first is the right answer."""
-    kw = {**group_kwargs(idx.search_audio, group), **moments_kwargs(idx.search_audio, moments)}
+    "this very file is in your collection" first is the right answer.  ``filters``: keyword
+    filters (:class:`FilterQuery`)."""
+    kw = {**(filters or {}), **group_kwargs(idx.search_audio, group), **moments_kwargs(idx.search_audio, moments)}
     if "exclude_self" in inspect.signature(idx.search_audio).parameters:
         return idx.search_audio(path, k, exclude_self=False, **kw)
     return idx.search_audio(path, k, **kw)
 
 
 def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str | None, group: bool = True,
-                 moments: int = 1) -> dict:
+                 moments: int = 1, filters: dict | None = None) -> dict:
     """Decode an upload (already sniffed as ``ext``) and search with it; runs off the event loop."""
     cfg = state.config
     t0 = time.perf_counter()
@@ -92,17 +75,22 @@ def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str |
             )
         try:
             with state.query_guard("audio"):
-                hits = search_audio_keep_self(state.index, tmp, k, group, moments)
+                hits = search_audio_keep_self(state.index, tmp, k, group, moments, filters)
         except AudioError as e:
             raise ApiError(422, "undecodable_audio", f"cannot use the upload: {no_tmp(e.reason, tmp)}") from None
+        except ValueError as e:  # the filters (min_duration above max_duration, ...)
+            if filters:
+                raise ApiError(422, "invalid_parameter", str(e)) from None
+            raise
     finally:
         try:
             os.unlink(tmp)
         except OSError:
             pass
     name = Path(filename).name if filename else None
+    extra = {"filters": filters} if filters else {}
     return results("audio", t0, hits, expose_paths=cfg.expose_paths, k=k, filename=name,
-                   query_duration=round(info.duration_s, 3))
+                   query_duration=round(info.duration_s, 3), **extra)
 
 
 def build_router(config: ServerConfig) -> APIRouter:
@@ -115,13 +103,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         q: str = Query("", description="what to look for, e.g. 'a dog barks far away'"),
         k: int = Query(config.default_k, description=f"number of results, 1..{config.max_k}"),
         mode: str | None = Query(None, description="hybrid (default when files have words), content or metadata"),
-        min_duration: float | None = Query(None, description="only files at least this long (seconds)"),
-        max_duration: float | None = Query(None, description="only files at most this long (seconds)"),
-        channels: int | None = Query(None, ge=1, le=64, description="only files with this many channels"),
-        sample_rate: int | None = Query(None, ge=1, le=10_000_000, description="only files at this sample rate"),
-        format: str | None = Query(None, max_length=16, description="only files of this format, e.g. wav"),
-        folder: str | None = Query(None, max_length=4096, description="only files under this folder (path prefix)"),
-        tag: str | None = Query(None, max_length=200, description="only files with this machine tag"),
+        filters: FilterQuery = Depends(),
         facets: bool = Query(False, description="also return facet counts (format, channels, rate, duration)"),
         group: bool = Query(True, description=GROUP_HELP),
         moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
@@ -130,7 +112,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         from soundseek.index.errors import NoTextModelError
 
         idx, cfg = state.index, state.config
-        kw = search_filters(state, mode, min_duration, max_duration, channels, sample_rate, format, folder, tag)
+        kw = filters.kwargs(state, mode)
         text = q.strip()
         if not text:
             raise ApiError(422, "empty_query", "the query is empty; type what you want to hear")
@@ -174,11 +156,13 @@ def build_router(config: ServerConfig) -> APIRouter:
         state: StateDep,
         file: UploadFile = File(..., description="WAV, FLAC, OGG/Opus, MP3 or AIFF; <= 20 MB, <= 60 s"),
         k: int = Query(config.default_k, description=f"number of results, 1..{config.max_k}"),
+        filters: FilterQuery = Depends(),
         group: bool = Query(True, description=GROUP_HELP),
         moments: int = Query(1, ge=1, le=20, description=MOMENTS_HELP),
     ) -> dict:
         cfg = state.config
         state.check_k(k)
+        kw = filters.kwargs(state)
         declared = (file.content_type or "").lower()
         if NON_AUDIO_TYPE.match(declared):
             raise ApiError(415, "not_audio", f"the upload is {declared!r}, not audio; send WAV, FLAC, OGG, MP3 or AIFF")
@@ -191,6 +175,6 @@ def build_router(config: ServerConfig) -> APIRouter:
         if ext is None:
             raise ApiError(415, "not_audio", "the upload is not a WAV, FLAC, OGG, MP3 or AIFF file")
         # run decoding + search off the event loop
-        return await run_in_threadpool(search_bytes, state, data, ext, k, file.filename, group, moments)
+        return await run_in_threadpool(search_bytes, state, data, ext, k, file.filename, group, moments, kw)
 
     return router

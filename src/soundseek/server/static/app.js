@@ -21,6 +21,9 @@ const facetsLine = $("#facets");
 
 let hasTextModel = true;
 let requestSeq = 0; // only the latest request may render
+// what the list shows, so that changing a filter re-runs that very search: a text search,
+// "more like this" (its hit) or an uploaded sound (its file)
+let view = { kind: "text" };
 
 function showMessage(text, kind = "info") {
   message.textContent = text;
@@ -349,11 +352,17 @@ async function run(title, pending, request, key = null) {
 
 // ---- the page's state in its URL -------------------------------------------------------------
 // /?q=rain&k=20&mode=content&min_duration=1&max_duration=6&channels=1  a text search and its filters
-// /?like=17&k=20                                                     "more like this" item 17
+// /?like=17&k=20&max_duration=2                                     "more like this" item 17, under 2 s
 // /?like=17&from=3700&to=3710                                        ... like its stretch 3700-3710 s
 // A new search or "more like this" adds a history entry (the back button returns to the last
 // one); changing a filter replaces the current entry.  Loading such a URL runs it again.
+// The filters apply to every kind of search; the match mode to text searches only.
 const FILTERS = [["mode", modeSelect], ["min_duration", minDur], ["max_duration", maxDur], ["channels", channelsSelect]];
+
+function filterParams(params, text) {
+  for (const [key, el] of FILTERS) if (el.value !== "" && (text || key !== "mode")) params.set(key, el.value);
+  return params;
+}
 
 function stateUrl({ q = "", like = null, from = null, to = null } = {}) {
   const params = new URLSearchParams();
@@ -362,7 +371,7 @@ function stateUrl({ q = "", like = null, from = null, to = null } = {}) {
     if (from != null && to != null) { params.set("from", String(from)); params.set("to", String(to)); }
   } else if (q) params.set("q", q);
   if (kSelect.value !== "10") params.set("k", kSelect.value);
-  if (like == null) for (const [key, el] of FILTERS) if (el.value !== "") params.set(key, el.value);
+  filterParams(params, like == null);
   const url = new URL(location.href);
   url.search = params.toString();
   return url;
@@ -381,10 +390,21 @@ function setSelect(el, value) {
   if ([...el.options].some((o) => o.value === value)) el.value = value;
 }
 
+function setK(value) {
+  // a number of results the API takes (1..100) but the list does not offer (?k=30) joins the list
+  const n = Number(value);
+  if (Number.isInteger(n) && n >= 1 && n <= 100 && ![...kSelect.options].some((o) => o.value === String(n))) {
+    const opt = new Option(String(n), String(n));
+    const after = [...kSelect.options].find((o) => Number(o.value) > n);
+    kSelect.add(opt, after || null);
+  }
+  setSelect(kSelect, String(value));
+}
+
 // Put the URL's state into the controls and run its search (on load and on back/forward).
 function restoreState() {
   const params = new URL(location.href).searchParams;
-  setSelect(kSelect, params.get("k") || "10");
+  setK(params.get("k") || "10");
   for (const [key, el] of FILTERS) {
     const v = params.get(key) || "";
     if (el.tagName === "SELECT") { el.value = ""; setSelect(el, v); }
@@ -401,6 +421,7 @@ function restoreState() {
   } else if (q.trim()) {
     textSearch(q, "none");
   } else {
+    view = { kind: "text" };
     requestSeq++; // a search still under way must not render
     resultsList.replaceChildren();
     resultsTitle.hidden = true;
@@ -415,13 +436,10 @@ function textSearch(q, how = "push") {
   q = q.trim();
   if (!q) { showMessage("Type what you want to hear, e.g. “rain on a window”.", "warn"); input.focus(); return; }
   if (!hasTextModel) { showNoTextModel(); return; }
+  view = { kind: "text" };
   saveState({ q }, how);
   const k = kSelect.value;
-  const params = new URLSearchParams({ q, k, moments: "3" });
-  if (modeSelect.value) params.set("mode", modeSelect.value);
-  if (minDur.value !== "") params.set("min_duration", minDur.value);
-  if (maxDur.value !== "") params.set("max_duration", maxDur.value);
-  if (channelsSelect.value) params.set("channels", channelsSelect.value);
+  const params = filterParams(new URLSearchParams({ q, k, moments: "3" }), true);
   params.set("facets", "true");
   const url = `/api/search?${params}`;
   run((d) => `${d.count} result${d.count === 1 ? "" : "s"} for “${q}”`, "Searching…",
@@ -443,22 +461,27 @@ function moreLikeThis(hit, how = "push") {
   const k = kSelect.value;
   // a hit of a long file: like its matching stretch, not like the whole recording
   const span = hit.start != null && hit.end != null ? { from: hit.start, to: hit.end } : {};
+  view = { kind: "like", hit };
   saveState({ like: hit.id, ...span }, how);
   const at = span.from != null ? ` ${fmtSeconds(span.from)} – ${fmtSeconds(span.to)}` : "";
-  const range = span.from != null ? `&start=${span.from}&end=${span.to}` : "";
+  const params = new URLSearchParams({ k });
+  if (span.from != null) { params.set("start", span.from); params.set("end", span.to); }
+  filterParams(params, false);
   // the title names the source as the answer describes it (a restored URL knows only its id)
   run((d) => `More like ${(d.source || hit).name}${at}`, `Finding sounds like ${hit.name}${at}…`,
-      () => fetchJSON(`${hit.similar_url}?k=${k}${range}`)).then(() => resultsTitle.focus());
+      () => fetchJSON(`${hit.similar_url}?${params}`)).then(() => { if (how !== "replace") resultsTitle.focus(); });
 }
 
-function audioSearch(file) {
+function audioSearch(file, how = "push") {
   if (!file) return;
   const body = new FormData();
   body.append("file", file, file.name);
   const k = kSelect.value;
-  saveState({}, "push"); // an uploaded file cannot be in the URL: it no longer shows the last search
+  view = { kind: "upload", file };
+  saveState({}, how); // an uploaded file cannot be in the URL: it no longer shows the last search
+  const params = filterParams(new URLSearchParams({ k }), false);
   run(() => `Sounds like ${file.name}`, `Listening to ${file.name}…`,
-      () => fetchJSON(`/api/search/audio?k=${k}`, { method: "POST", body }));
+      () => fetchJSON(`/api/search/audio?${params}`, { method: "POST", body }));
 }
 
 function showNoTextModel() {
@@ -468,9 +491,12 @@ function showNoTextModel() {
 
 // ---- wiring --------------------------------------------------------------------------------
 form.addEventListener("submit", (ev) => { ev.preventDefault(); textSearch(input.value); });
-// changing a filter re-runs the current text search
-[modeSelect, channelsSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
-  if (input.value.trim() && hasTextModel) textSearch(input.value, "replace");
+// changing a filter or the number of results re-runs what the list shows (a text search, "more
+// like this", an upload); the match mode is for text searches only
+[kSelect, modeSelect, channelsSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
+  if (view.kind === "like") { if (el !== modeSelect) moreLikeThis(view.hit, "replace"); }
+  else if (view.kind === "upload") { if (el !== modeSelect) audioSearch(view.file, "replace"); }
+  else if (input.value.trim() && hasTextModel) textSearch(input.value, "replace");
 }));
 pickBtn.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => { audioSearch(fileInput.files[0]); fileInput.value = ""; });
