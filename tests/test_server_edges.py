@@ -259,6 +259,27 @@ def test_head_on_audio_over_a_real_socket(live_port, files):
     assert int(_headers(head)["content-length"]) == files[1].stat().st_size
 
 
+@pytest.mark.parametrize("url", ["/", "/api/health", "/api/items/2/waveform.png"])
+def test_head_on_the_page_health_and_waveforms_over_a_real_socket(live_port, url):
+    """Link checkers and uptime monitors ask with HEAD: the page and waveforms answered 405."""
+    def ask(method: str) -> tuple[bytes, bytes]:
+        raw = f"{method} {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", live_port), timeout=5) as s:
+            s.sendall(raw)
+            data = b""
+            deadline = time.time() + 5
+            while time.time() < deadline and (chunk := s.recv(65536)):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head, body
+
+    get_head, get_body = ask("GET")
+    head, body = ask("HEAD")
+    assert get_head.startswith(b"HTTP/1.1 200") and get_body
+    assert head.startswith(b"HTTP/1.1 200") and body == b"", head
+    assert _headers(head)["content-type"] == _headers(get_head)["content-type"]
+
+
 # ---- the page: two hits with the same name are told apart by their folder ------------------------
 
 

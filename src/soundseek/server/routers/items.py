@@ -120,6 +120,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         response_class=Response,
         responses={200: {"content": {"image/png": {}}}},
     )
+    @router.head("/api/items/{item_id}/waveform.png", include_in_schema=False, response_class=Response)
     def item_waveform(item_id: str, request: Request, state: StateDep) -> Response:
         cfg = state.config
         _, item = state.lookup(item_id)

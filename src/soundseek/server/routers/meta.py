@@ -15,6 +15,7 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/api/health", summary="Liveness and what the index can do")
+@router.head("/api/health", include_in_schema=False)  # an uptime monitor's HEAD (no body is sent)
 def health(state: StateDep) -> dict:
     # no index lock: health must answer while a long query (or the warm-up) runs
     with state.meta_lock:

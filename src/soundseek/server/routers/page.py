@@ -29,5 +29,6 @@ def favicon() -> Response:
 
 
 @router.get("/")
+@router.head("/", include_in_schema=False)  # link checkers and uptime monitors ask with HEAD
 def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
