@@ -138,6 +138,28 @@ def test_serve_of_an_audio_folder_says_it_holds_audio(lib, monkeypatch):
     assert "is a folder of audio files, not an index" in res.output and "serving" not in res.output
 
 
+def test_serve_beyond_this_machine_warns_in_one_plain_line(lib, monkeypatch):
+    """`serve --host 0.0.0.0` showed serve()'s UserWarning with its source file and line."""
+    import warnings
+
+    from soundseek.server import app as server_app
+
+    _, idx = lib
+
+    def fake_serve(index, host="127.0.0.1", port=8000, config=None):  # warns as serve() does; binds nothing
+        warnings.warn(f"serving on {host}: anyone who can reach this address can search and play your sounds",
+                      stacklevel=2)
+
+    monkeypatch.setattr(server_app, "serve", fake_serve)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        res = runner.invoke(app, ["serve", "--index", str(idx), "--host", "0.0.0.0"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("serving on 0.0.0.0: anyone") == 1 and "UserWarning" not in res.output, res.output
+    assert "warning: serving on 0.0.0.0: anyone who can reach this address" in res.output
+    assert "absolute file paths are hidden" in res.output
+
+
 def test_repair_drop_missing_drops_a_gone_file_indexed_on_its_own(tmp_path):
     """A file indexed by itself (not through a folder) cannot be dropped by indexing its folder
     again; `repair --drop-missing` drops any gone file, and without the flag repair keeps it

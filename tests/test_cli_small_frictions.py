@@ -357,6 +357,11 @@ def test_remove_says_when_the_next_index_run_adds_the_files_back(tmp_path):
     (lib / "gone.wav").unlink()
     res = runner.invoke(app, ["remove", str(lib / "gone.wav"), "--index", str(idx)], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "removed 1 file" in res.output and "adds it again" not in res.output, res.output
+    # the indexed folder itself: not "still inside the indexed folder" (it is that folder)
+    res = runner.invoke(app, ["remove", str(lib), "--index", str(idx)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "removed 1 file" in res.output, res.output
+    assert f"{lib} is an indexed folder: the next `soundseek index {lib.resolve()}` adds its files again" \
+        in res.output and "still inside" not in res.output, res.output
 
 
 def test_exported_files_of_one_name_keep_their_folder(tmp_path):
@@ -375,3 +380,19 @@ def test_exported_files_of_one_name_keep_their_folder(tmp_path):
                                                "ortnok hurt1 (2).wav"]
     again: list = []
     assert export_files(srcs, tmp_path / "out", already=again) == [] and len(again) == 4
+
+
+def test_info_files_lists_what_is_indexed(tmp_path):
+    """There was no command to list the indexed files (only `for item in Index.open(...)`)."""
+    lib = tmp_path / "lib"
+    write_tone(lib / "b" / "two.wav", 2.0, 500)
+    write_tone(lib / "a" / "one.wav", 1.5, 300)
+    idx = tmp_path / "idx"
+    assert runner.invoke(app, ["index", str(lib), "--index", str(idx)]).exit_code == 0
+    res = runner.invoke(app, ["info", "--index", str(idx), "--files"])
+    assert res.exit_code == 0, res.output
+    rows = [line.split("\t") for line in res.output.splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [(str((lib / "a" / "one.wav").resolve()), "1.500"),
+                                            (str((lib / "b" / "two.wav").resolve()), "2.000")]
+    listed = json.loads(runner.invoke(app, ["info", "--index", str(idx), "--files", "--json"]).output)
+    assert [(d["path"], d["id"]) for d in listed] == [(r[0], int(r[2])) for r in rows]

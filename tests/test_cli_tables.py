@@ -114,6 +114,12 @@ def test_windows_past_a_minute_read_as_a_player_clock():
     text = "\n".join(_render(results_table(long_file + [Hit(3, "/lib/b.wav", 0.3, 60.0, 45.0, 55.0)], "t", ["/lib"],
                                             100), 100))
     assert "1:01:40–1:01:50" in text and "1:50–2:00" in text and "0:45–0:55" in text  # one unit in a column
+    # the files' lengths as the page shows them (the hour-long reel read "4500.0 s")
+    assert "1:15:00" in text and "10:00 min" in text and "1:00 min" in text and "4500.0" not in text
+    from soundseek.index.display import duration_text
+
+    assert [duration_text(x) for x in (5.0, 59.9, 119.8, 2400.0, 3600.0)] == \
+        ["5.0 s", "59.9 s", "2:00 min", "40:00 min", "1:00:00"]
 
 
 def test_short_path_keeps_the_name_and_drops_folders_first():

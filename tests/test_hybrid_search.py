@@ -677,3 +677,30 @@ def test_a_query_word_finds_its_two_words_in_a_name(tmp_path):
     hit = next(h for h in idx.search("a gunshot", k=5, mode="metadata") if h.path.endswith("Gun_Shot_01.wav"))
     assert hit.words == ("gunshot",) and hit.snippet == "[gun] [shot]", (hit.words, hit.snippet)
     assert [Path(h.path).name for h in idx.search("footsteps", k=5, mode="metadata")] == ["foot_steps_gravel.wav"]
+
+
+def test_a_query_typed_as_a_file_name_finds_that_file(tmp_path):
+    """`--mode metadata "ZOOM0001"` found nothing and hybrid ranked unrelated sounds: the
+    numbers of a name are no words of the index.  A query typed as a file name (one word with a
+    letter and a digit, or with an audio extension) now puts that file first, in any case."""
+    from soundseek.index.fulltext import file_name_query
+
+    lib = tmp_path / "lib"
+    for i, rel in enumerate(["rec/ZOOM0001.wav", "rec/ZOOM0002.wav", "backup/ZOOM0001.wav", "dogs/Bark3.wav",
+                             "dogs/Bark.wav", "dogs/Bark3 long.wav"]):
+        _tone(lib / rel, 1.0 + i / 10, 1, 300 + 100 * i, seed=i)
+    with _create(tmp_path / "idx") as idx:
+        idx.add(lib, progress=False)
+        for q, want in (("ZOOM0001", {"rec/ZOOM0001.wav", "backup/ZOOM0001.wav"}), ("zoom0002", {"rec/ZOOM0002.wav"}),
+                        ("Bark3.wav", {"dogs/Bark3.wav"}), ("bark3", {"dogs/Bark3.wav"})):
+            for mode in ("metadata", "hybrid"):
+                hits = idx.search(q, k=4, mode=mode)
+                top = {str(Path(h.path).relative_to(lib.resolve())) for h in hits[:len(want)]}
+                assert top == want, (q, mode, [h.path for h in hits])
+                assert all(h.score == pytest.approx(1.0, abs=1e-3) and "name" in h.matched for h in hits[:len(want)]), \
+                    (q, mode)
+        assert idx.search("ZOOM0003", k=3, mode="metadata") == []  # no such file (its "zoom" is no word either)
+        assert idx.search("ZOOM0001", k=3, mode="metadata", folder=str(lib / "backup"))[0].path.endswith(
+            "backup/ZOOM0001.wav")
+    assert [file_name_query(q) for q in ("ZOOM0001", "take_03", "Bark.ogg", "dog barking", "808", ".wav", "a b1")] == \
+        ["ZOOM0001", "take_03", "Bark.ogg", None, None, None, None]

@@ -1,6 +1,6 @@
 """Long recordings (a 1-h podcast, a 20-min field recording) while indexing:
 
-* the progress moves *within* a long file ("reading pod.wav 2:00/6:00"), not only when the whole
+* the progress moves *within* a long file ("reading 2:00/6:00 of pod.wav"), not only when the whole
   file is done (before: "0/1 files" for the whole file, minutes on a 3-h recording);
 * each long file is handed to ``on_batch`` (the index's checkpoints) as soon as it is done, so a
   kill loses at most the long file in flight, not every finished long file of its batch;
@@ -45,12 +45,12 @@ def _tone(path, minutes: float, f0: float = 300.0) -> None:
 class _Recorder(extract_mod.ThroughputProgress):
     events: list = []
 
-    def status(self, text):
-        _Recorder.events.append(("status", text, self.done))
-        super().status(text)
+    def status(self, text, heard_s=None):
+        super().status(text, heard_s)
+        _Recorder.events.append(("status", text, self.done, self.rate_text(self.done)))
 
     def advance(self, n, audio_seconds=0.0):
-        _Recorder.events.append(("advance", n, self.done))
+        _Recorder.events.append(("advance", n, self.done, ""))
         super().advance(n, audio_seconds)
 
 
@@ -60,10 +60,15 @@ def test_progress_moves_within_a_long_file(tmp_path, monkeypatch):
     _Recorder.events = []
     monkeypatch.setattr(extract_mod, "ThroughputProgress", _Recorder)
     extract_features([str(path)], TinyExpert(), store=FeatureStore(tmp_path / "store"), progress=True)
-    within = [text for kind, text, done in _Recorder.events if kind == "status" and done == 0]
+    within = [(text, rate) for kind, text, done, rate in _Recorder.events if kind == "status" and done == 0]
     # segments of 2 min: the position in the file is shown while it is read, against its length
-    assert "reading pod.wav 2:00/6:00" in within, within
-    assert "reading pod.wav 4:00/6:00" in within, within
+    # (before the name: a narrow terminal cuts the end of the line)
+    texts = [t for t, _ in within]
+    assert "reading 2:00/6:00 of pod.wav" in texts and "reading 4:00/6:00 of pod.wav" in texts, texts
+    # and the speed counts what was heard of it: the only file of the run showed no rate at all
+    # (a run's first long file read "1x real time" half-way), now "...x real time"
+    rate = dict(within)["reading 4:00/6:00 of pod.wav"]
+    assert rate.endswith("x real time") and int(rate.split("x")[0]) >= 5, within
 
 
 def test_each_long_file_is_handed_on_when_done_not_with_its_whole_batch(tmp_path):

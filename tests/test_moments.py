@@ -287,6 +287,13 @@ def test_a_clip_of_a_ucs_file_keeps_its_ucs_name():
     assert clip_name(Path("/l/FEETHmn_Dirt Run_AB_BOOM.wav"), 4, 16) == "FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav"
     assert clip_name(Path("/l/reel_07.wav"), 3700, 3710) == "reel_07 1h01m40s-1h01m50s.wav"  # not UCS
     assert clip_name(Path("/l/DOORWood_Creak.flac"), 0, 2) == "DOORWood_Creak 0m00s-0m02s.wav"
+    # the clips of one long file sort by time: "3m14s" sorted after "33m24s" in a 40-min file
+    names = [clip_name(Path("/l/site_C.ogg"), a, a + 12, 2400) for a in (194, 2004, 1500)]
+    assert names == ["site_C 03m14s-03m26s.wav", "site_C 33m24s-33m36s.wav", "site_C 25m00s-25m12s.wav"]
+    assert sorted(names) == [names[0], names[2], names[1]]
+    assert clip_name(Path("/l/reel.wav"), 3590, 3610, 7200) == "reel 0h59m50s-1h00m10s.wav"
+    assert sorted([clip_name(Path("/l/reel.wav"), a, a + 10, 7200) for a in (3700, 200)])[0] == \
+        "reel 0h03m20s-0h03m30s.wav"
 
 
 def test_a_clip_that_covers_the_whole_file_is_the_file(tmp_path):

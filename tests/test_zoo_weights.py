@@ -51,8 +51,14 @@ def test_missing_weights_offline_names_file_and_url():
 
 
 def test_missing_hf_snapshot_offline_names_repo():
-    with pytest.raises(W.WeightsError, match="laion/clap-htsat-unfused"):
+    with pytest.raises(W.WeightsError, match="laion/clap-htsat-unfused") as err:
         W.resolve_hf("clap-text")
+    # the command it gives is huggingface_hub's CLI as installed (`huggingface-cli` is gone from it)
+    assert "`hf download laion/clap-htsat-unfused" in str(err.value)
+    import importlib.metadata as md
+
+    scripts = {e.name for e in md.distribution("huggingface_hub").entry_points if e.group == "console_scripts"}
+    assert "hf" in scripts
 
 
 def test_random_checkpoint_roundtrip_through_cache(tmp_path, monkeypatch):

@@ -400,9 +400,17 @@ def export_cmd(
 
 
 @app.command("info")
-def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", help="print it as JSON")):
+def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json", help="print it as JSON"),
+             files: bool = typer.Option(False, "--files", help="list the indexed files instead: path, seconds "
+                                        "and id, tab-separated, one per line (with --json: a list)")):
     """What is in an index, and which files were skipped last time and why."""
     idx = _open_index(index)
+    if files:
+        items = sorted(idx, key=lambda it: it.path)
+        for line in ([json.dumps([{"id": it.id, "path": it.path, "duration": it.duration} for it in items])]
+                     if as_json else [f"{it.path}\t{it.duration:.3f}\t{it.id}" for it in items]):
+            typer.echo(line)
+        return
     stats = idx.stats()
     failures = idx.failures()
     state = None
@@ -471,9 +479,12 @@ def remove_cmd(paths: list[str] = typer.Argument(..., help="indexed files or fol
     out.print(f"removed {n} file{'s' if n != 1 else ''} from {index} ({left} left); the audio stays on disk",
               highlight=False, markup=False, soft_wrap=True)
     if again := removed_but_rescanned(paths, roots):  # a later `index` of that folder would add them back
-        console.print(f"note: {again[1]} is still inside the indexed folder {again[0]}: the next `soundseek index "
-                      f"{again[0]}` adds it again (move it out of that folder to keep it out)",
-                      highlight=False, markup=False, soft_wrap=True)
+        root, what = again
+        note = f"{what} is an indexed folder: the next `soundseek index {root}` adds its files again" \
+            if os.path.realpath(os.path.expanduser(what)) == root else \
+            (f"{what} is still inside the indexed folder {root}: the next `soundseek index {root}` adds it again "
+             "(move it out of that folder to keep it out)")
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("check")

@@ -137,16 +137,24 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
     return done
 
 
-def clip_name(src: Path, start: float, end: float) -> str:
+def clip_name(src: Path, start: float, end: float, length: float | None = None) -> str:
     """``reel 1h01m40s-1h01m50s.wav``: the source's name and the stretch, as a file name.  A UCS
     name (``CatID_FXName_CreatorID_SourceID``) keeps its blocks: the stretch goes into its FXName
-    (``FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav``), so tools that read UCS names still can."""
+    (``FEETHmn_Dirt Run 0m04s-0m16s_AB_BOOM.wav``), so tools that read UCS names still can.
+    ``length``: the source's seconds; the times are padded to its longest, so that the clips of one
+    file sort by time (``03m14s`` before ``33m24s`` in a 40-min file, ``0h59m50s`` before
+    ``1h00m10s`` in a 2-h one)."""
     from .index.file_info import ucs_name_words
+
+    longest = int(round(max(length or 0.0, end)))
+    h_digits = len(str(longest // 3600))
 
     def t(x: float) -> str:
         x = int(round(x))
         h, m, sec = x // 3600, x % 3600 // 60, x % 60
-        return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+        if longest >= 3600:
+            return f"{h:0{h_digits}d}h{m:02d}m{sec:02d}s"
+        return f"{m:02d}m{sec:02d}s" if longest >= 600 else f"{m}m{sec:02d}s"
     parts = src.stem.split("_")
     if len(parts) >= 3 and ucs_name_words(src.stem) is not None:
         parts[1] = f"{parts[1]} {t(start)}-{t(end)}"
@@ -187,7 +195,7 @@ def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,
         subtype = info.subtype if info.subtype in exact and info.subtype != "PCM_S8" else "PCM_24"
         dtype = exact.get(info.subtype, "float32")
         data, sr = sf.read(str(src), start=a, stop=b, dtype=dtype, always_2d=True)
-        name = clip_name(src, a / sr, b / sr)
+        name = clip_name(src, a / sr, b / sr, info.frames / info.samplerate)
         tmp = dest / f".soundseek-{os.getpid()}-{k}.part"  # short: a long clip name still fits
         try:
             sf.write(str(tmp), data, sr, subtype=subtype, format="WAV")

@@ -445,3 +445,82 @@ def clip_print(wave: np.ndarray, sr: int, cfg: ClipConfig = ClipConfig(), *,
         if sc.frame == 1024 and 512 % sc.hop == 0:  # the envelope's frames are every (512 / hop)-th of these
             env_power = power[:: 512 // sc.hop]
     return ClipPrint(cp, sp, sound_s, band_envelope(x, power=env_power))
+
+
+#: the loudness contour of a whole long file (near-duplicates of files longer than their print):
+#: band energies of CONTOUR_FRAME-sample frames every CONTOUR_HOP samples at FP_RATE (~93 ms
+#: frames every ~23 ms: a trim's shift is matched to within ~12 ms)
+CONTOUR_FRAME = 1024
+CONTOUR_HOP = 256
+CONTOUR_BANDS = 8
+
+
+def loudness_contour(path) -> np.ndarray:
+    """Band energies (dB; frames x :data:`CONTOUR_BANDS`, 150-5000 Hz) of a whole file, decoded
+    as a stream (memory: one 30-s block): what a print of its first two minutes cannot see."""
+    from .io import stream_audio
+
+    bands = _band_matrix(CONTOUR_FRAME, 150.0, 5000.0, CONTOUR_BANDS)
+    parts, carry = [], np.zeros(0, np.float32)
+    for chunk in stream_audio(path, FP_RATE, 30.0, max_duration_s=None, reject_silence=False):
+        x = np.ascontiguousarray(np.concatenate([carry, chunk]) if len(carry) else chunk, np.float32)
+        n = 1 + (len(x) - CONTOUR_FRAME) // CONTOUR_HOP if len(x) >= CONTOUR_FRAME else 0
+        if n:
+            frames = np.lib.stride_tricks.as_strided(x, (n, CONTOUR_FRAME), (x.strides[0] * CONTOUR_HOP,
+                                                                            x.strides[0]), writeable=False)
+            spec = _rfft(frames * _hann(CONTOUR_FRAME))
+            parts.append((spec.real * spec.real + spec.imag * spec.imag).astype(np.float32) @ bands)
+        carry = x[n * CONTOUR_HOP:]
+    energy = np.concatenate(parts) if parts else np.zeros((0, CONTOUR_BANDS), np.float32)
+    return (10.0 * np.log10(energy + 1e-10)).astype(np.float32)
+
+
+def contour_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 32, range_db: float = 25.0,
+                       block: int = 43) -> tuple[float, int]:
+    """Where two files' :func:`loudness_contour` disagree most: (dB, frame of ``a``).
+
+    The contours are aligned by the frame shift (up to ``max_shift`` frames, ~0.75 s: a trim)
+    that agrees best; the gain between them is the median difference of the cells loud in both
+    and is taken out.  A cell counts where it is loud in either file (within ``range_db`` of that
+    file's loudest cells: quieter ones are what lossy codecs change); each frame's disagreement
+    is the mean |difference| of its two most different bands (a sound mixed in changes some bands,
+    not all), averaged over ``block`` frames (~1 s).  A copy (another format, gain, rate, a trim)
+    stays within ~4 dB everywhere; a sound mixed in, taken out or replaced shows as a second many
+    dB off (benchmarks/duplicates_long.py)."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    if min(len(a), len(b)) <= 2 * max_shift + block:
+        return 0.0, 0
+    loud_a = a >= np.percentile(a, 99) - range_db
+    loud_b = b >= np.percentile(b, 99) - range_db
+    best = None
+    for d in range(-max_shift, max_shift + 1, 2):  # coarse, then the neighbours of the best
+        best = _better(best, a, b, loud_a, loud_b, d)
+    for d in (best[1] - 1, best[1] + 1) if best is not None else ():
+        best = _better(best, a, b, loud_a, loud_b, d)
+    if best is None:
+        return 0.0, 0
+    _, d, dev = best
+    per_frame = np.sort(dev, axis=1)[:, -2:].mean(axis=1)
+    smooth = np.convolve(per_frame, np.ones(block, np.float32) / block, mode="valid")
+    at = int(np.argmax(smooth))
+    return float(smooth[at]), max(0, d) + at + block // 2
+
+
+def _better(best, a, b, loud_a, loud_b, d: int):
+    """``best`` or the alignment at shift ``d`` (a[i] with b[i - d]) if it agrees better:
+    (typical disagreement, d, |difference| of the cells loud in either file, 0 elsewhere)."""
+    i0, j0 = max(0, d), max(0, -d)
+    n = min(len(a) - i0, len(b) - j0)
+    if n <= 0:
+        return best
+    x, y = a[i0:i0 + n], b[j0:j0 + n]
+    la, lb = loud_a[i0:i0 + n], loud_b[j0:j0 + n]
+    both = la & lb
+    if not both.any():
+        return best
+    gain = float(np.median((x - y)[both]))
+    either = la | lb
+    dev = np.where(either, np.abs(x - y - gain), 0.0).astype(np.float32)
+    typical = float(np.median((dev.sum(1) / np.maximum(either.sum(1), 1))[either.any(1)]))
+    return (typical, d, dev) if best is None or typical < best[0] else best

@@ -248,8 +248,10 @@ def resolve_hf(expert: str, local_dir: str | os.PathLike | None = None, allow_do
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
     hint = (
-        f"On a machine with network access run `huggingface-cli download {src.hf_repo} --revision {src.hf_revision}"
-        f" --cache-dir {hf_cache_dir()}` and copy {hf_cache_dir()} over (the CLI reads it there), or from Python pass weights=DIR "
+        # `hf` is huggingface_hub's CLI (`huggingface-cli` is gone from its recent releases)
+        f"On a machine with network access run `hf download {src.hf_repo} --revision {src.hf_revision}"
+        f" --cache-dir {hf_cache_dir()}` and copy {hf_cache_dir()} over (the CLI reads it there), or from Python pass "
+        "weights=DIR "
         f"pointing to a local copy of https://huggingface.co/{src.hf_repo}."
     )
     if not allow_download or is_offline():

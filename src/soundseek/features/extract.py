@@ -246,7 +246,7 @@ def extract_features(
                 try:
                     f, dur = embed_long(p, expert, max_duration_s, tmp, min_duration_s=min_duration_s,
                                         on_head=on_wave, on_progress=lambda s, name=name, length=length:
-                                        bar.status(f"reading {name} {clock(s)}/{clock(length)}"))
+                                        bar.status(f"reading {clock(s)}/{clock(length)} of {name}", heard_s=s))
                 except AudioError as e:
                     report.failed.append((p, e.reason))
                 except MemoryError:

@@ -62,6 +62,7 @@ class ThroughputProgress:
                  stream=None, interval_s: float = LINE_INTERVAL_S):
         self.enabled = enabled
         self.audio_s = 0.0
+        self.partial_s = 0.0  # heard of the file in progress (a long one): counts in the rate until it is done
         self.t0 = time.perf_counter()
         self.total = total
         self.done = 0
@@ -93,15 +94,18 @@ class ThroughputProgress:
             self._lines = StatusLines(self.stream, interval_s)
 
     def rate_text(self, completed: float, real_time: bool = True) -> str:
-        """"12.5 files/s 95x real time" once files are done ("" before: no rate to show yet;
-        no "x" while no audio was heard, e.g. every file's features came from the cache)."""
-        if not completed:
+        """"12.5 files/s 95x real time" once files are done; the "x" counts the part of a long
+        file heard so far (it read "1x" half-way through an hour-long file, and nothing at all
+        while a run's only file was read); "" before anything (no rate to show yet); no "x"
+        while no audio was heard (e.g. every file's features came from the cache)."""
+        audio = self.audio_s + self.partial_s
+        if not completed and not audio:
             return ""
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        text = f"{completed / dt:.1f} files/s"
-        if self.audio_s > 0:
-            text += f" {self.audio_s / dt:.0f}x" + (" real time" if real_time else "")
-        return text
+        parts = [f"{completed / dt:.1f} files/s"] if completed else []
+        if audio > 0:
+            parts.append(f"{audio / dt:.0f}x" + (" real time" if real_time else ""))
+        return " ".join(parts)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "ThroughputProgress":
@@ -127,14 +131,18 @@ class ThroughputProgress:
     # -- updates -----------------------------------------------------------------------------
     def advance(self, n: int, audio_seconds: float = 0.0) -> None:
         self.audio_s += audio_seconds
+        self.partial_s = 0.0
         self.done += n
         if self._progress:
             self._progress.advance(self._task, n)
         self._line()
 
-    def status(self, text: str) -> None:
-        """What is happening now (e.g. "reading door_01.wav"), shown after the counts."""
+    def status(self, text: str, heard_s: float | None = None) -> None:
+        """What is happening now (e.g. "reading door_01.wav"), shown after the counts;
+        ``heard_s``: how much of the file in progress is done (a long file, read in parts)."""
         self._status = text
+        if heard_s is not None:
+            self.partial_s = heard_s
         if self._progress:
             self._progress.update(self._task, status=text)
         self._line()

@@ -23,19 +23,23 @@ def _size(n: int) -> str:
 
 def how_it_differs(rep: dict, copy: dict) -> str:
     """What tells a copy from its group's representative, as far as the catalog knows: another
-    format, another length (a trim: e.g. "-0.42 s"), or neither ("other samples, same format and
-    length": a gain change, a re-encode, a take alike; "identical file": the same bytes).  A big
+    format, another sample rate ("16 kHz"), another length (a trim: e.g. "-0.42 s"), or none of
+    these ("other samples, same format and length": a gain change, a re-encode, a take alike;
+    "identical file": the same content hash, else the same size when no hash is given).  A big
     length difference is worth a listen: a short take that is the head of a longer one is grouped
     as its trim."""
     out = []
     fr, fc = Path(rep["path"]).suffix.lower().lstrip("."), Path(copy["path"]).suffix.lower().lstrip(".")
     if fr != fc:
         out.append(fc.upper() or "no extension")
+    if rep.get("sample_rate") and copy.get("sample_rate") and rep["sample_rate"] != copy["sample_rate"]:
+        out.append(f"{copy['sample_rate'] / 1000:g} kHz")
     delta = copy["duration"] - rep["duration"]
     if abs(delta) >= 0.05:
         out.append(f"{delta:+.2f} s")
     if not out:
-        out.append("identical file" if copy["size"] == rep["size"] else "other samples, same format and length")
+        same = copy["hash"] == rep["hash"] if copy.get("hash") and rep.get("hash") else copy["size"] == rep["size"]
+        out.append("identical file" if same else "other samples, same format and length")
     return ", ".join(out)
 
 
@@ -56,11 +60,17 @@ def duplicates_report(idx, update: bool, progress: bool) -> dict:
         counts = idx.dups.counts()
     if load_chromaprint() is None:
         notes.append(f"{INSTALL_HINT} Without it, only files with up to 5 s of sound are grouped.")
-    groups = [{"id": g.group_id,
-               "representative": {"id": g.members[0][0], "path": g.members[0][1], "size": g.members[0][2],
-                                  "duration": round(g.members[0][3], 3)},
-               "copies": [{"id": i, "path": p, "size": s, "duration": round(d, 3)} for i, p, s, d in g.members[1:]]}
-              for g in idx.duplicates()]
+    found = idx.duplicates()
+    ids = [m[0] for g in found for m in g.members]
+    items = idx.meta.items(ids)  # content hashes: "identical file" is the same bytes, not the same size
+    rates = {i: f.get("sample_rate") for i, f in idx.fulltext.info(ids).items()} if idx.fulltext is not None else {}
+
+    def member(i, p, s, d) -> dict:
+        return {"id": i, "path": p, "size": s, "duration": round(d, 3), "sample_rate": rates.get(i),
+                "hash": items[i].hash if i in items else None}
+
+    groups = [{"id": g.group_id, "representative": member(*g.members[0]), "copies": [member(*m) for m in g.members[1:]]}
+              for g in found]
     for g in groups:
         for c in g["copies"]:
             c["differs"] = how_it_differs(g["representative"], c)

@@ -106,6 +106,14 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def duration_text(seconds: float) -> str:
+    """A file's length as the page shows it: "5.0 s" under a minute, then "40:00 min", then
+    "1:00:00" (an hour-long file read "3600.0 s" beside its window "27:10–27:20")."""
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    return clock(seconds) if seconds >= 3599.5 else f"{clock(seconds)} min"
+
+
 def window_text(hit, as_clock: bool | None = None) -> str:
     """The best window of a hit, or "whole file" when the file fits in one window (or the hit
     comes from its words alone, which describe the whole file).  Seconds below a minute; past
@@ -144,7 +152,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
         any(b >= 59.95 for h in hits for _, b, _ in getattr(h, "moments", ()))
     core = {"#": [str(r) for r in range(1, len(hits) + 1)],
             "score": [f"{h.score:.3f}" for h in hits],
-            "duration": [f"{h.duration:.1f} s" for h in hits],
+            "duration": [duration_text(h.duration) for h in hits],
             "best window": [window_text(h, as_clock) for h in hits]}
     if any(h.copies for h in hits):
         core["copies"] = [f"+{len(h.copies)} {'copy' if len(h.copies) == 1 else 'copies'}" if h.copies else ""

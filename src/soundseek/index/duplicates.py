@@ -87,6 +87,17 @@ class DupConfig:
     #: a file of a compatible whole length (the rule above on durations): two episodes of a
     #: podcast share their first two minutes, not their length (before 2026-12-07 they grouped)
     whole_length_rule: bool = True
+    #: ... and two such files must sound alike all along: their whole-length loudness contours
+    #: (:func:`soundseek.audio.fingerprint.loudness_contour`, computed when a pair of long files
+    #: passed the print) may disagree by at most this many dB over any second
+    #: (:func:`~soundseek.audio.fingerprint.contour_difference`).  An edit past the printed head
+    #: (a sound mixed in, taken out or replaced) kept the print and the length and grouped before
+    #: 2026-12-07; benchmarks/duplicates_long.py, seeds 0-1: copies <= 4.0 dB, edits >= 6.0 dB but
+    #: for a 0.5-s click at the level of the background and a clip mixed into a louder event
+    #: (docs/duplicates.md).  None: no such check.
+    whole_max_db: float | None = 5.0
+    #: the contour comparison's settings: loud cells are within this of a file's loudest
+    whole_range_db: float = 25.0
 
 
 def spectral_threshold(words: int, cfg: DupConfig) -> float:

@@ -54,6 +54,11 @@ def file_quality(path: str) -> float:
     return (1e9 if fmt in LOSSLESS else 0.0) + rate * 100.0 + bits
 
 
+#: a group's representative is its row in a result list when it scores at most this much below
+#: the group's best-ranked copy (the same sound: copies differ by codec and resampling noise)
+REPRESENTATIVE_SLACK = 0.01
+
+
 @dataclass
 class DupReport:
     """What :meth:`DupStore.update` did."""
@@ -151,7 +156,7 @@ class DupStore:
         self.meta.set_meta("dup_group_settings", group_key)
         self._backfill(report, progress, load_head or self.load_head)
         self.meta.commit()
-        self._verify_new(report)
+        self._verify_new(report, progress)
         report.groups = self.regroup()
         self.meta.commit()
         report.seconds = time.perf_counter() - t0
@@ -202,7 +207,7 @@ class DupStore:
                 if k % 256 == 255:
                     self.meta.commit()
 
-    def _verify_new(self, report: DupReport) -> None:
+    def _verify_new(self, report: DupReport, progress: bool = False) -> None:
         db, lock = self.meta.db, self.meta.lock
         with lock:
             rows = db.execute("SELECT f.item_id, f.print, f.checked, i.duration_s FROM fingerprints f "
@@ -218,9 +223,48 @@ class DupStore:
         checks = pair_checks([e.print for e in entries], todo, self.config)
         found = [(min(entries[i].item_id, entries[j].item_id), max(entries[i].item_id, entries[j].item_id))
                  for (i, j), check in zip(todo, checks) if passes(check, self.config)]
+        found = self.same_all_along(found, {e.item_id: e.duration_s for e in entries}, progress)
         with lock:
             db.executemany("INSERT OR IGNORE INTO dup_pairs(a, b) VALUES (?,?)", found)
             db.executemany("UPDATE fingerprints SET checked=1 WHERE item_id=?", [(i,) for i in sorted(new)])
+
+    def same_all_along(self, pairs: list[tuple[int, int]], durations: dict, progress: bool = False
+                       ) -> list[tuple[int, int]]:
+        """``pairs`` without those of files longer than their print (its first ``clip.max_s``
+        seconds) whose whole-length loudness contours disagree somewhere
+        (``DupConfig.whole_max_db``): an edit past the head is not a copy.  Each such file is
+        decoded once more (a bar, "long copies"; ~6 s an hour of audio).  A file that cannot be
+        read now keeps the print's verdict."""
+        from ..audio.fingerprint import contour_difference, loudness_contour
+        from ..features.progress import ThroughputProgress
+
+        limit, head = self.config.whole_max_db, self.config.clip.max_s
+        long_pairs = [(a, b) for a, b in pairs if max(durations.get(a) or 0, durations.get(b) or 0) > head]
+        if limit is None or not long_pairs:
+            return pairs
+        items = self.meta.items(sorted({i for p in long_pairs for i in p}))
+        contours: dict[int, np.ndarray | None] = {}
+
+        bar = ThroughputProgress(total=len(items), enabled=progress, label="long copies")
+
+        def contour(i: int):
+            if i not in contours:
+                bar.status(f"reading {os.path.basename(items[i].path)}" if i in items else "")
+                try:
+                    contours[i] = loudness_contour(items[i].path) if i in items else None
+                except Exception:  # vanished, unreadable now: the print decides
+                    contours[i] = None
+                bar.advance(1, durations.get(i) or 0.0)
+            return contours[i]
+
+        differ = set()
+        with bar:
+            for a, b in long_pairs:
+                ca, cb = contour(a), contour(b)
+                if ca is not None and cb is not None and \
+                        contour_difference(ca, cb, range_db=self.config.whole_range_db)[0] > limit:
+                    differ.add((a, b))
+        return [p for p in pairs if p not in differ]
 
     def regroup(self) -> int:
         """Rebuild ``dup_groups`` from the verified pairs (uncommitted); returns the group count."""
@@ -291,8 +335,9 @@ class DupStore:
         ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed).  ``prefer``:
         ids shown as their group's row when they are among the hits (the query file itself, with
         ``--include-self``: not listed as a copy of its twin).  A group's representative (the
-        better copy, a readable name over a recorder's) is its row when it scores as well as the
-        best-ranked member (byte copies tie)."""
+        better copy, a readable name over a recorder's) is its row when it scores within
+        :data:`REPRESENTATIVE_SLACK` of the best-ranked member (copies differ by codec noise: a
+        16-kHz copy of a FLAC scored 1e-5 higher and stood for its group)."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
@@ -303,8 +348,8 @@ class DupStore:
             hit, copies = r.hit, list(r.copies)
             mine = next((c for c in copies if c in prefer and c in by_id), None)
             if mine is None and hit.id not in prefer and hit.id not in reps:
-                mine = next((c for c in copies if c in reps and c in by_id and by_id[c].score >= hit.score - 1e-9),
-                            None)
+                mine = next((c for c in copies if c in reps and c in by_id
+                             and by_id[c].score >= hit.score - REPRESENTATIVE_SLACK), None)
             if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
                 mine = next((c for c in copies if c in by_id and by_id[c].available), None)
             if mine is not None and hit.id not in prefer:

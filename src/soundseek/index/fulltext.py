@@ -20,6 +20,7 @@ query's words could score (sum of their IDF times k1 + 1), a 0–1 value that
 from __future__ import annotations
 
 import json
+import os
 import numbers
 import re
 import sqlite3
@@ -230,12 +231,48 @@ class FullText:
         with self.meta.lock:
             return [r[0] for r in self.db.execute("SELECT DISTINCT folder FROM item_info WHERE folder IS NOT NULL")]
 
+    def files_named(self, text: str, allowed: set[int] | None = None, limit: int = 100) -> list[int]:
+        """Files whose own name is the query, when it is typed as one (:func:`file_name_query`:
+        "ZOOM0001", "Bark3.ogg"): their numbers are no words of the index, so BM25 cannot find
+        them.  Case-insensitive; with an extension the whole name, without one the name's stem;
+        lowest id first."""
+        name = file_name_query(text)
+        if name is None:
+            return []
+        ext = _EXTENSION.search(name)
+        has_ext = ext is not None and ext.end() == len(name)
+        pattern = "%/" + _like_escape(name) + ("" if has_ext else ".%")
+        sql, args = "SELECT id, path FROM items WHERE path LIKE ? ESCAPE '\\'", [pattern]
+        if allowed is not None and len(allowed) <= 900:  # (a page of hits: no scan of the whole catalog)
+            sql += f" AND id IN ({','.join('?' * len(allowed))})"
+            args += sorted(int(i) for i in allowed)
+        with self.meta.lock:
+            rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
+        low = name.lower()
+
+        def own(path: str) -> str:  # the name (with an extension typed) or the stem, as typed to match
+            base = os.path.basename(path).lower()
+            return base if has_ext else os.path.splitext(base)[0]
+
+        return [int(i) for i, p in rows if (allowed is None or i in allowed) and own(p) == low][:limit]
+
     def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                normalized: bool = False) -> list[tuple[int, float]]:
-        """(item id, BM25 score; higher is better) for the file's own words, best first.
+        """(item id, BM25 score; higher is better) for the file's own words, best first.  A
+        query typed as a file name (:meth:`files_named`) puts those files first, as full matches.
 
         ``normalized``: the score divided by :meth:`score_scale` (0–1: 1 would be every query
         word matched as strongly as BM25 allows)."""
+        named = self.files_named(text, allowed, limit)
+        out = self.word_search(text, limit, allowed, normalized)
+        if not named:
+            return out
+        top = 1.0 if normalized else self.score_scale(text)
+        return ([(i, top) for i in named] + [r for r in out if r[0] not in named])[:limit]
+
+    def word_search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
+                    normalized: bool = False) -> list[tuple[int, float]]:
+        """:meth:`search` by the query's words only (BM25)."""
         q = fts_query(text)
         if not q:
             return []
@@ -275,6 +312,8 @@ class FullText:
         ids = [int(i) for i in ids]
         terms = query_terms(text)
         out: dict[int, dict[str, list[str]]] = {}
+        for i in self.files_named(text, set(ids)) if ids else ():  # the file's name, typed
+            out.setdefault(i, {}).setdefault("name", []).append(text.strip())
         if not ids or not terms:
             return out
         marks = ",".join("?" * len(ids))
@@ -389,6 +428,18 @@ def query_terms(text: str) -> list[str]:
     (but one-character words of scripts written without spaces: 鳥), no numbers, each once."""
     words = query_words(_EXTENSION.sub(" ", text or ""))
     return list(dict.fromkeys(w for w in words if (len(w) > 1 or ideograph(w)) and w not in STOP_WORDS))
+
+
+def file_name_query(text: str) -> str | None:
+    """The query as a file name to look up, or None: one word (no spaces) with a letter and a
+    digit ("ZOOM0001", "take_03", "1-100038-A-14") or an audio extension ("Bark.ogg")."""
+    t = (text or "").strip()
+    if not t or len(t) > 255 or any(c.isspace() for c in t) or "/" in t or "\\" in t:
+        return None
+    ext = _EXTENSION.search(t)
+    if ext is not None and ext.end() == len(t) and ext.start() > 0:
+        return t
+    return t if any(c.isdigit() for c in t) and any(c.isalpha() for c in t) else None
 
 
 def fts_query(text: str) -> str:

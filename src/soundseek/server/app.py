@@ -147,6 +147,12 @@ def tune_process(cfg: ServerConfig) -> None:
         sys.setswitchinterval(cfg.gil_switch_interval_s)
 
 
+def exposure_note(host: str, expose_paths: bool) -> str:
+    """What serving beyond this machine means (``serve`` warns with it; the CLI prints it)."""
+    return (f"serving on {host}: anyone who can reach this address can search and play your sounds"
+            + ("" if expose_paths else " (absolute file paths are hidden)"))
+
+
 def serve(
     index_path: str | os.PathLike,
     host: str = "127.0.0.1",
@@ -166,11 +172,7 @@ def serve(
 
         if config is None:  # beyond this machine, do not reveal the folder layout unless asked
             config = ServerConfig(expose_paths=False)
-        warnings.warn(
-            f"serving on {host}: anyone who can reach this address can search and play your sounds"
-            + ("" if config.expose_paths else " (absolute file paths are hidden)"),
-            stacklevel=2,
-        )
+        warnings.warn(exposure_note(host, config.expose_paths), stacklevel=2)
     cfg = dataclasses.replace(config or ServerConfig(), warmup=True, bind_host=host)
     log_level = uvicorn_kwargs.pop("log_level", "info")
     if cfg.workers > 1:

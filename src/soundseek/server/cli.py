@@ -67,12 +67,18 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"soundseek: serving {index} on http://{host}:{port}/  (Ctrl+C to stop)")
         from ..index.errors import IndexDamagedError
 
+        import warnings
+
+        from .security import is_loopback
+
         options = config_options(allow_origin, allowed_host, header_timeout, keep_alive, workers, body_timeout)
+        config = config_for_host(host, options) if options else None
+        if not is_loopback(host):  # one plain line (serve()'s UserWarning would show its source line)
+            typer.echo(f"warning: {server_app.exposure_note(host, config.expose_paths if config else False)}", err=True)
         try:
-            if options:
-                server_app.serve(index, host=host, port=port, config=config_for_host(host, options))
-            else:
-                server_app.serve(index, host=host, port=port)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="serving on ", category=UserWarning)
+                server_app.serve(index, host=host, port=port, config=config)
         except IndexDamagedError as e:  # one line, no traceback (see `soundseek check` / `repair`)
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
