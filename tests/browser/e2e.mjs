@@ -292,6 +292,15 @@ try {
       document.querySelector("#channels").value = "";
       document.querySelector("#max-duration").value = "";
     });
+    // the format filter: in the URL, restored, and applied (the corpus: FLAC clips and one WAV)
+    await page.goto(`${origin}/?q=${encodeURIComponent(fq)}&format=wav`);
+    await page.waitForFunction(() => document.querySelectorAll("#results .hit").length > 0
+      && !document.body.hasAttribute("aria-busy"));
+    const wavs = await page.$$eval("#results .hit .name", (els) => els.map((e) => e.textContent));
+    check(await page.inputValue("#format") === "wav" && wavs.every((n) => n.endsWith(".wav")),
+      `format filter restored and applied (${wavs})`);
+    await page.selectOption("#format", "");
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has("format"));
     report.steps.push("state in the URL");
   }
 

@@ -17,6 +17,7 @@ const modeSelect = $("#mode");
 const minDur = $("#min-duration");
 const maxDur = $("#max-duration");
 const channelsSelect = $("#channels");
+const formatSelect = $("#format");
 const facetsLine = $("#facets");
 
 let hasTextModel = true;
@@ -357,7 +358,8 @@ async function run(title, pending, request, key = null) {
 // A new search or "more like this" adds a history entry (the back button returns to the last
 // one); changing a filter replaces the current entry.  Loading such a URL runs it again.
 // The filters apply to every kind of search; the match mode to text searches only.
-const FILTERS = [["mode", modeSelect], ["min_duration", minDur], ["max_duration", maxDur], ["channels", channelsSelect]];
+const FILTERS = [["mode", modeSelect], ["min_duration", minDur], ["max_duration", maxDur], ["channels", channelsSelect],
+                 ["format", formatSelect]];
 
 function filterParams(params, text) {
   for (const [key, el] of FILTERS) if (el.value !== "" && (text || key !== "mode")) params.set(key, el.value);
@@ -390,6 +392,15 @@ function setSelect(el, value) {
   if ([...el.options].some((o) => o.value === value)) el.value = value;
 }
 
+function setFormat(value) {
+  // a format the list does not offer (?format=w64) joins it, as the API takes any extension
+  const v = (value || "").toLowerCase();
+  if (/^[a-z0-9]{1,16}$/.test(v) && ![...formatSelect.options].some((o) => o.value === v)) {
+    formatSelect.add(new Option(v.toUpperCase(), v));
+  }
+  setSelect(formatSelect, v);
+}
+
 function setK(value) {
   // a number of results the API takes (1..100) but the list does not offer (?k=30) joins the list
   const n = Number(value);
@@ -407,7 +418,8 @@ function restoreState() {
   setK(params.get("k") || "10");
   for (const [key, el] of FILTERS) {
     const v = params.get(key) || "";
-    if (el.tagName === "SELECT") { el.value = ""; setSelect(el, v); }
+    if (el === formatSelect) { el.value = ""; setFormat(v); }
+    else if (el.tagName === "SELECT") { el.value = ""; setSelect(el, v); }
     else el.value = v !== "" && Number.isFinite(Number(v)) && Number(v) >= 0 ? v : "";
   }
   const like = params.get("like");
@@ -493,7 +505,7 @@ function showNoTextModel() {
 form.addEventListener("submit", (ev) => { ev.preventDefault(); textSearch(input.value); });
 // changing a filter or the number of results re-runs what the list shows (a text search, "more
 // like this", an upload); the match mode is for text searches only
-[kSelect, modeSelect, channelsSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
+[kSelect, modeSelect, channelsSelect, formatSelect, minDur, maxDur].forEach((el) => el.addEventListener("change", () => {
   if (view.kind === "like") { if (el !== modeSelect) moreLikeThis(view.hit, "replace"); }
   else if (view.kind === "upload") { if (el !== modeSelect) audioSearch(view.file, "replace"); }
   else if (input.value.trim() && hasTextModel) textSearch(input.value, "replace");
