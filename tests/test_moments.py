@@ -310,3 +310,30 @@ def test_a_clip_that_covers_the_whole_file_is_the_file(tmp_path):
     again: list = []
     assert export_clips([(tmp_path / "ZOOM0002.ogg", 0.0, 10.0)], tmp_path / "out", already=again) == []
     assert len(again) == 1  # not copied twice either
+
+
+@needs_shared("data/esc50-fold1")
+def test_export_takes_every_moment_and_query_by_example(long_index):
+    """`export --moments` and `export --audio` did not exist: the clips of every occurrence, or
+    of what an example finds, could not be exported."""
+    from soundseek.cli import app
+
+    idx, tmp = long_index
+    out = tmp / "every-dog"
+    r = CliRunner().invoke(app, ["export", "a dog barking", "--index", str(idx.path), "--mode", "content", "-k", "2",
+                                 "--clips", "--moments", "2", "--to", str(out)])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.iterdir())
+    assert "field_day 0m14s-0m26s.wav" in names and "field_day 2m14s-2m26s.wav" in names, names  # both dogs
+    assert "clips of 2 files written" in r.output
+    sf.write(tmp / "dog_query.wav", _clip(DOG), SR)
+    like = tmp / "like-dog"
+    r = CliRunner().invoke(app, ["export", "--audio", str(tmp / "dog_query.wav"), "--index", str(idx.path), "-k", "2",
+                                 "--clips", "--to", str(like)])
+    assert r.exit_code == 0, r.output
+    clips = [p.name for p in like.iterdir() if p.name.startswith("field_day")]
+    assert clips in (["field_day 0m14s-0m26s.wav"], ["field_day 2m14s-2m26s.wav"]), r.output  # a dog's window
+    for bad in (["export", "dog", "--audio", str(tmp / "dog_query.wav")], ["export", "dog", "--moments", "2"],
+                ["export", "--to", str(like)]):
+        r = CliRunner().invoke(app, bad + ["--index", str(idx.path), "--to", str(tmp / "never")])
+        assert r.exit_code == 2 and not (tmp / "never").exists(), (bad, r.output)

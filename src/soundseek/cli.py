@@ -16,64 +16,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli_help import PlainHelpCommand, PlainHelpGroup, plain_flags, reflowed, show_version
+from .cli_help import LazyTyper, PlainHelpGroup, show_version
 from .cli_report import no_results_text, removed_but_rescanned
 
-class _LazyTyper(typer.Typer):
-    """A Typer that adds the other packages' commands (``_SUBCOMMANDS``) the first time its
-    command table is read, not at import: importing the server's stack alone (FastAPI, pydantic)
-    costs ~0.25 s, a quarter of a cold ``soundseek search``.  :func:`main` skips them entirely
-    for the commands defined in this file; ``--help``, other commands and ``CliRunner`` see the
-    full table, in the same order as before."""
-
-    _extras = "off"  # "off" while this module defines its own commands, then "pending" -> "done"
-
-    @property
-    def registered_commands(self):
-        self._load_extras()
-        for c in self._commands:  # rich help keeps a docstring's line breaks: "...are never" / "overwritten"
-            if c.help is None and c.callback is not None and c.callback.__doc__:
-                c.help = reflowed(c.callback.__doc__)
-            if c.callback is not None:
-                plain_flags(c.callback)
-            c.cls = PlainHelpCommand.instead_of(c.cls)
-        return self._commands
-
-    @registered_commands.setter
-    def registered_commands(self, value):
-        self._commands = value
-
-    @property
-    def registered_groups(self):
-        self._load_extras()
-        for g in self._groups:  # `soundseek models download --force`: a flag there too
-            for c in g.typer_instance.registered_commands if g.typer_instance else ():
-                plain_flags(c.callback)
-                c.cls = PlainHelpCommand.instead_of(c.cls)
-            g.cls = g.cls or PlainHelpGroup
-        return self._groups
-
-    @registered_groups.setter
-    def registered_groups(self, value):
-        self._groups = value
-
-    def _load_extras(self) -> None:
-        if self._extras == "pending":
-            self._extras = "loading"
-            _register_subcommands()
-            self._extras = "done"
-
-    def defer_extras(self) -> None:
-        """From now on, add the other packages' commands on the first read of the command table."""
-        self._extras = "pending"
-
-    def skip_extras(self) -> None:
-        """Never add the other packages' commands (a command defined here needs none of them)."""
-        if self._extras == "pending":
-            self._extras = "done"
-
-
-app = _LazyTyper(
+app = LazyTyper(
     name="soundseek",
     help="Language-based audio retrieval: index your sounds, find them by description or by example.",
     no_args_is_help=True,
@@ -112,6 +58,15 @@ def _os_error(e: BaseException, what: str) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{what}: {e.strerror.lower()}" + (f" ({e.filename})" if e.filename else "")
     return str(e)
+
+
+def _check_audio_arg(audio: Path | None) -> None:
+    """``--audio FILE`` that cannot be read: one line, exit 1 (not an errno's words)."""
+    if audio is not None:
+        from .audio import path_problem
+
+        if problem := path_problem(audio.expanduser()):
+            _fail(f"cannot read --audio {audio}: {problem}")
 
 
 def _fail(msg: str, code: int = 1):
@@ -272,11 +227,7 @@ def search_cmd(
 
     if (query is None) == (audio is None):
         _fail('give either a text query or --audio FILE, e.g. soundseek search "rain on a roof"', 2)
-    if audio is not None:
-        from .audio import path_problem
-
-        if problem := path_problem(audio.expanduser()):
-            _fail(f"cannot read --audio {audio}: {problem}")
+    _check_audio_arg(audio)
     idx = _open_index(index)
     filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx)
     if audio is not None and mode:
@@ -345,11 +296,15 @@ def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag
 
 @app.command("export")
 def export_cmd(
-    query: str = typer.Argument(..., help='what to look for, e.g. "wood door creak"'),
+    query: Optional[str] = typer.Argument(None, help='what to look for, e.g. "wood door creak"'),
     to: Path = typer.Option(..., "--to", help="folder to copy the files into (created if needed)"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="export what sounds like this audio file instead "
+                                         "of a text search (as search --audio)"),
     link: bool = typer.Option(False, "--link", help="symlink instead of copying"),
     clips: bool = typer.Option(False, "--clips", help="a long file's matching window as a WAV of its own "
                                "(1 s of margin), not the whole file (a short one is copied as it is)"),
+    moments: int = typer.Option(1, "--moments", min=1, max=20, help="with --clips: up to this many moments "
+                                "of each long file, a clip each (as search --moments lists them)"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=10000, help="number of results"),
     index: Path = IndexOpt,
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, content or metadata"),
@@ -361,20 +316,28 @@ def export_cmd(
     folder: Optional[Path] = typer.Option(None, "--folder", help=FOLDER_HELP),
     tag: Optional[str] = typer.Option(None, "--tag", help="only files with this machine tag, e.g. Rain; the whole file's tags, not a window's"),
 ):
-    """Copy (or link) the files a text search finds into a folder; existing files are never
-    overwritten (a name taken by another file gets its folder's name in front, "ortnok hurt1.ogg",
-    then " (2)", ...) and identical ones are not copied again."""
+    """Copy (or link) the files a text search (or --audio FILE) finds into a folder; existing
+    files are never overwritten (a name taken by another file gets its folder's name in front,
+    "ortnok hurt1.ogg", then " (2)", ...) and identical ones are not copied again."""
     from .export import export_files
     from .index.api import Index
     from .index.errors import NoTextModelError
 
     if clips and link:
         _fail("--clips writes new files; it cannot link them", 2)
+    if (query is None) == (audio is None):
+        _fail("give a text query or --audio FILE (one of them)", 2)
+    if moments > 1 and not clips:
+        _fail("--moments N exports a clip per moment: add --clips", 2)
+    if audio is not None and mode is not None:
+        _fail("--mode applies to text queries (--audio searches by sound)", 2)
+    _check_audio_arg(audio)
     try:
         idx = Index.open(index)
         filters = _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx)
-        hits = idx.search(query, k=k, mode=mode, **filters)
-    except (FileNotFoundError, NoTextModelError, ValueError) as e:
+        hits = idx.search(query, k=k, mode=mode, moments=moments, **filters) if audio is None else \
+            idx.search_audio(str(audio), k=k, moments=moments, **filters)
+    except (FileNotFoundError, NoTextModelError, ValueError) as e:  # (an AudioError of --audio too)
         _fail(str(e))
     if not hits:  # say why, as search does (exit 0), and leave no empty folder behind
         return console.print(no_results_text(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
@@ -384,8 +347,9 @@ def export_cmd(
 
         done = []
         try:
-            for h in hits:
-                done += (export_clips([(h.path, h.start, h.end)], to, already=same) if h.start is not None
+            for h in hits:  # a long file's moments (its own window first), else its window
+                spans = [(a, b) for a, b, _ in h.moments] or [(h.start, h.end)]
+                done += (export_clips([(h.path, a, b) for a, b in spans], to, already=same) if h.start is not None
                          else export_files([h.path], to, already=same))
         except (RuntimeError, OSError) as e:  # a file that cannot be read now (libsndfile's errors)
             _fail(f"cannot export {h.path} ({_os_error(e, type(e).__name__)}); {len(done)} written before it")
@@ -395,8 +359,9 @@ def export_cmd(
     for src, dst in done:
         out.print(f"{verb} {src} -> {dst}", highlight=False, markup=False)
     there = f", {len(same)} already there" if same else ""
-    console.print(f"{len(done)} of {len(hits)} files {verb} into {to}{there}", highlight=False, soft_wrap=True,
-                  markup=False)
+    what = f"{len(done)} clip{'s' if len(done) != 1 else ''} of {len(hits)} files" if moments > 1 else \
+        f"{len(done)} of {len(hits)} files"
+    console.print(f"{what} {verb} into {to}{there}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("info")
@@ -576,7 +541,7 @@ def _register_subcommands() -> None:
         importlib.import_module(name).register(app)
 
 
-app.defer_extras()  # registered on first use of the command table (see _LazyTyper)
+app.defer_extras(_register_subcommands)  # registered on first use of the command table (see LazyTyper)
 _CORE_COMMANDS = {"index", "search", "info", "check", "repair", "remove", "demo", "export"}  # defined above: need no other package's CLI
 
 

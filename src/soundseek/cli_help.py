@@ -1,9 +1,11 @@
-"""How the command line's help reads: one-line summaries, flags without a value's type."""
+"""How the command line's help reads (one-line summaries, flags without a value's type), and the
+command table that adds the other packages' commands only when asked (:class:`LazyTyper`)."""
 
 from __future__ import annotations
 
 import inspect
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
 
@@ -58,3 +60,61 @@ def show_version(asked: bool, console) -> None:
 
         console.print(f"soundseek {soundseek_version()}", highlight=False)
         raise typer.Exit()
+
+
+class LazyTyper(typer.Typer):
+    """A Typer that adds the other packages' commands (``soundseek.cli``'s ``_SUBCOMMANDS``) the
+    first time its command table is read, not at import: importing the server's stack alone
+    (FastAPI, pydantic) costs ~0.25 s, a quarter of a cold ``soundseek search``.
+    ``soundseek.cli.main`` skips them entirely for the commands ``soundseek.cli`` defines;
+    ``--help``, other commands and ``CliRunner`` see the full table, in the same order as before.
+    Its commands' help reads plainly (:func:`reflowed`, :func:`plain_flags`)."""
+
+    _extras = "off"  # "off" while the CLI module defines its own commands, then "pending" -> "done"
+    _loader = None  # what adds the other commands (defer_extras)
+
+    @property
+    def registered_commands(self):
+        self._load_extras()
+        for c in self._commands:  # rich help keeps a docstring's line breaks: "...are never" / "overwritten"
+            if c.help is None and c.callback is not None and c.callback.__doc__:
+                c.help = reflowed(c.callback.__doc__)
+            if c.callback is not None:
+                plain_flags(c.callback)
+            c.cls = PlainHelpCommand.instead_of(c.cls)
+        return self._commands
+
+    @registered_commands.setter
+    def registered_commands(self, value):
+        self._commands = value
+
+    @property
+    def registered_groups(self):
+        self._load_extras()
+        for g in self._groups:  # `soundseek models download --force`: a flag there too
+            for c in g.typer_instance.registered_commands if g.typer_instance else ():
+                plain_flags(c.callback)
+                c.cls = PlainHelpCommand.instead_of(c.cls)
+            g.cls = g.cls or PlainHelpGroup
+        return self._groups
+
+    @registered_groups.setter
+    def registered_groups(self, value):
+        self._groups = value
+
+    def _load_extras(self) -> None:
+        if self._extras == "pending":
+            self._extras = "loading"
+            self._loader()
+            self._extras = "done"
+
+    def defer_extras(self, loader) -> None:
+        """From now on, add the other packages' commands (``loader()``) on the first read of the
+        command table."""
+        self._loader = loader
+        self._extras = "pending"
+
+    def skip_extras(self) -> None:
+        """Never add the other packages' commands (a command defined here needs none of them)."""
+        if self._extras == "pending":
+            self._extras = "done"
