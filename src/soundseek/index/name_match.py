@@ -139,14 +139,18 @@ def name_vectors(item_ids, sentences: np.ndarray, threshold: float = 0.5, finger
 def readability(text_expert: str) -> Callable[[tuple[str, ...]], float]:
     """``fit(name words as written)`` for :attr:`NameVectors.fits` (:func:`.captions.name_words_as_written`):
     0.0 for a Latin scientific name
-    (:func:`.captions.scientific_name`, judged by ``text_expert``'s vocabulary), else 1.0; 1.0
-    for every name when the expert has no tokenizer to ask."""
+    (:func:`.captions.scientific_name`, judged by ``text_expert``'s vocabulary) and for a name
+    with a word in another script than the Latin one (``лягушка``, ``bébé_pleure_日本語``: the
+    shipped text model reads English; such a name is neither for nor against its file, as
+    hybrid treats a file without a name), else 1.0; 1.0 for every Latin-script name when the
+    expert has no tokenizer to ask."""
     from ..experts.minilm_fast import light_text_expert
     from .captions import scientific_name
+    from .file_info import other_script
 
     tok = getattr(light_text_expert(text_expert), "tokenizer", None)
     if tok is None or not hasattr(tok, "encode"):
-        return lambda words: 1.0
+        return lambda words: 0.0 if any(other_script(w) for w in words) else 1.0
     seen: dict[str, bool] = {}
 
     def whole(w: str) -> bool:
@@ -160,7 +164,7 @@ def readability(text_expert: str) -> Callable[[tuple[str, ...]], float]:
             seen[w] = whole(w) or (len(w) >= 6 and w.endswith("s") and whole(w[:-1]))
         return seen[w]
 
-    return lambda words: 0.0 if scientific_name(words, known) else 1.0
+    return lambda words: 0.0 if any(other_script(w) for w in words) or scientific_name(words, known) else 1.0
 
 
 def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
