@@ -88,6 +88,8 @@ def build_source(rng: random.Random, seconds: float) -> tuple[np.ndarray, list[t
 
 def edit(kind: str, bed, events, rng: random.Random) -> tuple[np.ndarray, str]:
     late = [i for i, (at, _) in enumerate(events) if at > 130 * SR]
+    if not late:
+        raise SystemExit("--minutes must leave events past the first 130 s (the printed head): use 3 or more")
     i = rng.choice(late)
     extra = clips(rng, 1)[0][: SR]
     if kind.startswith("insert"):

@@ -687,12 +687,13 @@ def test_a_query_typed_as_a_file_name_finds_that_file(tmp_path):
 
     lib = tmp_path / "lib"
     for i, rel in enumerate(["rec/ZOOM0001.wav", "rec/ZOOM0002.wav", "backup/ZOOM0001.wav", "dogs/Bark3.wav",
-                             "dogs/Bark.wav", "dogs/Bark3 long.wav"]):
+                             "dogs/Bark.wav", "dogs/Bark3 long.wav", "de/Übung1.wav", "rec/ZOOM_0001.wav"]):
         _tone(lib / rel, 1.0 + i / 10, 1, 300 + 100 * i, seed=i)
     with _create(tmp_path / "idx") as idx:
         idx.add(lib, progress=False)
         for q, want in (("ZOOM0001", {"rec/ZOOM0001.wav", "backup/ZOOM0001.wav"}), ("zoom0002", {"rec/ZOOM0002.wav"}),
-                        ("Bark3.wav", {"dogs/Bark3.wav"}), ("bark3", {"dogs/Bark3.wav"})):
+                        ("Bark3.wav", {"dogs/Bark3.wav"}), ("bark3", {"dogs/Bark3.wav"}),
+                        ("übung1", {"de/Übung1.wav"}), ("ZOOM_0001", {"rec/ZOOM_0001.wav"})):  # (LIKE's _ and case)
             for mode in ("metadata", "hybrid"):
                 hits = idx.search(q, k=4, mode=mode)
                 top = {str(Path(h.path).relative_to(lib.resolve())) for h in hits[:len(want)]}

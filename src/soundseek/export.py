@@ -146,7 +146,8 @@ def clip_name(src: Path, start: float, end: float, length: float | None = None) 
     ``1h00m10s`` in a 2-h one)."""
     from .index.file_info import ucs_name_words
 
-    longest = int(round(max(length or 0.0, end)))
+    # (a header's frame count can be bogus, e.g. SF_COUNT_MAX: no more than a day pads the hours)
+    longest = int(round(max(min(length or 0.0, 86400.0), end)))
     h_digits = len(str(longest // 3600))
 
     def t(x: float) -> str:

@@ -476,20 +476,26 @@ def loudness_contour(path) -> np.ndarray:
 
 
 def contour_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 32, range_db: float = 25.0,
-                       block: int = 43) -> tuple[float, int]:
+                       block: int = 43, top_hz: float | None = None) -> tuple[float, int]:
     """Where two files' :func:`loudness_contour` disagree most: (dB, frame of ``a``).
 
     The contours are aligned by the frame shift (up to ``max_shift`` frames, ~0.75 s: a trim)
-    that agrees best; the gain between them is the median difference of the cells loud in both
-    and is taken out.  A cell counts where it is loud in either file (within ``range_db`` of that
-    file's loudest cells: quieter ones are what lossy codecs change); each frame's disagreement
-    is the mean |difference| of its two most different bands (a sound mixed in changes some bands,
-    not all), averaged over ``block`` frames (~1 s).  A copy (another format, gain, rate, a trim)
-    stays within ~4 dB everywhere; a sound mixed in, taken out or replaced shows as a second many
-    dB off (benchmarks/duplicates_long.py)."""
+    that agrees best; each cell is compared with the other file's cell at that place or one frame
+    either side (the least difference: a trim between two frames, up to 12 ms off, made clicks
+    read several dB apart); the gain between them is the median difference of the cells loud in
+    both and is taken out.  A cell counts where it is loud in either file (within ``range_db`` of
+    that file's loudest cells: quieter ones are what lossy codecs change); each frame's
+    disagreement is the mean |difference| of its two most different bands (a sound mixed in
+    changes some bands, not all), averaged over ``block`` frames (~1 s).  ``top_hz``: only bands
+    below it (the lower of the two files' bandwidths: an 8-kHz copy has nothing above 4 kHz).  A
+    copy (another format, gain, rate, a trim) stays within ~4 dB everywhere; a sound mixed in,
+    taken out or replaced shows as a second many dB off (benchmarks/duplicates_long.py)."""
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
-    if min(len(a), len(b)) <= 2 * max_shift + block:
+    if top_hz is not None:
+        keep = int(np.searchsorted(np.geomspace(150.0, 5000.0, CONTOUR_BANDS + 1)[1:], top_hz, side="right"))
+        a, b = a[:, :max(keep, 1)], b[:, :max(keep, 1)]
+    if min(len(a), len(b)) <= 2 * max_shift + block + 2:
         return 0.0, 0
     loud_a = a >= np.percentile(a, 99) - range_db
     loud_b = b >= np.percentile(b, 99) - range_db
@@ -504,23 +510,26 @@ def contour_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 32, range_
     per_frame = np.sort(dev, axis=1)[:, -2:].mean(axis=1)
     smooth = np.convolve(per_frame, np.ones(block, np.float32) / block, mode="valid")
     at = int(np.argmax(smooth))
-    return float(smooth[at]), max(0, d) + at + block // 2
+    return float(smooth[at]), max(0, d) + 1 + at + block // 2
 
 
 def _better(best, a, b, loud_a, loud_b, d: int):
-    """``best`` or the alignment at shift ``d`` (a[i] with b[i - d]) if it agrees better:
-    (typical disagreement, d, |difference| of the cells loud in either file, 0 elsewhere)."""
+    """``best`` or the alignment at shift ``d`` (a[i] with b[i - d], give or take a frame) if it
+    agrees better: (typical disagreement, d, |difference| of the cells loud in either file, 0
+    elsewhere)."""
     i0, j0 = max(0, d), max(0, -d)
-    n = min(len(a) - i0, len(b) - j0)
+    n = min(len(a) - i0, len(b) - j0) - 2
     if n <= 0:
         return best
-    x, y = a[i0:i0 + n], b[j0:j0 + n]
-    la, lb = loud_a[i0:i0 + n], loud_b[j0:j0 + n]
+    x, la = a[i0 + 1:i0 + 1 + n], loud_a[i0 + 1:i0 + 1 + n]
+    near = [b[j0 + k:j0 + k + n] for k in (0, 1, 2)]  # the other file one frame before, at, after
+    lb = loud_b[j0 + 1:j0 + 1 + n]
     both = la & lb
     if not both.any():
         return best
-    gain = float(np.median((x - y)[both]))
+    gain = float(np.median((x - near[1])[both]))
     either = la | lb
-    dev = np.where(either, np.abs(x - y - gain), 0.0).astype(np.float32)
+    dev = np.min([np.abs(x - y - gain) for y in near], axis=0)
+    dev = np.where(either, dev, 0.0).astype(np.float32)
     typical = float(np.median((dev.sum(1) / np.maximum(either.sum(1), 1))[either.any(1)]))
     return (typical, d, dev) if best is None or typical < best[0] else best

@@ -92,9 +92,9 @@ class DupConfig:
     #: passed the print) may disagree by at most this many dB over any second
     #: (:func:`~soundseek.audio.fingerprint.contour_difference`).  An edit past the printed head
     #: (a sound mixed in, taken out or replaced) kept the print and the length and grouped before
-    #: 2026-12-07; benchmarks/duplicates_long.py, seeds 0-1: copies <= 4.0 dB, edits >= 6.0 dB but
-    #: for a 0.5-s click at the level of the background and a clip mixed into a louder event
-    #: (docs/duplicates.md).  None: no such check.
+    #: 2026-12-07; benchmarks/duplicates_long.py, seeds 0-2: copies <= 2.9 dB (percussive
+    #: material trimmed by half a frame: <= 3.6), 31 of 36 edits > 5 dB; the others change a
+    #: second by a few dB, as codecs do (docs/duplicates.md).  None: no such check.
     whole_max_db: float | None = 5.0
     #: the contour comparison's settings: loud cells are within this of a file's loudest
     whole_range_db: float = 25.0

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -233,7 +234,7 @@ class DupStore:
         """``pairs`` without those of files longer than their print (its first ``clip.max_s``
         seconds) whose whole-length loudness contours disagree somewhere
         (``DupConfig.whole_max_db``): an edit past the head is not a copy.  Each such file is
-        decoded once more (a bar, "long copies"; ~6 s an hour of audio).  A file that cannot be
+        decoded once more (a bar, "long copies"; ~5 s an hour of audio).  A file that cannot be
         read now keeps the print's verdict."""
         from ..audio.fingerprint import contour_difference, loudness_contour
         from ..features.progress import ThroughputProgress
@@ -243,15 +244,18 @@ class DupStore:
         if limit is None or not long_pairs:
             return pairs
         items = self.meta.items(sorted({i for p in long_pairs for i in p}))
-        contours: dict[int, np.ndarray | None] = {}
-
+        contours: dict[int, tuple[np.ndarray, int] | None] = {}
+        left = Counter(i for p in long_pairs for i in p)  # a contour is dropped after its last pair
         bar = ThroughputProgress(total=len(items), enabled=progress, label="long copies")
 
         def contour(i: int):
             if i not in contours:
                 bar.status(f"reading {os.path.basename(items[i].path)}" if i in items else "")
                 try:
-                    contours[i] = loudness_contour(items[i].path) if i in items else None
+                    import soundfile as sf
+
+                    contours[i] = (loudness_contour(items[i].path), sf.info(items[i].path).samplerate) \
+                        if i in items else None
                 except Exception:  # vanished, unreadable now: the print decides
                     contours[i] = None
                 bar.advance(1, durations.get(i) or 0.0)
@@ -261,9 +265,14 @@ class DupStore:
         with bar:
             for a, b in long_pairs:
                 ca, cb = contour(a), contour(b)
-                if ca is not None and cb is not None and \
-                        contour_difference(ca, cb, range_db=self.config.whole_range_db)[0] > limit:
+                if ca is not None and cb is not None and contour_difference(
+                        ca[0], cb[0], range_db=self.config.whole_range_db,
+                        top_hz=0.45 * min(ca[1], cb[1]))[0] > limit:  # the bands both files can hold
                     differ.add((a, b))
+                for i in (a, b):
+                    left[i] -= 1
+                    if not left[i]:
+                        contours.pop(i, None)
         return [p for p in pairs if p not in differ]
 
     def regroup(self) -> int:
@@ -337,7 +346,8 @@ class DupStore:
         ``--include-self``: not listed as a copy of its twin).  A group's representative (the
         better copy, a readable name over a recorder's) is its row when it scores within
         :data:`REPRESENTATIVE_SLACK` of the best-ranked member (copies differ by codec noise: a
-        16-kHz copy of a FLAC scored 1e-5 higher and stood for its group)."""
+        16-kHz copy of a FLAC scored 1e-5 higher and stood for its group); the row keeps the
+        group's best score, so scores never rise down the list."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
@@ -352,8 +362,9 @@ class DupStore:
                              and by_id[c].score >= hit.score - REPRESENTATIVE_SLACK), None)
             if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
                 mine = next((c for c in copies if c in by_id and by_id[c].available), None)
-            if mine is not None and hit.id not in prefer:
-                hit, copies = by_id[mine], [hit.id] + [c for c in copies if c != mine]
+            if mine is not None and hit.id not in prefer:  # at the group's rank and score: the list stays sorted
+                hit, copies = dataclasses.replace(by_id[mine], score=max(by_id[mine].score, hit.score)), \
+                    [hit.id] + [c for c in copies if c != mine]
             out.append((hit, copies))
         paths = self.meta.items([c for _, copies in out for c in copies])
         # a copy no longer on disk is no copy to offer (it was listed, and counted in "+1 copy")

@@ -241,7 +241,10 @@ class FullText:
             return []
         ext = _EXTENSION.search(name)
         has_ext = ext is not None and ext.end() == len(name)
-        pattern = "%/" + _like_escape(name) + ("" if has_ext else ".%")
+        # SQLite's LIKE ignores the case of ASCII letters only: any other letter matches any
+        # character here (Übung1 for übung1), and the name is compared in Python below
+        loose = "".join(c if c.isascii() else "_" for c in _like_escape(name))
+        pattern = "%" + _like_escape(os.sep) + loose + ("" if has_ext else ".%")
         sql, args = "SELECT id, path FROM items WHERE path LIKE ? ESCAPE '\\'", [pattern]
         if allowed is not None and len(allowed) <= 900:  # (a page of hits: no scan of the whole catalog)
             sql += f" AND id IN ({','.join('?' * len(allowed))})"

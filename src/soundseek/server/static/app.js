@@ -445,10 +445,10 @@ function restoreState() {
 
 // how: "push" (a new search), "replace" (a filter changed), "none" (restoring the URL's state)
 function textSearch(q, how = "push") {
+  view = { kind: "text" };  // (also when it stops below: a filter change must not re-run an older upload)
   q = q.trim();
   if (!q) { showMessage("Type what you want to hear, e.g. “rain on a window”.", "warn"); input.focus(); return; }
   if (!hasTextModel) { showNoTextModel(); return; }
-  view = { kind: "text" };
   saveState({ q }, how);
   const k = kSelect.value;
   const params = filterParams(new URLSearchParams({ q, k, moments: "3" }), true);
