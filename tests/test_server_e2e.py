@@ -205,6 +205,22 @@ def test_filters_apply_to_uploads_and_more_like_this(client, corpus):
     assert bad.status_code == 422 and "max_duration" in bad.json()["detail"]
 
 
+def test_a_filter_no_file_passes_says_so(client, corpus):
+    """`format=mp4`, `channels=3`, an unknown tag: an empty 200 with no hint, on a full index."""
+    dog = corpus["clips"]["dog"][0]
+    item = _ids_by_name(client)[dog.name]
+    for params, note in (({"format": "mp4"}, "no indexed file has format mp4"),
+                         ({"channels": 3}, "no indexed file has 3 channels"),
+                         ({"tag": "Nonexistent tag"}, "no indexed file has the tag Nonexistent tag"),
+                         ({"sample_rate": 96000}, "no indexed file has sample rate 96000 Hz")):
+        for r in (client.get("/api/search", params={"q": "a dog", **params}),
+                  client.get(f"/api/items/{item}/similar", params=params)):
+            assert r.status_code == 200 and r.json()["count"] == 0 and r.json()["note"] == note, r.json()
+    passing = client.get("/api/search", params={"q": "a dog", "format": "flac", "max_duration": 0.5}).json()
+    assert passing["count"] == 0 and "note" not in passing  # each value exists; together they leave nothing
+    assert "note" not in client.get("/api/search", params={"q": "a dog", "format": "flac"}).json()
+
+
 def test_an_upload_too_short_to_index_is_refused(client, tmp_path):
     """A 6-ms upload got ten confident-looking results; indexing refuses anything under 0.1 s."""
     import io

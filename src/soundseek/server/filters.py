@@ -50,3 +50,23 @@ class FilterQuery:
     def kwargs(self, state: AppState, mode: str | None = None) -> dict:
         """The search keyword arguments (:func:`search_filters`)."""
         return search_filters(state, mode, *self.values)
+
+
+def empty_note(state: AppState, kw: dict) -> dict:
+    """``{"note": ...}`` when a filter value matches no indexed file at all ("no indexed file has
+    format mp4"): why a filtered search found nothing, instead of an empty list alone; ``{}``
+    otherwise.  Asked only of searches that found nothing."""
+    ft = getattr(state.index, "fulltext", None)
+    if ft is None:
+        return {}
+    from soundseek.index.fulltext import Filters
+
+    says = {"format": "has format {}", "channels": "has {} channels", "sample_rate": "has sample rate {} Hz",
+            "tag": "has the tag {}", "folder": "lies under {}"}
+    with state.meta_lock:
+        for key, how in says.items():
+            value = kw.get(key)
+            if value is not None and not ft.any(Filters(**{key: value})):
+                shown = " or ".join(value) if isinstance(value, tuple) else value
+                return {"note": "no indexed file " + how.format(shown)}
+    return {}

@@ -16,7 +16,7 @@ from soundseek.audio import AudioError, on_disk, probe, waveform_envelope
 from ..config import ServerConfig
 from ..deps import StateDep
 from ..errors import ApiError
-from ..filters import FilterQuery
+from ..filters import FilterQuery, empty_note
 from ..media import AUDIO_MEDIA_TYPES, AudioFileResponse
 from ..present import GROUP_HELP, MOMENTS_HELP, ItemHit, group_kwargs, hit_json, moments_kwargs, num, private, results
 from ..waveform import render_envelope_png
@@ -108,7 +108,7 @@ def build_router(config: ServerConfig) -> APIRouter:
         except KeyError as e:
             raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
-        extra = {"filters": kw} if kw else {}
+        extra = {"filters": kw, **({} if hits else empty_note(state, kw))} if kw else {}
         source = hit_json(ItemHit(item, typed, idx.copies(typed) if group and hasattr(idx, "copies") else ()),
                           cfg.expose_paths)
         return results("similar", t0, hits, expose_paths=cfg.expose_paths, k=k, source={**source, **span}, **extra)

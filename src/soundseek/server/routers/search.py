@@ -17,7 +17,7 @@ from soundseek.audio import AudioError, probe
 from ..config import ServerConfig
 from ..deps import AppState, StateDep
 from ..errors import ApiError
-from ..filters import FilterQuery
+from ..filters import FilterQuery, empty_note
 from ..media import NON_AUDIO_TYPE, sniff_audio_format
 from ..present import GROUP_HELP, MOMENTS_HELP, group_kwargs, moments_kwargs, no_tmp, results
 
@@ -88,7 +88,7 @@ def search_bytes(state: AppState, data: bytes, ext: str, k: int, filename: str |
         except OSError:
             pass
     name = Path(filename).name if filename else None
-    extra = {"filters": filters} if filters else {}
+    extra = {"filters": filters, **({} if hits else empty_note(state, filters))} if filters else {}
     return results("audio", t0, hits, expose_paths=cfg.expose_paths, k=k, filename=name,
                    query_duration=round(info.duration_s, 3), **extra)
 
@@ -143,6 +143,8 @@ def build_router(config: ServerConfig) -> APIRouter:
         extra = {"query": text, "k": k, "search_mode": search_mode}
         if any(k_ != "mode" for k_ in kw):
             extra["filters"] = {k_: v for k_, v in kw.items() if k_ != "mode"}
+            if not hits:
+                extra.update(empty_note(state, kw))
         if facets:
             extra["facets"] = facet_counts(state, kw)
         return results("text", t0, hits, expose_paths=cfg.expose_paths, **extra)

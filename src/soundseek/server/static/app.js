@@ -111,8 +111,9 @@ function renderResults(data, title) {
   // the filter counts are for text searches that found something: with no result, counts of the
   // whole library would read as counts of the results
   showFacets(data.mode === "text" && data.results.length ? data.facets : null);
-  if (!data.results.length) {
-    showMessage("No sounds matched. Try other words, or search with an audio file.", "warn");
+  if (!data.results.length) {  // a filter no file passes says so ("no indexed file has format mp4")
+    showMessage(data.note ? `No sounds matched: ${data.note}.`
+                          : "No sounds matched. Try other words, or search with an audio file.", "warn");
     return;
   }
   showMessage("");
