@@ -246,15 +246,21 @@ def test_head_on_audio_has_the_headers_of_get_and_no_body(client, files):
     assert client.head("/api/items/999/audio").status_code == 404
 
 
-def test_head_on_audio_over_a_real_socket(live_port, files):
-    raw = b"HEAD /api/items/2/audio HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", live_port), timeout=5) as s:
+def _ask(port: int, method: str, url: str) -> tuple[bytes, bytes]:
+    """(status line and headers, body) of one request over a real socket (Connection: close)."""
+    raw = f"{method} {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(raw)
         data = b""
         deadline = time.time() + 5
         while time.time() < deadline and (chunk := s.recv(65536)):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_head_on_audio_over_a_real_socket(live_port, files):
+    head, body = _ask(live_port, "HEAD", "/api/items/2/audio")
     assert head.startswith(b"HTTP/1.1 200") and body == b""
     assert int(_headers(head)["content-length"]) == files[1].stat().st_size
 
@@ -262,19 +268,8 @@ def test_head_on_audio_over_a_real_socket(live_port, files):
 @pytest.mark.parametrize("url", ["/", "/api/health", "/api/items/2/waveform.png"])
 def test_head_on_the_page_health_and_waveforms_over_a_real_socket(live_port, url):
     """Link checkers and uptime monitors ask with HEAD: the page and waveforms answered 405."""
-    def ask(method: str) -> tuple[bytes, bytes]:
-        raw = f"{method} {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-        with socket.create_connection(("127.0.0.1", live_port), timeout=5) as s:
-            s.sendall(raw)
-            data = b""
-            deadline = time.time() + 5
-            while time.time() < deadline and (chunk := s.recv(65536)):
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        return head, body
-
-    get_head, get_body = ask("GET")
-    head, body = ask("HEAD")
+    get_head, get_body = _ask(live_port, "GET", url)
+    head, body = _ask(live_port, "HEAD", url)
     assert get_head.startswith(b"HTTP/1.1 200") and get_body
     assert head.startswith(b"HTTP/1.1 200") and body == b"", head
     assert _headers(head)["content-type"] == _headers(get_head)["content-type"]
