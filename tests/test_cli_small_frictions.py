@@ -387,12 +387,15 @@ def test_info_files_lists_what_is_indexed(tmp_path):
     lib = tmp_path / "lib"
     write_tone(lib / "b" / "two.wav", 2.0, 500)
     write_tone(lib / "a" / "one.wav", 1.5, 300)
+    write_tone(lib / "c" / "tab\there.wav", 1.0, 700)  # one line, one field each, whatever the name
     idx = tmp_path / "idx"
     assert runner.invoke(app, ["index", str(lib), "--index", str(idx)]).exit_code == 0
     res = runner.invoke(app, ["info", "--index", str(idx), "--files"])
     assert res.exit_code == 0, res.output
     rows = [line.split("\t") for line in res.output.splitlines()]
     assert [(r[0], r[1]) for r in rows] == [(str((lib / "a" / "one.wav").resolve()), "1.500"),
-                                            (str((lib / "b" / "two.wav").resolve()), "2.000")]
+                                            (str((lib / "b" / "two.wav").resolve()), "2.000"),
+                                            (str((lib / "c").resolve()) + "/tab\\there.wav", "1.000")]
     listed = json.loads(runner.invoke(app, ["info", "--index", str(idx), "--files", "--json"]).output)
-    assert [(d["path"], d["id"]) for d in listed] == [(r[0], int(r[2])) for r in rows]
+    assert [d["id"] for d in listed] == [int(r[2]) for r in rows]
+    assert listed[2]["path"] == str((lib / "c" / "tab\there.wav").resolve())  # JSON: as it is

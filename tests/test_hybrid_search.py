@@ -689,11 +689,14 @@ def test_a_query_typed_as_a_file_name_finds_that_file(tmp_path):
     for i, rel in enumerate(["rec/ZOOM0001.wav", "rec/ZOOM0002.wav", "backup/ZOOM0001.wav", "dogs/Bark3.wav",
                              "dogs/Bark.wav", "dogs/Bark3 long.wav", "de/Übung1.wav", "rec/ZOOM_0001.wav"]):
         _tone(lib / rel, 1.0 + i / 10, 1, 300 + 100 * i, seed=i)
+    _tone(lib / "rec" / "long_take_07.wav", 25.0, 1, 440, seed=9)  # longer than a window
     with _create(tmp_path / "idx") as idx:
         idx.add(lib, progress=False)
         for q, want in (("ZOOM0001", {"rec/ZOOM0001.wav", "backup/ZOOM0001.wav"}), ("zoom0002", {"rec/ZOOM0002.wav"}),
                         ("Bark3.wav", {"dogs/Bark3.wav"}), ("bark3", {"dogs/Bark3.wav"}),
-                        ("übung1", {"de/Übung1.wav"}), ("ZOOM_0001", {"rec/ZOOM_0001.wav"})):  # (LIKE's _ and case)
+                        ("übung1", {"de/Übung1.wav"}), ("ZOOM_0001", {"rec/ZOOM_0001.wav"}),  # (LIKE's _ and case)
+                        ("rec/ZOOM0001.wav", {"rec/ZOOM0001.wav"}), ("backup/zoom0001", {"backup/ZOOM0001.wav"}),
+                        ("Bark3 long.wav", {"dogs/Bark3 long.wav"})):  # a path as the table shows it; spaces
             for mode in ("metadata", "hybrid"):
                 hits = idx.search(q, k=4, mode=mode)
                 top = {str(Path(h.path).relative_to(lib.resolve())) for h in hits[:len(want)]}
@@ -701,7 +704,12 @@ def test_a_query_typed_as_a_file_name_finds_that_file(tmp_path):
                 assert all(h.score == pytest.approx(1.0, abs=1e-3) and "name" in h.matched for h in hits[:len(want)]), \
                     (q, mode)
         assert idx.search("ZOOM0003", k=3, mode="metadata") == []  # no such file (its "zoom" is no word either)
+        # the name is the whole file: no window of it is "the match" (export --clips copies the file)
+        for mode in ("hybrid", "metadata"):
+            [long_take] = [h for h in idx.search("long_take_07", k=3, mode=mode) if h.path.endswith("long_take_07.wav")]
+            assert long_take.start is None and long_take.end is None and long_take.moments == (), mode
         assert idx.search("ZOOM0001", k=3, mode="metadata", folder=str(lib / "backup"))[0].path.endswith(
             "backup/ZOOM0001.wav")
-    assert [file_name_query(q) for q in ("ZOOM0001", "take_03", "Bark.ogg", "dog barking", "808", ".wav", "a b1")] == \
-        ["ZOOM0001", "take_03", "Bark.ogg", None, None, None, None]
+    assert [file_name_query(q) for q in ("ZOOM0001", "take_03", "Bark.ogg", "dog barking", "808", ".wav", "a b1",
+                                         "site -6dB 22k.flac", "rec/ZOOM0001", "rec/", "/abs/x1.wav")] == \
+        ["ZOOM0001", "take_03", "Bark.ogg", None, None, None, None, "site -6dB 22k.flac", "rec/ZOOM0001", None, None]

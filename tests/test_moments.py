@@ -325,7 +325,7 @@ def test_export_takes_every_moment_and_query_by_example(long_index):
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
     assert "field_day 0m14s-0m26s.wav" in names and "field_day 2m14s-2m26s.wav" in names, names  # both dogs
-    assert "clips of 2 files written" in r.output
+    assert "clips and files from 2 files written" in r.output
     sf.write(tmp / "dog_query.wav", _clip(DOG), SR)
     like = tmp / "like-dog"
     r = CliRunner().invoke(app, ["export", "--audio", str(tmp / "dog_query.wav"), "--index", str(idx.path), "-k", "2",
@@ -334,6 +334,10 @@ def test_export_takes_every_moment_and_query_by_example(long_index):
     clips = [p.name for p in like.iterdir() if p.name.startswith("field_day")]
     assert clips in (["field_day 0m14s-0m26s.wav"], ["field_day 2m14s-2m26s.wav"]), r.output  # a dog's window
     for bad in (["export", "dog", "--audio", str(tmp / "dog_query.wav")], ["export", "dog", "--moments", "2"],
-                ["export", "--to", str(like)]):
+                ["export"]):
         r = CliRunner().invoke(app, bad + ["--index", str(idx.path), "--to", str(tmp / "never")])
         assert r.exit_code == 2 and not (tmp / "never").exists(), (bad, r.output)
+    (tmp / "a file").write_text("not a folder")  # --to a file: one line, not a FileExistsError traceback
+    for to in (tmp / "a file", tmp / "a file" / "sub"):
+        r = CliRunner().invoke(app, ["export", "dog", "--index", str(idx.path), "--to", str(to)])
+        assert r.exit_code == 2 and "a file is in the way" in r.output, (to, r.output)

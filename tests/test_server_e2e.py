@@ -212,12 +212,14 @@ def test_a_filter_no_file_passes_says_so(client, corpus):
     for params, note in (({"format": "mp4"}, "no indexed file has format mp4"),
                          ({"channels": 3}, "no indexed file has 3 channels"),
                          ({"tag": "Nonexistent tag"}, "no indexed file has the tag Nonexistent tag"),
-                         ({"sample_rate": 96000}, "no indexed file has sample rate 96000 Hz")):
+                         ({"sample_rate": 96000}, "no indexed file has sample rate 96000 Hz"),
+                         ({"max_duration": 0.05}, "no indexed file is 0.05 s or shorter"),
+                         ({"min_duration": 30, "max_duration": 40}, "no indexed file is 30 to 40 s long")):
         for r in (client.get("/api/search", params={"q": "a dog", **params}),
                   client.get(f"/api/items/{item}/similar", params=params)):
             assert r.status_code == 200 and r.json()["count"] == 0 and r.json()["note"] == note, r.json()
-    passing = client.get("/api/search", params={"q": "a dog", "format": "flac", "max_duration": 0.5}).json()
-    assert passing["count"] == 0 and "note" not in passing  # each value exists; together they leave nothing
+    passing = client.get("/api/search", params={"q": "a dog", "format": "wav", "max_duration": 6}).json()
+    assert passing["count"] == 0 and "note" not in passing  # each value exists (the WAV is 25 s); not together
     assert "note" not in client.get("/api/search", params={"q": "a dog", "format": "flac"}).json()
 
 

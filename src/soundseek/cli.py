@@ -69,6 +69,12 @@ def _check_audio_arg(audio: Path | None) -> None:
             _fail(f"cannot read --audio {audio}: {problem}")
 
 
+def _one_field(text: str) -> str:
+    """A path as one tab-separated field on one line: a tab, newline or carriage return in it
+    written as \\t, \\n, \\r (``--json`` has the path as it is)."""
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _fail(msg: str, code: int = 1):
     console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
@@ -331,6 +337,8 @@ def export_cmd(
         _fail("--moments N exports a clip per moment: add --clips", 2)
     if audio is not None and mode is not None:
         _fail("--mode applies to text queries (--audio searches by sound)", 2)
+    if any(p.exists() and not p.is_dir() for p in [to.expanduser(), *to.expanduser().parents]):
+        _fail(f"--to {to}: a file is in the way (the files go into a folder: give a folder's path)", 2)
     _check_audio_arg(audio)
     try:
         idx = Index.open(index)
@@ -359,8 +367,8 @@ def export_cmd(
     for src, dst in done:
         out.print(f"{verb} {src} -> {dst}", highlight=False, markup=False)
     there = f", {len(same)} already there" if same else ""
-    what = f"{len(done)} clip{'s' if len(done) != 1 else ''} of {len(hits)} files" if moments > 1 else \
-        f"{len(done)} of {len(hits)} files"
+    files = f"{len(hits)} file{'s' if len(hits) != 1 else ''}"
+    what = f"{len(done)} clips and files from {files}" if moments > 1 else f"{len(done)} of {files}"
     console.print(f"{what} {verb} into {to}{there}", highlight=False, soft_wrap=True, markup=False)
 
 
@@ -373,7 +381,7 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
     if files:
         items = sorted(idx, key=lambda it: it.path)
         for line in ([json.dumps([{"id": it.id, "path": it.path, "duration": it.duration} for it in items])]
-                     if as_json else [f"{it.path}\t{it.duration:.3f}\t{it.id}" for it in items]):
+                     if as_json else [f"{_one_field(it.path)}\t{it.duration:.3f}\t{it.id}" for it in items]):
             typer.echo(line)
         return
     stats = idx.stats()

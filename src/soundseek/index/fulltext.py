@@ -239,6 +239,7 @@ class FullText:
         name = file_name_query(text)
         if name is None:
             return []
+        name = name.replace("/", os.sep)  # "recorder/ZOOM0001.flac": a path as the table shows it
         ext = _EXTENSION.search(name)
         has_ext = ext is not None and ext.end() == len(name)
         # SQLite's LIKE ignores the case of ASCII letters only: any other letter matches any
@@ -251,13 +252,13 @@ class FullText:
             args += sorted(int(i) for i in allowed)
         with self.meta.lock:
             rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
-        low = name.lower()
+        want = os.sep + name.lower()
 
-        def own(path: str) -> str:  # the name (with an extension typed) or the stem, as typed to match
-            base = os.path.basename(path).lower()
-            return base if has_ext else os.path.splitext(base)[0]
+        def named(path: str) -> bool:  # ends with the name (and the folders) typed, its extension too if typed
+            low = path.lower()
+            return (low if has_ext else os.path.splitext(low)[0]).endswith(want)
 
-        return [int(i) for i, p in rows if (allowed is None or i in allowed) and own(p) == low][:limit]
+        return [int(i) for i, p in rows if (allowed is None or i in allowed) and named(p)][:limit]
 
     def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                normalized: bool = False) -> list[tuple[int, float]]:
@@ -434,15 +435,20 @@ def query_terms(text: str) -> list[str]:
 
 
 def file_name_query(text: str) -> str | None:
-    """The query as a file name to look up, or None: one word (no spaces) with a letter and a
-    digit ("ZOOM0001", "take_03", "1-100038-A-14") or an audio extension ("Bark.ogg")."""
+    """The query as a file name to look up, or None: a name with an audio extension, spaces and
+    all ("Bark.ogg", "site -6dB 22k.flac"), or one word with a letter and a digit ("ZOOM0001",
+    "take_03", "1-100038-A-14"); either after folders as the results table shows them
+    ("recorder/ZOOM0001.flac", "/" between them)."""
     t = (text or "").strip()
-    if not t or len(t) > 255 or any(c.isspace() for c in t) or "/" in t or "\\" in t:
+    if not t or len(t) > 1024 or "\\" in t or t.startswith("/") or t.endswith("/"):
         return None
-    ext = _EXTENSION.search(t)
-    if ext is not None and ext.end() == len(t) and ext.start() > 0:
+    last = t.rsplit("/", 1)[-1]
+    ext = _EXTENSION.search(last)
+    if ext is not None and ext.end() == len(last) and ext.start() > 0:
         return t
-    return t if any(c.isdigit() for c in t) and any(c.isalpha() for c in t) else None
+    if any(c.isspace() for c in last):
+        return None
+    return t if any(c.isdigit() for c in last) and any(c.isalpha() for c in last) else None
 
 
 def fts_query(text: str) -> str:

@@ -4,6 +4,7 @@ each ranked by a file's best window and decorated into :class:`~soundseek.index.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -127,7 +128,8 @@ class Query:
         names = self.names.current() if self.names is not None and sent is not None and mode == "hybrid" else None
         if names is not None:  # the library is adapted: its names' meaning and memory
             hits = self.search_named(text, q, sent, names, meta_rank, k, pool, allow)
-            return self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
+            return self.whole_when_named(self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True),
+                                         text)
         by_words = bool(meta_rank)
         # the memory's bonus on content scores only where no word matched (added to them whatever
         # matched, it lifted many files above the ones whose own names match: named-file P@1 0.73 ->
@@ -143,7 +145,20 @@ class Query:
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
         content_ids = {r[0] for r in content[:max(k, 10)]}
         hits = self.hits(rows, text, ["hybrid"], content_ids=content_ids)
-        return hits if q is None else self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
+        hits = hits if q is None else self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
+        return self.whole_when_named(hits, text)
+
+    def whole_when_named(self, hits: list[Hit], text: str) -> list[Hit]:
+        """``hits`` with the files the query names (a file name typed:
+        :meth:`~soundseek.index.fulltext.FullText.files_named`) as whole files, no window: the
+        name says the whole file is what was asked for (`export --clips` copies it, not 10 s of it)."""
+        from .fulltext import file_name_query
+
+        ft = self.meta.fulltext
+        if ft is None or file_name_query(text) is None or not hits:
+            return hits
+        named = set(ft.files_named(text, {h.id for h in hits}))
+        return [dataclasses.replace(h, start=None, end=None, moments=()) if h.id in named else h for h in hits]
 
     def resolve_mode(self, mode: str | None) -> str:
         """The mode a text search with ``mode`` runs in: ``mode`` in any case ("Content"), or
@@ -393,8 +408,6 @@ class Query:
         until each has ``n``, the whole index was read, or :data:`MOMENTS_FETCH_MAX` windows were.
         ``calibrated``: scores on text search's 0–1 content scale, else the raw cosine (audio).  A
         file whose own window was not met keeps no moments (its ``start``/``end`` stay the answer)."""
-        import dataclasses
-
         from .fusion import content_score
 
         long = {h.id for h in hits if h.start is not None}

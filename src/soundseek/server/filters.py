@@ -69,4 +69,9 @@ def empty_note(state: AppState, kw: dict) -> dict:
             if value is not None and not ft.any(Filters(**{key: value})):
                 shown = " or ".join(value) if isinstance(value, tuple) else value
                 return {"note": "no indexed file " + how.format(shown)}
+        lo, hi = kw.get("min_duration"), kw.get("max_duration")
+        if (lo is not None or hi is not None) and not ft.any(Filters(min_duration=lo, max_duration=hi)):
+            span = f"{lo:g} s or longer" if hi is None else f"{hi:g} s or shorter" if lo is None else \
+                f"{lo:g} to {hi:g} s long"
+            return {"note": f"no indexed file is {span}"}
     return {}
