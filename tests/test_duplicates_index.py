@@ -395,6 +395,26 @@ def test_an_edit_past_the_printed_head_is_not_a_copy(tmp_path):
     assert worst > 10 and 138 <= at * 256 / 11025 <= 143  # where the dog is (its clip: 138-143 s)
 
 
+def test_an_8khz_copy_of_a_bright_recording_is_a_copy(tmp_path):
+    """An 8-kHz copy of a recording with much above 4 kHz (crickets, birds) was never even a
+    candidate: its band envelope (150-5000 Hz) lacks the top band and differed by 7.8 dB."""
+    import csv
+
+    sr = 22050
+    rows = [r for r in csv.DictReader(open(ESC50 / "meta.csv")) if r["category"] in ("crickets", "rain")]
+    waves = [sf.read(str(ESC50 / "audio" / r["filename"]), dtype="float32")[0]
+             for r in sorted(rows, key=lambda r: r["filename"])]
+    x = np.concatenate([resample(w if w.ndim == 1 else w.mean(1), 44100, sr) for w in waves])  # 80 s (envelopes 6-7 dB apart)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "dawn chorus.wav", x, sr)
+    sf.write(lib / "dawn chorus (phone).wav", resample(x, sr, 8000), 8000)
+    with Index.create(tmp_path / "idx", model=None) as idx:
+        idx.add(lib, progress=False)
+        groups = [sorted(Path(m[1]).name for m in g.members) for g in idx.duplicates()]
+    assert groups == [["dawn chorus (phone).wav", "dawn chorus.wav"]], groups
+
+
 def test_how_a_copy_differs_is_named():
     from soundseek.index.cli import how_it_differs
 
