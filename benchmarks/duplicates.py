@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from experts import cpu_name  # benchmarks/experts.py (these scripts run from benchmarks/)
-from soundseek.audio import AudioError, load_audio, resample
+from soundseek.audio import MIN_DURATION_S, AudioError, load_audio, resample
 from soundseek.audio.fingerprint import chromaprint_version, clip_print
 from soundseek.index.duplicates import (DupConfig, Entry, bit_profile, candidate_pairs, find_groups, pair_ber, passes,
                                        groups_from_pairs, union_find_groups)
@@ -146,7 +146,7 @@ def main() -> None:
     for p, g, label in files:
         t0 = time.perf_counter()
         try:
-            w = load_audio(p, SR, reject_silence=False)
+            w = load_audio(p, SR, reject_silence=False, min_duration_s=MIN_DURATION_S)
         except AudioError:  # ingest refuses it too (e.g. under 0.1 s): never indexed, never grouped
             continue
         kept.append((p, g, label))
