@@ -167,10 +167,15 @@ def _rfft(frames: np.ndarray) -> np.ndarray:
     return fft.rfft(frames, axis=1)
 
 
+def band_edges(f_lo: float, f_hi: float, n_bands: int) -> np.ndarray:
+    """The ``n_bands + 1`` edges (Hz) of log-spaced bands from ``f_lo`` to ``f_hi``."""
+    return np.geomspace(f_lo, f_hi, n_bands + 1)
+
+
 @functools.lru_cache(maxsize=4)
 def _band_matrix(frame: int, f_lo: float, f_hi: float, n_bands: int) -> np.ndarray:
     freqs = np.fft.rfftfreq(frame, 1.0 / FP_RATE)
-    edges = np.geomspace(f_lo, f_hi, n_bands + 1)
+    edges = band_edges(f_lo, f_hi, n_bands)
     m = np.zeros((len(freqs), n_bands), np.float32)
     for b in range(n_bands):
         m[(freqs >= edges[b]) & (freqs < edges[b + 1]), b] = 1.0
@@ -493,7 +498,7 @@ def contour_difference(a: np.ndarray, b: np.ndarray, max_shift: int = 32, range_
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if top_hz is not None:
-        keep = int(np.searchsorted(np.geomspace(150.0, 5000.0, CONTOUR_BANDS + 1)[1:], top_hz, side="right"))
+        keep = int(np.searchsorted(band_edges(150.0, 5000.0, CONTOUR_BANDS)[1:], top_hz, side="right"))
         a, b = a[:, :max(keep, 1)], b[:, :max(keep, 1)]
     if min(len(a), len(b)) <= 2 * max_shift + block + 2:
         return 0.0, 0

@@ -291,18 +291,14 @@ def candidate_pairs(entries: Sequence[Entry], cfg: DupConfig = DupConfig(), *, b
             continue
         tol = reach(sl[s:e, None])
         base = (sl[None, s:hi] <= tol) & (np.arange(s, e)[:, None] < np.arange(s, hi)[None, :])
-        a, b = se[s:e], se[s:hi]
-        d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / a.shape[1]
-        close = d2 <= cfg.envelope_tol_db ** 2
+        close = mean_square_distances(se[s:e], se[s:hi]) <= cfg.envelope_tol_db ** 2
         if sl_cut[s:hi].any():  # a band-limited clip (an 8-kHz copy): compared over the bands it holds
-            a, b = low[s:e], low[s:hi]
-            d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / a.shape[1]
-            close |= (d2 <= cfg.envelope_tol_db ** 2) & (sl_cut[s:e, None] ^ sl_cut[None, s:hi])  # (both: as above)
+            close |= (mean_square_distances(low[s:e], low[s:hi]) <= cfg.envelope_tol_db ** 2) \
+                & (sl_cut[s:e, None] ^ sl_cut[None, s:hi])  # (both cut: compared as above)
         base &= close | ~sh[s:e, None] | ~sh[None, s:hi]
         hit = np.zeros_like(base)
         for prof, usable, cnt in kinds:
-            a, b = prof[s:e], prof[s:hi]  # RMS difference through one matmul: memory (e-s) x window
-            d2 = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / 32.0
+            d2 = mean_square_distances(prof[s:e], prof[s:hi])  # memory (e-s) x window
             tol_p = cfg.profile_tol + cfg.profile_noise / np.sqrt(np.minimum(cnt[s:e, None], cnt[None, s:hi]))
             hit |= (d2 <= tol_p ** 2) & usable[s:e, None] & usable[None, s:hi]
         ii, jj = np.nonzero(base & hit)
@@ -312,6 +308,12 @@ def candidate_pairs(entries: Sequence[Entry], cfg: DupConfig = DupConfig(), *, b
                 continue
             out.add((min(a, b), max(a, b)))
     return sorted(out)
+
+
+def mean_square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean squared difference of every row of ``a`` with every row of ``b`` (len(a) x len(b)),
+    through one matrix product."""
+    return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)) / a.shape[1]
 
 
 def whole_lengths_fit(a: Entry, b: Entry, cfg: DupConfig) -> bool:

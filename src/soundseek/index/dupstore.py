@@ -231,6 +231,8 @@ class DupStore:
         (``DupConfig.whole_max_db``): an edit past the head is not a copy.  Each such file is
         decoded once more (a bar, "long copies"; ~5 s an hour of audio).  A file that cannot be
         read now keeps the print's verdict."""
+        import soundfile as sf
+
         from ..audio.fingerprint import contour_difference, loudness_contour
         from ..features.progress import ThroughputProgress
 
@@ -247,8 +249,6 @@ class DupStore:
             if i not in contours:
                 bar.status(f"reading {os.path.basename(items[i].path)}" if i in items else "")
                 try:
-                    import soundfile as sf
-
                     contours[i] = (loudness_contour(items[i].path), sf.info(items[i].path).samplerate) \
                         if i in items else None
                 except Exception:  # vanished, unreadable now: the print decides

@@ -78,10 +78,7 @@ def register(app: typer.Typer) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="serving on ", category=UserWarning)
-                if config is not None:
-                    server_app.serve(index, host=host, port=port, config=config)
-                else:
-                    server_app.serve(index, host=host, port=port)
+                server_app.serve(index, host=host, port=port, **({"config": config} if config is not None else {}))
         except IndexDamagedError as e:  # one line, no traceback (see `soundseek check` / `repair`)
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
