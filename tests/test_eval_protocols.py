@@ -184,7 +184,8 @@ def test_esc50_protocol_with_fake_model():
     assert "zero-shot acc" in res.to_markdown()
 
 
-def test_runner_writes_results_and_skips_missing_data(tmp_path):
+def test_runner_writes_results_and_skips_missing_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOUNDSEEK_DATA", raising=False)  # else the saved config names it as data_root
     cfg = R.EvalConfig(
         model="fake",
         protocols=["esc50", "clotho"],
@@ -419,6 +420,98 @@ def test_saved_config_names_its_folders_absolutely(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     again = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "eval1" / "config.json")])
     assert again.exit_code == 0 and "skipped" not in again.output, again.output
+
+
+def test_saved_config_names_data_root_and_feature_cache_absolutely(tmp_path, monkeypatch):
+    """--data-root (the documented way to run it) and --feature-cache given relative, and a data
+    root taken from $SOUNDSEEK_DATA, are saved absolute: the re-run from another folder finds the
+    same data and the same feature cache (before: "folder data/esc50-fold1 does not exist")."""
+    _fake_esc50(tmp_path / "data" / "esc50-fold1")
+    (tmp_path / "fc").mkdir()
+    classes = P.load_esc50(tmp_path / "data" / "esc50-fold1")[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.delenv("SOUNDSEEK_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    base = ["evaluate", "-m", "fake", "-p", "esc50", "--random-runs", "2", "--feature-cache", "fc"]
+    run = CliRunner().invoke(_eval_app(), base + ["--data-root", "data", "--out", "eval1"])
+    assert run.exit_code == 0, run.output
+    saved = json.loads((tmp_path / "eval1" / "config.json").read_text())
+    assert saved["data_root"] == str(tmp_path / "data") and saved["feature_cache"] == str(tmp_path / "fc")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = CliRunner().invoke(_eval_app(), ["evaluate", "--config", str(tmp_path / "eval1" / "config.json"),
+                                             "--out", str(tmp_path / "eval2")])  # fmt: skip
+    assert again.exit_code == 0 and "skipped" not in again.output, again.output
+    assert not (tmp_path / "elsewhere" / "fc").exists()  # no empty store made where it was re-run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOUNDSEEK_DATA", "data")
+    env = CliRunner().invoke(_eval_app(), base + ["--out", "eval3"])
+    assert env.exit_code == 0, env.output
+    assert json.loads((tmp_path / "eval3" / "config.json").read_text())["data_root"] == str(tmp_path / "data")
+
+
+def test_options_equal_to_their_defaults_still_override_a_config(tmp_path, monkeypatch):
+    """`--config RUN/config.json --seed 0 --random-runs 20 --no-strict` runs with seed 0, 20
+    random runs and not strict, whatever the file says (before: a value equal to the option's
+    default was taken for "not given" and the file's value was used, silently)."""
+    esc = _fake_esc50(tmp_path / "esc")
+    classes = P.load_esc50(esc)[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.chdir(tmp_path)
+    first = CliRunner().invoke(_eval_app(), ["evaluate", "-m", "fake", "-p", "esc50", "--esc50", "esc", "--seed", "3",
+                                             "--random-runs", "5", "--strict", "--out", "a"])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (saved["seed"], saved["n_random_runs"], saved["strict"]) == (3, 5, True)
+    kept = CliRunner().invoke(_eval_app(), ["evaluate", "--config", "a/config.json", "--out", "b"])
+    assert kept.exit_code == 0, kept.output
+    kept_cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert (kept_cfg["seed"], kept_cfg["n_random_runs"], kept_cfg["strict"]) == (3, 5, True)  # not given: the file's
+    over = CliRunner().invoke(_eval_app(), ["evaluate", "--config", "a/config.json", "--seed", "0", "--random-runs",
+                                            "20", "--no-strict", "-m", "default", "--out", "c"])  # fmt: skip
+    assert over.exit_code == 0, over.output
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert (cfg["seed"], cfg["n_random_runs"], cfg["strict"], cfg["model"]) == (0, 20, False, "default")
+    assert "mean of 20 seeded runs, seed 0" in (tmp_path / "c" / "results.md").read_text()
+
+
+def _clotho_layout(root: Path, stem: str, with_audio: bool) -> Path:
+    """A Clotho evaluation folder of four clips ``<stem><k>.wav``: its captions CSV, and the audio
+    files when ``with_audio`` (the fake features fail every clip whose name says "broken")."""
+    (root / "evaluation").mkdir(parents=True)
+    rows = ["file_name,caption_1,caption_2,caption_3,caption_4,caption_5"]
+    rows += [f"{stem}{k}.wav," + ",".join(f"sound number {k} take {j}" for j in range(5)) for k in range(4)]
+    (root / "clotho_captions_evaluation.csv").write_text("\n".join(rows) + "\n")
+    for k in range(4 if with_audio else 0):
+        (root / "evaluation" / f"{stem}{k}.wav").write_bytes(b"RIFF")
+    return root
+
+
+def test_a_protocol_without_audio_is_skipped_and_the_others_are_kept(tmp_path, monkeypatch):
+    """A Clotho folder with its captions CSV but none of its audio (the shared caption files) is
+    data not found: skipped with the reason, the protocols that ran are written (before: one
+    ValueError, exit 2, nothing written).  All clips there but none decodable: skipped too, and
+    with --strict the run fails (exit 1)."""
+    esc = _fake_esc50(tmp_path / "esc")
+    classes = P.load_esc50(esc)[1]
+    monkeypatch.setattr(R, "make_embedder", lambda cfg, model=None: _embedder(classes=classes))
+    monkeypatch.chdir(tmp_path)
+    _clotho_layout(tmp_path / "text_only", "clip", with_audio=False)
+    args = ["evaluate", "-m", "fake", "-p", "esc50", "-p", "clotho", "--esc50", "esc", "--random-runs", "2"]
+    run = CliRunner().invoke(_eval_app(), args + ["--clotho", "text_only", "--out", "x"])
+    assert run.exit_code == 0, run.output
+    results = json.loads((tmp_path / "x" / "results.json").read_text())
+    assert set(results["results"]) == {"esc50"}
+    assert "none of the 4 clips its captions name has its audio file" in results["skipped"]["clotho"]
+    _clotho_layout(tmp_path / "broken", "broken", with_audio=True)
+    lax = CliRunner().invoke(_eval_app(), args + ["--clotho", "broken", "--out", "y"])
+    assert lax.exit_code == 0, lax.output
+    lax_results = json.loads((tmp_path / "y" / "results.json").read_text())
+    assert set(lax_results["results"]) == {"esc50"}
+    assert "none of the 4 clips could be embedded" in lax_results["skipped"]["clotho"]
+    strict = CliRunner().invoke(_eval_app(), args + ["--clotho", "broken", "--out", "z", "--strict"])
+    assert strict.exit_code == 1 and "none of the 4 clips could be embedded" in strict.output
+    assert not (tmp_path / "z").exists()
 
 
 def test_strict_fails_on_a_missing_or_undecodable_clip(tmp_path, monkeypatch):

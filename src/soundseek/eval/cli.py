@@ -14,12 +14,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate(
-        model: str = typer.Option("default", "--model", "-m", help="'default', a model directory, or native:A+T"),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' (the default), a model directory, "
+                                            "or native:A+T"),
         protocol: list[str] = typer.Option(
             [], "--protocol", "-p", help="sfx | esc50 | clotho | audiocaps | sounddescs (repeatable; default: all)"
         ),
         data_root: Optional[Path] = typer.Option(
-            None, "--data-root", help="folder with sfx-corpus/, esc50-fold1/, clotho-mini/, audiocaps-mini/"
+            None, "--data-root", help="folder with sfx-corpus/, esc50-fold1/, clotho-mini/, audiocaps-mini/, "
+            "sounddescs/ (default: $SOUNDSEEK_DATA)"
         ),
         esc50: Optional[Path] = typer.Option(None, "--esc50", help="ESC-50 folder (meta.csv + audio/)"),
         clotho: Optional[Path] = typer.Option(None, "--clotho", help="Clotho folder with the evaluation split"),
@@ -36,17 +38,24 @@ def register(app: typer.Typer) -> None:
             None, "--config", help="EvalConfig JSON, e.g. a run's config.json (options override it; results go to "
             "a new folder unless --out names one)"
         ),
-        random_runs: int = typer.Option(20, "--random-runs", help="random rankings averaged for the baseline"),
-        seed: int = typer.Option(0, "--seed"),
+        random_runs: Optional[int] = typer.Option(None, "--random-runs", help="random rankings averaged for the "
+                                                  "baseline (default 20)"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="seed of the random baseline (default 0)"),
         feature_cache: Optional[Path] = typer.Option(
             None, "--feature-cache", help="the feature store's own folder (SOUNDSEEK_CACHE=DIR means DIR/features)"),
         strict: bool = typer.Option(False, "--strict", help="fail (exit 1, nothing written) when any clip of a "
                                     "protocol is missing or cannot be decoded, instead of leaving it out: for "
                                     "numbers comparable with a paper's"),
+        no_strict: bool = typer.Option(False, "--no-strict", help="leave such clips out (the default; overrides a "
+                                       "--config that says strict)"),
     ) -> None:
         """Evaluate a text-audio model: t2a/a2t retrieval tables, ESC-50 zero-shot, random baselines."""
         from ..models import ModelNotInstalledError
         from .runner import EvalConfig, IncompleteDataError, run_evaluation
+
+        if strict and no_strict:
+            typer.echo("error: --strict and --no-strict: give one of them", err=True)
+            raise typer.Exit(2)
 
         try:
             base = json.loads(config.read_text()) if config else {}
@@ -60,8 +69,8 @@ def register(app: typer.Typer) -> None:
         if saved_out and out is None:  # ...unless --out names that folder explicitly
             typer.echo(f"re-running {config}: results go to a new folder, not {saved_out} (--out DIR to choose)",
                        err=True)
-        overrides = {
-            "model": model if (model != "default" or "model" not in base) else None,
+        overrides = {  # an option given on the command line wins over --config, whatever its value
+            "model": model,
             "protocols": list(protocol) or None,
             "templates": list(template) or None,
             "output_dir": str(out) if out else None,
@@ -72,10 +81,10 @@ def register(app: typer.Typer) -> None:
             "sounddescs_dir": str(sounddescs) if sounddescs else None,
             "sfx_root": str(sfx_root) if sfx_root else None,
             "sfx_csv": str(sfx_csv) if sfx_csv else None,
-            "n_random_runs": random_runs if (random_runs != 20 or "n_random_runs" not in base) else None,
-            "seed": seed if (seed != 0 or "seed" not in base) else None,
+            "n_random_runs": random_runs,
+            "seed": seed,
             "feature_cache": str(feature_cache) if feature_cache else None,
-            "strict": True if strict else None,
+            "strict": True if strict else False if no_strict else None,
         }
         try:
             cfg = EvalConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})

@@ -25,6 +25,11 @@ AudioFeatureFn = Callable[[list[AudioCaptions]], tuple[list[Any], list[tuple[str
 TextFeatureFn = Callable[[list[str]], np.ndarray]
 
 
+class NothingEmbeddedError(ValueError):
+    """No clip of a protocol could be embedded (all undecodable): ``soundseek evaluate`` skips the
+    protocol with this reason (``strict``: fails the run), the other protocols' results are kept."""
+
+
 # --------------------------------------------------------------------------------------
 # embedding
 
@@ -189,7 +194,8 @@ def evaluate_caption_retrieval(
         raise ValueError(f"{dataset}: no clips with captions to evaluate")
     audio_emb, keep, failed = embedder.embed_audio(items)
     if len(keep) == 0:
-        raise ValueError(f"{dataset}: none of the {len(items)} clips could be embedded; first error: {failed[:1]}")
+        raise NothingEmbeddedError(f"{dataset}: none of the {len(items)} clips could be embedded; first error: "
+                                   f"{failed[:1]}")
     kept = [items[i] for i in keep]
     texts, t2a = flatten_captions(kept)
     text_emb = embedder.embed_text(texts)
@@ -332,7 +338,8 @@ def evaluate_classes(
     labels_all = np.array([int(it.meta["target"]) for it in items], dtype=np.int64)
     audio_emb, keep, failed = embedder.embed_audio(items)
     if len(keep) == 0:
-        raise ValueError(f"{dataset}: none of the {len(items)} clips could be embedded; first error: {failed[:1]}")
+        raise NothingEmbeddedError(f"{dataset}: none of the {len(items)} clips could be embedded; first error: "
+                                   f"{failed[:1]}")
     labels = labels_all[keep]
     cls_emb = class_text_embeddings(embedder, classes, templates)
     sim = audio_emb @ cls_emb.T  # [N_items, N_classes]

@@ -114,8 +114,8 @@ def _need_dir(cfg: EvalConfig, protocol: str, flag: str) -> Path:
         raise DataNotFound(f"no data folder for {protocol!r}: pass {flag} PATH or --data-root (EvalConfig."
                            f"{field_name} / data_root in Python; or set SOUNDSEEK_DATA)")
     if not d.is_dir():
-        raise DataNotFound(f"{protocol}: folder {d} does not exist (a relative path is taken from {Path.cwd()}); "
-                           f"pass {flag} PATH (EvalConfig.{field_name})")
+        where = "" if d.is_absolute() else f" (a relative path is taken from {Path.cwd()})"
+        raise DataNotFound(f"{protocol}: folder {d} does not exist{where}; pass {flag} PATH (EvalConfig.{field_name})")
     return d
 
 
@@ -161,10 +161,15 @@ def sounddescs_items(cfg: EvalConfig) -> list[AudioCaptions]:
         items = sounddescs.load_sounddescs(root, split="test")
     except FileNotFoundError as e:  # no split list or descriptions: the layout, not a traceback
         raise DataNotFound(str(e)) from None
-    if items and not any(Path(it.audio_path).is_file() for it in items):
+    if items and not any_audio(items):
         raise DataNotFound(f"sounddescs: none of the {len(items)} described test clips is in {root}/audio "
                            "(the BBC audio is downloaded by hand: soundseek data download sounddescs says how)")
     return items
+
+
+def any_audio(items: list[AudioCaptions]) -> bool:
+    """Whether any clip's audio file is there (a caption file without its audio is data not found)."""
+    return any(Path(it.audio_path).is_file() for it in items)
 
 
 CAPTION_LOADERS: dict[str, tuple[str, Callable[[EvalConfig], list[AudioCaptions]]]] = {
@@ -276,13 +281,22 @@ class IncompleteDataError(ValueError):
     """``strict``: a protocol's clips are not all there (missing or undecodable)."""
 
 
+#: the settings that name a file or folder (made absolute in a saved config.json)
+PATH_KEYS = ("model", "data_root", "sfx_root", "sfx_csv", "esc50_dir", "clotho_dir", "audiocaps_dir",
+             "sounddescs_dir", "feature_cache")
+
+
 def absolute_paths(d: dict) -> dict:
-    """A config dict whose model folder and data folders are absolute, so that ``--config`` of the
-    saved ``config.json`` runs the same from any working folder (a shipped model's name stays)."""
+    """A config dict whose model folder, data folders, captions file and feature cache are
+    absolute, so that ``--config`` of the saved ``config.json`` runs the same from any working
+    folder (a shipped model's name stays); the data root taken from ``$SOUNDSEEK_DATA`` is written
+    in, so the saved run names the data it used."""
     from ..models.model_dirs import SHIPPED_MODELS
 
     out = dict(d)
-    for key in ("model", "sfx_root", "esc50_dir", "clotho_dir", "audiocaps_dir", "sounddescs_dir"):
+    if not out.get("data_root") and os.environ.get("SOUNDSEEK_DATA"):
+        out["data_root"] = os.environ["SOUNDSEEK_DATA"]
+    for key in PATH_KEYS:
         v = out.get(key)
         if isinstance(v, str) and v and v not in SHIPPED_MODELS and Path(v).expanduser().exists():
             out[key] = str(Path(v).expanduser().resolve())
@@ -315,8 +329,17 @@ def run_evaluation(
             else:
                 title, loader = CAPTION_LOADERS[proto]
                 items = loader(cfg)
+                if items and not any_audio(items):  # the captions file without its audio
+                    raise DataNotFound(f"{proto}: none of the {len(items)} clips its captions name has its audio "
+                                       f"file (first: {items[0].audio_path})")
                 res = P.evaluate_caption_retrieval(embedder, items, title, cfg.n_random_runs, cfg.seed)
         except FileNotFoundError as e:  # DataNotFound, or a loader that found no captions file
+            run.skipped[proto] = str(e)
+            log(f"skipped {proto}: {e}")
+            continue
+        except P.NothingEmbeddedError as e:  # every clip is there, none could be decoded
+            if cfg.strict:
+                raise IncompleteDataError(f"{e}; --strict asks for every clip") from None
             run.skipped[proto] = str(e)
             log(f"skipped {proto}: {e}")
             continue
