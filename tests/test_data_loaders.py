@@ -202,6 +202,33 @@ def test_cli_info_counts():
     assert [(r.dataset, r.split, r.clips, r.captions, r.missing_audio) for r in rows] == [("clotho", "evaluation", 7, 35, 0)]
 
 
+@needs
+def test_cli_info_of_a_training_csv_reads_its_audio_root_and_splits(tmp_path):
+    """A researcher's probe: a training CSV whose file cells are relative to the recipe's
+    ``audio_root`` showed every clip missing (200 of 200) and one "all" row for a CSV with a
+    split column; ``--audio-root`` reads them as training does, one row per split."""
+    import shutil
+
+    clotho = DATA / "clotho-mini" / "evaluation"
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    names = sorted(p.name for p in clotho.glob("*.wav"))[:3]
+    for n in names:
+        shutil.copyfile(clotho / n, audio / n)
+    csv = tmp_path / "recipes" / "captions.csv"
+    csv.parent.mkdir()
+    csv.write_text("file,caption_1,split\n" + "".join(f'"{n}",a sound {i},{"train" if i < 2 else "val"}\n'
+                                                    for i, n in enumerate(names)))
+    without = CliRunner().invoke(_cli(), ["data", "info", str(csv)])
+    assert without.exit_code == 0 and without.output.count("captions-csv") == 2, without.output
+    rows = inspect_folder(csv)
+    assert [(r.split, r.clips, r.missing_audio) for r in rows] == [("train", 2, 2), ("val", 1, 1)]
+    res = CliRunner().invoke(_cli(), ["data", "info", str(csv), "--audio-root", str(audio)])
+    assert res.exit_code == 0, res.output
+    rows = inspect_folder(csv, audio)
+    assert [(r.split, r.clips, r.captions, r.missing_audio) for r in rows] == [("train", 2, 2, 0), ("val", 1, 1, 0)]
+
+
 def test_cli_download_offline_says_where(tmp_path):
     try:
         import aac_datasets  # noqa: F401

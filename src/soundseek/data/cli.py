@@ -52,15 +52,21 @@ def _first_line(path: Path) -> str:
         return f.readline()
 
 
-def inspect_folder(path: str | Path) -> list[SplitInfo]:
-    """Counts for every dataset split recognised at ``path`` (a folder, or a captions CSV)."""
+def inspect_folder(path: str | Path, audio_root: str | Path | None = None) -> list[SplitInfo]:
+    """Counts for every dataset split recognised at ``path`` (a folder, or a captions CSV: one
+    row per value of its ``split`` column, its ``file`` cells relative to ``audio_root`` when
+    given, as a training recipe's ``audio_root`` reads them, else to the CSV's folder)."""
     from . import audiocaps, clotho, sounddescs
     from .captions_csv import load_caption_csv
     from .sfx_corpus import load_sfx_corpus
 
     path = Path(path).expanduser()
     if path.is_file() and path.suffix.lower() == ".csv":
-        return [_summarise("captions-csv", "all", lambda: load_caption_csv(path))]
+        items, _ = _quiet(lambda: load_caption_csv(path, audio_root=audio_root))
+        splits = sorted({it.split for it in items})
+        if len(splits) <= 1:  # no split column (every row "train"): one row for the file
+            return [_summarise("captions-csv", "all", lambda: items)]
+        return [_summarise("captions-csv", s, lambda s=s: [it for it in items if it.split == s]) for s in splits]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
     out: list[SplitInfo] = []
@@ -136,13 +142,17 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{dataset} is in {root}; check it with: soundseek data info {root}")
 
     @data_app.command("info")
-    def info_cmd(path: Path = typer.Argument(..., help="dataset folder (or a captions CSV)")) -> None:
+    def info_cmd(path: Path = typer.Argument(..., help="dataset folder (or a captions CSV)"),
+                 audio_root: Optional[Path] = typer.Option(None, "--audio-root", help="a captions CSV's audio "
+                                                           "folder (its file cells are relative to it, as a "
+                                                           "training recipe's audio_root; default: the CSV's "
+                                                           "folder)")) -> None:
         """Count clips, captions and missing audio per split of the dataset(s) found at PATH."""
         from rich.console import Console
         from rich.table import Table
 
         try:
-            rows = inspect_folder(path)
+            rows = inspect_folder(path, audio_root)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1)
