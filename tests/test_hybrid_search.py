@@ -713,3 +713,26 @@ def test_a_query_typed_as_a_file_name_finds_that_file(tmp_path):
     assert [file_name_query(q) for q in ("ZOOM0001", "take_03", "Bark.ogg", "dog barking", "808", ".wav", "a b1",
                                          "site -6dB 22k.flac", "rec/ZOOM0001", "rec/", "/abs/x1.wav")] == \
         ["ZOOM0001", "take_03", "Bark.ogg", None, None, None, None, "site -6dB 22k.flac", "rec/ZOOM0001", None, None]
+
+
+def test_a_typed_name_finds_the_recorders_suffixed_files_and_the_folder_named_so(tmp_path):
+    """A podcaster's probe: "EP044" found neither the folder ``EP044/`` nor ``EP044_raw.mp3``,
+    and "ZOOM0005" not the recorder's ``ZOOM0005_LR.WAV`` (only a file named exactly so).  Now:
+    the name itself first, then names that go on after a separator, then the files of a folder
+    of that name; a name that goes on with more digits (``ZOOM00051``) is another file."""
+    lib = tmp_path / "lib"
+    for i, rel in enumerate(["EP044/EP044_raw.wav", "EP044/intro.wav", "EP045/EP045_raw.wav", "field/ZOOM0005_LR.WAV",
+                             "field/ZOOM00051.wav", "field/ZOOM0005.wav", "field/ZOOM0006_Tr1.wav"]):
+        _tone(lib / rel, 1.0 + i / 10, 1, 300 + 100 * i, seed=i)
+    with _create(tmp_path / "idx") as idx:
+        idx.add(lib, progress=False)
+        for q, want in (("EP044", ["EP044/EP044_raw.wav", "EP044/intro.wav"]),
+                        ("zoom0005", ["field/ZOOM0005.wav", "field/ZOOM0005_LR.WAV"]),
+                        ("ZOOM0006", ["field/ZOOM0006_Tr1.wav"]), ("field/ZOOM0006", ["field/ZOOM0006_Tr1.wav"])):
+            for mode in ("metadata", "hybrid"):
+                hits = idx.search(q, k=5, mode=mode)
+                got = [str(Path(h.path).relative_to(lib.resolve())) for h in hits]
+                assert got[0] == want[0] and set(got[:len(want)]) == set(want), (q, mode, got)
+                assert all(h.score > 0.9 for h in hits[:len(want)]), (q, mode, [h.score for h in hits])
+                if mode == "metadata" and "/" not in q:  # ("field" is a word of every file there)
+                    assert got == want, (q, got)  # nothing else: ZOOM00051, EP045 are other names

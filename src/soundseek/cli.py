@@ -82,7 +82,7 @@ def _fail(msg: str, code: int = 1):
 
 @app.command("index")
 def index_cmd(
-    paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
+    paths: list[str] = typer.Argument(..., help="audio files or folders (searched recursively)"),
     index: Path = IndexOpt,
     profile: Optional[str] = typer.Option(None, "--profile", help="new index only: 'fast' (the default: yamnet + "
                                           "the default model) or 'quality' (yamnet and the aisfx sound-effects CNN on "
@@ -121,6 +121,9 @@ def index_cmd(
 
     if max_duration is not None and not max_duration >= 0:
         _fail(f"--max-duration must be a number of seconds >= 0 (0 = no limit), not {max_duration}", 2)
+    if any(not p.strip() for p in paths):  # Path("") is "." (an unset shell variable indexed the current folder)
+        _fail('an empty path names no file or folder; pass the folder to index ("." for this one)', 2)
+    paths = [Path(p) for p in paths]
     if profile is not None and (expert is not None or model is not None):
         _fail("--profile sets the audio expert and the model: give either --profile or --expert/--model", 2)
     for p in paths:  # before anything is created: a typo must not leave an empty index behind
@@ -205,6 +208,9 @@ def search_cmd(
     include_self: bool = typer.Option(False, "--include-self", help="with --audio: list the file itself and "
                                       "byte-identical copies too, first at 1.0 (\"is this sound in my collection?\", "
                                       "what the API's upload search does)"),
+    at: Optional[str] = typer.Option(None, "--at", help="with --audio: search by this stretch of the file "
+                                     "(6:44-6:54, 404-414, or 6:44 for one window from there): more like this "
+                                     "moment; the file itself is listed too, --moments shows where else in it"),
     k: int = typer.Option(10, "-k", "--top", min=1, max=1000, help="number of results"),
     moments: int = typer.Option(1, "--moments", min=1, max=20, help="list up to N non-overlapping moments of each "
                                 "long file, best first (an hour-long recording with the sound twice: both)"),
@@ -240,11 +246,22 @@ def search_cmd(
         _fail("--mode applies to text queries (--audio searches by sound)", 2)
     if include_self and audio is None:
         _fail("--include-self applies to --audio (query by example)", 2)
+    if at is not None and audio is None:
+        _fail("--at applies to --audio: the stretch of the example file to search by", 2)
+    example, rate, asked = audio, None, f"{audio} at {at}" if at else str(audio)
+    if at is not None:  # the stretch's samples: a waveform query (the file itself is no longer left out)
+        from .audio import read_stretch
+        from .index.display import parse_stretch
+
+        try:
+            example, rate = read_stretch(audio, *parse_stretch(at, idx.config.window_s))
+        except ValueError as e:  # (an AudioError too)
+            _fail(f"--at {at}: {e}", 2)
     try:
         mode = idx.search_mode(mode) if query is not None else None  # any case; None: the default
         hits = (idx.search(query, k=k, mode=mode, group=not no_group, moments=moments, **filters) if query is not None
-                else idx.search_audio(audio, k=k, exclude_self=not include_self, group=not no_group,
-                                      moments=moments, **filters))
+                else idx.search_audio(example, k=k, sample_rate=rate, exclude_self=not include_self,
+                                      group=not no_group, moments=moments, **filters))
     except NoTextModelError as e:
         _fail(str(e))
     except (AudioError, ValueError) as e:
@@ -261,14 +278,14 @@ def search_cmd(
         from .export import format_hits
 
         try:
-            sys.stdout.write(format_hits(hits, export, query if query is not None else str(audio),
+            sys.stdout.write(format_hits(hits, export, query if query is not None else asked,
                                          mode="text" if query is not None else "audio",
                                          **({"search_mode": mode} if query is not None else {})))
         except ValueError as e:
             _fail(str(e), 2)
         return
     if as_json:
-        out.print_json(json.dumps({"query": query if query is not None else str(audio),
+        out.print_json(json.dumps({"query": query if query is not None else asked,
                                    "mode": "text" if query is not None else "audio",
                                    **({"search_mode": mode} if query is not None else {}),
                                    "hits": [h.to_dict() for h in hits]}))
@@ -281,7 +298,8 @@ def search_cmd(
     roots = [] if full_paths else idx.roots
     gone = {h.path for h in hits if not on_disk(h.path)}  # one stat per shown hit
     title = (f"results for {query!r}" if query is not None
-             else f"sounds like {audio if full_paths else short_path(str(audio), roots, out.width // 2)}")
+             else f"sounds like {audio if full_paths else short_path(str(audio), roots, out.width // 2)}"
+             + (f" at {at}" if at else ""))
     out.print(results_table(hits, title, roots, out.width, full_paths, missing=gone))
     if gone:
         n = len(gone)

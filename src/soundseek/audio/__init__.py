@@ -10,8 +10,10 @@ from .io import (
     mono_waveform,
     open_audio,
     probe,
+    read_stretch,
     resample,
     stream_audio,
+    unsupported_audio,
 )
 from .envelope import envelope_of, waveform_envelope
 from .paths import display_path, on_disk, path_problem
@@ -34,8 +36,10 @@ __all__ = [
     "open_audio",
     "path_problem",
     "probe",
+    "read_stretch",
     "resample",
     "stream_audio",
     "time_windows",
+    "unsupported_audio",
     "waveform_envelope",
 ]

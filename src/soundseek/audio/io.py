@@ -22,8 +22,13 @@ from .paths import path_problem
 from .quiet import quiet_stderr
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64"}
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64", ".caf"}
 )
+#: audio formats libsndfile cannot read (a phone's voice memo is M4A): listed as skipped with the
+#: way out, never passed over in silence
+UNSUPPORTED_AUDIO = {".m4a": "M4A (AAC or ALAC)", ".m4b": "M4B (AAC)", ".mp4": "MP4", ".aac": "AAC",
+                     ".wma": "WMA", ".ape": "Monkey's Audio", ".wv": "WavPack", ".mka": "Matroska audio",
+                     ".webm": "WebM", ".amr": "AMR", ".3gp": "3GP", ".ac3": "AC-3", ".dsf": "DSD"}
 
 #: Longest file decoded by default (seconds).  Longer files are refused with a clear message
 #: instead of silently eating memory; raise it with ``max_duration_s``.
@@ -54,6 +59,17 @@ class AudioInfo:
     channels: int
     format: str
     frames: int
+
+
+def unsupported_audio(path: str | os.PathLike) -> str | None:
+    """Why a file that is audio by its name cannot be read (its format, and how to convert it), or
+    None for any other file (a readable format, or not audio at all)."""
+    p = Path(path)
+    kind = UNSUPPORTED_AUDIO.get(p.suffix.lower())
+    if kind is None or p.name.startswith("._"):
+        return None
+    return (f"{kind} is not a format soundseek reads; convert it to FLAC or WAV (e.g. "
+            f"`ffmpeg -i \"{p.name}\" \"{p.stem}.flac\"`) and index that")
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
@@ -219,6 +235,28 @@ def load_audio(
         if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
             raise AudioError(path, f"silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS): {NO_SOUND}")
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def read_stretch(path: str | os.PathLike, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
+    """``(samples, sample_rate)`` of ``start_s``–``end_s`` seconds of a file, as it is stored
+    (float32, (N, channels)), read by seeking: "more like this moment" of an hour-long recording
+    reads ten seconds, not the hour.  AudioError for a stretch outside the file."""
+    info, f = open_audio(path)
+    mp3 = _looks_mp3(Path(path))
+    try:
+        if not 0 <= start_s < end_s:
+            raise AudioError(path, f"the stretch {start_s:g}–{end_s:g} s is empty: give a start before the end")
+        if start_s >= info.duration_s:
+            raise AudioError(path, f"the stretch starts at {start_s:g} s, after the file's end "
+                                   f"({info.duration_s:.1f} s long)")
+        with _quiet(mp3):
+            f.seek(int(start_s * info.sample_rate))
+            data = f.read(int(round((min(end_s, info.duration_s) - start_s) * info.sample_rate)),
+                          dtype="float32", always_2d=True)
+    finally:
+        with _quiet(mp3):
+            f.close()
+    return data, info.sample_rate
 
 
 def stream_audio(

@@ -57,6 +57,7 @@ from .dupstore import DupStore
 from .embedder import Embedder
 from .errors import ClosedRoom
 from .ingest import Ingest
+from .lock import WriterLock
 from .name_match import NAMES_FILE, NameVectors
 from .name_memory import ANCHORS_FILE, MEMORY_FILE, MemoryAnchors, MemorySlot, NameMemory
 from .query import Query, check_k, check_moments
@@ -68,6 +69,16 @@ from .window_store import WindowStore
 
 #: The rooms an :class:`Index` delegates to; ``close()`` replaces each with a :class:`ClosedRoom`.
 ROOMS = ("meta", "store", "session", "embedder", "vectors", "text_path", "tag_cache", "dups", "ingest", "query")
+
+
+def item_id_of(item_id, method: str, hint: str = "") -> int:
+    """An indexed file's id from what a caller passes for one (an int, a :class:`Hit` or an
+    :class:`Item`); TypeError naming ``method`` for anything else (a str, a float, None)."""
+    item_id = getattr(item_id, "id", item_id)  # a Hit or an Item
+    if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
+        raise TypeError(f"{method}() takes an indexed file's id (Hit.id) or a Hit, not {item_id!r} "
+                        f"({type(item_id).__name__}){hint}")
+    return int(item_id)
 
 
 class Index:
@@ -82,19 +93,22 @@ class Index:
     def __init__(self, path: str | os.PathLike, config: IndexConfig, writable: bool = False):
         """``writable``: create the SQLite files (a new index); otherwise they are opened
         read-only until :meth:`writing`."""
-        self.path = Path(path)
+        # absolute: feature shards, the lock and the vector files are opened lazily, and a
+        # relative path would follow a later os.chdir to another folder
+        self.path = Path(path).expanduser().absolute()
         self.config = config
         self.meta = Catalog(self.path / "meta.sqlite", read_only=not writable)
         self.store = FeatureStore(self.path / "features", read_only=not writable)
-        self.session = lifecycle.WriteSession(self.path, self.meta, self.store)
+        writer = WriterLock(self.path)  # this index's hold on the writer lock, shared by its rooms
+        self.session = lifecycle.WriteSession(self.path, self.meta, self.store, writer)
         lock = threading.RLock()  # one writer or reader of the vector stores at a time
         self.embedder = Embedder(config, self.meta, self.path)
-        self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock)
-        self.text_path = TextPath(self.path, config, self.meta, self.embedder, self.vectors)
+        self.vectors = WindowStore(self.path, config, self.meta, self.store, self.embedder, lock, writer)
+        self.text_path = TextPath(self.path, config, self.meta, self.embedder, self.vectors, writer)
         self.tag_cache = TagCache(config, self.store, self.embedder)
         self.dups = DupStore(self.meta)
         self.ingest = Ingest(self.path, config, self.meta, self.store, self.embedder, self.vectors,
-                             self.text_path, lock, dups=self.dups)
+                             self.text_path, lock, writer, dups=self.dups)
         self.query = Query(config, self.meta, self.store, self.embedder, self.vectors, self.text_path,
                            self.tag_cache, lock, memory=MemorySlot(self.path, self.model_fingerprint),
                            names=MemorySlot(self.path, self.model_fingerprint, NAMES_FILE, NameVectors.load))
@@ -110,8 +124,21 @@ class Index:
                expert_options: dict | None = None, text_expert_options: dict | None = None,
                exist_ok: bool = False, vector_store: str = "faiss", audio_pooling: str = "non-silent",
                profile: str | None = None) -> "Index":
-        """A new index at ``path`` (``profile`` "fast" or "quality" sets the audio expert and the
-        model together, :data:`~soundseek.index.types.PROFILES`)."""
+        """A new, empty index at ``path`` (a folder of its own; :meth:`add` fills it).
+
+        ``audio_expert``: the network that hears the audio (a registry name, ``soundseek models
+        list``); ``model``: the text–audio model ("default", a model folder, or None for an
+        audio-only index: query by example and metadata search only); ``profile`` "fast" or
+        "quality" sets the two together (:data:`~soundseek.index.types.PROFILES`; not with an
+        expert or model of your own).  ``window_s``/``hop_s``: the seconds of audio each window
+        vector covers and between window starts (0 < hop <= window).  ``vector_index``: "auto"
+        (exact while small, then IVF-PQ), or "flat", "hnsw", "sq8", "fp16", "hnswsq", "ivfpq";
+        ``vector_store``: "faiss" (files in the index) or a Milvus URI (docs/scaling.md);
+        ``audio_pooling``: how a window's frames become its query-by-example vector
+        ("non-silent": frames weighted by how little they are silence, "mean-max");
+        ``expert_options``/``text_expert_options``: keyword options of the experts.
+        ``exist_ok``: open the index already there instead of raising FileExistsError.  A bad
+        name or setting is a ValueError (TypeError for a wrong type) and creates nothing."""
         path = Path(path).expanduser()
         if (path / "index.json").exists():
             if not exist_ok:
@@ -147,6 +174,7 @@ class Index:
     # -- encoders (loaded on first use) --------------------------------------------------------
     @property
     def expert(self):
+        """The audio expert (loaded on first use): it turns a file into the frames the index stores."""
         return self.embedder.expert
 
     @expert.setter
@@ -165,18 +193,23 @@ class Index:
 
     @property
     def model_spec(self) -> str | None:
+        """What names the text–audio model ("default", a model folder, ...; None: audio only),
+        the adapted model's folder once ``soundseek adapt`` installed one."""
         return self.embedder.model_spec
 
     @property
     def has_text_model(self) -> bool:
+        """Whether text search can run (loads the model: :attr:`model_error` says why not)."""
         return self.model is not None
 
     @property
     def feature_key(self) -> str:
+        """The key of this index's features in the feature store (the expert and its settings)."""
         return self.embedder.feature_key
 
     @property
     def text_expert(self):
+        """The sentence encoder text queries go through (loaded on first use)."""
         return self.text_path.text_expert
 
     @property
@@ -187,10 +220,12 @@ class Index:
     # -- vectors -------------------------------------------------------------------------------
     @property
     def audio_vectors(self):
+        """The window vectors query by example searches (a vector store; None while empty)."""
         return self.vectors.audio
 
     @property
     def text_vectors(self):
+        """The window vectors text queries search (the model's audio side; None without a model)."""
         return self.vectors.text
 
     @property
@@ -265,8 +300,11 @@ class Index:
             else:
                 saved.save(target)
 
-    def rebuild_vectors(self, progress: bool = False, save: bool | None = None) -> list[int]:
-        """See :meth:`WindowStore.rebuild`."""
+    def rebuild_vectors(self, save: bool | None = None) -> list[int]:
+        """Recompute every window vector from the feature store (after a crash or a model
+        change): ``save`` (default: while this index holds the writer lock) writes the vector
+        files; returns the ids of the files whose features are missing
+        (:meth:`WindowStore.rebuild`)."""
         return self.vectors.rebuild(save=save)
 
     # -- adding files --------------------------------------------------------------------------
@@ -350,9 +388,14 @@ class Index:
         from .fulltext import make_filters
 
         f = make_filters(filters, **filter_kwargs)
-        if isinstance(f.folder, (str, os.PathLike)):  # "" is no folder (as it always was), not "here"
-            folder = os.fspath(f.folder)
-            f = dataclasses.replace(f, folder=self.resolve_folder(folder) if folder.strip() else None)
+        if f.folder is not None:  # "" is no folder (as it always was), not "here"
+            given = [f.folder] if isinstance(f.folder, (str, os.PathLike)) else list(f.folder)
+            prefixes: list[str] = []
+            for folder in (os.fspath(g) for g in given if os.fspath(g).strip()):
+                r = self.resolve_folder(folder)
+                prefixes += [r] if isinstance(r, str) else list(r)
+            folder = None if not prefixes else prefixes[0] if len(prefixes) == 1 else tuple(dict.fromkeys(prefixes))
+            f = dataclasses.replace(f, folder=folder)
         return f
 
     def search_mode(self, mode: str | None = None) -> str:
@@ -383,10 +426,7 @@ class Index:
         like that moment of an hour-long recording, not like the whole hour); ``filters``, keyword
         filters, ``group`` and ``moments``: as for :meth:`search`.  A :class:`Hit` or an
         :class:`Item` stands for its id; a file on disk is :meth:`search_audio`'s."""
-        item_id = getattr(item_id, "id", item_id)  # a Hit or an Item
-        if isinstance(item_id, bool) or not isinstance(item_id, (int, np.integer)):
-            raise TypeError(f"similar() takes an indexed file's id (Hit.id) or a Hit, not {item_id!r} "
-                            f"({type(item_id).__name__}); to search with a recording, use search_audio(path)")
+        item_id = item_id_of(item_id, "similar", "; to search with a recording, use search_audio(path)")
         return self.query.similar(item_id, k, dups=self.dups if group else None,
                                   filters=self.resolved_filters(filters, **filter_kwargs),
                                   moments=check_moments(moments), start=start, end=end)
@@ -404,16 +444,18 @@ class Index:
         """The files grouped with ``item_id`` as near-identical and still on disk, as a hit's
         :attr:`Hit.copies` lists them ((id, path), the representative first): what "more like this"
         leaves out of its results as the same sound."""
-        item_id = getattr(item_id, "id", item_id)
-        others = [m for g in self.dups.groups_of([int(item_id)]) for m in g.members if m != item_id]
+        item_id = item_id_of(item_id, "copies")
+        self.meta.item(item_id)  # UnknownItemError, as similar() and item() say for an id not indexed
+        others = [m for g in self.dups.groups_of([item_id]) for m in g.members if m != item_id]
         items = self.meta.items(others)
         return tuple((m, items[m].path) for m in others if m in items and on_disk(items[m].path))
 
     # -- inspection ----------------------------------------------------------------------------
     def item(self, item_id: int) -> Item:
-        """The indexed file with id ``item_id`` (a :attr:`Hit.id`): path, content hash, size,
-        modification time, duration; KeyError when there is none."""
-        return self.meta.item(item_id)
+        """The indexed file with id ``item_id`` (a :attr:`Hit.id`, or the Hit): path, content
+        hash, size, modification time, duration; :class:`UnknownItemError` (a KeyError) when
+        there is none."""
+        return self.meta.item(item_id_of(item_id, "item"))
 
     def items(self) -> list[Item]:
         """Every indexed file, by id."""

@@ -13,11 +13,13 @@ import typer
 from rich.markup import escape
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+def file_size_text(n: int) -> str:
+    """A file size in decimal units, as file managers and the rest of soundseek write them
+    (138,240,118 bytes: "138.2 MB"; it read "131.8 MB", mebibytes under MB's name)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+        n /= 1000
     return f"{n} B"
 
 
@@ -122,4 +124,4 @@ def register(app: typer.Typer) -> None:
         n = len(rep["groups"])
         title = f"{n} group{'' if n == 1 else 's'} of near-identical files ({rep['in_groups']} files)"
         out.print(duplicates_table(rep["groups"], title, roots, out.width, full_paths,
-                                   size=_size))
+                                   size=file_size_text))

@@ -106,6 +106,35 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def parse_clock(text: str) -> float:
+    """Seconds from what a player shows or a person types: "404", "404.5", "6:44", "1:02:03";
+    ValueError otherwise."""
+    parts = text.strip().split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)") from None
+    if any(n < 0 for n in nums) or any(n >= 60 for n in nums[1:]):
+        raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)")
+    seconds = 0.0
+    for n in nums:
+        seconds = seconds * 60 + n
+    return seconds
+
+
+def parse_stretch(text: str, length_s: float) -> tuple[float, float]:
+    """(start, end) seconds of "6:44-6:54" (or "404-414"); "6:44" alone is ``length_s`` seconds
+    from there (a window of the index)."""
+    start, sep, end = text.strip().partition("-")
+    a = parse_clock(start)
+    b = parse_clock(end) if sep else a + length_s
+    if b <= a:
+        raise ValueError(f"{text!r}: the end comes before the start (give START-END, e.g. 6:44-6:54)")
+    return a, b
+
+
 def duration_text(seconds: float) -> str:
     """A file's length as the page shows it: "5.0 s" under a minute, then "40:00 min", then
     "1:00:00" (an hour-long file read "3600.0 s" beside its window "27:10–27:20")."""

@@ -339,10 +339,12 @@ class DupStore:
         ((id, path) pairs; ``exclude``, e.g. the query file itself, never listed).  ``prefer``:
         ids shown as their group's row when they are among the hits (the query file itself, with
         ``--include-self``: not listed as a copy of its twin).  A group's representative (the
-        better copy, a readable name over a recorder's) is its row whenever it is among the hits,
-        at the group's rank and best score (copies are the same sound, scored apart by codec and
-        band-limit noise: an 8-kHz copy of a 44.1-kHz WAV scored 0.954 against 0.918 and stood for
-        its group, and `export` wrote it)."""
+        better copy, a readable name over a recorder's) is its row whenever it is among the hits
+        (copies are the same sound, scored apart by codec and band-limit noise: an 8-kHz copy of
+        a 44.1-kHz WAV scored 0.954 against 0.918 and stood for its group, and `export` wrote it),
+        with its own score, window and moments (a row is one file: the best copy's score beside
+        the representative's window read 0.113 for a window that scored 0.048); rows are then
+        ordered by those scores (ties: the order of ``hits``)."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
@@ -356,10 +358,11 @@ class DupStore:
                 mine = next((c for c in copies if c in reps and c in by_id), None)
             if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
                 mine = next((c for c in copies if c in by_id and by_id[c].available), None)
-            if mine is not None and hit.id not in prefer:  # at the group's rank and score: the list stays sorted
-                hit, copies = dataclasses.replace(by_id[mine], score=max(by_id[mine].score, hit.score)), \
-                    [hit.id] + [c for c in copies if c != mine]
+            if mine is not None and hit.id not in prefer:  # as scored itself: re-ordered below
+                hit, copies = by_id[mine], [hit.id] + [c for c in copies if c != mine]
             out.append((hit, copies))
+        order = {h.id: i for i, h in enumerate(hits)}
+        out.sort(key=lambda row: (-row[0].score, order[row[0].id]))
         paths = self.meta.items([c for _, copies in out for c in copies])
         # a copy no longer on disk is no copy to offer (it was listed, and counted in "+1 copy")
         return [dataclasses.replace(hit, copies=tuple((c, paths[c].path) for c in copies

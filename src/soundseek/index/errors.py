@@ -85,7 +85,7 @@ def not_an_index_error(path: Path) -> NotAnIndexError | None:
     :func:`~soundseek.index.lifecycle.open_config` and ``check`` say what is damaged)."""
     if (path / "index.json").is_file() or (path / "meta.sqlite").exists():
         return None
-    make = f"create one with `soundseek index DIR --index {path}`"
+    make = f"create one with `soundseek index DIR --index {path}` (in Python: Index.create(path))"
     if not path.exists():
         return NotAnIndexError(f"no index at {path}; {make}", path, "absent")
     if not path.is_dir():

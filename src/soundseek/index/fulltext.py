@@ -72,13 +72,15 @@ END;
 
 @dataclass(frozen=True)
 class Filters:
-    """Search filters; None = no constraint.  ``folder`` is a path prefix (or a tuple of them)."""
+    """Search filters; None = no constraint.  ``format``: "wav", ".FLAC" (any case, with or
+    without the dot) or several (any of them); ``folder``: a path prefix, or several; ``tag``: a
+    machine tag's name (an AudioSet class for yamnet: "Dog"), any case."""
 
     min_duration: float | None = None
     max_duration: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
-    format: str | None = None
+    format: str | tuple[str, ...] | None = None  # any case, with or without the dot; or several (any of them)
     folder: str | tuple[str, ...] | None = None
     tag: str | None = None  # a machine tag (AudioSet class name), case-insensitive
 
@@ -102,8 +104,9 @@ class Filters:
             where.append("f.channels = ?")
             args.append(int(self.channels))
         if self.format:
-            where.append("f.format = ?")
-            args.append(self.format.lower().lstrip("."))
+            formats = [self.format] if isinstance(self.format, str) else list(self.format)
+            where.append("f.format IN (" + ",".join("?" * len(formats)) + ")")
+            args += [f.lower().lstrip(".") for f in formats]
         if self.folder:  # a path prefix, or several (any of them: Index.resolve_folder)
             prefixes = [self.folder] if isinstance(self.folder, str) else list(self.folder)
             where.append("(" + " OR ".join(["i.path LIKE ? ESCAPE '\\'"] * len(prefixes)) + ")")
@@ -141,9 +144,20 @@ def make_filters(filters=None, **filter_kwargs) -> Filters:
     for key, want in _NUMERIC_FILTERS.items():
         v = given.get(key)
         whole = key in ("sample_rate", "channels")
-        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0
-                              or (whole and v != int(v))):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
             raise TypeError(f"filter {key} must be {want}, not {v!r}")
+        if v is not None and (not v >= 0 or (whole and v != int(v))):
+            raise ValueError(f"filter {key} must be {want}, not {v!r}")
+    for key in ("format", "folder"):  # one, or several (any of them)
+        v = given.get(key)
+        if isinstance(v, (list, tuple)):
+            if not all(isinstance(x, (str, os.PathLike) if key == "folder" else str) for x in v):
+                raise TypeError(f"filter {key} takes a {key} name or a list of them, not {v!r}")
+            given[key] = tuple(os.fspath(x) for x in v) or None
+        elif v is not None and not isinstance(v, (str, os.PathLike) if key == "folder" else str):
+            raise TypeError(f"filter {key} takes a {key} name or a list of them, not {v!r} ({type(v).__name__})")
+    if given.get("tag") is not None and not isinstance(given["tag"], str):
+        raise TypeError(f"filter tag takes one machine tag's name (e.g. 'Dog'), not {given['tag']!r}")
     lo, hi = given.get("min_duration"), given.get("max_duration")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"min_duration {lo:g} is above max_duration {hi:g}: no file could pass")
@@ -232,10 +246,15 @@ class FullText:
             return [r[0] for r in self.db.execute("SELECT DISTINCT folder FROM item_info WHERE folder IS NOT NULL")]
 
     def files_named(self, text: str, allowed: set[int] | None = None, limit: int = 100) -> list[int]:
-        """Files whose own name is the query, when it is typed as one (:func:`file_name_query`:
+        """The ids of :meth:`named_files`, in its order."""
+        return [i for i, _ in self.named_files(text, allowed, limit)]
+
+    def named_files(self, text: str, allowed: set[int] | None = None, limit: int = 100) -> list[tuple[int, int]]:
+        """(id, kind) of the files whose own name is the query, when it is typed as one (:func:`file_name_query`:
         "ZOOM0001", "Bark3.ogg"): their numbers are no words of the index, so BM25 cannot find
-        them.  Case-insensitive; with an extension the whole name, without one the name's stem;
-        lowest id first."""
+        them.  Case-insensitive; with an extension the whole name; without one the name's stem
+        first, then names that go on after a separator (a recorder's "ZOOM0001_LR", "EP044_raw"),
+        then the files in a folder of that name ("EP044/"): kind 0, 1, 2; lowest id first within each."""
         name = file_name_query(text)
         if name is None:
             return []
@@ -245,7 +264,7 @@ class FullText:
         # SQLite's LIKE ignores the case of ASCII letters only: any other letter matches any
         # character here (Übung1 for übung1), and the name is compared in Python below
         loose = "".join(c if c.isascii() else "_" for c in _like_escape(name))
-        pattern = "%" + _like_escape(os.sep) + loose + ("" if has_ext else ".%")
+        pattern = "%" + _like_escape(os.sep) + loose + ("" if has_ext else "%")
         sql, args = "SELECT id, path FROM items WHERE path LIKE ? ESCAPE '\\'", [pattern]
         if allowed is not None and len(allowed) <= 900:  # (a page of hits: no scan of the whole catalog)
             sql += f" AND id IN ({','.join('?' * len(allowed))})"
@@ -254,11 +273,21 @@ class FullText:
             rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
         want = os.sep + name.lower()
 
-        def named(path: str) -> bool:  # ends with the name (and the folders) typed, its extension too if typed
+        def kind(path: str) -> int | None:  # 0: the name; 1: the name and more after a separator; 2: its folder
             low = path.lower()
-            return (low if has_ext else os.path.splitext(low)[0]).endswith(want)
+            stem = low if has_ext else os.path.splitext(low)[0]
+            if stem.endswith(want):
+                return 0
+            if has_ext:
+                return None
+            at = stem.rfind(want)
+            rest = stem[at + len(want):] if at >= 0 else ""
+            if rest and rest[0] in NAME_GOES_ON and os.sep not in rest:
+                return 1
+            return 2 if want + os.sep in low else None
 
-        return [int(i) for i, p in rows if (allowed is None or i in allowed) and named(p)][:limit]
+        found = [(k, int(i)) for i, p in rows if (allowed is None or i in allowed) and (k := kind(p)) is not None]
+        return [(i, k) for k, i in sorted(found)][:limit]
 
     def search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                normalized: bool = False) -> list[tuple[int, float]]:
@@ -267,12 +296,14 @@ class FullText:
 
         ``normalized``: the score divided by :meth:`score_scale` (0–1: 1 would be every query
         word matched as strongly as BM25 allows)."""
-        named = self.files_named(text, allowed, limit)
+        named = dict(self.named_files(text, allowed, limit))
         out = self.word_search(text, limit, allowed, normalized)
         if not named:
             return out
         top = 1.0 if normalized else self.score_scale(text)
-        return ([(i, top) for i in named] + [r for r in out if r[0] not in named])[:limit]
+        # the name itself a full match; a name that goes on ("ZOOM0001_LR"), or the folder, a little less
+        return ([(i, top if k == 0 else NAME_GOES_ON_SHARE * top) for i, k in named.items()]
+                + [r for r in out if r[0] not in named])[:limit]
 
     def word_search(self, text: str, limit: int = 200, allowed: set[int] | None = None,
                     normalized: bool = False) -> list[tuple[int, float]]:
@@ -424,7 +455,12 @@ def query_words(text: str) -> list[str]:
 
 #: a pasted file name's extension ("鳥_朝.wav"): not a word to look for (``audio.io.AUDIO_EXTENSIONS``;
 #: that module is not imported here: it loads soundfile, and a text query needs none)
-_EXTENSION = re.compile(r"\.(wave?|flac|ogg|oga|opus|mp3|aiff?|aifc|au|w64)\b", re.IGNORECASE)
+#: after a typed file name, what says the name goes on ("ZOOM0001_LR", "EP044 raw", "take-2")
+NAME_GOES_ON = "_- .("
+#: the metadata score of such a name, or of a file in a folder of that name, against the name
+#: itself (1): just below it, so hybrid ranks "Bark3.wav" above "Bark3 long.wav" for "bark3"
+NAME_GOES_ON_SHARE = 0.95
+_EXTENSION = re.compile(r"\.(wave?|flac|ogg|oga|opus|mp3|aiff?|aifc|au|w64|caf)\b", re.IGNORECASE)
 
 
 def query_terms(text: str) -> list[str]:

@@ -14,7 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..audio import MIN_DURATION_S, display_path, is_audio_path, on_disk, path_problem, time_windows
+from ..audio import (MIN_DURATION_S, display_path, is_audio_path, on_disk, path_problem, time_windows,
+                     unsupported_audio)
 from ..features import FeatureStore, extract_features, windowed_mean
 from ..features.extract import LONG_FILE_S
 from . import lock as writer_lock
@@ -41,11 +42,16 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
             it = p.rglob("*") if recursive else p.glob("*")
             for f in it:
                 if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
+                    why = unsupported_audio(f)  # audio, in a format that cannot be read: said, not passed over
+                    if why is not None and f.is_file():
+                        report.failed.append((display_path(f), why))
                     continue
                 if f.is_file():
                     files.append(str(f.resolve()))
                 elif f.is_symlink():  # broken, or a loop
                     report.failed.append((display_path(f), path_problem(f) or "cannot be read"))
+        elif p.is_file() and unsupported_audio(p) is not None:
+            report.failed.append((display_path(p), unsupported_audio(p)))
         elif p.is_file():
             files.append(str(p.resolve()))
         elif p.is_symlink():
@@ -69,12 +75,25 @@ def inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def path_list(paths, method: str, what_to_do: str) -> list:
+    """``paths`` (one path, or an iterable of them) as a list; TypeError for anything else (None),
+    ValueError for an empty path (``realpath("")`` is the current folder: never "all of here")."""
+    if paths is None or isinstance(paths, bytes) or not isinstance(paths, (str, os.PathLike, Iterable)):
+        raise TypeError(f"{method}() takes a file or folder path, or a list of them, not {type(paths).__name__}")
+    listed = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if any(not os.fspath(p).strip() for p in listed):
+        raise ValueError(f"an empty path names no file or folder; {what_to_do}")
+    return listed
+
+
 class Ingest:
     """The writing side of an index (one writer at a time: the caller holds the writer lock)."""
 
     def __init__(self, path: Path, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
-                 vectors: WindowStore, text_path: TextPath, lock: threading.RLock, dups=None):
+                 vectors: WindowStore, text_path: TextPath, lock: threading.RLock, writer: writer_lock.WriterLock,
+                 dups=None):
         self.path = path
+        self.writer = writer  # the index's writer lock
         self.config = config
         self.meta = meta
         self.store = store
@@ -87,6 +106,7 @@ class Ingest:
     def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
             checkpoint_s: float, follow_adapt: bool = True) -> AddReport:
         """See :meth:`soundseek.index.api.Index.add` (which takes the writer lock)."""
+        paths = path_list(paths, "add", "pass the folder to index (\".\" for this one)")
         try:
             return self.add_files(paths, progress, recursive, prune, checkpoint_files, checkpoint_s, follow_adapt)
         except Exception as e:
@@ -382,12 +402,8 @@ class Ingest:
 
     def remove(self, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> int:
         """See :meth:`soundseek.index.api.Index.remove`."""
-        if isinstance(paths, (str, os.PathLike)):
-            paths = [paths]
-        paths = list(paths)
-        if any(not os.fspath(p).strip() for p in paths):  # realpath("") is the current folder: never "all"
-            raise ValueError("an empty path names no file; pass the file or folder to drop")
-        with writer_lock.WriterLock(self.path), self.lock:
+        paths = path_list(paths, "remove", "pass the file or folder to drop")
+        with self.writer, self.lock:
             self.catch_up()  # never saves a reader's in-memory rebuild over the index's vector files
             known = self.meta.items_by_path()
             roots = self.meta.get_meta("roots", [])

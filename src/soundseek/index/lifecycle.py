@@ -6,6 +6,7 @@ list of delegations."""
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sqlite3
 from pathlib import Path
 from typing import Iterator
@@ -56,7 +57,10 @@ def new_config(audio_expert: str, model: str | None, window_s: float, hop_s: flo
             raise ValueError(f"profile {profile!r} sets the audio expert and the model: give either "
                              "the profile or an expert/model, not both")
         audio_expert, model = PROFILES[profile]["audio_expert"], PROFILES[profile]["model"]
-    if window_s <= 0 or hop_s <= 0 or hop_s > window_s:
+    for name, v in (("window_s", window_s), ("hop_s", hop_s)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} is a number of seconds, not {v!r} ({type(v).__name__})")
+    if not (window_s > 0 and hop_s > 0) or hop_s > window_s:
         raise ValueError(f"the window and the hop (--window/--hop, seconds) need 0 < hop <= window; got window "
                          f"{window_s:g}, hop {hop_s:g}")
     check_names(audio_expert, model)
@@ -118,13 +122,13 @@ class WriteSession:
     the SQLite connections writable (WAL while writing) and, when done, hand the files back in
     rollback-journal mode, so readers need no ``-wal``/``-shm``.  Re-entrant."""
 
-    def __init__(self, path: Path, meta, store):
-        self.path, self.meta, self.store = path, meta, store
+    def __init__(self, path: Path, meta, store, writer: writer_lock.WriterLock):
+        self.path, self.meta, self.store, self.writer = path, meta, store, writer
         self.depth = 0
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
-        writer_lock.acquire(self.path)
+        self.writer.acquire()
         self.depth += 1
         try:
             if self.depth == 1:
@@ -138,7 +142,7 @@ class WriteSession:
                     self.meta.end_writing()
                     self.store.end_writing()
             finally:
-                writer_lock.release(self.path)
+                self.writer.release()
 
 
 def stats(index) -> dict:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 LOCK_NAME = "write.lock"
 
-_held: dict[str, list] = {}  # resolved lock path -> [fd, depth]: re-entrant within this process
+_held: dict[str, "WriterLock"] = {}  # resolved lock path -> its holder in this process
 _guard = threading.Lock()
 
 
 class IndexBusyError(RuntimeError):
-    """Another process is writing to the index."""
+    """Another process, or another :class:`~soundseek.index.api.Index` of this process, is
+    writing to the index."""
 
 
 class IndexReadOnlyError(RuntimeError):
@@ -57,60 +58,82 @@ def _lock_path(index_dir: str | os.PathLike) -> Path:
     return Path(index_dir).expanduser().resolve() / LOCK_NAME
 
 
-def acquire(index_dir: str | os.PathLike) -> None:
-    """Take the index's writer lock or raise :class:`IndexBusyError` at once (never waits)."""
-    import fcntl
+class WriterLock:
+    """One holder of an index's writer lock: an :class:`~soundseek.index.api.Index` and its rooms
+    share one, and may take it again while they hold it (re-entrant); any other holder — another
+    ``Index`` on the same folder in this process, or another process — gets
+    :class:`IndexBusyError` at once (never waits).  ``with WriterLock(idx_dir): ...`` for a
+    holder of its own (``soundseek repair``)."""
 
-    p = _lock_path(index_dir)
-    key = str(p)
-    with _guard:
-        if key in _held:
-            _held[key][1] += 1
-            return
-        odd = lock_file_problem(p.parent)
-        if odd:
-            raise LockFileError(f"{odd}: no writer can take the lock; run `soundseek repair --index {p.parent}`")
-        try:
-            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-        except OSError as e:
-            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise IndexReadOnlyError(read_only_message(p.parent, e.strerror or str(e))) from None
-            raise LockFileError(f"{LOCK_NAME} cannot be opened ({e.strerror or e}); "
-                                f"run `soundseek repair --index {p.parent}`") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+    def __init__(self, index_dir: str | os.PathLike):
+        self.index_dir = index_dir
+        self.fd: int | None = None
+        self.depth = 0
+        self.key: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this holder has the lock (so its index may save files: it is the writer)."""
+        return self.depth > 0
+
+    def acquire(self) -> None:
+        import fcntl
+
+        with _guard:
+            if self.depth:
+                self.depth += 1
+                return
+            p = _lock_path(self.index_dir)
+            key = str(p)
+            if key in _held:  # flock would refuse it too; say who holds it
+                raise IndexBusyError(
+                    f"another soundseek Index in this process (pid {os.getpid()}) is writing to {p.parent}; "
+                    "share one Index between threads (its writes take turns), or wait for the other to finish")
+            odd = lock_file_problem(p.parent)
+            if odd:
+                raise LockFileError(f"{odd}: no writer can take the lock; run `soundseek repair --index {p.parent}`")
             try:
-                pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            finally:
+                fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            except OSError as e:
+                if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise IndexReadOnlyError(read_only_message(p.parent, e.strerror or str(e))) from None
+                raise LockFileError(f"{LOCK_NAME} cannot be opened ({e.strerror or e}); "
+                                    f"run `soundseek repair --index {p.parent}`") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                finally:
+                    os.close(fd)
+                raise IndexBusyError(
+                    f"another soundseek index run is writing to {p.parent} (pid {pid}); wait for it to "
+                    "finish (or stop it) and run this again"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.fd, self.key, self.depth = fd, key, 1
+            _held[key] = self
+
+    def release(self) -> None:
+        import fcntl
+
+        with _guard:
+            if not self.depth:
+                return
+            self.depth -= 1
+            if self.depth == 0:
+                _held.pop(self.key, None)
+                fd, self.fd, self.key = self.fd, None, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
-            raise IndexBusyError(
-                f"another soundseek index run is writing to {p.parent} (pid {pid}); wait for it to "
-                "finish (or stop it) and run this again"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _held[key] = [fd, 1]
 
+    def __enter__(self):
+        self.acquire()
+        return self
 
-def release(index_dir: str | os.PathLike) -> None:
-    import fcntl
-
-    key = str(_lock_path(index_dir))
-    with _guard:
-        entry = _held.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            del _held[key]
-            fcntl.flock(entry[0], fcntl.LOCK_UN)
-            os.close(entry[0])
-
-
-def held(index_dir: str | os.PathLike) -> bool:
-    """True when this process holds the writer lock."""
-    return str(_lock_path(index_dir)) in _held
+    def __exit__(self, *exc):
+        self.release()
 
 
 def writer_active(index_dir: str | os.PathLike) -> bool:
@@ -134,17 +157,3 @@ def writer_active(index_dir: str | os.PathLike) -> bool:
     finally:
         os.close(fd)  # closing drops the shared lock
     return False
-
-
-class WriterLock:
-    """``with WriterLock(idx_dir): ...`` — :func:`acquire` / :func:`release`."""
-
-    def __init__(self, index_dir: str | os.PathLike):
-        self.index_dir = index_dir
-
-    def __enter__(self):
-        acquire(self.index_dir)
-        return self
-
-    def __exit__(self, *exc):
-        release(self.index_dir)

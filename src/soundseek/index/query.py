@@ -41,13 +41,18 @@ def check_moments(n) -> int:
     return int(n)
 
 
+#: the largest ``k`` a search uses: more than any index holds, and within SQLite's LIMIT (int64)
+K_MAX = 2**31 - 1
+
+
 def check_k(k) -> int:
-    """``k`` as an int: TypeError for a non-integer ("5", 2.5), ValueError below 1."""
+    """``k`` as an int: TypeError for a non-integer ("5", 2.5), ValueError below 1; a ``k``
+    beyond :data:`K_MAX` means every file, as ``k`` above the index's size always did."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be a positive integer, not {k!r} ({type(k).__name__})")
     if k < 1:
         raise ValueError(f"k must be a positive integer (at least 1), not {k}")
-    return int(k)
+    return min(int(k), K_MAX)
 
 
 def query_waveform(query, sample_rate, expert_rate: int) -> np.ndarray:
@@ -218,7 +223,7 @@ class Query:
             why = f" ({err})" if err else ""
             raise NoTextModelError(
                 "no text–audio model is installed for this index, so text search is unavailable"
-                f"{why}. Audio search (search --audio FILE) still works."
+                f"{why}. Audio search (search --audio FILE; in Python: search_audio(path)) still works."
             )
         import torch
 
@@ -318,6 +323,8 @@ class Query:
             raise ValueError(f"sample_rate is for a waveform query; a file's own rate is read from it (drop "
                              f"sample_rate={sample_rate!r}, or pass the samples as a numpy array)")
         k = check_k(k)
+        if not isinstance(query, np.ndarray):
+            query = os.path.expanduser(os.fspath(query))  # "~/take.wav", as add() and open() take it
         allow = self.allowed(filters, filter_kwargs)
         if allow is not None and not allow:
             return []

@@ -3,6 +3,7 @@ AudioSet names), from the window's stored frames, with the last few thousand cac
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 
@@ -81,4 +82,6 @@ class TagCache:
             hi = int(np.searchsorted(t, end, side="left"))
             if hi > lo:
                 frames = read_frames(feats.frames, lo, hi)
-        return tuple(tagger.tags(frames))
+        # rounded as the per-file tags stored at index time are: one file's tag reads the same in
+        # every kind of search
+        return tuple(dataclasses.replace(t, score=round(float(t.score), 4)) for t in tagger.tags(frames))

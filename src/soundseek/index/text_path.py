@@ -22,8 +22,10 @@ from .window_store import WindowStore
 class TextPath:
     """Which encoder text queries use, and the saved text side kept in step with the model."""
 
-    def __init__(self, path: Path, config: IndexConfig, meta: Catalog, embedder: Embedder, vectors: WindowStore):
+    def __init__(self, path: Path, config: IndexConfig, meta: Catalog, embedder: Embedder, vectors: WindowStore,
+                 writer: writer_lock.WriterLock):
         self.path = path
+        self.writer = writer  # the index's writer lock: only while it holds it is the text side saved
         self.config = config
         self.meta = meta
         self.embedder = embedder
@@ -41,7 +43,7 @@ class TextPath:
         read-only; text search then stays on the torch path."""
         from ..models.text_side import export_text_side, model_source_stamp
 
-        if not writer_lock.held(self.path):
+        if not self.writer.held:
             return False  # readers never write to the index: `soundseek index` or `repair` exports it
         model = self.embedder.model
         stamp = model_source_stamp(self.embedder.model_spec)
@@ -202,7 +204,7 @@ class TextPath:
         stale = self.vectors.text is None or len(self.vectors.text) != len(self.vectors.audio)
         if stale or self.meta.get_meta("model_fingerprint") != fp:
             self.vectors.rebuild()  # saved only by a writer; a reader keeps them in memory
-            if writer_lock.held(self.path):
+            if self.writer.held:
                 self.meta.set_meta("model_fingerprint", fp)
 
     # -- the seam query batching wraps -------------------------------------------------------

@@ -29,8 +29,9 @@ class WindowStore:
     """``audio`` / ``text``: the two vector stores (None until the first window is added)."""
 
     def __init__(self, path: Path, config: IndexConfig, meta: Catalog, store: FeatureStore, embedder: Embedder,
-                 lock: threading.RLock):
+                 lock: threading.RLock, writer: writer_lock.WriterLock):
         self.path = path
+        self.writer = writer  # the index's writer lock: only while it holds it are files saved
         self.config = config
         self.meta = meta
         self.store = store
@@ -85,7 +86,7 @@ class WindowStore:
                 damaged.append(f"{p.name} cannot be read ({vector_file_error(e)})")
                 continue
             wrong_size = checksums.size_mismatch(self.path, p.name, sums)  # free: no hashing on open
-            if wrong_size and not writer_lock.held(self.path):
+            if wrong_size and not self.writer.held:
                 if mid_write is None:
                     mid_write = writer_lock.writer_active(self.path)
                 if not mid_write:  # (a writer saves the files just before their checksums)
@@ -96,7 +97,7 @@ class WindowStore:
                 uneven.append(f"{p.name} holds {len(v)} vectors for {n_windows} windows")
             setattr(self, name, v)
         self.unavailable = unavailable
-        writer = writer_lock.held(self.path)
+        writer = self.writer.held
         if unavailable and writer:  # never rebuild, drop or replace a vector store we cannot reach
             raise MilvusUnavailable("; ".join(unavailable))
         if not (damaged or uneven or unavailable) or not n_windows:
@@ -125,7 +126,8 @@ class WindowStore:
         if self.config.vector_store != "faiss":
             self.catalog_seen = version
             return False
-        fresh = WindowStore(self.path, self.config, self.meta, self.store, self.embedder, threading.RLock())
+        fresh = WindowStore(self.path, self.config, self.meta, self.store, self.embedder, threading.RLock(),
+                            self.writer)
         fresh.load()
         with self.lock:
             old = (self.audio, self.text)
@@ -146,7 +148,7 @@ class WindowStore:
     def _ensure(self, audio_dim: int, text_dim: int | None) -> None:
         # only a writer lets ivfpq put its row store into the index folder; a reader rebuilding in
         # memory gets a private temporary one
-        audio_p, text_p = self.paths() if writer_lock.held(self.path) else (None, None)
+        audio_p, text_p = self.paths() if self.writer.held else (None, None)
         if self.audio is None:
             self.audio = new_vectors(self.config.vector_store, audio_dim, self.config.vector_index, audio_p)
         if text_dim is not None and self.text is None:
@@ -160,7 +162,7 @@ class WindowStore:
         otherwise the vectors stay in memory and nothing on disk changes.  Returns the ids of
         the items whose features are missing."""
         if save is None:
-            save = writer_lock.held(self.path)
+            save = self.writer.held
         with self.lock:
             old = (self.audio, self.text)  # released once the new ones hold the store (Milvus: its client)
             self.audio = self.text = None
