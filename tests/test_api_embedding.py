@@ -186,7 +186,15 @@ def test_filters_of_the_wrong_type_say_so_and_several_formats_work(tmp_path, lib
             idx.search_audio(q, k=3, filters=bad)
     with pytest.raises(ValueError, match="filter min_duration must be a number of seconds >= 0, not -1"):
         idx.search_audio(q, k=3, min_duration=-1)
+    # (review) a list holding only "" is no filter, as "" is
+    assert len(idx.search_audio(q, k=50, group=False, format=[""])) == len(idx.search_audio(q, k=50, group=False))
     idx.close()
+    from typer.testing import CliRunner
+
+    from soundseek.cli import app
+
+    res = CliRunner().invoke(app, ["search", "--audio", q, "--min-duration", "-1", "--index", str(tmp_path / "idx")])
+    assert res.exit_code == 2 and "--min-duration must be a number of seconds >= 0, not -1" in res.output
 
 
 def test_a_k_beyond_sqlites_integers_means_every_file(tmp_path, lib):

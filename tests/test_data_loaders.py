@@ -227,6 +227,10 @@ def test_cli_info_of_a_training_csv_reads_its_audio_root_and_splits(tmp_path):
     assert res.exit_code == 0, res.output
     rows = inspect_folder(csv, audio)
     assert [(r.split, r.clips, r.captions, r.missing_audio) for r in rows] == [("train", 2, 2, 0), ("val", 1, 1, 0)]
+    csv.write_text(csv.read_text().replace(",train", ",val"))  # one split in the column: named, not "all"
+    assert [(r.split, r.clips) for r in inspect_folder(csv, audio)] == [("val", 3)]
+    folder = CliRunner().invoke(_cli(), ["data", "info", str(DATA / "clotho-mini"), "--audio-root", str(audio)])
+    assert folder.exit_code == 1 and "--audio-root applies to a captions CSV" in folder.output
 
 
 def test_cli_download_offline_says_where(tmp_path):

@@ -719,8 +719,9 @@ def test_a_typed_name_finds_the_recorders_suffixed_files_and_the_folder_named_so
     """A podcaster's probe: "EP044" found neither the folder ``EP044/`` nor ``EP044_raw.mp3``,
     and "ZOOM0005" not the recorder's ``ZOOM0005_LR.WAV`` (only a file named exactly so).  Now:
     the name itself first, then names that go on after a separator, then the files of a folder
-    of that name; a name that goes on with more digits (``ZOOM00051``) is another file."""
-    lib = tmp_path / "lib"
+    of that name; a name that goes on with more digits (``ZOOM00051``) is another file.  A folder
+    above the indexed one (``disk2/``) names nothing (review: it named every file)."""
+    lib = tmp_path / "disk2" / "lib"
     for i, rel in enumerate(["EP044/EP044_raw.wav", "EP044/intro.wav", "EP045/EP045_raw.wav", "field/ZOOM0005_LR.WAV",
                              "field/ZOOM00051.wav", "field/ZOOM0005.wav", "field/ZOOM0006_Tr1.wav"]):
         _tone(lib / rel, 1.0 + i / 10, 1, 300 + 100 * i, seed=i)
@@ -736,3 +737,6 @@ def test_a_typed_name_finds_the_recorders_suffixed_files_and_the_folder_named_so
                 assert all(h.score > 0.9 for h in hits[:len(want)]), (q, mode, [h.score for h in hits])
                 if mode == "metadata" and "/" not in q:  # ("field" is a word of every file there)
                     assert got == want, (q, got)  # nothing else: ZOOM00051, EP045 are other names
+        intro = next(h for h in idx.search("EP044", k=5, mode="metadata") if h.path.endswith("intro.wav"))
+        assert "folder" in intro.matched and "name" not in intro.matched, intro.matched  # by its folder's name
+        assert idx.search("disk2", k=5, mode="metadata") == []

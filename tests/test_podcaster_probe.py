@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from conftest import ESC50, esc50_meta, needs_shared
 from soundseek import Index
 
@@ -39,8 +41,6 @@ def test_duplicate_sizes_are_written_in_decimal_units():
 
 
 def test_times_typed_as_a_player_shows_them():
-    import pytest
-
     from soundseek.index.display import parse_clock, parse_stretch
 
     assert [parse_clock(t) for t in ("404", "404.5", "6:44", "1:02:03", " 0:05 ")] == [404, 404.5, 404, 3723, 5]
@@ -97,3 +97,22 @@ def test_search_by_a_stretch_of_a_long_recording(tmp_path):
     assert bad.exit_code == 2 and "after the file's end (60.0 s long)" in bad.output
     text = CliRunner().invoke(app, ["search", "dog", "--at", "0:30", "--index", str(tmp_path / "idx")])
     assert text.exit_code == 2 and "--at applies to --audio" in text.output
+    # (review) "~" as without --at; a truncated file is one line, not libsndfile's traceback
+    import os
+
+    from soundseek import AudioError
+
+    os.environ["HOME"], home = str(lib), os.environ.get("HOME", "")
+    try:
+        assert read_stretch("~/EP042_raw.wav", 30, 31)[0].shape == (sr, 1)
+    finally:
+        os.environ["HOME"] = home
+    sf.write(lib / "cut.flac", room, sr)
+    data = (lib / "cut.flac").read_bytes()
+    (lib / "cut.flac").write_bytes(data[:len(data) // 2])
+    with pytest.raises(AudioError, match="truncated"):
+        read_stretch(lib / "cut.flac", 50, 55)
+    for bad in ("nan", "inf", "6:44-"):
+        res = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", bad, "--index",
+                                       str(tmp_path / "idx")])  # fmt: skip
+        assert res.exit_code == 2 and "is not a time" in res.output, (bad, res.output)

@@ -309,6 +309,9 @@ def search_cmd(
 
 
 def _filters(min_duration, max_duration, channels, sample_rate, fmt, folder, tag, idx) -> dict:
+    for name, v in (("--min-duration", min_duration), ("--max-duration", max_duration)):
+        if v is not None and not v >= 0:  # a usage error, as min above max (was exit 1 from the library)
+            _fail(f"{name} must be a number of seconds >= 0, not {v:g}", 2)
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         _fail(f"--min-duration {min_duration:g} is above --max-duration {max_duration:g}: no file could pass; "
               "swap them?", 2)

@@ -8,6 +8,7 @@ says what is wrong with the file; callers skip the file and list it in their sum
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -26,9 +27,10 @@ AUDIO_EXTENSIONS = frozenset(
 )
 #: audio formats libsndfile cannot read (a phone's voice memo is M4A): listed as skipped with the
 #: way out, never passed over in silence
-UNSUPPORTED_AUDIO = {".m4a": "M4A (AAC or ALAC)", ".m4b": "M4B (AAC)", ".mp4": "MP4", ".aac": "AAC",
-                     ".wma": "WMA", ".ape": "Monkey's Audio", ".wv": "WavPack", ".mka": "Matroska audio",
-                     ".webm": "WebM", ".amr": "AMR", ".3gp": "3GP", ".ac3": "AC-3", ".dsf": "DSD"}
+#: (audio-only containers: a folder of phone videos or reference clips is not a list of skipped sounds)
+UNSUPPORTED_AUDIO = {".m4a": "M4A (AAC or ALAC)", ".m4b": "M4B (AAC)", ".aac": "AAC", ".wma": "WMA",
+                     ".ape": "Monkey's Audio", ".wv": "WavPack", ".mka": "Matroska audio", ".amr": "AMR",
+                     ".ac3": "AC-3", ".dsf": "DSD"}
 
 #: Longest file decoded by default (seconds).  Longer files are refused with a clear message
 #: instead of silently eating memory; raise it with ``max_duration_s``.
@@ -241,18 +243,25 @@ def read_stretch(path: str | os.PathLike, start_s: float, end_s: float) -> tuple
     """``(samples, sample_rate)`` of ``start_s``–``end_s`` seconds of a file, as it is stored
     (float32, (N, channels)), read by seeking: "more like this moment" of an hour-long recording
     reads ten seconds, not the hour.  AudioError for a stretch outside the file."""
+    path = Path(path).expanduser()
     info, f = open_audio(path)
-    mp3 = _looks_mp3(Path(path))
+    mp3 = _looks_mp3(path)
     try:
-        if not 0 <= start_s < end_s:
+        if not (math.isfinite(start_s) and math.isfinite(end_s) and 0 <= start_s < end_s):
             raise AudioError(path, f"the stretch {start_s:g}–{end_s:g} s is empty: give a start before the end")
         if start_s >= info.duration_s:
             raise AudioError(path, f"the stretch starts at {start_s:g} s, after the file's end "
                                    f"({info.duration_s:.1f} s long)")
-        with _quiet(mp3):
-            f.seek(int(start_s * info.sample_rate))
-            data = f.read(int(round((min(end_s, info.duration_s) - start_s) * info.sample_rate)),
-                          dtype="float32", always_2d=True)
+        try:
+            with _quiet(mp3):
+                f.seek(int(start_s * info.sample_rate))
+                data = f.read(int(round((min(end_s, info.duration_s) - start_s) * info.sample_rate)),
+                              dtype="float32", always_2d=True)
+        except Exception as e:  # a truncated or corrupt file: libsndfile's seek or read fails
+            raise AudioError(path, f"cannot read {start_s:g}–{end_s:g} s of it ({e}): the file may be "
+                                   "truncated or damaged") from None
+        if not len(data):
+            raise AudioError(path, f"no samples could be read at {start_s:g} s: the file may be truncated")
     finally:
         with _quiet(mp3):
             f.close()

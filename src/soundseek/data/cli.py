@@ -63,10 +63,13 @@ def inspect_folder(path: str | Path, audio_root: str | Path | None = None) -> li
     path = Path(path).expanduser()
     if path.is_file() and path.suffix.lower() == ".csv":
         items, _ = _quiet(lambda: load_caption_csv(path, audio_root=audio_root))
+        if "split" not in [h.strip() for h in _first_line(path).lstrip("\ufeff").strip().split(",")]:
+            return [_summarise("captions-csv", "all", lambda: items)]  # (every row "train"): one row for the file
         splits = sorted({it.split for it in items})
-        if len(splits) <= 1:  # no split column (every row "train"): one row for the file
-            return [_summarise("captions-csv", "all", lambda: items)]
         return [_summarise("captions-csv", s, lambda s=s: [it for it in items if it.split == s]) for s in splits]
+    if audio_root is not None:
+        raise ValueError(f"--audio-root applies to a captions CSV; {path} is a dataset folder, whose layout says "
+                         "where its audio is")
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
     out: list[SplitInfo] = []

@@ -300,7 +300,7 @@ class Index:
             else:
                 saved.save(target)
 
-    def rebuild_vectors(self, save: bool | None = None) -> list[int]:
+    def rebuild_vectors(self, *, save: bool | None = None) -> list[int]:
         """Recompute every window vector from the feature store (after a crash or a model
         change): ``save`` (default: while this index holds the writer lock) writes the vector
         files; returns the ids of the files whose features are missing

@@ -7,6 +7,7 @@ table builders."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Sequence
@@ -116,7 +117,7 @@ def parse_clock(text: str) -> float:
         nums = [float(p) for p in parts]
     except ValueError:
         raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)") from None
-    if any(n < 0 for n in nums) or any(n >= 60 for n in nums[1:]):
+    if not all(math.isfinite(n) and n >= 0 for n in nums) or any(n >= 60 for n in nums[1:]):
         raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)")
     seconds = 0.0
     for n in nums:
@@ -128,8 +129,11 @@ def parse_stretch(text: str, length_s: float) -> tuple[float, float]:
     """(start, end) seconds of "6:44-6:54" (or "404-414"); "6:44" alone is ``length_s`` seconds
     from there (a window of the index)."""
     start, sep, end = text.strip().partition("-")
-    a = parse_clock(start)
-    b = parse_clock(end) if sep else a + length_s
+    try:
+        a = parse_clock(start)
+        b = parse_clock(end) if sep else a + length_s
+    except ValueError as e:
+        raise ValueError(f"{text!r}: {e} (a stretch is START-END, e.g. 6:44-6:54)") from None
     if b <= a:
         raise ValueError(f"{text!r}: the end comes before the start (give START-END, e.g. 6:44-6:54)")
     return a, b

@@ -153,7 +153,7 @@ def make_filters(filters=None, **filter_kwargs) -> Filters:
         if isinstance(v, (list, tuple)):
             if not all(isinstance(x, (str, os.PathLike) if key == "folder" else str) for x in v):
                 raise TypeError(f"filter {key} takes a {key} name or a list of them, not {v!r}")
-            given[key] = tuple(os.fspath(x) for x in v) or None
+            given[key] = tuple(os.fspath(x) for x in v if os.fspath(x).strip()) or None  # [""]: no filter, as ""
         elif v is not None and not isinstance(v, (str, os.PathLike) if key == "folder" else str):
             raise TypeError(f"filter {key} takes a {key} name or a list of them, not {v!r} ({type(v).__name__})")
     if given.get("tag") is not None and not isinstance(given["tag"], str):
@@ -272,6 +272,9 @@ class FullText:
         with self.meta.lock:
             rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
         want = os.sep + name.lower()
+        # a folder counts below the indexed folder it lies in only (as folder words do): "disk2"
+        # must not name every file of /mnt/disk2/sounds
+        roots = sorted((r.lower().rstrip(os.sep) for r in self.meta.get_meta("roots", [])), key=len, reverse=True)
 
         def kind(path: str) -> int | None:  # 0: the name; 1: the name and more after a separator; 2: its folder
             low = path.lower()
@@ -284,7 +287,8 @@ class FullText:
             rest = stem[at + len(want):] if at >= 0 else ""
             if rest and rest[0] in NAME_GOES_ON and os.sep not in rest:
                 return 1
-            return 2 if want + os.sep in low else None
+            root = next((r for r in roots if low.startswith(r + os.sep)), None)
+            return 2 if root is not None and want + os.sep in low[len(root):] else None
 
         found = [(k, int(i)) for i, p in rows if (allowed is None or i in allowed) and (k := kind(p)) is not None]
         return [(i, k) for k, i in sorted(found)][:limit]
@@ -347,8 +351,8 @@ class FullText:
         ids = [int(i) for i in ids]
         terms = query_terms(text)
         out: dict[int, dict[str, list[str]]] = {}
-        for i in self.files_named(text, set(ids)) if ids else ():  # the file's name, typed
-            out.setdefault(i, {}).setdefault("name", []).append(text.strip())
+        for i, kind in self.named_files(text, set(ids)) if ids else ():  # the file's name, or its folder's, typed
+            out.setdefault(i, {}).setdefault("folder" if kind == 2 else "name", []).append(text.strip())
         if not ids or not terms:
             return out
         marks = ",".join("?" * len(ids))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -125,22 +126,38 @@ class WriteSession:
     def __init__(self, path: Path, meta, store, writer: writer_lock.WriterLock):
         self.path, self.meta, self.store, self.writer = path, meta, store, writer
         self.depth = 0
+        self.guard = threading.Lock()  # threads of one Index share the session: count them one at a time
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
         self.writer.acquire()
-        self.depth += 1
         try:
-            if self.depth == 1:
-                self.meta.begin_writing()
-                self.store.begin_writing()
+            with self.guard:
+                self.depth += 1
+                try:
+                    if self.depth == 1:
+                        self.meta.begin_writing()
+                        self.store.begin_writing()
+                except BaseException:
+                    self.depth -= 1
+                    if self.depth == 0:  # whatever was turned writable goes back; the first error is the one told
+                        with contextlib.suppress(Exception):
+                            self.meta.end_writing()
+                        with contextlib.suppress(Exception):
+                            self.store.end_writing()
+                    raise
+        except BaseException:
+            self.writer.release()
+            raise
+        try:
             yield
         finally:
-            self.depth -= 1
             try:
-                if self.depth == 0:
-                    self.meta.end_writing()
-                    self.store.end_writing()
+                with self.guard:
+                    self.depth -= 1
+                    if self.depth == 0:
+                        self.meta.end_writing()
+                        self.store.end_writing()
             finally:
                 self.writer.release()
 

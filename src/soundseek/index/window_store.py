@@ -2,7 +2,7 @@
 and ``text.faiss`` (the model's text–audio space), or their Milvus collections.
 
 They are derived data: missing, unreadable or out-of-step files are rebuilt from the feature
-store, saved when this process holds the writer lock and otherwise kept in memory with a note
+store, saved when this index holds the writer lock and otherwise kept in memory with a note
 (:attr:`WindowStore.notes`) that ``soundseek repair`` fixes it.  Each save records the files'
 checksums (:mod:`soundseek.index.checksums`); opening compares only their sizes."""
 
@@ -52,7 +52,7 @@ class WindowStore:
 
     def load(self) -> None:
         """Load the vector files.  Missing, unreadable or out-of-step files are rebuilt from the
-        feature store: saved when this process holds the writer lock, otherwise kept in memory
+        feature store: saved when this index holds the writer lock, otherwise kept in memory
         (readers never write) with a note in :attr:`notes` that ``soundseek repair`` fixes it.
         While another process is writing, files that only differ in length are used as they
         are: vectors are saved before their metadata commits, and search skips windows the
@@ -157,7 +157,7 @@ class WindowStore:
     def rebuild(self, save: bool | None = None) -> list[int]:
         """Recompute every window vector from the feature store (after a crash or a model change).
 
-        ``save`` (default: when this process holds the index's writer lock) writes the vector
+        ``save`` (default: when this index holds its writer lock) writes the vector
         files and forgets items whose features are lost (the next ``add`` re-indexes them);
         otherwise the vectors stay in memory and nothing on disk changes.  Returns the ids of
         the items whose features are missing."""

@@ -109,8 +109,11 @@ def build_router(config: ServerConfig) -> APIRouter:
             raise ApiError(404, "unknown_id", private(str(e).strip("'\""), path)) from None
         hits = [h for h in hits if str(h.id) != str(typed)][:k]
         extra = {"filters": kw, **({} if hits else empty_note(state, kw))} if kw else {}
-        source = hit_json(ItemHit(item, typed, idx.copies(typed) if group and hasattr(idx, "copies") else ()),
-                          cfg.expose_paths)
+        try:
+            copies = idx.copies(typed) if group and hasattr(idx, "copies") else ()
+        except KeyError:  # removed by another process since the lookup: no copies to list
+            copies = ()
+        source = hit_json(ItemHit(item, typed, copies), cfg.expose_paths)
         return results("similar", t0, hits, expose_paths=cfg.expose_paths, k=k, source={**source, **span}, **extra)
 
     @router.get(
