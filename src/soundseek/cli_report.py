@@ -78,14 +78,16 @@ def index_summary(report, path, n_files: int) -> str:
     """The line after an index run; a run that read no audio (nothing new or changed) says so
     instead of showing a rate of 0x real time."""
     if not report.added and not report.audio_seconds:
-        extra = "".join([f", {report.removed} removed" if report.removed else "",
+        extra = "".join([f", {report.moved} moved (same content, new path)" if report.moved else "",
+                         f", {report.removed} removed" if report.removed else "",
                          f", [red]{len(report.failed)} skipped[/]" if report.failed else ""])
         return (f"[bold green]nothing new:[/] {report.unchanged} file{'s' if report.unchanged != 1 else ''} "
                 f"unchanged{extra} ({report.wall_seconds:.1f} s) -> {escape(str(path))} ({n_files} files)")
     rate = report.audio_seconds / report.wall_seconds if report.wall_seconds else 0.0
     # a rate over a few seconds of audio measures the run's fixed costs (duplicates, checkpoints), not indexing
     speed = f", {rate:.0f}x real time" if report.audio_seconds >= 60 else ""
-    return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, "
+    moved = f"{report.moved} moved (same content, new path), " if report.moved else ""
+    return (f"[bold green]indexed[/] {report.added} new or changed, {report.unchanged} unchanged, {moved}"
             f"{report.removed} removed, [red]{len(report.failed)} skipped[/] "
             f"({audio_amount(report.audio_seconds)} of audio in {report.wall_seconds:.1f} s{speed}) "
             f"-> {escape(str(path))} ({n_files} files)")

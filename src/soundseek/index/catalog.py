@@ -215,6 +215,15 @@ class Catalog:
             pos += len(r[5])
         return out
 
+    def move_item(self, item_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """An indexed file found under a new path with the same content (:mod:`.moves`): its
+        entry (id, windows) stays, its path, size and mtime change; not yet committed."""
+        self.ensure_writable()
+        with self._lock:
+            self.db.execute("UPDATE items SET path=?, size=?, mtime_ns=? WHERE id=?",
+                            (path, int(size), int(mtime_ns), int(item_id)))
+            self.db.execute("DELETE FROM failures WHERE path=?", (path,))
+
     def set_mtime(self, item_id: int, mtime_ns: int) -> None:
         """Record a file's new mtime when its content is unchanged (touched); not yet committed."""
         self.ensure_writable()

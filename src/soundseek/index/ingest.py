@@ -23,6 +23,7 @@ from .catalog import Catalog
 from .embedder import Embedder
 from .errors import disk_full_error
 from .text_path import TextPath
+from .moves import roots_still_used, take_moved
 from .types import AddReport, IndexConfig
 from .window_store import WindowStore
 
@@ -156,16 +157,19 @@ class Ingest:
                 if item:
                     stale.append(item.id)
                 todo.append(p)
+            moved = take_moved(self, todo, known, listed, scanned_dirs, report) if prune else set()
             if prune:
                 present = set(files)
                 for p, item in known.items():
-                    if p not in present and any(inside(p, d) for d in scanned_dirs) and not os.path.exists(p):
+                    if (p not in present and item.id not in moved and any(inside(p, d) for d in scanned_dirs)
+                            and not os.path.exists(p)):
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)
             # the folders first: a search while this run goes on (or after it was killed) shows
             # paths relative to them, as it will afterwards
-            self.meta.set_meta("roots", outermost([*self.meta.get_meta("roots", []), *scanned_dirs]))
+            roots = outermost([*self.meta.get_meta("roots", []), *scanned_dirs])
+            self.meta.set_meta("roots", roots_still_used(roots, self.meta.items_by_path(), inside) if moved else roots)
             sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s, listed)
             for attempt in range(READ_ATTEMPTS):
                 if attempt:  # files that changed while being read: read them again as they are now

@@ -193,7 +193,7 @@ class Hit:
 @dataclass
 class AddReport:
     """What one :meth:`Index.add` run did: files ``added`` (new or changed), ``unchanged``
-    (skipped), ``removed`` (gone from a scanned folder), ``failed`` [(path, why)] (not indexed;
+    (skipped), ``removed`` (gone from a scanned folder), ``moved`` (found under a new path), ``failed`` [(path, why)] (not indexed;
     also :meth:`Index.failures`), seconds of audio read and of the whole run, and what the
     near-duplicate update and a past ``soundseek adapt`` made of the new files.  ``to_dict()``:
     what ``soundseek index --json`` prints."""
@@ -202,6 +202,7 @@ class AddReport:
     unchanged: int = 0
     removed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    moved: int = 0  # indexed files found under a new path (same content, old path gone): entries kept
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     features_computed: int = 0

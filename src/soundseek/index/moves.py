@@ -1,0 +1,70 @@
+"""Files that moved: an indexed file whose path is gone, found again under another path with the
+same content (a folder renamed or moved, an archive copied to a new drive and the old one gone).
+
+Such a file keeps its entry — its id, windows, vectors, duplicate group, and what ``soundseek
+adapt`` learned of it — and only its path, size, mtime and folder words change: re-adding it as
+new (and pruning the old entry, or leaving it "(file missing)") lost all that and changed rankings
+after ``adapt``.  Pure bookkeeping over the catalog: the caller (:class:`~.ingest.Ingest`) holds
+the writer lock."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Callable
+
+from .catalog import Item
+from .types import AddReport
+
+
+def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, int],
+               hash_of: Callable[[str], str]) -> dict[str, Item]:
+    """``{new path: indexed item}`` for the new paths that hold exactly what an indexed file held
+    whose own path no longer exists.  Hashes nothing when no indexed file is gone, and then only
+    new files of a size some gone file had; each gone item is matched once (lowest id first)."""
+    gone: dict[int, list[Item]] = defaultdict(list)
+    for path, item in sorted(known.items(), key=lambda kv: kv[1].id):
+        if not os.path.lexists(path):
+            gone[item.size].append(item)
+    if not gone:
+        return {}
+    found: dict[str, Item] = {}
+    for path in new_paths:
+        candidates = gone.get(sizes.get(path, -1))
+        if not candidates:
+            continue
+        try:
+            digest = hash_of(path)
+        except OSError:
+            continue  # read as a new file, which reports what is wrong
+        match = next((it for it in candidates if it.hash == digest), None)
+        if match is not None:
+            candidates.remove(match)
+            found[path] = match
+    return found
+
+
+def roots_still_used(roots: list[str], paths, inside: Callable[[str, str], bool]) -> list[str]:
+    """``roots`` less the folders that are gone from disk and hold no indexed file any more (all
+    of theirs moved): ``info`` no longer lists the old place of a moved archive."""
+    paths = list(paths)
+    return [r for r in roots if os.path.isdir(r) or any(inside(p, r) for p in paths)]
+
+
+def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str, tuple], roots: list[str],
+               report: AddReport) -> set[int]:
+    """The files of ``todo`` that are indexed files moved (:func:`find_moved`) keep their entries
+    in ``ingest``'s catalog: path, size, mtime and words (of the new folders) updated, machine
+    tags kept (the sound did not change); they leave ``todo`` and count in ``report.moved``.
+    ``listed``: each path's signature (size, mtime, ...).  Returns their item ids."""
+    found = find_moved([p for p in todo if p not in known], known, {p: listed[p][0] for p in todo},
+                       ingest.store.hash_of)
+    ft = ingest.meta.fulltext
+    tags = ft.machine_tags([it.id for it in found.values()]) if ft is not None and found else {}
+    for path, item in found.items():
+        ingest.meta.move_item(item.id, path, listed[path][0], listed[path][1])
+        if item.id in tags:
+            ingest.record_metadata(item.id, path, None, roots, tags[item.id])
+        todo.remove(path)
+    report.moved += len(found)
+    return {it.id for it in found.values()}
