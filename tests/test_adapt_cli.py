@@ -114,6 +114,10 @@ def test_adapt_cli_serves_reports_and_reverts(tmp_path):
     assert report["files"] == n and report["named_files"] < n  # ZOOM0001-3 have no caption
     assert report["base_model"] == "default"
     assert report["kept"], report["reason"]  # this library and seed: the check keeps it
+    from soundseek.adapt.trainer import WEAK_CHECK_GROUPS  # a check on a handful of names says so (bio probe)
+
+    weak = report["check"]["held_out_groups"] < WEAK_CHECK_GROUPS
+    assert ("few: a weak check" in report["reason"]) == weak, (report["check"]["held_out_groups"], report["reason"])
     assert (ip / "adapted" / "config.json").is_file()
 
     info = json.loads(_cli("info", "--index", str(ip), "--json").stdout)

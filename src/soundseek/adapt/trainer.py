@@ -38,6 +38,10 @@ from .scoring import file_scores, rank_metrics, split_groups, window_vectors
 REPORT_FILE = "adapt_report.json"
 
 
+#: fewer held-out names than this make the model's check "few: a weak check" in its verdict
+WEAK_CHECK_GROUPS = 10
+
+
 @dataclass
 class AdaptConfig:
     """Settings of one adaptation run (saved in the report)."""
@@ -365,7 +369,10 @@ def tune_model(base, named: list[LibraryFile], files: list[LibraryFile], text: n
     chk.update({"gain_map": round(gain, 4), "train_files": int(fit.sum()), "held_out_files": int(held.sum()),
                 "held_out_groups": int(len(np.unique(group[held])))})
     kept = gain >= cfg.min_gain
-    verdict = (f"held-out mAP {chk['base']['map']:.3f} -> {chk['adapted']['map']:.3f}: "
+    # a check on a handful of names turns on a query or two: say so, as the memory's check does
+    weak = chk["held_out_groups"] < WEAK_CHECK_GROUPS
+    few = f" ({int(held.sum())} held-out files, few: a weak check)" if weak else ""
+    verdict = (f"held-out mAP {chk['base']['map']:.3f} -> {chk['adapted']['map']:.3f}{few}: "
                + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
     if progress:
         print(verdict, file=sys.stderr, flush=True)

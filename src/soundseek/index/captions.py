@@ -17,7 +17,8 @@ Rules, in order:
   ``index/data/ucs_categories.json``) and keeps only its FXName part (creator / library ids after
   it are not about the sound);
 * technical words (mono, stereo, 48k, 24bit, take, v2, wav, mix, final, ...) and recorder names
-  (zoom, tascam, rec, track, audio, untitled, ...) are dropped; so are generic folder names
+  (zoom, tascam, rec, track, audio, untitled, ...) are dropped, and so is a recorder app's default
+  name when it is all the name says ("Voice 001", :data:`DEVICE_DEFAULT_NAMES`); so are generic folder names
   (sounds, sfx, data, assets, usr, share, ...);
 * the name's words are the caption's core; the last ``folder_depth`` folders add context in
   front; embedded titles/descriptions (when the catalog found any) name files whose own name
@@ -63,6 +64,11 @@ home users user documents desktop downloads music
 mod mods addon addons plugin plugins package packages module modules vendor extras deps thirdparty
 """.split())
 
+#: A recorder app's default name when it is the whole name ("Voice 001.m4a" on Android phones,
+#: "voice_memo_8k.wav", "Voice Note 3"): the app's word for every recording, not the sound
+#: ("female_voice_01.wav" keeps "female voice"; "New Recording 12" and "Memo 4" leave no word anyway).
+DEVICE_DEFAULT_NAMES = frozenset({("voice",), ("voice", "note"), ("voice", "notes"), ("note",), ("notes",),
+                                  ("dictation",), ("interview",)})
 #: Most name words a caption keeps (long descriptive names are truncated, not dropped).
 MAX_NAME_WORDS = 12
 _HEX = re.compile(r"^[0-9a-f]{6,}$")
@@ -197,6 +203,8 @@ def weak_caption(path: str | os.PathLike, embedded: Iterable[str] = (), root: st
     extra = frozenset(w.lower() for w in config.drop_words)
     words, ucs = stem_words(Path(path).stem)
     name = _dedupe(_content(words, extra))[:MAX_NAME_WORDS]
+    if tuple(name) in DEVICE_DEFAULT_NAMES:
+        name = []
     emb: list[str] = []
     if config.use_embedded not in ("fallback", "always", "never"):
         raise ValueError(f"use_embedded must be fallback, always or never, not {config.use_embedded!r}")
