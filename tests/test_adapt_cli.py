@@ -5,6 +5,7 @@ indexes without the `adapted_model` field keep working."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -120,8 +121,10 @@ def test_adapt_cli_serves_reports_and_reverts(tmp_path):
     assert ("few: a weak check" in report["reason"]) == weak, (report["check"]["held_out_groups"], report["reason"])
     assert (ip / "adapted" / "config.json").is_file()
 
+    os.utime(ip / "adapted" / "adapt_report.json", (1e9, 1e9))  # a copy (cp -r) gives the file a new date
     info = json.loads(_cli("info", "--index", str(ip), "--json").stdout)
     assert info["adapted_model"] == "adapted" and info["adaptation"]["in_use"]
+    assert info["adaptation"]["date"] == report["date"] and not report["date"].startswith("2001")  # the run's own
     assert info["adaptation"]["check"]["base"]["map"] == report["check"]["base"]["map"]
     text = _cli("info", "--index", str(ip)).stdout
     assert "in use: held-out mAP" in text and "held-out check" in text and " -> " in text

@@ -54,6 +54,7 @@ def print_index_report(console: Console, report, idx, adapt: bool = False, progr
                               f"last adapt); `soundseek adapt --index {escape(str(idx.path))}` (or `index --adapt`) adds them",
                               highlight=False, soft_wrap=True)
     low_rate_note(console, report.low_rate, idx)
+    high_rate_note(console, report.high_rate, idx)
     duplicates_note(console, report.duplicates, idx.path)
 
 
@@ -72,6 +73,26 @@ def low_rate_note(console: Console, low: list, idx) -> None:
                   f"{escape(relative_path(path, idx.roots))}, {hz} Hz): the model hears nothing above "
                   f"{round(hz / 2000, 1):g} kHz in {'it' if one else 'them'}, so {'its' if one else 'their'} high "
                   "sounds (birdsong, hiss, cymbals) are not found by sound", highlight=False, soft_wrap=True)
+
+
+def high_rate_note(console: Console, high: list, idx) -> None:
+    """One line when files were recorded for ultrasound (a bat detector at 192 kHz and more): the
+    model listens at its own rate and hears nothing above half of it (8 kHz for yamnet)."""
+    if not high:
+        return
+    from .index.display import relative_path
+
+    path, hz = max(high, key=lambda x: (x[1], x[0]))
+    one = len(high) == 1
+    name = escape(relative_path(path, idx.roots))
+    what = (f"1 file was recorded at {hz / 1000:g} kHz ({name})" if one else
+            f"{len(high)} files were recorded at {min(h for _, h in high) / 1000:g} kHz or more (highest "
+            f"{hz / 1000:g} kHz: {name})")
+    half = round(idx.expert.sample_rate / 2000, 1)
+    console.print(f"[yellow]note:[/] {what}: the model listens at "
+                  f"{idx.expert.sample_rate / 1000:g} kHz, so sounds above {half:g} kHz in "
+                  f"{'it' if one else 'them'} (ultrasound, bat calls) are not found by sound; "
+                  "names and tags still are", highlight=False, soft_wrap=True)
 
 
 def index_summary(report, path, n_files: int) -> str:

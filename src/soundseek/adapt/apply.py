@@ -95,7 +95,8 @@ def adaptation_state(index) -> dict | None:
     names = index.name_vectors.current()
     state["name_vectors_in_use"] = 0 if names is None else len(names.item_ids)
     state["files_since_adapt"] = memory_gap(index)
-    state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    if not isinstance(state.get("date"), str):  # a report written before it held its date: the file's
+        state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     return state
 
 

@@ -84,6 +84,8 @@ class AdaptReport:
     seconds: float
     config: dict
     examples: list = field(default_factory=list)  # a few (file name, caption) pairs
+    # when it ran (UTC): the report's own date, which a copy of the index (cp -r) keeps
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,7 +24,7 @@ from .embedder import Embedder
 from .errors import disk_full_error
 from .text_path import TextPath
 from .moves import roots_still_used, take_moved
-from .types import AddReport, IndexConfig
+from .types import ULTRASONIC_RATE, AddReport, IndexConfig
 from .window_store import WindowStore
 
 
@@ -580,8 +580,9 @@ class BatchSink:
                    for (item_id, _), (p, feats, file_tags, _, _) in zip(ids, kept)]
             ft.put_many([(i, md) for i, md in mds if md is not None])
             rate = getattr(ing.embedder.expert, "sample_rate", 0) or 0
-            report.low_rate += [(p, md.sample_rate) for (_, md), (p, *_) in zip(mds, kept)
-                                if md is not None and md.sample_rate and md.sample_rate < rate]
+            rates = [(p, md.sample_rate) for (_, md), (p, *_) in zip(mds, kept) if md is not None and md.sample_rate]
+            report.low_rate += [(p, hz) for p, hz in rates if hz < rate]
+            report.high_rate += [(p, hz) for p, hz in rates if hz >= ULTRASONIC_RATE > rate]
         if ing.dups is not None:
             ing.dups.record_many([(item_id, p) for (item_id, _), (p, *_) in zip(ids, kept)])
         batch = [(feats, [(wid, w.start_s, w.end_s) for wid, w in zip(wids, wins)])

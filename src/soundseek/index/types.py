@@ -190,6 +190,10 @@ class Hit:
         return d
 
 
+#: a sample rate kept only for ultrasound (bat detectors record at 192–500 kHz)
+ULTRASONIC_RATE = 176_400
+
+
 @dataclass
 class AddReport:
     """What one :meth:`Index.add` run did: files ``added`` (new or changed), ``unchanged``
@@ -212,6 +216,9 @@ class AddReport:
     adapt_error: str = ""  # why new files could not join what `soundseek adapt` installed (the files are indexed)
     # files recorded below the audio expert's rate, (path, Hz): the model hears nothing above half their rate
     low_rate: list[tuple[str, int]] = field(default_factory=list)
+    # files recorded at ULTRASONIC_RATE or more, (path, Hz): bat detectors; the model hears nothing
+    # above half its own rate in them
+    high_rate: list[tuple[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
