@@ -254,17 +254,21 @@ class FullText:
         "ZOOM0001", "Bark3.ogg"): their numbers are no words of the index, so BM25 cannot find
         them.  Case-insensitive; with an extension the whole name; without one the name's stem
         first, then names that go on after a separator (a recorder's "ZOOM0001_LR", "EP044_raw"),
-        then the files in a folder of that name ("EP044/"): kind 0, 1, 2; lowest id first within each."""
+        then the files in a folder of that name ("EP044/"): kind 0, 1, 2; then, for a date or a
+        time typed alone ("20240512", "2024-05-12", "043000": :data:`STAMP_QUERY`), the names and
+        folders holding it between separators (``SMM07345_20240512_043000.wav``): kind 3; lowest
+        id first within each."""
         name = file_name_query(text)
         if name is None:
             return []
         name = name.replace("/", os.sep)  # "recorder/ZOOM0001.flac": a path as the table shows it
         ext = _EXTENSION.search(name)
         has_ext = ext is not None and ext.end() == len(name)
+        stamp = STAMP_QUERY.fullmatch(name) is not None
         # SQLite's LIKE ignores the case of ASCII letters only: any other letter matches any
         # character here (Übung1 for übung1), and the name is compared in Python below
         loose = "".join(c if c.isascii() else "_" for c in _like_escape(name))
-        pattern = "%" + _like_escape(os.sep) + loose + ("" if has_ext else "%")
+        pattern = ("%" if stamp else "%" + _like_escape(os.sep)) + loose + ("" if has_ext else "%")
         sql, args = "SELECT id, path FROM items WHERE path LIKE ? ESCAPE '\\'", [pattern]
         if allowed is not None and len(allowed) <= 900:  # (a page of hits: no scan of the whole catalog)
             sql += f" AND id IN ({','.join('?' * len(allowed))})"
@@ -276,7 +280,7 @@ class FullText:
         # must not name every file of /mnt/disk2/sounds
         roots = sorted((r.lower().rstrip(os.sep) for r in self.meta.get_meta("roots", [])), key=len, reverse=True)
 
-        def kind(path: str) -> int | None:  # 0: the name; 1: the name and more after a separator; 2: its folder
+        def kind(path: str) -> int | None:  # 0: the name; 1: and more after a separator; 2: its folder; 3: a stamp
             low = path.lower()
             stem = low if has_ext else os.path.splitext(low)[0]
             if stem.endswith(want):
@@ -288,7 +292,15 @@ class FullText:
             if rest and rest[0] in NAME_GOES_ON and os.sep not in rest:
                 return 1
             root = next((r for r in roots if low.startswith(r + os.sep)), None)
-            return 2 if root is not None and want + os.sep in low[len(root):] else None
+            if root is None:
+                return None
+            if want + os.sep in low[len(root):]:
+                return 2
+            return 3 if stamp and stamp_in(low[len(root):]) else None
+
+        def stamp_in(below_root: str) -> bool:
+            between = re.escape(NAME_GOES_ON + os.sep + ")")
+            return re.search(f"(^|[{between}]){re.escape(name.lower())}($|[{between}])", below_root) is not None
 
         found = [(k, int(i)) for i, p in rows if (allowed is None or i in allowed) and (k := kind(p)) is not None]
         return [(i, k) for k, i in sorted(found)][:limit]
@@ -351,8 +363,11 @@ class FullText:
         ids = [int(i) for i in ids]
         terms = query_terms(text)
         out: dict[int, dict[str, list[str]]] = {}
+        names = self.meta.items(ids) if ids else {}
         for i, kind in self.named_files(text, set(ids)) if ids else ():  # the file's name, or its folder's, typed
-            out.setdefault(i, {}).setdefault("folder" if kind == 2 else "name", []).append(text.strip())
+            in_name = kind in (0, 1) or (kind == 3 and i in names
+                                         and text.strip().lower() in os.path.basename(names[i].path).lower())
+            out.setdefault(i, {}).setdefault("name" if in_name else "folder", []).append(text.strip())
         if not ids or not terms:
             return out
         marks = ",".join("?" * len(ids))
@@ -459,6 +474,9 @@ def query_words(text: str) -> list[str]:
 
 #: a pasted file name's extension ("鳥_朝.wav"): not a word to look for (``audio.io.AUDIO_EXTENSIONS``;
 #: that module is not imported here: it loads soundfile, and a text query needs none)
+#: a date or a time typed alone, as recorders write them into names ("20240512", "2024-05-12",
+#: "043000"): looked for between separators anywhere in names and folders (:meth:`FullText.named_files`)
+STAMP_QUERY = re.compile(r"\d{6,}|\d{4}-\d{2}-\d{2}")
 #: after a typed file name, what says the name goes on ("ZOOM0001_LR", "EP044 raw", "take-2")
 NAME_GOES_ON = "_- .("
 #: the metadata score of such a name, or of a file in a folder of that name, against the name
@@ -488,6 +506,8 @@ def file_name_query(text: str) -> str | None:
         return t
     if any(c.isspace() for c in last):
         return None
+    if STAMP_QUERY.fullmatch(t):  # a date or a time, alone
+        return t
     return t if any(c.isdigit() for c in last) and any(c.isalpha() for c in last) else None
 
 
