@@ -434,3 +434,30 @@ def test_how_a_copy_differs_is_named():
                                 "sample_rate": 16000}) == "FLAC, 16 kHz"
     assert how_it_differs(rep, {"path": "/m/x.wav", "size": 90, "duration": 1.40}) \
         == "other samples, same format and length"  # ("differs: same format and length" read as a contradiction)
+
+
+def test_a_representative_gone_from_disk_does_not_stand_for_its_group(tmp_path):
+    """A bioacoustics probe after moving files: a group's row was its representative's entry
+    whose file was gone (shown "(file missing)") while a copy on disk was in the results; and
+    `duplicates` listed both without saying which was gone.  A representative stands for its
+    group only while its file is there; `duplicates` marks a missing member."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "door.flac")
+    x, sr = sf.read(str(ESC50 / "audio" / DOOR), dtype="float32")
+    sf.write(str(lib / "door knock (wav).wav"), resample(x, sr, 48000), 48000, subtype="PCM_24")  # the better copy
+    shutil.copy(ESC50 / "audio" / OTHERS[1], lib / "other.flac")
+    with Index.create(tmp_path / "index") as idx:
+        idx.add(lib, progress=False)
+        [group] = idx.duplicates()
+        assert group.members[0][1].endswith("door knock (wav).wav")
+        [row] = [h for h in idx.search(QUERY, k=2, mode="content") if "door" in Path(h.path).name]
+        assert row.path.endswith("door knock (wav).wav")
+        (lib / "door knock (wav).wav").unlink()
+        [row] = [h for h in idx.search(QUERY, k=2, mode="content") if "door" in Path(h.path).name]
+        assert row.path.endswith("door.flac") and row.available, row
+    res = CliRunner().invoke(app, ["duplicates", "--index", str(tmp_path / "index"), "--json"])
+    rep = json.loads(res.stdout)["groups"][0]["representative"]
+    assert rep["path"].endswith("door knock (wav).wav") and rep["available"] is False
+    table = CliRunner().invoke(app, ["duplicates", "--index", str(tmp_path / "index")], env={"COLUMNS": "200"})
+    assert "door knock (wav).wav (file missing)" in table.output, table.output

@@ -48,6 +48,7 @@ def how_it_differs(rep: dict, copy: dict) -> str:
 def duplicates_report(idx, update: bool, progress: bool) -> dict:
     """Groups and counts as ``--json`` prints them.  ``update``: fingerprint files that have no
     print yet (indexed before prints existed) and regroup first, when the index can be written."""
+    from ..audio import on_disk
     from ..audio.fingerprint import INSTALL_HINT, load_chromaprint
     from .lock import IndexBusyError, IndexReadOnlyError, LockFileError
 
@@ -67,9 +68,9 @@ def duplicates_report(idx, update: bool, progress: bool) -> dict:
     items = idx.meta.items(ids)  # content hashes: "identical file" is the same bytes, not the same size
     rates = {i: f.get("sample_rate") for i, f in idx.fulltext.info(ids).items()} if idx.fulltext is not None else {}
 
-    def member(i, p, s, d) -> dict:
+    def member(i, p, s, d) -> dict:  # "available": the file is still on disk (one stat)
         return {"id": i, "path": p, "size": s, "duration": round(d, 3), "sample_rate": rates.get(i),
-                "hash": items[i].hash if i in items else None}
+                "hash": items[i].hash if i in items else None, "available": on_disk(p)}
 
     groups = [{"id": g.group_id, "representative": member(*g.members[0]), "copies": [member(*m) for m in g.members[1:]]}
               for g in found]

@@ -282,7 +282,8 @@ def duplicates_table(groups: list[dict], title: str, roots: Sequence[str], width
         t.add_column("differs", no_wrap=True)
     for (gid, k, m, last), sz, d, df in zip(rows, sizes, durs, diffs):
         mark = "" if k == 0 else "=\u00a0"  # kept with its path when a full path folds
-        shown = m["path"] if full_paths else short_path(m["path"], roots, file_w - len(mark))
+        gone = "" if m.get("available", True) else " (file missing)"
+        shown = (m["path"] if full_paths else short_path(m["path"], roots, file_w - len(mark) - len(gone))) + gone
         t.add_row(gid, _escape(mark + shown), sz, d, *([_escape(df)] if extra else []), end_section=last)
     return t
 

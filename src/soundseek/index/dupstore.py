@@ -354,8 +354,8 @@ class DupStore:
         for r in group_hits(hits, groups, key=lambda h: h.id):
             hit, copies = r.hit, list(r.copies)
             mine = next((c for c in copies if c in prefer and c in by_id), None)
-            if mine is None and hit.id not in prefer and hit.id not in reps:
-                mine = next((c for c in copies if c in reps and c in by_id), None)
+            if mine is None and hit.id not in prefer and hit.id not in reps:  # the representative, if on disk
+                mine = next((c for c in copies if c in reps and c in by_id and by_id[c].available), None)
             if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
                 mine = next((c for c in copies if c in by_id and by_id[c].available), None)
             if mine is not None and hit.id not in prefer:  # as scored itself: re-ordered below
