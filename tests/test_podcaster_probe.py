@@ -48,6 +48,9 @@ def test_times_typed_as_a_player_shows_them():
         with pytest.raises(ValueError, match="is not a time"):
             parse_clock(bad)
     assert parse_stretch("6:44-6:54", 10) == (404, 414) and parse_stretch("6:44", 4) == (404, 408)
+    # as export --clips names write them (bio probe: `--at 01m54s` was refused)
+    assert [parse_clock(t) for t in ("04m19s", "1h01m40s", "1h02m", "19s")] == [259, 3700, 3720, 19]
+    assert parse_stretch("04m19s-04m31s", 10) == (259, 271)
     with pytest.raises(ValueError, match="the end comes before the start"):
         parse_stretch("6:54-6:44", 10)
 
@@ -112,6 +115,9 @@ def test_search_by_a_stretch_of_a_long_recording(tmp_path):
     (lib / "cut.flac").write_bytes(data[:len(data) // 2])
     with pytest.raises(AudioError, match="truncated"):
         read_stretch(lib / "cut.flac", 50, 55)
+    short = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", "59.95-70", "--index",
+                                     str(tmp_path / "idx")])  # fmt: skip
+    assert short.exit_code == 2 and "give at least 0.1 s" in short.output, short.output
     for bad in ("nan", "inf", "6:44-"):
         res = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", bad, "--index",
                                        str(tmp_path / "idx")])  # fmt: skip

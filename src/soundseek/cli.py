@@ -257,6 +257,8 @@ def search_cmd(
             example, rate = read_stretch(audio, *parse_stretch(at, idx.config.window_s))
         except ValueError as e:  # (an AudioError too)
             _fail(f"--at {at}: {e}", 2)
+        if len(example) < 0.1 * rate:  # (search_audio's own floor: a usage error here, as the others)
+            _fail(f"--at {at}: the stretch holds {len(example) / rate:.2f} s of {audio}; give at least 0.1 s", 2)
     try:
         mode = idx.search_mode(mode) if query is not None else None  # any case; None: the default
         hits = (idx.search(query, k=k, mode=mode, group=not no_group, moments=moments, **filters) if query is not None

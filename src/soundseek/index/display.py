@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Sequence
 
@@ -107,9 +108,17 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+#: a time as exported clip names write it ("04m19s", "1h01m40s", "1h02m")
+_UNITS = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
 def parse_clock(text: str) -> float:
-    """Seconds from what a player shows or a person types: "404", "404.5", "6:44", "1:02:03";
-    ValueError otherwise."""
+    """Seconds from what a player shows or a person types: "404", "404.5", "6:44", "1:02:03", or
+    as ``export --clips`` names write it ("04m19s", "1h01m40s"); ValueError otherwise."""
+    units = _UNITS.fullmatch(text.strip().lower())
+    if units is not None and any(units.groups()) and not text.strip().isdigit():
+        h, m, sec = (float(g) if g else 0.0 for g in units.groups())
+        return h * 3600 + m * 60 + sec
     parts = text.strip().split(":")
     try:
         if not 1 <= len(parts) <= 3 or any(not p.strip() for p in parts):
