@@ -36,6 +36,7 @@ def test_opaque_names_get_no_caption(name):
 
 @pytest.mark.parametrize("path, expected", [
     ("/lib/sounds/female_voice_01.wav", "female voice"),  # (the app's word with others is a name)
+    ("/lib/sounds/Note A4.wav", "note"),  # (an instrument's note is no app's default name)
     # real package paths of the sfx corpora (folders below the package's sound folder)
     ("/lib/sounds/horse-canter.wav", "horse canter"),
     ("/lib/sounds/human-female-die-1.ogg", "human female die"),

@@ -63,3 +63,8 @@ def test_a_date_or_time_typed_alone_finds_the_recordings_named_with_it(tmp_path)
         assert found("20240514") == []
         hit = idx.search("2024-05-12", k=1, mode="metadata")[0]
         assert "folder" in hit.matched and "name" not in hit.matched
+        # (review) a file indexed on its own, under no indexed folder: its name still holds the date
+        alone = tmp_path / "AM_20240514_050000.flac"
+        shutil.copyfile(ESC50 / "audio" / esc50_meta()[6]["filename"], alone)
+        idx.add(alone, progress=False)
+        assert [h.path for h in idx.search("20240514", k=5, mode="metadata")] == [str(alone)]

@@ -78,3 +78,50 @@ def test_a_copy_is_no_move_and_no_prune_keeps_old_entries(tmp_path, archive):
     with Index.open(tmp_path / "idx") as idx:
         report = idx.add(elsewhere, progress=False, prune=False)
         assert (report.moved, report.added) == (0, 6) and len(idx) == 18
+
+
+def test_review_cases_copies_under_other_names_identical_files_links_and_idle_runs(tmp_path, monkeypatch):
+    """(review) A copy under another name, while the indexed drive is not mounted, takes no entry
+    over (and the drive stays a folder of the index); identical files that move keep their own
+    ids (by name); a dangling link left at the old path does not stop a rename from being one;
+    a run with nothing new looks at no indexed file's path."""
+    from soundseek.index import moves
+
+    rows = esc50_meta()
+    drive = tmp_path / "drive" / "archive"
+    drive.mkdir(parents=True)
+    shutil.copyfile(ESC50 / "audio" / rows[0]["filename"], drive / "crow.flac")
+    home = tmp_path / "home"
+    home.mkdir()
+    with _create(tmp_path) as idx:
+        idx.add(drive, progress=False)
+        crow = idx.items()[0].id
+        (tmp_path / "drive").rename(tmp_path / "unplugged")  # the drive is not mounted
+        shutil.copyfile(tmp_path / "unplugged" / "archive" / "crow.flac", home / "my_copy.flac")
+        report = idx.add(home, progress=False)
+        assert (report.moved, report.added) == (0, 1)
+        assert str(drive) in idx.roots and idx.item(crow).path == str(drive / "crow.flac")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(ESC50 / "audio" / rows[1]["filename"], lib / "crow.flac")
+    with Index.create(tmp_path / "idx2", audio_expert="logmel", model=None, vector_index="flat") as idx:
+        idx.add(lib, progress=False)
+        shutil.copyfile(lib / "crow.flac", lib / "a_backup.flac")  # indexed second: the higher id
+        idx.add(lib, progress=False)
+        ids = {os.path.basename(it.path): it.id for it in idx.items()}
+        shutil.move(str(lib), tmp_path / "lib2")
+        assert idx.add(tmp_path / "lib2", progress=False).moved == 2
+        assert {os.path.basename(it.path): it.id for it in idx.items()} == ids
+        (tmp_path / "lib2" / "crow.flac").rename(tmp_path / "lib2" / "renamed.flac")
+        os.symlink(tmp_path / "nowhere.flac", tmp_path / "lib2" / "crow.flac")  # dangling
+        report = idx.add(tmp_path / "lib2", progress=False)
+        assert (report.moved, report.added) == (1, 0), report
+        assert idx.item(ids["crow.flac"]).path.endswith("renamed.flac")
+        known = idx.meta.items_by_path()
+
+    def no_stat(p):
+        raise AssertionError(f"stat of {p}")
+
+    monkeypatch.setattr(moves.os.path, "exists", no_stat)  # (only while find_moved runs below)
+    assert moves.find_moved([], known, {}, no_stat) == {}  # nothing new: no indexed path looked at
+    assert moves.find_moved(["/new/x.flac"], known, {"/new/x.flac": 1}, no_stat) == {}  # no file of that size

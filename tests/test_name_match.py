@@ -63,6 +63,11 @@ def test_grow_names_captions_new_files_as_adapt_did_and_drops_removed_ones():
     assert np.allclose(np.linalg.norm(grown.vectors, axis=1), 1.0)
     same, n = grow_names(grown, files, encoder, present={10, 12, 13, 14, 15})
     assert n == 0 and same is grown  # nothing new, nothing removed: unchanged
+    # (review) a file renamed since adapt (a move, .moves) is captioned again under its new name
+    seen.clear()
+    renamed = [(10, "/lib/animals/magpie_call.wav", [])] + files[1:]
+    again, n = grow_names(grown, renamed, encoder, present={10, 12, 13, 14, 15}, recaption={10})
+    assert n == 1 and seen == ["magpie call"] and sorted(again.item_ids.tolist()) == [10, 13, 14, 15]
     old = name_vectors([10], np.eye(1, 4, dtype=np.float32))  # written before the context was saved
     assert grow_names(old, files, encoder) == (old, 0)
     with pytest.raises(ValueError, match="3-d"):

@@ -51,6 +51,9 @@ def test_times_typed_as_a_player_shows_them():
     # as export --clips names write them (bio probe: `--at 01m54s` was refused)
     assert [parse_clock(t) for t in ("04m19s", "1h01m40s", "1h02m", "19s")] == [259, 3700, 3720, 19]
     assert parse_stretch("04m19s-04m31s", 10) == (259, 271)
+    for bad in ("04m75s", "1h99m"):
+        with pytest.raises(ValueError, match="run to 59"):
+            parse_clock(bad)
     with pytest.raises(ValueError, match="the end comes before the start"):
         parse_stretch("6:54-6:44", 10)
 

@@ -104,7 +104,8 @@ def index_cmd(
                                       "cluster or a local one), 'local', or its address (pip install ray; docs/scaling.md)"),
     max_duration: Optional[float] = typer.Option(None, help="skip files longer than this many seconds "
                                                  "(default 3 h; 0 = no limit: long files are streamed, memory stays bounded)"),
-    no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders"),
+    no_prune: bool = typer.Option(False, "--no-prune", help="keep entries of files that vanished from the folders "
+                                  "(e.g. a drive not mounted), and take no file for a moved one"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the experts (default: all cores)"),

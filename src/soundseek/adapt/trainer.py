@@ -373,7 +373,7 @@ def tune_model(base, named: list[LibraryFile], files: list[LibraryFile], text: n
     kept = gain >= cfg.min_gain
     # a check on a handful of names turns on a query or two: say so, as the memory's check does
     weak = chk["held_out_groups"] < WEAK_CHECK_GROUPS
-    few = f" ({int(held.sum())} held-out files, few: a weak check)" if weak else ""
+    few = f" ({chk['held_out_groups']} held-out names, few: a weak check)" if weak else ""
     verdict = (f"held-out mAP {chk['base']['map']:.3f} -> {chk['adapted']['map']:.3f}{few}: "
                + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
     if progress:

@@ -312,7 +312,8 @@ class Index:
             recursive: bool = True, prune: bool = True, checkpoint_files: int = 32,
             checkpoint_s: float = 10.0, follow_adapt: bool = True) -> AddReport:
         """Index files and folders: unchanged files skipped, changed ones re-indexed, vanished ones
-        dropped (``prune``); a bad file is listed in ``report.failed``, never fatal.  Commits every
+        dropped and moved ones keep their entries (``prune``; :mod:`~soundseek.index.moves`); a bad
+        file is listed in ``report.failed``, never fatal.  Commits every
         ``checkpoint_files`` files or ``checkpoint_s`` seconds (a killed run keeps what it
         committed).  Raises :class:`IndexBusyError` when another process writes, and
         :class:`DiskFullError` after cleaning up on a full disk (the next ``add`` continues).

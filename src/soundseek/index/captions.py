@@ -66,9 +66,9 @@ mod mods addon addons plugin plugins package packages module modules vendor extr
 
 #: A recorder app's default name when it is the whole name ("Voice 001.m4a" on Android phones,
 #: "voice_memo_8k.wav", "Voice Note 3"): the app's word for every recording, not the sound
-#: ("female_voice_01.wav" keeps "female voice"; "New Recording 12" and "Memo 4" leave no word anyway).
-DEVICE_DEFAULT_NAMES = frozenset({("voice",), ("voice", "note"), ("voice", "notes"), ("note",), ("notes",),
-                                  ("dictation",), ("interview",)})
+#: ("female_voice_01.wav" keeps "female voice", "Note A4.wav" its "note"; "New Recording 12" and
+#: "Memo 4" leave no word anyway).
+DEVICE_DEFAULT_NAMES = frozenset({("voice",), ("voice", "note"), ("voice", "notes"), ("dictation",), ("interview",)})
 #: Most name words a caption keeps (long descriptive names are truncated, not dropped).
 MAX_NAME_WORDS = 12
 _HEX = re.compile(r"^[0-9a-f]{6,}$")

@@ -117,17 +117,19 @@ def parse_clock(text: str) -> float:
     as ``export --clips`` names write it ("04m19s", "1h01m40s"); ValueError otherwise."""
     units = _UNITS.fullmatch(text.strip().lower())
     if units is not None and any(units.groups()) and not text.strip().isdigit():
-        h, m, sec = (float(g) if g else 0.0 for g in units.groups())
-        return h * 3600 + m * 60 + sec
+        h, m, sec = (float(g) if g is not None else None for g in units.groups())
+        if (m is not None and m >= 60 and h is not None) or (sec is not None and sec >= 60 and (h, m) != (None, None)):
+            raise ValueError(f"{text!r} is not a time: minutes and seconds after a larger unit run to 59")
+        return (h or 0.0) * 3600 + (m or 0.0) * 60 + (sec or 0.0)
     parts = text.strip().split(":")
     try:
         if not 1 <= len(parts) <= 3 or any(not p.strip() for p in parts):
             raise ValueError
         nums = [float(p) for p in parts]
     except ValueError:
-        raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)") from None
+        raise ValueError(f"{text!r} is not a time: give seconds (404), a clock (6:44, 1:02:03) or 6m44s") from None
     if not all(math.isfinite(n) and n >= 0 for n in nums) or any(n >= 60 for n in nums[1:]):
-        raise ValueError(f"{text!r} is not a time: give seconds (404) or a clock (6:44, 1:02:03)")
+        raise ValueError(f"{text!r} is not a time: give seconds (404), a clock (6:44, 1:02:03) or 6m44s")
     seconds = 0.0
     for n in nums:
         seconds = seconds * 60 + n

@@ -292,8 +292,8 @@ class FullText:
             if rest and rest[0] in NAME_GOES_ON and os.sep not in rest:
                 return 1
             root = next((r for r in roots if low.startswith(r + os.sep)), None)
-            if root is None:
-                return None
+            if root is None:  # a file indexed on its own: its name only
+                return 3 if stamp and stamp_in(os.path.basename(low)) else None
             if want + os.sep in low[len(root):]:
                 return 2
             return 3 if stamp and stamp_in(low[len(root):]) else None
@@ -363,10 +363,11 @@ class FullText:
         ids = [int(i) for i in ids]
         terms = query_terms(text)
         out: dict[int, dict[str, list[str]]] = {}
-        names = self.meta.items(ids) if ids else {}
-        for i, kind in self.named_files(text, set(ids)) if ids else ():  # the file's name, or its folder's, typed
-            in_name = kind in (0, 1) or (kind == 3 and i in names
-                                         and text.strip().lower() in os.path.basename(names[i].path).lower())
+        named = self.named_files(text, set(ids)) if ids else []  # the file's name, or its folder's, typed
+        paths = self.meta.items([i for i, kind in named if kind == 3]) if any(k == 3 for _, k in named) else {}
+        for i, kind in named:
+            in_name = kind in (0, 1) or (kind == 3 and i in paths
+                                         and text.strip().lower() in os.path.basename(paths[i].path).lower())
             out.setdefault(i, {}).setdefault("name" if in_name else "folder", []).append(text.strip())
         if not ids or not terms:
             return out
@@ -472,8 +473,6 @@ def query_words(text: str) -> list[str]:
     return out
 
 
-#: a pasted file name's extension ("鳥_朝.wav"): not a word to look for (``audio.io.AUDIO_EXTENSIONS``;
-#: that module is not imported here: it loads soundfile, and a text query needs none)
 #: a date or a time typed alone, as recorders write them into names ("20240512", "2024-05-12",
 #: "043000"): looked for between separators anywhere in names and folders (:meth:`FullText.named_files`)
 STAMP_QUERY = re.compile(r"\d{6,}|\d{4}-\d{2}-\d{2}")
@@ -482,6 +481,8 @@ NAME_GOES_ON = "_- .("
 #: the metadata score of such a name, or of a file in a folder of that name, against the name
 #: itself (1): just below it, so hybrid ranks "Bark3.wav" above "Bark3 long.wav" for "bark3"
 NAME_GOES_ON_SHARE = 0.95
+#: a pasted file name's extension ("鳥_朝.wav"): not a word to look for (``audio.io.AUDIO_EXTENSIONS``;
+#: that module is not imported here: it loads soundfile, and a text query needs none)
 _EXTENSION = re.compile(r"\.(wave?|flac|ogg|oga|opus|mp3|aiff?|aifc|au|w64|caf)\b", re.IGNORECASE)
 
 

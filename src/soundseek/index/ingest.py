@@ -14,8 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..audio import (MIN_DURATION_S, display_path, is_audio_path, on_disk, path_problem, time_windows,
-                     unsupported_audio)
+from ..audio import MIN_DURATION_S, on_disk, time_windows
 from ..features import FeatureStore, extract_features, windowed_mean
 from ..features.extract import LONG_FILE_S
 from . import lock as writer_lock
@@ -24,67 +23,9 @@ from .embedder import Embedder
 from .errors import disk_full_error
 from .text_path import TextPath
 from .moves import roots_still_used, take_moved
+from .scan import collect_files, inside, outermost, path_list
 from .types import ULTRASONIC_RATE, AddReport, IndexConfig
 from .window_store import WindowStore
-
-
-def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
-    """Files to index, as resolved absolute paths (symbolic links followed): a file reached
-    through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders); what cannot be read is listed in ``report.failed`` by
-    :func:`soundseek.audio.display_path` (absolute, a link's own path: its target is what is
-    missing) with :func:`soundseek.audio.path_problem`'s reason (a loop is not a broken link).
-    Ray ingestion (:mod:`soundseek.index.ray_extract`) scans with it too."""
-    files, dirs = [], []
-    for p in paths:
-        p = Path(p).expanduser()
-        if p.is_dir():
-            dirs.append(str(p.resolve()))
-            it = p.rglob("*") if recursive else p.glob("*")
-            for f in it:
-                if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
-                    why = unsupported_audio(f)  # audio, in a format that cannot be read: said, not passed over
-                    if why is not None and f.is_file():
-                        report.failed.append((display_path(f), why))
-                    continue
-                if f.is_file():
-                    files.append(str(f.resolve()))
-                elif f.is_symlink():  # broken, or a loop
-                    report.failed.append((display_path(f), path_problem(f) or "cannot be read"))
-        elif p.is_file() and unsupported_audio(p) is not None:
-            report.failed.append((display_path(p), unsupported_audio(p)))
-        elif p.is_file():
-            files.append(str(p.resolve()))
-        elif p.is_symlink():
-            report.failed.append((display_path(p), path_problem(p) or "cannot be read"))
-        else:
-            problem = path_problem(p)
-            report.failed.append((display_path(p), "no such file or folder" if problem in (None, "file not found")
-                                  else problem))
-    return sorted(dict.fromkeys(files)), dirs
-
-
-def outermost(folders) -> list[str]:
-    """``folders`` without those inside another of them, sorted: indexing ``lib/recorder`` after
-    ``lib`` adds no second root (paths stay shown as ``recorder/ZOOM0007.WAV``, not ``ZOOM0007.WAV``)."""
-    unique = set(folders)
-    return sorted(d for d in unique if not any(r != d and inside(d, r) for r in unique))
-
-
-def inside(path: str, folder: str) -> bool:
-    """``path`` is ``folder`` or lies under it (both resolved)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def path_list(paths, method: str, what_to_do: str) -> list:
-    """``paths`` (one path, or an iterable of them) as a list; TypeError for anything else (None),
-    ValueError for an empty path (``realpath("")`` is the current folder: never "all of here")."""
-    if paths is None or isinstance(paths, bytes) or not isinstance(paths, (str, os.PathLike, Iterable)):
-        raise TypeError(f"{method}() takes a file or folder path, or a list of them, not {type(paths).__name__}")
-    listed = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if any(not os.fspath(p).strip() for p in listed):
-        raise ValueError(f"an empty path names no file or folder; {what_to_do}")
-    return listed
 
 
 class Ingest:
@@ -103,6 +44,7 @@ class Ingest:
         self.text_path = text_path
         self.lock = lock
         self.dups = dups  # DupStore: prints of the decoded waves, groups after each run (or None)
+        self.moved_ids: set[int] = set()  # files the last add found moved (:mod:`.moves`)
 
     def add(self, paths, progress: bool, recursive: bool, prune: bool, checkpoint_files: int,
             checkpoint_s: float, follow_adapt: bool = True) -> AddReport:
@@ -157,7 +99,8 @@ class Ingest:
                 if item:
                     stale.append(item.id)
                 todo.append(p)
-            moved = take_moved(self, todo, known, listed, scanned_dirs, report) if prune else set()
+            moved = take_moved(self, todo, known, listed, scanned_dirs, report, inside) if prune else set()
+            self.moved_ids = moved  # (follow_adapt captions them again)
             if prune:
                 present = set(files)
                 for p, item in known.items():
@@ -325,7 +268,7 @@ class Ingest:
             return 0, {}
         if names.fingerprint != (self.meta.get_meta("model_fingerprint") or ""):
             return 0, {}  # for another model: search ignores it
-        known = names.named()
+        known = names.named() - self.moved_ids  # a moved or renamed file: captioned again under its new name
         items = [it for it in every if it.id not in known]
         ft = self.meta.fulltext
         info = ft.info([it.id for it in items]) if ft is not None else {}
@@ -340,7 +283,7 @@ class Ingest:
 
         grown, n = grow_names(names, files, lambda name: (lambda texts: light_text_expert(name).encode(texts).sentence),
                               present={it.id for it in every}, roots=tuple(self.meta.get_meta("roots", [])),
-                              readable=readable if made else None)
+                              readable=readable if made else None, recaption=self.moved_ids)
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
         return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})

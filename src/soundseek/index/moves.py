@@ -2,9 +2,11 @@
 same content (a folder renamed or moved, an archive copied to a new drive and the old one gone).
 
 Such a file keeps its entry — its id, windows, vectors, duplicate group, and what ``soundseek
-adapt`` learned of it — and only its path, size, mtime and folder words change: re-adding it as
-new (and pruning the old entry, or leaving it "(file missing)") lost all that and changed rankings
-after ``adapt``.  Pure bookkeeping over the catalog: the caller (:class:`~.ingest.Ingest`) holds
+adapt`` learned of it — and its path, size, mtime and words change (``adapt``'s name vectors
+caption it again under its new name: :attr:`~.ingest.Ingest.moved_ids`; the name memory keeps
+what its old name said until the next ``adapt``): re-adding it as new (and pruning the old entry,
+or leaving it "(file missing)") lost all that and changed rankings after ``adapt``.  Off with
+``prune=False`` (a drive not mounted is no move).  Pure bookkeeping over the catalog: the caller (:class:`~.ingest.Ingest`) holds
 the writer lock."""
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ from .types import AddReport
 
 
 def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, int],
-               hash_of: Callable[[str], str]) -> dict[str, Item]:
+               hash_of: Callable[[str], str], scanned: list[str] = (),
+               inside: Callable[[str, str], bool] = lambda p, d: False) -> dict[str, Item]:
     """``{new path: indexed item}`` for the new paths that hold exactly what an indexed file held
-    whose own path no longer exists.  Hashes nothing when no indexed file is gone, and then only
-    new files of a size some gone file had; each gone item is matched once (lowest id first)."""
-    gone: dict[int, list[Item]] = defaultdict(list)
+    whose own path no longer exists, and that are plainly that file: either its old place is
+    inside a folder this run scanned (it is not there: renamed or moved away), or the new file
+    has the old one's name (an archive moved whole; a copy under another name while a drive is
+    not mounted takes nothing over).  Among files of the same content, the one of the same name
+    first, then the lowest id.  Only known files of a size some new file has are looked at, and
+    only new files of a size some gone file had are hashed: a run with nothing new stats nothing."""
+    wanted = {sizes[p] for p in new_paths if p in sizes}
+    if not wanted:
+        return {}
+    gone: dict[int, list[tuple[str, Item]]] = defaultdict(list)
     for path, item in sorted(known.items(), key=lambda kv: kv[1].id):
-        if not os.path.lexists(path):
-            gone[item.size].append(item)
+        if item.size in wanted and not os.path.exists(path):  # (as pruning tells a file gone)
+            gone[item.size].append((path, item))
     if not gone:
         return {}
     found: dict[str, Item] = {}
@@ -37,10 +47,12 @@ def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, in
             digest = hash_of(path)
         except OSError:
             continue  # read as a new file, which reports what is wrong
-        match = next((it for it in candidates if it.hash == digest), None)
-        if match is not None:
-            candidates.remove(match)
-            found[path] = match
+        name = os.path.basename(path)
+        fits = [(os.path.basename(old) != name, k) for k, (old, it) in enumerate(candidates)
+                if it.hash == digest and (os.path.basename(old) == name or any(inside(old, d) for d in scanned))]
+        if fits:
+            _, k = min(fits)
+            found[path] = candidates.pop(k)[1]
     return found
 
 
@@ -52,13 +64,14 @@ def roots_still_used(roots: list[str], paths, inside: Callable[[str, str], bool]
 
 
 def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str, tuple], roots: list[str],
-               report: AddReport) -> set[int]:
+               report: AddReport, inside: Callable[[str, str], bool]) -> set[int]:
     """The files of ``todo`` that are indexed files moved (:func:`find_moved`) keep their entries
     in ``ingest``'s catalog: path, size, mtime and words (of the new folders) updated, machine
     tags kept (the sound did not change); they leave ``todo`` and count in ``report.moved``.
-    ``listed``: each path's signature (size, mtime, ...).  Returns their item ids."""
+    ``listed``: each path's signature (size, mtime, ...); ``roots``: the folders this run
+    scanned; ``inside(path, folder)``.  Returns their item ids."""
     found = find_moved([p for p in todo if p not in known], known, {p: listed[p][0] for p in todo},
-                       ingest.store.hash_of)
+                       ingest.store.hash_of, roots, inside)
     ft = ingest.meta.fulltext
     tags = ft.machine_tags([it.id for it in found.values()]) if ft is not None and found else {}
     for path, item in found.items():

@@ -170,23 +170,27 @@ def readability(text_expert: str) -> Callable[[tuple[str, ...]], float]:
 def grow_names(names: NameVectors, files: list[tuple[int, str, list[str]]],
                encoder: Callable[[str], Callable[[list[str]], np.ndarray]], present: set[int] | None = None,
                roots: tuple[str, ...] = (),
-               readable: Callable[[tuple[str, ...]], float] | None = None) -> tuple[NameVectors, int]:
+               readable: Callable[[tuple[str, ...]], float] | None = None,
+               recaption: frozenset[int] | set[int] = frozenset()) -> tuple[NameVectors, int]:
     """``names`` with a vector for each of ``files`` ((item id, path, embedded texts), indexed
     since ``adapt``) whose name says something, captioned as ``adapt`` captioned the library
     (a file outside its root: below the one of ``roots`` that holds it);
     ``encoder(text_expert)`` gives the sentence encoder.  ``present``: the index's item ids; rows
     of files removed since are dropped.  Returns (names, how many joined); names without a
     saved context (written before it existed) are returned unchanged.  ``readable``: the new
-    names' fits (:func:`readability`; None: not known).  ValueError when the context is damaged or
-    the encoder's vectors do not fit the saved ones."""
+    names' fits (:func:`readability`; None: not known).  ``recaption``: ids whose file moved or was
+    renamed since (:mod:`.moves`): their rows go and, among ``files``, they are captioned again under
+    their new names.  ValueError when the context is damaged or the encoder's vectors do not fit
+    the saved ones."""
     made = names.how_made()
     if made is None:
         return names, 0
     captions, text_expert = made
-    known = names.named()
+    known = names.named() - set(recaption)
     new = [(i, c.text, name_words_as_written(path)) for i, path, emb in files if i not in known
            for c in [captions.caption(path, emb, roots)] if c]
     keep = np.ones(len(names.item_ids), bool) if present is None else np.isin(names.item_ids, list(present))
+    keep &= ~np.isin(names.item_ids, list(recaption))
     if not new and keep.all():
         return names, 0
     vec = np.zeros((0, names.vectors.shape[1]), np.float32)
