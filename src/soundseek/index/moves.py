@@ -33,11 +33,13 @@ def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, in
     if not wanted:
         return {}
     gone: dict[int, list[tuple[str, Item]]] = defaultdict(list)
-    for path, item in sorted(known.items(), key=lambda kv: kv[1].id):
+    for path, item in known.items():
         if item.size in wanted and not os.path.exists(path):  # (as pruning tells a file gone)
             gone[item.size].append((path, item))
     if not gone:
         return {}
+    for bucket in gone.values():
+        bucket.sort(key=lambda pi: pi[1].id)
     found: dict[str, Item] = {}
     for path in new_paths:
         candidates = gone.get(sizes.get(path, -1))
