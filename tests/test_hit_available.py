@@ -30,4 +30,4 @@ def test_to_dict_and_json_export_carry_available(tmp_path):
     assert {"id", "path", "score", "duration", "start", "end", "tags", "matched", "snippet", "words",
             "copies"} <= set(d)
     assert [h["available"] for h in json.loads(format_hits(hits, "json", "thud"))["hits"]] == [True, False]
-    assert format_hits(hits, "csv").splitlines()[0] == "rank,id,path,score,duration,start,end,matched,tags"
+    assert format_hits(hits, "csv").splitlines()[0] == "rank,id,path,score,duration,start,end,matched,tags,moments"

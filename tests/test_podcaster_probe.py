@@ -98,6 +98,14 @@ def test_search_by_a_stretch_of_a_long_recording(tmp_path):
     assert first["path"].endswith("EP042_raw.wav")
     starts = sorted(m["start"] for m in first["moments"][:2])
     assert starts[0] <= 30 < starts[0] + 10 and starts[1] <= 45 < starts[1] + 10, first["moments"]
+    # --export writes the moments too (podcaster probe: csv and m3u had only the best window)
+    csv_out = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", "0:30-0:35", "--index",
+                                       str(tmp_path / "idx"), "--moments", "2", "--export", "csv"])  # fmt: skip
+    header, first_row = csv_out.stdout.splitlines()[:2]
+    assert header.endswith(",moments") and len(first_row.rsplit(",", 1)[1].split()) == 2, csv_out.stdout
+    m3u = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", "0:30-0:35", "--index",
+                                   str(tmp_path / "idx"), "--moments", "2", "--export", "m3u"]).stdout  # fmt: skip
+    assert m3u.count("#EXTVLCOPT:stop-time=") == 2 and m3u.count(str(lib / "EP042_raw.wav")) >= 2, m3u
     bad = CliRunner().invoke(app, ["search", "--audio", str(lib / "EP042_raw.wav"), "--at", "2:00", "--index",
                                    str(tmp_path / "idx")])  # fmt: skip
     assert bad.exit_code == 2 and "after the file's end (60.0 s long)" in bad.output

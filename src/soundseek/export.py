@@ -13,12 +13,14 @@ import shutil
 from pathlib import Path
 
 FORMATS = ("csv", "json", "m3u")
-_CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "matched", "tags")
+_CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "matched", "tags", "moments")
 
 
 def format_hits(hits, fmt: str, query: str = "", **about) -> str:
     """Results as ``csv``, ``json`` or ``m3u`` (extended M3U: one #EXTINF line per file, and
-    for a long file's window VLC's ``#EXTVLCOPT:start-time``, where it starts playing)."""
+    for a long file's window VLC's ``#EXTVLCOPT:start-time``, where it starts playing).  With
+    ``--moments N`` a long file's moments are in the CSV's ``moments`` column
+    (``start-end:score`` each, best first) and one M3U entry each (start and stop time)."""
     fmt = fmt.lower()
     if fmt == "json":  # ``about``: what --json also says (mode, search_mode)
         return json.dumps({"query": query, **about, "hits": [h.to_dict() for h in hits]}, indent=2) + "\n"
@@ -30,12 +32,18 @@ def format_hits(hits, fmt: str, query: str = "", **about) -> str:
             d = h.to_dict()
             w.writerow([r, d["id"], d["path"], f"{d['score']:.6f}", d["duration"],
                         "" if d["start"] is None else d["start"], "" if d["end"] is None else d["end"],
-                        " ".join(d.get("matched", [])), "; ".join(t["name"] for t in d.get("tags", []))])
+                        " ".join(d.get("matched", [])), "; ".join(t["name"] for t in d.get("tags", [])),
+                        " ".join(f"{a:g}-{b:g}:{sc:.4f}" for a, b, sc in h.moments)])
         return buf.getvalue()
     if fmt == "m3u":
         lines = ["#EXTM3U"]
         for h in hits:
             title = Path(h.path).stem.replace("\n", " ")
+            if len(h.moments) > 1:  # each moment of a long file: VLC plays just that stretch
+                for a, b, _ in h.moments:
+                    lines += [f"#EXTINF:{int(round(b - a))},{title} ({a:g}-{b:g} s)", f"#EXTVLCOPT:start-time={a:g}",
+                              f"#EXTVLCOPT:stop-time={b:g}", str(h.path)]
+                continue
             lines.append(f"#EXTINF:{int(round(h.duration or 0))},{title}")
             if h.start is not None:  # a long file: VLC starts at the matching window
                 lines.append(f"#EXTVLCOPT:start-time={h.start:g}")
