@@ -298,9 +298,11 @@ class FullText:
                 return 2
             return 3 if stamp and stamp_in(low[len(root):]) else None
 
+        between = re.escape(NAME_GOES_ON + os.sep + ")")
+        held = re.compile(f"(^|[{between}]){re.escape(name.lower())}($|[{between}])")  # (once, not per path)
+
         def stamp_in(below_root: str) -> bool:
-            between = re.escape(NAME_GOES_ON + os.sep + ")")
-            return re.search(f"(^|[{between}]){re.escape(name.lower())}($|[{between}])", below_root) is not None
+            return held.search(below_root) is not None
 
         found = [(k, int(i)) for i, p in rows if (allowed is None or i in allowed) and (k := kind(p)) is not None]
         return [(i, k) for k, i in sorted(found)][:limit]

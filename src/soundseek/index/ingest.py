@@ -99,7 +99,7 @@ class Ingest:
                 if item:
                     stale.append(item.id)
                 todo.append(p)
-            moved = take_moved(self, todo, known, listed, scanned_dirs, report, inside) if prune else set()
+            moved = take_moved(self, todo, known, listed, scanned_dirs, report) if prune else set()
             self.moved_ids = moved  # (follow_adapt captions them again)
             if prune:
                 present = set(files)
@@ -112,7 +112,7 @@ class Ingest:
             # the folders first: a search while this run goes on (or after it was killed) shows
             # paths relative to them, as it will afterwards
             roots = outermost([*self.meta.get_meta("roots", []), *scanned_dirs])
-            self.meta.set_meta("roots", roots_still_used(roots, self.meta.items_by_path(), inside) if moved else roots)
+            self.meta.set_meta("roots", roots_still_used(roots, self.meta.items_by_path()) if moved else roots)
             sink = BatchSink(self, report, scanned_dirs, checkpoint_files, checkpoint_s, listed)
             for attempt in range(READ_ATTEMPTS):
                 if attempt:  # files that changed while being read: read them again as they are now

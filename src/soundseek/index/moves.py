@@ -16,12 +16,12 @@ from collections import defaultdict
 from typing import Callable
 
 from .catalog import Item
+from .scan import inside
 from .types import AddReport
 
 
 def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, int],
-               hash_of: Callable[[str], str], scanned: list[str] = (),
-               inside: Callable[[str, str], bool] = lambda p, d: False) -> dict[str, Item]:
+               hash_of: Callable[[str], str], scanned: list[str] = ()) -> dict[str, Item]:
     """``{new path: indexed item}`` for the new paths that hold exactly what an indexed file held
     whose own path no longer exists, and that are plainly that file: either its old place is
     inside a folder this run scanned (it is not there: renamed or moved away), or the new file
@@ -58,7 +58,7 @@ def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, in
     return found
 
 
-def roots_still_used(roots: list[str], paths, inside: Callable[[str, str], bool]) -> list[str]:
+def roots_still_used(roots: list[str], paths) -> list[str]:
     """``roots`` less the folders that are gone from disk and hold no indexed file any more (all
     of theirs moved): ``info`` no longer lists the old place of a moved archive."""
     paths = list(paths)
@@ -66,14 +66,14 @@ def roots_still_used(roots: list[str], paths, inside: Callable[[str, str], bool]
 
 
 def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str, tuple], roots: list[str],
-               report: AddReport, inside: Callable[[str, str], bool]) -> set[int]:
+               report: AddReport) -> set[int]:
     """The files of ``todo`` that are indexed files moved (:func:`find_moved`) keep their entries
     in ``ingest``'s catalog: path, size, mtime and words (of the new folders) updated, machine
     tags kept (the sound did not change); they leave ``todo`` and count in ``report.moved``.
     ``listed``: each path's signature (size, mtime, ...); ``roots``: the folders this run
-    scanned; ``inside(path, folder)``.  Returns their item ids."""
+    scanned.  Returns their item ids."""
     found = find_moved([p for p in todo if p not in known], known, {p: listed[p][0] for p in todo},
-                       ingest.store.hash_of, roots, inside)
+                       ingest.store.hash_of, roots)
     ft = ingest.meta.fulltext
     tags = ft.machine_tags([it.id for it in found.values()]) if ft is not None and found else {}
     for path, item in found.items():
