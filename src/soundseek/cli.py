@@ -69,12 +69,6 @@ def _check_audio_arg(audio: Path | None) -> None:
             _fail(f"cannot read --audio {audio}: {problem}")
 
 
-def _one_field(text: str) -> str:
-    """A path as one tab-separated field on one line: a tab, newline or carriage return in it
-    written as \\t, \\n, \\r (``--json`` has the path as it is)."""
-    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 def _fail(msg: str, code: int = 1):
     console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
@@ -296,11 +290,11 @@ def search_cmd(
     if not hits:
         console.print(no_results_text(idx, query, mode, filters), highlight=False, soft_wrap=True, markup=False)
         return
-    from .index.display import results_table, short_path
+    from .index.display import one_line, results_table, short_path
 
     roots = [] if full_paths else idx.roots
     gone = {h.path for h in hits if not on_disk(h.path)}  # one stat per shown hit
-    title = (f"results for {query!r}" if query is not None
+    title = (f"results for '{one_line(query)}'" if query is not None
              else f"sounds like {audio if full_paths else short_path(str(audio), roots, out.width // 2)}"
              + (f" at {at}" if at else ""))
     out.print(results_table(hits, title, roots, out.width, full_paths, missing=gone))
@@ -403,9 +397,11 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
     """What is in an index, and which files were skipped last time and why."""
     idx = _open_index(index)
     if files:
+        from .index.display import one_line
+
         items = sorted(idx, key=lambda it: it.path)
         for line in ([json.dumps([{"id": it.id, "path": it.path, "duration": it.duration} for it in items])]
-                     if as_json else [f"{_one_field(it.path)}\t{it.duration:.3f}\t{it.id}" for it in items]):
+                     if as_json else [f"{one_line(it.path, reversible=True)}\t{it.duration:.3f}\t{it.id}" for it in items]):
             typer.echo(line)
         return
     stats = idx.stats()

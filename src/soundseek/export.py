@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 
 FORMATS = ("csv", "json", "m3u")
+#: bytes a written name may take (most file systems)
+NAME_BYTES = 255
 _CSV_FIELDS = ("rank", "id", "path", "score", "duration", "start", "end", "matched", "tags", "moments")
 
 
@@ -38,35 +40,47 @@ def format_hits(hits, fmt: str, query: str = "", **about) -> str:
     if fmt == "m3u":
         lines = ["#EXTM3U"]
         for h in hits:
-            title = Path(h.path).stem.replace("\n", " ")
+            where = m3u_location(h.path)
+            title = Path(h.path).stem.replace("\n", " ").replace("\r", " ")
             if len(h.moments) > 1:  # each moment of a long file: VLC plays just that stretch
                 for a, b, _ in h.moments:
                     lines += [f"#EXTINF:{int(round(b - a))},{title} ({a:g}-{b:g} s)", f"#EXTVLCOPT:start-time={a:g}",
-                              f"#EXTVLCOPT:stop-time={b:g}", str(h.path)]
+                              f"#EXTVLCOPT:stop-time={b:g}", where]
                 continue
             lines.append(f"#EXTINF:{int(round(h.duration or 0))},{title}")
             if h.start is not None:  # a long file: VLC starts at the matching window
                 lines.append(f"#EXTVLCOPT:start-time={h.start:g}")
-            lines.append(str(h.path))
+            lines.append(where)
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def m3u_location(path: str) -> str:
+    """A playlist entry's line: the path as it is, or a ``file://`` URI (percent-encoded) when it
+    holds a newline or carriage return, which would break the entry over two lines."""
+    return Path(path).as_uri() if any(c in str(path) for c in "\n\r") else str(path)
 
 
 def taken_names(dest: Path, name: str):
     """``dest/name``, ``dest/stem (2).ext``, ... as long as they exist (what an earlier export
     may have written), in order."""
-    stem, suffix = Path(name).stem, Path(name).suffix
     target, n = dest / name, 2
     while target.exists() or target.is_symlink():
         yield target
-        target, n = dest / f"{stem} ({n}){suffix}", n + 1
+        target, n = dest / numbered(name, n), n + 1
+
+
+def numbered(name: str, n: int) -> str:
+    """``stem (n).ext``, the stem cut to leave room for " (n)" (:data:`NAME_BYTES`)."""
+    suffix = Path(name).suffix
+    tail = f" ({n}){suffix}"
+    return cut_text(name[:len(name) - len(suffix)], NAME_BYTES - _nbytes(tail)) + tail
 
 
 def free_name(dest: Path, name: str) -> Path:
     """``dest/name``, or ``dest/stem (2).ext`` ... when that name is taken."""
-    stem, suffix = Path(name).stem, Path(name).suffix
     n = 1 + sum(1 for _ in taken_names(dest, name))
-    return dest / name if n == 1 else dest / f"{stem} ({n}){suffix}"
+    return dest / name if n == 1 else dest / numbered(name, n)
 
 
 def same_file(src: Path, candidate: Path, link: bool) -> bool:
@@ -87,11 +101,32 @@ def _digest(path: Path) -> bytes:
     return h.digest()
 
 
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` bytes of UTF-8, "…" at the cut (whole characters only)."""
+    if _nbytes(text) <= limit:
+        return text
+    room = max(limit - _nbytes("…"), 1)
+    return text.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore").rstrip() + "…"
+
+
+def fit_name(name: str, limit: int = NAME_BYTES) -> str:
+    """``name`` cut to ``limit`` bytes of UTF-8 (its stem shortened, the extension kept): a
+    folder's name in front of a 250-byte name, or a clip's times after it, would be "File name
+    too long" for the file system."""
+    suffix = Path(name).suffix
+    return name if _nbytes(name) <= limit else cut_text(name[:len(name) - len(suffix)], limit - _nbytes(suffix)) + suffix
+
+
 def export_names(src: Path) -> list[str]:
     """The names ``src`` may take in an export folder, in order: its own, then with its folder's
     name in front (``ortnok hurt1.ogg``: three creatures' ``hurt1.ogg`` stay told apart where
-    " (2)", " (3)" would not say which is which)."""
-    return [src.name] + ([f"{src.parent.name} {src.name}"] if src.parent.name else [])
+    " (2)", " (3)" would not say which is which); each cut to :func:`fit_name`."""
+    names = [src.name] + ([f"{src.parent.name} {src.name}"] if src.parent.name else [])
+    return list(dict.fromkeys(fit_name(n) for n in names))
 
 
 def export_target(dest: Path, src: Path) -> Path:
@@ -167,8 +202,9 @@ def clip_name(src: Path, start: float, end: float, length: float | None = None) 
     parts = src.stem.split("_")
     if len(parts) >= 3 and ucs_name_words(src.stem) is not None:
         parts[1] = f"{parts[1]} {t(start)}-{t(end)}"
-        return "_".join(parts) + ".wav"
-    return f"{src.stem} {t(start)}-{t(end)}.wav"
+        return fit_name("_".join(parts) + ".wav")
+    times = f" {t(start)}-{t(end)}.wav"  # the times stay whole (and room for " (2)"): a long stem is cut
+    return cut_text(src.stem, NAME_BYTES - _nbytes(times) - len(" (99)")) + times
 
 
 def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,

@@ -16,7 +16,7 @@ from .io import (
     unsupported_audio,
 )
 from .envelope import envelope_of, waveform_envelope
-from .paths import display_path, on_disk, path_problem
+from .paths import NOT_UTF8, display_path, on_disk, path_problem, utf8_name
 from .windows import Window, frame_window_masks, frame_window_ranges, time_windows
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "AudioError",
     "AudioInfo",
     "MIN_DURATION_S",
+    "NOT_UTF8",
     "Window",
     "frame_window_masks",
     "frame_window_ranges",
@@ -35,6 +36,7 @@ __all__ = [
     "on_disk",
     "open_audio",
     "path_problem",
+    "utf8_name",
     "probe",
     "read_stretch",
     "resample",

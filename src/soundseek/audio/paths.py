@@ -12,11 +12,27 @@ import os
 import stat
 
 
+NOT_UTF8 = ("its name is not valid UTF-8 (bytes of another encoding, written here as \\xNN); rename it, "
+            "e.g. `convmv -f latin1 -t utf-8 --notest -r FOLDER`")
+
+
 def display_path(path: str | os.PathLike) -> str:
     """The absolute, normalised form of ``path`` *without* following symbolic links: what a
     report of skipped files shows, so relative and absolute inputs read the same and a broken
-    link is named by the link, not by a target that does not exist."""
-    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    link is named by the link, not by a target that does not exist.  A name that is not valid
+    UTF-8 is shown with ``\\xNN`` escapes (it could not be printed or stored otherwise)."""
+    shown = os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    return shown if utf8_name(shown) else os.fsencode(shown).decode("utf-8", "backslashreplace")
+
+
+def utf8_name(path: str | os.PathLike) -> bool:
+    """False for a path whose bytes are not UTF-8 (Python holds them as surrogates): such a
+    path cannot be stored in the catalog or shown, so the file is skipped with :data:`NOT_UTF8`."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def on_disk(path: str | os.PathLike) -> bool:
@@ -48,6 +64,8 @@ def path_problem(path: str | os.PathLike) -> str | None:
         return "is a folder, not a file"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file (a pipe, socket or device)"
+    if not utf8_name(p):
+        return NOT_UTF8
     return None
 
 

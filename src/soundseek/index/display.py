@@ -65,7 +65,10 @@ def resolve_folder(folder: str | os.PathLike, roots: Sequence[str], has_files: C
     shows paths relative to them (``recorder`` for ``ROOT/recorder``), else from anywhere in the
     index where its last folders are (``day2`` for ``ROOT/field/day2``, as a result labelled
     "in day2" reads; ``folders``: every indexed file's folder); several such folders: a tuple
-    (any of them).  Nothing anywhere: the folder taken from ``cwd``."""
+    (any of them).  Nothing anywhere: the folder taken from ``cwd``.  ValueError for a folder
+    that no path can be (a NUL character)."""
+    if "\0" in os.fspath(folder):
+        raise ValueError(f"folder filter {os.fspath(folder)!r} holds a NUL character: no folder is named so")
     p = Path(folder).expanduser()
     if p.is_absolute():
         return str(p.resolve())
@@ -182,6 +185,18 @@ def _fit(cells: list[str], header: str) -> int:
     return max([len(c) for c in cells] + [len(header), 1])
 
 
+def one_line(text: str, reversible: bool = False) -> str:
+    """A path as one field on one line: a tab, newline or carriage return in it written as
+    ``\\t``, ``\\n``, ``\\r``; ``reversible``: a backslash as ``\\\\`` too, so a name holding
+    the two characters ``\\n`` is told from one holding a newline (``info --files``, read by
+    scripts); the JSON outputs keep the path as it is."""
+    if not any(c in text for c in "\t\n\r" + ("\\" if reversible else "")):
+        return text
+    if reversible:
+        text = text.replace("\\", "\\\\")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths: bool = False,
                   missing: Collection[str] = ()):
     """The ``search`` results table for a console ``width`` wide: one line per hit when
@@ -209,7 +224,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     if any(getattr(h, "matched", ()) and h.matched != ("content",) for h in hits):
         extra["matched"] = [", ".join(h.matched) + (f": {', '.join(h.words)}" if h.words else "") for h in hits]
     marks = [MISSING_MARK if h.path in missing else "" for h in hits]
-    paths = [(h.path if full_paths else relative_path(h.path, roots)) + m for h, m in zip(hits, marks)]
+    paths = [one_line(h.path if full_paths else relative_path(h.path, roots)) + m for h, m in zip(hits, marks)]
 
     def overhead(n_cols: int) -> int:  # "│ " + " " per column, and the closing "│"
         return 3 * n_cols + 1
@@ -252,7 +267,7 @@ def results_table(hits, title: str, roots: Sequence[str], width: int, full_paths
     if "copies" in core:
         t.add_column("copies", no_wrap=True)
     for i, h in enumerate(hits):
-        shown = paths[i] if full_paths else short_path(h.path, roots, file_w - len(marks[i])) + marks[i]
+        shown = paths[i] if full_paths else one_line(short_path(h.path, roots, file_w - len(marks[i]))) + marks[i]
         row = [core["#"][i], core["score"][i]]
         if side_by_side:
             row.append(_escape(shown))

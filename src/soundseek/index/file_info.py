@@ -34,8 +34,9 @@ import numpy as np
 #: character pairs, so that a word inside a longer name is found (鳥 in 鳥の声, 2026-12-07); 6 = a
 #: UCS name's creator and library ids are not words of the name, and CatIDs are read by the
 #: official UCS 8.2.1 list (2026-12-07); 7 = words run together in a name also stored apart
-#: (breakwood -> break, wood; 2026-12-07).
-WORDS_VERSION = 7
+#: (breakwood -> break, wood; 2026-12-07); 8 = names written decomposed (macOS: ``u`` + a combining
+#: diaeresis) read as composed ones, not split at the accent (``Müller`` was "mu", "ller"; 2026-12-08).
+WORDS_VERSION = 8
 _UCS_FILE = Path(__file__).with_name("data") / "ucs_categories.json"
 
 # camelCase / digit boundaries: "WoodDoorCreak2" -> Wood Door Creak 2; "HTTPServer" -> HTTP Server
@@ -134,10 +135,19 @@ def other_script(word: str) -> bool:
     return any(c.isalpha() and ord(c) >= 0x370 for c in word)
 
 
+def composed(text: str) -> str:
+    """``text`` in Unicode's composed form (NFC): ``u`` + U+0308 is ``ü``, so a word is not cut at
+    its accent (a regex's ``\\w`` does not match a combining mark)."""
+    import unicodedata
+
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def split_words(text: str) -> list[str]:
-    """Lower-case words of a name: camelCase, ``_``, ``-``, ``.``, spaces split; numbers dropped."""
+    """Lower-case words of a name: camelCase, ``_``, ``-``, ``.``, spaces split; numbers dropped.
+    Composed first (NFC): a name written decomposed, as macOS writes names, reads the same."""
     words = []
-    for chunk in re.split(r"[\s_\-.,;:()\[\]{}+&/\\#'\"!?=~@]+", text or ""):
+    for chunk in re.split(r"[\s_\-.,;:()\[\]{}+&/\\#'\"!?=~@]+", composed(text or "")):
         if len(re.findall(r"\d+", chunk)) > 1:  # hash-like ids ("f3e9ab12", "a1b2") carry no words
             continue
         for w in camel_parts(chunk):
@@ -324,7 +334,7 @@ def embedded_text(path: str | os.PathLike) -> list[str]:
                         texts.append(s)
     texts.extend(_riff_text(path))
     seen, out = set(), []
-    for t in texts:
+    for t in map(composed, texts):  # a decomposed accent is no word break (as in names)
         if t not in seen:
             seen.add(t)
             out.append(t[:2000])

@@ -26,7 +26,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, fields
 
-from .file_info import (FileMetadata, compound_parts, expand_ucs, ideograph, spaceless_word, split_words,
+from .file_info import (FileMetadata, composed, compound_parts, expand_ucs, ideograph, spaceless_word, split_words,
                         with_word_parts)
 
 RRF_K = 60
@@ -464,7 +464,7 @@ def query_words(text: str) -> list[str]:
     door, creak; a UCS CatID ``DOORWood`` -> doors, wood.  A word in one case stays whole
     (``AMBER`` is amber, not the UCS code AMB)."""
     out = []
-    for tok in _WORD.findall(text or ""):
+    for tok in _WORD.findall(composed(text or "")):  # (a decomposed ü is one word with its accent)
         for part in tok.split("_"):
             if not part or part.isdigit():
                 continue

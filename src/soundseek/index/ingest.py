@@ -67,11 +67,13 @@ class Ingest:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         report = AddReport()
-        files, scanned_dirs = collect_files(paths, recursive, report)
+        files, scanned_dirs, unreadable = collect_files(paths, recursive, report)
         with self.lock:
             self.store.remove_scratch()  # a killed run's long-file frames (the caller holds the writer lock)
             self.meta.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
             known = self.meta.items_by_path()
+            # files under a folder that cannot be listed now are out of sight, not gone: kept as they are
+            hidden = {p for p in known if any(inside(p, u) for u in unreadable)} if unreadable else set()
             expert = self.embedder.expert
             upgraded = bool(known) and self.embedder.feature_key != expert.key
             if upgraded:  # the expert changed since indexing: every file gets new features
@@ -99,13 +101,14 @@ class Ingest:
                 if item:
                     stale.append(item.id)
                 todo.append(p)
-            moved = take_moved(self, todo, known, listed, scanned_dirs, report) if prune else set()
+            moved = (take_moved(self, todo, {p: it for p, it in known.items() if p not in hidden}, listed,
+                                scanned_dirs, report) if prune else set())
             self.moved_ids = moved  # (follow_adapt captions them again)
             if prune:
                 present = set(files)
                 for p, item in known.items():
-                    if (p not in present and item.id not in moved and any(inside(p, d) for d in scanned_dirs)
-                            and not os.path.exists(p)):
+                    if (p not in present and item.id not in moved and p not in hidden
+                            and any(inside(p, d) for d in scanned_dirs) and not os.path.exists(p)):
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from ..audio import MIN_DURATION_S, AudioError, load_audio
+from ..audio import MIN_DURATION_S, AudioError, display_path, load_audio, path_problem
 from ..features import FeatureStore
 from .catalog import Catalog
 from .embedder import Embedder
@@ -325,6 +325,9 @@ class Query:
         k = check_k(k)
         if not isinstance(query, np.ndarray):
             query = os.path.expanduser(os.fspath(query))  # "~/take.wav", as add() and open() take it
+            problem = path_problem(query)
+            if problem is not None and problem != "file not found":  # a folder, a loop, a non-UTF-8 name
+                raise AudioError(display_path(query), problem)
         allow = self.allowed(filters, filter_kwargs)
         if allow is not None and not allow:
             return []

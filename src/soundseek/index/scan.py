@@ -8,31 +8,37 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..audio import display_path, is_audio_path, path_problem, unsupported_audio
+from ..audio import NOT_UTF8, display_path, is_audio_path, path_problem, unsupported_audio, utf8_name
 from .types import AddReport
 
 
-def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str]]:
+def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str], list[str]]:
     """Files to index, as resolved absolute paths (symbolic links followed): a file reached
     through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders); what cannot be read is listed in ``report.failed`` by
+    scanned folders, unreadable folders); what cannot be read is listed in ``report.failed`` by
     :func:`soundseek.audio.display_path` (absolute, a link's own path: its target is what is
     missing) with :func:`soundseek.audio.path_problem`'s reason (a loop is not a broken link).
-    Ray ingestion (:mod:`soundseek.index.ray_extract`) scans with it too."""
-    files, dirs = [], []
+    A linked folder is walked too, and its target counts as a scanned folder (a file gone from
+    it is pruned); a folder that cannot be listed is reported, and the caller keeps the entries
+    under it as they are (they are not gone, only out of sight).  Ray ingestion
+    (:mod:`soundseek.index.ray_extract`) scans with it too."""
+    files, dirs, unreadable = [], [], []
     for p in paths:
         p = Path(p).expanduser()
-        if p.is_dir():
+        if not utf8_name(p):
+            report.failed.append((display_path(p), NOT_UTF8))
+        elif p.is_dir():
             dirs.append(str(p.resolve()))
-            it = p.rglob("*") if recursive else p.glob("*")
-            for f in it:
+            for f in walk(p, recursive, report, dirs, unreadable):
                 if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
                     why = unsupported_audio(f)  # audio, in a format that cannot be read: said, not passed over
                     if why is not None and f.is_file():
                         report.failed.append((display_path(f), why))
                     continue
-                if f.is_file():
+                if f.is_file() and utf8_name(f):
                     files.append(str(f.resolve()))
+                elif f.is_file():
+                    report.failed.append((display_path(f), NOT_UTF8))
                 elif f.is_symlink():  # broken, or a loop
                     report.failed.append((display_path(f), path_problem(f) or "cannot be read"))
         elif p.is_file() and unsupported_audio(p) is not None:
@@ -45,7 +51,51 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
             problem = path_problem(p)
             report.failed.append((display_path(p), "no such file or folder" if problem in (None, "file not found")
                                   else problem))
-    return sorted(dict.fromkeys(files)), dirs
+    return sorted(dict.fromkeys(files)), dirs, unreadable
+
+
+def walk(folder: Path, recursive: bool, report: AddReport, dirs: list[str], unreadable: list[str]):
+    """The entries under ``folder`` that are not folders (files, broken links, ...), linked
+    folders followed, each real folder listed once (a link back up is no loop).  A linked
+    folder's target is added to ``dirs``; a folder that cannot be listed (permissions) or whose
+    name is not UTF-8 is reported and added to ``unreadable``."""
+    seen: set[tuple[int, int]] = set()
+    top = os.path.realpath(folder)
+    todo = [folder]
+    while todo:
+        d = todo.pop()
+        try:
+            st = d.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(d)) if utf8_name(d) else None
+        except OSError as e:
+            report.failed.append((display_path(d), f"cannot read folder ({(e.strerror or str(e)).lower()}): "
+                                  "its files were not looked at, and those indexed are kept as they are"))
+            unreadable.append(os.path.realpath(d))
+            continue
+        if entries is None:
+            report.failed.append((display_path(d), f"folder not read: {NOT_UTF8}"))
+            unreadable.append(os.path.realpath(d))
+            continue
+        for e in entries:
+            try:
+                is_dir = e.is_dir()  # (a link to a folder too)
+            except OSError:
+                is_dir = False  # a link loop: reported as the file it claims to be
+            if not is_dir:
+                yield Path(e.path)
+            elif recursive and e.is_symlink():
+                target = os.path.realpath(e.path)
+                if target != top and inside(top, target):  # above the folder scanned: a loop, not more files
+                    report.failed.append((display_path(e.path), "link to a folder that holds this one "
+                                          "(a loop): not followed"))
+                    continue
+                dirs.append(target)
+                todo.append(Path(e.path))
+            elif recursive:
+                todo.append(Path(e.path))
 
 
 def outermost(folders) -> list[str]:

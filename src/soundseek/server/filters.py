@@ -22,6 +22,9 @@ def search_filters(state: AppState, mode, min_duration, max_duration, channels, 
             raise ApiError(422, "invalid_parameter", f"{name} must be a number of seconds >= 0 (got {v})")
     if folder and not state.config.expose_paths:
         raise ApiError(422, "invalid_parameter", "the folder filter needs a server that shows file paths")
+    for name, v in (("folder", folder), ("format", fmt), ("tag", tag)):
+        if v and "\0" in v:
+            raise ApiError(422, "invalid_parameter", f"{name} holds a NUL character (%00): no {name} is named so")
     if folder and not os.path.isabs(folder) and hasattr(state.index, "resolve_folder"):
         # as `search --folder`: from the server's folder when files are there, else from each indexed folder
         with state.meta_lock:
