@@ -60,6 +60,13 @@ PARAMS = FusionParams(content_slope=11.2766, content_offset=-4.9658, meta_slope=
                       weight=1.0, fitted_on="sfx corpora val split: 178 files, 925 caption + 70 label queries; "
                       "yamnet + default model; benchmarks/results/hybrid_fit-2026-12-06-val.json")
 
+#: a calibrated content score from which a hit's ``matched`` says ``content``: the sound says it is
+#: the kind asked for (the calibration's even odds); below it, only a hit that is there by its
+#: sound alone (no word or meaning matched) says ``content``.  Before, ``content`` meant "among
+#: the content ranking's top max(k, 10)": it came and went with ``k``, and a file whose sound scored
+#: 0.03 said ``content`` at k=60 (sound-designer probe, 2026-12-08).
+CONTENT_SAYS_SO = 0.5
+
 #: raw scores (cosine, normalized BM25): for fitting :data:`PARAMS`
 RAW = FusionParams(1.0, 0.0, 1.0, 0.0, 1.0, fitted_on="raw", calibrated=False)
 

@@ -148,7 +148,7 @@ class Query:
         by_id = {r[0]: r for r in content}
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
-        content_ids = {r[0] for r in content[:max(k, 10)]}
+        content_ids = {r[0] for r in content if r[1] >= fusion.CONTENT_SAYS_SO}
         hits = self.hits(rows, text, ["hybrid"], content_ids=content_ids)
         hits = hits if q is None else self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
         return self.whole_when_named(hits, text)
@@ -206,7 +206,7 @@ class Query:
         if mem is not None:
             bonus, row = mem.bonus(sent[0]), mem.row_of()
             lifted_by = {i for i, _ in fused if i not in names.readable() and i in row and bonus[row[i]] > 0}
-        reached = {r[0] for r in lifted[:max(k, 10)] if r[2] is not None}  # by content, not only the memory
+        reached = {i for i, c in content if c >= fusion.CONTENT_SAYS_SO}
         return self.hits(rows, text, ["hybrid"], content_ids=reached,
                          meaning_ids={i for i, _ in by_meaning}, memory_ids=lifted_by)
 
@@ -251,7 +251,10 @@ class Query:
 
     def hits(self, rows, text: str, signals: list[str], content_ids: set[int] | None = None,
              meaning_ids: set[int] = frozenset(), memory_ids: set[int] = frozenset()) -> list[Hit]:
-        """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words."""
+        """rows: [(item id, score, window id or None, start, end)] -> Hits with tags and matched words.
+        ``content_ids`` (hybrid): the files whose sound says they are what was asked
+        (:data:`~soundseek.index.fusion.CONTENT_SAYS_SO`); a hit that no word or meaning matched
+        says ``content`` too (its sound put it here)."""
         from .fulltext import highlight, query_stems, tags_name_a_query_word
 
         ft = self.meta.fulltext
@@ -293,6 +296,8 @@ class Query:
                     matched.append("memory")  # no name; named files that sound like it say so
                 if tags_name_a_query_word([n for n, _ in meta["machine_tags"]], stems):
                     matched.append("tags")
+            if content_ids is not None and "content" not in matched and not words and "meaning" not in matched:
+                matched.insert(0, "content")  # no word or meaning put it here: its sound did
             hits.append(Hit(item_id, item.path, float(score), item.duration, s0, e0, tags,
                             tuple(matched), snippet, tuple(words)))
         return hits
