@@ -179,6 +179,29 @@ def test_the_representative_stands_for_its_group_when_a_copy_scores_higher(dup_i
     assert [(h.path, h.score) for h in rows] == [(other, 0.93), (rep, 0.918)], rows
 
 
+def test_a_copy_whose_words_matched_stays_its_groups_row(dup_index):
+    """Sound-designer probe (2026-12-08): for "a steam train" the group's row was its unnamed
+    representative at 0.236, 4th, while its copy `04_Steam_train_station_departure.ogg` scored
+    0.998 by its name (2nd with --no-group).  Words are not codec noise: a copy they put first
+    stays the row; the representative stands in for a copy ahead by its sound alone."""
+    from soundseek.index.types import Hit
+
+    idx, lib = dup_index
+    ids = {h.path: h.id for h in idx.search(QUERY, k=9, group=False)}
+    rep = str((lib / "b" / "door knock (wav).wav").resolve())
+    ogg = str((lib / "b" / "door knock quieter.ogg").resolve())
+    other = next(p for p in ids if p not in _door_paths(lib))
+    named = Hit(ids[ogg], ogg, 0.998, 5.0, None, None, matched=("name",), words=("knock",))
+    hits = [named, Hit(ids[other], other, 0.5, 5.0, None, None), Hit(ids[rep], rep, 0.236, 5.0, None, None)]
+    rows = idx.dups.collapse(hits)
+    assert [(h.path, h.score) for h in rows] == [(ogg, 0.998), (other, 0.5)], rows
+    assert {p for _, p in rows[0].copies} == _door_paths(lib) - {ogg}
+    # both matched by words: the representative stands for the group, as for sound alone
+    rep_named = Hit(ids[rep], rep, 0.9, 5.0, None, None, matched=("name",), words=("knock",))
+    rows = idx.dups.collapse([named, Hit(ids[other], other, 0.95, 5.0, None, None), rep_named])
+    assert [(h.path, h.score) for h in rows] == [(other, 0.95), (rep, 0.9)], rows
+
+
 def test_a_named_copy_stands_for_a_recorder_named_one(tmp_path):
     """A byte copy under a recorder's name (indexed first, so the lower id) headed its group in
     `duplicates` and in search ("ZOOM0018.OGG +1 copy"); the file whose name says what it is

@@ -55,6 +55,11 @@ def file_quality(path: str) -> float:
     return (1e9 if fmt in LOSSLESS else 0.0) + rate * 100.0 + bits
 
 
+def named_match(hit) -> bool:
+    """A hit its own words (name, folders, tags: ``words``) or its name's meaning put where it is."""
+    return bool(getattr(hit, "words", ())) or "meaning" in getattr(hit, "matched", ())
+
+
 @dataclass
 class DupReport:
     """What :meth:`DupStore.update` did."""
@@ -343,8 +348,10 @@ class DupStore:
         (copies are the same sound, scored apart by codec and band-limit noise: an 8-kHz copy of
         a 44.1-kHz WAV scored 0.954 against 0.918 and stood for its group, and `export` wrote it),
         with its own score, window and moments (a row is one file: the best copy's score beside
-        the representative's window read 0.113 for a window that scored 0.048); rows are then
-        ordered by those scores (ties: the order of ``hits``)."""
+        the representative's window read 0.113 for a window that scored 0.048) — unless the best
+        hit's own name or words matched the query and the representative's did not (a named
+        ``Steam_train_departure.ogg`` at 0.998 stood behind its unnamed twin's row at 0.236, 4th);
+        rows are then ordered by those scores (ties: the order of ``hits``)."""
         groups = self.groups_of([h.id for h in hits])
         if not groups:
             return list(hits)
@@ -356,6 +363,8 @@ class DupStore:
             mine = next((c for c in copies if c in prefer and c in by_id), None)
             if mine is None and hit.id not in prefer and hit.id not in reps:  # the representative, if on disk
                 mine = next((c for c in copies if c in reps and c in by_id and by_id[c].available), None)
+                if mine is not None and named_match(hit) and not named_match(by_id[mine]):
+                    mine = None  # its words (not codec noise) put the best hit first: it stays the row
             if mine is None and hit.id not in prefer and not hit.available:  # gone: a copy on disk stands in
                 mine = next((c for c in copies if c in by_id and by_id[c].available), None)
             if mine is not None and hit.id not in prefer:  # as scored itself: re-ordered below
