@@ -202,6 +202,8 @@ def test_adapt_index_end_to_end(tmp_path):
     # a run the check discards leaves no stale model behind
     again = adapt_index(idx, AdaptConfig(epochs=2, min_named_files=10, min_groups=4, min_gain=2.0), progress=False)
     assert not again.kept and again.model_dir is None
+    # the gain it fell short by, to 4 places: "0.621 -> 0.631" read as a gain of 0.01 (a probe)
+    assert f"gain {again.check['gain_map']:+.4f}, below 2.0: the library keeps the base model" in again.reason
     out = Path(idx.path) / "adapted"
     assert (out / REPORT_FILE).is_file() and not (out / "config.json").exists()
     idx.close()

@@ -185,7 +185,27 @@ def test_info_after_reverting_a_memory_only_adaptation_says_reverted():
              "reason": "adaptation not kept: gain below 0.01; name memory kept (seen kinds mAP 0.5 -> 0.7)",
              "check": {"memory": {"kept": True, "reason": "seen kinds mAP 0.5 -> 0.7", "spaces": ["sfx"]}}}
     lines = describe(state)
-    assert lines[0].startswith("reverted to the base model, no name memory; last run:"), lines
+    assert lines[0].startswith("reverted to the base model, no name memory, no names' meaning; last run:"), lines
     assert any(line.startswith("name memory not in use") for line in lines)
     state["memory_in_use"] = True  # still installed: the run's own line
     assert describe(state)[0].startswith("adapted model not in use: adaptation not kept")
+
+
+def test_info_after_reverting_a_names_only_adaptation_says_reverted_and_counts_new_files():
+    """Sound-designer probe (2026-12-08): a run whose model and memory were not kept still
+    installs what the names mean; after `--revert` its first line read as before, with nothing
+    to say hybrid search had changed back.  And `info` gave no sign that files came since."""
+    from soundseek.adapt.apply import describe
+
+    state = {"in_use": False, "kept": False, "memory_in_use": False, "name_vectors_in_use": 0, "date": "d",
+             "files": 369, "files_now": 371, "named_files": 259,
+             "reason": "adaptation not kept: held-out mAP 0.625 -> 0.625: gain +0.0000, below 0.01",
+             "check": {"memory": {"kept": False, "reason": "no gain"}, "names": {"files": 259, "unreadable": 0}}}
+    lines = describe(state)
+    assert lines[0].startswith("reverted to the base model"), lines
+    assert "the index holds 371 files now, 369 when this ran" in "\n".join(lines)
+    state["name_vectors_in_use"] = 259  # still installed: the run's own line, and what the names mean
+    lines = describe(state)
+    assert lines[0].startswith("adapted model not in use") and "what the names mean: 259 named files" in "\n".join(lines)
+    state["files_now"] = 369
+    assert not any("files now" in line for line in describe(state))

@@ -95,6 +95,7 @@ def adaptation_state(index) -> dict | None:
     names = index.name_vectors.current()
     state["name_vectors_in_use"] = 0 if names is None else len(names.item_ids)
     state["files_since_adapt"] = memory_gap(index)
+    state["files_now"] = len(index)
     if not isinstance(state.get("date"), str):  # a report written before it held its date: the file's
         state["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
     return state
@@ -104,10 +105,12 @@ def describe(state: dict) -> list[str]:
     """``adaptation_state`` as readable lines (``soundseek info`` / ``adapt``)."""
     chk = state.get("check") or {}
     lines = [f"adapted model {'in use' if state['in_use'] else 'not in use'}: {state.get('reason', '')} ({state.get('date', '')})"]
-    installed = state.get("kept") or bool((chk.get("memory") or {}).get("kept"))
+    # what the run installed: a kept model or memory, and (with no check) what the names mean
+    installed = (state.get("kept") or bool((chk.get("memory") or {}).get("kept"))
+                 or bool((chk.get("names") or {}).get("files")))
     if installed and not (state["in_use"] or state.get("memory_in_use") or state.get("name_vectors_in_use")):
-        lines[0] = (f"reverted to the base model, no name memory; last run: {state.get('reason', '')} "
-                    f"({state.get('date', '')})")
+        lines[0] = (f"reverted to the base model, no name memory, no names' meaning; last run: "
+                    f"{state.get('reason', '')} ({state.get('date', '')})")
     lines.append(f"{state.get('named_files', 0)} of {state.get('files', 0)} files named, "
                  f"{state.get('caption_groups', 0)} distinct names")
     if "base" in chk and "adapted" in chk:
@@ -132,6 +135,10 @@ def describe(state: dict) -> list[str]:
             lines.append(f"  {unread['unreadable']} of {unread['files']} names read as Latin species names"
                          f"{f' (e.g. {eg})' if eg else ''}: the text model cannot read them, so hybrid search "
                          "ranks those files as recordings without a name, by their sound")
+    now, then = state.get("files_now"), state.get("files")
+    if isinstance(now, int) and isinstance(then, int) and now != then:
+        lines.append(f"the index holds {now} files now, {then} when this ran: `soundseek adapt` again "
+                     "learns from the names added since")
     if state.get("files_since_adapt"):
         n = state["files_since_adapt"]
         lines.append(f"{n} file{'s' if n != 1 else ''} indexed since: not in the name memory until the next "

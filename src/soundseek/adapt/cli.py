@@ -29,8 +29,10 @@ def run(idx, seed: int = 0, progress: bool = True, console: Console | None = Non
         shown = ", ".join(f"{name} -> {cap!r}" for name, cap in report.examples[:4])
         console.print(f"  names read as: {escape(shown)}", highlight=False, soft_wrap=True)
     mem = " and the library's names as a memory" if idx.name_memory.current() is not None else ""
-    back = "`soundseek adapt --revert` goes back" if report.kept or mem else idx.embedder.base_model_spec
-    console.print(f"  text search now uses the {'adapted' if report.kept else 'base'} model{mem} ({back})",
+    names = idx.name_vectors.current() is not None
+    meaning = ", and hybrid search what the library's names mean" if names else ""
+    back = "`soundseek adapt --revert` goes back" if report.kept or mem or names else idx.embedder.base_model_spec
+    console.print(f"  text search now uses the {'adapted' if report.kept else 'base'} model{mem}{meaning} ({back})",
                   highlight=False, soft_wrap=True)
     return report
 
@@ -74,8 +76,8 @@ def register(app: typer.Typer) -> None:
             if revert:
                 revert_model(idx)
                 if not as_json:
-                    console.print(f"text search uses the base model ({escape(str(idx.embedder.base_model_spec))}) again",
-                                  highlight=False)
+                    console.print(f"text search uses the base model ({escape(str(idx.embedder.base_model_spec))}) "
+                                  "again, without the name memory and the names' meaning", highlight=False)
             else:
                 run(idx, seed, progress=not quiet and not as_json, console=Console(stderr=True, quiet=as_json),
                     memory=memory)

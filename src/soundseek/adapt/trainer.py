@@ -375,7 +375,7 @@ def tune_model(base, named: list[LibraryFile], files: list[LibraryFile], text: n
     weak = chk["held_out_groups"] < WEAK_CHECK_GROUPS
     few = f" ({chk['held_out_groups']} held-out names, few: a weak check)" if weak else ""
     verdict = (f"held-out mAP {chk['base']['map']:.3f} -> {chk['adapted']['map']:.3f}{few}: "
-               + ("kept" if kept else f"gain below {cfg.min_gain}, the library keeps the base model"))
+               + ("kept" if kept else f"gain {gain:+.4f}, below {cfg.min_gain}: the library keeps the base model"))
     if progress:
         print(verdict, file=sys.stderr, flush=True)
     model_dir = None
