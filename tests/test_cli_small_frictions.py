@@ -108,6 +108,13 @@ def test_info_and_index_json_agree_on_the_expert(lib):
     assert info["audio_expert_key"].startswith("logmel@")
 
 
+def test_info_prints_no_python_literals(lib):
+    """`info` printed `adapted_model: None` (a reliability probe, 2026-12-08)."""
+    _, idx = lib
+    text = runner.invoke(app, ["info", "--index", str(idx)]).stdout
+    assert "adapted_model: none" in text and "None" not in text and "{" not in text, text
+
+
 # -- 7. a touched file is unchanged ---------------------------------------------------------
 def test_a_touched_file_is_unchanged_and_its_new_mtime_is_stored(tmp_path, monkeypatch):
     audio = tmp_path / "sfx"

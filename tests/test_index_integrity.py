@@ -105,6 +105,22 @@ def test_check_sees_missing_metadata_rows_and_repair_extracts_them(built):
     assert _answers(root, paths) == before
 
 
+def test_repair_extracts_word_rows_lost_while_item_info_stayed(built):
+    """Reliability probe (2026-12-08): with some ``item_fts`` rows lost (or the table emptied) and
+    ``item_info`` intact, ``check`` counted them but ``repair`` said "still wrong" and metadata
+    search found nothing for those files, however often it ran."""
+    root, paths = built
+    before = _answers(root, paths)
+    with sqlite3.connect(root / "meta.sqlite") as db:
+        db.execute("DELETE FROM item_fts WHERE rowid IN (SELECT rowid FROM item_fts LIMIT 3)")
+    db.close()
+    assert not check(root).ok
+    fixed = repair(root)
+    assert fixed.remaining == [] and any("metadata search rows of 3 files" in line for line in fixed.fixed), fixed
+    assert _rows(root, "item_info") == _rows(root, "item_fts") == len(paths)
+    assert check(root).ok and _answers(root, paths) == before
+
+
 def test_repair_rebuilds_a_missing_meta_sqlite_from_the_feature_store(built):
     root, paths = built
     before = _answers(root, paths)

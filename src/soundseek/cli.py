@@ -420,6 +420,8 @@ def info_cmd(index: Path = IndexOpt, as_json: bool = typer.Option(False, "--json
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none yet"
         elif isinstance(value, float):
             value = f"{value:.2f}"
+        elif value is None:  # (was Python's "None")
+            value = "none"
         out.print(f"[bold]{key:>19}[/]: {escape(str(value))}", highlight=False)
     if state is not None:
         from .adapt.apply import describe

@@ -215,10 +215,13 @@ class FullText:
         return {i: [(n, float(sc)) for n, sc in row["machine_tags"]] for i, row in self.info(ids).items()}
 
     def missing(self) -> list[tuple[int, str]]:
-        """(id, path) of items without metadata (indexed before this module existed)."""
+        """(id, path) of items without metadata (indexed before this module existed) or without
+        their word-search row (lost with ``item_fts`` rows while ``item_info`` stayed: ``check``
+        counted them, ``repair`` saw nothing to do)."""
         with self.meta.lock:
             return self.db.execute(
-                "SELECT i.id, i.path FROM items i LEFT JOIN item_info f ON f.item_id = i.id WHERE f.item_id IS NULL"
+                "SELECT i.id, i.path FROM items i WHERE NOT EXISTS (SELECT 1 FROM item_info f WHERE f.item_id = i.id)"
+                " OR NOT EXISTS (SELECT 1 FROM item_fts t WHERE t.rowid = i.id) ORDER BY i.id"
             ).fetchall()
 
     # -- reading ------------------------------------------------------------------------------

@@ -76,8 +76,8 @@ class IndexConfig:
         if not isinstance(self.format_version, int) or isinstance(self.format_version, bool):
             raise ConfigError(f"format_version must be an integer, not {self.format_version!r}")
         if self.format_version > FORMAT_VERSION:
-            raise NewerFormatError(f"format_version {self.format_version}: written by a newer soundseek "
-                                   f"(this one reads format {FORMAT_VERSION}); upgrade")
+            raise NewerFormatError(f"format_version {self.format_version}; this one reads format {FORMAT_VERSION}: "
+                                   "upgrade soundseek")
         for name in ("window_s", "hop_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < float("inf"):
