@@ -484,3 +484,38 @@ def test_a_representative_gone_from_disk_does_not_stand_for_its_group(tmp_path):
     assert rep["path"].endswith("door knock (wav).wav") and rep["available"] is False
     table = CliRunner().invoke(app, ["duplicates", "--index", str(tmp_path / "index")], env={"COLUMNS": "200"})
     assert "door knock (wav).wav (file missing)" in table.output, table.output
+
+
+@needs_shared("data/sfx-corpus-2")
+@needs_shared("data/sfx-corpus")
+def test_byte_copies_of_very_short_clips_are_grouped_and_a_no_op_run_opens_no_grouped_file(tmp_path, monkeypatch):
+    """Scale probe (2026-12-08): byte-identical copies of clips under ~1 s (a 0.97-s sheep, a
+    0.13-s shield hit) were never grouped: their prints hold too few frames to pass the check.
+    And a run with nothing new opened every grouped file again (10 of 14 s over 7,000 files)."""
+    from conftest import SHARED
+    from soundseek.index import dupstore
+
+    sheep = SHARED / "data/sfx-corpus-2/audio/qabcs-data/qabcs/abcs/all/noises/sheep.ogg"
+    shield = SHARED / "data/sfx-corpus/audio/0ad/audio/attack/impact/shield_wood_08.ogg"
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    for src, copy in ((sheep, "sheep_copy.ogg"), (shield, "shield_copy.ogg")):
+        shutil.copy(src, lib / "a" / src.name)
+        shutil.copy(src, lib / "b" / copy)
+    shutil.copy(ESC50 / "audio" / DOOR, lib / "a" / DOOR)
+    with Index.create(tmp_path / "index") as idx:
+        report = idx.add(lib, progress=False)
+        assert report.duplicates["groups"] == 2, report.duplicates
+        groups = sorted(sorted(Path(m[1]).name for m in g.members) for g in idx.duplicates())
+        assert groups == [["sheep.ogg", "sheep_copy.ogg"], ["shield_copy.ogg", "shield_wood_08.ogg"]]
+        opened = []
+        real = dupstore.file_quality
+        monkeypatch.setattr(dupstore, "file_quality", lambda p: opened.append(p) or real(p))
+        again = idx.add(lib, progress=False)
+        assert again.unchanged == 5 and again.duplicates["groups"] == 2 and opened == []
+        (lib / "b" / "sheep_copy.ogg").rename(lib / "b" / "sheep_take2.ogg")  # a grouped file moved: regrouped
+        moved = idx.add(lib, progress=False)
+        assert moved.moved == 1 and moved.duplicates["groups"] == 2 and len(opened) == 4
+        assert ["sheep.ogg", "sheep_take2.ogg"] in [sorted(Path(m[1]).name for m in g.members)
+                                                    for g in idx.duplicates()]

@@ -172,6 +172,8 @@ def index_cmd(
     try:
         report = idx.add(paths, progress=not quiet and not as_json, prune=not no_prune,
                          follow_adapt=not adapt)  # --adapt: adapt hears every file next anyway
+        if ray:  # the run's time and speed count the Ray phase too (it read the audio)
+            report.wall_seconds += rr.wall_seconds
     except (IndexBusyError, IndexReadOnlyError, LockFileError, DiskFullError) as e:
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
