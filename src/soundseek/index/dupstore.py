@@ -163,6 +163,8 @@ class DupStore:
         self._backfill(report, progress, load_head or self.load_head)
         self.meta.commit()
         self._verify_new(report, progress)
+        with lock:  # the same bytes are a copy, in every run (an index whose prints were checked before too)
+            db.executemany("INSERT OR IGNORE INTO dup_pairs(a, b) VALUES (?,?)", self.identical_pairs())
         report.groups = self.regroup()
         self.meta.commit()
         report.seconds = time.perf_counter() - t0
@@ -230,23 +232,22 @@ class DupStore:
         found = [(min(entries[i].item_id, entries[j].item_id), max(entries[i].item_id, entries[j].item_id))
                  for (i, j), check in zip(todo, checks) if passes(check, self.config)]
         found = self.same_all_along(found, {e.item_id: e.duration_s for e in entries}, progress)
-        found += self.identical_pairs({e.item_id for e in entries}, new)
         with lock:
             db.executemany("INSERT OR IGNORE INTO dup_pairs(a, b) VALUES (?,?)", found)
             db.executemany("UPDATE fingerprints SET checked=1 WHERE item_id=?", [(i,) for i in sorted(new)])
 
-    def identical_pairs(self, printed: set[int], new: set[int]) -> list[tuple[int, int]]:
-        """Pairs of printed files with the same content hash, one of them ``new``: the same bytes
-        are a copy whatever their prints can tell (clips under ~1 s, whose prints hold too few
-        frames to pass the check, were left ungrouped: 11 of 3,488 byte copies, a scale probe)."""
+    def identical_pairs(self) -> list[tuple[int, int]]:
+        """Pairs of printed files with the same content hash: the same bytes are a copy whatever
+        their prints can tell (clips under ~1 s, whose prints hold too few frames to pass the
+        check, were left ungrouped: 11 of 3,488 byte copies, a scale probe)."""
         with self.meta.lock:
-            rows = self.meta.db.execute("SELECT id, hash FROM items ORDER BY id").fetchall()
+            rows = self.meta.db.execute("SELECT i.id, i.hash FROM items i JOIN fingerprints f ON f.item_id = i.id "
+                                        "ORDER BY i.id").fetchall()
         by_hash: dict[str, list[int]] = {}
         for i, h in rows:
-            if i in printed:
-                by_hash.setdefault(h, []).append(i)
+            by_hash.setdefault(h, []).append(i)
         same_sets = [same[:IDENTICAL_MAX] for same in by_hash.values() if len(same) > 1]
-        return [(a, b) for same in same_sets for k, a in enumerate(same) for b in same[k + 1:] if a in new or b in new]
+        return [(a, b) for same in same_sets for k, a in enumerate(same) for b in same[k + 1:]]
 
     def same_all_along(self, pairs: list[tuple[int, int]], durations: dict, progress: bool = False
                        ) -> list[tuple[int, int]]:
