@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     from soundseek.index.ingest import collect_files
     from soundseek.index.types import AddReport
 
-    files, _, _ = collect_files([str(d) for d in args.data], True, AddReport())
+    files = collect_files([str(d) for d in args.data], True, AddReport()).files
     workers = [int(w) for w in args.workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ray-vs-single-"))
     # every run gets a fresh index: its feature store (IDX/features) starts empty, nothing is cached

@@ -383,7 +383,7 @@ def test_skipped_paths_say_loop_or_broken_and_are_absolute(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (audio / "loop.flac").symlink_to(audio / "loop.flac")
     report = AddReport()
-    files, _, _ = collect_files(["audio", "audio/loop.flac", "missing.wav"], True, report)
+    files = collect_files(["audio", "audio/loop.flac", "missing.wav"], True, report).files
     why = dict(report.failed)
     assert len(files) == 1
     assert all(os.path.isabs(p) for p in why), why

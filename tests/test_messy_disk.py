@@ -80,6 +80,20 @@ def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, monkeypatch):
         report = idx.add(lib, progress=False)
         assert (report.removed, report.unchanged, report.failed) == (0, 2, [])
         assert idx.failures() == []  # the folder's note is gone once it can be read
+        # listed but not entered (r without x, common on copied archives): each entry's stat is
+        # refused; the run crashed with a PermissionError (a review, 2026-12-08)
+        real_stat = os.stat
+
+        def stat(path, *a, **kw):
+            if str(path).startswith(locked + os.sep):
+                raise PermissionError(13, "Permission denied", path)
+            return real_stat(path, *a, **kw)
+
+        monkeypatch.setattr(scan.os, "stat", stat)
+        monkeypatch.setattr(os.path, "exists", lambda p: False if str(p).startswith(locked) else real_exists(p))
+        report = idx.add(lib, progress=False)
+        assert (report.removed, report.unchanged) == (0, 1) and len(idx) == 2
+        assert dict(report.failed)[locked].startswith("cannot read folder (permission denied)")
 
 
 def test_linked_folders_are_followed_and_a_link_up_is_a_loop(tmp_path):
@@ -94,11 +108,15 @@ def test_linked_folders_are_followed_and_a_link_up_is_a_loop(tmp_path):
     os.symlink(lib / "sub", lib / "again")  # a link inside it: no second entry
     os.symlink("..", lib / "sub" / "up")  # back to lib: a loop
     os.symlink(tmp_path, lib / "top")  # to a folder above lib: a loop as well
+    os.symlink(tmp_path, elsewhere / "up")  # inside the linked folder, up to a folder above it: a loop
     with _create(tmp_path) as idx:
         report = idx.add(lib, progress=False)
         assert sorted(os.path.basename(it.path) for it in idx.items()) == ["a.flac", "b.flac", "c.flac"]
-        assert list(dict(report.failed)) == [str(lib / "top")]
+        assert sorted(dict(report.failed)) == [str(lib / "extlink" / "up"), str(lib / "top")]
         assert "(a loop): not followed" in report.failed[0][1]
+        # the linked folder is walked, not made a folder of the index: its files keep their folder's words
+        assert idx.roots == [str(lib.resolve())]
+        assert [os.path.basename(h.path) for h in idx.search("elsewhere", k=5, mode="metadata")] == ["b.flac", "c.flac"]
         os.remove(elsewhere / "c.flac")  # gone from the linked folder: pruned as anywhere else
         again = idx.add(lib, progress=False)
         assert (again.removed, again.unchanged) == (1, 2)

@@ -137,8 +137,8 @@ def describe(state: dict) -> list[str]:
                          "ranks those files as recordings without a name, by their sound")
     now, then = state.get("files_now"), state.get("files")
     if isinstance(now, int) and isinstance(then, int) and now != then:
-        lines.append(f"the index holds {now} files now, {then} when this ran: `soundseek adapt` again "
-                     "learns from the names added since")
+        lines.append(f"the index holds {now} files now, {then} when this ran"
+                     + (": `soundseek adapt` again learns from the names added since" if now > then else ""))
     if state.get("files_since_adapt"):
         n = state["files_since_adapt"]
         lines.append(f"{n} file{'s' if n != 1 else ''} indexed since: not in the name memory until the next "

@@ -41,6 +41,10 @@ _BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FL
          "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32}
 
 
+#: bumped when the choice of a group's representative changes (``_rep_key``, ``weak_caption``,
+#: :func:`file_quality`): groups kept from an earlier run (:meth:`DupStore.regroup`) are rebuilt
+GROUPING_VERSION = 1
+
 #: at most this many files of one content are paired as identical (every pair: a group needs each
 #: member verified against its representative): 64 copies of one file are 2,016 pairs
 IDENTICAL_MAX = 64
@@ -311,9 +315,12 @@ class DupStore:
         # of a no-op run over 7,000 files, a scale probe)
         import hashlib
 
-        key = hashlib.blake2b(repr((sorted(pairs), [(i, items[i].path, items[i].hash, items[i].mtime_ns)
-                                                     for i in ids])).encode("utf-8", "surrogateescape"),
-                              digest_size=16).hexdigest()
+        digest = hashlib.blake2b(repr((GROUPING_VERSION, self.settings_key(), sorted(pairs),
+                                       [(i, items[i].path, items[i].hash, items[i].mtime_ns) for i in ids])
+                                      ).encode("utf-8", "surrogateescape"), digest_size=16)
+        for i in ids:  # (the prints: how long each file sounds decides the representative too)
+            digest.update(prints[i])
+        key = digest.hexdigest()
         with lock:
             members, n = db.execute("SELECT COUNT(*), COUNT(DISTINCT group_id) FROM dup_groups").fetchone()
         if f"{key}:{members}" == self.meta.get_meta("dup_regroup_key"):  # (and the table is as it was written)

@@ -67,7 +67,8 @@ class Ingest:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         report = AddReport()
-        files, scanned_dirs, unreadable = collect_files(paths, recursive, report)
+        files, scanned_dirs, unreadable, linked = collect_files(paths, recursive, report)
+        walked = scanned_dirs + linked  # where a file gone from disk is pruned (a linked folder too)
         with self.lock:
             self.store.remove_scratch()  # a killed run's long-file frames (the caller holds the writer lock)
             self.meta.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
@@ -102,13 +103,13 @@ class Ingest:
                     stale.append(item.id)
                 todo.append(p)
             moved = (take_moved(self, todo, {p: it for p, it in known.items() if p not in hidden}, listed,
-                                scanned_dirs, report) if prune else set())
+                                walked, report, word_roots=scanned_dirs) if prune else set())
             self.moved_ids = moved  # (follow_adapt captions them again)
             if prune:
                 present = set(files)
                 for p, item in known.items():
                     if (p not in present and item.id not in moved and p not in hidden
-                            and any(inside(p, d) for d in scanned_dirs) and not os.path.exists(p)):
+                            and any(inside(p, d) for d in walked) and not os.path.exists(p)):
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)
@@ -134,7 +135,7 @@ class Ingest:
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
             # earlier failures of files that are gone or were just scanned again are out of date
             self.meta.clear_failures([p for p, _ in self.meta.failures()
-                                      if not os.path.lexists(p) or any(inside(p, d) for d in scanned_dirs)])
+                                      if not os.path.lexists(p) or any(inside(p, d) for d in walked)])
             self.store.record_missing_checksums()  # shards written before checksums existed
             self.meta.record_failures(report.failed)
             self.text_path.export_if_stale()  # a run that changed nothing loads no model

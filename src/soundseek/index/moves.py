@@ -66,12 +66,13 @@ def roots_still_used(roots: list[str], paths) -> list[str]:
 
 
 def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str, tuple], roots: list[str],
-               report: AddReport) -> set[int]:
+               report: AddReport, word_roots: list[str] | None = None) -> set[int]:
     """The files of ``todo`` that are indexed files moved (:func:`find_moved`) keep their entries
     in ``ingest``'s catalog: path, size, mtime and words (of the new folders) updated, machine
     tags kept (the sound did not change); they leave ``todo`` and count in ``report.moved``.
     ``listed``: each path's signature (size, mtime, ...); ``roots``: the folders this run
-    scanned.  Returns their item ids."""
+    scanned (linked folders' targets too); ``word_roots``: those folder words start below (default
+    ``roots``).  Returns their item ids."""
     found = find_moved([p for p in todo if p not in known], known, {p: listed[p][0] for p in todo},
                        ingest.store.hash_of, roots)
     ft = ingest.meta.fulltext
@@ -79,7 +80,7 @@ def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str
     for path, item in found.items():
         ingest.meta.move_item(item.id, path, listed[path][0], listed[path][1])
         if item.id in tags:
-            ingest.record_metadata(item.id, path, None, roots, tags[item.id])
+            ingest.record_metadata(item.id, path, None, roots if word_roots is None else word_roots, tags[item.id])
         todo.remove(path)
     report.moved += len(found)
     return {it.id for it in found.values()}

@@ -148,7 +148,7 @@ class Query:
         by_id = {r[0]: r for r in content}
         fused = fusion.fuse_rankings([r[:2] for r in content], meta_rank)[:k]
         rows = [(i, sc) + tuple(by_id[i][2:]) if i in by_id else (i, sc, None, None, None) for i, sc in fused]
-        content_ids = {r[0] for r in content if r[1] >= fusion.CONTENT_SAYS_SO}
+        content_ids = None if q is None else {r[0] for r in content if r[1] >= fusion.CONTENT_SAYS_SO}
         hits = self.hits(rows, text, ["hybrid"], content_ids=content_ids)
         hits = hits if q is None else self.with_moments(hits, self.vectors.text, q[0], moments, calibrated=True)
         return self.whole_when_named(hits, text)

@@ -119,7 +119,7 @@ def ray_extract(index, paths, address: str = "auto", *, num_cpus: int | None = N
 
     t0 = time.perf_counter()
     report = RayReport()
-    files, _, _ = collect_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths), True, AddReport())
+    files = collect_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths), True, AddReport()).files
     store, key = index.store, index.expert.key
     todo = []
     for p in files:

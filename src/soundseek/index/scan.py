@@ -6,30 +6,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from ..audio import NOT_UTF8, display_path, is_audio_path, path_problem, unsupported_audio, utf8_name
 from .types import AddReport
 
 
-def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str], list[str], list[str]]:
+class Scan(NamedTuple):
+    """What :func:`collect_files` found: ``files`` (resolved, sorted), ``roots`` (the folders
+    given, resolved: where paths are shown from and folder words start), ``unreadable`` (folders
+    that could not be listed or entered: the entries indexed under them are kept as they are),
+    ``linked`` (the targets of linked folders that were walked: like ``roots``, a file gone from
+    them is pruned, but they are no roots of their own)."""
+
+    files: list[str]
+    roots: list[str]
+    unreadable: list[str]
+    linked: list[str]
+
+
+def collect_files(paths, recursive: bool, report: AddReport) -> Scan:
     """Files to index, as resolved absolute paths (symbolic links followed): a file reached
-    through two links is one item, and hits always report that resolved path.  Returns (files,
-    scanned folders, unreadable folders); what cannot be read is listed in ``report.failed`` by
-    :func:`soundseek.audio.display_path` (absolute, a link's own path: its target is what is
-    missing) with :func:`soundseek.audio.path_problem`'s reason (a loop is not a broken link).
-    A linked folder is walked too, and its target counts as a scanned folder (a file gone from
-    it is pruned); a folder that cannot be listed is reported, and the caller keeps the entries
-    under it as they are (they are not gone, only out of sight).  Ray ingestion
-    (:mod:`soundseek.index.ray_extract`) scans with it too."""
-    files, dirs, unreadable = [], [], []
+    through two links is one item, and hits always report that resolved path.  What cannot be
+    read is listed in ``report.failed`` by :func:`soundseek.audio.display_path` (absolute, a
+    link's own path: its target is what is missing) with :func:`soundseek.audio.path_problem`'s
+    reason (a loop is not a broken link).  Linked folders are walked too (:func:`walk`).  Ray
+    ingestion (:mod:`soundseek.index.ray_extract`) scans with it too."""
+    files, roots, unreadable, linked = [], [], [], []
     for p in paths:
         p = Path(p).expanduser()
         if not utf8_name(p):
             report.failed.append((display_path(p), NOT_UTF8))
         elif p.is_dir():
-            dirs.append(str(p.resolve()))
-            for f in walk(p, recursive, report, dirs, unreadable):
+            roots.append(str(p.resolve()))
+            for f in walk(p, recursive, report, linked, unreadable):
                 if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
                     why = unsupported_audio(f)  # audio, in a format that cannot be read: said, not passed over
                     if why is not None and f.is_file():
@@ -51,16 +61,38 @@ def collect_files(paths, recursive: bool, report: AddReport) -> tuple[list[str],
             problem = path_problem(p)
             report.failed.append((display_path(p), "no such file or folder" if problem in (None, "file not found")
                                   else problem))
-    return sorted(dict.fromkeys(files)), dirs, unreadable
+    return Scan(sorted(dict.fromkeys(files)), roots, unreadable, list(dict.fromkeys(linked)))
 
 
-def walk(folder: Path, recursive: bool, report: AddReport, dirs: list[str], unreadable: list[str]):
+UNREADABLE = "its files were not looked at, and those indexed are kept as they are"
+
+
+def entry_is_dir(e: os.DirEntry) -> bool:
+    """A folder or a link to one; a broken link or a link loop is not (it is reported as the file
+    it claims to be).  Raises PermissionError when the entry cannot be looked at: its folder
+    can be listed but not entered."""
+    try:
+        if e.is_dir():
+            return True
+        e.is_file()  # stats a link (and, for a folder without its x bit, any entry)
+        if not e.is_symlink():
+            os.stat(e.path)  # the d_type of a plain entry needs no stat: make sure the folder can be entered
+        return False
+    except PermissionError:
+        raise
+    except OSError:  # ELOOP, ENOENT: the entry is reported later as what it is
+        return False
+
+
+def walk(folder: Path, recursive: bool, report: AddReport, linked: list[str], unreadable: list[str]):
     """The entries under ``folder`` that are not folders (files, broken links, ...), linked
-    folders followed, each real folder listed once (a link back up is no loop).  A linked
-    folder's target is added to ``dirs``; a folder that cannot be listed (permissions) or whose
+    folders followed (their targets added to ``linked``), each real folder listed once.  A link
+    to a folder that holds the one scanned, or holds a linked folder already followed, is a loop:
+    reported, not followed (it would pull in a whole drive).  A folder that cannot be listed or
+    entered (permissions: readable but not searchable is common on copied archives) or whose
     name is not UTF-8 is reported and added to ``unreadable``."""
     seen: set[tuple[int, int]] = set()
-    top = os.path.realpath(folder)
+    tops = [os.path.realpath(folder)]
     todo = [folder]
     while todo:
         d = todo.pop()
@@ -69,30 +101,28 @@ def walk(folder: Path, recursive: bool, report: AddReport, dirs: list[str], unre
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            entries = list(os.scandir(d)) if utf8_name(d) else None
-        except OSError as e:
+            if not utf8_name(d):
+                report.failed.append((display_path(d), f"folder not read: {NOT_UTF8}"))
+                unreadable.append(os.path.realpath(d))
+                continue
+            entries = [(e, entry_is_dir(e), e.is_symlink()) for e in os.scandir(d)]
+        except OSError as e:  # (a folder listed but not entered, no x bit: EACCES from entry_is_dir)
             report.failed.append((display_path(d), f"cannot read folder ({(e.strerror or str(e)).lower()}): "
-                                  "its files were not looked at, and those indexed are kept as they are"))
+                                  + UNREADABLE))
             unreadable.append(os.path.realpath(d))
             continue
-        if entries is None:
-            report.failed.append((display_path(d), f"folder not read: {NOT_UTF8}"))
-            unreadable.append(os.path.realpath(d))
-            continue
-        for e in entries:
-            try:
-                is_dir = e.is_dir()  # (a link to a folder too)
-            except OSError:
-                is_dir = False  # a link loop: reported as the file it claims to be
+        for e, is_dir, is_link in entries:
             if not is_dir:
                 yield Path(e.path)
-            elif recursive and e.is_symlink():
+            elif recursive and is_link:
                 target = os.path.realpath(e.path)
-                if target != top and inside(top, target):  # above the folder scanned: a loop, not more files
+                if any(target != top and inside(top, target) for top in tops):  # above: a loop, not more files
                     report.failed.append((display_path(e.path), "link to a folder that holds this one "
                                           "(a loop): not followed"))
                     continue
-                dirs.append(target)
+                if not any(inside(target, top) for top in tops):  # out of what is walked already
+                    tops.append(target)
+                    linked.append(target)
                 todo.append(Path(e.path))
             elif recursive:
                 todo.append(Path(e.path))

@@ -331,16 +331,18 @@ def drop_damaged_memory(root: Path, report: RepairReport) -> None:
 
 def refill_metadata(idx, report: RepairReport) -> None:
     """Extract the metadata search rows (names, folders, tags) of files that have none, from the
-    files themselves; folder words are taken below the folder the files have in common."""
+    files themselves; folder words are taken below the index's folders (``roots``), else below
+    the folder the files have in common."""
     ft = idx.meta.fulltext
     missing = ft.missing() if ft is not None else []
     if not missing:
         return
-    try:
+    roots = idx.meta.get_meta("roots", [])  # the index's folders, as when the files were indexed
+    try:  # (an index from before roots were kept: below the folder the files have in common)
         common = os.path.commonpath([os.path.dirname(path) for path in idx.meta.items_by_path()])
     except ValueError:
         common = None
-    idx.ingest.backfill_metadata([common] if common else [])
+    idx.ingest.backfill_metadata([*roots, common] if common else roots)
     report.fixed.append(f"meta.sqlite: extracted the metadata search rows of {len(missing)} files from the files")
 
 

@@ -253,6 +253,7 @@ class IVFRerankIndex:
         self.trained_at = 0  # live count when last trained
         self.dead = np.zeros(0, np.int64)  # dead row numbers, sorted
         self._id_map = None  # (sorted ids, their rows) of live rows, built on demand
+        self.retrain_padded = False  # (see from_container)
 
     # -- sizes -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -308,7 +309,10 @@ class IVFRerankIndex:
         rows = self.store.append(ids, vectors)
         self._id_map = None
         n_live = len(self)
-        if self.index is None:  # (also an index loaded untrained, e.g. after the pq_dim upgrade)
+        if self.retrain_padded:  # codes of one sub-quantiser (an odd dimension, before pq_dim): train anew
+            self.params["m"], self.retrain_padded = default_pq_m(pq_dim(self.dim)), False
+            self.index = None
+        if self.index is None:
             if n_live >= self.params["train_min"]:
                 self.train()
         elif n_live >= self.params["retrain_growth"] * max(self.trained_at, 1):
@@ -431,8 +435,8 @@ class IVFRerankIndex:
         obj.trained_at = int(header.get("trained_at", 0))
         obj.dead = dead
         obj._id_map = None
-        if obj.params["m"] == 1 and obj.dim >= 16:  # an odd dimension's single sub-quantiser (before pq_dim):
-            obj.params["m"] = default_pq_m(pq_dim(obj.dim))  # exact search until a writer trains it again
-            obj.index, obj.trained_at = None, 0
+        # an odd dimension's single sub-quantiser (made before pq_dim): it keeps serving (an exact
+        # scan instead cost ~1 s a query at 150k x 3,081-d) and the next add trains it padded
+        obj.retrain_padded = obj.params["m"] == 1 and obj.dim >= 16
         obj.store.vectors([]), obj.store.ids([])  # map the row files now (a later save may unlink them)
         return obj
