@@ -193,4 +193,4 @@ def test_cli_run_time_counts_the_ray_phase(local_ray, tmp_path):
     assert r.exit_code == 0, r.output
     ray_s = float(re.search(r"ray: .*\(([\d.]+) s\)", r.output).group(1))
     total = float(re.search(r"of audio in ([\d.]+) s", r.output).group(1))
-    assert total >= ray_s > 0, r.output
+    assert total >= ray_s, r.output  # (a warm worker can take under 0.05 s: "0.0 s")
