@@ -196,8 +196,11 @@ def test_a_moved_library_gets_the_fix_that_works(lib, tmp_path):
     audio.rename(tmp_path / "moved")
     res = runner.invoke(app, ["check", "--index", str(idx)])
     assert res.exit_code == 1
-    assert f"run `soundseek repair --index {idx} --drop-missing` to drop them" in res.output
+    assert f"`soundseek repair --index {idx} --drop-missing` drops them" in res.output
     assert f"soundseek index {audio.resolve()}" not in res.output
+    # every file of the folder gone: first a drive not mounted or a moved library (a USB-drive
+    # probe, 2026-12-08: the advice to drop them emptied the index of an unplugged drive)
+    assert "a drive not mounted? plug it in" in res.output and "soundseek index NEW_PLACE" in res.output
 
 
 def test_file_and_index_names_with_brackets_are_printed_as_they_are(tmp_path):

@@ -207,3 +207,96 @@ def test_a_newline_in_a_name_stays_on_one_line(tmp_path):
     lines = res.stdout.splitlines()
     assert len(lines) == 2 and any("back\\\\nslash birds.flac\t" in line for line in lines)
     assert any("birds\\nnewline.flac\t" in line for line in lines), lines
+
+
+def test_an_unplugged_drive_keeps_its_entries_and_trash_is_not_the_library(tmp_path, monkeypatch):
+    """A USB-drive probe (2026-12-08): `index /media/user/REV` with the drive not mounted (its
+    empty mount folder left) said "144 removed" and emptied the index; a file moved to the
+    drive's trash was "moved" and still found there; renamed only by case on a FAT drive it left
+    a ghost entry; and `lib/foley` indexed after `lib/Foley` doubled every file."""
+    from soundseek.index.scan import true_case
+
+    drive = tmp_path / "REV"
+    (drive / "Foley").mkdir(parents=True)
+    for i, clip in enumerate(_clips(3)):
+        shutil.copyfile(clip, drive / "Foley" / f"Bark{i}.flac")
+    with _create(tmp_path) as idx:
+        assert idx.add(drive, progress=False).added == 3
+        unplugged = tmp_path / "unplugged"
+        shutil.move(str(drive / "Foley"), unplugged)  # the mount folder stays, empty
+        report = idx.add(drive, progress=False)
+        assert (report.removed, len(idx)) == (0, 3)
+        assert "holds none of its 3 indexed files" in dict(report.failed)[str(drive.resolve())]
+        shutil.move(str(unplugged), drive / "Foley")  # plugged in again: as it was
+        again = idx.add(drive, progress=False)
+        assert (again.unchanged, again.removed, again.failed) == (3, 0, [])
+        # the trash can: not walked, so a file moved there is gone from the library
+        (drive / ".Trash-1000" / "files").mkdir(parents=True)
+        shutil.move(str(drive / "Foley" / "Bark2.flac"), drive / ".Trash-1000" / "files" / "Bark2.flac")
+        trashed = idx.add(drive, progress=False)
+        assert (trashed.removed, trashed.moved, len(idx)) == (1, 0, 2)
+        # a case-insensitive drive: the old name still "exists" after a rename by case alone
+        real_exists = os.path.exists
+        folded = str(drive.resolve()).casefold()
+        monkeypatch.setattr(os.path, "exists", lambda p: real_exists(p) or (
+            str(p).casefold().startswith(folded) and any(str(q).casefold() == str(p).casefold()
+                                                        for q in (drive / "Foley").iterdir())))
+        (drive / "Foley" / "Bark1.flac").rename(drive / "Foley" / "bark1.flac")
+        renamed = idx.add(drive, progress=False)
+        assert (renamed.moved, renamed.removed, len(idx)) == (1, 0, 2)
+        assert sorted(os.path.basename(it.path) for it in idx.items()) == ["Bark0.flac", "bark1.flac"]
+    assert true_case(str(drive.resolve() / "foley" / "Bark0.flac")) == str(drive.resolve() / "Foley" / "Bark0.flac")
+    assert true_case(str(drive.resolve() / "nowhere")) == str(drive.resolve() / "nowhere")
+
+
+def test_exports_onto_a_fat_drive_and_a_full_drive_say_what_to_do(tmp_path, monkeypatch):
+    """A USB-drive probe (2026-12-08): `export --link` onto an exFAT drive ended in a 38-line
+    traceback (links: "Function not implemented"); a name with `*` or `"` stopped the whole
+    export (the drive refuses those characters); a drive full when the index was opened for
+    writing gave a 53-line traceback, not the documented line.  The drive's answers are
+    simulated (this machine has no FAT driver)."""
+    import errno
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from soundseek import export as export_mod
+    from soundseek.cli import app
+    from soundseek.export import ExportError, export_files
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copyfile(_clips(1)[0], lib / 'dog "bark"*1.flac')
+    fat = tmp_path / "usb"
+    real_open = os.open
+
+    def fat_open(path, flags, *a):  # exFAT refuses < > : " | ? * in names
+        if any(c in os.path.basename(str(path)) for c in '<>:"|?*'):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(export_mod.os, "open", fat_open)
+    done = export_files([lib / 'dog "bark"*1.flac'], fat)
+    assert [os.path.basename(d) for _, d in done] == ["dog _bark__1.flac"]
+    assert export_files([lib / 'dog "bark"*1.flac'], fat) == []  # already there, under its safe name
+
+    def no_links(src, dst):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(export_mod.os, "symlink", no_links)
+    with pytest.raises(ExportError, match="cannot hold symbolic links"):
+        export_files([lib / 'dog "bark"*1.flac'], tmp_path / "usb2", link=True)
+    with _create(tmp_path) as idx:
+        idx.add(lib, progress=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "dog", "--mode", "metadata", "--index", str(tmp_path / "idx"),
+                              "--to", str(tmp_path / "usb3"), "--link"])
+    assert res.exit_code == 1 and "cannot hold symbolic links" in res.output and "Traceback" not in res.output
+    from soundseek.index.api import Index
+
+    def full(self, *a, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Index, "add", full)
+    res = runner.invoke(app, ["index", str(lib), "--index", str(tmp_path / "idx")])
+    assert res.exit_code == 1 and "no space left on device" in res.output, res.output

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .cli_help import LazyTyper, PlainHelpGroup, show_version
-from .cli_report import no_results_text, removed_but_rescanned
+from .cli_report import no_results_text, os_error_text as _os_error, removed_but_rescanned
 
 app = LazyTyper(
     name="soundseek",
@@ -51,13 +51,6 @@ def _set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def _os_error(e: BaseException, what: str) -> str:
-    """An OSError in words ("what: reason (path)"), not "[Errno 17] File exists: 'x'"."""
-    if isinstance(e, OSError) and e.strerror:
-        return f"{what}: {e.strerror.lower()}" + (f" ({e.filename})" if e.filename else "")
-    return str(e)
 
 
 def _check_audio_arg(audio: Path | None) -> None:
@@ -178,6 +171,8 @@ def index_cmd(
         _fail(str(e))
     except MilvusUnavailable as e:  # --store milvus-*: pymilvus missing or the server unreachable
         _fail(str(e))
+    except (OSError, sqlite3.Error) as e:  # a full disk before the run's own handling (opening for writing)
+        _fail(str(disk_full_error(e, idx.path) or _os_error(e, f"cannot write the index at {idx.path}")))
     except (WeightsError, ImportError) as e:  # the expert cannot be loaded (offline, a missing package)
         if new and not len(idx):  # made by this run and still empty: not left behind to fail every later run
             from .cli_report import remove_new_index
@@ -382,7 +377,10 @@ def export_cmd(
         except (RuntimeError, OSError) as e:  # a file that cannot be read now (libsndfile's errors)
             _fail(f"cannot export {h.path} ({_os_error(e, type(e).__name__)}); {len(done)} written before it")
     else:
-        done = export_files([h.path for h in hits], to, link=link, already=same)
+        try:
+            done = export_files([h.path for h in hits], to, link=link, already=same)
+        except (RuntimeError, OSError) as e:  # ExportError (links on a FAT drive), a full or vanished drive
+            _fail(_os_error(e, f"cannot export into {to}"))
     verb = "linked" if link else "written" if clips else "copied"  # --clips: cut clips, whole short files
     for src, dst in done:
         out.print(f"{verb} {src} -> {dst}", highlight=False, markup=False)

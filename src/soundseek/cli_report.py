@@ -217,3 +217,10 @@ def no_results_text(idx, query, mode, filters) -> str:
     if query is not None and mode == "metadata":
         return f"no file name, folder or tag matches {query!r} ({n} files indexed); try --mode content"
     return f"no results ({n} files indexed)"
+
+
+def os_error_text(e: BaseException, what: str) -> str:
+    """An OSError in words ("what: reason (path)"), not "[Errno 17] File exists: 'x'"."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{what}: {e.strerror.lower()}" + (f" ({e.filename})" if e.filename else "")
+    return str(e)

@@ -5,6 +5,7 @@ a file the folder already holds is not copied again)."""
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -65,9 +66,17 @@ def taken_names(dest: Path, name: str):
     """``dest/name``, ``dest/stem (2).ext``, ... as long as they exist (what an earlier export
     may have written), in order."""
     target, n = dest / name, 2
-    while target.exists() or target.is_symlink():
+    while taken(target):
         yield target
         target, n = dest / numbered(name, n), n + 1
+
+
+def taken(path: Path) -> bool:
+    """Something is at ``path`` (a link too); a name the drive cannot hold (EINVAL on FAT) is free."""
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:
+        return False
 
 
 def numbered(name: str, n: int) -> str:
@@ -121,26 +130,43 @@ def fit_name(name: str, limit: int = NAME_BYTES) -> str:
     return name if _nbytes(name) <= limit else cut_text(name[:len(name) - len(suffix)], limit - _nbytes(suffix)) + suffix
 
 
-def export_names(src: Path) -> list[str]:
+def fat_safe(name: str) -> str:
+    """``name`` as FAT and exFAT drives take it: ``< > : " / \\ | ? *`` and control characters as
+    ``_``, no trailing dot or space."""
+    out = "".join("_" if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in name).rstrip(". ")
+    return out or "_"
+
+
+def export_names(src: Path, safe: bool = False) -> list[str]:
     """The names ``src`` may take in an export folder, in order: its own, then with its folder's
     name in front (``ortnok hurt1.ogg``: three creatures' ``hurt1.ogg`` stay told apart where
-    " (2)", " (3)" would not say which is which); each cut to :func:`fit_name`."""
+    " (2)", " (3)" would not say which is which); each cut to :func:`fit_name` (and with ``safe``
+    made :func:`fat_safe`: the folder is on a drive that refused the name)."""
     names = [src.name] + ([f"{src.parent.name} {src.name}"] if src.parent.name else [])
-    return list(dict.fromkeys(fit_name(n) for n in names))
+    return list(dict.fromkeys(fit_name(fat_safe(n) if safe else n) for n in names))
 
 
-def export_target(dest: Path, src: Path) -> Path:
+class ExportError(RuntimeError):
+    """The export folder cannot take what was asked (e.g. links on a FAT drive); says what to do."""
+
+
+#: what a file system without symbolic links answers (FAT, exFAT, some network shares)
+_NO_LINKS = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+
+
+def export_target(dest: Path, src: Path, safe: bool = False) -> Path:
     """Where ``src`` goes under ``dest``: the first of :func:`export_names` not taken, else the
     last with " (2)", " (3)", ..."""
-    names = export_names(src)
-    free = next((n for n in names if not (dest / n).exists() and not (dest / n).is_symlink()), None)
+    names = export_names(src, safe)
+    free = next((n for n in names if not taken(dest / n)), None)
     return dest / free if free is not None else free_name(dest, names[-1])
 
 
 def already_there(dest: Path, src: Path, link: bool) -> Path | None:
     """The file under ``dest`` (any of :func:`export_names`, or one with " (2)", ...) that already
     holds ``src``, or None."""
-    return next((t for n in export_names(src) for t in taken_names(dest, n) if same_file(src, t, link)), None)
+    names = dict.fromkeys(export_names(src) + export_names(src, safe=True))  # (a FAT drive took the safe one)
+    return next((t for n in names for t in taken_names(dest, n) if same_file(src, t, link)), None)
 
 
 def export_files(paths, dest: str | os.PathLike, link: bool = False,
@@ -162,8 +188,9 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
             if already is not None:
                 already.append((str(src), str(there)))
             continue
+        safe = False
         while True:
-            target = export_target(dest, src)
+            target = export_target(dest, src, safe)
             try:
                 if link:
                     os.symlink(src.resolve(), target)
@@ -175,6 +202,15 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
                     shutil.copystat(src, target)
             except FileExistsError:
                 continue
+            except OSError as e:
+                if not safe and fat_safe(target.name) != target.name and e.errno in (errno.EINVAL, errno.ENOENT):
+                    # (ENOENT from exfat-fuse, EINVAL from the kernel's drivers)
+                    safe = True  # a FAT/exFAT drive refused a character of the name: "break*1.ogg" as "break_1.ogg"
+                    continue
+                if link and e.errno in _NO_LINKS:
+                    raise ExportError(f"{dest} cannot hold symbolic links (a FAT or exFAT drive?): export "
+                                      "without --link to copy the files") from None
+                raise
             break
         done.append((str(src), str(target)))
     return done

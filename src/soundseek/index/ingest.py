@@ -23,7 +23,7 @@ from .embedder import Embedder
 from .errors import disk_full_error
 from .text_path import TextPath
 from .moves import roots_still_used, take_moved
-from .scan import collect_files, inside, outermost, path_list
+from .scan import absent_roots, collect_files, inside, outermost, path_list, vanished
 from .types import ULTRASONIC_RATE, AddReport, IndexConfig
 from .window_store import WindowStore
 
@@ -73,6 +73,7 @@ class Ingest:
             self.store.remove_scratch()  # a killed run's long-file frames (the caller holds the writer lock)
             self.meta.fulltext  # creates the metadata tables now: never mid-transaction (executescript commits)
             known = self.meta.items_by_path()
+            unreadable += absent_roots(scanned_dirs, files, known, report)
             # files under a folder that cannot be listed now are out of sight, not gone: kept as they are
             hidden = {p for p in known if any(inside(p, u) for u in unreadable)} if unreadable else set()
             expert = self.embedder.expert
@@ -109,7 +110,7 @@ class Ingest:
                 present = set(files)
                 for p, item in known.items():
                     if (p not in present and item.id not in moved and p not in hidden
-                            and any(inside(p, d) for d in walked) and not os.path.exists(p)):
+                            and any(inside(p, d) for d in walked) and vanished(p)):
                         stale.append(item.id)
                         report.removed += 1
             self.remove_ids(stale)

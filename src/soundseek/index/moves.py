@@ -16,25 +16,26 @@ from collections import defaultdict
 from typing import Callable
 
 from .catalog import Item
-from .scan import inside
+from .scan import inside, vanished
 from .types import AddReport
 
 
 def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, int],
-               hash_of: Callable[[str], str], scanned: list[str] = ()) -> dict[str, Item]:
+               hash_of: Callable[[str], str], scanned: list[str] = (), present=frozenset()) -> dict[str, Item]:
     """``{new path: indexed item}`` for the new paths that hold exactly what an indexed file held
     whose own path no longer exists, and that are plainly that file: either its old place is
     inside a folder this run scanned (it is not there: renamed or moved away), or the new file
     has the old one's name (an archive moved whole; a copy under another name while a drive is
     not mounted takes nothing over).  Among files of the same content, the one of the same name
     first, then the lowest id.  Only known files of a size some new file has are looked at, and
-    only new files of a size some gone file had are hashed: a run with nothing new stats nothing."""
+    only new files of a size some gone file had are hashed: a run with nothing new stats nothing.
+    ``present``: the paths the scan found (not gone, whatever their case)."""
     wanted = {sizes[p] for p in new_paths if p in sizes}
     if not wanted:
         return {}
     gone: dict[int, list[tuple[str, Item]]] = defaultdict(list)
     for path, item in known.items():
-        if item.size in wanted and not os.path.exists(path):  # (as pruning tells a file gone)
+        if item.size in wanted and path not in present and vanished(path):  # (as pruning tells a file gone)
             gone[item.size].append((path, item))
     if not gone:
         return {}
@@ -74,7 +75,7 @@ def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str
     scanned (linked folders' targets too); ``word_roots``: those folder words start below (default
     ``roots``).  Returns their item ids."""
     found = find_moved([p for p in todo if p not in known], known, {p: listed[p][0] for p in todo},
-                       ingest.store.hash_of, roots)
+                       ingest.store.hash_of, roots, present=listed.keys())
     ft = ingest.meta.fulltext
     tags = ft.machine_tags([it.id for it in found.values()]) if ft is not None and found else {}
     for path, item in found.items():

@@ -38,7 +38,8 @@ def collect_files(paths, recursive: bool, report: AddReport) -> Scan:
         if not utf8_name(p):
             report.failed.append((display_path(p), NOT_UTF8))
         elif p.is_dir():
-            roots.append(str(p.resolve()))
+            p = Path(true_case(str(p.resolve())))  # `Foley` and `foley` on a FAT drive: one folder
+            roots.append(str(p))
             for f in walk(p, recursive, report, linked, unreadable):
                 if not is_audio_path(f):  # not audio by name (macOS's "._NAME.WAV" companions too)
                     why = unsupported_audio(f)  # audio, in a format that cannot be read: said, not passed over
@@ -54,7 +55,7 @@ def collect_files(paths, recursive: bool, report: AddReport) -> Scan:
         elif p.is_file() and unsupported_audio(p) is not None:
             report.failed.append((display_path(p), unsupported_audio(p)))
         elif p.is_file():
-            files.append(str(p.resolve()))
+            files.append(true_case(str(p.resolve())))
         elif p.is_symlink():
             report.failed.append((display_path(p), path_problem(p) or "cannot be read"))
         else:
@@ -65,6 +66,19 @@ def collect_files(paths, recursive: bool, report: AddReport) -> Scan:
 
 
 UNREADABLE = "its files were not looked at, and those indexed are kept as they are"
+
+#: folders that desktops and operating systems keep on a drive, never walked into (a file moved to
+#: the trash was "moved" and kept being found there: a USB-drive probe); given as the folder to
+#: index, they are indexed
+SYSTEM_FOLDERS = frozenset({".trash", ".trashes", "$recycle.bin", "recycler", "system volume information",
+                            ".spotlight-v100", ".fseventsd", ".temporaryitems", ".documentrevisions-v100",
+                            "lost+found"})
+
+
+def system_folder(name: str) -> bool:
+    """A trash can (``.Trash-1000``, ``$RECYCLE.BIN``, ...) or a file system's own folder."""
+    low = name.lower()
+    return low in SYSTEM_FOLDERS or low.startswith(".trash-")
 
 
 def entry_is_dir(e: os.DirEntry) -> bool:
@@ -114,6 +128,8 @@ def walk(folder: Path, recursive: bool, report: AddReport, linked: list[str], un
         for e, is_dir, is_link in entries:
             if not is_dir:
                 yield Path(e.path)
+            elif system_folder(e.name):
+                continue  # a trash can or a system's own folder on a drive: not the library
             elif recursive and is_link:
                 target = os.path.realpath(e.path)
                 if any(target != top and inside(top, target) for top in tops):  # above: a loop, not more files
@@ -126,6 +142,54 @@ def walk(folder: Path, recursive: bool, report: AddReport, linked: list[str], un
                 todo.append(Path(e.path))
             elif recursive:
                 todo.append(Path(e.path))
+
+
+def absent_roots(roots: list[str], files: list[str], known, report: AddReport) -> list[str]:
+    """The folders given to index that hold none of their indexed files now and no audio at all:
+    a drive not mounted (its empty mount folder left behind), not a library emptied on purpose.
+    Reported; the caller keeps their entries (pruning them emptied the index of an unplugged
+    drive: "144 removed", a USB-drive probe).  ``known``: the indexed paths."""
+    out = []
+    for r in roots:
+        if any(inside(f, r) for f in files):
+            continue
+        held = sum(1 for p in known if inside(p, r))
+        if held:
+            report.failed.append((r, f"holds none of its {held} indexed files and no audio now (a drive not "
+                                     f"mounted?): they are kept; plug it in and index again, or `soundseek remove "
+                                     f"{r}` drops them"))
+            out.append(r)
+    return out
+
+
+def true_case(path: str) -> str:
+    """``path`` with each name as its folder lists it: on a case-insensitive drive (FAT, exFAT,
+    macOS) ``lib/foley`` opens ``lib/Foley``, and indexing both doubled every file.  Unchanged
+    where a folder cannot be listed or two names differ only by case."""
+    parts = Path(path).parts
+    out = parts[0]
+    for part in parts[1:]:
+        try:
+            names = os.listdir(out)
+        except OSError:
+            return path
+        if part not in names:
+            same = [n for n in names if n.casefold() == part.casefold()]
+            part = same[0] if len(same) == 1 else part
+        out = os.path.join(out, part)
+    return out
+
+
+def vanished(path: str) -> bool:
+    """An indexed file no longer at ``path``: it does not exist, or (a case-insensitive drive)
+    only a name that differs by case does (`Bark3.ogg` renamed `bark3.ogg` left a ghost entry)."""
+    if not os.path.exists(path):
+        return True
+    parent, name = os.path.split(path)
+    try:
+        return name not in os.listdir(parent)
+    except OSError:
+        return False
 
 
 def outermost(folders) -> list[str]:

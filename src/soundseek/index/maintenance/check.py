@@ -175,8 +175,17 @@ def check_audio_files(root: Path, items: list, roots: list[str], report: CheckRe
     if not report.missing:
         return
     folders = sorted({min(under, key=len) for m in report.missing if (under := [r for r in roots if inside(m, r)])})
-    folders = [f for f in folders if os.path.isdir(f)]  # a moved library or unmounted drive: `index F` would fail
     drop = f"`soundseek repair --index {root} --drop-missing`"
+    gone = set(report.missing)
+    # every file of a folder gone: a drive not mounted or a library moved, not files deleted one by one
+    whole = [f for f in folders if all(path in gone for _, path, _ in items if inside(path, f))]
+    if whole:
+        shown = ", ".join(whole[:3])
+        report.gone_fix = (f"every indexed file under {shown} is gone: a drive not mounted? plug it in (nothing to "
+                           "do then); a library moved? `soundseek index NEW_PLACE` keeps its files as moved; "
+                           f"deleted on purpose? {drop} drops them")
+        return
+    folders = [f for f in folders if os.path.isdir(f)]  # a moved library or unmounted drive: `index F` would fail
     if folders:
         run = " and ".join(f"`soundseek index {f} --index {root}`" for f in folders[:3])
         report.gone_fix = f"run {run} again, or {drop}, to drop them"
