@@ -300,3 +300,19 @@ def test_exports_onto_a_fat_drive_and_a_full_drive_say_what_to_do(tmp_path, monk
     monkeypatch.setattr(Index, "add", full)
     res = runner.invoke(app, ["index", str(lib), "--index", str(tmp_path / "idx")])
     assert res.exit_code == 1 and "no space left on device" in res.output, res.output
+
+
+def test_a_drive_mounted_elsewhere_moves_its_files_and_leaves_no_old_folder(tmp_path):
+    """A USB-drive probe (2026-12-08): after a remount at a new mount point, `index NEW` kept the
+    files as moved, but `roots` still listed the old, empty mount folder."""
+    old, new = tmp_path / "media" / "EXFAT", tmp_path / "media" / "USB2"
+    (old / "Foley").mkdir(parents=True)
+    for i, clip in enumerate(_clips(2)):
+        shutil.copyfile(clip, old / "Foley" / f"take{i}.flac")
+    with _create(tmp_path) as idx:
+        idx.add(old, progress=False)
+        new.mkdir(parents=True)
+        shutil.move(str(old / "Foley"), new / "Foley")  # remounted elsewhere; the old mount folder stays
+        report = idx.add(new, progress=False)
+        assert (report.moved, report.added, len(idx)) == (2, 0, 2)
+        assert old.is_dir() and idx.roots == [str(new.resolve())]

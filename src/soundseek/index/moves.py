@@ -60,10 +60,11 @@ def find_moved(new_paths: list[str], known: dict[str, Item], sizes: dict[str, in
 
 
 def roots_still_used(roots: list[str], paths) -> list[str]:
-    """``roots`` less the folders that are gone from disk and hold no indexed file any more (all
-    of theirs moved): ``info`` no longer lists the old place of a moved archive."""
+    """``roots`` less the folders that hold no indexed file any more (all of theirs moved):
+    ``info`` no longer lists the old place of a moved archive, even where an empty folder is left
+    there (a drive's old mount point: a USB-drive probe)."""
     paths = list(paths)
-    return [r for r in roots if os.path.isdir(r) or any(inside(p, r) for p in paths)]
+    return [r for r in roots if any(inside(p, r) for p in paths)]
 
 
 def take_moved(ingest, todo: list[str], known: dict[str, Item], listed: dict[str, tuple], roots: list[str],
