@@ -88,6 +88,29 @@ def test_error_handlers_give_one_json_shape():
         assert "/srv/secret" not in r.text
 
 
+def test_an_index_whose_drive_went_away_is_503_not_500():
+    """A USB-drive probe (2026-12-08): with the index's drive pulled out, /api/health and
+    /api/search answered 500 "unexpected OperationalError"; it is the drive, not a bug."""
+    import errno
+    import sqlite3
+
+    app = _bare_app(_Index(), ServerConfig())
+
+    @app.get("/sqlite-gone")
+    def sqlite_gone():
+        raise sqlite3.OperationalError("disk I/O error")
+
+    @app.get("/fuse-gone")
+    def fuse_gone():
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for url in ("/sqlite-gone", "/fuse-gone"):
+            r = c.get(url)
+            assert r.status_code == 503 and r.json()["error"] == "index_unavailable", (url, r.text)
+            assert "drive" in r.json()["detail"]
+
+
 def test_query_guard_serialises_an_unknown_index():
     state = AppState(_Index(), ServerConfig())  # not a soundseek.Index: not known to be thread-safe
     assert state.serialize

@@ -7,7 +7,9 @@ parse HTML or text error pages.
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,7 +52,22 @@ async def _validation_error(_: Request, exc: RequestValidationError):
     return error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
 
 
+#: what reading an index whose drive went away raises (a USB drive pulled out, a network share gone)
+_GONE_ERRNOS = {errno.EIO, errno.ENOTCONN, errno.ENODEV, errno.ESTALE, errno.ENXIO}
+
+
+def index_gone(exc: BaseException) -> bool:
+    """``exc`` says the index's files cannot be read at all now (the drive was removed), not a bug."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk i/o error" in str(exc).lower() or "unable to open database file" in str(exc).lower()
+    return isinstance(exc, OSError) and exc.errno in _GONE_ERRNOS
+
+
 async def _unexpected(request: Request, exc: Exception):
+    if index_gone(exc):  # one line in the log, 503 to the client: it may come back
+        log.error("the index cannot be read (%s: %s) while answering %s", type(exc).__name__, exc, request.url.path)
+        return error_response(503, "index_unavailable", "the index cannot be read now (its drive removed or "
+                              "unmounted?); plug it back in and restart `soundseek serve`")
     log.exception("error while answering %s %s", request.method, request.url.path)
     # The message may hold file paths or internals: it goes to the server log, not the client.
     return error_response(500, "internal_error", f"unexpected {type(exc).__name__}; the server log has the details")
