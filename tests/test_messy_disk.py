@@ -286,6 +286,7 @@ def test_exports_onto_a_fat_drive_and_a_full_drive_say_what_to_do(tmp_path, monk
     monkeypatch.setattr(export_mod.os, "symlink", no_links)
     with pytest.raises(ExportError, match="cannot hold symbolic links"):
         export_files([lib / 'dog "bark"*1.flac'], tmp_path / "usb2", link=True)
+    assert not (tmp_path / "usb2").exists()  # made for the links, so not left behind empty
     with _create(tmp_path) as idx:
         idx.add(lib, progress=False)
     runner = CliRunner()
@@ -316,3 +317,33 @@ def test_a_drive_mounted_elsewhere_moves_its_files_and_leaves_no_old_folder(tmp_
         report = idx.add(new, progress=False)
         assert (report.moved, report.added, len(idx)) == (2, 0, 2)
         assert old.is_dir() and idx.roots == [str(new.resolve())]
+        # unplugged there, found at the old place again: the "a drive not mounted?" note goes (it stayed)
+        shutil.move(str(new / "Foley"), old / "Foley")
+        assert "a drive not mounted?" in dict(idx.add(new, progress=False).failed)[str(new.resolve())]
+        back = idx.add(old, progress=False)
+        assert (back.moved, back.failed, idx.failures()) == (2, [], [])
+
+
+def test_a_file_out_of_this_users_reach_is_not_called_gone(tmp_path, monkeypatch):
+    """A re-check (2026-12-08): with a folder this user cannot enter, `index` kept its files, but
+    `check` called them gone and offered `--drop-missing`, and search marked them "(file missing)"."""
+    from soundseek.audio import on_disk
+    from soundseek.index.maintenance.check import check
+
+    lib = tmp_path / "lib"
+    (lib / "locked").mkdir(parents=True)
+    shutil.copyfile(_clips(1)[0], lib / "locked" / "rain.flac")
+    with _create(tmp_path) as idx:
+        idx.add(lib, progress=False)
+    locked = str((lib / "locked").resolve())
+    real_stat = os.stat
+
+    def stat(path, *a, **kw):
+        if str(path).startswith(locked + os.sep):
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert on_disk(lib / "locked" / "rain.flac") and not on_disk(lib / "gone.flac")  # (in reach and not there)
+    report = check(tmp_path / "idx")
+    assert report.missing == [] and report.ok, report.problems

@@ -177,6 +177,7 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
     already holds (same size and content hash; for links the same target): exporting again
     into the same folder adds only what is new.  Those go to ``already`` as (source, path)."""
     dest = Path(dest).expanduser()
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     done = []
     for src in paths:
@@ -208,6 +209,8 @@ def export_files(paths, dest: str | os.PathLike, link: bool = False,
                     safe = True  # a FAT/exFAT drive refused a character of the name: "break*1.ogg" as "break_1.ogg"
                     continue
                 if link and e.errno in _NO_LINKS:
+                    if made and not any(dest.iterdir()):
+                        dest.rmdir()  # (it was made for these links: nothing is left behind)
                     raise ExportError(f"{dest} cannot hold symbolic links (a FAT or exFAT drive?): export "
                                       "without --link to copy the files") from None
                 raise

@@ -38,8 +38,14 @@ def utf8_name(path: str | os.PathLike) -> bool:
 def on_disk(path: str | os.PathLike) -> bool:
     """True when the indexed file at ``path`` is still a regular file (one ``stat``): what the
     API's ``available`` / ``audio_missing``, ``soundseek check``'s gone files and the CLI's
-    "(file missing)" mark all mean by a file that is no longer on disk."""
-    return os.path.isfile(path)
+    "(file missing)" mark all mean by a file that is no longer on disk.  A file this user may not
+    look at (its folder cannot be entered) is not gone: `check` offered to drop such files."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except PermissionError:  # in a folder this user cannot enter: out of reach, not gone (nothing to drop)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def path_problem(path: str | os.PathLike) -> str | None:

@@ -78,4 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # (handled below Starlette's error middleware, which logs a traceback for what reaches it: a
+    # pulled-out drive wrote ~80 lines a request; the handler logs what needs it)
+    app.add_exception_handler(sqlite3.OperationalError, _unexpected)
+    app.add_exception_handler(OSError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
