@@ -400,6 +400,14 @@ def test_files_indexed_after_adapt_join_the_memory_or_are_reported(tmp_path):
     assert toad_id not in NameVectors.load(tmp_path / "idx" / NAMES_FILE).item_ids.tolist()
     assert len(NameVectors.load(tmp_path / "idx" / NAMES_FILE).item_ids) == len(names_before.item_ids)
 
+    # a named file renamed: captioned again under its new name, not counted as a new named file
+    # ("3 new named files" for two new ones and a rename: a sound designer's probe, 2026-12-08)
+    named_file = next(p for p in sorted(lib.rglob("*.ogg")) if "zoom" not in p.name.lower())
+    named_file.rename(named_file.with_name("renamed_" + named_file.name))
+    shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "pond" / "frog_at_night.ogg")  # and a new named one
+    out = _cli("index", str(lib), "--index", ip).output
+    assert "1 moved" in out and "1 new named file:" in out, out  # (it said "2 new named files")
+
     (tmp_path / "idx" / ANCHORS_FILE).unlink()  # as written by an older `adapt`: new files wait
     shutil.copy(WIDELANDS / "animals" / "frog.ogg", lib / "ZOOM0003.OGG")
     out = _cli("index", str(lib), "--index", ip).output

@@ -261,8 +261,9 @@ class Ingest:
     def grow_names(self, every: list) -> tuple[int, dict[int, np.ndarray]]:
         """Files indexed since ``soundseek adapt`` whose names say something get a name vector
         (:func:`.name_match.grow_names`), when the index has name vectors for the model in use;
-        ``every``: the index's items by id.  Returns how many, and their vectors by id.  A
-        damaged file is left to ``check``."""
+        ``every``: the index's items by id.  Returns how many new ones (a moved file captioned
+        again under its new name is not counted), and the vectors of all by id.  A damaged file
+        is left to ``check``."""
         from ..experts.minilm_fast import light_text_expert
         from .name_match import NAMES_FILE, NameVectors, grow_names, readability
 
@@ -293,7 +294,9 @@ class Ingest:
                               readable=readable if made else None, recaption=self.moved_ids)
         if grown is not names:  # new names, or rows of removed files dropped
             grown.save(path)
-        return n, ({int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {})
+        vectors = {int(i): v for i, v in zip(grown.item_ids[-n:], grown.vectors[-n:])} if n else {}
+        # a renamed file captioned again is no new named file ("3 new named files" for 2 and a rename)
+        return sum(1 for i in vectors if i not in self.moved_ids), vectors
 
     def same_content(self, item, path: str, st: os.stat_result) -> bool:
         """Whether ``path`` (of ``item``'s size) still holds what was indexed: the same mtime, or
