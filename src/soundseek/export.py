@@ -82,8 +82,7 @@ def taken(path: Path) -> bool:
 def numbered(name: str, n: int) -> str:
     """``stem (n).ext``, the stem cut to leave room for " (n)" (:data:`NAME_BYTES`)."""
     suffix = Path(name).suffix
-    tail = f" ({n}){suffix}"
-    return cut_text(name[:len(name) - len(suffix)], NAME_BYTES - _nbytes(tail)) + tail
+    return with_tail(name[:len(name) - len(suffix)], f" ({n}){suffix}")
 
 
 def free_name(dest: Path, name: str) -> Path:
@@ -122,12 +121,18 @@ def cut_text(text: str, limit: int) -> str:
     return text.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore").rstrip() + "…"
 
 
-def fit_name(name: str, limit: int = NAME_BYTES) -> str:
-    """``name`` cut to ``limit`` bytes of UTF-8 (its stem shortened, the extension kept): a
-    folder's name in front of a 250-byte name, or a clip's times after it, would be "File name
-    too long" for the file system."""
+def with_tail(stem: str, tail: str, limit: int = NAME_BYTES) -> str:
+    """``stem + tail`` in ``limit`` bytes of UTF-8: the tail (an extension, " (2).wav", a clip's
+    times) kept whole, the stem cut (:func:`cut_text`)."""
+    return cut_text(stem, limit - _nbytes(tail)) + tail
+
+
+def fit_name(name: str) -> str:
+    """``name`` cut to :data:`NAME_BYTES` (its stem shortened, the extension kept): a folder's
+    name in front of a 250-byte name, or a clip's times after it, would be "File name too long"
+    for the file system."""
     suffix = Path(name).suffix
-    return name if _nbytes(name) <= limit else cut_text(name[:len(name) - len(suffix)], limit - _nbytes(suffix)) + suffix
+    return with_tail(name[:len(name) - len(suffix)], suffix)
 
 
 def fat_safe(name: str) -> str:
@@ -242,8 +247,8 @@ def clip_name(src: Path, start: float, end: float, length: float | None = None) 
     if len(parts) >= 3 and ucs_name_words(src.stem) is not None:
         parts[1] = f"{parts[1]} {t(start)}-{t(end)}"
         return fit_name("_".join(parts) + ".wav")
-    times = f" {t(start)}-{t(end)}.wav"  # the times stay whole (and room for " (2)"): a long stem is cut
-    return cut_text(src.stem, NAME_BYTES - _nbytes(times) - len(" (99)")) + times
+    # the times stay whole, with room for " (99)" after them: a long stem is cut
+    return with_tail(src.stem, f" {t(start)}-{t(end)}.wav", NAME_BYTES - len(" (99)"))
 
 
 def export_clips(windows, dest: str | os.PathLike, margin: float = 1.0,

@@ -135,9 +135,10 @@ class Ingest:
                                      "written?); the next run indexes it once it stays the same") for p in sink.changed)
             self.backfill_metadata(scanned_dirs)  # items indexed before metadata existed
             # earlier failures of files that are gone or were just scanned again are out of date
-            indexed = list(self.meta.items_by_path())  # (a folder's note with no file of the index left under it: gone)
-            self.meta.clear_failures([p for p, _ in self.meta.failures()
-                                      if not os.path.lexists(p) or any(inside(p, d) for d in walked)
+            old = [p for p, _ in self.meta.failures()]
+            # (a folder's note with no file of the index left under it: gone, e.g. a drive found elsewhere)
+            indexed = list(self.meta.items_by_path()) if any(os.path.isdir(p) for p in old) else []
+            self.meta.clear_failures([p for p in old if not os.path.lexists(p) or any(inside(p, d) for d in walked)
                                       or os.path.isdir(p) and not any(inside(q, p) for q in indexed)])
             self.store.record_missing_checksums()  # shards written before checksums existed
             self.meta.record_failures(report.failed)

@@ -83,14 +83,12 @@ def system_folder(name: str) -> bool:
 
 def entry_is_dir(e: os.DirEntry) -> bool:
     """A folder or a link to one; a broken link or a link loop is not (it is reported as the file
-    it claims to be).  Raises PermissionError when the entry cannot be looked at: its folder
-    can be listed but not entered."""
+    it claims to be).  Raises PermissionError when a link in a folder that can be listed but not
+    entered is looked at (:func:`walk` stats one plain entry a folder for the same reason)."""
     try:
         if e.is_dir():
             return True
-        e.is_file()  # stats a link (and, for a folder without its x bit, any entry)
-        if not e.is_symlink():
-            os.stat(e.path)  # the d_type of a plain entry needs no stat: make sure the folder can be entered
+        e.is_file()  # stats a link (a plain entry's type comes from the listing)
         return False
     except PermissionError:
         raise
@@ -120,7 +118,10 @@ def walk(folder: Path, recursive: bool, report: AddReport, linked: list[str], un
                 unreadable.append(os.path.realpath(d))
                 continue
             entries = [(e, entry_is_dir(e), e.is_symlink()) for e in os.scandir(d)]
-        except OSError as e:  # (a folder listed but not entered, no x bit: EACCES from entry_is_dir)
+            plain = next((e for e, is_dir, is_link in entries if not is_dir and not is_link), None)
+            if plain is not None:  # one stat a folder: one listed but not entered (no x bit) refuses it
+                os.stat(plain.path)
+        except OSError as e:  # (EACCES: listed but not entered; from entry_is_dir for a link in it)
             report.failed.append((display_path(d), f"cannot read folder ({(e.strerror or str(e)).lower()}): "
                                   + UNREADABLE))
             unreadable.append(os.path.realpath(d))
